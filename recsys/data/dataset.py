@@ -1,0 +1,323 @@
+"""The ``Dataset``: users, products and events, validated on construction.
+
+Schema (column: dtype kind, rule). ``*`` marks a column where NaN is allowed.
+
+users
+    user_id: str, unique, non-empty
+    age: float, 13..110 (``*`` NaN where the age is unknown, e.g. real data)
+    region: str, a configured region name
+    spending_tier: str, a configured spending tier
+    price_sensitivity: float, 0..1 (``*`` NaN where unknown)
+products
+    product_id: str, unique, non-empty
+    name, category, description: str (category: any non-empty string)
+    tags: str, tags separated by ``|`` (may be empty)
+    price: float > 0
+    cost: float > 0 (``*`` NaN where unknown)
+    stock: int >= 0
+    peak_season: str, one of winter/spring/summer/autumn/none
+events
+    user_id, product_id: str, must exist in users / products
+    event_type: str, one of view/favorite/cart/purchase/review
+    timestamp: datetime64, <= ``as_of``
+    session_id: str
+    quantity: int >= 0 (purchases >= 1)
+    value: float >= 0 (``*`` NaN but for purchases)
+    rating: float 1..5 for reviews (``*`` NaN for other events)
+
+Validation raises :class:`DataValidationError` naming the frame, the column,
+how many rows are wrong and a few examples. Nothing is dropped silently:
+:func:`drop_invalid_events` returns the kept frame and a report of what it
+removed and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.config import DEFAULT_CONFIG, EVENT_TYPES, SEASONS, RecsysConfig
+
+__all__ = ["DataValidationError", "Dataset", "SCHEMA", "drop_invalid_events", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+
+class DataValidationError(ValueError):
+    """Input data breaks the schema; the message names frame, column, count and examples."""
+
+    def __init__(self, frame: str, column: str | None, problem: str, count: int = 0, examples: Any = None):
+        self.frame, self.column, self.problem, self.count = frame, column, problem, count
+        where = f"{frame}.{column}" if column else frame
+        message = f"{where}: {problem}"
+        if count:
+            message += f" ({count} row{'s' if count != 1 else ''}"
+            if examples is not None and len(examples):
+                message += f"; e.g. {_examples(examples)}"
+            message += ")"
+        super().__init__(message)
+
+
+def _examples(values: Any, limit: int = 3) -> str:
+    if isinstance(values, pd.DataFrame):
+        return "; ".join(f"row {i}: {dict(r)}" for i, r in values.head(limit).iterrows())
+    if isinstance(values, pd.Series):
+        return ", ".join(f"row {i}: {v!r}" for i, v in values.head(limit).items())
+    return ", ".join(repr(v) for v in list(values)[:limit])
+
+
+@dataclass(frozen=True)
+class Column:
+    kind: str  # "str", "float", "int", "datetime", "bool"
+    nullable: bool = False
+
+
+SCHEMA: Mapping[str, Mapping[str, Column]] = {
+    "users": {
+        "user_id": Column("str"),
+        "age": Column("float", nullable=True),
+        "region": Column("str"),
+        "spending_tier": Column("str"),
+        "price_sensitivity": Column("float", nullable=True),
+    },
+    "products": {
+        "product_id": Column("str"),
+        "name": Column("str"),
+        "category": Column("str"),
+        "description": Column("str"),
+        "tags": Column("str"),
+        "price": Column("float"),
+        "cost": Column("float", nullable=True),
+        "stock": Column("int"),
+        "peak_season": Column("str"),
+    },
+    "events": {
+        "user_id": Column("str"),
+        "product_id": Column("str"),
+        "event_type": Column("str"),
+        "timestamp": Column("datetime"),
+        "session_id": Column("str"),
+        "quantity": Column("int"),
+        "value": Column("float", nullable=True),
+        "rating": Column("float", nullable=True),
+    },
+}
+
+_KIND_CHECKS: dict[str, Callable[[pd.Series], bool]] = {
+    "str": lambda s: pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s),
+    "float": lambda s: pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s),
+    "int": lambda s: pd.api.types.is_integer_dtype(s),
+    "datetime": lambda s: pd.api.types.is_datetime64_any_dtype(s),
+    "bool": lambda s: pd.api.types.is_bool_dtype(s),
+}
+
+_CANONICAL_DTYPE = {"str": object, "float": "float64", "int": "int64", "datetime": "datetime64[ns]"}
+
+
+def _bad(frame: str, column: str | None, problem: str, mask: np.ndarray | pd.Series, values: Any) -> None:
+    count = int(np.asarray(mask).sum())
+    if count:
+        raise DataValidationError(frame, column, problem, count, values[np.asarray(mask)])
+
+
+def _check_columns(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(df, pd.DataFrame):
+        raise DataValidationError(name, None, f"expected a pandas DataFrame, got {type(df).__name__}")
+    schema = SCHEMA[name]
+    missing = [c for c in schema if c not in df.columns]
+    if missing:
+        raise DataValidationError(name, missing[0], f"missing column(s) {missing}; expected {list(schema)}")
+    df = df.reset_index(drop=True)
+    for column, spec in schema.items():
+        series = df[column]
+        if not _KIND_CHECKS[spec.kind](series):
+            raise DataValidationError(name, column, f"wrong dtype {series.dtype}, expected {spec.kind}")
+        if spec.kind == "str":
+            nonstr = series.notna() & ~series.map(lambda v: isinstance(v, str))
+            _bad(name, column, "non-string values", nonstr, series)
+        if not spec.nullable:
+            _bad(name, column, "missing values (NaN/None) in a required field", series.isna(), series)
+    out = df[list(schema)].copy()
+    for column, spec in schema.items():
+        out[column] = out[column].astype(_CANONICAL_DTYPE[spec.kind]) if spec.kind != "datetime" else (
+            pd.to_datetime(out[column]).astype("datetime64[ns]")
+        )
+    return out
+
+
+def _check_unique(name: str, df: pd.DataFrame, column: str) -> None:
+    _bad(name, column, "duplicate ids", df[column].duplicated(keep=False), df[column])
+    _bad(name, column, "empty ids", df[column].str.len() == 0, df[column])
+
+
+@dataclass
+class Dataset:
+    """Users, products and events of one world, with the moment ``as_of`` it
+    describes. ``personas`` (hidden ground truth of synthetic data, columns
+    ``user_id, persona``) and ``meta`` (how the data was made) are optional;
+    models must never read ``personas``."""
+
+    users: pd.DataFrame
+    products: pd.DataFrame
+    events: pd.DataFrame
+    as_of: pd.Timestamp
+    personas: pd.DataFrame | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    config: RecsysConfig = field(default=DEFAULT_CONFIG, repr=False)
+
+    def __post_init__(self) -> None:
+        self.as_of = pd.Timestamp(self.as_of)
+        self.users = _check_columns("users", self.users)
+        self.products = _check_columns("products", self.products)
+        self.events = _check_columns("events", self.events)
+        self._validate_users()
+        self._validate_products()
+        self._validate_events()
+        if self.personas is not None:
+            self.personas = self.personas.reset_index(drop=True)
+            if list(self.personas.columns[:1]) != ["user_id"]:
+                raise DataValidationError("personas", "user_id", "first column must be user_id")
+
+    # -- validation -----------------------------------------------------------
+    def _validate_users(self) -> None:
+        u, cfg = self.users, self.config
+        _check_unique("users", u, "user_id")
+        _bad("users", "age", "age outside 13..110", u["age"].notna() & ~u["age"].between(13, 110), u["age"])
+        _bad("users", "region", f"unknown region; allowed {list(cfg.region_names)}",
+             ~u["region"].isin(cfg.region_names), u["region"])
+        _bad("users", "spending_tier", f"unknown spending tier; allowed {list(cfg.spending_tier_names)}",
+             ~u["spending_tier"].isin(cfg.spending_tier_names), u["spending_tier"])
+        ps = u["price_sensitivity"]
+        _bad("users", "price_sensitivity", "outside 0..1", ps.notna() & ~ps.between(0, 1), ps)
+
+    def _validate_products(self) -> None:
+        p = self.products
+        _check_unique("products", p, "product_id")
+        _bad("products", "price", "non-positive price", ~(p["price"] > 0), p["price"])
+        _bad("products", "cost", "non-positive cost", p["cost"].notna() & ~(p["cost"] > 0), p["cost"])
+        _bad("products", "stock", "negative stock", p["stock"] < 0, p["stock"])
+        allowed = list(SEASONS) + ["none"]
+        _bad("products", "peak_season", f"unknown season; allowed {allowed}",
+             ~p["peak_season"].isin(allowed), p["peak_season"])
+
+    def _validate_events(self) -> None:
+        e = self.events
+        _bad("events", "event_type", f"unknown event type; allowed {list(EVENT_TYPES)}",
+             ~e["event_type"].isin(EVENT_TYPES), e["event_type"])
+        _bad("events", "user_id", "references unknown users", ~e["user_id"].isin(self.users["user_id"]), e["user_id"])
+        _bad("events", "product_id", "references unknown products",
+             ~e["product_id"].isin(self.products["product_id"]), e["product_id"])
+        _bad("events", "timestamp", f"event time after the data set's as_of {self.as_of}",
+             e["timestamp"] > self.as_of, e["timestamp"])
+        _bad("events", "quantity", "negative quantity", e["quantity"] < 0, e["quantity"])
+        is_purchase = e["event_type"].eq("purchase")
+        _bad("events", "quantity", "purchase with quantity < 1", is_purchase & (e["quantity"] < 1), e["quantity"])
+        _bad("events", "value", "negative value", e["value"] < 0, e["value"])
+        _bad("events", "value", "purchase without a value", is_purchase & e["value"].isna(), e["value"])
+        is_review = e["event_type"].eq("review")
+        rating = e["rating"]
+        _bad("events", "rating", "review rating outside 1..5", is_review & ~rating.between(1, 5), rating)
+        _bad("events", "rating", "rating on an event that is not a review", ~is_review & rating.notna(), rating)
+
+    # -- convenience ----------------------------------------------------------
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_products(self) -> int:
+        return len(self.products)
+
+    def user_features(self) -> pd.DataFrame:
+        """Users with their ``age_group`` column added."""
+        users = self.users.copy()
+        users["age_group"] = self.config.age_groups_of(users["age"]).to_numpy()
+        return users
+
+    def restrict_events(self, mask: pd.Series | np.ndarray, as_of: pd.Timestamp | None = None) -> Dataset:
+        """The same world with only the events where ``mask`` holds (and an
+        optional earlier ``as_of``): the basis of temporal splits."""
+        return Dataset(
+            self.users, self.products, self.events[np.asarray(mask)], as_of if as_of is not None else self.as_of,
+            self.personas, dict(self.meta), self.config,
+        )
+
+    def content_hash(self) -> str:
+        """sha256 over the three frames' contents (stable across runs)."""
+        digest = hashlib.sha256()
+        for frame in (self.users, self.products, self.events):
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+            digest.update(",".join(frame.columns).encode())
+        digest.update(str(self.as_of).encode())
+        return digest.hexdigest()
+
+    # -- disk -----------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write parquet files and ``manifest.json`` (parameters, seed, row
+        counts, content hash) into ``directory``; byte-identical for the same
+        data."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        frames = {"users": self.users, "products": self.products, "events": self.events}
+        if self.personas is not None:
+            frames["personas"] = self.personas
+        for name, frame in frames.items():
+            frame.to_parquet(directory / f"{name}.parquet", index=False, engine="pyarrow", compression="zstd")
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "as_of": self.as_of.isoformat(),
+            "rows": {name: len(frame) for name, frame in frames.items()},
+            "content_hash": self.content_hash(),
+            "meta": self.meta,
+        }
+        (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, config: RecsysConfig = DEFAULT_CONFIG) -> Dataset:
+        """Read a directory written by :meth:`save`, checking its manifest."""
+        directory = Path(directory)
+        manifest_path = directory / "manifest.json"
+        if not manifest_path.exists():
+            raise FileNotFoundError(f"{manifest_path} not found: not a saved Dataset directory")
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise DataValidationError(
+                "manifest", "format_version",
+                f"format version {manifest.get('format_version')} is not {FORMAT_VERSION}; regenerate the data",
+            )
+        frames = {name: pd.read_parquet(directory / f"{name}.parquet") for name in ("users", "products", "events")}
+        personas_path = directory / "personas.parquet"
+        personas = pd.read_parquet(personas_path) if personas_path.exists() else None
+        dataset = cls(**frames, as_of=pd.Timestamp(manifest["as_of"]), personas=personas,
+                      meta=manifest.get("meta", {}), config=config)
+        if dataset.content_hash() != manifest["content_hash"]:
+            raise DataValidationError("manifest", "content_hash", f"data in {directory} does not match its manifest")
+        return dataset
+
+
+def drop_invalid_events(
+    events: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame, as_of: pd.Timestamp
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Remove events that reference unknown users/products or lie after
+    ``as_of``. Returns ``(kept, report)`` where ``report`` has one row per
+    reason: ``reason, rows_removed``."""
+    reasons = {
+        "unknown user_id": ~events["user_id"].isin(users["user_id"]),
+        "unknown product_id": ~events["product_id"].isin(products["product_id"]),
+        "timestamp after as_of": events["timestamp"] > pd.Timestamp(as_of),
+    }
+    removed = pd.Series(False, index=events.index)
+    rows = []
+    for reason, mask in reasons.items():
+        newly = mask & ~removed
+        rows.append({"reason": reason, "rows_removed": int(newly.sum())})
+        removed |= mask
+    return events[~removed].reset_index(drop=True), pd.DataFrame(rows)

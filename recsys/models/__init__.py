@@ -1,0 +1,1 @@
+"""Recommendation strategies, one module each, all sharing :class:`~recsys.models.base.Recommender`."""

@@ -1,0 +1,176 @@
+"""The one interface every recommendation strategy shares.
+
+``fit(dataset) -> self`` learns from a :class:`~recsys.data.Dataset`;
+``recommend(user_ids, n=10, exclude_purchased=True)`` returns a DataFrame with
+columns :data:`RECOMMENDATION_COLUMNS` -- ``n`` rows per user (fewer if fewer
+products qualify), ``rank`` 1..n, higher ``score`` is better, ties broken by
+product column order (deterministic). ``score_users(rows)`` gives the dense
+users x products score block that fusion and evaluation build on.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.data.dataset import Dataset
+from recsys.interactions import Interactions
+
+__all__ = ["RECOMMENDATION_COLUMNS", "Recommender", "check_n", "check_user_ids", "top_n_frame", "top_n_indices"]
+
+RECOMMENDATION_COLUMNS = ["user_id", "product_id", "score", "rank", "reason"]
+
+_USER_ID = re.compile(r"^[^\s]{1,128}$")
+
+
+def check_n(n: object, name: str = "n") -> int:
+    """``n`` must be a positive int (not a bool); else a ValueError naming it."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"{name} must be a positive int, got {n!r}")
+    return int(n)
+
+
+def check_user_ids(user_ids: object) -> list[str]:
+    """A list of well-formed user ids: non-empty strings without whitespace,
+    at most 128 characters. A single string is accepted as one id."""
+    if isinstance(user_ids, str):
+        user_ids = [user_ids]
+    if not isinstance(user_ids, (Sequence, np.ndarray, pd.Series, pd.Index)):
+        raise ValueError(f"user_ids must be a string or a sequence of strings, got {type(user_ids).__name__}")
+    ids = list(user_ids)
+    bad = [u for u in ids if not isinstance(u, str) or not _USER_ID.match(u)]
+    if bad:
+        raise ValueError(
+            f"malformed user id(s) {bad[:3]!r}: expected non-empty strings without whitespace, at most 128 chars"
+        )
+    return ids
+
+
+def top_n_indices(scores: np.ndarray, n: int) -> np.ndarray:
+    """Column indices of the ``n`` best scores per row, best first; ties
+    broken by the lower column index. ``argpartition`` keeps it O(products)."""
+    if n >= scores.shape[1]:
+        return np.argsort(-scores, axis=1, kind="stable")
+    # a candidate set that surely holds the top n including every tie at the n-th value
+    kth = np.partition(-scores, n - 1, axis=1)[:, n - 1 : n]
+    order = np.argsort(-scores, axis=1, kind="stable") if scores.shape[0] * scores.shape[1] <= 4096 else None
+    if order is not None:
+        return order[:, :n]
+    out = np.empty((scores.shape[0], n), dtype=np.int64)
+    for i in range(scores.shape[0]):
+        cand = np.flatnonzero(-scores[i] <= kth[i, 0])
+        best = cand[np.argsort(-scores[i, cand], kind="stable")]
+        out[i] = best[:n]
+    return out
+
+
+def top_n_frame(
+    scores: np.ndarray,
+    user_ids: Sequence[str],
+    product_ids: pd.Index,
+    n: int,
+    reason: str | np.ndarray,
+    exclude: sp.csr_matrix | None = None,
+) -> pd.DataFrame:
+    """Top-``n`` products per row of a dense ``scores`` block.
+
+    Excluded entries (``exclude`` nonzero) and ``-inf`` scores never appear.
+    Ties break by column order (stable sort on ``-score``). ``reason`` is one
+    string, or an array shaped like ``scores`` with a reason per entry.
+    """
+    scores = np.array(scores, dtype=np.float64, copy=True)
+    if exclude is not None and exclude.nnz:
+        rows, cols = exclude.nonzero()
+        scores[rows, cols] = -np.inf
+    n_eff = min(n, scores.shape[1])
+    order = top_n_indices(scores, n_eff)
+    top = np.take_along_axis(scores, order, axis=1)
+    keep = np.isfinite(top)
+    row_idx = np.repeat(np.arange(scores.shape[0]), n_eff).reshape(-1, n_eff)
+    frame = pd.DataFrame(
+        {
+            "user_id": np.asarray(user_ids, dtype=object)[row_idx[keep]],
+            "product_id": np.asarray(product_ids, dtype=object)[order[keep]],
+            "score": top[keep],
+            "rank": (np.tile(np.arange(1, n_eff + 1), (scores.shape[0], 1)))[keep],
+        }
+    )
+    if isinstance(reason, str):
+        frame["reason"] = reason
+    else:
+        frame["reason"] = np.asarray(reason, dtype=object)[row_idx[keep], order[keep]]
+    frame["rank"] = frame["rank"].astype("int64")
+    return frame[RECOMMENDATION_COLUMNS]
+
+
+class Recommender(ABC):
+    """Base of all strategies. Subclasses implement :meth:`_fit` and
+    :meth:`score_users`; this class supplies validation and top-n."""
+
+    #: reason shown with this strategy's recommendations
+    reason: str = "Recommended for you"
+    #: short name used by fusion, evaluation and the engine
+    name: str = "base"
+    #: users scored per block in :meth:`recommend` (bounds memory: chunk x products floats)
+    chunk_size: int = 1024
+
+    interactions_: Interactions
+    dataset_: Dataset
+
+    def fit(self, dataset: Dataset, interactions: Interactions | None = None) -> Recommender:
+        """Learn from ``dataset``; ``interactions`` may be passed to share one matrix."""
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"fit expects a recsys Dataset, got {type(dataset).__name__}")
+        if dataset.n_users == 0 or dataset.n_products == 0:
+            raise ValueError(
+                f"cannot fit {type(self).__name__} on an empty data set "
+                f"({dataset.n_users} users, {dataset.n_products} products)"
+            )
+        self.dataset_ = dataset
+        self.interactions_ = interactions or Interactions.from_dataset(dataset)
+        self._fit(dataset, self.interactions_)
+        return self
+
+    @abstractmethod
+    def _fit(self, dataset: Dataset, interactions: Interactions) -> None: ...
+
+    @abstractmethod
+    def score_users(self, rows: np.ndarray) -> np.ndarray:
+        """Dense scores (len(rows) x n_products) for user rows of the
+        interactions matrix; row -1 means an unknown user."""
+
+    def reasons_for(self, rows: np.ndarray, scores: np.ndarray) -> str | np.ndarray:
+        """The reason text for each scored entry (one string by default)."""
+        return self.reason
+
+    def recommend(self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
+        """Top-``n`` for each user, as :data:`RECOMMENDATION_COLUMNS`."""
+        n = check_n(n)
+        ids = check_user_ids(user_ids)
+        if not hasattr(self, "interactions_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
+        rows = self.interactions_.user_index(ids)
+        frames = []
+        for start in range(0, max(len(ids), 1), self.chunk_size):
+            chunk = rows[start : start + self.chunk_size]
+            scores = self.score_users(chunk)
+            exclude = _purchased_rows(self.interactions_.purchased, chunk) if exclude_purchased else None
+            frames.append(
+                top_n_frame(scores, ids[start : start + self.chunk_size], self.interactions_.product_ids, n,
+                            self.reasons_for(chunk, scores), exclude)
+            )
+        return pd.concat(frames, ignore_index=True)
+
+
+def _purchased_rows(purchased: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """Rows of ``purchased`` for ``rows`` (-1 -> empty row), vectorised."""
+    safe = np.where(rows >= 0, rows, 0)
+    picked = purchased[safe].tocsr()
+    mask = sp.diags((rows >= 0).astype(np.float64))
+    return (mask @ picked).astype(bool).tocsr()
