@@ -67,6 +67,18 @@ def _frozen_map(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
 
+class _PicklableMappings:
+    """Pickle support for frozen dataclasses holding ``MappingProxyType``
+    fields (which cannot be pickled): rebuild through the constructor."""
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        values = tuple(
+            dict(v) if isinstance(v, MappingProxyType) else v
+            for v in (getattr(self, f.name) for f in dataclasses.fields(self))  # type: ignore[arg-type]
+        )
+        return (type(self), values)
+
+
 def _check_fraction(owner: str, name: str, value: float, low: float = 0.0, high: float = 1.0) -> None:
     if not isinstance(value, (int, float)) or math.isnan(value) or not low <= value <= high:
         raise ConfigError(f"{owner}.{name} must be a number in [{low}, {high}], got {value!r}")
@@ -79,7 +91,7 @@ def _check_categories(owner: str, name: str, categories: tuple[str, ...], known:
 
 
 @dataclass(frozen=True)
-class RegionConfig:
+class RegionConfig(_PicklableMappings):
     """A region's preferences (SPEC 'Regional preferences' table).
 
     ``avg_discount`` is the regional preference term of the deal formula;
@@ -141,7 +153,7 @@ class SpendingTierConfig:
 
 
 @dataclass(frozen=True)
-class SeasonCalendar:
+class SeasonCalendar(_PicklableMappings):
     """Month -> season (northern-hemisphere meteorological seasons by default),
     plus the season-wide boosts that apply in every region.
 
