@@ -149,7 +149,9 @@ class Report:
         root = Path(reports_dir)
         for sub in ("figures", "tables", "artifacts"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        return cls(notebook=notebook, root=root)
+        report = cls(notebook=notebook, root=root)
+        report._write()
+        return report
 
     @property
     def prefix(self) -> str:
