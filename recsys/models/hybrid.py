@@ -1,0 +1,412 @@
+"""Stage 3 fusion: four strategies, per-user normalised, weighted, then business rules.
+
+For user ``u`` and strategy ``s`` with catalogue scores ``s(u, .)``:
+
+1. **Who answers.** ``s`` answers ``u`` when its score row is not constant
+   (``max - min > 1e-12``): a constant row ranks nothing. k-NN, SVD and
+   content are constant (zero) for a user without history; the demographic
+   strategy always answers.
+2. **Effective weights.** ``w'_s(u) = w_s a_s(u) / sum_t w_t a_t(u)`` with
+   ``a_s(u) = 1`` if ``s`` answers: the weight of a strategy that cannot
+   answer moves to those that can, in proportion to their own weights. (A
+   new user under 40/30/20/10 is served 100% demographic; a user whose SVD
+   row is constant gets knn/content/demographic at 4/7, 2/7, 1/7.) If no
+   strategy with a positive weight answers, the answering ones share equally.
+3. **Eligibility (hard business rules).** Not bought before (parameter
+   ``exclude_purchased``), in stock (``HybridConfig.exclude_out_of_stock``),
+   and, for the user's spending tier ``t``, priced at or below the
+   ``max_price_quantile`` of the product's category price distribution
+   (``HybridConfig.spending_tier_filter``; ``SpendingTierConfig`` in the
+   config). These rules are applied as an eligibility mask *before*
+   candidate generation, which is equivalent to filtering the fused list but
+   never lets an ineligible product occupy a candidate slot.
+4. **Candidates.** ``C_u`` = union over strategies with ``w'_s(u) > 0`` of
+   their top-``M`` eligible products that score above the strategy's row
+   minimum (``M = max(candidates_per_strategy, n)``).
+5. **Per-user normalisation over ``C_u``.** ``"minmax"`` (default):
+   ``z_s = (s - min_C s) / (max_C s - min_C s)`` (0 if constant). It keeps
+   the *size* of each strategy's score gaps (a product far ahead in k-NN stays
+   far ahead) while mapping every strategy to [0, 1], so the weights mean what
+   they say. ``"rank"``: ``z_s = (rank_C(s) - 1) / (|C_u| - 1)`` with average
+   ranks for ties -- robust to outlying scores but it turns near-ties into
+   full rank steps and gives every strategy the same uniform spread whatever
+   its confidence.
+6. **Fusion.** ``contrib_s(u, i) = w'_s(u) z_s(u, i)``; ``score = sum_s
+   contrib_s`` (in [0, 1]); the reason is the reason of the strategy with the
+   largest contribution (ties: the order knn, svd, content, demographic).
+7. **Diversity rule.** Optionally at most ``category_cap`` products per
+   category, taken greedily down the fused ranking.
+
+Components are any fitted :class:`~recsys.models.base.Recommender` keyed by
+``knn, svd, content, demographic`` that share one catalogue order;
+:meth:`HybridRecommender.from_fitted` wraps already-fitted ones (no refit),
+:meth:`HybridRecommender.with_weights` re-weights without refitting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.stats import rankdata
+
+from recsys.config import ConfigError, FusionWeights
+from recsys.data.dataset import Dataset
+from recsys.interactions import Interactions
+from recsys.models.base import RECOMMENDATION_COLUMNS, Recommender, check_n, check_user_ids, top_n_indices
+
+__all__ = ["CONTRIB_COLUMNS", "STRATEGIES", "HybridConfig", "HybridRecommender", "default_components"]
+
+STRATEGIES: tuple[str, ...] = ("knn", "svd", "content", "demographic")
+"""Strategy keys, in the order of :class:`~recsys.config.FusionWeights`."""
+
+CONTRIB_COLUMNS: list[str] = [f"contrib_{s}" for s in STRATEGIES]
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """Fusion settings (weights live in :class:`~recsys.config.FusionWeights`)."""
+
+    candidates_per_strategy: int = 100
+    normalization: str = "minmax"
+    category_cap: int | None = None
+    exclude_out_of_stock: bool = True
+    spending_tier_filter: bool = True
+
+    def __post_init__(self) -> None:
+        m = self.candidates_per_strategy
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ConfigError(f"HybridConfig.candidates_per_strategy must be an int >= 1, got {m!r}")
+        if self.normalization not in ("minmax", "rank"):
+            raise ConfigError(f"HybridConfig.normalization must be 'minmax' or 'rank', got {self.normalization!r}")
+        cap = self.category_cap
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ConfigError(f"HybridConfig.category_cap must be None or an int >= 1, got {cap!r}")
+
+
+def check_weights(weights: FusionWeights | Mapping[str, float] | None) -> FusionWeights | None:
+    """A :class:`FusionWeights` from itself or a mapping (validated: non-negative, sum 1)."""
+    if weights is None or isinstance(weights, FusionWeights):
+        return weights
+    if isinstance(weights, Mapping):
+        unknown = sorted(set(weights) - set(STRATEGIES))
+        if unknown:
+            raise ConfigError(f"unknown fusion strategies {unknown}; expected keys among {list(STRATEGIES)}")
+        return FusionWeights(**{s: float(weights.get(s, 0.0)) for s in STRATEGIES})
+    raise ConfigError(f"weights must be a FusionWeights or a mapping of {list(STRATEGIES)}, got {type(weights).__name__}")
+
+
+def default_components() -> dict[str, Recommender]:
+    """Fresh, unfitted default strategies (imported here: Stage 1-2 modules)."""
+    from recsys.models.content import ContentRecommender
+    from recsys.models.demographic import DemographicRecommender
+    from recsys.models.knn import ItemKNN
+    from recsys.models.svd import PureSVD
+
+    return {"knn": ItemKNN(), "svd": PureSVD(), "content": ContentRecommender(), "demographic": DemographicRecommender()}
+
+
+class HybridRecommender(Recommender):
+    """Weighted fusion of k-NN, SVD, content and demographic strategies
+    (formulas and rules in the module docstring).
+
+    ``components``: strategies to fit in :meth:`fit` (default:
+    :func:`default_components`). A strategy may be left out only if its
+    weight is 0. ``weights`` default to ``dataset.config.fusion`` (40/30/20/10).
+
+    Learned state: ``components_``, ``weights_``, ``in_stock_`` (bool per
+    product), ``tier_allowed_`` (tiers x products), ``user_tier_`` (tier index
+    per user row), ``category_codes_``.
+    """
+
+    name = "hybrid"
+    reason = "Recommended for you"
+
+    def __init__(
+        self,
+        weights: FusionWeights | Mapping[str, float] | None = None,
+        config: HybridConfig | None = None,
+        components: Mapping[str, Recommender] | Callable[[], Mapping[str, Recommender]] | None = None,
+    ) -> None:
+        self.weights = check_weights(weights)
+        self.config = config or HybridConfig()
+        self.components = components
+
+    # -- construction ---------------------------------------------------------
+    @classmethod
+    def from_fitted(
+        cls,
+        components: Mapping[str, Recommender],
+        weights: FusionWeights | Mapping[str, float] | None = None,
+        config: HybridConfig | None = None,
+    ) -> HybridRecommender:
+        """Wrap already-fitted strategies (no refit); they must share one
+        user and product index (fit them on the same data set)."""
+        model = cls(weights, config, components=None)
+        model._attach(dict(components))
+        return model
+
+    def with_weights(
+        self, weights: FusionWeights | Mapping[str, float], config: HybridConfig | None = None
+    ) -> HybridRecommender:
+        """The same fitted strategies under other weights (cheap: no refit)."""
+        self._check_fitted()
+        return HybridRecommender.from_fitted(self.components_, weights, config or self.config)
+
+    def _fit(self, dataset: Dataset, interactions: Interactions) -> None:
+        spec = self.components() if callable(self.components) else self.components
+        components = dict(spec) if spec is not None else default_components()
+        for comp in components.values():
+            comp.fit(dataset, interactions)
+        self._attach(components)
+
+    def _attach(self, components: dict[str, Recommender]) -> None:
+        unknown = sorted(set(components) - set(STRATEGIES))
+        if unknown:
+            raise ValueError(f"unknown strategy keys {unknown}; expected keys among {list(STRATEGIES)}")
+        if not components:
+            raise ValueError("HybridRecommender needs at least one component strategy")
+        for key, comp in components.items():
+            if not isinstance(comp, Recommender):
+                raise TypeError(f"component {key!r} must be a Recommender, got {type(comp).__name__}")
+            if not hasattr(comp, "interactions_"):
+                raise ValueError(f"component {key!r} ({type(comp).__name__}) is not fitted")
+        first = next(iter(components.values()))
+        for key, comp in components.items():
+            if not (comp.interactions_.product_ids.equals(first.interactions_.product_ids)
+                    and comp.interactions_.user_ids.equals(first.interactions_.user_ids)):
+                raise ValueError(f"component {key!r} was fitted on another user/product index than the others")
+        self.dataset_ = first.dataset_
+        self.interactions_ = first.interactions_
+        weights = self.weights or self.dataset_.config.fusion
+        missing = [s for s in STRATEGIES if s not in components and getattr(weights, s) > 0]
+        if missing:
+            raise ValueError(f"strategies {missing} have positive weight but no component; pass them or set weight 0")
+        self.weights_ = weights
+        self.components_ = {s: components[s] for s in STRATEGIES if s in components}
+        self._prepare_rules(self.dataset_)
+
+    def _prepare_rules(self, dataset: Dataset) -> None:
+        """Per-product arrays for the business rules (computed once)."""
+        products, cfg = dataset.products, dataset.config
+        prices = products["price"].to_numpy(dtype=np.float64)
+        categories = pd.Categorical(products["category"])
+        self.category_codes_ = categories.codes.astype(np.int64)
+        self.in_stock_ = products["stock"].to_numpy() > 0
+        allowed = np.ones((len(cfg.spending_tiers), len(products)), dtype=bool)
+        for t, tier in enumerate(cfg.spending_tiers):
+            if tier.max_price_quantile >= 1.0:
+                continue
+            limit = products.groupby("category", observed=True)["price"].quantile(tier.max_price_quantile)
+            allowed[t] = prices <= products["category"].map(limit).to_numpy(dtype=np.float64) + 1e-9
+        self.tier_allowed_ = allowed
+        tier_pos = {t.name: i for i, t in enumerate(cfg.spending_tiers)}
+        tiers = dataset.users.set_index("user_id")["spending_tier"].reindex(self.interactions_.user_ids)
+        self.user_tier_ = tiers.map(tier_pos).fillna(-1).to_numpy(dtype=np.int64)
+
+    # -- scoring --------------------------------------------------------------
+    def effective_weights(self, user_ids: Sequence[str] | str) -> pd.DataFrame:
+        """Per user, the weight each strategy gets after redistribution (step 2)."""
+        self._check_fitted()
+        ids = check_user_ids(user_ids)
+        rows = self.interactions_.user_index(ids)
+        blocks = self._component_scores(rows)
+        weights = self._effective_weights(blocks)
+        frame = pd.DataFrame(weights, columns=list(STRATEGIES))
+        frame.insert(0, "user_id", ids)
+        return frame
+
+    def _component_scores(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {s: np.asarray(c.score_users(rows), dtype=np.float64) for s, c in self.components_.items()}
+
+    def _effective_weights(self, blocks: dict[str, np.ndarray]) -> np.ndarray:
+        n_rows = next(iter(blocks.values())).shape[0]
+        base = np.array([getattr(self.weights_, s) for s in STRATEGIES])
+        answers = np.zeros((n_rows, len(STRATEGIES)), dtype=bool)
+        for j, s in enumerate(STRATEGIES):
+            if s in blocks:
+                block = blocks[s]
+                finite = np.where(np.isfinite(block), block, np.nan)
+                with np.errstate(invalid="ignore"):
+                    spread = np.nanmax(finite, axis=1) - np.nanmin(finite, axis=1)
+                answers[:, j] = np.nan_to_num(spread, nan=0.0) > _EPS
+        raw = answers * base
+        total = raw.sum(axis=1, keepdims=True)
+        equal = answers / np.maximum(answers.sum(axis=1, keepdims=True), 1)
+        return np.where(total > 0, raw / np.where(total > 0, total, 1.0), equal)
+
+    def _eligible(self, rows: np.ndarray, exclude_purchased: bool) -> np.ndarray:
+        n_products = len(self.interactions_.product_ids)
+        eligible = np.ones((len(rows), n_products), dtype=bool)
+        if self.config.exclude_out_of_stock:
+            eligible &= self.in_stock_
+        if self.config.spending_tier_filter:
+            known = rows >= 0
+            tiers = np.where(known, self.user_tier_[np.where(known, rows, 0)], -1)
+            has_tier = tiers >= 0
+            eligible[has_tier] &= self.tier_allowed_[tiers[has_tier]]
+        if exclude_purchased:
+            bought = _rows_of(self.interactions_.purchased, rows).tocoo()
+            eligible[bought.row, bought.col] = False
+        return eligible
+
+    def _fuse(self, rows: np.ndarray, n: int, exclude_purchased: bool) -> tuple:
+        """Fused scores, contributions (strategies x rows x products, 0 off
+        candidates) and the candidate-and-eligible mask."""
+        blocks = self._component_scores(rows)
+        weights = self._effective_weights(blocks)
+        eligible = self._eligible(rows, exclude_purchased)
+        m = min(max(self.config.candidates_per_strategy, n), eligible.shape[1])
+        candidates = np.zeros_like(eligible)
+        for j, s in enumerate(STRATEGIES):
+            if s not in blocks or not (weights[:, j] > 0).any():
+                continue
+            block = np.where(eligible, blocks[s], -np.inf)
+            floor = np.min(blocks[s], axis=1, keepdims=True)
+            top = top_n_indices(block, m)
+            picked = np.take_along_axis(block, top, axis=1) > floor
+            picked &= (weights[:, j] > 0)[:, None]
+            r = np.repeat(np.arange(len(rows)), m).reshape(-1, m)
+            candidates[r[picked], top[picked]] = True
+        contrib = np.zeros((len(STRATEGIES), len(rows), eligible.shape[1]))
+        for j, s in enumerate(STRATEGIES):
+            if s in blocks:
+                contrib[j] = weights[:, j][:, None] * self._normalize(blocks[s], candidates)
+        fused = np.where(candidates, contrib.sum(axis=0), -np.inf)
+        return fused, contrib, candidates, blocks
+
+    def _normalize(self, scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Per-row normalisation of ``scores`` over the ``mask`` entries (0 elsewhere)."""
+        if self.config.normalization == "minmax":
+            low = np.min(np.where(mask, scores, np.inf), axis=1, keepdims=True)
+            high = np.max(np.where(mask, scores, -np.inf), axis=1, keepdims=True)
+            span = high - low
+            ok = np.isfinite(span) & (span > _EPS)
+            z = (scores - np.where(ok, low, 0.0)) / np.where(ok, span, 1.0)
+            return np.where(mask & ok, z, 0.0)
+        ranks = rankdata(np.where(mask, scores, np.nan), axis=1, nan_policy="omit")
+        size = mask.sum(axis=1, keepdims=True)
+        z = (ranks - 1.0) / np.maximum(size - 1, 1)
+        return np.where(mask & (size > 1), np.nan_to_num(z, nan=0.0), 0.0)
+
+    def score_users(self, rows: np.ndarray) -> np.ndarray:
+        """Fused scores in [0, 1]; ``-inf`` for products that are not
+        candidates or fail a business rule (purchases excluded)."""
+        self._check_fitted()
+        rows = np.asarray(rows, dtype=np.int64)
+        fused, *_ = self._fuse(rows, 1, exclude_purchased=True)
+        return fused
+
+    # -- top-n ----------------------------------------------------------------
+    def recommend(
+        self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True
+    ) -> pd.DataFrame:
+        """Top-``n`` per user: :data:`RECOMMENDATION_COLUMNS` plus
+        ``contrib_knn, contrib_svd, contrib_content, contrib_demographic``
+        (they sum to ``score``). Fewer than ``n`` rows when fewer products are
+        eligible."""
+        n = check_n(n)
+        ids = check_user_ids(user_ids)
+        self._check_fitted()
+        rows = self.interactions_.user_index(ids)
+        frames = [
+            self._recommend_block(ids[start : start + self.chunk_size], rows[start : start + self.chunk_size],
+                                  n, exclude_purchased)
+            for start in range(0, max(len(ids), 1), self.chunk_size)
+        ]
+        return pd.concat(frames, ignore_index=True)
+
+    def _recommend_block(self, ids: list[str], rows: np.ndarray, n: int, exclude_purchased: bool) -> pd.DataFrame:
+        fused, contrib, _, blocks = self._fuse(rows, n, exclude_purchased)
+        top = self._top(fused, n)
+        row_idx = np.repeat(np.arange(len(rows)), top.shape[1]).reshape(top.shape)
+        keep = top >= 0
+        r, c = row_idx[keep], top[keep]
+        parts = contrib[:, r, c]  # strategies x picked
+        strongest = np.argmax(parts, axis=0)  # first maximum: knn, svd, content, demographic order
+        reasons = self._reasons(rows, blocks, r, c, strongest)
+        frame = pd.DataFrame(
+            {
+                "user_id": np.asarray(ids, dtype=object)[r],
+                "product_id": np.asarray(self.interactions_.product_ids, dtype=object)[c],
+                "score": fused[r, c],
+                "rank": (np.cumsum(keep, axis=1))[keep].astype(np.int64),
+                "reason": reasons,
+            }
+        )
+        for j, col in enumerate(CONTRIB_COLUMNS):
+            frame[col] = parts[j]
+        return frame[RECOMMENDATION_COLUMNS + CONTRIB_COLUMNS]
+
+    def _top(self, fused: np.ndarray, n: int) -> np.ndarray:
+        """Column indices of the top ``n`` per row (-1 padding), with the category cap."""
+        cap = self.config.category_cap
+        finite = np.isfinite(fused)
+        if cap is None:
+            k = min(n, fused.shape[1])
+            top = top_n_indices(fused, k)
+            ok = np.take_along_axis(finite, top, axis=1)
+            return np.where(ok, top, -1)
+        out = np.full((fused.shape[0], n), -1, dtype=np.int64)
+        for i in range(fused.shape[0]):
+            cand = np.flatnonzero(finite[i])
+            order = cand[np.argsort(-fused[i, cand], kind="stable")]
+            counts: dict[int, int] = {}
+            k = 0
+            for col in order:
+                code = int(self.category_codes_[col])
+                if counts.get(code, 0) >= cap:
+                    continue
+                counts[code] = counts.get(code, 0) + 1
+                out[i, k] = col
+                k += 1
+                if k == n:
+                    break
+        return out
+
+    def _reasons(self, rows: np.ndarray, blocks: dict[str, np.ndarray], r: np.ndarray, c: np.ndarray,
+                 strongest: np.ndarray) -> np.ndarray:
+        reasons = np.empty(len(r), dtype=object)
+        for j, s in enumerate(STRATEGIES):
+            pick = strongest == j
+            if not pick.any():
+                continue
+            comp = self.components_.get(s)
+            if comp is None:
+                reasons[pick] = self.reason
+                continue
+            given = comp.reasons_for(rows, blocks[s])
+            reasons[pick] = given if isinstance(given, str) else np.asarray(given, dtype=object)[r[pick], c[pick]]
+        return reasons
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "components_"):
+            raise RuntimeError("HybridRecommender is not fitted: call fit(dataset) or use from_fitted(...)")
+
+    def describe(self) -> dict[str, object]:
+        """Plain-dict summary of weights, rules and components."""
+        self._check_fitted()
+        return {
+            "weights": {s: float(getattr(self.weights_, s)) for s in STRATEGIES},
+            "components": {s: type(c).__name__ for s, c in self.components_.items()},
+            "candidates_per_strategy": self.config.candidates_per_strategy,
+            "normalization": self.config.normalization,
+            "category_cap": self.config.category_cap,
+            "exclude_out_of_stock": self.config.exclude_out_of_stock,
+            "spending_tier_filter": self.config.spending_tier_filter,
+        }
+
+
+def _rows_of(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """Rows of a CSR matrix, with -1 giving an all-zero row."""
+    safe = np.where(rows >= 0, rows, 0)
+    picked = matrix[safe].tocsr()
+    if (rows < 0).any():
+        picked = (sp.diags((rows >= 0).astype(np.float64)) @ picked).tocsr()
+        picked.eliminate_zeros()
+    return picked
