@@ -1,0 +1,527 @@
+"""A synthetic e-commerce world with hidden personas, built with numpy only.
+
+:func:`generate` draws, from one seed:
+
+* users: a hidden persona (:data:`recsys.data.world.PERSONAS`) shifts age,
+  region, spending tier and price sensitivity; the observable sensitivity
+  mixes persona, region and age group (SPEC tables) with noise. Each user has
+  category preferences ``softmax(log w_persona + 0.5 [c in region categories]
+  + 0.4 [c in age-group categories] + N(0, 0.5))``, a latent taste vector
+  ``p_u = m_persona + N(0, 0.8^2 I)``, an activity rate and a join day;
+* products: category, sub-type, brand, material and features from
+  :data:`recsys.data.world.CATALOGUE`; log-normal prices per category,
+  cost below price, stock (some sold out), a peak season, a latent vector
+  ``q_i = s_subtype + N(0, 0.7^2/d I)`` and a demand curve
+  ``pop_i(t) = base_i * exp(trend_i (t/T - 1/2)) * 1.6^[season(t) = peak_i] * [t >= launch_i]``;
+* events, session by session: a session's day follows the region's activity
+  intensity (expected seasonal boost, weekends, the holiday peak); its
+  intent category follows the user's preferences times 1.8 for categories in
+  season for the region (``config.boosted_categories``); each viewed product
+  is the best of ``candidates`` draws from the persona's demand
+  distribution ``pop_i(t) exp(m_persona . q_i)`` under the user's score
+  ``p_u . q_i - 0.8 |z_price(i) - target_u| + Gumbel`` (so users of a
+  persona co-like specific products and users still differ). Each view
+  may lead to a favorite and a cart; carts convert to purchases or are
+  abandoned; purchases may get a review with a rating that rises with the
+  user's affinity. Probabilities are logistic in that affinity.
+
+Everything is vectorised over users in fixed-size chunks, each with its own
+child of ``np.random.SeedSequence(seed)``, so the output depends only on the
+parameters and the seed (never on the progress bar or the machine), and the
+parquet files written by ``Dataset.save`` are byte-identical across runs.
+Events that would fall after ``as_of`` (a session running past midnight of
+the last day, a review written later) are censored; their count is kept in
+``dataset.meta['censored_events']``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from recsys.config import DEFAULT_CONFIG, EVENT_TYPES, ConfigError, RecsysConfig
+from recsys.data.dataset import Dataset
+from recsys.data.world import CATEGORY_MEDIAN_PRICE, PERSONAS, Persona, vocabulary_for
+
+__all__ = ["DEFAULT_AS_OF", "GENERATOR_VERSION", "generate"]
+
+DEFAULT_AS_OF = pd.Timestamp("2024-12-31")
+"""The fixed end of every synthetic history (never "today")."""
+
+GENERATOR_VERSION = 1
+"""Bump when the generator's output changes; part of the cache key."""
+
+_USER_CHUNK = 4000  # users per chunk of event generation (fixed: part of the stream layout)
+_BUCKET_DAYS = 30  # demand is piecewise constant over 30-day buckets
+_SEASON_BOOST = 1.8  # multiplier on in-season categories' session probability
+_PEAK_BOOST = 1.6  # multiplier on a product's demand in its peak season
+_HOLIDAY_BOOST = 1.35  # activity multiplier from 20 November to 23 December
+_WEEKEND_BOOST = 1.12
+_SECONDS_PER_DAY = 86_400
+_CATEGORY_SHARE = {"Books": 1.3, "Fashion": 1.3, "Electronics": 1.2, "Home & Garden": 1.1, "Travel": 0.6,
+                   "Automotive": 0.8}
+_TIER_TARGET = np.array([-0.8, 0.0, 0.8])  # preferred price z-score of budget / mid / premium users
+_TIER_SENSITIVITY_SHIFT = np.array([0.07, 0.0, -0.07])
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
+
+
+def _sample_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
+    """One categorical draw per row of ``probs`` (rows need not be normalised)."""
+    cdf = np.cumsum(probs, axis=1)
+    u = rng.random(len(probs)) * cdf[:, -1]
+    return np.minimum((u[:, None] >= cdf).sum(axis=1), probs.shape[1] - 1)
+
+
+@dataclass
+class _Users:
+    persona: np.ndarray
+    age: np.ndarray
+    region: np.ndarray
+    tier: np.ndarray
+    sensitivity: np.ndarray
+    preference: np.ndarray  # n_users x n_categories, rows sum to 1
+    taste: np.ndarray  # n_users x latent_dim
+    rate: np.ndarray  # sessions per day
+    join_day: np.ndarray
+
+
+@dataclass
+class _Products:
+    frame: pd.DataFrame
+    category: np.ndarray
+    price: np.ndarray
+    price_z: np.ndarray
+    latent: np.ndarray
+    popularity: np.ndarray
+    trend: np.ndarray
+    launch_day: np.ndarray
+    peak: np.ndarray  # season index, -1 for none
+
+
+def _check_args(n_users: int, n_products: int, days: int, n_personas: int, personas: Sequence[Persona],
+                activity: float, candidates: int, latent_dim: int, config: RecsysConfig) -> None:
+    checks = [
+        ("n_users", n_users, n_users >= 1, "an integer >= 1"),
+        ("n_products", n_products, n_products >= len(config.categories), f"an integer >= {len(config.categories)} "
+         "(one product per category at least)"),
+        ("days", days, days >= 1, "an integer >= 1"),
+        ("n_personas", n_personas, 1 <= n_personas <= len(personas), f"an integer in 1..{len(personas)}"),
+        ("activity", activity, activity > 0, "a number > 0"),
+        ("candidates", candidates, candidates >= 1, "an integer >= 1"),
+        ("latent_dim", latent_dim, latent_dim >= 1, "an integer >= 1"),
+    ]
+    for name, value, ok, expected in checks:
+        if not ok:
+            raise ValueError(f"generate(): {name} must be {expected}, got {value!r}")
+    if len(config.spending_tiers) != 3:
+        raise ConfigError(
+            f"the synthetic generator needs exactly 3 spending tiers (cheapest first), got {config.spending_tier_names}"
+        )
+
+
+def _make_users(rng: np.random.Generator, n_users: int, days: int, personas: Sequence[Persona],
+                centroids: np.ndarray, activity: float, config: RecsysConfig) -> _Users:
+    categories, regions = config.categories, config.region_names
+    weights = np.array([p.weight for p in personas])
+    persona = rng.choice(len(personas), size=n_users, p=weights / weights.sum())
+
+    age_mean = np.array([p.age_mean for p in personas])[persona]
+    age_sd = np.array([p.age_sd for p in personas])[persona]
+    age = np.clip(np.rint(rng.normal(age_mean, age_sd)), 16, 90)
+
+    tilt = np.array([[p.region_tilt.get(r, 1.0) for r in regions] for p in personas])
+    region = _sample_rows(rng, tilt[persona])
+    tier = _sample_rows(rng, np.array([p.tier_probs for p in personas])[persona])
+
+    group_names = list(config.age_group_names)
+    group = np.array([group_names.index(g) for g in config.age_groups_of(pd.Series(age))])
+    region_ps = np.array([config.region(r).price_sensitivity for r in regions])
+    group_ps = np.array([g.price_sensitivity for g in config.age_groups])
+    persona_ps = np.array([p.price_sensitivity for p in personas])
+    sensitivity = (0.5 * persona_ps[persona] + 0.25 * region_ps[region] + 0.25 * group_ps[group]
+                   + _TIER_SENSITIVITY_SHIFT[tier] + rng.normal(0.0, 0.07, n_users))
+    sensitivity = np.round(np.clip(sensitivity, 0.3, 0.9), 3)
+
+    persona_w = np.array([[p.categories.get(c, 0.0) + 0.02 for c in categories] for p in personas])
+    region_cat = np.array([[c in config.region(r).categories for c in categories] for r in regions], dtype=float)
+    group_cat = np.array([[c in g.categories for c in categories] for g in config.age_groups], dtype=float)
+    logits = (np.log(persona_w[persona]) + 0.5 * region_cat[region] + 0.4 * group_cat[group]
+              + rng.normal(0.0, 0.5, (n_users, len(categories))))
+    preference = np.exp(logits - logits.max(axis=1, keepdims=True))
+    preference /= preference.sum(axis=1, keepdims=True)
+
+    taste = centroids[persona] + rng.normal(0.0, 0.8, (n_users, centroids.shape[1]))
+    per_month = np.array([p.sessions_per_month for p in personas])[persona]
+    rate = per_month / 30.0 * activity * rng.lognormal(-0.5 * 0.6**2, 0.6, n_users)
+    join_day = np.where(rng.random(n_users) < 0.55, 0, rng.integers(0, days, n_users))
+    return _Users(persona, age, region, tier, sensitivity, preference, taste, rate, join_day)
+
+
+def _make_products(rng: np.random.Generator, n_products: int, days: int, latent_dim: int,
+                   config: RecsysConfig) -> _Products:
+    categories = config.categories
+    n_cat = len(categories)
+    share = np.array([_CATEGORY_SHARE.get(c, 1.0) for c in categories])
+    category = np.concatenate([np.arange(n_cat), rng.choice(n_cat, n_products - n_cat, p=share / share.sum())])
+    category = rng.permutation(category)
+    vocab = [vocabulary_for(c) for c in categories]
+
+    def pick(sizes: list[int]) -> np.ndarray:
+        return (rng.random(n_products) * np.array(sizes)[category]).astype(np.int64)
+
+    subtype = pick([len(v.subtypes) for v in vocab])
+    brand = pick([len(v.brands) for v in vocab])
+    material = pick([len(v.materials) for v in vocab])
+    n_features = np.array([len(v.features) for v in vocab])[category]
+    feature1 = (rng.random(n_products) * n_features).astype(np.int64)
+    feature2 = (feature1 + 1 + (rng.random(n_products) * (n_features - 1)).astype(np.int64)) % n_features
+    pitch = pick([len(v.pitch) for v in vocab])
+    model = rng.integers(100, 1000, n_products)
+    letters = np.array(list("ABCDEFGHKLMPRSTVXZ"))[rng.integers(0, 18, n_products)]
+    extra = rng.random(n_products)
+
+    median = np.array([CATEGORY_MEDIAN_PRICE.get(c, 40.0) for c in categories])[category]
+    sub_factor = np.array([vocab[c].subtypes[s].price_factor for c, s in zip(category, subtype, strict=True)])
+    brand_level = np.array([np.linspace(0.75, 1.4, len(v.brands)) for v in vocab], dtype=object)
+    brand_factor = np.array([brand_level[c][b] for c, b in zip(category, brand, strict=True)])
+    price = np.round(np.maximum(median * sub_factor * brand_factor * rng.lognormal(0.0, 0.35, n_products), 0.99), 2)
+    cost = np.round(price * rng.uniform(0.35, 0.75, n_products), 2)
+    cost = np.clip(cost, 0.01, price - 0.01)
+    stock = np.where(rng.random(n_products) < 0.05, 0, rng.negative_binomial(2, 0.04, n_products) + 1)
+
+    seasons = list(config.seasons.month_to_season.values())
+    season_order = list(dict.fromkeys(["winter", "spring", "summer", "autumn"] + seasons))
+    generic = ("Free delivery.", "Customer favourite.", "New arrival.", "Great value.", "A perfect gift.")
+    names, descriptions, tags, peaks = [], [], [], []
+    for i in range(n_products):
+        v, c = vocab[category[i]], categories[category[i]]
+        sub = v.subtypes[subtype[i]]
+        f1, f2 = v.features[feature1[i]], v.features[feature2[i]]
+        mat, brand_name = v.materials[material[i]], v.brands[brand[i]]
+        names.append(f"{brand_name} {sub.noun.title()} {letters[i]}{model[i]}")
+        text = f"{brand_name} {sub.noun} in {mat} with {f1} and {f2}. {v.pitch[pitch[i]]}"
+        if extra[i] < 0.5:
+            text += " " + generic[int(extra[i] * 10)]
+        descriptions.append(text)
+        tags.append("|".join(dict.fromkeys([c.lower(), sub.noun, f1, f2, mat])))
+        peaks.append(sub.peak_season)
+    peak = np.array([season_order.index(s) if s in season_order else -1 for s in peaks])
+
+    n_sub = max(len(v.subtypes) for v in vocab)
+    subtype_vec = rng.normal(0.0, 1.0 / math.sqrt(latent_dim), (n_cat, n_sub, latent_dim))
+    latent = subtype_vec[category, subtype] + rng.normal(0.0, 0.7 / math.sqrt(latent_dim), (n_products, latent_dim))
+    popularity = rng.lognormal(0.0, 1.0, n_products)
+    trend = rng.normal(0.0, 0.8, n_products)
+    launch_day = np.where(rng.random(n_products) < 0.15, rng.integers(0, days, n_products), 0)
+
+    log_price = np.log(price)
+    price_z = np.zeros(n_products)
+    for c in range(n_cat):
+        members = category == c
+        sd = log_price[members].std()
+        price_z[members] = (log_price[members] - log_price[members].mean()) / (sd if sd > 0 else 1.0)
+
+    frame = pd.DataFrame({
+        "product_id": np.array([f"product_{i}" for i in range(n_products)], dtype=object),
+        "name": np.array(names, dtype=object),
+        "category": np.array(categories, dtype=object)[category],
+        "description": np.array(descriptions, dtype=object),
+        "tags": np.array(tags, dtype=object),
+        "price": price,
+        "cost": cost,
+        "stock": stock.astype(np.int64),
+        "peak_season": np.array(peaks, dtype=object),
+    })
+    return _Products(frame, category, price, price_z, latent, popularity, trend, launch_day, peak)
+
+
+def _season_index(dates: pd.DatetimeIndex, config: RecsysConfig, season_order: list[str]) -> np.ndarray:
+    table = np.array([season_order.index(config.seasons.season_of(m)) for m in range(1, 13)])
+    return table[dates.month.to_numpy() - 1]
+
+
+def _demand_table(products: _Products, centroids: np.ndarray, n_buckets: int, bucket_season: np.ndarray,
+                  bucket_mid: np.ndarray, days: int, n_cat: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative demand per (persona, bucket) block and category, for one
+    ``searchsorted`` draw: block ``b``, category ``c`` and ``u ~ U[0, 1)``
+    map to the product at ``searchsorted(table, b * n_cat + c + u, 'right')``.
+
+    Returns the flat table and the product index of each of its columns
+    (products sorted by category)."""
+    order = np.argsort(products.category, kind="stable")
+    cat_sorted = products.category[order]
+    affinity = centroids @ products.latent[order].T  # personas x products
+    affinity -= affinity.max(axis=1, keepdims=True)
+    rows = []
+    for p in range(len(centroids)):
+        for b in range(n_buckets):
+            t = bucket_mid[b]
+            w = (products.popularity[order] * np.exp(products.trend[order] * (t / days - 0.5))
+                 * np.where(products.peak[order] == bucket_season[b], _PEAK_BOOST, 1.0)
+                 * (products.launch_day[order] <= t) * np.exp(affinity[p]))
+            rows.append(_segment_cdf(w, cat_sorted, n_cat) + (len(rows) * n_cat))
+    return np.concatenate(rows), order
+
+
+def _segment_cdf(weights: np.ndarray, segment: np.ndarray, n_segments: int) -> np.ndarray:
+    """``segment + cdf within segment`` (segment values sorted ascending); a
+    segment with zero total weight falls back to uniform."""
+    out = np.empty(len(weights))
+    bounds = np.searchsorted(segment, np.arange(n_segments + 1))
+    for s in range(n_segments):
+        lo, hi = bounds[s], bounds[s + 1]
+        if hi == lo:
+            continue
+        w = weights[lo:hi]
+        if not w.sum() > 0:
+            w = np.ones(hi - lo)
+        cdf = np.cumsum(w) / w.sum()
+        cdf[-1] = 1.0
+        out[lo:hi] = s + cdf
+    return out
+
+
+@dataclass
+class _World:
+    users: _Users
+    products: _Products
+    personas: Sequence[Persona]
+    demand: np.ndarray
+    demand_order: np.ndarray
+    day_cdf: np.ndarray  # regions x days, flat offset by region
+    day_season: np.ndarray
+    season_boost: np.ndarray  # regions x seasons x categories
+    n_buckets: int
+    days: int
+    candidates: int
+
+
+def _chunk_events(rng: np.random.Generator, users_idx: np.ndarray, w: _World) -> dict[str, np.ndarray]:
+    """Events of the users ``users_idx`` as integer/float columns (time in
+    seconds since the window start)."""
+    U, P = w.users, w.products
+    n_cat = w.season_boost.shape[2]
+    personas = w.personas
+    active_days = w.days - U.join_day[users_idx]
+    n_sess = rng.poisson(U.rate[users_idx] * active_days)
+    s_user = np.repeat(users_idx, n_sess)
+    S = len(s_user)
+    region = U.region[s_user]
+    join = U.join_day[s_user]
+    lower = np.where(join > 0, w.day_cdf[region, np.maximum(join - 1, 0)], 0.0)
+    u = lower + rng.random(S) * (1.0 - lower)
+    flat = (w.day_cdf + np.arange(len(w.day_cdf))[:, None]).ravel()
+    day = np.searchsorted(flat, region + u, side="right") - region * w.days
+    day = np.clip(day, join, w.days - 1)
+    time_of_day = np.mod(rng.normal(19.5 * 3600, 3.5 * 3600, S), _SECONDS_PER_DAY)
+    s_time = day * _SECONDS_PER_DAY + time_of_day
+
+    probs = U.preference[s_user] * w.season_boost[region, w.day_season[day]]
+    s_cat = _sample_rows(rng, probs)
+    persona = U.persona[s_user]
+    views_mean = np.array([p.views_per_session for p in personas])[persona]
+    n_views = 1 + rng.poisson(views_mean - 1.0)
+
+    v_sess = np.repeat(np.arange(S), n_views)
+    V = len(v_sess)
+    v_user = s_user[v_sess]
+    v_persona = persona[v_sess]
+    switch = rng.random(V) < 0.2
+    v_cat = np.where(switch, _sample_rows(rng, U.preference[v_user]), s_cat[v_sess])
+    block = v_persona * w.n_buckets + np.minimum(day[v_sess] // _BUCKET_DAYS, w.n_buckets - 1)
+    query = (block * n_cat + v_cat)[:, None] + rng.random((V, w.candidates))
+    cand = w.demand_order[np.searchsorted(w.demand, query, side="right") % len(w.demand_order)]
+
+    taste = U.taste[v_user]
+    target = _TIER_TARGET[U.tier[v_user]]
+    score = np.empty((V, w.candidates))
+    for k in range(w.candidates):
+        score[:, k] = np.einsum("ij,ij->i", taste, P.latent[cand[:, k]])
+    fit = -0.8 * np.abs(P.price_z[cand] - target[:, None])
+    utility = score + fit
+    best = np.argmax(utility + rng.gumbel(size=(V, w.candidates)), axis=1)
+    product = cand[np.arange(V), best]
+    affinity = utility[np.arange(V), best] - 1.0  # centred: a typical chosen view has affinity ~ 0
+
+    gaps = rng.exponential(75.0, V)
+    first = np.concatenate([[0], np.cumsum(n_views)[:-1]])
+    gaps[first] = 0.0
+    cum = np.cumsum(gaps)
+    v_time = s_time[v_sess] + cum - cum[first][v_sess]
+
+    rate = {name: np.array([getattr(p, name) for p in personas])[v_persona]
+            for name in ("favorite_rate", "cart_rate", "purchase_rate", "review_rate")}
+    sens = U.sensitivity[v_user]
+    pz = P.price_z[product]
+    fav = rng.random(V) < _sigmoid(_logit(rate["favorite_rate"]) + 0.8 * affinity)
+    cart = rng.random(V) < _sigmoid(_logit(rate["cart_rate"]) + 0.8 * affinity - 0.8 * sens * pz)
+    buy = cart & (rng.random(V) < _sigmoid(_logit(rate["purchase_rate"]) + 0.6 * affinity
+                                           - 1.5 * (sens - 0.5) * pz))
+    review = buy & (rng.random(V) < rate["review_rate"])
+    rating = np.clip(np.rint(3.7 + 0.9 * affinity + rng.normal(0.0, 0.9, V)), 1, 5)
+
+    cheap = (pz < -0.5).astype(float)
+    qty = 1 + rng.poisson(0.12 + 0.35 * cheap, V)
+    t_fav = v_time + rng.uniform(5, 90, V)
+    t_cart = v_time + rng.uniform(10, 180, V)
+    t_buy = t_cart + rng.uniform(60, 1200, V)
+    t_review = t_buy + (1.0 + rng.exponential(6.0, V)) * _SECONDS_PER_DAY
+
+    nan = np.full(V, np.nan)
+    zeros = np.zeros(V, dtype=np.int64)
+    parts = [  # (mask, type code, time, quantity, value, rating)
+        (np.ones(V, bool), 0, v_time, zeros, nan, nan),
+        (fav, 1, t_fav, zeros, nan, nan),
+        (cart, 2, t_cart, qty, nan, nan),
+        (buy, 3, t_buy, qty, np.round(qty * P.price[product], 2), nan),
+        (review, 4, t_review, zeros, nan, rating),
+    ]
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("user", "product", "type", "time", "session",
+                                                        "quantity", "value", "rating")}
+    for mask, code, t, q, val, r in parts:
+        out["user"].append(v_user[mask])
+        out["product"].append(product[mask])
+        out["type"].append(np.full(int(mask.sum()), code, dtype=np.int8))
+        out["time"].append(np.floor(t[mask]).astype(np.int64))
+        out["session"].append(v_sess[mask])
+        out["quantity"].append(q[mask])
+        out["value"].append(val[mask])
+        out["rating"].append(r[mask])
+    result = {k: np.concatenate(v) for k, v in out.items()}
+    result["n_sessions"] = np.array([S])
+    return result
+
+
+def generate(
+    n_users: int = 800,
+    n_products: int = 300,
+    days: int = 180,
+    as_of: str | pd.Timestamp = DEFAULT_AS_OF,
+    seed: int = 42,
+    n_personas: int = 8,
+    activity: float = 1.0,
+    candidates: int = 8,
+    latent_dim: int = 16,
+    progress: bool = False,
+    config: RecsysConfig = DEFAULT_CONFIG,
+    personas: Sequence[Persona] = PERSONAS,
+) -> Dataset:
+    """Generate a synthetic world (see the module docstring for the model).
+
+    ``n_personas`` uses the first personas of ``personas``; ``activity``
+    scales every user's session rate; ``candidates`` is how many draws from
+    the persona's demand distribution a user chooses among per view (1: pure
+    persona-level taste). Events lie in ``[as_of - days, as_of]``. The
+    hidden personas are in ``dataset.personas`` (``user_id, persona``).
+    """
+    _check_args(n_users, n_products, days, n_personas, personas, activity, candidates, latent_dim, config)
+    as_of = pd.Timestamp(as_of)
+    start = as_of - pd.Timedelta(days=days)
+    personas = tuple(personas[:n_personas])
+    seq = np.random.SeedSequence(seed)
+    s_latent, s_users, s_products, s_events = seq.spawn(4)
+    centroids = np.random.default_rng(s_latent).normal(0.0, 1.0, (n_personas, latent_dim))
+    users = _make_users(np.random.default_rng(s_users), n_users, days, personas, centroids, activity, config)
+    products = _make_products(np.random.default_rng(s_products), n_products, days, latent_dim, config)
+
+    season_order = list(dict.fromkeys(["winter", "spring", "summer", "autumn"]
+                                      + list(config.seasons.month_to_season.values())))
+    dates = pd.DatetimeIndex(start + pd.to_timedelta(np.arange(days), unit="D"))
+    day_season = _season_index(dates, config, season_order)
+    n_buckets = -(-days // _BUCKET_DAYS)
+    bucket_mid = np.minimum(np.arange(n_buckets) * _BUCKET_DAYS + _BUCKET_DAYS / 2, days - 0.5)
+    bucket_season = day_season[bucket_mid.astype(int)]
+    demand, order = _demand_table(products, centroids, n_buckets, bucket_season, bucket_mid, days,
+                                  len(config.categories))
+
+    regions = config.region_names
+    boost = np.ones((len(regions), len(season_order), len(config.categories)))
+    for r, region in enumerate(regions):
+        for s, season in enumerate(season_order):
+            in_season = config.boosted_categories(region, season) if season in config.seasons.month_to_season.values() \
+                else ()
+            for c, category in enumerate(config.categories):
+                if category in in_season:
+                    boost[r, s, c] = _SEASON_BOOST
+    # Activity intensity per region and day: expected seasonal boost of the
+    # region's users, weekends, and the holiday shopping peak.
+    region_pref = np.array([users.preference[users.region == r].mean(axis=0) if (users.region == r).any()
+                            else np.full(len(config.categories), 1 / len(config.categories))
+                            for r in range(len(regions))])
+    intensity = np.einsum("rc,rdc->rd", region_pref, boost[:, day_season, :])
+    holiday = ((dates.month == 11) & (dates.day >= 20)) | ((dates.month == 12) & (dates.day <= 23))
+    intensity = intensity * np.where(holiday, _HOLIDAY_BOOST, 1.0) * np.where(dates.dayofweek >= 5,
+                                                                               _WEEKEND_BOOST, 1.0)
+    day_cdf = np.cumsum(intensity, axis=1)
+    day_cdf /= day_cdf[:, -1:]
+    day_cdf[:, -1] = 1.0
+
+    world = _World(users, products, personas, demand, order, day_cdf, day_season, boost, n_buckets, days,
+                   candidates)
+    n_chunks = -(-n_users // _USER_CHUNK)
+    chunk_seeds = s_events.spawn(n_chunks)
+    chunks = []
+    session_offset = 0
+    for i in tqdm(range(n_chunks), desc="generating events", unit="chunk", disable=not progress):
+        idx = np.arange(i * _USER_CHUNK, min((i + 1) * _USER_CHUNK, n_users))
+        chunk = _chunk_events(np.random.default_rng(chunk_seeds[i]), idx, world)
+        chunk["session"] = chunk["session"] + session_offset
+        session_offset += int(chunk.pop("n_sessions")[0])
+        chunks.append(chunk)
+    ev = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+    horizon = days * _SECONDS_PER_DAY
+    keep = ev["time"] <= horizon
+    censored = int((~keep).sum())
+    ev = {k: v[keep] for k, v in ev.items()}
+    sort = np.lexsort((ev["type"], ev["session"], ev["time"]))
+    ev = {k: v[sort] for k, v in ev.items()}
+    # Session ids in order of first appearance in time.
+    _, first_seen = np.unique(ev["session"], return_index=True)
+    rank = np.empty(session_offset, dtype=np.int64)
+    rank[ev["session"][np.sort(first_seen)]] = np.arange(len(first_seen))
+    session_rank = rank[ev["session"]]
+    session_names = np.array([f"session_{i}" for i in range(len(first_seen))], dtype=object)
+
+    user_ids = np.array([f"user_{i}" for i in range(n_users)], dtype=object)
+    events = pd.DataFrame({
+        "user_id": user_ids[ev["user"]],
+        "product_id": products.frame["product_id"].to_numpy(dtype=object)[ev["product"]],
+        "event_type": np.array(EVENT_TYPES, dtype=object)[ev["type"]],
+        "timestamp": pd.DatetimeIndex(start.as_unit("ns").asm8 + ev["time"].astype("timedelta64[s]")),
+        "session_id": session_names[session_rank],
+        "quantity": ev["quantity"].astype(np.int64),
+        "value": ev["value"],
+        "rating": ev["rating"],
+    })
+    users_frame = pd.DataFrame({
+        "user_id": user_ids,
+        "age": users.age.astype(float),
+        "region": np.array(regions, dtype=object)[users.region],
+        "spending_tier": np.array(config.spending_tier_names, dtype=object)[users.tier],
+        "price_sensitivity": users.sensitivity,
+    })
+    persona_frame = pd.DataFrame({
+        "user_id": user_ids,
+        "persona": np.array([p.name for p in personas], dtype=object)[users.persona],
+    })
+    params: dict[str, Any] = {
+        "n_users": n_users, "n_products": n_products, "days": days, "as_of": as_of.isoformat(), "seed": seed,
+        "n_personas": n_personas, "activity": activity, "candidates": candidates, "latent_dim": latent_dim,
+    }
+    meta = {"generator": "recsys.data.synthetic", "generator_version": GENERATOR_VERSION, "params": params,
+            "censored_events": censored, "sessions": int(len(first_seen))}
+    return Dataset(users_frame, products.frame, events, as_of, personas=persona_frame, meta=meta, config=config)
