@@ -292,6 +292,25 @@ def test_weight_redistribution_is_proportional(fitted, world):
                                                            "demographic": 1 / 7})
 
 
+def test_fallback_of_a_history_strategy_does_not_count_for_new_users(fitted, world):
+    """A history-based component with its own popularity fallback for unknown
+    users (like PureSVD's mean user) does not answer them in the fusion."""
+
+    class MeanUser(Pop):
+        name = "svd"
+
+    comps = dict(fitted, svd=MeanUser().fit(world, fitted["knn"].interactions_))
+    model = HybridRecommender.from_fitted(comps)
+    w = model.effective_weights(["user_0", "stranger", "user_29"]).set_index("user_id")
+    assert w.loc["user_0", "svd"] == pytest.approx(0.3)
+    assert w.loc["stranger"].to_dict() == pytest.approx({"knn": 0, "svd": 0, "content": 0, "demographic": 1})
+    assert w.loc["user_29"].to_dict() == pytest.approx({"knn": 0, "svd": 0, "content": 0, "demographic": 1})
+    opened = HybridRecommender.from_fitted(comps, config=HybridConfig(history_strategies=("knn", "content")))
+    assert opened.effective_weights(["stranger"]).iloc[0]["svd"] == pytest.approx(0.75)
+    with pytest.raises(ConfigError, match="history_strategies"):
+        HybridConfig(history_strategies=("knn", "bpr"))
+
+
 def test_single_strategy_weight_reproduces_that_strategy(fitted, world):
     plain = HybridConfig(exclude_out_of_stock=False, spending_tier_filter=False)
     users = [f"user_{u}" for u in range(10)]

@@ -3,9 +3,12 @@
 For user ``u`` and strategy ``s`` with catalogue scores ``s(u, .)``:
 
 1. **Who answers.** ``s`` answers ``u`` when its score row is not constant
-   (``max - min > 1e-12``): a constant row ranks nothing. k-NN, SVD and
-   content are constant (zero) for a user without history; the demographic
-   strategy always answers.
+   (``max - min > 1e-12``: a constant row ranks nothing) and, for the
+   history-based strategies (``HybridConfig.history_strategies``: knn, svd,
+   content), the user has at least one interaction. So a new or unknown user
+   is answered by the demographic strategy alone, even where a component has
+   its own popularity-like fallback for unknown users (PureSVD's mean user):
+   that fallback is not personal and the demographic slot already covers it.
 2. **Effective weights.** ``w'_s(u) = w_s a_s(u) / sum_t w_t a_t(u)`` with
    ``a_s(u) = 1`` if ``s`` answers: the weight of a strategy that cannot
    answer moves to those that can, in proportion to their own weights. (A
@@ -77,8 +80,13 @@ class HybridConfig:
     category_cap: int | None = None
     exclude_out_of_stock: bool = True
     spending_tier_filter: bool = True
+    history_strategies: tuple[str, ...] = ("knn", "svd", "content")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "history_strategies", tuple(self.history_strategies))
+        unknown = [s for s in self.history_strategies if s not in STRATEGIES]
+        if unknown:
+            raise ConfigError(f"HybridConfig.history_strategies has unknown strategies {unknown}; known {list(STRATEGIES)}")
         m = self.candidates_per_strategy
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
             raise ConfigError(f"HybridConfig.candidates_per_strategy must be an int >= 1, got {m!r}")
@@ -216,7 +224,7 @@ class HybridRecommender(Recommender):
         ids = check_user_ids(user_ids)
         rows = self.interactions_.user_index(ids)
         blocks = self._component_scores(rows)
-        weights = self._effective_weights(blocks)
+        weights = self._effective_weights(rows, blocks)
         frame = pd.DataFrame(weights, columns=list(STRATEGIES))
         frame.insert(0, "user_id", ids)
         return frame
@@ -224,8 +232,15 @@ class HybridRecommender(Recommender):
     def _component_scores(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         return {s: np.asarray(c.score_users(rows), dtype=np.float64) for s, c in self.components_.items()}
 
-    def _effective_weights(self, blocks: dict[str, np.ndarray]) -> np.ndarray:
-        n_rows = next(iter(blocks.values())).shape[0]
+    def has_history(self, rows: np.ndarray) -> np.ndarray:
+        """True for known users with at least one interaction."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = np.diff(self.interactions_.matrix.indptr)
+        return (rows >= 0) & (lengths[np.where(rows >= 0, rows, 0)] > 0)
+
+    def _effective_weights(self, rows: np.ndarray, blocks: dict[str, np.ndarray]) -> np.ndarray:
+        n_rows = len(rows)
+        history = self.has_history(rows)
         base = np.array([getattr(self.weights_, s) for s in STRATEGIES])
         answers = np.zeros((n_rows, len(STRATEGIES)), dtype=bool)
         for j, s in enumerate(STRATEGIES):
@@ -235,6 +250,8 @@ class HybridRecommender(Recommender):
                 with np.errstate(invalid="ignore"):
                     spread = np.nanmax(finite, axis=1) - np.nanmin(finite, axis=1)
                 answers[:, j] = np.nan_to_num(spread, nan=0.0) > _EPS
+                if s in self.config.history_strategies:
+                    answers[:, j] &= history
         raw = answers * base
         total = raw.sum(axis=1, keepdims=True)
         equal = answers / np.maximum(answers.sum(axis=1, keepdims=True), 1)
@@ -259,7 +276,7 @@ class HybridRecommender(Recommender):
         """Fused scores, contributions (strategies x rows x products, 0 off
         candidates) and the candidate-and-eligible mask."""
         blocks = self._component_scores(rows)
-        weights = self._effective_weights(blocks)
+        weights = self._effective_weights(rows, blocks)
         eligible = self._eligible(rows, exclude_purchased)
         m = min(max(self.config.candidates_per_strategy, n), eligible.shape[1])
         candidates = np.zeros_like(eligible)
@@ -399,6 +416,7 @@ class HybridRecommender(Recommender):
             "category_cap": self.config.category_cap,
             "exclude_out_of_stock": self.config.exclude_out_of_stock,
             "spending_tier_filter": self.config.spending_tier_filter,
+            "history_strategies": list(self.config.history_strategies),
         }
 
 
