@@ -1,0 +1,287 @@
+"""Neighbourhood models on the weighted interaction matrix ``X`` (users x products).
+
+Similarity (cosine with optional shrinkage in the denominator, Sarwar et al.
+2001; shrinkage as in Koren/Bell):
+
+``sim(a, b) = <x_a, x_b> / (||x_a|| ||x_b|| + shrinkage)``
+
+over item columns (:class:`ItemKNN`) or user rows (:class:`UserKNN`); only the
+``k`` most similar neighbours of each item (user) are kept, self-similarity
+excluded, ties to the lower index. The neighbour matrix ``W`` is CSR float32.
+
+Scores (Deshpande & Karypis 2004 for items):
+
+* item-based: ``score(u, j) = sum_i x_ui W[i, j]``, i.e. ``x_u @ W``. One
+  user's answer reads their row and the neighbour lists of the items in it.
+* user-based: ``score(u, j) = sum_v W[u, v] x_vj``, i.e. ``W[u] @ X``.
+
+Both are sparse: only products reachable through a neighbour get a score;
+all others score 0 and come after them in column order (the base class's
+tie rule), which :meth:`NeighbourRecommender.recommend` reproduces exactly
+without densifying.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.config import ConfigError
+from recsys.data.dataset import Dataset
+from recsys.interactions import Interactions
+from recsys.models.base import Recommender, check_n, check_user_ids
+from recsys.models.ranking import (
+    drop_entries,
+    entries_frame,
+    first_allowed,
+    keep_topk,
+    ranked_entries,
+    row_of_entries,
+    take_rows,
+)
+
+__all__ = ["KNNConfig", "NeighbourRecommender", "ItemKNN", "UserKNN", "cosine_topk"]
+
+
+@dataclass(frozen=True)
+class KNNConfig:
+    """Settings of the neighbourhood models.
+
+    ``k``: neighbours kept per item (user). ``shrinkage``: added to the
+    cosine denominator, damping similarities built on little overlap (0 =
+    plain cosine). ``min_similarity``: neighbours below it are dropped.
+    ``block_entries``: bound on the similarity entries computed at once
+    during ``fit`` (memory, not results).
+    """
+
+    k: int = 50
+    shrinkage: float = 0.0
+    min_similarity: float = 0.0
+    block_entries: int = 1 << 23
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise ConfigError(f"KNNConfig.k must be a positive int, got {self.k!r}")
+        if not isinstance(self.shrinkage, (int, float)) or not self.shrinkage >= 0:
+            raise ConfigError(f"KNNConfig.shrinkage must be a number >= 0, got {self.shrinkage!r}")
+        if not isinstance(self.min_similarity, (int, float)) or not 0 <= self.min_similarity <= 1:
+            raise ConfigError(f"KNNConfig.min_similarity must be in [0, 1], got {self.min_similarity!r}")
+        if isinstance(self.block_entries, bool) or not isinstance(self.block_entries, int) or self.block_entries < 1:
+            raise ConfigError(f"KNNConfig.block_entries must be a positive int, got {self.block_entries!r}")
+
+
+def _row_norms(matrix: sp.csr_matrix) -> np.ndarray:
+    return np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+
+
+def cosine_topk(
+    left: sp.csr_matrix,
+    right: sp.csr_matrix,
+    k: int,
+    shrinkage: float = 0.0,
+    min_similarity: float = 0.0,
+    self_columns: np.ndarray | None = None,
+    block_entries: int = 1 << 23,
+) -> sp.csr_matrix:
+    """Top-``k`` shrunk cosine similarities of each row of ``left`` to the rows of ``right``.
+
+    Returns CSR float32 ``(left rows x right rows)``; row ``a`` keeps at most
+    ``k`` entries ``sim(a, b) > 0`` and ``>= min_similarity``, never
+    ``b == self_columns[a]``. Computed in row blocks of at most
+    ``block_entries`` similarities, so memory stays bounded.
+    """
+    left, right = sp.csr_matrix(left, dtype=np.float64), sp.csr_matrix(right, dtype=np.float64)
+    left_norm, right_norm = _row_norms(left), _row_norms(right)
+    right_t = right.T.tocsr()
+    step = max(1, block_entries // max(1, right.shape[0]))
+    blocks = []
+    for start in range(0, left.shape[0], step):
+        block = (left[start : start + step] @ right_t).tocsr()
+        block.sort_indices()
+        rows = row_of_entries(block) + start
+        block.data = block.data / (left_norm[rows] * right_norm[block.indices] + shrinkage)
+        drop = ~(block.data > 0) | (block.data < min_similarity)
+        if self_columns is not None:
+            drop |= block.indices == self_columns[rows]
+        block.data[drop] = 0.0
+        block.eliminate_zeros()
+        block.sort_indices()
+        blocks.append(keep_topk(block, k))
+    if not blocks:
+        return sp.csr_matrix(left.shape[:1] + right.shape[:1], dtype=np.float32)
+    out = sp.vstack(blocks, format="csr").astype(np.float32)
+    out.sort_indices()
+    return out
+
+
+class NeighbourRecommender(Recommender):
+    """Shared scoring and the sparse top-n path of the neighbourhood models.
+
+    Subclasses implement :meth:`score_history`: sparse scores for a block of
+    user histories. :meth:`recommend` gives exactly the frame of the base
+    class's dense path (same scores, ranks and ties) from sparse scores.
+    """
+
+    def __init__(self, config: KNNConfig | None = None) -> None:
+        self.config = config if config is not None else KNNConfig()
+
+    similarity_: sp.csr_matrix
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "similarity_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
+
+    @abstractmethod
+    def score_history(
+        self, history: sp.csr_matrix, rows: np.ndarray | None = None, fresh: np.ndarray | None = None
+    ) -> sp.csr_matrix:
+        """Sparse scores (``len(history)`` x products) for user histories.
+
+        ``history`` holds one interaction row per user (weights as in
+        :class:`~recsys.interactions.Interactions`); ``rows`` their rows in the
+        fitted matrix (``-1``/beyond: not in it); ``fresh`` marks histories
+        that changed since ``fit`` (a user-based model recomputes those
+        users' neighbours).
+        """
+
+    def score_users(self, rows: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        rows = np.asarray(rows, dtype=np.int64)
+        history = take_rows(self.interactions_.matrix, rows)
+        return self.score_history(history, rows).toarray().astype(np.float64)
+
+    def _fit(self, dataset: Dataset, interactions: Interactions) -> None:
+        if interactions.matrix.nnz == 0:
+            raise ValueError(
+                f"cannot fit {type(self).__name__}: the data set has no events "
+                f"({dataset.n_users} users, {dataset.n_products} products)"
+            )
+        self._fit_neighbours(interactions.matrix)
+
+    @abstractmethod
+    def _fit_neighbours(self, matrix: sp.csr_matrix) -> None: ...
+
+    def recommend(self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
+        """Top-``n`` per user from sparse scores; identical to the dense base path."""
+        n = check_n(n)
+        ids = check_user_ids(user_ids)
+        self._check_fitted()
+        rows = self.interactions_.user_index(ids)
+        frames = []
+        for start in range(0, max(len(ids), 1), self.chunk_size):
+            chunk = rows[start : start + self.chunk_size]
+            history = take_rows(self.interactions_.matrix, chunk)
+            banned = take_rows(self.interactions_.purchased, chunk) if exclude_purchased else None
+            scores = self.score_history(history, chunk)
+            r, c, v, rank = top_n_sparse(scores, banned, n)
+            frames.append(
+                entries_frame(ids[start : start + self.chunk_size], self.interactions_.product_ids,
+                              r, c, v, rank, self.reason)
+            )
+        return pd.concat(frames, ignore_index=True)
+
+
+def top_n_sparse(
+    scores: sp.csr_matrix, banned: sp.csr_matrix | None, n: int, pad_zeros: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Top-``n`` per row of sparse non-negative ``scores`` without the ``banned`` entries.
+
+    Rows with fewer than ``n`` positive scores are padded, if ``pad_zeros``,
+    with score-0 products in column order (what a dense ranking with ties
+    broken by column gives). Returns ``rows, cols, scores, rank`` ordered by
+    (row, rank).
+    """
+    scores = drop_entries(sp.csr_matrix(scores), banned)
+    scores.sort_indices()
+    r, c, v, rank = ranked_entries(keep_topk(scores, n))
+    n_products = scores.shape[1]
+    got = np.bincount(r, minlength=scores.shape[0])
+    short = np.flatnonzero(got < min(n, n_products))
+    if not pad_zeros or len(short) == 0:
+        return r, c, v.astype(np.float64), rank
+    taken = sp.csr_matrix((np.ones(len(r), dtype=bool), (r, c)), shape=scores.shape)
+    excluded = take_rows(taken + banned if banned is not None else taken, short).astype(bool)
+    width = min(n_products, n + int(np.diff(excluded.indptr).max(initial=0)))
+    orders = np.broadcast_to(np.arange(width, dtype=np.int64), (len(short), width))
+    pr, pc, pos = first_allowed(orders, excluded, n - got[short])
+    rows = np.concatenate([r, short[pr]])
+    cols = np.concatenate([c, pc])
+    vals = np.concatenate([v.astype(np.float64), np.zeros(len(pr))])
+    ranks = np.concatenate([rank, got[short][pr] + pos + 1])
+    order = np.lexsort((ranks, rows))
+    return rows[order], cols[order], vals[order], ranks[order]
+
+
+class ItemKNN(NeighbourRecommender):
+    """Item-based cosine k-NN: ``score(u, .) = x_u @ W`` with ``W`` the
+    top-``k`` item-item similarities (CSR float32, ``similarity_``)."""
+
+    name = "item_knn"
+    reason = "Similar to products you interacted with"
+
+    def _fit_neighbours(self, matrix: sp.csr_matrix) -> None:
+        items = matrix.T.tocsr()
+        cfg = self.config
+        self.similarity_ = cosine_topk(items, items, cfg.k, cfg.shrinkage, cfg.min_similarity,
+                                       np.arange(items.shape[0]), cfg.block_entries)
+
+    def score_history(
+        self, history: sp.csr_matrix, rows: np.ndarray | None = None, fresh: np.ndarray | None = None
+    ) -> sp.csr_matrix:
+        self._check_fitted()
+        return (sp.csr_matrix(history, dtype=np.float32) @ self.similarity_).tocsr()
+
+    def neighbours(self, product_id: str, n: int | None = None) -> pd.DataFrame:
+        """The stored neighbours of one product: ``neighbour_id, similarity, rank``."""
+        self._check_fitted()
+        col = self.interactions_.product_index([product_id])[0]
+        if col < 0:
+            raise ValueError(f"unknown product id {product_id!r}: not in the fitted catalogue")
+        r, c, v, rank = ranked_entries(take_rows(self.similarity_, np.array([col])))
+        frame = pd.DataFrame({"product_id": product_id,
+                              "neighbour_id": np.asarray(self.interactions_.product_ids, dtype=object)[c],
+                              "similarity": v.astype(np.float64), "rank": rank})
+        return frame.head(check_n(n)) if n is not None else frame
+
+
+class UserKNN(NeighbourRecommender):
+    """User-based cosine k-NN: ``score(u, .) = W[u] @ X`` with ``W`` the
+    top-``k`` user-user similarities (``similarity_``). A user whose history
+    changed after ``fit`` (or who is new) gets their neighbours recomputed
+    against the fitted profiles (work proportional to their co-raters)."""
+
+    name = "user_knn"
+    reason = "Similar users also liked this"
+
+    profiles_: sp.csr_matrix
+
+    def _fit_neighbours(self, matrix: sp.csr_matrix) -> None:
+        cfg = self.config
+        self.profiles_ = sp.csr_matrix(matrix, dtype=np.float32)
+        self.similarity_ = cosine_topk(matrix, matrix, cfg.k, cfg.shrinkage, cfg.min_similarity,
+                                       np.arange(matrix.shape[0]), cfg.block_entries)
+
+    def score_history(
+        self, history: sp.csr_matrix, rows: np.ndarray | None = None, fresh: np.ndarray | None = None
+    ) -> sp.csr_matrix:
+        self._check_fitted()
+        n_users = self.similarity_.shape[0]
+        rows = np.full(history.shape[0], -1, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+        fresh = np.zeros(len(rows), dtype=bool) if fresh is None else np.asarray(fresh, dtype=bool)
+        known = (rows >= 0) & (rows < n_users)
+        recompute = np.flatnonzero(~known | fresh)
+        sims = take_rows(self.similarity_, np.where(known & ~fresh, rows, -1))
+        if len(recompute):
+            cfg = self.config
+            own = np.where(known[recompute], rows[recompute], -1)
+            new = cosine_topk(take_rows(sp.csr_matrix(history), recompute), self.profiles_, cfg.k,
+                              cfg.shrinkage, cfg.min_similarity, own, cfg.block_entries)
+            place = sp.csr_matrix((np.ones(len(recompute), dtype=np.float32), (recompute, np.arange(len(recompute)))),
+                                  shape=(len(rows), len(recompute)))
+            sims = (sims + place @ new).tocsr()
+        return (sims @ self.profiles_).tocsr()

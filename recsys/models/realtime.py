@@ -1,0 +1,238 @@
+"""Stage 1: real-time recommendations -- k-NN with a demographic fallback.
+
+For each requested user:
+
+1. *k-NN* answers a user with at least ``min_history`` products in their
+   (live) history: item-based ``x_u @ W`` (or user-based, see
+   :mod:`recsys.models.knn`), top-``n`` of the products with a positive score.
+2. The *demographic fallback* (:class:`~recsys.models.demographic.DemographicRecommender`)
+   answers unknown or history-less users, and (``backfill``) tops up a
+   k-NN list that has fewer than ``n`` products with the user's segment
+   ranking, after the k-NN products.
+
+The output has the base columns plus ``method`` (``item_knn``/``user_knn``
+or ``demographic``: which path produced the row); ``score`` is that path's
+score, so compare scores within one method only.
+
+Real time: :meth:`RealtimeRecommender.add_events` writes new events into the
+users' rows (:class:`~recsys.models.live_history.LiveHistory`) without
+refitting. The next call sees them: a user who just viewed three products
+gets those products' neighbours, and a new user id leaves the fallback after
+their first events. A request reads the user's row and the neighbour lists of
+the items in it -- no work proportional to the number of users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.config import ConfigError
+from recsys.data.dataset import Dataset
+from recsys.interactions import Interactions
+from recsys.models.base import RECOMMENDATION_COLUMNS, Recommender, check_n, check_user_ids
+from recsys.models.demographic import REASONS, DemographicConfig, DemographicRecommender
+from recsys.models.knn import ItemKNN, KNNConfig, NeighbourRecommender, UserKNN, top_n_sparse
+from recsys.models.live_history import EventUpdate, LiveHistory
+from recsys.models.ranking import take_rows
+
+__all__ = ["RealtimeConfig", "RealtimeRecommender", "REALTIME_COLUMNS", "FALLBACK_METHOD"]
+
+REALTIME_COLUMNS = RECOMMENDATION_COLUMNS + ["method"]
+FALLBACK_METHOD = "demographic"
+_NEIGHBOURS = {"item": ItemKNN, "user": UserKNN}
+
+
+@dataclass(frozen=True)
+class RealtimeConfig:
+    """``neighbours``: ``"item"`` or ``"user"`` k-NN; ``min_history``:
+    distinct products a user needs before k-NN answers; ``backfill``: top up
+    short k-NN lists from the fallback; ``compact_threshold``: overlaid rows
+    before :class:`LiveHistory` merges them into its base matrix."""
+
+    neighbours: str = "item"
+    knn: KNNConfig = field(default_factory=KNNConfig)
+    fallback: DemographicConfig = field(default_factory=DemographicConfig)
+    min_history: int = 1
+    backfill: bool = True
+    compact_threshold: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.neighbours not in _NEIGHBOURS:
+            raise ConfigError(f"RealtimeConfig.neighbours must be one of {list(_NEIGHBOURS)}, got {self.neighbours!r}")
+        for name in ("min_history", "compact_threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"RealtimeConfig.{name} must be a positive int, got {value!r}")
+
+
+class RealtimeRecommender(Recommender):
+    """Stage 1: k-NN for users with history, demographic fallback otherwise."""
+
+    name = "realtime"
+
+    knn_: NeighbourRecommender
+    fallback_: DemographicRecommender
+    history_: LiveHistory
+
+    def __init__(self, config: RealtimeConfig | None = None) -> None:
+        self.config = config if config is not None else RealtimeConfig()
+
+    @property
+    def reason(self) -> str:  # type: ignore[override]
+        return _NEIGHBOURS[self.config.neighbours].reason
+
+    def _fit(self, dataset: Dataset, interactions: Interactions) -> None:
+        cfg = self.config
+        self.knn_ = _NEIGHBOURS[cfg.neighbours](cfg.knn).fit(dataset, interactions)
+        self.fallback_ = DemographicRecommender(cfg.fallback).fit(dataset, interactions)
+        self.history_ = LiveHistory(interactions, dataset.as_of, cfg.compact_threshold)
+        self.new_user_segment_: dict[str, int] = {}
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "history_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
+
+    # -- real-time updates --------------------------------------------------------
+    def register_users(self, users: pd.DataFrame) -> None:
+        """Demographics of users not in the data set: ``user_id`` plus any of
+        ``age``, ``region``, ``spending_tier`` (missing = unknown). Their
+        fallback uses that segment; unregistered new users get the
+        all-shoppers ranking."""
+        self._check_fitted()
+        if not isinstance(users, pd.DataFrame) or "user_id" not in users.columns:
+            raise ValueError("users must be a DataFrame with a user_id column")
+        ids = check_user_ids(users["user_id"].tolist())
+        fitted = self.interactions_.user_index(ids) >= 0
+        if fitted.any():
+            raise ValueError(
+                f"user(s) {[u for u, f in zip(ids, fitted, strict=True) if f][:3]} are in the fitted data set; "
+                "their demographics come from it"
+            )
+        segments = self.fallback_.segment_codes(users)
+        self.new_user_segment_.update(zip(ids, segments.tolist(), strict=True))
+
+    def add_events(self, events: pd.DataFrame, users: pd.DataFrame | None = None) -> EventUpdate:
+        """Write new events into the users' rows at once (no refit). ``events``
+        needs ``user_id, product_id, event_type, timestamp`` (``rating`` for
+        reviews); unknown user ids become new users, optionally described by
+        ``users`` (see :meth:`register_users`)."""
+        self._check_fitted()
+        if users is not None:
+            self.register_users(users)
+        return self.history_.add(events)
+
+    # -- scoring ------------------------------------------------------------------
+    def _segments(self, ids: Sequence[str | None], rows: np.ndarray) -> np.ndarray:
+        """Fallback segment per user: from the data set for fitted users, from
+        :meth:`register_users` for new ones (all shoppers if unregistered)."""
+        segments = self.fallback_.segments_of_rows(rows)
+        if self.new_user_segment_:
+            n_fit = len(self.fallback_.user_segment_)
+            for i in np.flatnonzero((rows < 0) | (rows >= n_fit)):
+                segments[i] = self.new_user_segment_.get(ids[i], 0)
+        return segments
+
+    def _knn_history(self, history: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+        """History rows of the users k-NN answers (others emptied), and that mask."""
+        use_knn = np.diff(history.indptr) >= self.config.min_history
+        if use_knn.all():
+            return history, use_knn
+        return take_rows(history, np.where(use_knn, np.arange(history.shape[0]), -1)), use_knn
+
+    def score_users(self, rows: np.ndarray) -> np.ndarray:
+        """Dense scores: the k-NN row for users k-NN answers, else the
+        fallback's segment row (``-inf`` = filtered by the spending tier)."""
+        self._check_fitted()
+        rows = np.asarray(rows, dtype=np.int64)
+        history, _ = self.history_.block(rows)
+        knn_history, use_knn = self._knn_history(history)
+        scores = self.knn_.score_history(knn_history, rows, self.history_.fresh(rows)).toarray().astype(np.float64)
+        fallback = self.fallback_.segment_scores_[self._segments(self.history_.ids_of(rows), rows)]
+        return np.where(use_knn[:, None], scores, fallback)
+
+    def reasons_for(self, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        history, _ = self.history_.block(np.asarray(rows, dtype=np.int64))
+        _, use_knn = self._knn_history(history)
+        segments = self._segments(self.history_.ids_of(rows), np.asarray(rows, dtype=np.int64))
+        codes = self.fallback_.segment_reasons_[segments][:, self.fallback_.product_category_]
+        fallback = np.asarray(REASONS, dtype=object)[codes]
+        return np.where(use_knn[:, None], np.asarray(self.reason, dtype=object), fallback)
+
+    def recommend(
+        self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True
+    ) -> pd.DataFrame:
+        """Top-``n`` per user as :data:`REALTIME_COLUMNS` (the base columns plus ``method``)."""
+        n = check_n(n)
+        ids = check_user_ids(user_ids)
+        self._check_fitted()
+        rows = self.history_.rows_of(ids)
+        frames = [
+            self._recommend_block(ids[start : start + self.chunk_size], rows[start : start + self.chunk_size],
+                                  n, exclude_purchased)
+            for start in range(0, max(len(ids), 1), self.chunk_size)
+        ]
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    def recommend_one(self, user_id: str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
+        """One user's top-``n`` (the real-time request path)."""
+        if not isinstance(user_id, str):
+            raise ValueError(f"user_id must be a string, got {type(user_id).__name__}")
+        return self.recommend([user_id], n, exclude_purchased)
+
+    def method_of(self, user_ids: Sequence[str] | str) -> pd.Series:
+        """Which path answers each user now: the k-NN name or ``demographic``."""
+        ids = check_user_ids(user_ids)
+        self._check_fitted()
+        history, _ = self.history_.block(self.history_.rows_of(ids))
+        _, use_knn = self._knn_history(history)
+        return pd.Series(np.where(use_knn, self.knn_.name, FALLBACK_METHOD), index=pd.Index(ids, name="user_id"),
+                         name="method", dtype=object)
+
+    def _recommend_block(self, ids: list[str], rows: np.ndarray, n: int, exclude_purchased: bool) -> pd.DataFrame:
+        history, bought = self.history_.block(rows)
+        banned = bought if exclude_purchased else None
+        knn_history, use_knn = self._knn_history(history)
+        n_products = history.shape[1]
+        if use_knn.any():
+            scores = self.knn_.score_history(knn_history, rows, self.history_.fresh(rows))
+            r, c, v, rank = top_n_sparse(scores, banned, n, pad_zeros=False)
+        else:
+            r = c = rank = np.zeros(0, dtype=np.int64)
+            v = np.zeros(0)
+        got = np.bincount(r, minlength=len(rows))
+        need = np.where(use_knn & (not self.config.backfill), 0, np.maximum(min(n, n_products) - got, 0))
+        short = np.flatnonzero(need > 0)
+        parts_reason: list[np.ndarray] = [np.full(len(r), self.reason, dtype=object)]
+        parts_method: list[np.ndarray] = [np.full(len(r), self.knn_.name, dtype=object)]
+        if len(short):
+            taken = sp.csr_matrix((np.ones(len(r), dtype=bool), (r, c)), shape=history.shape)
+            excluded = take_rows((taken + banned) if banned is not None else taken, short).astype(bool)
+            fr, fc, fv, fpos, freason = self.fallback_.top_n_for_segments(
+                self._segments([ids[i] for i in short], rows[short]), excluded, need[short]
+            )
+            rows_out = short[fr]
+            r = np.concatenate([r, rows_out])
+            c = np.concatenate([c, fc])
+            v = np.concatenate([v, fv])
+            rank = np.concatenate([rank, got[rows_out] + fpos + 1])
+            parts_reason.append(freason)
+            parts_method.append(np.full(len(fr), FALLBACK_METHOD, dtype=object))
+        reasons = np.concatenate(parts_reason)
+        methods = np.concatenate(parts_method)
+        order = np.lexsort((rank, r))
+        frame = pd.DataFrame(
+            {
+                "user_id": np.asarray(ids, dtype=object)[r[order]],
+                "product_id": np.asarray(self.history_.product_ids, dtype=object)[c[order]],
+                "score": v[order].astype(np.float64),
+                "rank": rank[order].astype(np.int64),
+                "reason": reasons[order],
+                "method": methods[order],
+            }
+        )
+        return frame
