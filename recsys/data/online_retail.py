@@ -1,0 +1,643 @@
+"""UCI Online Retail (data set id 352): load, clean with a counted report, map onto a :class:`Dataset`.
+
+Source: Daqing Chen, Sai Liang Sain, Kun Guo, "Data mining for the online
+retail industry: A case study of RFM model-based customer segmentation using
+data mining", Journal of Database Marketing and Customer Strategy Management
+19(3), 2012. UCI Machine Learning Repository, data set id 352, licence CC BY
+4.0. The file is never shipped with the project: its path is a parameter, or
+the environment variable ``RECSYS_ONLINE_RETAIL``, or by default
+``../shared/datasets/online-retail/online_retail.parquet`` next to the project
+root. A ``.xlsx`` (as downloaded from UCI), ``.csv`` or ``.parquet`` file is
+read.
+
+Cleaning (:func:`clean_online_retail`) removes rows step by step, in this
+order, and counts each step (:class:`CleaningReport`):
+
+1. malformed values: missing or unparseable invoice number, stock code,
+   invoice date, quantity or unit price (and non-integer quantities);
+2. cancellations: ``InvoiceNo`` starting with ``"C"``;
+3. purchases reversed by a cancellation: a purchase line with the same
+   customer, stock code and absolute quantity as a later cancellation line;
+   cancellations are matched in time order, each to at most one purchase
+   (the latest earlier unmatched one). Without this step a cancelled order
+   of 80,995 units would stay in the sales;
+4. non-standard invoices: an ``InvoiceNo`` that is not all digits (the
+   ``"A..."`` bad-debt adjustments);
+5. missing customer: no (or a non-numeric) ``CustomerID``;
+6. non-positive quantity; 7. non-positive unit price;
+8. non-product stock codes: a product code is five digits plus an optional
+   one- or two-letter variant suffix (``85123A``, ``15056BL``); every other
+   code is a service line or pseudo-product (``POST``, ``DOT``, ``M``, ``C2``,
+   ``D``, ``S``, ``BANK CHARGES``, ``AMAZONFEE``, ``CRUK``, ``PADS``, ``B``,
+   ``gift_0001_*`` vouchers, ``DCGS*`` marketplace lines). Two product-shaped
+   codes are services too and are caught by their description
+   (:data:`SERVICE_DESCRIPTIONS`: "Next Day Carriage", "PACKING CHARGE").
+   The codes removed are listed in ``CleaningReport.non_product_codes``;
+9. duplicate rows: exact repeats of all eight columns (the first is kept).
+
+Mapping (:func:`to_dataset`) -- every rule is stated where it is coded:
+
+- customers -> users ``user_<CustomerID>``: region from the customer's most
+  frequent country through :data:`COUNTRY_REGION` (countries not in the table
+  -> ``"Other"``, counted in ``meta``); age unknown (NaN, the data has none);
+  spending tier by terciles of the customer's total spend (lowest third
+  budget, middle mid, top premium; ties broken by customer id);
+  price sensitivity unknown (NaN) by default, or with
+  ``price_sensitivity="derived"``: ``0.3 + 0.6 * (1 - r)`` where ``r`` in
+  0..1 is the customer's rank, ``(rank - 1) / (n - 1)``, by the
+  quantity-weighted mean price percentile of the products they bought
+  (buyers of cheap products count as more price sensitive; 0.3..0.9 is
+  SPEC's range).
+- stock codes -> products ``product_<StockCode>``: description = most
+  frequent description (ties: alphabetical first); name = the description in
+  title case; price = median unit price paid; cost unknown (NaN); stock
+  unknown -> ``default_stock`` (a placeholder, not a measurement); category
+  from the description by the keyword rules :data:`CATEGORY_RULES` (first
+  matching rule wins, none -> ``"Other"``); ``category_scheme="spec"`` maps
+  these onto the ten configured categories by :data:`RETAIL_TO_SPEC_CATEGORY`
+  so that config priors (regions, age groups, seasonal boosts) apply; tags =
+  the matched keywords plus the other scheme's category; peak season from
+  seasonal keywords (:data:`SEASON_KEYWORDS`), else ``"none"`` (descriptions
+  only, so the label never leaks sales from a test period).
+- invoice lines -> purchase events: quantity, ``value = quantity *
+  unit_price``, timestamp = invoice date, ``session_id`` = invoice number.
+  ``as_of`` = the last invoice time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from recsys.config import DEFAULT_CONFIG, RecsysConfig
+from recsys.data.dataset import Dataset
+
+__all__ = [
+    "CATEGORY_RULES",
+    "CITATION",
+    "COUNTRY_REGION",
+    "ENV_VAR",
+    "PRODUCT_CODE_PATTERN",
+    "SERVICE_DESCRIPTIONS",
+    "RAW_COLUMNS",
+    "RETAIL_TO_SPEC_CATEGORY",
+    "SEASON_KEYWORDS",
+    "CleaningReport",
+    "categorize_description",
+    "clean_online_retail",
+    "default_online_retail_path",
+    "load_online_retail",
+    "load_online_retail_dataset",
+    "resolve_online_retail_path",
+    "spending_tiers_by_rank",
+    "to_dataset",
+]
+
+ENV_VAR = "RECSYS_ONLINE_RETAIL"
+UCI_ID = 352
+UCI_URL = "https://archive.ics.uci.edu/dataset/352/online+retail"
+CITATION = (
+    "Daqing Chen, Sai Liang Sain, Kun Guo, 'Data mining for the online retail industry: A case study of "
+    "RFM model-based customer segmentation using data mining', Journal of Database Marketing and Customer "
+    "Strategy Management 19(3), 2012. UCI Machine Learning Repository, data set id 352 (CC BY 4.0)."
+)
+
+RAW_COLUMNS: tuple[str, ...] = (
+    "InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country",
+)
+
+PRODUCT_CODE_PATTERN = re.compile(r"^\d{5}[A-Za-z]{0,2}$")
+"""A product stock code: five digits and an optional one- or two-letter variant suffix."""
+
+SERVICE_DESCRIPTIONS: frozenset[str] = frozenset({
+    "NEXT DAY CARRIAGE", "PACKING CHARGE", "POSTAGE", "DOTCOM POSTAGE", "CARRIAGE", "MANUAL", "BANK CHARGES",
+    "AMAZON FEE", "DISCOUNT", "SAMPLES", "ADJUST BAD DEBT", "CRUK COMMISSION",
+})
+"""Descriptions (upper case, stripped) of service lines: removed with the
+non-product codes even when the stock code looks like a product's."""
+
+_EU = (
+    "United Kingdom", "EIRE", "Ireland", "Channel Islands", "Germany", "France", "Spain", "Netherlands", "Belgium",
+    "Switzerland", "Portugal", "Norway", "Italy", "Finland", "Cyprus", "Sweden", "Austria", "Denmark", "Poland",
+    "Iceland", "Greece", "Malta", "European Community", "Lithuania", "Czech Republic", "Luxembourg",
+)
+_NA = ("USA", "United States", "Canada")
+_ASIA = (
+    "Japan", "Hong Kong", "Singapore", "Israel", "Lebanon", "Bahrain", "Saudi Arabia", "United Arab Emirates",
+    "China", "Korea", "Thailand",
+)
+_OTHER = ("Australia", "RSA", "Brazil", "Unspecified")
+
+COUNTRY_REGION: Mapping[str, str] = {
+    **{c: "EU" for c in _EU},
+    **{c: "NA" for c in _NA},
+    **{c: "Asia" for c in _ASIA},
+    **{c: "Other" for c in _OTHER},
+}
+"""Country -> region. EU is geographic Europe (with the UK, the Channel
+Islands, EFTA states, Cyprus and the data's "European Community"); NA is the
+USA and Canada; Asia is geographic Asia including the Middle East; Other is
+Australia, South Africa (RSA), Brazil and "Unspecified". A country not listed
+maps to "Other" and is counted in the data set's ``meta``."""
+
+CATEGORY_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Seasonal", ("CHRISTMAS", "XMAS", "ADVENT", "SANTA", "REINDEER", "SNOWFLAKE", "SNOWMAN", "NATIVITY", "BAUBLE",
+                  "EASTER", "HALLOWEEN", "VALENTINE", "BLACKCHRISTMAS", "GINGERBREAD")),
+    ("Bath & Beauty", ("SOAP", "BATH", "BATHROOM", "LIP GLOSS", "NAIL", "MAKE UP", "COSMETIC", "SPONGE", "PERFUME",
+                       "LAVENDER SCENT", "HAND CREAM", "TISSUES", "PLASTERS", "HOT WATER BOTTLE", "WASHBAG",
+                       "FLANNEL", "FRAGRANCE", "OILS", "TOILETRY", "SHOWER CAP", "MIRROR COMPACT")),
+    ("Jewellery & Accessories", ("NECKLACE", "NECKL", "BRACELET", "EARRINGS", "RING", "CHARM", "DIAMANTE",
+                                 "BROOCH", "HAIR", "BEADS", "BEAD", "PURSE", "WALLET", "UMBRELLA", "SCARF",
+                                 "GLOVES", "HAT", "SUNGLASSES", "BANGLE", "PENDANT", "JEWEL", "KEY RING",
+                                 "KEYRING", "KEYRINGS", "BADGE", "BADGES", "SLIDE", "SLIDES", "CLIP",
+                                 "CLIPS", "EAR MUFF", "HEADPHONES", "EARRING", "GLASSES CASE", "SOCK")),
+    ("Bags", ("BAG", "BAGS", "HANDBAG", "SHOPPER", "TOTE", "BACKPACK", "RUCKSACK")),
+    ("Travel", ("PASSPORT", "LUGGAGE", "TRAVEL")),
+    ("Candles & Lighting", ("CANDLE", "CANDLES", "LIGHT", "LIGHTS", "T-LIGHT", "LANTERN", "LAMP", "INCENSE",
+                            "NIGHTLIGHT", "TEALIGHT", "OIL BURNER", "CANDLEHOLDER", "LAMPSHADE", "BULB",
+                            "MATCHES", "TORCH")),
+    ("Kitchen & Dining", ("MUG", "MUGS", "CUP", "CUPS", "SAUCER", "BOWL", "BOWLS", "PLATE", "PLATES", "CUTLERY",
+                          "TEA", "COFFEE", "CAKE", "CAKES", "CAKESTAND", "BAKING", "LUNCH", "JAR", "JARS", "TRAY",
+                          "PANTRY", "KITCHEN", "APRON", "TOWEL", "NAPKINS", "DISH", "BOTTLE", "JAM", "SPOON",
+                          "SPOONS", "CHOPSTICKS", "TEAPOT", "JUG", "BEAKER", "PAN", "COASTER", "COASTERS",
+                          "PLACEMATS", "RECIPE", "GLASS", "TUMBLER", "FOOD", "SNACK", "EGG CUP", "BREAD", "MOULD",
+                          "CASES", "TRAYS", "TIN", "TINS", "CANISTER", "GRINDER", "CAKE STAND", "NAPKIN",
+                          "SUGAR", "TONGS", "BISCUIT", "CUTTERS", "CUTTER", "PLACE SETTINGS", "EGG COSY", "DOILY",
+                          "DOILIES", "CHOPPING", "FORK", "KNIFE", "WHISK", "SIEVE", "CONTAINER", "CADDY", "BUTTER",
+                          "GOBLET", "WINE", "PLACEMAT", "SALT", "PEPPER", "POPSICLES", "ICE LOLLY", "CORER")),
+    ("Stationery & Cards", ("CARD", "CARDS", "PAPER", "NOTEBOOK", "NOTEBOOKS", "PEN", "PENS", "PENCIL", "PENCILS",
+                            "WRAP", "STICKER", "STICKERS", "TAPE", "RIBBON", "RIBBONS", "ENVELOPE", "ENVELOPES",
+                            "CALENDAR", "BOOK", "BOOKS", "ERASER", "RUBBER", "NOTE", "NOTEPAD", "DIARY", "JOURNAL",
+                            "STAMP", "STAMPS", "CRAYONS", "CHALK", "SHARPENER", "RULER", "GIFT TAG", "TAGS",
+                            "POSTCARD", "POSTCARDS", "MEMO", "ORGANISER", "STATIONERY", "SCISSOR", "SCISSORS",
+                            "HOLE PUNCH", "CLIPBOARD", "FOLDER", "FILE", "BOOKMARK", "WRAPPING", "MEMOBOARD",
+                            "SKETCHBOOK", "STENCIL")),
+    ("Toys & Games", ("TOY", "TOYS", "JIGSAW", "GAME", "GAMES", "DOLL", "DOLLS", "PUZZLE", "PLAYING", "SPACEBOY",
+                      "SKIPPING", "DOMINOES", "SOLDIER", "SOLDIERS", "TEDDY", "BALLOON", "BALLOONS", "KIDS",
+                      "CHILDRENS", "CHILDS", "DOLLY", "SPINNING TOP", "YO-YO", "MARBLES", "PAINTING SET",
+                      "COLOURING", "KNITTING", "SEWING", "CRAFT", "KIT", "FELTCRAFT", "MAGIC", "LUDO", "CLAY",
+                      "INFLATABLE", "HELICOPTER", "PAINT", "PATCHES", "ANIMAL", "ANIMALS", "FARM", "SPORTING",
+                      "SNAKES", "LADDERS", "SKITTLES", "RACING", "WINDMILL", "SPADE", "KITE", "BINGO",
+                      "NAUGHTS", "PUPPET", "CREEPY CRAWLIES", "KNITTED", "EGG HUNT")),
+    ("Garden", ("GARDEN", "PLANT", "PLANTER", "WATERING", "BIRD", "BIRDHOUSE", "FEEDER", "PARASOL", "DOORMAT",
+                "GNOME", "FLOWER POT", "SEED", "SEEDS", "TRELLIS", "HERB", "HERBS", "OUTDOOR", "PICNIC",
+                "WICKER", "TOADSTOOL", "TOADSTOOLS", "FLY SWAT", "KNEELING", "HAMMOCK", "CHIME", "CAMPING",
+                "SPIRIT LEVEL")),
+    ("Party", ("PARTY", "BIRTHDAY", "BUNTING", "CONFETTI", "PINATA", "STRAWS", "HONEYCOMB", "FLAG", "SOMBRERO",
+               "FANCY DRESS", "MASK", "CRACKERS", "TOAST ITS")),
+    ("Home Decor", ("FRAME", "FRAMES", "MIRROR", "CLOCK", "SIGN", "CUSHION", "DECORATION", "DECORATIONS",
+                    "HANGING", "HEART", "HEARTS", "DOORSTOP", "HOOK", "HOOKS", "DRAWER", "CABINET", "STORAGE",
+                    "BOX", "BOXES", "BASKET", "TILE", "WALL", "ORNAMENT", "VASE", "GARLAND", "WREATH", "DOOR",
+                    "KNOB", "CHEST", "SHELF", "RACK", "HOLDER", "STAND", "PLAQUE", "THROW", "QUILT", "BLANKET",
+                    "CURTAIN", "ART", "PICTURE", "PHOTO", "DOORKNOB", "TRINKET", "CHANDELIER", "MAGNET",
+                    "MAGNETS", "BELL", "BELLS", "BUTTERFLY", "HOTTIE", "WARMER", "LETTER", "LETTERS", "NUMBER",
+                    "BOTTLES", "FAN", "MOBILE", "PAPERWEIGHT", "CHALKBOARD", "BLACKBOARD", "FLOWER", "FLOWERS",
+                    "STOOL", "CHAIR", "TABLE", "MAT", "FEATHER", "FILLER PAD", "COVER", "SCENTED", "POT",
+                    "POTS", "PEG", "PEGS", "WOODEN", "METAL", "ZINC", "ENAMEL", "CERAMIC", "DECO", "TIDY",
+                    "CRATES", "BASE")),
+)
+"""Description -> retail category: the first rule with a keyword in the
+description wins (keywords match whole words or whole phrases, case
+insensitive); no match -> ``"Other"``. Order matters: a "CHRISTMAS LIGHT" is
+Seasonal, a "LUNCH BAG" is a bag, a "T-LIGHT HOLDER" is lighting. Home Decor
+comes last and also catches generic materials (wooden, metal, zinc, ceramic,
+enamel): in a giftware shop an otherwise unnamed object is a decoration."""
+
+RETAIL_CATEGORIES: tuple[str, ...] = tuple(name for name, _ in CATEGORY_RULES) + ("Other",)
+
+RETAIL_TO_SPEC_CATEGORY: Mapping[str, str] = {
+    "Seasonal": "Home & Garden",
+    "Bath & Beauty": "Beauty",
+    "Jewellery & Accessories": "Fashion",
+    "Bags": "Fashion",
+    "Travel": "Travel",
+    "Candles & Lighting": "Home & Garden",
+    "Kitchen & Dining": "Home & Garden",
+    "Stationery & Cards": "Books",
+    "Toys & Games": "Gaming",
+    "Party": "Home & Garden",
+    "Garden": "Home & Garden",
+    "Home Decor": "Home & Garden",
+    "Other": "Home & Garden",
+}
+"""Retail category -> the closest of the ten configured categories, so that
+config-based priors apply (``category_scheme="spec"``). The retailer sells
+giftware and homeware: most products land in Home & Garden; Electronics,
+Sports, Automotive and Health have no products."""
+
+SEASON_KEYWORDS: Mapping[str, tuple[str, ...]] = {
+    "winter": ("CHRISTMAS", "XMAS", "ADVENT", "SANTA", "REINDEER", "SNOWFLAKE", "SNOWMAN", "NATIVITY", "BAUBLE",
+               "HOT WATER BOTTLE", "HAND WARMER", "VALENTINE"),
+    "spring": ("EASTER", "BUNNY", "CHICK", "CHICKS", "SPRING"),
+    "summer": ("SUMMER", "BEACH", "PICNIC", "PARASOL", "SUNGLASSES", "SEASIDE"),
+    "autumn": ("HALLOWEEN", "PUMPKIN", "AUTUMN"),
+}
+"""Description keywords that mark a product's peak season (checked in this
+order; no keyword -> ``"none"``)."""
+
+Scheme = Literal["retail", "spec"]
+
+
+def _keyword_regex(keywords: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = sorted({re.escape(k) for k in keywords}, key=len, reverse=True)
+    return re.compile(r"(?<![A-Z0-9])(" + "|".join(alternatives) + r")(?![A-Z0-9])")
+
+
+_CATEGORY_REGEX = tuple((name, _keyword_regex(words)) for name, words in CATEGORY_RULES)
+_SEASON_REGEX = tuple((season, _keyword_regex(words)) for season, words in SEASON_KEYWORDS.items())
+
+
+def categorize_description(description: object) -> tuple[str, tuple[str, ...]]:
+    """The retail category of one description and the keywords that decided it
+    (``("Other", ())`` when no rule matches or the description is missing)."""
+    if not isinstance(description, str):
+        return "Other", ()
+    text = description.upper()
+    for name, regex in _CATEGORY_REGEX:
+        found = regex.findall(text)
+        if found:
+            return name, tuple(dict.fromkeys(k.lower() for k in found))
+    return "Other", ()
+
+
+def _peak_season(description: object) -> str:
+    if not isinstance(description, str):
+        return "none"
+    text = description.upper()
+    for season, regex in _SEASON_REGEX:
+        if regex.search(text):
+            return season
+    return "none"
+
+
+# -- locating and loading -----------------------------------------------------
+def default_online_retail_path() -> Path:
+    """``<project root>/../shared/datasets/online-retail/online_retail.parquet``."""
+    project_root = Path(__file__).resolve().parents[2]
+    return (project_root / ".." / "shared" / "datasets" / "online-retail" / "online_retail.parquet").resolve()
+
+
+def resolve_online_retail_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """``path`` if given, else ``$RECSYS_ONLINE_RETAIL`` if set, else the default path."""
+    if path is not None and str(path) != "":
+        return Path(path).expanduser()
+    env = os.environ.get(ENV_VAR, "")
+    return Path(env).expanduser() if env else default_online_retail_path()
+
+
+def _missing_file_message(path: Path) -> str:
+    return (
+        f"UCI Online Retail file not found at {path}. Download the 'Online Retail' data set "
+        f"(UCI Machine Learning Repository, data set id {UCI_ID}, {UCI_URL}; the Excel file 'Online Retail.xlsx' "
+        f"or a parquet/CSV export with columns {list(RAW_COLUMNS)}) and pass its path, or set the environment "
+        f"variable {ENV_VAR}, or place it at {default_online_retail_path()}. The project never ships the file. "
+        f"Cite: {CITATION}"
+    )
+
+
+def load_online_retail(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Read the raw transactions (``.parquet``, ``.csv`` or ``.xlsx``) unchanged.
+
+    Raises ``FileNotFoundError`` saying where to get the file when it is
+    absent, and ``ValueError`` naming the missing columns when it is not the
+    Online Retail table.
+    """
+    path = resolve_online_retail_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(_missing_file_message(path))
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        raw = pd.read_parquet(path)
+    elif suffix == ".csv":
+        raw = pd.read_csv(path, dtype={"InvoiceNo": str, "StockCode": str}, encoding_errors="replace")
+    elif suffix in (".xlsx", ".xls"):
+        raw = pd.read_excel(path, dtype={"InvoiceNo": str, "StockCode": str})
+    else:
+        raise ValueError(f"unsupported Online Retail file type {suffix!r} ({path}); expected .parquet, .csv or .xlsx")
+    _check_raw_columns(raw, str(path))
+    return raw
+
+
+def _check_raw_columns(raw: object, where: str) -> None:
+    if not isinstance(raw, pd.DataFrame):
+        raise ValueError(f"expected the raw Online Retail table as a pandas DataFrame, got {type(raw).__name__}")
+    missing = [c for c in RAW_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{where}: missing Online Retail column(s) {missing}; expected {list(RAW_COLUMNS)}")
+
+
+# -- cleaning -----------------------------------------------------------------
+@dataclass
+class CleaningReport:
+    """What :func:`clean_online_retail` removed, step by step.
+
+    ``steps``: one row per step with ``step, rows_before, rows_removed,
+    rows_after, reason`` (rows_after of one step = rows_before of the next).
+    ``non_product_codes``: the stock codes removed as non-products, with the
+    rows removed (``rows``) and their most frequent description.
+    """
+
+    steps: pd.DataFrame
+    non_product_codes: pd.DataFrame
+    raw_rows: int
+    clean_rows: int
+    notes: dict[str, int] = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The step table with a final total row."""
+        total = pd.DataFrame([{
+            "step": "total", "rows_before": self.raw_rows, "rows_removed": self.raw_rows - self.clean_rows,
+            "rows_after": self.clean_rows, "reason": "all steps",
+        }])
+        return pd.concat([self.steps, total], ignore_index=True)
+
+
+def _as_str(series: pd.Series) -> pd.Series:
+    """Strings stripped of whitespace (integral floats lose their ``.0``);
+    missing, empty or 'nan' -> NaN; object dtype."""
+    if pd.api.types.is_float_dtype(series):
+        integral = series.notna() & np.isfinite(series) & (series % 1 == 0)
+        series = series.astype(object).where(~integral, series[integral].astype("int64").astype(object))
+    out = series.astype("string").str.strip()
+    out = out.where(~out.isin(["", "nan", "NaN", "None", "<NA>"]), pd.NA)
+    return out.astype(object).where(out.notna(), np.nan)
+
+
+def _normalise(raw: pd.DataFrame) -> pd.DataFrame:
+    """Coerce every column to its type, turning odd values into NaN (never raising)."""
+    df = pd.DataFrame(index=raw.index)
+    df["InvoiceNo"] = _as_str(raw["InvoiceNo"])
+    df["StockCode"] = _as_str(raw["StockCode"])
+    df["Description"] = _as_str(raw["Description"])
+    df["Quantity"] = pd.to_numeric(raw["Quantity"].astype(object), errors="coerce").astype("float64")
+    df["InvoiceDate"] = pd.to_datetime(raw["InvoiceDate"], errors="coerce").astype("datetime64[ns]")
+    df["UnitPrice"] = pd.to_numeric(raw["UnitPrice"].astype(object), errors="coerce").astype("float64")
+    df["CustomerID"] = pd.to_numeric(raw["CustomerID"].astype(object), errors="coerce").astype("float64")
+    country = _as_str(raw["Country"])
+    df["Country"] = country.fillna("Unspecified")
+    return df
+
+
+def clean_online_retail(raw: pd.DataFrame) -> tuple[pd.DataFrame, CleaningReport]:
+    """Clean the raw transactions step by step (see the module docstring).
+
+    Returns the clean lines (columns :data:`RAW_COLUMNS`; ``Quantity`` int64,
+    ``CustomerID`` int64, ``InvoiceDate`` datetime64[ns]; original row order)
+    and the :class:`CleaningReport`. Odd values never raise: they are counted
+    in the "malformed values" step.
+    """
+    _check_raw_columns(raw, "raw Online Retail frame")
+    df = _normalise(raw.reset_index(drop=True))
+    invoice, code = df["InvoiceNo"], df["StockCode"]
+    quantity, price = df["Quantity"], df["UnitPrice"]
+    is_code = code.notna()
+    product_code = is_code & code.astype(str).str.match(PRODUCT_CODE_PATTERN)
+    malformed = (
+        invoice.isna() | ~is_code | df["InvoiceDate"].isna() | quantity.isna() | price.isna()
+        | ~np.isfinite(price.fillna(0.0)) | (quantity.notna() & (quantity % 1 != 0))
+    )
+    customer_ok = df["CustomerID"].notna() & np.isfinite(df["CustomerID"].fillna(0.0)) & (df["CustomerID"] % 1 == 0)
+    is_cancel = invoice.astype(str).str.upper().str.startswith("C") & invoice.notna()
+    service = df["Description"].astype(str).str.strip().str.upper().isin(SERVICE_DESCRIPTIONS)
+    reversed_purchase = _reversed_purchases(df, is_cancel, customer_ok & ~malformed)
+    steps: list[tuple[str, pd.Series, str]] = [
+        ("malformed values", malformed,
+         "missing/unparseable InvoiceNo, StockCode, InvoiceDate, Quantity or UnitPrice; non-integer Quantity"),
+        ("cancellations", is_cancel, "InvoiceNo starts with 'C'"),
+        ("purchases reversed by a cancellation", reversed_purchase,
+         "same CustomerID, StockCode and |Quantity| as a later cancellation line (matched one to one)"),
+        ("non-standard invoices", ~invoice.astype(str).str.fullmatch(r"\d+"),
+         "InvoiceNo not all digits (e.g. 'A' bad-debt adjustments)"),
+        ("missing customer", ~customer_ok, "CustomerID missing or not an integer"),
+        ("non-positive quantity", ~(quantity > 0), "Quantity <= 0 (returns, corrections)"),
+        ("non-positive price", ~(price > 0), "UnitPrice <= 0 (free items, write-offs)"),
+        ("non-product stock codes", ~product_code | service,
+         "StockCode not 5 digits + optional 1-2 letter suffix, or a service description (postage, fees, ...)"),
+    ]
+    keep = pd.Series(True, index=df.index)
+    rows: list[dict[str, object]] = []
+    removed_non_product = pd.Series(False, index=df.index)
+    for name, mask, reason in steps:
+        hit = keep & mask.fillna(True).astype(bool)
+        if name == "non-product stock codes":
+            removed_non_product = hit
+        rows.append(_step_row(name, int(keep.sum()), int(hit.sum()), reason))
+        keep &= ~hit
+    kept_dup = df[keep].duplicated(keep="first")  # repeats among the rows still kept
+    duplicate = pd.Series(False, index=df.index)
+    duplicate.loc[kept_dup.index] = kept_dup.to_numpy()
+    rows.append(_step_row("duplicate rows", int(keep.sum()), int(duplicate.sum()), "exact repeat of all 8 columns"))
+    keep &= ~duplicate
+
+    clean = df[keep].copy()
+    clean["Quantity"] = clean["Quantity"].astype("int64")
+    clean["CustomerID"] = clean["CustomerID"].astype("int64")
+    clean = clean.reset_index(drop=True)
+    non_product = _non_product_table(df[removed_non_product])
+    report = CleaningReport(
+        steps=pd.DataFrame(rows), non_product_codes=non_product, raw_rows=len(df), clean_rows=len(clean),
+        notes={"non_product_codes_in_raw": int(code[is_code & (~product_code | service)].nunique())},
+    )
+    return clean, report
+
+
+def _reversed_purchases(df: pd.DataFrame, is_cancel: pd.Series, usable: pd.Series) -> pd.Series:
+    """Purchase lines cancelled later: same customer, stock code and |quantity|.
+
+    Lines of one key are walked in time order (purchases before cancellations
+    at the same minute); each cancellation removes the latest earlier purchase
+    still unmatched. Returns a boolean mask over ``df``.
+    """
+    quantity = df["Quantity"]
+    cancels = usable & is_cancel & (quantity < 0)
+    purchases = usable & ~is_cancel & (quantity > 0)
+    out = pd.Series(False, index=df.index)
+    if not cancels.any():
+        return out
+    key_cols = ["CustomerID", "StockCode", "abs_q"]
+    lines = df.loc[cancels | purchases, ["CustomerID", "StockCode", "InvoiceDate"]].copy()
+    lines["abs_q"] = quantity[cancels | purchases].abs()
+    lines["is_cancel"] = cancels[lines.index]
+    cancel_keys = lines.loc[lines["is_cancel"], key_cols].drop_duplicates()
+    lines = lines.reset_index(names="row").merge(cancel_keys, on=key_cols, how="inner")
+    lines = lines.sort_values([*key_cols, "InvoiceDate", "is_cancel", "row"], kind="stable")
+    keys = lines[key_cols].to_numpy(dtype=object)
+    rows, cancel_flags = lines["row"].to_numpy(), lines["is_cancel"].to_numpy()
+    matched: list[int] = []
+    open_purchases: list[int] = []
+    previous = None
+    for key, row, cancel in zip(map(tuple, keys), rows, cancel_flags, strict=True):
+        if key != previous:
+            open_purchases, previous = [], key
+        if not cancel:
+            open_purchases.append(int(row))
+        elif open_purchases:
+            matched.append(open_purchases.pop())
+    out.loc[matched] = True
+    return out
+
+
+def _step_row(step: str, before: int, removed: int, reason: str) -> dict[str, object]:
+    return {"step": step, "rows_before": before, "rows_removed": removed, "rows_after": before - removed,
+            "reason": reason}
+
+
+def _non_product_table(removed: pd.DataFrame) -> pd.DataFrame:
+    if removed.empty:
+        return pd.DataFrame({"stock_code": pd.Series(dtype=object), "rows": pd.Series(dtype="int64"),
+                             "description": pd.Series(dtype=object)})
+    desc = _mode_by(removed, "StockCode", "Description")
+    counts = removed.groupby("StockCode").size()
+    table = pd.DataFrame({"stock_code": counts.index.astype(object), "rows": counts.to_numpy(dtype="int64")})
+    table["description"] = table["stock_code"].map(desc).astype(object)
+    return table.sort_values(["rows", "stock_code"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def _mode_by(df: pd.DataFrame, key: str, column: str) -> pd.Series:
+    """Most frequent non-missing ``column`` per ``key`` (ties: smallest value)."""
+    pairs = df[[key, column]].dropna()
+    if pairs.empty:
+        return pd.Series(dtype=object)
+    counts = pairs.groupby([key, column], sort=True).size().rename("n").reset_index()
+    counts = counts.sort_values([key, "n", column], ascending=[True, False, True], kind="stable")
+    return counts.drop_duplicates(key).set_index(key)[column]
+
+
+# -- mapping ------------------------------------------------------------------
+def spending_tiers_by_rank(values: np.ndarray | pd.Series, config: RecsysConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """Equal-size rank bins of ``values`` -> the configured spending tiers,
+    lowest first (terciles for budget/mid/premium); ties broken by order."""
+    names = np.asarray(config.spending_tier_names, dtype=object)
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return np.asarray([], dtype=object)
+    ranks = pd.Series(values).rank(method="first").to_numpy()
+    codes = np.floor((ranks - 1) * len(names) / len(values)).astype(int)
+    return names[np.clip(codes, 0, len(names) - 1)]
+
+
+def _derived_price_sensitivity(clean: pd.DataFrame, product_price: pd.Series) -> pd.Series:
+    """``0.3 + 0.6 * (1 - r)``, r = (rank - 1) / (n - 1) of the customer among
+    all n by the quantity-weighted mean price percentile of what they bought."""
+    price_pct = product_price.rank(pct=True)
+    line_pct = clean["StockCode"].map(price_pct).to_numpy() * clean["Quantity"].to_numpy()
+    frame = pd.DataFrame({"c": clean["CustomerID"].to_numpy(), "w": line_pct, "q": clean["Quantity"].to_numpy()})
+    sums = frame.groupby("c")[["w", "q"]].sum()
+    mean_pct = sums["w"] / sums["q"]
+    level = (mean_pct.rank(method="average") - 1) / max(len(mean_pct) - 1, 1)  # 0 = cheapest mix, 1 = dearest
+    return (0.3 + 0.6 * (1.0 - level)).clip(0.3, 0.9)
+
+
+def to_dataset(
+    clean: pd.DataFrame,
+    *,
+    category_scheme: Scheme = "retail",
+    price_sensitivity: Literal["unknown", "derived"] = "unknown",
+    default_stock: int = 100,
+    config: RecsysConfig = DEFAULT_CONFIG,
+) -> Dataset:
+    """Map clean Online Retail lines onto a :class:`Dataset` (rules in the module docstring)."""
+    if category_scheme not in ("retail", "spec"):
+        raise ValueError(f"category_scheme must be 'retail' or 'spec', got {category_scheme!r}")
+    if price_sensitivity not in ("unknown", "derived"):
+        raise ValueError(f"price_sensitivity must be 'unknown' or 'derived', got {price_sensitivity!r}")
+    if isinstance(default_stock, bool) or not isinstance(default_stock, (int, np.integer)) or default_stock < 0:
+        raise ValueError(f"default_stock must be a non-negative int, got {default_stock!r}")
+    _check_raw_columns(clean, "clean Online Retail frame")
+    if clean.empty:
+        raise ValueError("the clean Online Retail frame is empty: nothing to map onto a Dataset")
+    if clean["CustomerID"].isna().any() or not (clean["Quantity"] > 0).all() or not (clean["UnitPrice"] > 0).all():
+        raise ValueError("to_dataset expects the output of clean_online_retail (customer set, quantity and price > 0)")
+    unknown_regions = sorted({"EU", "NA", "Asia", "Other"} - set(config.region_names))
+    if unknown_regions:
+        raise ValueError(f"config lacks the region(s) {unknown_regions} that COUNTRY_REGION maps onto")
+
+    clean = clean.sort_values(["InvoiceDate", "InvoiceNo"], kind="stable").reset_index(drop=True)
+    customer = clean["CustomerID"].astype("int64")
+    value = clean["Quantity"].astype("float64") * clean["UnitPrice"].astype("float64")
+
+    # products
+    products = _products(clean, category_scheme, int(default_stock))
+
+    # users
+    country = _mode_by(clean.assign(CustomerID=customer), "CustomerID", "Country")
+    spend = value.groupby(customer).sum().sort_index()
+    region = country.reindex(spend.index).map(lambda c: COUNTRY_REGION.get(c, "Other"))
+    unmapped = sorted(set(country) - set(COUNTRY_REGION))
+    if price_sensitivity == "derived":
+        sensitivity = _derived_price_sensitivity(clean, products.set_index("stock_code")["price"]).reindex(spend.index)
+    else:
+        sensitivity = pd.Series(np.nan, index=spend.index)
+    users = pd.DataFrame({
+        "user_id": [f"user_{c}" for c in spend.index],
+        "age": np.nan,
+        "region": region.to_numpy(dtype=object),
+        "spending_tier": spending_tiers_by_rank(spend.to_numpy(), config),
+        "price_sensitivity": sensitivity.to_numpy(dtype="float64"),
+    })
+
+    events = pd.DataFrame({
+        "user_id": np.asarray([f"user_{c}" for c in customer], dtype=object),
+        "product_id": ("product_" + clean["StockCode"].astype(str)).to_numpy(dtype=object),
+        "event_type": "purchase",
+        "timestamp": clean["InvoiceDate"].astype("datetime64[ns]").to_numpy(),
+        "session_id": clean["InvoiceNo"].astype(str).to_numpy(dtype=object),
+        "quantity": clean["Quantity"].astype("int64").to_numpy(),
+        "value": value.to_numpy(),
+        "rating": np.nan,
+    })
+    countries_per_customer = clean.groupby(customer)["Country"].nunique()
+    meta = {
+        "source": f"UCI Online Retail (data set id {UCI_ID})",
+        "citation": CITATION,
+        "category_scheme": category_scheme,
+        "price_sensitivity": price_sensitivity,
+        "default_stock": int(default_stock),
+        "countries_not_in_region_table": unmapped,
+        "customers_with_several_countries": int((countries_per_customer > 1).sum()),
+        "products_in_other_category": int((products["retail_category"] == "Other").sum()),
+    }
+    return Dataset(users, products.drop(columns=["stock_code", "retail_category"]), events,
+                   as_of=clean["InvoiceDate"].max(), meta=meta, config=config)
+
+
+def _products(clean: pd.DataFrame, scheme: Scheme, default_stock: int) -> pd.DataFrame:
+    codes = pd.Index(sorted(clean["StockCode"].astype(str).unique()), name="StockCode")
+    description = _mode_by(clean, "StockCode", "Description").reindex(codes)
+    description = description.where(description.notna(), "(no description) " + pd.Series(codes, index=codes))
+    price = clean.groupby("StockCode")["UnitPrice"].median().reindex(codes)
+    decided = [categorize_description(d) for d in description]
+    retail = [c for c, _ in decided]
+    spec = [RETAIL_TO_SPEC_CATEGORY[c] for c in retail]
+    category = retail if scheme == "retail" else spec
+    other = spec if scheme == "retail" else retail
+    tags = ["|".join((*kw, o.lower())) for (_, kw), o in zip(decided, other, strict=True)]
+    return pd.DataFrame({
+        "product_id": [f"product_{c}" for c in codes],
+        "name": [str(d).title() for d in description],
+        "category": np.asarray(category, dtype=object),
+        "description": description.to_numpy(dtype=object),
+        "tags": np.asarray(tags, dtype=object),
+        "price": price.to_numpy(dtype="float64"),
+        "cost": np.nan,
+        "stock": np.full(len(codes), default_stock, dtype="int64"),
+        "peak_season": np.asarray([_peak_season(d) for d in description], dtype=object),
+        "stock_code": np.asarray(codes, dtype=object),
+        "retail_category": np.asarray(retail, dtype=object),
+    })
+
+
+def load_online_retail_dataset(
+    path: str | os.PathLike[str] | None = None, **mapping: object
+) -> tuple[Dataset, CleaningReport]:
+    """Load, clean and map in one call: ``(dataset, cleaning_report)``;
+    ``mapping`` goes to :func:`to_dataset`."""
+    clean, report = clean_online_retail(load_online_retail(path))
+    return to_dataset(clean, **mapping), report  # type: ignore[arg-type]

@@ -1,0 +1,137 @@
+"""MovieLens 100K loader on the project's own fixture in the original file format."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from recsys.config import ConfigError, RecsysConfig, RegionConfig
+from recsys.data.movielens import GENRES, load_movielens_100k, read_u_data, read_u_item, region_of_zip
+from recsys.interactions import Interactions
+
+FIXTURE = Path(__file__).parent / "fixtures" / "ml-100k-mini"
+
+
+@pytest.fixture()
+def copy(tmp_path) -> Path:
+    target = tmp_path / "ml"
+    shutil.copytree(FIXTURE, target)
+    return target
+
+
+def test_loads_fixture():
+    ds = load_movielens_100k(FIXTURE)
+    raw = pd.read_csv(FIXTURE / "u.data", sep="\t", header=None, names=["u", "i", "r", "t"])
+    events = ds.events
+    reviews = events[events["event_type"] == "review"]
+    purchases = events[events["event_type"] == "purchase"]
+    assert len(reviews) == len(raw) == 80
+    assert len(purchases) == int((raw["r"] >= 4).sum())
+    assert (purchases["quantity"] == 1).all() and (purchases["value"] == 1.0).all()
+    assert (reviews["quantity"] == 0).all() and reviews["value"].isna().all()
+    assert sorted(reviews["rating"].astype(int)) == sorted(raw["r"])
+    assert ds.as_of == pd.to_datetime(raw["t"].max(), unit="s")
+    assert set(events["event_type"]) == {"review", "purchase"}
+    assert ds.n_users == 15 and ds.n_products == 15
+    Interactions.from_dataset(ds)
+
+
+def test_user_mapping():
+    users = load_movielens_100k(FIXTURE).user_features().set_index("user_id")
+    assert pd.isna(users.loc["user_10", "age"]) and users.loc["user_10", "age_group"] == "unknown"  # aged 7
+    assert users.loc["user_14", "age_group"] == "young"  # aged 16
+    assert users.loc["user_5", "age_group"] == "senior"
+    assert users.loc["user_1", "region"] == "NA"  # US zip
+    assert users.loc["user_11", "region"] == "NA"  # Canadian postal code
+    assert users.loc["user_15", "region"] == "Other"  # 'L-1234'
+    assert users["spending_tier"].value_counts().to_dict() == {"budget": 5, "mid": 5, "premium": 5}
+    assert users["price_sensitivity"].isna().all()
+
+
+def test_item_mapping_and_latin1():
+    products = load_movielens_100k(FIXTURE).products.set_index("product_id")
+    assert products.loc["product_3", "name"] == "Rêves de Papier (1995)"
+    assert products.loc["product_12", "name"] == "Señora Luna (1996)"
+    assert products.loc["product_1", "category"] == "Animation"  # first flagged genre
+    assert products.loc["product_1", "tags"] == "animation|children's|comedy"
+    assert products.loc["product_13", "category"] == "unknown"
+    assert "Genres: Action, Sci-Fi, Thriller" in products.loc["product_4", "description"]
+    assert (products["price"] == 1.0).all() and products["cost"].isna().all()
+
+
+def test_options():
+    ds = load_movielens_100k(FIXTURE, purchase_threshold=5, price=3.5, default_stock=2)
+    purchases = ds.events[ds.events["event_type"] == "purchase"]
+    raw = read_u_data(FIXTURE / "u.data")
+    assert len(purchases) == int((raw["rating"] == 5).sum())
+    assert (purchases["value"] == 3.5).all() and (ds.products["stock"] == 2).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"purchase_threshold": 6}, "purchase_threshold"), ({"purchase_threshold": True}, "purchase_threshold"),
+     ({"price": 0}, "price"), ({"default_stock": -3}, "default_stock")],
+)
+def test_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        load_movielens_100k(FIXTURE, **kwargs)
+
+
+def test_config_without_needed_region():
+    config = RecsysConfig(regions=(RegionConfig("EU", ("Books",), 0.7, 0.15),))
+    with pytest.raises(ConfigError, match="unknown region 'NA'"):
+        load_movielens_100k(FIXTURE, config=config)
+
+
+def test_missing_file_names_it(copy):
+    (copy / "u.item").unlink()
+    with pytest.raises(FileNotFoundError, match=r"u\.item not found.*grouplens"):
+        load_movielens_100k(copy)
+
+
+def test_bad_rating_names_file_and_line(copy):
+    lines = (copy / "u.data").read_text().splitlines()
+    user, item, _, ts = lines[2].split("\t")
+    lines[2] = "\t".join([user, item, "7", ts])
+    (copy / "u.data").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"u\.data: column 'rating' must be an integer in 1\.\.5.*line\(s\) \[3\]"):
+        load_movielens_100k(copy)
+
+
+def test_wrong_field_count(copy):
+    (copy / "u.user").write_text("1|24|M|technician\n")
+    with pytest.raises(ValueError, match=r"u\.user: expected 5"):
+        load_movielens_100k(copy)
+
+
+def test_rating_of_unknown_item(copy):
+    with open(copy / "u.data", "a") as f:
+        f.write("1\t999\t4\t881250949\n")
+    with pytest.raises(ValueError, match=r"rating\(s\) of items missing from u\.item, e\.g\. \[999\]"):
+        load_movielens_100k(copy)
+
+
+def test_repeated_rating(copy):
+    first = (copy / "u.data").read_text().splitlines()[0]
+    with open(copy / "u.data", "a") as f:
+        f.write(first + "\n")
+    with pytest.raises(ValueError, match="repeated"):
+        load_movielens_100k(copy)
+
+
+def test_u_item_columns():
+    items = read_u_item(FIXTURE / "u.item")
+    assert len(GENRES) == 19
+    assert items.set_index("item").loc[5, "genres"] == ("Crime", "Film-Noir", "Mystery")
+
+
+@pytest.mark.parametrize(
+    ("zip_code", "region"),
+    [("85711", "NA"), ("02139", "NA"), ("V5K0A1", "NA"), ("T8H1N", "NA"), ("L-1234", "Other"), ("123", "Other"),
+     ("", "Other"), (None, "Other"), (float("nan"), "Other"), (12345, "NA")],
+)
+def test_region_of_zip(zip_code, region):
+    assert region_of_zip(zip_code) == region
