@@ -3,6 +3,8 @@
 - :mod:`recsys.evaluation.split`: temporal hold-out, relevance rules, cold-start users, validation window.
 - :mod:`recsys.evaluation.metrics`: precision/recall/NDCG/MAP/hit rate@k, coverage, diversity, novelty.
 - :mod:`recsys.evaluation.bootstrap`: percentile bootstrap over users, paired differences.
+- :mod:`recsys.evaluation.comparison`: every model under one protocol, weight sweep, multi-seed
+  aggregation, the seed's "Performance Metrics" table.
 """
 
 from recsys.evaluation.bootstrap import (
@@ -12,6 +14,14 @@ from recsys.evaluation.bootstrap import (
     bootstrap_statistic,
     bootstrap_table,
     paired_bootstrap,
+)
+from recsys.evaluation.comparison import (
+    ComparisonConfig,
+    ComparisonResult,
+    aggregate_seeds,
+    performance_metrics_table,
+    read_seed_tables,
+    run_comparison,
 )
 from recsys.evaluation.metrics import (
     catalog_coverage,
@@ -30,9 +40,12 @@ from recsys.evaluation.metrics import (
 from recsys.evaluation.split import TemporalSplit, temporal_split, validation_split
 
 __all__ = [
+    "ComparisonConfig",
+    "ComparisonResult",
     "Interval",
     "PairedDifference",
     "TemporalSplit",
+    "aggregate_seeds",
     "bootstrap_ci",
     "bootstrap_statistic",
     "bootstrap_table",
@@ -45,9 +58,12 @@ __all__ = [
     "ndcg_at_k",
     "novelty",
     "paired_bootstrap",
+    "performance_metrics_table",
     "precision_at_k",
     "ranking_metrics_per_user",
+    "read_seed_tables",
     "recall_at_k",
+    "run_comparison",
     "seed_diversity_percent",
     "temporal_split",
     "validation_split",

@@ -135,8 +135,10 @@ def bootstrap_statistic(
     """Percentile interval of any statistic of a user sample.
 
     ``statistic(indices)`` gets an array of user positions ``0..n-1`` (the full
-    sample for the estimate, then each resample) and returns a float -- e.g.
-    catalog coverage of the lists of those users."""
+    sample for the estimate, then each resample) and returns a float. Only
+    for statistics that do not depend on the number of *distinct* users: a
+    resample repeats users, so e.g. catalog coverage is biased downwards and
+    its percentile interval can miss the estimate."""
     n_boot, confidence = _check(n_boot, confidence)
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
@@ -152,14 +154,16 @@ def bootstrap_table(
     """One interval per column of a users x metrics frame, as a tidy table
     ``metric, mean, ci_low, ci_high, n_users``. NaN entries of a column (e.g.
     diversity of a one-item list) are left out of that column and the count
-    used is reported in ``n_users``; every column uses the same seed."""
+    used is reported in ``n_users`` (an all-NaN column gives a NaN row with
+    ``n_users`` 0); every column uses the same seed."""
     if not isinstance(per_user, pd.DataFrame) or per_user.empty:
         raise ValueError("per_user must be a non-empty DataFrame of users x metrics")
     rows = []
     for column in per_user.columns:
         values = per_user[column].dropna().to_numpy(dtype=np.float64)
-        if values.size == 0:
-            raise ValueError(f"per_user[{column!r}] is all NaN: nothing to bootstrap")
+        if values.size == 0:  # e.g. no user got a list of two items: reported as undefined, not dropped
+            rows.append({"metric": column, "mean": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_users": 0})
+            continue
         interval = bootstrap_ci(values, n_boot, confidence, seed)
         rows.append({"metric": column, "mean": interval.estimate, "ci_low": interval.ci_low,
                      "ci_high": interval.ci_high, "n_users": interval.n})

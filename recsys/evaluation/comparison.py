@@ -1,0 +1,573 @@
+"""The offline comparison: every model under one protocol, with intervals and timings.
+
+Protocol (:func:`run_comparison`)
+    1. :func:`~recsys.evaluation.split.temporal_split` at ``as_of - test_days``;
+       a validation window of ``validation_days`` is cut from the end of the
+       training period (:func:`~recsys.evaluation.split.validation_split`).
+    2. Every model is fitted on the training Dataset and asked for its top
+       ``k`` (purchased items excluded) for the *warm* test users (training
+       history and >= 1 relevant test item); cold-start users are scored
+       separately with the same fitted models.
+    3. Per user: precision, recall, NDCG, MAP and hit rate @k, intra-list
+       category diversity, intra-list TF-IDF distance (vectors of a
+       :class:`~recsys.models.content.ContentRecommender` fitted on the
+       training data) and novelty (popularity among training users); per model
+       catalog coverage@k. Means with 95% percentile bootstrap intervals over
+       users (:mod:`recsys.evaluation.bootstrap`); coverage, a statistic of
+       the whole set of lists that resampling biases downwards, gets none
+       (its spread shows across seeds).
+    4. The hybrid is scored at the seed's weights (40/30/20/10), with each
+       strategy left out (its weight shared out over the others in
+       proportion), without business rules (stock and spending-tier filters
+       off, to separate fusion from filtering), and at the weights that
+       maximise ``sweep_metric`` on the validation window over a simplex grid
+       (components refitted on the validation training data for the sweep;
+       the chosen weights are then scored once on the test window).
+
+Timing
+    ``fit_seconds``: wall time of ``fit`` on the training data. The four
+    hybrid strategies are fitted once and shared by every hybrid variant, so
+    a variant's fit time is the sum of its components' fit times plus the
+    assembly time. ``recommend_seconds``: wall time of one ``recommend`` call
+    for all warm test users, ``n=k``. Single process, BLAS threads as set by
+    the caller (pinned to 1 in the notebooks).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.config import FusionWeights
+from recsys.data.dataset import Dataset
+from recsys.evaluation import metrics as M
+from recsys.evaluation.bootstrap import bootstrap_table, paired_bootstrap
+from recsys.evaluation.split import DEFAULT_RELEVANT_EVENTS, TemporalSplit, temporal_split, validation_split
+from recsys.interactions import Interactions
+from recsys.models.base import Recommender
+
+__all__ = [
+    "HYBRID_COMPONENTS",
+    "METRIC_LABELS",
+    "ComparisonConfig",
+    "ComparisonResult",
+    "aggregate_seeds",
+    "default_factories",
+    "evaluate_recommendations",
+    "leave_one_out_weights",
+    "paired_differences",
+    "performance_metrics_table",
+    "read_seed_tables",
+    "run_comparison",
+    "simplex_grid",
+    "standing_sentences",
+    "weight_sweep",
+]
+
+ModelFactory = Callable[[], Recommender]
+
+#: hybrid strategy key -> the name of the single model that serves as that component
+HYBRID_COMPONENTS: Mapping[str, str] = {
+    "knn": "item_knn", "svd": "pure_svd", "content": "content", "demographic": "demographic",
+}
+STRATEGIES: tuple[str, ...] = tuple(HYBRID_COMPONENTS)
+
+#: per-user metric columns -> readable labels (``@k`` appended where it applies)
+METRIC_LABELS: Mapping[str, str] = {
+    "precision": "Precision", "recall": "Recall", "ndcg": "NDCG", "map": "MAP", "hit_rate": "Hit rate",
+    "ild_category": "ILD (category)", "ild_tfidf": "ILD (TF-IDF)", "novelty": "Novelty (bits)",
+    "coverage": "Catalog coverage",
+}
+
+GROUPS = ("baseline", "single", "hybrid", "ablation")
+
+
+@dataclass(frozen=True)
+class ComparisonConfig:
+    """Settings of :func:`run_comparison` (all notebook parameters)."""
+
+    k: int = 10
+    test_days: float = 28
+    validation_days: float = 28
+    relevant_events: tuple[str, ...] = DEFAULT_RELEVANT_EVENTS
+    n_boot: int = 1000
+    confidence: float = 0.95
+    seed: int = 42
+    sweep_step: float = 0.2
+    sweep_metric: str = "ndcg"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "relevant_events", tuple(self.relevant_events))
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"ComparisonConfig.k must be a positive int, got {self.k!r}")
+        steps = 1.0 / self.sweep_step if self.sweep_step > 0 else math.inf
+        if not (0 < self.sweep_step <= 1) or not math.isclose(steps, round(steps), abs_tol=1e-9):
+            raise ValueError(f"ComparisonConfig.sweep_step must divide 1 (e.g. 0.1, 0.2, 0.25), got {self.sweep_step!r}")
+        if self.sweep_metric not in M.ACCURACY_METRICS:
+            raise ValueError(f"ComparisonConfig.sweep_metric must be one of {list(M.ACCURACY_METRICS)}, "
+                             f"got {self.sweep_metric!r}")
+
+
+def default_factories(seed: int = 42) -> dict[str, tuple[str, ModelFactory]]:
+    """The compared single models: name -> (group, unfitted-model factory).
+
+    Random and popularity baselines; each hybrid strategy alone (item k-NN,
+    PureSVD, content, demographic); Surprise's SVD (ranked by predicted
+    rating) and KNNBasic as peers. Seeded models get ``seed``."""
+    from recsys.models.baselines import Popularity, RandomRecommender
+    from recsys.models.content import ContentRecommender
+    from recsys.models.demographic import DemographicRecommender
+    from recsys.models.knn import ItemKNN
+    from recsys.models.svd import PureSVD, SurpriseKNN, SurpriseSVD, SurpriseSVDConfig, SVDConfig
+
+    return {
+        "random": ("baseline", lambda: RandomRecommender(seed=seed)),
+        "popularity": ("baseline", Popularity),
+        "item_knn": ("single", ItemKNN),
+        "pure_svd": ("single", lambda: PureSVD(SVDConfig(random_state=seed))),
+        "surprise_svd": ("single", lambda: SurpriseSVD(SurpriseSVDConfig(random_state=seed))),
+        "surprise_knn": ("single", SurpriseKNN),
+        "content": ("single", ContentRecommender),
+        "demographic": ("single", DemographicRecommender),
+    }
+
+
+# -- weights -----------------------------------------------------------------------------------------------------------
+def simplex_grid(step: float = 0.2, strategies: Sequence[str] = STRATEGIES) -> pd.DataFrame:
+    """Every weight vector on the simplex with coordinates in multiples of
+    ``step`` (``1/step`` must be an integer), one row each, in lexicographic
+    order: ``C(1/step + d - 1, d - 1)`` rows for ``d`` strategies (56 for
+    step 0.2 and four strategies, 286 for 0.1)."""
+    steps = round(1.0 / step) if step > 0 else 0
+    if steps < 1 or not math.isclose(steps * step, 1.0, abs_tol=1e-9):
+        raise ValueError(f"step must be in (0, 1] and divide 1, got {step!r}")
+    d = len(strategies)
+    rows = [c for c in itertools.product(range(steps + 1), repeat=d) if sum(c) == steps]
+    return pd.DataFrame(np.array(rows, dtype=np.float64) / steps, columns=list(strategies))
+
+
+def leave_one_out_weights(weights: FusionWeights, left_out: str) -> FusionWeights:
+    """``weights`` without ``left_out``; the others rescaled to sum to 1
+    (the same proportional redistribution the hybrid applies per user)."""
+    values = weights.as_dict()
+    if left_out not in values:
+        raise ValueError(f"unknown strategy {left_out!r}; expected one of {list(values)}")
+    rest = {s: w for s, w in values.items() if s != left_out}
+    total = sum(rest.values())
+    if total <= 0:
+        raise ValueError(f"leaving out {left_out!r} leaves no positive weight ({values})")
+    return FusionWeights(**{s: (w / total if s != left_out else 0.0) for s, w in values.items()})
+
+
+# -- evaluating one list -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvaluationContext:
+    """What the beyond-accuracy metrics need, built once from the training data."""
+
+    catalog: pd.Index
+    categories: pd.Series
+    item_vectors: Any
+    popularity: pd.Series
+
+    @classmethod
+    def from_train(cls, train: Dataset, item_vectors: Any) -> EvaluationContext:
+        products = train.products
+        catalog = pd.Index(products["product_id"], name="product_id")
+        active = train.events["user_id"].nunique()
+        return cls(
+            catalog=catalog,
+            categories=pd.Series(products["category"].to_numpy(), index=catalog),
+            item_vectors=item_vectors,
+            popularity=M.item_popularity(train.events, catalog, max(int(active), 1)),
+        )
+
+
+def evaluate_recommendations(
+    recommended: pd.DataFrame, relevant: pd.DataFrame, context: EvaluationContext, k: int
+) -> pd.DataFrame:
+    """Per-user metrics of one model's lists: the accuracy metrics over the
+    users of ``relevant``, plus ``ild_category``, ``ild_tfidf`` and
+    ``novelty`` of those users' lists (NaN where a list is too short)."""
+    recs = recommended[["user_id", "product_id", "rank"]]
+    users = pd.Index(sorted(relevant["user_id"].unique()), name="user_id")
+    recs = recs[recs["user_id"].isin(users)]
+    frame = M.ranking_metrics_per_user(recs, relevant, k)
+    if recs.empty:
+        for col in ("ild_category", "ild_tfidf", "novelty"):
+            frame[col] = np.nan
+        return frame
+    frame["ild_category"] = M.intra_list_diversity_category_per_user(recs, context.categories, k).reindex(users)
+    frame["ild_tfidf"] = M.intra_list_diversity_vectors_per_user(
+        recs, context.item_vectors, context.catalog, k).reindex(users)
+    frame["novelty"] = M.novelty_per_user(recs, context.popularity, k).reindex(users)
+    return frame
+
+
+def _coverage_row(recommended: pd.DataFrame, users: pd.Index, catalog: pd.Index, k: int) -> dict[str, Any]:
+    """Catalog coverage of the users' lists, without an interval: coverage is
+    a statistic of the whole set of lists, and resampling users with
+    replacement (about 63% distinct users per resample) biases it downwards,
+    so a percentile interval would not cover the estimate. Its spread is
+    reported across seeds instead."""
+    recs = recommended[recommended["user_id"].isin(users)]
+    value = M.catalog_coverage(recs, catalog, k) if len(recs) else 0.0
+    return {"metric": "coverage", "mean": value, "ci_low": np.nan, "ci_high": np.nan, "n_users": len(users)}
+
+
+# -- the result --------------------------------------------------------------------------------------------------------
+@dataclass
+class ComparisonResult:
+    """Everything :func:`run_comparison` measured.
+
+    ``table``: tidy ``model, group, metric, mean, ci_low, ci_high, n_users``
+    (warm test users). ``cold_table``: the same for cold-start users.
+    ``timings``: ``model, group, fit_seconds, recommend_seconds, n_users``.
+    ``per_user`` / ``cold_per_user``: model -> users x metrics frames (for
+    paired tests). ``sweep``: validation metrics per simplex weight vector.
+    """
+
+    config: ComparisonConfig
+    split: TemporalSplit
+    validation: TemporalSplit
+    table: pd.DataFrame
+    cold_table: pd.DataFrame
+    timings: pd.DataFrame
+    per_user: dict[str, pd.DataFrame]
+    cold_per_user: dict[str, pd.DataFrame]
+    sweep: pd.DataFrame
+    best_weights: FusionWeights
+    groups: dict[str, str] = field(default_factory=dict)
+
+    def wide(self, metrics: Sequence[str] | None = None, cold: bool = False) -> pd.DataFrame:
+        """One row per model, ``<metric>`` and ``<metric>_ci`` columns (``"[lo, hi]"``)."""
+        table = self.cold_table if cold else self.table
+        metrics = list(metrics) if metrics is not None else list(dict.fromkeys(table["metric"]))
+        rows = []
+        for model, part in table.groupby("model", sort=False):
+            row: dict[str, Any] = {"model": model, "group": self.groups.get(model, "")}
+            for _, r in part.set_index("metric").loc[metrics].iterrows():
+                row[r.name] = r["mean"]
+                row[f"{r.name}_ci"] = f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def paired(self, reference: str = "hybrid", others: Sequence[str] | None = None,
+               metrics: Sequence[str] = ("ndcg", "recall", "precision", "map", "hit_rate")) -> pd.DataFrame:
+        """Paired bootstrap differences ``reference - other`` on the warm test users."""
+        others = list(others) if others is not None else [m for m in self.per_user if m != reference]
+        return paired_differences(self.per_user, reference, others, metrics, self.config.n_boot,
+                                  self.config.confidence, self.config.seed)
+
+
+def paired_differences(
+    per_user: Mapping[str, pd.DataFrame], reference: str, others: Sequence[str], metrics: Sequence[str],
+    n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
+) -> pd.DataFrame:
+    """``reference, other, metric, difference, ci_low, ci_high, p_value, verdict, n_users``
+    from :func:`~recsys.evaluation.bootstrap.paired_bootstrap` (difference = reference - other)."""
+    if reference not in per_user:
+        raise ValueError(f"unknown reference model {reference!r}; known: {list(per_user)}")
+    missing = [o for o in others if o not in per_user]
+    if missing:
+        raise ValueError(f"unknown model(s) {missing}; known: {list(per_user)}")
+    rows = []
+    for other in others:
+        for metric in metrics:
+            d = paired_bootstrap(per_user[reference][metric], per_user[other][metric], n_boot, confidence, seed)
+            rows.append({"reference": reference, "other": other, "metric": metric, "difference": d.difference,
+                         "ci_low": d.ci_low, "ci_high": d.ci_high, "p_value": d.p_value, "verdict": d.verdict,
+                         "n_users": d.n})
+    return pd.DataFrame(rows)
+
+
+def standing_sentences(paired: pd.DataFrame, metric: str = "ndcg", k: int = 10) -> list[str]:
+    """One sentence per compared model, read off the paired intervals, e.g.
+    ``"hybrid vs popularity: NDCG@10 +0.0123 (95% CI [0.0040, 0.0210]): better"``."""
+    label = f"{METRIC_LABELS.get(metric, metric)}@{k}"
+    part = paired[paired["metric"] == metric]
+    return [
+        f"{r.reference} vs {r.other}: {label} {r.difference:+.4f} (95% CI [{r.ci_low:.4f}, {r.ci_high:.4f}]): "
+        f"{r.verdict}"
+        for r in part.itertuples(index=False)
+    ]
+
+
+# -- running models ----------------------------------------------------------------------------------------------------
+def _timed_fit(model: Recommender, dataset: Dataset, interactions: Interactions) -> float:
+    start = time.perf_counter()
+    model.fit(dataset, interactions)
+    return time.perf_counter() - start
+
+
+def _timed_recommend(model: Recommender, users: Sequence[str], k: int) -> tuple[pd.DataFrame, float]:
+    start = time.perf_counter()
+    frame = model.recommend(list(users), n=k, exclude_purchased=True)
+    return frame, time.perf_counter() - start
+
+
+def _hybrid(components: Mapping[str, Recommender], weights: FusionWeights, rules: bool = True) -> Recommender:
+    from recsys.models.hybrid import HybridConfig, HybridRecommender
+
+    config = HybridConfig() if rules else HybridConfig(exclude_out_of_stock=False, spending_tier_filter=False)
+    used = {s: c for s, c in components.items() if getattr(weights, s) > 0}
+    return HybridRecommender.from_fitted(used, weights, config)
+
+
+class _PrecomputedScores(Recommender):
+    """A fitted strategy whose scores for a fixed set of user rows are
+    computed once and then served from memory (identical values), so a
+    weight sweep does not rescore every component at every grid point."""
+
+    def __init__(self, model: Recommender, rows: np.ndarray) -> None:
+        self.model, self.name, self.reason = model, model.name, model.reason
+        self.dataset_, self.interactions_ = model.dataset_, model.interactions_
+        self.rows_ = np.asarray(rows, dtype=np.int64)
+        self.scores_ = np.asarray(model.score_users(self.rows_), dtype=np.float64)
+        self.position_ = pd.Index(self.rows_)
+
+    def _fit(self, dataset: Dataset, interactions: Interactions) -> None:
+        raise RuntimeError("_PrecomputedScores wraps an already fitted model; it is not fitted itself")
+
+    def score_users(self, rows: np.ndarray) -> np.ndarray:
+        pos = self.position_.get_indexer(np.asarray(rows, dtype=np.int64))
+        if (pos < 0).any():
+            return self.model.score_users(rows)
+        return self.scores_[pos]
+
+    def reasons_for(self, rows: np.ndarray, scores: np.ndarray) -> str | np.ndarray:
+        return self.model.reasons_for(rows, scores)
+
+
+def weight_sweep(
+    components: Mapping[str, Recommender], split: TemporalSplit, grid: pd.DataFrame, k: int = 10
+) -> pd.DataFrame:
+    """Mean accuracy metrics on ``split`` (the validation split) of the hybrid
+    at every weight vector of ``grid``; components must be fitted on
+    ``split.train``. One row per grid row: weights then metric means.
+    Component scores of the validation users are computed once and reused."""
+    users = split.warm_users
+    rows_of_users = next(iter(components.values())).interactions_.user_index(users)
+    components = {s: _PrecomputedScores(c, np.unique(rows_of_users)) for s, c in components.items()}
+    rows = []
+    for weights in grid.itertuples(index=False):
+        w = FusionWeights(**weights._asdict())
+        recs = _hybrid(components, w).recommend(users, n=k, exclude_purchased=True)
+        means = M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], split.relevant, k).mean()
+        rows.append({**weights._asdict(), **means.to_dict()})
+    return pd.DataFrame(rows)
+
+
+def _best_weights(sweep: pd.DataFrame, metric: str) -> FusionWeights:
+    """The grid point with the highest ``metric``; ties go to the first in grid order."""
+    best = sweep.iloc[int(np.argmax(sweep[metric].to_numpy()))]
+    return FusionWeights(**{s: float(best[s]) for s in STRATEGIES})
+
+
+def run_comparison(
+    dataset: Dataset,
+    config: ComparisonConfig | None = None,
+    factories: Mapping[str, tuple[str, ModelFactory]] | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> ComparisonResult:
+    """Run the protocol of the module docstring over ``factories`` (default
+    :func:`default_factories`) plus the hybrid family. ``factories`` must
+    include the four hybrid strategies (:data:`HYBRID_COMPONENTS`)."""
+    config = config or ComparisonConfig()
+    factories = dict(factories) if factories is not None else default_factories(config.seed)
+    missing = [name for name in HYBRID_COMPONENTS.values() if name not in factories]
+    if missing:
+        raise ValueError(f"factories must include the hybrid strategies {missing}")
+    say = log or (lambda _msg: None)
+    split = temporal_split(dataset, config.test_days, relevant_events=config.relevant_events)
+    validation = validation_split(split, config.validation_days)
+    warm, cold = split.warm_users, split.cold_users
+    train_interactions = Interactions.from_dataset(split.train)
+
+    fitted: dict[str, Recommender] = {}
+    fit_seconds: dict[str, float] = {}
+    groups: dict[str, str] = {}
+    for name, (group, factory) in factories.items():
+        model = factory()
+        fit_seconds[name] = _timed_fit(model, split.train, train_interactions)
+        fitted[name], groups[name] = model, group
+        say(f"fitted {name}")
+    components = {s: fitted[name] for s, name in HYBRID_COMPONENTS.items()}
+    context = EvaluationContext.from_train(split.train, fitted[HYBRID_COMPONENTS["content"]].item_vectors_)
+
+    # the hybrid family: the seed's weights, leave-one-out, no business rules, tuned on validation
+    seed_weights = split.train.config.fusion
+    hybrids: dict[str, tuple[FusionWeights, bool]] = {"hybrid": (seed_weights, True)}
+    for s in STRATEGIES:
+        hybrids[f"hybrid_no_{s}"] = (leave_one_out_weights(seed_weights, s), True)
+    hybrids["hybrid_no_rules"] = (seed_weights, False)
+
+    val_interactions = Interactions.from_dataset(validation.train)
+    val_components = {}
+    for s, name in HYBRID_COMPONENTS.items():
+        model = factories[name][1]()
+        model.fit(validation.train, val_interactions)
+        val_components[s] = model
+    sweep = weight_sweep(val_components, validation, simplex_grid(config.sweep_step), config.k)
+    best = _best_weights(sweep, config.sweep_metric)
+    hybrids["hybrid_tuned"] = (best, True)
+    say(f"weight sweep: {len(sweep)} points, best {best.as_dict()}")
+
+    for name, (weights, rules) in hybrids.items():
+        start = time.perf_counter()
+        fitted[name] = _hybrid(components, weights, rules)
+        assembly = time.perf_counter() - start
+        fit_seconds[name] = assembly + sum(fit_seconds[HYBRID_COMPONENTS[s]] for s in STRATEGIES
+                                           if getattr(weights, s) > 0)
+        groups[name] = "ablation" if name.startswith("hybrid_no_") else "hybrid"
+
+    tables, cold_tables, timing_rows = [], [], []
+    per_user: dict[str, pd.DataFrame] = {}
+    cold_per_user: dict[str, pd.DataFrame] = {}
+    users_index = pd.Index(warm, name="user_id")
+    for name, model in fitted.items():
+        recs, seconds = _timed_recommend(model, warm, config.k)
+        per_user[name] = evaluate_recommendations(recs, split.relevant, context, config.k)
+        table = bootstrap_table(per_user[name], config.n_boot, config.confidence, config.seed)
+        coverage = _coverage_row(recs, users_index, context.catalog, config.k)
+        tables.append(pd.concat([table, pd.DataFrame([coverage])], ignore_index=True).assign(model=name))
+        timing_rows.append({"model": name, "group": groups[name], "fit_seconds": fit_seconds[name],
+                            "recommend_seconds": seconds, "n_users": len(warm)})
+        if cold:
+            cold_recs = model.recommend(cold, n=config.k, exclude_purchased=True)
+            cold_per_user[name] = evaluate_recommendations(cold_recs, split.cold_relevant, context, config.k)
+            cold_tables.append(bootstrap_table(cold_per_user[name], config.n_boot, config.confidence,
+                                               config.seed).assign(model=name))
+        say(f"scored {name}")
+
+    def tidy(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        if not frames:
+            return pd.DataFrame(columns=["model", "group", "metric", "mean", "ci_low", "ci_high", "n_users"])
+        out = pd.concat(frames, ignore_index=True)
+        out["group"] = out["model"].map(groups)
+        return out[["model", "group", "metric", "mean", "ci_low", "ci_high", "n_users"]]
+
+    return ComparisonResult(
+        config=config, split=split, validation=validation, table=tidy(tables), cold_table=tidy(cold_tables),
+        timings=pd.DataFrame(timing_rows), per_user=per_user, cold_per_user=cold_per_user, sweep=sweep,
+        best_weights=best, groups=groups,
+    )
+
+
+# -- multi-seed --------------------------------------------------------------------------------------------------------
+def aggregate_seeds(tables: Mapping[int, pd.DataFrame], value: str = "mean",
+                    by: Sequence[str] = ("model", "metric")) -> pd.DataFrame:
+    """Combine per-seed tidy tables (e.g. ``ComparisonResult.table`` of each
+    seed) into ``<by>, mean, std, min, max, n_seeds``: the mean and the sample
+    standard deviation (ddof 1; NaN for one seed) of ``value`` across seeds.
+    A row missing from some seed is aggregated over the seeds that have it
+    (``n_seeds`` says how many)."""
+    if not tables:
+        raise ValueError("tables is empty: need at least one seed's table")
+    frames = []
+    for seed, table in tables.items():
+        lacking = [c for c in (*by, value) if c not in table.columns]
+        if lacking:
+            raise ValueError(f"the table of seed {seed} lacks column(s) {lacking}")
+        frames.append(table[[*by, value]].assign(seed=seed))
+    long = pd.concat(frames, ignore_index=True)
+    grouped = long.groupby(list(by), sort=False)[value]
+    out = grouped.agg(["mean", "std", "min", "max", "count"]).reset_index()
+    return out.rename(columns={"count": "n_seeds"})
+
+
+def read_seed_tables(top: str | Path, table: str = "08_comparison.csv") -> dict[int, pd.DataFrame]:
+    """The per-seed copies of ``tables/<table>`` under ``top/seed_<s>/`` (the
+    layout of ``recsys run --seeds``), keyed by seed."""
+    top = Path(top)
+    out = {}
+    for path in sorted(top.glob(f"seed_*/tables/{table}")):
+        match = re.fullmatch(r"seed_(-?\d+)", path.parent.parent.name)
+        if match:
+            out[int(match.group(1))] = pd.read_csv(path)
+    if not out:
+        raise FileNotFoundError(f"no seed_*/tables/{table} under {top}")
+    return dict(sorted(out.items()))
+
+
+# -- the seed's "Performance Metrics" table ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Claim:
+    metric: str
+    claim: str
+    patterns: tuple[str, ...]  # regexes over "<notebook>:<metric name>" of recorded metrics
+
+
+SEED_PERFORMANCE_CLAIMS: tuple[_Claim, ...] = (
+    _Claim("Stage 1 Latency", "30-80ms", (r"(stage1|stage_1|realtime|real_time).*latency", r"latency.*(stage1|realtime)")),
+    _Claim("Stage 3 Latency", "150-300ms", (r"(stage3|stage_3|full|hybrid).*latency", r"latency.*(stage3|full)")),
+    _Claim("Throughput", "300+ requests/second", (r"throughput", r"requests_per_s", r"\brps\b")),
+    _Claim("Memory Usage", "250-350MB (ML service)", (r"memory", r"\brss\b", r"_mb\b")),
+    _Claim("Deal Generation Rate", "3-7 deals per user", (r"deals?_per_user", r"deal.*rate")),
+    _Claim("User Segmentation Accuracy", "85-92%", (r"segment.*(accuracy|ari)", r"(accuracy|ari).*segment")),
+    _Claim("Recommendation Diversity", "70-85%", (r"diversity",)),
+)
+
+
+def _recorded_metrics(reports_dir: Path) -> list[dict[str, Any]]:
+    rows = []
+    for path in sorted((reports_dir / "artifacts").glob("*.json")):
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path} is not a readable report manifest: {error}") from error
+        notebook = manifest.get("notebook", path.stem)
+        for name, entry in sorted(manifest.get("metrics", {}).items()):
+            rows.append({"source": f"{notebook}:{name}", "value": entry.get("value"),
+                         "description": entry.get("description", "")})
+    return rows
+
+
+def performance_metrics_table(
+    reports_dir: str | Path, measured: Mapping[str, Sequence[tuple[str, Any, str]]] | None = None
+) -> pd.DataFrame:
+    """The seed's "Performance Metrics" table with measured values beside the claims.
+
+    Columns ``metric, seed_claim, measured, how_measured, source``. For each
+    seed row, every headline metric recorded by the notebooks of this run
+    (``reports_dir/artifacts/*.json``) whose ``notebook:name`` matches the
+    row's patterns is listed, with its recorded description as the method.
+    ``measured`` adds values from this notebook: seed metric -> list of
+    ``(name, value, how)``. A row with nothing recorded says "not measured
+    in this run"; no number is ever filled in otherwise."""
+    recorded = _recorded_metrics(Path(reports_dir))
+    measured = dict(measured or {})
+    known = {c.metric for c in SEED_PERFORMANCE_CLAIMS}
+    unknown = sorted(set(measured) - known)
+    if unknown:
+        raise ValueError(f"unknown seed metric(s) {unknown}; expected among {sorted(known)}")
+    rows = []
+    for claim in SEED_PERFORMANCE_CLAIMS:
+        found = [(r["source"], r["value"], r["description"]) for r in recorded
+                 if isinstance(r["value"], (int, float)) and not isinstance(r["value"], bool)
+                 and any(re.search(p, r["source"], flags=re.IGNORECASE) for p in claim.patterns)]
+        found += [(name, value, how) for name, value, how in measured.get(claim.metric, [])]
+        if not found:
+            rows.append({"metric": claim.metric, "seed_claim": claim.claim, "measured": "not measured in this run",
+                         "how_measured": "", "source": ""})
+            continue
+        for source, value, how in found:
+            rows.append({"metric": claim.metric, "seed_claim": claim.claim, "measured": _fmt(value),
+                         "how_measured": how, "source": source})
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{float(value):.4g}"
