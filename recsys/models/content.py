@@ -40,6 +40,7 @@ from recsys.config import ConfigError
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n
+from recsys.models.ranking import take_rows
 
 __all__ = ["ContentConfig", "ContentRecommender", "product_documents"]
 
@@ -119,21 +120,31 @@ class ContentRecommender(Recommender):
         self.vocabulary_size_ = int(self.item_vectors_.shape[1])
 
     # -- users ----------------------------------------------------------------
-    def user_profiles(self, rows: np.ndarray) -> sp.csr_matrix:
-        """Unit-norm profiles ``p_u / ||p_u||`` (CSR, len(rows) x terms); an
+    #: users whose dense profiles are built at once in :meth:`score_users` (memory: block x terms)
+    profile_block: int = 256
+
+    def user_profiles(self, rows: np.ndarray) -> np.ndarray:
+        """Unit-norm profiles ``p_u / ||p_u||`` (dense, len(rows) x terms); an
         all-zero row for unknown users (-1) and users without history."""
+        self._check_fitted()
         rows = np.asarray(rows, dtype=np.int64)
-        weights = _rows_of(self.interactions_.matrix, rows)
+        weights = take_rows(self.interactions_.matrix, rows)
         totals = np.asarray(weights.sum(axis=1)).ravel()
-        scale = np.divide(1.0, totals, out=np.zeros_like(totals), where=totals > 0)
-        profiles = sp.diags(scale) @ weights @ self.item_vectors_  # decayed, event-weighted mean
-        return normalize(profiles.tocsr(), norm="l2", axis=1)
+        profiles = np.asarray((weights @ self.item_vectors_).toarray())
+        profiles /= np.where(totals > 0, totals, 1.0)[:, None]  # decayed, event-weighted mean
+        norms = np.linalg.norm(profiles, axis=1)
+        return profiles / np.where(norms > 0, norms, 1.0)[:, None]
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
-        """Cosine of each user's profile with every product (dense)."""
+        """Cosine of each user's profile with every product (dense): ``X p_u``
+        with unit rows ``X``; work per user is one sparse mat-vec."""
         self._check_fitted()
-        profiles = self.user_profiles(rows)
-        return np.asarray((profiles @ self.item_vectors_t_).toarray(), dtype=np.float64)
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.item_vectors_.shape[0]))
+        for start in range(0, len(rows), self.profile_block):
+            profiles = self.user_profiles(rows[start : start + self.profile_block])
+            out[start : start + len(profiles)] = (self.item_vectors_ @ profiles.T).T
+        return out
 
     def has_profile(self, rows: np.ndarray) -> np.ndarray:
         """True where the user has any interaction weight (content can answer)."""
@@ -200,12 +211,3 @@ class ContentRecommender(Recommender):
         if not hasattr(self, "item_vectors_"):
             raise RuntimeError("ContentRecommender is not fitted: call fit(dataset) first")
 
-
-def _rows_of(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-    """Rows of a CSR matrix, with -1 giving an all-zero row."""
-    safe = np.where(rows >= 0, rows, 0)
-    picked = matrix[safe].tocsr()
-    if (rows < 0).any():
-        picked = (sp.diags((rows >= 0).astype(np.float64)) @ picked).tocsr()
-        picked.eliminate_zeros()
-    return picked

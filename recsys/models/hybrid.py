@@ -53,15 +53,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from recsys.config import ConfigError, FusionWeights
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
-from recsys.models.base import RECOMMENDATION_COLUMNS, Recommender, check_n, check_user_ids, top_n_indices
+from recsys.models.base import Recommender, check_n, check_user_ids, top_n_indices
+from recsys.models.ranking import take_rows
 
-__all__ = ["CONTRIB_COLUMNS", "STRATEGIES", "HybridConfig", "HybridRecommender", "default_components"]
+__all__ = ["CONTRIB_COLUMNS", "STRATEGIES", "FusedTopN", "HybridConfig", "HybridRecommender", "default_components"]
 
 STRATEGIES: tuple[str, ...] = ("knn", "svd", "content", "demographic")
 """Strategy keys, in the order of :class:`~recsys.config.FusionWeights`."""
@@ -95,6 +95,23 @@ class HybridConfig:
         cap = self.category_cap
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
             raise ConfigError(f"HybridConfig.category_cap must be None or an int >= 1, got {cap!r}")
+
+
+@dataclass(frozen=True)
+class FusedTopN:
+    """Top-n of a block of users as flat arrays, one entry per recommendation
+    ordered by (row, rank): ``row`` (position in the block), ``col`` (product
+    column), ``score``, ``rank`` (1..), ``contributions`` (entries x 4, in
+    :data:`STRATEGIES` order, summing to ``score``), ``reason``; ``weights``
+    are the effective weights per row of the block (rows x 4)."""
+
+    row: np.ndarray
+    col: np.ndarray
+    score: np.ndarray
+    rank: np.ndarray
+    contributions: np.ndarray
+    reason: np.ndarray
+    weights: np.ndarray
 
 
 def check_weights(weights: FusionWeights | Mapping[str, float] | None) -> FusionWeights | None:
@@ -200,22 +217,31 @@ class HybridRecommender(Recommender):
         self._prepare_rules(self.dataset_)
 
     def _prepare_rules(self, dataset: Dataset) -> None:
-        """Per-product arrays for the business rules (computed once)."""
+        """Per-product arrays for the business rules (computed once).
+
+        ``allowed_`` has one row per spending tier plus a last row for users
+        of unknown tier (no price filter); each row combines the stock rule
+        and that tier's price rule."""
         products, cfg = dataset.products, dataset.config
         prices = products["price"].to_numpy(dtype=np.float64)
-        categories = pd.Categorical(products["category"])
-        self.category_codes_ = categories.codes.astype(np.int64)
+        self.category_codes_ = pd.Categorical(products["category"]).codes.astype(np.int64)
         self.in_stock_ = products["stock"].to_numpy() > 0
-        allowed = np.ones((len(cfg.spending_tiers), len(products)), dtype=bool)
+        tier_allowed = np.ones((len(cfg.spending_tiers), len(products)), dtype=bool)
         for t, tier in enumerate(cfg.spending_tiers):
             if tier.max_price_quantile >= 1.0:
                 continue
             limit = products.groupby("category", observed=True)["price"].quantile(tier.max_price_quantile)
-            allowed[t] = prices <= products["category"].map(limit).to_numpy(dtype=np.float64) + 1e-9
-        self.tier_allowed_ = allowed
+            tier_allowed[t] = prices <= products["category"].map(limit).to_numpy(dtype=np.float64) + 1e-9
+        self.tier_allowed_ = tier_allowed
         tier_pos = {t.name: i for i, t in enumerate(cfg.spending_tiers)}
         tiers = dataset.users.set_index("user_id")["spending_tier"].reindex(self.interactions_.user_ids)
         self.user_tier_ = tiers.map(tier_pos).fillna(-1).to_numpy(dtype=np.int64)
+        allowed = np.ones((len(cfg.spending_tiers) + 1, len(products)), dtype=bool)
+        if self.config.spending_tier_filter:
+            allowed[:-1] &= tier_allowed
+        if self.config.exclude_out_of_stock:
+            allowed &= self.in_stock_
+        self.allowed_ = allowed
 
     # -- scoring --------------------------------------------------------------
     def effective_weights(self, user_ids: Sequence[str] | str) -> pd.DataFrame:
@@ -239,17 +265,17 @@ class HybridRecommender(Recommender):
         return (rows >= 0) & (lengths[np.where(rows >= 0, rows, 0)] > 0)
 
     def _effective_weights(self, rows: np.ndarray, blocks: dict[str, np.ndarray]) -> np.ndarray:
-        n_rows = len(rows)
         history = self.has_history(rows)
         base = np.array([getattr(self.weights_, s) for s in STRATEGIES])
-        answers = np.zeros((n_rows, len(STRATEGIES)), dtype=bool)
+        answers = np.zeros((len(rows), len(STRATEGIES)), dtype=bool)
         for j, s in enumerate(STRATEGIES):
             if s in blocks:
                 block = blocks[s]
-                finite = np.where(np.isfinite(block), block, np.nan)
+                finite = np.isfinite(block)
+                high = np.max(np.where(finite, block, -np.inf), axis=1)
+                low = np.min(np.where(finite, block, np.inf), axis=1)
                 with np.errstate(invalid="ignore"):
-                    spread = np.nanmax(finite, axis=1) - np.nanmin(finite, axis=1)
-                answers[:, j] = np.nan_to_num(spread, nan=0.0) > _EPS
+                    answers[:, j] = np.nan_to_num(high - low, nan=0.0, posinf=0.0, neginf=0.0) > _EPS
                 if s in self.config.history_strategies:
                     answers[:, j] &= history
         raw = answers * base
@@ -258,44 +284,75 @@ class HybridRecommender(Recommender):
         return np.where(total > 0, raw / np.where(total > 0, total, 1.0), equal)
 
     def _eligible(self, rows: np.ndarray, exclude_purchased: bool) -> np.ndarray:
-        n_products = len(self.interactions_.product_ids)
-        eligible = np.ones((len(rows), n_products), dtype=bool)
-        if self.config.exclude_out_of_stock:
-            eligible &= self.in_stock_
-        if self.config.spending_tier_filter:
-            known = rows >= 0
-            tiers = np.where(known, self.user_tier_[np.where(known, rows, 0)], -1)
-            has_tier = tiers >= 0
-            eligible[has_tier] &= self.tier_allowed_[tiers[has_tier]]
+        """Products passing the hard rules, per row (bool, rows x products)."""
+        known = rows >= 0
+        tiers = np.where(known, self.user_tier_[np.where(known, rows, 0)], -1)
+        eligible = self.allowed_[np.where(tiers >= 0, tiers, len(self.allowed_) - 1)]
         if exclude_purchased:
-            bought = _rows_of(self.interactions_.purchased, rows).tocoo()
-            eligible[bought.row, bought.col] = False
+            bought = take_rows(self.interactions_.purchased, rows)
+            eligible[np.repeat(np.arange(len(rows)), np.diff(bought.indptr)), bought.indices] = False
         return eligible
 
+    def fuse_rows(self, rows: np.ndarray, n: int, exclude_purchased: bool = True) -> FusedTopN:
+        """The fused top-``n`` of interaction rows ``rows`` (-1 = unknown
+        user), as arrays: the work behind :meth:`recommend` without pandas
+        (the engine's single-user path)."""
+        self._check_fitted()
+        n = check_n(n)
+        rows = np.asarray(rows, dtype=np.int64)
+        cand, valid, fused, contrib, blocks, weights = self._fuse(rows, n, exclude_purchased)
+        pick = self._top(cand, valid, fused, n)  # positions into cand, -1 padding
+        keep = pick >= 0
+        r = np.repeat(np.arange(len(rows)), pick.shape[1]).reshape(pick.shape)[keep]
+        pos = pick[keep]
+        cols = cand[r, pos]
+        parts = contrib[:, r, pos]
+        strongest = np.argmax(parts, axis=0) if parts.size else np.zeros(0, dtype=np.int64)
+        return FusedTopN(
+            row=r, col=cols, score=fused[r, pos], rank=np.cumsum(keep, axis=1)[keep].astype(np.int64),
+            contributions=parts.T.copy(), reason=self._reasons(rows, blocks, r, cols, strongest),
+            weights=weights,
+        )
+
     def _fuse(self, rows: np.ndarray, n: int, exclude_purchased: bool) -> tuple:
-        """Fused scores, contributions (strategies x rows x products, 0 off
-        candidates) and the candidate-and-eligible mask."""
+        """Candidates as a padded matrix ``cand`` (rows x K column indices,
+        sorted, ``valid`` marks real entries), their fused scores and the
+        contributions (strategies x rows x K)."""
         blocks = self._component_scores(rows)
         weights = self._effective_weights(rows, blocks)
         eligible = self._eligible(rows, exclude_purchased)
-        m = min(max(self.config.candidates_per_strategy, n), eligible.shape[1])
-        candidates = np.zeros_like(eligible)
+        n_rows, n_products = eligible.shape
+        m = min(max(self.config.candidates_per_strategy, n), n_products)
+        tops, oks = [], []
         for j, s in enumerate(STRATEGIES):
             if s not in blocks or not (weights[:, j] > 0).any():
                 continue
             block = np.where(eligible, blocks[s], -np.inf)
             floor = np.min(blocks[s], axis=1, keepdims=True)
             top = top_n_indices(block, m)
-            picked = np.take_along_axis(block, top, axis=1) > floor
-            picked &= (weights[:, j] > 0)[:, None]
-            r = np.repeat(np.arange(len(rows)), m).reshape(-1, m)
-            candidates[r[picked], top[picked]] = True
-        contrib = np.zeros((len(STRATEGIES), len(rows), eligible.shape[1]))
+            tops.append(top)
+            oks.append((np.take_along_axis(block, top, axis=1) > floor) & (weights[:, j] > 0)[:, None])
+        if not tops:
+            tops, oks = [np.zeros((n_rows, 1), dtype=np.int64)], [np.zeros((n_rows, 1), dtype=bool)]
+        # union per row: sort nominated columns, drop repeats; invalid entries sort last
+        stacked = np.concatenate(tops, axis=1)
+        ok = np.concatenate(oks, axis=1)
+        keyed = np.where(ok, stacked, n_products)
+        keyed.sort(axis=1)
+        repeat = np.zeros_like(keyed, dtype=bool)
+        repeat[:, 1:] = keyed[:, 1:] == keyed[:, :-1]
+        valid = (keyed < n_products) & ~repeat
+        width = max(int(valid.sum(axis=1).max(initial=0)), 1)
+        order = np.argsort(~valid, axis=1, kind="stable")[:, :width]  # valid entries first, column order kept
+        cand = np.take_along_axis(np.where(valid, keyed, 0), order, axis=1)
+        valid = np.take_along_axis(valid, order, axis=1)
+        contrib = np.zeros((len(STRATEGIES), n_rows, width))
+        r = np.arange(n_rows)[:, None]
         for j, s in enumerate(STRATEGIES):
             if s in blocks:
-                contrib[j] = weights[:, j][:, None] * self._normalize(blocks[s], candidates)
-        fused = np.where(candidates, contrib.sum(axis=0), -np.inf)
-        return fused, contrib, candidates, blocks
+                contrib[j] = weights[:, j][:, None] * self._normalize(blocks[s][r, cand], valid)
+        fused = np.where(valid, contrib.sum(axis=0), -np.inf)
+        return cand, valid, fused, contrib, blocks, weights
 
     def _normalize(self, scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Per-row normalisation of ``scores`` over the ``mask`` entries (0 elsewhere)."""
@@ -312,12 +369,15 @@ class HybridRecommender(Recommender):
         return np.where(mask & (size > 1), np.nan_to_num(z, nan=0.0), 0.0)
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
-        """Fused scores in [0, 1]; ``-inf`` for products that are not
+        """Fused scores in [0, 1] (dense); ``-inf`` for products that are not
         candidates or fail a business rule (purchases excluded)."""
         self._check_fitted()
         rows = np.asarray(rows, dtype=np.int64)
-        fused, *_ = self._fuse(rows, 1, exclude_purchased=True)
-        return fused
+        cand, valid, fused, *_ = self._fuse(rows, 1, exclude_purchased=True)
+        out = np.full((len(rows), len(self.interactions_.product_ids)), -np.inf)
+        r = np.repeat(np.arange(len(rows)), cand.shape[1]).reshape(cand.shape)
+        out[r[valid], cand[valid]] = fused[valid]
+        return out
 
     # -- top-n ----------------------------------------------------------------
     def recommend(
@@ -331,56 +391,47 @@ class HybridRecommender(Recommender):
         ids = check_user_ids(user_ids)
         self._check_fitted()
         rows = self.interactions_.user_index(ids)
-        frames = [
-            self._recommend_block(ids[start : start + self.chunk_size], rows[start : start + self.chunk_size],
-                                  n, exclude_purchased)
-            for start in range(0, max(len(ids), 1), self.chunk_size)
-        ]
+        frames = []
+        for start in range(0, max(len(ids), 1), self.chunk_size):
+            top = self.fuse_rows(rows[start : start + self.chunk_size], n, exclude_purchased)
+            frame = pd.DataFrame(
+                {
+                    "user_id": np.asarray(ids[start : start + self.chunk_size], dtype=object)[top.row],
+                    "product_id": np.asarray(self.interactions_.product_ids, dtype=object)[top.col],
+                    "score": top.score,
+                    "rank": top.rank,
+                    "reason": top.reason,
+                }
+            )
+            for j, col in enumerate(CONTRIB_COLUMNS):
+                frame[col] = top.contributions[:, j]
+            frames.append(frame)
         return pd.concat(frames, ignore_index=True)
 
-    def _recommend_block(self, ids: list[str], rows: np.ndarray, n: int, exclude_purchased: bool) -> pd.DataFrame:
-        fused, contrib, _, blocks = self._fuse(rows, n, exclude_purchased)
-        top = self._top(fused, n)
-        row_idx = np.repeat(np.arange(len(rows)), top.shape[1]).reshape(top.shape)
-        keep = top >= 0
-        r, c = row_idx[keep], top[keep]
-        parts = contrib[:, r, c]  # strategies x picked
-        strongest = np.argmax(parts, axis=0)  # first maximum: knn, svd, content, demographic order
-        reasons = self._reasons(rows, blocks, r, c, strongest)
-        frame = pd.DataFrame(
-            {
-                "user_id": np.asarray(ids, dtype=object)[r],
-                "product_id": np.asarray(self.interactions_.product_ids, dtype=object)[c],
-                "score": fused[r, c],
-                "rank": (np.cumsum(keep, axis=1))[keep].astype(np.int64),
-                "reason": reasons,
-            }
-        )
-        for j, col in enumerate(CONTRIB_COLUMNS):
-            frame[col] = parts[j]
-        return frame[RECOMMENDATION_COLUMNS + CONTRIB_COLUMNS]
-
-    def _top(self, fused: np.ndarray, n: int) -> np.ndarray:
-        """Column indices of the top ``n`` per row (-1 padding), with the category cap."""
+    def _top(self, cand: np.ndarray, valid: np.ndarray, fused: np.ndarray, n: int) -> np.ndarray:
+        """Positions (into ``cand``) of the top ``n`` per row, -1 padding; ties
+        by lower product column (``cand`` rows are column-sorted); with the
+        category cap taken greedily down the ranking."""
+        order = np.argsort(-fused, axis=1, kind="stable")
+        ok = np.take_along_axis(valid, order, axis=1)
         cap = self.config.category_cap
-        finite = np.isfinite(fused)
         if cap is None:
-            k = min(n, fused.shape[1])
-            top = top_n_indices(fused, k)
-            ok = np.take_along_axis(finite, top, axis=1)
-            return np.where(ok, top, -1)
-        out = np.full((fused.shape[0], n), -1, dtype=np.int64)
-        for i in range(fused.shape[0]):
-            cand = np.flatnonzero(finite[i])
-            order = cand[np.argsort(-fused[i, cand], kind="stable")]
+            k = min(n, order.shape[1])
+            return np.where(ok[:, :k], order[:, :k], -1) if k == n else np.pad(
+                np.where(ok[:, :k], order[:, :k], -1), ((0, 0), (0, n - k)), constant_values=-1)
+        out = np.full((cand.shape[0], n), -1, dtype=np.int64)
+        codes = self.category_codes_[cand]
+        for i in range(cand.shape[0]):
             counts: dict[int, int] = {}
             k = 0
-            for col in order:
-                code = int(self.category_codes_[col])
+            for pos, is_ok in zip(order[i], ok[i], strict=True):
+                if not is_ok:
+                    break
+                code = int(codes[i, pos])
                 if counts.get(code, 0) >= cap:
                     continue
                 counts[code] = counts.get(code, 0) + 1
-                out[i, k] = col
+                out[i, k] = pos
                 k += 1
                 if k == n:
                     break
@@ -419,12 +470,3 @@ class HybridRecommender(Recommender):
             "history_strategies": list(self.config.history_strategies),
         }
 
-
-def _rows_of(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-    """Rows of a CSR matrix, with -1 giving an all-zero row."""
-    safe = np.where(rows >= 0, rows, 0)
-    picked = matrix[safe].tocsr()
-    if (rows < 0).any():
-        picked = (sp.diags((rows >= 0).astype(np.float64)) @ picked).tocsr()
-        picked.eliminate_zeros()
-    return picked
