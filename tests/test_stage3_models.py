@@ -355,6 +355,25 @@ def test_fit_equals_from_fitted_and_with_weights_does_not_refit(world, hybrid):
     assert not other.recommend(users, n=5).product_id.equals(hybrid.recommend(users, n=5).product_id)
 
 
+def test_minus_inf_component_scores_normalise_to_zero(fitted, world):
+    """A component's own filter (-inf) neither breaks the normalisation nor
+    silences that component for the user."""
+
+    class Filtered(Pop):
+        def score_users(self, rows):
+            out = super().score_users(rows)
+            out[:, 1::2] = -np.inf
+            return out
+
+    comps = dict(fitted, demographic=Filtered().fit(world, fitted["knn"].interactions_))
+    for norm in ("minmax", "rank"):
+        config = HybridConfig(normalization=norm, exclude_out_of_stock=False, spending_tier_filter=False)
+        recs = HybridRecommender.from_fitted(comps, WEIGHTS, config).recommend([f"user_{u}" for u in range(10)], n=8)
+        assert np.isfinite(recs[CONTRIB_COLUMNS].to_numpy()).all()
+        assert recs.contrib_demographic.between(0, WEIGHTS.demographic + 1e-12).all()
+        assert (recs.contrib_demographic > 0).any()
+
+
 def test_fewer_eligible_than_n_returns_fewer(fitted, world):
     model = HybridRecommender.from_fitted(fitted, WEIGHTS, HybridConfig(candidates_per_strategy=3))
     recs = model.recommend(["user_0"], n=200)

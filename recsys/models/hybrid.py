@@ -355,14 +355,19 @@ class HybridRecommender(Recommender):
         return cand, valid, fused, contrib, blocks, weights
 
     def _normalize(self, scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Per-row normalisation of ``scores`` over the ``mask`` entries (0 elsewhere)."""
+        """Per-row normalisation of ``scores`` over the ``mask`` entries (0
+        elsewhere). A ``-inf`` score (a component's own filter, e.g. the
+        demographic price filter) counts as the row's lowest: it normalises to 0."""
         if self.config.normalization == "minmax":
+            finite = np.isfinite(scores)
+            mask = mask & finite
             low = np.min(np.where(mask, scores, np.inf), axis=1, keepdims=True)
             high = np.max(np.where(mask, scores, -np.inf), axis=1, keepdims=True)
             span = high - low
             ok = np.isfinite(span) & (span > _EPS)
             z = (scores - np.where(ok, low, 0.0)) / np.where(ok, span, 1.0)
             return np.where(mask & ok, z, 0.0)
+        scores = np.where(np.isnan(scores), -np.inf, scores)
         ranks = rankdata(np.where(mask, scores, np.nan), axis=1, nan_policy="omit")
         size = mask.sum(axis=1, keepdims=True)
         z = (ranks - 1.0) / np.maximum(size - 1, 1)
