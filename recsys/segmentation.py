@@ -12,12 +12,12 @@ interaction    event-type mix (share of each event type) and category shares
 price_sens     the user's price sensitivity (missing: the median)
 ============== ===============================================================
 
-Every column is z-scored (``StandardScaler``); then, with the default
-``group_balance=True``, each group's columns are multiplied by
-``sqrt(w_g / n_g)`` (``n_g`` columns, weight ``w_g``, default 1) so that each
-group carries the same total variance however many columns it has -- without
-it the 15 interaction columns would outweigh age 15 to 1. This is an a-priori
-choice, not tuned against the personas.
+Every column is z-scored (``StandardScaler``), so each column carries unit
+variance and a group weighs as many columns as it has (interaction: 15,
+region: 4, the others 1-2). ``group_balance=True`` instead scales each
+group's columns by ``sqrt(w_g / n_g)`` (``n_g`` columns, weight ``w_g``,
+default 1), giving every group the same total variance; it is an option,
+reported as an ablation, not the default.
 
 K-Means (``n_init`` restarts, fixed ``random_state``) then clusters the rows;
 segments are renumbered by decreasing size (ties: centroid order) so that
@@ -69,7 +69,7 @@ class SegmentationConfig:
     n_clusters: int = 8
     n_init: int = 10
     random_state: int = 42
-    group_balance: bool = True
+    group_balance: bool = False
     group_weights: Mapping[str, float] = field(default_factory=dict)
     silhouette_sample: int = 5000
 

@@ -1,0 +1,280 @@
+"""Stage 2 demand prediction: next-period demand per product, and the 0..100 demand score.
+
+Protocol. Time is cut into periods of ``period_days`` (weekly by default)
+counted back from the data set's ``as_of``: period ``T-1`` is
+``(as_of - 7d, as_of]``, period ``T-2`` the week before, and so on; the
+leading partial period is left out (its events are counted in
+``n_events_before_first_period_``). Demand ``y[p, t]`` is the purchased
+quantity of product ``p`` in period ``t``.
+
+Features for ``y[p, t]`` use only periods before ``t``: demand lags
+``1..n_lags``, their mean ``m`` and least-squares slope (trend), the mean
+over the last ``3 n_lags`` periods and the expanding mean (levels), last
+period's views, favorites and carts (leading indicators), and seasonality:
+whether period ``t`` falls in the product's peak season and the share of
+the lag periods that did (so the model sees a season starting or ending);
+plus the product's category and log price. Calendar season-of-year features
+are left out on purpose: with under two years of history each season is seen
+once, so a model cannot learn them, only memorise them.
+
+Model: ``HistGradientBoostingRegressor`` with Poisson loss and a
+multiplicative offset ``s = m + offset_prior``: it is fitted on ``y / s``
+with sample weight ``s`` and every level feature divided by ``s``, which is
+exactly Poisson regression of ``y`` on ``s * f(x)`` (the deviance is
+homogeneous); the trees then learn scale-free ratios and need not
+extrapolate to demand levels never seen in training, which plain trees
+cannot do. Baselines: the naive forecast ``y_hat[p, t] = y[p, t-1]`` and the
+moving average ``m``. The holdout is temporal: the last ``holdout_periods``
+periods, forecast one step ahead (lags from actual data). Errors: MAE, RMSE
+and WAPE = ``sum |y - y_hat| / sum y``. The Poisson model forecasts the
+mean; on intermittent demand (mostly zeros) the MAE favours forecasts of 0,
+so RMSE is the fairer yardstick for it.
+
+``demand_score`` (for the deal formula): the model, refitted on every
+period, forecasts period ``T`` (the week after ``as_of``); the score is the
+percentile rank of that forecast among all products,
+``100 * (rank - 1) / (n_products - 1)`` with average ranks for ties, so it
+spans 0..100 (every product 50 if all forecasts tie).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from recsys.data.dataset import Dataset
+
+__all__ = ["DemandConfig", "DemandModel", "DemandPanel", "demand_panel", "demand_score", "forecast_errors"]
+
+LEADING_EVENTS = ("view", "favorite", "cart")
+
+
+@dataclass(frozen=True)
+class DemandConfig:
+    """Demand model settings; ``offset_prior`` is the pseudo-demand added to
+    the recent mean in the multiplicative offset ``s = m + offset_prior``."""
+
+    period_days: int = 7
+    n_lags: int = 4
+    holdout_periods: int = 4
+    offset_prior: float = 0.25
+    max_iter: int = 100
+    learning_rate: float = 0.05
+    max_leaf_nodes: int = 15
+    random_state: int = 42
+
+    def __post_init__(self) -> None:
+        for name in ("period_days", "n_lags", "holdout_periods", "max_iter", "max_leaf_nodes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"DemandConfig.{name} must be a positive int, got {value!r}")
+        if not 0 < self.learning_rate <= 1:
+            raise ValueError(f"DemandConfig.learning_rate must be in (0, 1], got {self.learning_rate!r}")
+        if not self.offset_prior > 0:
+            raise ValueError(f"DemandConfig.offset_prior must be > 0, got {self.offset_prior!r}")
+
+    @property
+    def min_periods(self) -> int:
+        """Periods needed: ``n_lags`` of history, then at least two training
+        periods, then the holdout."""
+        return self.n_lags + 2 + self.holdout_periods
+
+
+@dataclass
+class DemandPanel:
+    """Per-period counts: ``demand`` (purchased quantity) and the leading
+    event counts, each products x periods; ``period_end`` per period."""
+
+    demand: np.ndarray
+    leading: dict[str, np.ndarray]
+    period_end: pd.DatetimeIndex
+    product_ids: pd.Index
+    n_events_before_first_period: int
+
+
+def demand_panel(dataset: Dataset, period_days: int = 7) -> DemandPanel:
+    """Bin the events into periods counted back from ``as_of`` (see module doc)."""
+    events = dataset.events
+    product_ids = pd.Index(dataset.products["product_id"])
+    if events.empty:
+        raise ValueError("cannot build a demand panel from a data set without events")
+    age_days = (dataset.as_of - events["timestamp"]).dt.total_seconds().to_numpy() / 86400.0
+    back = np.floor(age_days / period_days).astype(np.int64)  # 0 = the last period
+    span_days = (dataset.as_of - events["timestamp"].min()).total_seconds() / 86400.0
+    n_periods = int(np.floor(span_days / period_days))  # complete periods only
+    inside = back < n_periods
+    t = n_periods - 1 - back[inside]
+    col = product_ids.get_indexer(events["product_id"])[inside]
+    kind = events["event_type"].to_numpy()[inside]
+    qty = events["quantity"].to_numpy(dtype=float)[inside]
+
+    def count(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        out = np.zeros((len(product_ids), max(n_periods, 0)))
+        np.add.at(out, (col[mask], t[mask]), 1.0 if weights is None else weights[mask])
+        return out
+
+    demand = count(kind == "purchase", qty)
+    leading = {name: count(kind == name) for name in LEADING_EVENTS}
+    ends = pd.DatetimeIndex([dataset.as_of - pd.Timedelta(days=period_days * (n_periods - 1 - i))
+                             for i in range(n_periods)])
+    return DemandPanel(demand, leading, ends, product_ids, int((~inside).sum()))
+
+
+def forecast_errors(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and WAPE (``sum|y - y_hat| / sum y``; NaN if ``sum y = 0``)."""
+    actual, predicted = np.asarray(actual, float).ravel(), np.asarray(predicted, float).ravel()
+    err = actual - predicted
+    total = actual.sum()
+    return {
+        "mae": float(np.mean(np.abs(err))),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "wape": float(np.abs(err).sum() / total) if total > 0 else float("nan"),
+    }
+
+
+class DemandModel:
+    """Next-period demand per product (see the module docstring).
+
+    After :meth:`fit`: ``holdout_`` (long frame ``product_id, period_end,
+    actual, model, naive, moving_average``), ``errors_`` (one row per
+    forecaster: ``model, mae, rmse, wape``), ``forecast_`` (per product:
+    ``product_id, last_period_demand, predicted_demand, demand_score``),
+    ``regressor_`` (refitted on every period), ``feature_names_``,
+    ``panel_`` (the per-period counts).
+    """
+
+    def __init__(self, config: DemandConfig | None = None) -> None:
+        self.config = config or DemandConfig()
+
+    def fit(self, dataset: Dataset) -> DemandModel:
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"fit expects a recsys Dataset, got {type(dataset).__name__}")
+        if dataset.n_products == 0:
+            raise ValueError("cannot fit DemandModel on a data set without products")
+        cfg = self.config
+        panel = demand_panel(dataset, cfg.period_days)
+        n_periods = panel.demand.shape[1]
+        if n_periods < cfg.min_periods:
+            raise ValueError(
+                f"DemandModel needs at least {cfg.min_periods} complete periods of {cfg.period_days} days "
+                f"(n_lags={cfg.n_lags} + 2 training + holdout_periods={cfg.holdout_periods}); the events span "
+                f"{n_periods}"
+            )
+        self.panel_ = panel
+        self.n_events_before_first_period_ = panel.n_events_before_first_period
+        # rows for targets t = n_lags .. n_periods (the last one is the future period T)
+        X, offset, t_index, names = self._features(panel, dataset, range(cfg.n_lags, n_periods + 1))
+        self.feature_names_ = names
+        y = np.concatenate([panel.demand[:, t] for t in range(cfg.n_lags, n_periods)])
+        n_products = len(panel.product_ids)
+        observed = t_index < n_periods
+        X_obs, s_obs, t_obs = X[observed], offset[observed], t_index[observed]
+
+        test_start = n_periods - cfg.holdout_periods
+        train, test = t_obs < test_start, t_obs >= test_start
+        holdout_model = self._fit_regressor(X_obs[train], y[train], s_obs[train], names)
+        pred = {
+            "model": self._predict(holdout_model, X_obs[test], s_obs[test]),
+            "naive": panel.demand[:, test_start - 1 : n_periods - 1].T.ravel(),
+            "moving_average": np.concatenate([panel.demand[:, t - cfg.n_lags : t].mean(axis=1)
+                                              for t in range(test_start, n_periods)]),
+        }
+        self.holdout_ = pd.DataFrame({
+            "product_id": np.tile(np.asarray(panel.product_ids, dtype=object), cfg.holdout_periods),
+            "period_end": panel.period_end[t_obs[test]],
+            "actual": y[test],
+            **pred,
+        })
+        self.errors_ = pd.DataFrame([{"model": name, **forecast_errors(y[test], p)} for name, p in pred.items()])
+        self.n_train_rows_, self.n_test_rows_ = int(train.sum()), int(test.sum())
+
+        self.regressor_ = self._fit_regressor(X_obs, y, s_obs, names)
+        future = self._predict(self.regressor_, X[~observed], offset[~observed])
+        assert len(future) == n_products
+        self.forecast_ = pd.DataFrame({
+            "product_id": np.asarray(panel.product_ids, dtype=object),
+            "last_period_demand": panel.demand[:, -1],
+            "predicted_demand": future,
+            "demand_score": demand_score(future),
+        })
+        return self
+
+    @property
+    def demand_scores_(self) -> pd.Series:
+        """``demand_score`` per product id (0..100)."""
+        self._check_fitted()
+        return self.forecast_.set_index("product_id")["demand_score"]
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "forecast_"):
+            raise RuntimeError("DemandModel is not fitted: call fit(dataset) first")
+
+    # -- model ----------------------------------------------------------------
+    def _fit_regressor(self, X: np.ndarray, y: np.ndarray, offset: np.ndarray,
+                       names: list[str]) -> HistGradientBoostingRegressor:
+        """Poisson regression of ``y`` on ``offset * f(X)``: fit ``y / offset``
+        with weight ``offset``."""
+        c = self.config
+        model = HistGradientBoostingRegressor(
+            loss="poisson", learning_rate=c.learning_rate, max_iter=c.max_iter, max_leaf_nodes=c.max_leaf_nodes,
+            categorical_features=[n == "category" for n in names], early_stopping=False,
+            random_state=c.random_state,
+        )
+        return model.fit(X, y / offset, sample_weight=offset)
+
+    @staticmethod
+    def _predict(model: HistGradientBoostingRegressor, X: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        return np.clip(model.predict(X), 0, None) * offset
+
+    def _features(
+        self, panel: DemandPanel, dataset: Dataset, targets: range
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """Feature rows (one block of all products per target period), the
+        offset ``s`` per row, the target period per row, and the names."""
+        cfg, calendar = self.config, dataset.config.seasons
+        L, demand = cfg.n_lags, panel.demand
+        n = demand.shape[0]
+        products = dataset.products
+        category = pd.Index(sorted(products["category"].unique())).get_indexer(products["category"]).astype(float)
+        log_price = np.log(products["price"].to_numpy(dtype=float))
+        peak = products["peak_season"].to_numpy()
+        period_season = [calendar.season_of((panel.period_end[0] + pd.Timedelta(days=cfg.period_days * (t - 0.5))).month)
+                         for t in range(demand.shape[1] + 1)]
+        cumsum = np.concatenate([np.zeros((n, 1)), np.cumsum(demand, axis=1)], axis=1)
+        x = np.arange(1, L + 1, dtype=float)
+        slope_w = (x - x.mean()) / ((x - x.mean()) ** 2).sum()  # OLS slope over lags, oldest first
+        blocks, offsets, t_index = [], [], []
+        for t in targets:
+            lags = demand[:, t - L : t][:, ::-1]  # lag_1 first
+            lag_mean = lags.mean(axis=1)
+            start = max(0, t - 3 * L)
+            level = [
+                lags, lag_mean[:, None], (lags[:, ::-1] @ slope_w)[:, None],
+                ((cumsum[:, t] - cumsum[:, start]) / (t - start))[:, None], (cumsum[:, t] / t)[:, None],
+                *(panel.leading[name][:, t - 1 : t] for name in LEADING_EVENTS),
+            ]
+            offset = lag_mean + cfg.offset_prior
+            seasonal = [
+                (peak == period_season[t]).astype(float)[:, None],
+                np.mean([peak == period_season[j] for j in range(t - L, t)], axis=0)[:, None],
+            ]
+            blocks.append(np.hstack([np.hstack(level) / offset[:, None], *seasonal,
+                                     category[:, None], log_price[:, None]]))
+            offsets.append(offset)
+            t_index.append(np.full(n, t))
+        names = [f"lag_{i}" for i in range(1, L + 1)] + ["lag_mean", "trend", "level_long", "expanding_mean"]
+        names += [f"{e}s_lag_1" for e in LEADING_EVENTS]
+        names += ["in_peak_season", "peak_share_lags", "category", "log_price"]
+        return np.vstack(blocks), np.concatenate(offsets), np.concatenate(t_index), names
+
+
+def demand_score(predicted: np.ndarray) -> np.ndarray:
+    """Percentile rank in 0..100: ``100 * (rank - 1) / (n - 1)``, average ranks for ties."""
+    predicted = np.asarray(predicted, dtype=float)
+    if len(predicted) == 1:
+        return np.array([50.0])
+    ranks = pd.Series(predicted).rank(method="average").to_numpy()
+    return 100.0 * (ranks - 1.0) / (len(predicted) - 1.0)
