@@ -1,0 +1,83 @@
+"""Per-user rate limiting of deal generation (SPEC 'Safety rules').
+
+A sliding-window log: a user may make at most ``requests`` calls in any
+``window_seconds``-long interval. The call that would exceed it raises
+:class:`RateLimitExceeded`, whose ``retry_after`` is the number of seconds
+until the oldest call in the window leaves it. Refused calls are not
+counted. The clock is injectable, so tests control time. Thread-safe.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from recsys.config import ConfigError, DealConfig
+
+__all__ = ["RateLimitExceeded", "RateLimiter"]
+
+
+class RateLimitExceeded(RuntimeError):
+    """Too many deal requests for one user; ``retry_after`` seconds to wait."""
+
+    def __init__(self, key: str, limit: int, window_seconds: float, retry_after: float) -> None:
+        self.key, self.limit, self.window_seconds, self.retry_after = key, limit, window_seconds, retry_after
+        super().__init__(
+            f"rate limit exceeded for user {key!r}: at most {limit} deal requests per {window_seconds:g} s; "
+            f"retry in {retry_after:.1f} s"
+        )
+
+
+class RateLimiter:
+    """At most ``requests`` calls per ``window_seconds`` per key (user id)."""
+
+    def __init__(self, requests: int, window_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if isinstance(requests, bool) or not isinstance(requests, int) or requests < 1:
+            raise ConfigError(f"RateLimiter.requests must be an int >= 1, got {requests!r}")
+        if not isinstance(window_seconds, (int, float)) or not 0 < window_seconds < math.inf:
+            raise ConfigError(f"RateLimiter.window_seconds must be a finite number > 0, got {window_seconds!r}")
+        self.requests = requests
+        self.window_seconds = float(window_seconds)
+        self.clock = clock
+        self._calls: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, deals: DealConfig, clock: Callable[[], float] = time.monotonic) -> RateLimiter:
+        """The limiter ``DealConfig.rate_limit_requests`` per ``rate_limit_window_seconds``."""
+        return cls(deals.rate_limit_requests, deals.rate_limit_window_seconds, clock)
+
+    def _prune(self, calls: deque[float], now: float) -> None:
+        while calls and now - calls[0] >= self.window_seconds:
+            calls.popleft()
+
+    def acquire(self, key: str) -> None:
+        """Count one call for ``key``, or raise :class:`RateLimitExceeded`."""
+        with self._lock:
+            now = self.clock()
+            calls = self._calls.setdefault(key, deque())
+            self._prune(calls, now)
+            if len(calls) >= self.requests:
+                retry_after = self.window_seconds - (now - calls[0])
+                raise RateLimitExceeded(key, self.requests, self.window_seconds, retry_after)
+            calls.append(now)
+
+    def remaining(self, key: str) -> int:
+        """Calls ``key`` may still make now."""
+        with self._lock:
+            calls = self._calls.get(key)
+            if calls is None:
+                return self.requests
+            self._prune(calls, self.clock())
+            return self.requests - len(calls)
+
+    def reset(self, key: str | None = None) -> None:
+        """Forget the calls of ``key`` (of every key when None)."""
+        with self._lock:
+            if key is None:
+                self._calls.clear()
+            else:
+                self._calls.pop(key, None)
