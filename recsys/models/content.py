@@ -96,7 +96,7 @@ class ContentRecommender(Recommender):
     """
 
     name = "content"
-    reason = "Similar to products you viewed"
+    reason = "Shares features with products you viewed"
 
     def __init__(self, config: ContentConfig | None = None) -> None:
         self.config = config or ContentConfig()
