@@ -13,9 +13,11 @@ from pathlib import Path
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from recsys.data.cache import generate_profile
+    from recsys.data.cache import resolve_params
+    from recsys.data.synthetic import generate
 
-    dataset = generate_profile(args.profile, seed=args.seed, progress=not args.quiet)
+    dataset = generate(**resolve_params(args.profile, args.seed), progress=not args.quiet)
+    dataset.meta["profile"] = args.profile
     out = dataset.save(Path(args.out))
     rows = ", ".join(f"{name}={len(getattr(dataset, name)):,}" for name in ("users", "products", "events"))
     print(f"wrote {out} ({rows}; content hash {dataset.content_hash()[:12]})")
