@@ -32,9 +32,10 @@ so RMSE is the fairer yardstick for it.
 
 ``demand_score`` (for the deal formula): the model, refitted on every
 period, forecasts period ``T`` (the week after ``as_of``); the score is the
-percentile rank of that forecast among all products,
-``100 * (rank - 1) / (n_products - 1)`` with average ranks for ties, so it
-spans 0..100 (every product 50 if all forecasts tie).
+percentile of that forecast among all products, ``100 * (number of products
+with a strictly lower forecast) / (n_products - 1)``, so the lowest forecast
+scores 0, a unique highest 100, and tied products share the lower score
+(every product 50 if all forecasts tie: nothing to rank by).
 """
 
 from __future__ import annotations
@@ -272,9 +273,10 @@ class DemandModel:
 
 
 def demand_score(predicted: np.ndarray) -> np.ndarray:
-    """Percentile rank in 0..100: ``100 * (rank - 1) / (n - 1)``, average ranks for ties."""
+    """Percentile in 0..100: ``100 * (rank_min - 1) / (n - 1)`` (``rank_min``:
+    1 + the number of strictly lower values); 50 for all if every value ties."""
     predicted = np.asarray(predicted, dtype=float)
-    if len(predicted) == 1:
-        return np.array([50.0])
-    ranks = pd.Series(predicted).rank(method="average").to_numpy()
+    if len(predicted) == 0 or np.all(predicted == predicted[0]):
+        return np.full(len(predicted), 50.0)
+    ranks = pd.Series(predicted).rank(method="min").to_numpy()
     return 100.0 * (ranks - 1.0) / (len(predicted) - 1.0)

@@ -1,0 +1,139 @@
+"""Stage 2 user segmentation: features, the seed's summary structure, persona agreement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data import Dataset
+from recsys.segmentation import (
+    FEATURE_GROUPS,
+    SegmentationConfig,
+    UserSegmentation,
+    elbow_curve,
+    persona_agreement,
+    persona_confusion,
+    user_feature_frame,
+)
+
+SEGMENT_FIELDS = {"size", "avg_age", "dominant_region", "dominant_age_group", "avg_price_sensitivity",
+                  "dominant_spending_tier"}
+
+
+@pytest.fixture(scope="module")
+def segmentation(ci_dataset: Dataset) -> UserSegmentation:
+    return UserSegmentation().fit(ci_dataset)
+
+
+def test_summary_has_eight_segments_with_every_field(segmentation: UserSegmentation, ci_dataset: Dataset) -> None:
+    summary = segmentation.summary()
+    segments = summary["user_segments"]
+    assert list(segments) == [f"segment_{i}" for i in range(8)]
+    for seg in segments.values():
+        assert set(seg) == SEGMENT_FIELDS
+        assert seg["dominant_region"] in ci_dataset.config.region_names
+        assert seg["dominant_age_group"] in ci_dataset.config.age_group_names
+        assert seg["dominant_spending_tier"] in ci_dataset.config.spending_tier_names
+        assert 0 <= seg["avg_price_sensitivity"] <= 1 and 13 <= seg["avg_age"] <= 110
+    sizes = [s["size"] for s in segments.values()]
+    assert sum(sizes) == ci_dataset.n_users and sizes == sorted(sizes, reverse=True)
+    info = summary["clustering_info"]
+    assert info["n_clusters"] == 8 and info["algorithm"] == "K-Means"
+    assert info["features_used"] == list(FEATURE_GROUPS.values())
+    assert -1 <= info["silhouette"] <= 1
+
+
+def test_summary_values_match_the_users(segmentation: UserSegmentation, ci_dataset: Dataset) -> None:
+    users = ci_dataset.users.set_index("user_id")
+    seg0 = segmentation.labels_[segmentation.labels_ == 0].index
+    row = segmentation.summary()["user_segments"]["segment_0"]
+    assert row["size"] == len(seg0)
+    assert row["avg_age"] == pytest.approx(users.loc[seg0, "age"].mean(), abs=1e-6)
+    assert row["dominant_region"] == users.loc[seg0, "region"].value_counts().idxmax()
+
+
+def test_features_have_no_ids_and_expected_groups(ci_dataset: Dataset) -> None:
+    raw, groups = user_feature_frame(ci_dataset)
+    assert list(groups) == list(FEATURE_GROUPS)
+    assert not any("id" in c for c in raw.columns)
+    assert raw.index.equals(pd.Index(ci_dataset.users["user_id"]))
+    shares = raw[[c for c in raw.columns if c.startswith("cat=")]].sum(axis=1)
+    active = raw["log_events"] > 0
+    np.testing.assert_allclose(shares[active], 1.0)
+    np.testing.assert_allclose(raw.loc[active, [c for c in raw.columns if c.startswith("share_")]].sum(axis=1), 1.0)
+
+
+def test_configurable_k_and_deterministic(ci_dataset: Dataset, segmentation: UserSegmentation) -> None:
+    five = UserSegmentation(SegmentationConfig(n_clusters=5, n_init=3)).fit(ci_dataset)
+    assert len(five.summary()["user_segments"]) == 5
+    again = UserSegmentation().fit(ci_dataset)
+    pd.testing.assert_series_equal(again.labels_, segmentation.labels_)
+    pd.testing.assert_series_equal(segmentation.predict(ci_dataset), segmentation.labels_, check_names=False)
+    assert segmentation.profile().shape == (8, segmentation.features_.shape[1])
+
+
+def test_group_balance_gives_each_group_equal_variance(ci_dataset: Dataset) -> None:
+    seg = UserSegmentation(SegmentationConfig(group_balance=True, n_init=2)).fit(ci_dataset)
+    X = seg.X_
+    cols = list(seg.features_.columns)
+    for group_cols in seg.feature_groups_.values():
+        idx = [cols.index(c) for c in group_cols]
+        # z-scored columns have variance 1 (0 if constant), scaled by 1 / n_g
+        assert X[:, idx].var(axis=0).sum() <= 1.0 + 1e-9
+
+
+def test_hungarian_accuracy_by_hand() -> None:
+    labels = pd.Series([0, 0, 1, 1, 2, 2], index=[f"u{i}" for i in range(6)])
+    personas = pd.DataFrame({"user_id": labels.index, "persona": ["a", "a", "b", "b", "b", "c"]})
+    result = persona_agreement(labels, personas)
+    assert result["hungarian_accuracy"] == pytest.approx(5 / 6)
+    perfect = persona_agreement(pd.Series([1, 1, 0, 0, 0, 2], index=labels.index), personas)
+    assert perfect["ari"] == pytest.approx(1.0) and perfect["hungarian_accuracy"] == 1.0
+    table = persona_confusion(labels, personas)
+    assert table.to_numpy().sum() == 6 and list(table.columns) == ["a", "b", "c"]
+
+
+def test_persona_agreement_on_synthetic_data(segmentation: UserSegmentation, ci_dataset: Dataset) -> None:
+    result = persona_agreement(segmentation.labels_, ci_dataset.personas)
+    assert result["n_personas"] == 8 and result["n_segments"] == 8
+    # well above chance (ARI 0, accuracy ~ largest persona share), whatever the exact value
+    assert result["ari"] > 0.2 and result["hungarian_accuracy"] > 0.4
+
+
+def test_planted_segments_are_recovered(small_dataset: Dataset) -> None:
+    """Users whose features differ by construction form recoverable segments."""
+    users = small_dataset.users.copy()
+    group = np.arange(len(users)) % 3
+    users["age"] = np.choose(group, [20.0, 45.0, 75.0])
+    users["region"] = np.choose(group, ["EU", "NA", "Asia"])
+    users["price_sensitivity"] = np.choose(group, [0.9, 0.5, 0.3])
+    users["spending_tier"] = np.choose(group, ["budget", "mid", "premium"])
+    planted = Dataset(users, small_dataset.products, small_dataset.events, small_dataset.as_of)
+    seg = UserSegmentation(SegmentationConfig(n_clusters=3, group_balance=True)).fit(planted)
+    truth = pd.DataFrame({"user_id": users["user_id"], "persona": group})
+    assert persona_agreement(seg.labels_, truth)["ari"] == pytest.approx(1.0)
+
+
+def test_elbow_curve(segmentation: UserSegmentation) -> None:
+    curve = elbow_curve(segmentation.X_, range(2, 6), n_init=2)
+    assert list(curve["k"]) == [2, 3, 4, 5]
+    assert curve["inertia"].is_monotonic_decreasing
+    assert curve["silhouette"].between(-1, 1).all()
+
+
+def test_bad_input(ci_dataset: Dataset, small_dataset: Dataset) -> None:
+    with pytest.raises(ValueError, match="n_clusters must be >= 2"):
+        SegmentationConfig(n_clusters=1)
+    with pytest.raises(ValueError, match="unknown groups"):
+        SegmentationConfig(group_weights={"zodiac": 1.0})
+    with pytest.raises(ValueError, match="cannot form 400 segments from 300 users"):
+        UserSegmentation(SegmentationConfig(n_clusters=400)).fit(small_dataset)
+    with pytest.raises(ValueError, match="ks must lie"):
+        elbow_curve(np.zeros((5, 2)), range(2, 9))
+    with pytest.raises(ValueError, match="have no persona"):
+        persona_agreement(pd.Series([0, 1], index=["x", "y"]), pd.DataFrame({"user_id": ["x"], "persona": ["a"]}))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        UserSegmentation().summary()
+    with pytest.raises(TypeError, match="Dataset"):
+        UserSegmentation().fit(ci_dataset.users)  # type: ignore[arg-type]
