@@ -519,14 +519,19 @@ SEED_PERFORMANCE_CLAIMS: tuple[_Claim, ...] = (
 )
 
 
-def _recorded_metrics(reports_dir: Path) -> list[dict[str, Any]]:
+def _recorded_metrics(reports_dir: Path, exclude_notebooks: Sequence[str]) -> list[dict[str, Any]]:
+    """Headline metrics of the manifests in ``artifacts/`` (notebooks) and
+    ``benchmarks/`` (benchmark scripts writing the same format), if present."""
     rows = []
-    for path in sorted((reports_dir / "artifacts").glob("*.json")):
+    paths = sorted((reports_dir / "artifacts").glob("*.json")) + sorted((reports_dir / "benchmarks").glob("*.json"))
+    for path in paths:
         try:
             manifest = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"{path} is not a readable report manifest: {error}") from error
         notebook = manifest.get("notebook", path.stem)
+        if notebook in exclude_notebooks:
+            continue
         for name, entry in sorted(manifest.get("metrics", {}).items()):
             rows.append({"source": f"{notebook}:{name}", "value": entry.get("value"),
                          "description": entry.get("description", "")})
@@ -534,18 +539,22 @@ def _recorded_metrics(reports_dir: Path) -> list[dict[str, Any]]:
 
 
 def performance_metrics_table(
-    reports_dir: str | Path, measured: Mapping[str, Sequence[tuple[str, Any, str]]] | None = None
+    reports_dir: str | Path,
+    measured: Mapping[str, Sequence[tuple[str, Any, str]]] | None = None,
+    exclude_notebooks: Sequence[str] = ("08_evaluation",),
 ) -> pd.DataFrame:
     """The seed's "Performance Metrics" table with measured values beside the claims.
 
     Columns ``metric, seed_claim, measured, how_measured, source``. For each
-    seed row, every headline metric recorded by the notebooks of this run
-    (``reports_dir/artifacts/*.json``) whose ``notebook:name`` matches the
-    row's patterns is listed, with its recorded description as the method.
-    ``measured`` adds values from this notebook: seed metric -> list of
+    seed row, every numeric headline metric recorded in this run's
+    ``reports_dir/artifacts/*.json`` (and ``reports_dir/benchmarks/*.json``
+    if a benchmark wrote one) whose ``notebook:name`` matches the row's
+    patterns is listed, with its recorded description as the method;
+    manifests of ``exclude_notebooks`` (the caller itself) are skipped.
+    ``measured`` adds the caller's own values: seed metric -> list of
     ``(name, value, how)``. A row with nothing recorded says "not measured
     in this run"; no number is ever filled in otherwise."""
-    recorded = _recorded_metrics(Path(reports_dir))
+    recorded = _recorded_metrics(Path(reports_dir), tuple(exclude_notebooks))
     measured = dict(measured or {})
     known = {c.metric for c in SEED_PERFORMANCE_CLAIMS}
     unknown = sorted(set(measured) - known)
