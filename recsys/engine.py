@@ -23,6 +23,13 @@ item k-NN and demographic models are the hybrid's ``knn`` and
 ``demographic`` strategies; Stage 2's PureSVD is its ``svd`` strategy and
 gives the deals their affinities; the content model gives "similar to viewed".
 
+Stage 2 runs as the batch job of :mod:`recsys.batch` (``train`` and
+``batch_process`` call :func:`~recsys.batch.run_batch`); the engine serves
+from the artifact set it published (into ``artifacts_dir``, or a temporary
+directory), and :meth:`RecommendationEngine.reload_batch` picks up the latest
+complete version written by an external ``recsys batch`` run. Artifacts of
+other data (another content hash) are refused.
+
 Timestamps are the data set's ``as_of`` (ISO 8601, ``Z``), so every answer
 is a deterministic function of the data and the configuration. A request
 answers from per-product arrays prepared at train time and the user's own
@@ -41,6 +48,7 @@ import hashlib
 import json
 import math
 import pickle
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,20 +59,18 @@ import numpy as np
 import pandas as pd
 
 import recsys
+from recsys.batch import BatchArtifacts, BatchConfig, load_latest, run_batch
 from recsys.config import DEFAULT_CONFIG, FusionWeights, RecsysConfig
 from recsys.data.dataset import Dataset
 from recsys.deals.candidates import CandidateBuilder, DealRules
 from recsys.deals.generator import DealGenerator
 from recsys.deals.rate_limit import RateLimiter
-from recsys.demand import DemandConfig, DemandModel
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n, check_user_ids
 from recsys.models.content import ContentConfig, ContentRecommender
 from recsys.models.hybrid import STRATEGIES, HybridConfig, HybridRecommender, check_weights
 from recsys.models.realtime import FALLBACK_METHOD, RealtimeConfig, RealtimeRecommender
 from recsys.models.svd import PureSVD, SVDConfig
-from recsys.seasonality import SeasonalFactors, SeasonalityConfig
-from recsys.segmentation import SegmentationConfig, UserSegmentation
 
 __all__ = ["ENGINE_FORMAT_VERSION", "EngineConfig", "EngineFormatError", "RecommendationEngine"]
 
@@ -83,69 +89,53 @@ class EngineFormatError(ValueError):
     """A saved engine cannot be read: wrong format version, or corrupt."""
 
 
-@dataclass(frozen=True)
-class Stage2Config:
-    """Settings of the Stage 2 models the engine runs."""
-
-    svd: SVDConfig = field(default_factory=SVDConfig)
-    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
-    demand: DemandConfig = field(default_factory=DemandConfig)
-    seasonality: SeasonalityConfig = field(default_factory=SeasonalityConfig)
-
-
 @dataclass
-class Stage2Artifacts:
-    """One complete set of Stage 2 results: PureSVD (affinity and the
-    hybrid's ``svd`` strategy), segments, demand scores (0..100 per product
-    id) and seasonal factors, with when and on which data they were made."""
+class Stage2State:
+    """The installed Stage 2 artifact set, adapted for serving: the PureSVD
+    strategy rebuilt from the stored factors (aligned to the engine's
+    catalogue and users), demand scores in catalogue order, and each user's
+    segment."""
 
+    artifacts: BatchArtifacts
     svd: PureSVD
-    segmentation: UserSegmentation
-    demand: DemandModel
-    seasonality: SeasonalFactors
-    data_hash: str
-    as_of: pd.Timestamp
-    version: str
+    demand: np.ndarray
+    segments: dict[str, int]
 
-    @property
-    def demand_scores(self) -> pd.Series:
-        return self.demand.demand_scores_
-
-    def segment_of(self, user_id: str) -> int | None:
-        label = self.segmentation.labels_.get(user_id)
-        return None if label is None else int(label)
+    @classmethod
+    def from_artifacts(cls, artifacts: BatchArtifacts, dataset: Dataset, interactions: Interactions,
+                       data_hash: str) -> Stage2State:
+        """Adapter from :class:`~recsys.batch.BatchArtifacts`; refuses
+        artifacts computed on other data (their data hash differs)."""
+        if artifacts.data_hash != data_hash:
+            raise ValueError(
+                f"batch version {artifacts.version} was computed on data {artifacts.data_hash[:12]}..., "
+                f"the engine is trained on {data_hash[:12]}...: run batch_process() or retrain"
+            )
+        users = artifacts.user_factors.reindex(interactions.user_ids)
+        items = artifacts.item_factors.reindex(interactions.product_ids)
+        demand = artifacts.demand_scores.reindex(interactions.product_ids)
+        if users.isna().any().any() or items.isna().any().any() or demand.isna().any():
+            raise ValueError(f"batch version {artifacts.version} does not cover every user and product")
+        svd_config = artifacts.manifest.get("config", {}).get("svd", {})
+        svd = PureSVD(SVDConfig(**svd_config) if svd_config else SVDConfig(n_factors=items.shape[1]))
+        svd.dataset_, svd.interactions_ = dataset, interactions
+        svd.user_factors_ = users.to_numpy(dtype=np.float64)
+        svd.item_factors_ = np.ascontiguousarray(items.to_numpy(dtype=np.float64))
+        svd.singular_values_ = np.asarray(artifacts.singular_values, dtype=np.float64)
+        svd.mean_user_factors_ = artifacts.mean_user_factors
+        svd.explained_energy_ = float(artifacts.manifest.get("metrics", {}).get("svd_explained_energy", float("nan")))
+        segments = dict(zip(artifacts.segments["user_id"], artifacts.segments["segment"].astype(int), strict=True))
+        return cls(artifacts, svd, demand.to_numpy(dtype=np.float64), segments)
 
     def info(self) -> dict[str, Any]:
+        manifest = self.artifacts.manifest
         return {
-            "version": self.version,
-            "as_of": _iso(self.as_of),
-            "data_hash": self.data_hash,
-            "svd": {"class": "PureSVD", "n_factors": self.svd.config.n_factors,
-                    "explained_energy": round(self.svd.explained_energy_, 6)},
-            "segmentation": {"algorithm": self.segmentation.algorithm,
-                             "n_clusters": self.segmentation.config.n_clusters,
-                             "silhouette": round(self.segmentation.silhouette_, 6)},
-            "demand": {"model": "HistGradientBoostingRegressor (Poisson)",
-                       "holdout_errors": self.demand.errors_.round(6).to_dict(orient="records")},
-            "seasonality": {"alpha": self.seasonality.config.alpha},
+            "version": self.artifacts.version,
+            "as_of": _iso(pd.Timestamp(manifest["as_of"])),
+            "data_hash": self.artifacts.data_hash,
+            "run_seconds": manifest.get("run", {}).get("seconds"),
+            "metrics": manifest.get("metrics", {}),
         }
-
-    def summary(self) -> dict[str, Any]:
-        info = self.info()
-        return {"artifacts": {k: info[k] for k in ("version", "as_of", "data_hash")},
-                "svd": info["svd"], "segmentation": info["segmentation"], "demand": info["demand"],
-                "seasonality": self.seasonality.compare_with_prior()}
-
-
-def run_stage2(dataset: Dataset, interactions: Interactions, config: Stage2Config) -> Stage2Artifacts:
-    """Fit every Stage 2 model on ``dataset`` (in process)."""
-    svd = PureSVD(config.svd).fit(dataset, interactions)
-    segmentation = UserSegmentation(config.segmentation).fit(dataset)
-    demand = DemandModel(config.demand).fit(dataset)
-    seasonality = SeasonalFactors(config.seasonality).fit(dataset)
-    data_hash = dataset.content_hash()
-    return Stage2Artifacts(svd, segmentation, demand, seasonality, data_hash, dataset.as_of,
-                           version=f"{_iso(dataset.as_of)}/{data_hash[:12]}")
 
 
 @dataclass(frozen=True)
@@ -156,7 +146,7 @@ class EngineConfig:
 
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
-    stage2: Stage2Config = field(default_factory=Stage2Config)
+    batch: BatchConfig = field(default_factory=BatchConfig)
     hybrid: HybridConfig = field(default_factory=HybridConfig)
     deal_rules: DealRules = field(default_factory=DealRules)
     similar_seed_items: int = 5
@@ -217,6 +207,8 @@ class RecommendationEngine:
         weights, deal bounds, rate limit).
     engine_config: component settings (:class:`EngineConfig`).
     weights: fusion weights overriding ``config.fusion`` (validated).
+    artifacts_dir: where the Stage 2 job publishes its artifact versions
+        (None: a temporary directory per run, nothing kept on disk).
     clock: the rate limiter's clock (seconds; injectable for tests).
     """
 
@@ -225,6 +217,7 @@ class RecommendationEngine:
         config: RecsysConfig = DEFAULT_CONFIG,
         engine_config: EngineConfig | None = None,
         weights: FusionWeights | Mapping[str, float] | None = None,
+        artifacts_dir: str | Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not isinstance(config, RecsysConfig):
@@ -232,6 +225,7 @@ class RecommendationEngine:
         self.config = config
         self.engine_config = engine_config or EngineConfig()
         self.weights = check_weights(weights) or config.fusion
+        self.artifacts_dir = None if artifacts_dir is None else Path(artifacts_dir)
         self.clock = clock
         self._deal_generator = self._make_deal_generator()
 
@@ -257,7 +251,7 @@ class RecommendationEngine:
         self.realtime_ = RealtimeRecommender(cfg.realtime).fit(dataset, interactions)
         self.content_ = ContentRecommender(cfg.content).fit(dataset, interactions)
         self._prepare_lookups(dataset)
-        self._apply_stage2(run_stage2(dataset, interactions, cfg.stage2))
+        self._install_stage2(self._run_batch())
         self.fit_seconds_ = time.perf_counter() - started
         return self.model_info()
 
@@ -276,20 +270,34 @@ class RecommendationEngine:
         self._candidate_builder = CandidateBuilder(dataset)
         self._similarity = _ContentSimilarity(self.content_)
 
-    def _apply_stage2(self, stage2: Stage2Artifacts) -> None:
-        """Install a (new) set of Stage 2 artifacts and rebuild the hybrid on them."""
-        product_ids = self.interactions_.product_ids
-        if not stage2.svd.interactions_.product_ids.equals(product_ids):
-            raise ValueError("Stage 2 artifacts were computed on another catalogue than the trained engine")
+    def _run_batch(self) -> BatchArtifacts:
+        """Run the Stage 2 job (:func:`recsys.batch.run_batch`): into
+        ``artifacts_dir`` as a new published version, or, without one, into a
+        temporary directory that is removed once the artifacts are in memory."""
+        if self.artifacts_dir is not None:
+            return run_batch(self.dataset_, self.artifacts_dir, self.engine_config.batch)
+        with tempfile.TemporaryDirectory(prefix="recsys-batch-") as tmp:
+            return run_batch(self.dataset_, tmp, self.engine_config.batch)
+
+    def _install_stage2(self, artifacts: BatchArtifacts) -> None:
+        """Serve from a (new) artifact set: rebuild the hybrid on its SVD."""
+        stage2 = Stage2State.from_artifacts(artifacts, self.dataset_, self.interactions_, self.data_hash_)
         self.stage2_ = stage2
-        self._demand = stage2.demand_scores.reindex(product_ids).to_numpy(dtype=np.float64)
-        if np.isnan(self._demand).any():
-            raise ValueError("Stage 2 demand scores miss products of the catalogue")
+        self._demand = stage2.demand
         components: dict[str, Recommender] = {
             "knn": self.realtime_.knn_, "svd": stage2.svd, "content": self.content_,
             "demographic": self.realtime_.fallback_,
         }
         self.hybrid_ = HybridRecommender.from_fitted(components, self.weights, self.engine_config.hybrid)
+
+    def reload_batch(self) -> dict[str, Any]:
+        """Read the latest complete artifact set from ``artifacts_dir`` (e.g.
+        written by an hourly ``recsys batch`` run) and serve from it."""
+        self._check_trained()
+        if self.artifacts_dir is None:
+            raise ValueError("reload_batch needs an engine with artifacts_dir set")
+        self._install_stage2(load_latest(self.artifacts_dir))
+        return jsonable(self.stage2_.info())
 
     def _make_deal_generator(self) -> DealGenerator:
         limiter = RateLimiter.from_config(self.config.deals, self.clock)
@@ -339,7 +347,7 @@ class RecommendationEngine:
         if record is None:
             return {"region": None, "age_group": None, "spending_tier": None, "price_sensitivity": None,
                     "age": None, "segment": None, "known_user": False}
-        segment = self.stage2_.segment_of(user_id)
+        segment = self.stage2_.segments.get(user_id)
         return jsonable({
             "region": record["region"],
             "age_group": record["age_group"],
@@ -381,17 +389,19 @@ class RecommendationEngine:
 
     # ------------------------------------------------------------------ Stage 2
     def batch_process(self) -> dict[str, Any]:
-        """Stage 2 [POST /batch-process]: recompute SVD, segments, demand and
-        seasonal factors, install them, and summarise."""
+        """Stage 2 [POST /batch-process]: run the batch job (SVD, segments,
+        demand, seasonal factors; published atomically when ``artifacts_dir``
+        is set), serve from the new artifact set, and summarise it."""
         self._check_trained()
-        started = time.perf_counter()
-        self._apply_stage2(run_stage2(self.dataset_, self.interactions_, self.engine_config.stage2))
-        summary = self.stage2_.summary()
+        self._install_stage2(self._run_batch())
+        info = self.stage2_.info()
         return jsonable({
             "status": "completed",
             "stage": STAGE_NAMES[2],
-            **summary,
-            "duration_seconds": round(time.perf_counter() - started, 3),
+            "artifacts": {k: info[k] for k in ("version", "as_of", "data_hash")},
+            "n_segments": len(self.stage2_.artifacts.segment_summary.get("user_segments", {})),
+            "metrics": info["metrics"],
+            "duration_seconds": info["run_seconds"],
             "timestamp": self.timestamp,
         })
 
@@ -400,7 +410,7 @@ class RecommendationEngine:
         dominant_age_group, avg_price_sensitivity, dominant_spending_tier``
         and ``clustering_info``."""
         self._check_trained()
-        return jsonable({**self.stage2_.segmentation.summary(), "timestamp": self.timestamp})
+        return jsonable({**self.stage2_.artifacts.segment_summary, "timestamp": self.timestamp})
 
     # ------------------------------------------------------------------ Stage 3
     def full(

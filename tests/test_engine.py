@@ -89,7 +89,7 @@ def check_full(out: dict, dataset, n: int, bought: set) -> None:
 def test_full_for_many_users_without_deals(engine, small_dataset):
     bought = set(map(tuple, small_dataset.events.loc[small_dataset.events.event_type == "purchase",
                                                      ["user_id", "product_id"]].to_numpy()))
-    users = small_dataset.users.user_id.tolist()
+    users = small_dataset.users.user_id.iloc[::2].tolist()
     for user in users:
         out = as_json(engine.full(user, 10, include_deals=False))
         check_full(out, small_dataset, 10, bought)
@@ -239,6 +239,30 @@ def test_batch_process_reinstalls_stage2(engine, small_dataset):
     assert out["artifacts"]["data_hash"] == small_dataset.content_hash()
     assert engine.stage2_.svd is not old_svd and engine.hybrid_.components_["svd"] is engine.stage2_.svd
     pd.testing.assert_frame_equal(engine.recommend(users, n=5), before)  # same data, same answers
+
+
+def test_artifacts_dir_versions_and_reload(small_dataset, engine, tmp_path):
+    eng = RecommendationEngine(artifacts_dir=tmp_path / "batch")
+    eng.train(small_dataset)
+    assert (tmp_path / "batch" / "LATEST").read_text().strip() == "v000001"
+    out = eng.batch_process()
+    assert out["artifacts"]["version"] == "v000002" and out["n_segments"] == 8
+    info = eng.reload_batch()
+    assert info["version"] == "v000002" and info["data_hash"] == small_dataset.content_hash()
+    users = small_dataset.users.user_id.iloc[:10].tolist()
+    pd.testing.assert_frame_equal(eng.recommend(users, 5), engine.recommend(users, 5))  # same data, same answers
+    np.testing.assert_allclose(eng.stage2_.svd.user_factors_, engine.stage2_.svd.user_factors_)
+    with pytest.raises(ValueError, match="artifacts_dir"):
+        engine.reload_batch()
+
+
+def test_artifacts_of_other_data_are_refused(small_dataset, engine, tmp_path):
+    from recsys.batch import run_batch
+
+    other = small_dataset.restrict_events(small_dataset.events.index % 5 != 0)
+    artifacts = run_batch(other, tmp_path / "other")
+    with pytest.raises(ValueError, match="computed on data"):
+        engine._install_stage2(artifacts)
 
 
 def test_recommend_any_strategy(engine, small_dataset):
