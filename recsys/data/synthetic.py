@@ -6,24 +6,26 @@
   region, spending tier and price sensitivity; the observable sensitivity
   mixes persona, region and age group (SPEC tables) with noise. Each user has
   category preferences ``softmax(log w_persona + 0.5 [c in region categories]
-  + 0.4 [c in age-group categories] + N(0, 0.5))``, a latent taste vector
-  ``p_u = m_persona + N(0, 0.8^2 I)``, an activity rate and a join day;
+  + 0.4 [c in age-group categories] + N(0, 0.5^2))``, a latent taste vector
+  ``p_u = m_persona + N(0, 0.8^2 I)``, a session rate (persona rate times a
+  log-normal individual factor) and an active window (a quarter of the users
+  join during the history, a fifth churn);
 * products: category, sub-type, brand, material and features from
   :data:`recsys.data.world.CATALOGUE`; log-normal prices per category,
   cost below price, stock (some sold out), a peak season, a latent vector
   ``q_i = s_subtype + N(0, 0.7^2/d I)`` and a demand curve
   ``pop_i(t) = base_i * exp(trend_i (t/T - 1/2)) * 1.6^[season(t) = peak_i] * [t >= launch_i]``;
 * events, session by session: a session's day follows the region's activity
-  intensity (expected seasonal boost, weekends, the holiday peak); its
-  intent category follows the user's preferences times 1.8 for categories in
-  season for the region (``config.boosted_categories``); each viewed product
-  is the best of ``candidates`` draws from the persona's demand
-  distribution ``pop_i(t) exp(m_persona . q_i)`` under the user's score
-  ``p_u . q_i - 0.8 |z_price(i) - target_u| + Gumbel`` (so users of a
-  persona co-like specific products and users still differ). Each view
-  may lead to a favorite and a cart; carts convert to purchases or are
-  abandoned; purchases may get a review with a rating that rises with the
-  user's affinity. Probabilities are logistic in that affinity.
+  intensity (its users' expected seasonal boost, weekends, the holiday
+  peak); its intent category follows the user's preferences times 1.8 for
+  categories in season for the region (``config.boosted_categories``); each
+  viewed product is the best of ``candidates`` draws from the persona's
+  demand distribution ``pop_i(t) exp(m_persona . q_i)`` under the user's
+  utility ``p_u . q_i - 0.8 |z_price(i) - target_tier(u)|`` plus Gumbel
+  noise, so users of a persona co-like specific products and users still
+  differ. Each view may lead to a favorite and a cart; carts convert to
+  purchases or are abandoned; purchases may get a review whose rating rises
+  with the user's affinity (see :func:`_funnel` for the probabilities).
 
 Everything is vectorised over users in fixed-size chunks, each with its own
 child of ``np.random.SeedSequence(seed)``, so the output depends only on the
@@ -77,6 +79,11 @@ def _obj(values: np.ndarray) -> pd.Series:
     return pd.Series(np.asarray(values, dtype=object), dtype=object, copy=False)
 
 
+def _title(text: str) -> str:
+    """Capitalise each word's first letter only ("RPG game" -> "RPG Game")."""
+    return " ".join(word[:1].upper() + word[1:] for word in text.split())
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -101,8 +108,9 @@ class _Users:
     sensitivity: np.ndarray
     preference: np.ndarray  # n_users x n_categories, rows sum to 1
     taste: np.ndarray  # n_users x latent_dim
-    rate: np.ndarray  # sessions per day
-    join_day: np.ndarray
+    rate: np.ndarray  # sessions per day while active
+    join_day: np.ndarray  # first active day
+    leave_day: np.ndarray  # last active day
 
 
 @dataclass
@@ -173,8 +181,12 @@ def _make_users(rng: np.random.Generator, n_users: int, days: int, personas: Seq
     taste = centroids[persona] + rng.normal(0.0, 0.8, (n_users, centroids.shape[1]))
     per_month = np.array([p.sessions_per_month for p in personas])[persona]
     rate = per_month / 30.0 * activity * rng.lognormal(-0.5 * 0.6**2, 0.6, n_users)
-    join_day = np.where(rng.random(n_users) < 0.55, 0, rng.integers(0, days, n_users))
-    return _Users(persona, age, region, tier, sensitivity, preference, taste, rate, join_day)
+    # Active window: 75% are customers from the start, the rest join during
+    # the window; 20% churn (leave) at a uniform day after joining.
+    join_day = np.where(rng.random(n_users) < 0.75, 0, rng.integers(0, days, n_users))
+    leave_day = np.where(rng.random(n_users) < 0.2, join_day + (rng.random(n_users) * (days - join_day)).astype(int),
+                         days - 1)
+    return _Users(persona, age, region, tier, sensitivity, preference, taste, rate, join_day, leave_day)
 
 
 def _make_products(rng: np.random.Generator, n_products: int, days: int, latent_dim: int,
@@ -218,7 +230,7 @@ def _make_products(rng: np.random.Generator, n_products: int, days: int, latent_
         sub = v.subtypes[subtype[i]]
         f1, f2 = v.features[feature1[i]], v.features[feature2[i]]
         mat, brand_name = v.materials[material[i]], v.brands[brand[i]]
-        names.append(f"{brand_name} {sub.noun.title()} {letters[i]}{model[i]}")
+        names.append(f"{brand_name} {_title(sub.noun)} {letters[i]}{model[i]}")
         text = f"{brand_name} {sub.noun} in {mat} with {f1} and {f2}. {v.pitch[pitch[i]]}"
         if extra[i] < 0.5:
             text += " " + generic[int(extra[i] * 10)]
@@ -301,26 +313,6 @@ def _segment_cdf(weights: np.ndarray, segment: np.ndarray, n_segments: int) -> n
     return out
 
 
-@dataclass
-class _World:
-    users: _Users
-    products: _Products
-    personas: Sequence[Persona]
-    demand: np.ndarray
-    demand_order: np.ndarray
-    day_cdf: np.ndarray  # regions x days, flat offset by region
-    day_season: np.ndarray
-    season_boost: np.ndarray  # regions x seasons x categories
-    n_buckets: int
-    days: int
-    candidates: int
-
-
-_EVENT_DTYPES = {"user": np.int32, "product": np.int32, "type": np.int8, "time": np.int64, "session": np.int64,
-                 "quantity": np.int16, "rating": np.int8}
-"""Compact per-event columns while generating (rating 0 = no rating)."""
-
-
 def _segment_search(table: np.ndarray, segment: np.ndarray, u: np.ndarray) -> np.ndarray:
     """``searchsorted(table, segment + u, 'right')``, with the queries sorted
     by segment first (a radix sort) so each binary search stays in one
@@ -331,97 +323,146 @@ def _segment_search(table: np.ndarray, segment: np.ndarray, u: np.ndarray) -> np
     return found
 
 
-def _chunk_events(rng: np.random.Generator, users_idx: np.ndarray, w: _World) -> tuple[dict[str, np.ndarray], int]:
-    """Events of the users ``users_idx`` as compact integer columns (time in
-    seconds since the window start, chunk-local session numbers) and the
-    number of sessions."""
+@dataclass
+class _World:
+    users: _Users
+    products: _Products
+    personas: Sequence[Persona]
+    demand: np.ndarray  # see _demand_table
+    demand_order: np.ndarray
+    day_cdf: np.ndarray  # regions x days: cumulative activity intensity
+    day_season: np.ndarray  # season index of each day
+    season_boost: np.ndarray  # regions x seasons x categories
+    n_buckets: int
+    days: int
+    candidates: int
+    centre: float = 0.0  # affinity = (utility - centre) / scale
+    scale: float = 1.0
+
+
+def _persona_column(w: _World, name: str, persona: np.ndarray) -> np.ndarray:
+    return np.array([getattr(p, name) for p in w.personas])[persona]
+
+
+def _views(rng: np.random.Generator, users_idx: np.ndarray, w: _World) -> dict[str, np.ndarray]:
+    """Sessions and product views of the users ``users_idx``.
+
+    Returns per view: user, session (chunk-local), time (seconds since the
+    window start), product and the user's utility for it; plus ``n_sessions``.
+    """
     U, P = w.users, w.products
     n_cat = w.season_boost.shape[2]
-    personas = w.personas
-    active_days = w.days - U.join_day[users_idx]
-    n_sess = rng.poisson(U.rate[users_idx] * active_days)
+    first, last = U.join_day[users_idx], U.leave_day[users_idx]
+    n_sess = rng.poisson(U.rate[users_idx] * (last - first + 1))
     s_user = np.repeat(users_idx, n_sess)
     S = len(s_user)
     region = U.region[s_user]
-    join = U.join_day[s_user]
-    lower = np.where(join > 0, w.day_cdf[region, np.maximum(join - 1, 0)], 0.0)
-    u = lower + rng.random(S) * (1.0 - lower)
+    # Day: inverse CDF of the region's intensity restricted to the active window.
+    lo = np.where(U.join_day[s_user] > 0, w.day_cdf[region, np.maximum(U.join_day[s_user] - 1, 0)], 0.0)
+    hi = w.day_cdf[region, U.leave_day[s_user]]
+    u = lo + rng.random(S) * (hi - lo)
     flat = (w.day_cdf + np.arange(len(w.day_cdf))[:, None]).ravel()
     day = np.searchsorted(flat, region + u, side="right") - region * w.days
-    day = np.clip(day, join, w.days - 1)
+    day = np.clip(day, U.join_day[s_user], U.leave_day[s_user])
     time_of_day = np.mod(rng.normal(19.5 * 3600, 3.5 * 3600, S), _SECONDS_PER_DAY)
     s_time = day * _SECONDS_PER_DAY + time_of_day
 
-    probs = U.preference[s_user] * w.season_boost[region, w.day_season[day]]
-    s_cat = _sample_rows(rng, probs)
+    s_cat = _sample_rows(rng, U.preference[s_user] * w.season_boost[region, w.day_season[day]])
     persona = U.persona[s_user]
-    views_mean = np.array([p.views_per_session for p in personas])[persona]
-    n_views = 1 + rng.poisson(views_mean - 1.0)
+    n_views = 1 + rng.poisson(_persona_column(w, "views_per_session", persona) - 1.0)
 
     v_sess = np.repeat(np.arange(S), n_views)
     V = len(v_sess)
     v_user = s_user[v_sess]
-    v_persona = persona[v_sess]
-    switch = rng.random(V) < 0.2
+    switch = rng.random(V) < 0.2  # a fifth of views stray from the session's intent
     v_cat = np.where(switch, _sample_rows(rng, U.preference[v_user]), s_cat[v_sess])
-    block = v_persona * w.n_buckets + np.minimum(day[v_sess] // _BUCKET_DAYS, w.n_buckets - 1)
+    block = persona[v_sess] * w.n_buckets + np.minimum(day[v_sess] // _BUCKET_DAYS, w.n_buckets - 1)
     segment = np.repeat(block * n_cat + v_cat, w.candidates)
     found = _segment_search(w.demand, segment, rng.random(V * w.candidates))
     cand = w.demand_order[found % len(w.demand_order)].reshape(V, w.candidates)
 
     taste = U.taste[v_user]
-    target = _TIER_TARGET[U.tier[v_user]]
-    score = np.empty((V, w.candidates))
+    utility = np.empty((V, w.candidates))
     for k in range(w.candidates):
-        score[:, k] = np.einsum("ij,ij->i", taste, P.latent[cand[:, k]])
-    fit = -0.8 * np.abs(P.price_z[cand] - target[:, None])
-    utility = score + fit
+        utility[:, k] = np.einsum("ij,ij->i", taste, P.latent[cand[:, k]])
+    utility -= 0.8 * np.abs(P.price_z[cand] - _TIER_TARGET[U.tier[v_user]][:, None])
     best = np.argmax(utility + rng.gumbel(size=(V, w.candidates)), axis=1)
-    product = cand[np.arange(V), best]
-    affinity = utility[np.arange(V), best] - 1.0  # centred: a typical chosen view has affinity ~ 0
 
-    gaps = rng.exponential(75.0, V)
-    first = np.concatenate([[0], np.cumsum(n_views)[:-1]])
-    gaps[first] = 0.0
+    gaps = rng.exponential(75.0, V)  # seconds between views of a session
+    start = np.concatenate([[0], np.cumsum(n_views)[:-1]]).astype(np.int64)
+    gaps[start] = 0.0
     cum = np.cumsum(gaps)
-    v_time = s_time[v_sess] + cum - cum[first][v_sess]
+    return {
+        "user": v_user, "session": v_sess, "time": s_time[v_sess] + cum - cum[start][v_sess],
+        "product": cand[np.arange(V), best], "utility": utility[np.arange(V), best], "n_sessions": np.array([S]),
+    }
 
-    rate = {name: np.array([getattr(p, name) for p in personas])[v_persona]
+
+_EVENT_DTYPES = {"user": np.int32, "product": np.int32, "type": np.int8, "time": np.int64, "session": np.int64,
+                 "quantity": np.int16, "rating": np.int8}
+"""Compact per-event columns while generating (rating 0 = no rating)."""
+
+
+def _funnel(rng: np.random.Generator, views: dict[str, np.ndarray], w: _World) -> dict[str, np.ndarray]:
+    """Favorites, carts, purchases and reviews that follow the ``views``.
+
+    With ``a = (utility - centre) / scale`` the standardised affinity, ``s``
+    the user's price sensitivity and ``z`` the product's price z-score within
+    its category: ``P(favorite) = sigmoid(logit f + a)``, ``P(cart) =
+    sigmoid(logit c + a - 0.8 s z)``, ``P(purchase | cart) = sigmoid(logit b
+    + 0.6 a - 1.5 (s - 0.5) z)``, ``P(review | purchase) = r`` with the
+    persona's base rates ``f, c, b, r``; rating ``= clip(round(3.9 + 0.8 a +
+    N(0, 0.9)), 1, 5)``, except a 5% chance of a faulty item rated 1 or 2."""
+    U, P = w.users, w.products
+    V = len(views["user"])
+    user, product = views["user"], views["product"]
+    persona = U.persona[user]
+    rate = {name: _persona_column(w, name, persona)
             for name in ("favorite_rate", "cart_rate", "purchase_rate", "review_rate")}
-    sens = U.sensitivity[v_user]
-    pz = P.price_z[product]
-    fav = rng.random(V) < _sigmoid(_logit(rate["favorite_rate"]) + 0.8 * affinity)
-    cart = rng.random(V) < _sigmoid(_logit(rate["cart_rate"]) + 0.8 * affinity - 0.8 * sens * pz)
+    affinity = (views["utility"] - w.centre) / w.scale
+    sens, pz = U.sensitivity[user], P.price_z[product]
+    fav = rng.random(V) < _sigmoid(_logit(rate["favorite_rate"]) + affinity)
+    cart = rng.random(V) < _sigmoid(_logit(rate["cart_rate"]) + affinity - 0.8 * sens * pz)
     buy = cart & (rng.random(V) < _sigmoid(_logit(rate["purchase_rate"]) + 0.6 * affinity
                                            - 1.5 * (sens - 0.5) * pz))
     review = buy & (rng.random(V) < rate["review_rate"])
-    rating = np.clip(np.rint(3.7 + 0.9 * affinity + rng.normal(0.0, 0.9, V)), 1, 5)
-
-    cheap = (pz < -0.5).astype(float)
-    qty = 1 + rng.poisson(0.12 + 0.35 * cheap, V)
-    t_fav = v_time + rng.uniform(5, 90, V)
-    t_cart = v_time + rng.uniform(10, 180, V)
+    rating = np.clip(np.rint(3.9 + 0.8 * affinity + rng.normal(0.0, 0.9, V)), 1, 5)
+    rating = np.where(rng.random(V) < 0.05, rng.integers(1, 3, V), rating)
+    qty = 1 + rng.poisson(0.12 + 0.35 * (pz < -0.5), V)
+    t_view = views["time"]
+    t_cart = t_view + rng.uniform(10, 180, V)
     t_buy = t_cart + rng.uniform(60, 1200, V)
-    t_review = t_buy + (1.0 + rng.exponential(6.0, V)) * _SECONDS_PER_DAY
-
     parts = [  # (mask, type code, time, quantity, rating)
-        (np.ones(V, bool), 0, v_time, 0, 0),
-        (fav, 1, t_fav, 0, 0),
+        (np.ones(V, bool), 0, t_view, 0, 0),
+        (fav, 1, t_view + rng.uniform(5, 90, V), 0, 0),
         (cart, 2, t_cart, qty, 0),
         (buy, 3, t_buy, qty, 0),
-        (review, 4, t_review, 0, rating),
+        (review, 4, t_buy + (1.0 + rng.exponential(6.0, V)) * _SECONDS_PER_DAY, 0, rating),
     ]
     columns: dict[str, list[np.ndarray]] = {k: [] for k in _EVENT_DTYPES}
     for mask, code, t, q, r in parts:
         n = int(mask.sum())
-        columns["user"].append(v_user[mask])
+        columns["user"].append(user[mask])
         columns["product"].append(product[mask])
         columns["type"].append(np.full(n, code))
         columns["time"].append(np.floor(t[mask]))
-        columns["session"].append(v_sess[mask])
+        columns["session"].append(views["session"][mask])
         columns["quantity"].append(q[mask] if np.ndim(q) else np.full(n, q))
         columns["rating"].append(r[mask] if np.ndim(r) else np.full(n, r))
-    return {k: np.concatenate(v).astype(_EVENT_DTYPES[k]) for k, v in columns.items()}, S
+    return {k: np.concatenate(v).astype(_EVENT_DTYPES[k]) for k, v in columns.items()}
+
+
+def _calibrate(rng: np.random.Generator, w: _World, sample: int = 2000) -> tuple[float, float]:
+    """Median and standard deviation of viewed-product utility over the views
+    of a random sample of users (a separate random stream): the funnel's
+    affinity is standardised with them, so base rates hold at the median
+    view whatever the catalogue size."""
+    n_users = len(w.users.persona)
+    users = np.sort(rng.choice(n_users, size=min(sample, n_users), replace=False))
+    utility = _views(rng, users, w)["utility"]
+    if len(utility) < 2:
+        return 0.0, 1.0
+    return float(np.median(utility)), float(max(utility.std(), 1e-6))
 
 
 def generate(
@@ -451,7 +492,7 @@ def generate(
     start = as_of - pd.Timedelta(days=days)
     personas = tuple(personas[:n_personas])
     seq = np.random.SeedSequence(seed)
-    s_latent, s_users, s_products, s_events = seq.spawn(4)
+    s_latent, s_users, s_products, s_events, s_calibration = seq.spawn(5)
     centroids = np.random.default_rng(s_latent).normal(0.0, 1.0, (n_personas, latent_dim))
     users = _make_users(np.random.default_rng(s_users), n_users, days, personas, centroids, activity, config)
     products = _make_products(np.random.default_rng(s_products), n_products, days, latent_dim, config)
@@ -490,16 +531,20 @@ def generate(
 
     world = _World(users, products, personas, demand, order, day_cdf, day_season, boost, n_buckets, days,
                    candidates)
+    world.centre, world.scale = _calibrate(np.random.default_rng(s_calibration), world)
     n_chunks = -(-n_users // _USER_CHUNK)
     chunk_seeds = s_events.spawn(n_chunks)
     chunks = []
     session_offset = 0
     for i in tqdm(range(n_chunks), desc="generating events", unit="chunk", disable=not progress):
         idx = np.arange(i * _USER_CHUNK, min((i + 1) * _USER_CHUNK, n_users))
-        chunk, n_sessions = _chunk_events(np.random.default_rng(chunk_seeds[i]), idx, world)
+        rng = np.random.default_rng(chunk_seeds[i])
+        views = _views(rng, idx, world)
+        chunk = _funnel(rng, views, world)
         chunk["session"] += session_offset
-        session_offset += n_sessions
+        session_offset += int(views["n_sessions"][0])
         chunks.append(chunk)
+        del views
     ev = {k: np.concatenate([c.pop(k) for c in chunks]) for k in _EVENT_DTYPES}
     del chunks
 
@@ -544,5 +589,6 @@ def generate(
         "n_personas": n_personas, "activity": activity, "candidates": candidates, "latent_dim": latent_dim,
     }
     meta = {"generator": "recsys.data.synthetic", "generator_version": GENERATOR_VERSION, "params": params,
-            "censored_events": censored, "sessions": int(len(first_seen))}
+            "censored_events": censored, "sessions": int(len(first_seen)),
+            "affinity_centre": round(world.centre, 6), "affinity_scale": round(world.scale, 6)}
     return Dataset(users_frame, products.frame, events, as_of, personas=persona_frame, meta=meta, config=config)

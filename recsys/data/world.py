@@ -49,21 +49,21 @@ class Persona:
 
 
 PERSONAS: tuple[Persona, ...] = (
-    Persona("young gamer", 0.15, 21, 4, (0.55, 0.37, 0.08), 0.78, 3.2, 4.5, 0.05, 0.10, 0.30, 0.08,
+    Persona("young gamer", 0.15, 21, 4, (0.55, 0.37, 0.08), 0.78, 3.2, 4.5, 0.030, 0.060, 0.18, 0.12,
             {"Gaming": 0.45, "Electronics": 0.30, "Sports": 0.10, "Fashion": 0.05}, {"NA": 1.4, "Asia": 1.3}),
-    Persona("bargain fashion", 0.15, 27, 6, (0.65, 0.30, 0.05), 0.85, 2.6, 5.0, 0.09, 0.12, 0.25, 0.12,
+    Persona("bargain fashion", 0.15, 27, 6, (0.65, 0.30, 0.05), 0.85, 2.6, 5.0, 0.054, 0.072, 0.15, 0.18,
             {"Fashion": 0.45, "Beauty": 0.25, "Sports": 0.08, "Home & Garden": 0.05}, {"Asia": 1.5, "Other": 1.2}),
-    Persona("home & garden family", 0.14, 38, 7, (0.30, 0.55, 0.15), 0.60, 1.8, 3.5, 0.06, 0.13, 0.40, 0.18,
+    Persona("home & garden family", 0.14, 38, 7, (0.30, 0.55, 0.15), 0.60, 1.8, 3.5, 0.036, 0.078, 0.24, 0.27,
             {"Home & Garden": 0.40, "Automotive": 0.15, "Health": 0.15, "Books": 0.10}, {"EU": 1.3, "NA": 1.2}),
-    Persona("senior reader", 0.11, 66, 8, (0.35, 0.50, 0.15), 0.40, 1.2, 3.0, 0.05, 0.12, 0.50, 0.35,
+    Persona("senior reader", 0.11, 66, 8, (0.35, 0.50, 0.15), 0.40, 1.2, 3.0, 0.030, 0.072, 0.30, 0.52,
             {"Books": 0.50, "Health": 0.22, "Home & Garden": 0.10, "Travel": 0.10}, {"EU": 1.5}),
-    Persona("premium tech", 0.12, 39, 9, (0.08, 0.35, 0.57), 0.35, 2.2, 3.5, 0.06, 0.14, 0.45, 0.20,
+    Persona("premium tech", 0.12, 39, 9, (0.08, 0.35, 0.57), 0.35, 2.2, 3.5, 0.036, 0.084, 0.27, 0.30,
             {"Electronics": 0.50, "Automotive": 0.15, "Gaming": 0.10, "Travel": 0.10}, {"NA": 1.4, "EU": 1.2}),
-    Persona("traveller", 0.10, 33, 9, (0.20, 0.50, 0.30), 0.50, 1.5, 4.0, 0.10, 0.09, 0.35, 0.22,
+    Persona("traveller", 0.10, 33, 9, (0.20, 0.50, 0.30), 0.50, 1.5, 4.0, 0.060, 0.054, 0.21, 0.33,
             {"Travel": 0.45, "Fashion": 0.15, "Books": 0.10, "Electronics": 0.10}, {"EU": 1.4, "Other": 1.2}),
-    Persona("sporty", 0.12, 29, 7, (0.35, 0.50, 0.15), 0.60, 2.0, 3.5, 0.06, 0.12, 0.38, 0.15,
+    Persona("sporty", 0.12, 29, 7, (0.35, 0.50, 0.15), 0.60, 2.0, 3.5, 0.036, 0.072, 0.23, 0.22,
             {"Sports": 0.45, "Health": 0.20, "Fashion": 0.10, "Automotive": 0.05}, {"NA": 1.3, "Other": 1.2}),
-    Persona("beauty & health", 0.11, 46, 12, (0.30, 0.50, 0.20), 0.55, 1.7, 3.5, 0.08, 0.12, 0.40, 0.25,
+    Persona("beauty & health", 0.11, 46, 12, (0.30, 0.50, 0.20), 0.55, 1.7, 3.5, 0.048, 0.072, 0.24, 0.38,
             {"Beauty": 0.35, "Health": 0.30, "Fashion": 0.10, "Home & Garden": 0.10}, {"Asia": 1.3, "EU": 1.1}),
 )
 """The eight default personas (SPEC asks for 8 behavioural segments)."""
