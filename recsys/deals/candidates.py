@@ -307,9 +307,12 @@ class CandidateBlock:
     def from_frame(cls, candidates: pd.DataFrame, user_id: str) -> CandidateBlock:
         """A one-user block from a candidate frame (validated)."""
         frame = validate_candidates(candidates)
-        products = frame.drop(columns=list(USER_COLUMNS))
-        return cls(products, np.array([user_id], dtype=object),
-                   *(frame[c].to_numpy()[None, :] for c in USER_COLUMNS))
+        block = object.__new__(cls)  # the frame is valid: skip re-validation
+        block.products = frame.drop(columns=list(USER_COLUMNS))
+        block.user_ids = np.array([user_id], dtype=object)
+        for c in USER_COLUMNS:
+            setattr(block, c, frame[c].to_numpy()[None, :])
+        return block
 
     def frame(self, i: int) -> pd.DataFrame:
         """The candidate frame of the block's ``i``-th user."""
@@ -484,18 +487,22 @@ class CandidateBuilder:
         return np.array([self._user_row[u] for u in ids], dtype=np.int64)
 
     def behaviour_scores(self, user_ids: Sequence[str] | str) -> np.ndarray:
-        """``0.5 * intent + 0.5 * category_share`` (users x products)."""
+        """``0.5 * intent + 0.5 * category_share``: users x products (one
+        row, 1-D, for a single id given as a string)."""
         rows = self.rows(user_ids)
         intent = self.intent_[rows].toarray()
-        return 0.5 * intent + 0.5 * self.category_share_[rows][:, self.product_category_]
+        out = 0.5 * intent + 0.5 * self.category_share_[rows][:, self.product_category_]
+        return out[0] if isinstance(user_ids, str) else out
 
     def similarity_to_viewed(
         self, user_ids: Sequence[str] | str, item_similarity: np.ndarray | sp.spmatrix, top_k: int = 5
     ) -> np.ndarray:
-        """Users x products: max similarity of each product to the user's
-        ``top_k`` most viewed products (ties: catalogue order), a product's
-        similarity to itself left out, clipped to [0, 1]; zeros for a user
-        without views."""
+        """Users x products (1-D for a single id given as a string): max
+        similarity of each product to the user's ``top_k`` most viewed
+        products (ties: catalogue order), a product's similarity to itself
+        left out, clipped to [0, 1]; zeros for a user without views.
+        ``item_similarity`` needs ``shape`` and row indexing ``[rows]``
+        (dense, sparse, or an adapter computing rows on demand)."""
         n = len(self.product_ids)
         if item_similarity.shape != (n, n):
             raise ValueError(f"item_similarity must be products x products {(n, n)}, got {item_similarity.shape}")
@@ -512,7 +519,7 @@ class CandidateBuilder:
                 block = block.toarray() if sp.issparse(block) else np.array(block, dtype=float)
                 block[np.arange(len(seeds)), seeds] = 0.0
                 out[i] = np.clip(block.max(axis=0), 0.0, 1.0)
-        return out
+        return out[0] if isinstance(user_ids, str) else out
 
     def product_table(self, demand_score: Any) -> pd.DataFrame:
         """The product columns of the candidate frame (:data:`PRODUCT_COLUMNS`)."""
