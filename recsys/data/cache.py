@@ -2,8 +2,9 @@
 
 ``load_or_generate(profile, seed, data_dir, **overrides)`` resolves the
 profile's parameters, overrides them, and keys the cache directory
-``data_dir/<profile>-<hash>/`` by a sha256 of the parameters and the
-generator version. A directory that exists and whose manifest matches is
+``data_dir/<profile>-<hash>/`` by a sha256 of the parameters, the
+generator version and the generator's source code (so editing the generator
+can never serve stale data). A directory that exists and whose manifest matches is
 loaded (``Dataset.load`` re-checks the content hash); otherwise the data set
 is generated into a temporary directory beside it and renamed into place, so
 concurrent runs never see a half-written cache.
@@ -21,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from recsys.config import DEFAULT_CONFIG, RecsysConfig
+from recsys.data import synthetic, world
 from recsys.data.dataset import Dataset, DataValidationError
 from recsys.data.profiles import get_profile
 from recsys.data.synthetic import DEFAULT_AS_OF, GENERATOR_VERSION, generate
 
-__all__ = ["cache_key", "load_or_generate", "resolve_params"]
+__all__ = ["cache_key", "generator_fingerprint", "load_or_generate", "resolve_params"]
 
 _TUNABLE = {name for name in inspect.signature(generate).parameters if name not in ("progress", "config", "personas")}
 
@@ -40,10 +42,18 @@ def resolve_params(profile: str = "ci", seed: int = 42, **overrides: Any) -> dic
     return dict(sorted(params.items()))
 
 
+def generator_fingerprint() -> str:
+    """sha256 of the source of the generator modules (synthetic world and its vocabulary)."""
+    digest = hashlib.sha256()
+    for module in (synthetic, world):
+        digest.update(Path(inspect.getfile(module)).read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(params: dict[str, Any], config: RecsysConfig = DEFAULT_CONFIG) -> str:
-    """First 12 hex digits of sha256 over the parameters, generator version
-    and (if not the default) the configuration."""
-    payload = {"params": params, "generator_version": GENERATOR_VERSION}
+    """First 12 hex digits of sha256 over the parameters, the generator
+    version and source, and (if not the default) the configuration."""
+    payload = {"params": params, "generator_version": GENERATOR_VERSION, "generator": generator_fingerprint()}
     if config != DEFAULT_CONFIG:
         payload["config"] = repr(config)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -83,6 +93,7 @@ def load_or_generate(
     dataset = generate(**params, progress=progress, config=config)
     dataset.meta["profile"] = profile
     dataset.meta["cache_params"] = json.loads(json.dumps(params, default=str))
+    dataset.meta["generator_fingerprint"] = generator_fingerprint()
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
     try:
