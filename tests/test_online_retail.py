@@ -271,3 +271,49 @@ def test_real_file_smoke():
     assert set(ds.users["region"]) == {"EU", "NA", "Asia", "Other"}
     assert ds.as_of == pd.Timestamp("2011-12-09 12:50:00")
     assert (ds.products["category"] == "Other").mean() < 0.10  # the keyword rules cover > 90% of products
+
+
+def test_cost_ratio_is_an_explicit_assumption():
+    clean, _ = clean_online_retail(faulty_raw())
+    ds = to_dataset(clean, cost_ratio=0.6)
+    assert ds.products["cost"].to_numpy() == pytest.approx(0.6 * ds.products["price"].to_numpy())
+    assert ds.meta["cost"] == "assumed: 0.6 x price"
+    assert to_dataset(clean).meta["cost"] == "unknown"
+    for bad in (0, 1.0, -0.2, True, "0.5"):
+        with pytest.raises(ValueError, match="cost_ratio"):
+            to_dataset(clean, cost_ratio=bad)
+
+
+def test_daily_sales_fills_empty_days():
+    from recsys.data.online_retail import daily_sales
+
+    clean, _ = clean_online_retail(faulty_raw())
+    clean.loc[clean["InvoiceNo"] == "536370", "InvoiceDate"] = T + pd.Timedelta(days=2)
+    ds = to_dataset(clean)
+    sales = daily_sales(ds)
+    assert list(sales["date"]) == list(pd.date_range(T.normalize(), periods=3, freq="D"))
+    assert sales["units"].tolist() == [6 + 6 + 2 + 1 + 4 + 12, 0, 3]
+    assert sales["orders"].tolist() == [5, 0, 1] and sales["customers"].tolist() == [4, 0, 1]
+    assert sales["revenue"].sum() == pytest.approx(ds.events["value"].sum())
+
+
+def test_retail_config_and_measured_boosts():
+    from recsys.config import DEFAULT_CONFIG
+    from recsys.data.online_retail import RETAIL_CATEGORIES, retail_config, seasonal_boosts_from_factors
+
+    factors = pd.DataFrame({
+        "region": ["EU", "EU", "EU", "NA"], "category": ["Seasonal", "Garden", "Bags", "Seasonal"],
+        "season": ["autumn", "autumn", "summer", "autumn"], "events": [500, 400, 10, 900],
+        "factor": [2.2, 1.25, 1.9, 1.1],
+    })
+    boosts = seasonal_boosts_from_factors(factors, threshold=1.2, min_events=30)
+    assert boosts == {"EU": {"autumn": ("Seasonal", "Garden")}}  # Bags: too few events; NA: below threshold
+    config = retail_config(DEFAULT_CONFIG, boosts)
+    assert set(RETAIL_CATEGORIES) <= set(config.categories)
+    assert config.boosted_categories("EU", "autumn")[:2] == ("Seasonal", "Garden")
+    assert "Books" not in config.region("EU").seasonal_boosts.get("winter", ())  # EU boosts replaced
+    assert config.region("NA").seasonal_boosts == DEFAULT_CONFIG.region("NA").seasonal_boosts
+    with pytest.raises(ValueError, match="unknown region"):
+        retail_config(DEFAULT_CONFIG, {"Mars": {"winter": ("Seasonal",)}})
+    with pytest.raises(ValueError, match="lacks column"):
+        seasonal_boosts_from_factors(factors.drop(columns="events"))

@@ -51,7 +51,8 @@ Mapping (:func:`to_dataset`) -- every rule is stated where it is coded:
 - stock codes -> products ``product_<StockCode>``: description = most
   frequent description (ties: alphabetical first); name = the description in
   title case; price = median unit price paid; cost unknown (NaN); stock
-  unknown -> ``default_stock`` (a placeholder, not a measurement); category
+  unknown -> ``default_stock`` (a placeholder, not a measurement); an
+  assumed ``cost = cost_ratio * price`` only if asked for; category
   from the description by the keyword rules :data:`CATEGORY_RULES` (first
   matching rule wins, none -> ``"Other"``); ``category_scheme="spec"`` maps
   these onto the ten configured categories by :data:`RETAIL_TO_SPEC_CATEGORY`
@@ -66,9 +67,10 @@ Mapping (:func:`to_dataset`) -- every rule is stated where it is coded:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -87,15 +89,19 @@ __all__ = [
     "PRODUCT_CODE_PATTERN",
     "SERVICE_DESCRIPTIONS",
     "RAW_COLUMNS",
+    "RETAIL_CATEGORIES",
     "RETAIL_TO_SPEC_CATEGORY",
     "SEASON_KEYWORDS",
     "CleaningReport",
     "categorize_description",
     "clean_online_retail",
+    "daily_sales",
     "default_online_retail_path",
     "load_online_retail",
     "load_online_retail_dataset",
     "resolve_online_retail_path",
+    "retail_config",
+    "seasonal_boosts_from_factors",
     "spending_tiers_by_rank",
     "to_dataset",
 ]
@@ -541,15 +547,25 @@ def to_dataset(
     category_scheme: Scheme = "retail",
     price_sensitivity: Literal["unknown", "derived"] = "unknown",
     default_stock: int = 100,
+    cost_ratio: float | None = None,
     config: RecsysConfig = DEFAULT_CONFIG,
 ) -> Dataset:
-    """Map clean Online Retail lines onto a :class:`Dataset` (rules in the module docstring)."""
+    """Map clean Online Retail lines onto a :class:`Dataset` (rules in the module docstring).
+
+    ``cost_ratio``: None keeps every cost unknown (NaN); a number in (0, 1)
+    sets ``cost = cost_ratio * price``, an *assumed* margin (recorded in
+    ``meta``) for the deal guardrails, which never price below cost and
+    give no deal where the cost is unknown.
+    """
     if category_scheme not in ("retail", "spec"):
         raise ValueError(f"category_scheme must be 'retail' or 'spec', got {category_scheme!r}")
     if price_sensitivity not in ("unknown", "derived"):
         raise ValueError(f"price_sensitivity must be 'unknown' or 'derived', got {price_sensitivity!r}")
     if isinstance(default_stock, bool) or not isinstance(default_stock, (int, np.integer)) or default_stock < 0:
         raise ValueError(f"default_stock must be a non-negative int, got {default_stock!r}")
+    if cost_ratio is not None and (isinstance(cost_ratio, bool) or not isinstance(cost_ratio, (int, float))
+                                   or not 0 < cost_ratio < 1):
+        raise ValueError(f"cost_ratio must be None or a number in (0, 1), got {cost_ratio!r}")
     _check_raw_columns(clean, "clean Online Retail frame")
     if clean.empty:
         raise ValueError("the clean Online Retail frame is empty: nothing to map onto a Dataset")
@@ -565,6 +581,8 @@ def to_dataset(
 
     # products
     products = _products(clean, category_scheme, int(default_stock))
+    if cost_ratio is not None:
+        products["cost"] = float(cost_ratio) * products["price"]
 
     # users
     country = _mode_by(clean.assign(CustomerID=customer), "CustomerID", "Country")
@@ -600,6 +618,7 @@ def to_dataset(
         "category_scheme": category_scheme,
         "price_sensitivity": price_sensitivity,
         "default_stock": int(default_stock),
+        "cost": "unknown" if cost_ratio is None else f"assumed: {float(cost_ratio):g} x price",
         "countries_not_in_region_table": unmapped,
         "customers_with_several_countries": int((countries_per_customer > 1).sum()),
         "products_in_other_category": int((products["retail_category"] == "Other").sum()),
@@ -641,3 +660,67 @@ def load_online_retail_dataset(
     ``mapping`` goes to :func:`to_dataset`."""
     clean, report = clean_online_retail(load_online_retail(path))
     return to_dataset(clean, **mapping), report  # type: ignore[arg-type]
+
+
+# -- the retail categories in the configuration, and daily sales ---------------
+def retail_config(
+    config: RecsysConfig = DEFAULT_CONFIG,
+    seasonal_boosts: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+) -> RecsysConfig:
+    """``config`` extended to the retail categories.
+
+    The category list gains :data:`RETAIL_CATEGORIES` (so look-ups accept
+    them) and, for each region in ``seasonal_boosts`` (region -> season ->
+    categories), that region's seasonal boosts are replaced. Everything else
+    stays as configured; in particular the region and age-group category
+    preferences keep SPEC's ten categories, none of which this shop sells, so
+    they add nothing here -- stated rather than silently remapped.
+    """
+    categories = tuple(dict.fromkeys((*config.categories, *RETAIL_CATEGORIES)))
+    boosts = dict(seasonal_boosts or {})
+    unknown = sorted(set(boosts) - set(config.region_names))
+    if unknown:
+        raise ValueError(f"seasonal_boosts names unknown region(s) {unknown}; known: {list(config.region_names)}")
+    regions = tuple(
+        dataclasses.replace(r, seasonal_boosts={s: tuple(c) for s, c in boosts[r.name].items()})
+        if r.name in boosts else r
+        for r in config.regions
+    )
+    return config.replace(categories=categories, regions=regions)
+
+
+def seasonal_boosts_from_factors(
+    factors: pd.DataFrame, threshold: float = 1.2, min_events: int = 30
+) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Region -> season -> categories whose measured seasonal factor is at
+    least ``threshold`` in cells with at least ``min_events`` events
+    (``factors``: the long frame ``region, category, season, events, factor``
+    of :class:`recsys.seasonality.SeasonalFactors`), strongest first."""
+    missing = [c for c in ("region", "category", "season", "events", "factor") if c not in factors.columns]
+    if missing:
+        raise ValueError(f"factors lacks column(s) {missing}; expected SeasonalFactors.factors_")
+    if not threshold > 0 or min_events < 0:
+        raise ValueError(f"threshold must be > 0 and min_events >= 0, got {threshold!r}, {min_events!r}")
+    hot = factors[(factors["factor"] >= threshold) & (factors["events"] >= min_events)]
+    hot = hot.sort_values(["region", "season", "factor", "category"], ascending=[True, True, False, True],
+                          kind="stable")
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for (region, season), part in hot.groupby(["region", "season"], sort=True):
+        out.setdefault(str(region), {})[str(season)] = tuple(part["category"])
+    return out
+
+
+def daily_sales(dataset: Dataset) -> pd.DataFrame:
+    """Purchases per calendar day, every day from the first to ``as_of``
+    (days without sales are 0): ``date, units, revenue, orders, customers``
+    (orders = distinct sessions)."""
+    bought = dataset.events[dataset.events["event_type"].eq("purchase")]
+    if bought.empty:
+        raise ValueError("no purchase events: no daily sales")
+    day = bought["timestamp"].dt.normalize()
+    per_day = bought.assign(date=day).groupby("date").agg(
+        units=("quantity", "sum"), revenue=("value", "sum"), orders=("session_id", "nunique"),
+        customers=("user_id", "nunique"))
+    days = pd.date_range(day.min(), dataset.as_of.normalize(), freq="D", name="date")
+    out = per_day.reindex(days, fill_value=0).reset_index()
+    return out.astype({"units": "int64", "orders": "int64", "customers": "int64", "revenue": "float64"})
