@@ -523,7 +523,7 @@ def generate(
                             for r in range(len(regions))])
     intensity = np.einsum("rc,rdc->rd", region_pref, boost[:, day_season, :])
     holiday = ((dates.month == 11) & (dates.day >= 20)) | ((dates.month == 12) & (dates.day <= 23))
-    intensity = intensity * np.where(holiday, _HOLIDAY_BOOST, 1.0) * np.where(dates.dayofweek >= 5,
+    intensity = intensity * np.where(holiday, _HOLIDAY_BOOST, 1.0) * np.where(dates.day_of_week >= 5,
                                                                                _WEEKEND_BOOST, 1.0)
     day_cdf = np.cumsum(intensity, axis=1)
     day_cdf /= day_cdf[:, -1:]
