@@ -209,6 +209,21 @@ class DemandModel:
         self._check_fitted()
         return self.forecast_.set_index("product_id")["demand_score"]
 
+    def holdout_rank_correlation(self) -> pd.DataFrame:
+        """Spearman correlation, across products, of each forecaster with the
+        actual demand, per holdout period (``period_end`` rows, one column per
+        forecaster): how well a forecast *orders* products, which is all the
+        percentile ``demand_score`` keeps. NaN where a forecast is constant."""
+        self._check_fitted()
+        names = ["model", "naive", "moving_average"]
+
+        def per_period(frame: pd.DataFrame) -> pd.Series:
+            ranks = frame[["actual", *names]].rank()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return pd.Series({n: ranks["actual"].corr(ranks[n]) for n in names})
+
+        return pd.DataFrame({end: per_period(part) for end, part in self.holdout_.groupby("period_end")}).T
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "forecast_"):
             raise RuntimeError("DemandModel is not fitted: call fit(dataset) first")

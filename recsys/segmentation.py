@@ -48,6 +48,7 @@ __all__ = [
     "elbow_curve",
     "persona_agreement",
     "persona_confusion",
+    "persona_matching",
     "user_feature_frame",
 ]
 
@@ -323,6 +324,23 @@ def persona_confusion(labels: pd.Series, personas: pd.DataFrame) -> pd.DataFrame
     table.index = [f"segment_{i}" for i in table.index]
     table.index.name, table.columns.name = "segment", "persona"
     return table
+
+
+def persona_matching(labels: pd.Series, personas: pd.DataFrame) -> pd.DataFrame:
+    """The Hungarian one-to-one matching of segments to personas: per segment
+    ``segment, size, matched_persona, matched_users, purity`` (share of the
+    segment from its matched persona; ``"-"`` and 0 for an unmatched segment)."""
+    table = persona_confusion(labels, personas)
+    rows, cols = linear_sum_assignment(table.to_numpy(), maximize=True)
+    match = dict(zip(rows, cols, strict=True))
+    out = []
+    for i, segment in enumerate(table.index):
+        size = int(table.iloc[i].sum())
+        matched = int(table.iat[i, match[i]]) if i in match else 0
+        out.append({"segment": segment, "size": size,
+                    "matched_persona": table.columns[match[i]] if i in match else "-",
+                    "matched_users": matched, "purity": matched / size if size else 0.0})
+    return pd.DataFrame(out)
 
 
 def persona_agreement(labels: pd.Series, personas: pd.DataFrame) -> dict[str, float]:

@@ -104,7 +104,7 @@ def test_surprise_knn_scores_equal_surprise_estimates(small_dataset: Dataset) ->
     products = small_dataset.products["product_id"]
     for user_based in (False, True):
         model = SurpriseKNN(SurpriseKNNConfig(k=5, user_based=user_based)).fit(small_dataset)
-        users = list(review_ratings(small_dataset)["user_id"].unique()[:6]) + ["user_2", "never_seen"]
+        users = list(dict.fromkeys([*review_ratings(small_dataset)["user_id"].unique()[:6], "user_2", "never_seen"]))
         scores = model.score_users(model.interactions_.user_index(users))
         expected = np.array([[model.algorithm_.predict(u, p, clip=False).est for p in products] for u in users])
         np.testing.assert_allclose(scores, expected, atol=1e-9)

@@ -14,6 +14,7 @@ from recsys.segmentation import (
     elbow_curve,
     persona_agreement,
     persona_confusion,
+    persona_matching,
     user_feature_frame,
 )
 
@@ -92,6 +93,10 @@ def test_hungarian_accuracy_by_hand() -> None:
     assert perfect["ari"] == pytest.approx(1.0) and perfect["hungarian_accuracy"] == 1.0
     table = persona_confusion(labels, personas)
     assert table.to_numpy().sum() == 6 and list(table.columns) == ["a", "b", "c"]
+    matching = persona_matching(labels, personas)
+    assert matching["matched_persona"].tolist() == ["a", "b", "c"]
+    assert matching["purity"].tolist() == [1.0, 1.0, 0.5]
+    assert matching["matched_users"].sum() / 6 == pytest.approx(result["hungarian_accuracy"])
 
 
 def test_persona_agreement_on_synthetic_data(segmentation: UserSegmentation, ci_dataset: Dataset) -> None:
