@@ -178,3 +178,30 @@ def test_performance_metrics_table(tmp_path):
     assert len(table) == len(C.SEED_PERFORMANCE_CLAIMS)  # one row each here: nothing else matched
     with pytest.raises(ValueError, match="unknown seed metric"):
         C.performance_metrics_table(tmp_path, measured={"Speed": [("x", 1, "y")]})
+
+
+def test_user_cap_and_skipped_peer(small_dataset):
+    from recsys.models.svd import SurpriseKNN, SurpriseKNNConfig
+
+    factories = {name: spec for name, spec in C.default_factories(0).items() if name in C.HYBRID_COMPONENTS.values()}
+    factories["surprise_knn"] = ("single", lambda: SurpriseKNN(SurpriseKNNConfig(max_items=1)))  # refuses to fit
+    config = C.ComparisonConfig(test_days=14, validation_days=14, n_boot=50, sweep_step=1.0, max_users=20, seed=1)
+    result = C.run_comparison(small_dataset, config, factories)
+    assert result.skipped["model"].tolist() == ["surprise_knn"]
+    assert "max_items" in result.skipped["reason"].iloc[0]
+    assert "surprise_knn" not in set(result.table["model"])
+    # 20 sampled warm users, drawn from the split's warm users, the same for every model
+    users = result.per_user["hybrid"].index
+    assert len(users) == 20 and set(users) <= set(result.split.warm_users)
+    assert all(frame.index.equals(users) for frame in result.per_user.values())
+    assert (result.timings["n_users"] == 20).all()
+    assert len(result.sweep) == 4  # step 1: the four vertices of the simplex
+
+
+def test_sample_users():
+    users = [f"u{i}" for i in range(10)]
+    assert C.sample_users(users[::-1], None, 0) == users
+    sample = C.sample_users(users, 4, seed=5)
+    assert len(sample) == 4 and sample == sorted(sample) and sample == C.sample_users(users, 4, seed=5)
+    with pytest.raises(ValueError, match="max_users"):
+        C.ComparisonConfig(max_users=0)

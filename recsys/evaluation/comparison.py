@@ -69,6 +69,7 @@ __all__ = [
     "performance_metrics_table",
     "read_seed_tables",
     "run_comparison",
+    "sample_users",
     "simplex_grid",
     "standing_sentences",
     "weight_sweep",
@@ -94,7 +95,12 @@ GROUPS = ("baseline", "single", "hybrid", "ablation")
 
 @dataclass(frozen=True)
 class ComparisonConfig:
-    """Settings of :func:`run_comparison` (all notebook parameters)."""
+    """Settings of :func:`run_comparison` (all notebook parameters).
+
+    ``max_users``: if set, at most this many warm users (and as many cold
+    and validation users) are evaluated, a seeded uniform sample without
+    replacement -- it bounds time and memory on large profiles; ``None``
+    evaluates everyone."""
 
     k: int = 10
     test_days: float = 28
@@ -105,9 +111,13 @@ class ComparisonConfig:
     seed: int = 42
     sweep_step: float = 0.2
     sweep_metric: str = "ndcg"
+    max_users: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "relevant_events", tuple(self.relevant_events))
+        cap = self.max_users
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"ComparisonConfig.max_users must be None or a positive int, got {cap!r}")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"ComparisonConfig.k must be a positive int, got {self.k!r}")
         steps = 1.0 / self.sweep_step if self.sweep_step > 0 else math.inf
@@ -234,6 +244,7 @@ class ComparisonResult:
     ``timings``: ``model, group, fit_seconds, recommend_seconds, n_users``.
     ``per_user`` / ``cold_per_user``: model -> users x metrics frames (for
     paired tests). ``sweep``: validation metrics per simplex weight vector.
+    ``skipped``: models that refused to fit at this size, with the reason.
     """
 
     config: ComparisonConfig
@@ -247,6 +258,7 @@ class ComparisonResult:
     sweep: pd.DataFrame
     best_weights: FusionWeights
     groups: dict[str, str] = field(default_factory=dict)
+    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["model", "group", "reason"]))
 
     def wide(self, metrics: Sequence[str] | None = None, cold: bool = False) -> pd.DataFrame:
         """One row per model, ``<metric>`` and ``<metric>_ci`` columns (``"[lo, hi]"``)."""
@@ -348,21 +360,34 @@ class _PrecomputedScores(Recommender):
         return self.model.reasons_for(rows, scores)
 
 
+def sample_users(users: Sequence[str], max_users: int | None, seed: int) -> list[str]:
+    """``users`` if ``max_users`` is None or not exceeded, else a seeded
+    uniform sample of ``max_users`` of them without replacement (sorted)."""
+    users = sorted(users)
+    if max_users is None or len(users) <= max_users:
+        return users
+    picked = np.random.default_rng(seed).choice(len(users), size=max_users, replace=False)
+    return [users[i] for i in np.sort(picked)]
+
+
 def weight_sweep(
-    components: Mapping[str, Recommender], split: TemporalSplit, grid: pd.DataFrame, k: int = 10
+    components: Mapping[str, Recommender], split: TemporalSplit, grid: pd.DataFrame, k: int = 10,
+    users: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Mean accuracy metrics on ``split`` (the validation split) of the hybrid
     at every weight vector of ``grid``; components must be fitted on
-    ``split.train``. One row per grid row: weights then metric means.
-    Component scores of the validation users are computed once and reused."""
-    users = split.warm_users
+    ``split.train``. One row per grid row: weights then metric means over
+    ``users`` (default: all warm validation users). Component scores of
+    these users are computed once and reused across the grid."""
+    users = list(users) if users is not None else split.warm_users
+    relevant = split.relevant[split.relevant["user_id"].isin(users)]
     rows_of_users = next(iter(components.values())).interactions_.user_index(users)
     components = {s: _PrecomputedScores(c, np.unique(rows_of_users)) for s, c in components.items()}
     rows = []
     for weights in grid.itertuples(index=False):
         w = FusionWeights(**weights._asdict())
         recs = _hybrid(components, w).recommend(users, n=k, exclude_purchased=True)
-        means = M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], split.relevant, k).mean()
+        means = M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], relevant, k).mean()
         rows.append({**weights._asdict(), **means.to_dict()})
     return pd.DataFrame(rows)
 
@@ -391,15 +416,26 @@ def run_comparison(
     say = log or (lambda _msg: None)
     split = temporal_split(dataset, config.test_days, relevant_events=config.relevant_events)
     validation = validation_split(split, config.validation_days)
-    warm, cold = split.warm_users, split.cold_users
+    warm = sample_users(split.warm_users, config.max_users, config.seed)
+    cold = sample_users(split.cold_users, config.max_users, config.seed)
+    relevant = split.relevant[split.relevant["user_id"].isin(warm)]
+    cold_relevant = split.cold_relevant[split.cold_relevant["user_id"].isin(cold)]
     train_interactions = Interactions.from_dataset(split.train)
 
     fitted: dict[str, Recommender] = {}
     fit_seconds: dict[str, float] = {}
     groups: dict[str, str] = {}
+    skipped = []
     for name, (group, factory) in factories.items():
         model = factory()
-        fit_seconds[name] = _timed_fit(model, split.train, train_interactions)
+        try:
+            fit_seconds[name] = _timed_fit(model, split.train, train_interactions)
+        except ValueError as error:  # a peer that refuses this size (e.g. Surprise's dense k-NN)
+            if name in HYBRID_COMPONENTS.values():
+                raise
+            skipped.append({"model": name, "group": group, "reason": str(error)})
+            say(f"skipped {name}: {error}")
+            continue
         fitted[name], groups[name] = model, group
         say(f"fitted {name}")
     components = {s: fitted[name] for s, name in HYBRID_COMPONENTS.items()}
@@ -418,7 +454,8 @@ def run_comparison(
         model = factories[name][1]()
         model.fit(validation.train, val_interactions)
         val_components[s] = model
-    sweep = weight_sweep(val_components, validation, simplex_grid(config.sweep_step), config.k)
+    val_users = sample_users(validation.warm_users, config.max_users, config.seed)
+    sweep = weight_sweep(val_components, validation, simplex_grid(config.sweep_step), config.k, val_users)
     best = _best_weights(sweep, config.sweep_metric)
     hybrids["hybrid_tuned"] = (best, True)
     say(f"weight sweep: {len(sweep)} points, best {best.as_dict()}")
@@ -437,7 +474,7 @@ def run_comparison(
     users_index = pd.Index(warm, name="user_id")
     for name, model in fitted.items():
         recs, seconds = _timed_recommend(model, warm, config.k)
-        per_user[name] = evaluate_recommendations(recs, split.relevant, context, config.k)
+        per_user[name] = evaluate_recommendations(recs, relevant, context, config.k)
         table = bootstrap_table(per_user[name], config.n_boot, config.confidence, config.seed)
         coverage = _coverage_row(recs, users_index, context.catalog, config.k)
         tables.append(pd.concat([table, pd.DataFrame([coverage])], ignore_index=True).assign(model=name))
@@ -445,7 +482,7 @@ def run_comparison(
                             "recommend_seconds": seconds, "n_users": len(warm)})
         if cold:
             cold_recs = model.recommend(cold, n=config.k, exclude_purchased=True)
-            cold_per_user[name] = evaluate_recommendations(cold_recs, split.cold_relevant, context, config.k)
+            cold_per_user[name] = evaluate_recommendations(cold_recs, cold_relevant, context, config.k)
             cold_tables.append(bootstrap_table(cold_per_user[name], config.n_boot, config.confidence,
                                                config.seed).assign(model=name))
         say(f"scored {name}")
@@ -461,6 +498,7 @@ def run_comparison(
         config=config, split=split, validation=validation, table=tidy(tables), cold_table=tidy(cold_tables),
         timings=pd.DataFrame(timing_rows), per_user=per_user, cold_per_user=cold_per_user, sweep=sweep,
         best_weights=best, groups=groups,
+        skipped=pd.DataFrame(skipped, columns=["model", "group", "reason"]),
     )
 
 
