@@ -72,7 +72,7 @@ from recsys.models.hybrid import STRATEGIES, HybridConfig, HybridRecommender, ch
 from recsys.models.realtime import FALLBACK_METHOD, RealtimeConfig, RealtimeRecommender
 from recsys.models.svd import PureSVD, SVDConfig
 
-__all__ = ["ENGINE_FORMAT_VERSION", "EngineConfig", "EngineFormatError", "RecommendationEngine"]
+__all__ = ["ENGINE_FORMAT_VERSION", "EngineConfig", "EngineFormatError", "RecommendationEngine", "Stage2State", "jsonable"]
 
 ENGINE_FORMAT_VERSION = 1
 """Bumped whenever the saved layout or the pickled state changes incompatibly."""
@@ -181,18 +181,22 @@ def _iso(ts: pd.Timestamp) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def jsonable(value: Any) -> Any:
-    """Plain Python for JSON: numpy scalars unwrapped, NaN -> None, tuples -> lists."""
+def jsonable(value: Any, digits: int | None = None) -> Any:
+    """Plain Python for JSON: numpy scalars unwrapped, NaN -> None, tuples ->
+    lists; floats rounded to ``digits`` if given (for display only: the
+    engine's own answers are not rounded beyond their scores)."""
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
+        return [jsonable(v, digits) for v in value]
     if isinstance(value, np.ndarray):
-        return [jsonable(v) for v in value.tolist()]
+        return [jsonable(v, digits) for v in value.tolist()]
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return round(value, digits) if digits is not None else value
     if isinstance(value, pd.Timestamp):
         return _iso(value)
     return value
@@ -476,6 +480,8 @@ class RecommendationEngine:
         if generator.rate_limiter is not None:
             generator.rate_limiter.acquire(user_id)
         affinity = self.stage2_.svd.score_users(np.array([row]))
+        if not self.hybrid_.has_history(np.array([row]))[0]:
+            affinity[:] = np.nan  # no history, no affinity (the contract's "none")
         similarity = self._candidate_builder.similarity_to_viewed(
             [user_id], self._similarity, self.engine_config.similar_seed_items)
         block = self._candidate_builder.build_block([user_id], affinity, self._demand, similarity)

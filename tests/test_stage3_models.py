@@ -18,7 +18,17 @@ from recsys.config import ConfigError, FusionWeights
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender
 from recsys.models.content import ContentConfig, ContentRecommender, split_labels
-from recsys.models.hybrid import CONTRIB_COLUMNS, STRATEGIES, HybridConfig, HybridRecommender, check_weights
+from recsys.models.hybrid import (
+    CONTRIB_COLUMNS,
+    STRATEGIES,
+    HybridConfig,
+    HybridRecommender,
+    check_weights,
+    example_users,
+    overlap_at_k,
+    simplex_weights,
+    weight_sweep,
+)
 
 CATS = ["Electronics", "Books", "Fashion", "Travel"]
 AS_OF = pd.Timestamp("2024-01-15")
@@ -399,3 +409,41 @@ def test_hybrid_pickles(hybrid):
     clone = pickle.loads(pickle.dumps(hybrid))
     pd.testing.assert_frame_equal(clone.recommend(["user_0", "x"], n=4), hybrid.recommend(["user_0", "x"], n=4))
     assert hybrid.describe()["weights"] == {"knn": 0.5, "svd": 0.0, "content": 0.3, "demographic": 0.2}
+
+
+# --------------------------------------------------------------------------- analysis helpers
+def test_simplex_weights():
+    grid = simplex_weights(0.25)
+    assert len(grid) == 35 and len(set(grid)) == 35  # C(4 + 3, 3)
+    assert FusionWeights(1.0, 0.0, 0.0, 0.0) in grid and FusionWeights(0.0, 0.0, 0.0, 1.0) in grid
+    assert FusionWeights() in simplex_weights(0.1) and len(simplex_weights(0.1)) == 286
+    for bad in (0, 0.3, 1.5):
+        with pytest.raises(ValueError, match="step"):
+            simplex_weights(bad)
+
+
+def test_overlap_at_k():
+    a = pd.DataFrame({"user_id": ["u", "u", "v", "v"], "product_id": ["p1", "p2", "p1", "p3"], "rank": [1, 2, 1, 2]})
+    b = pd.DataFrame({"user_id": ["u", "u", "v"], "product_id": ["p2", "p9", "p4"], "rank": [1, 2, 1]})
+    assert overlap_at_k(a, a, 2) == 1.0
+    assert overlap_at_k(a, b, 2) == pytest.approx((1 / 2 + 0 / 2) / 2)
+    assert overlap_at_k(a, b, 1) == 0.0
+    with pytest.raises(ValueError, match="k must be"):
+        overlap_at_k(a, b, 0)
+
+
+def test_weight_sweep_and_example_users(hybrid, world):
+    users = [f"user_{u}" for u in range(world.n_users)]
+    grid = [WEIGHTS, FusionWeights(0, 0, 0, 1), FusionWeights(1, 0, 0, 0)]
+    calls = []
+    sweep = weight_sweep(hybrid, users, grid, n=5, metrics={"rows": lambda r: calls.append(1) or len(r)})
+    assert list(sweep.columns) == [*STRATEGIES, "overlap_at_5", "rows"] and len(calls) == 3
+    assert sweep.overlap_at_5.iloc[0] == 1.0 and sweep.overlap_at_5.between(0, 1).all()
+    assert sweep.overlap_at_5.iloc[1] < 1.0
+    picked = example_users(hybrid.interactions_)
+    lengths = hybrid.interactions_.history_lengths()
+    assert picked["heavy"] == f"user_{int(np.argmax(lengths))}"
+    assert picked["new"] == "user_27"  # the first of the three users without events
+    assert lengths[hybrid.interactions_.user_index([picked["niche"]])[0]] >= 5
+    with pytest.raises(ValueError, match="min_history"):
+        example_users(hybrid.interactions_, min_history=10_000)

@@ -1,0 +1,121 @@
+"""Stage 3 benchmark: single-user latency of ``RecommendationEngine.full`` with deals.
+
+Usage (from the project root)::
+
+    .venv/bin/python benchmarks/bench_engine.py --profile large
+    .venv/bin/python benchmarks/bench_engine.py --profile thesis --users 500
+
+Measured in process, one thread (BLAS pinned), after ``--warmup`` requests:
+
+* train: the whole engine (Stage 1 real-time models, content TF-IDF, the
+  Stage 2 batch job, hybrid assembly), and peak resident memory;
+* ``full(user, n, include_deals=True)`` -- the seed's Stage 3 answer, deals
+  included -- for ``--users`` distinct random users of the data set
+  (without replacement, so the per-user deal rate limit is never hit),
+  p50/p95/p99/max; the answers are checked to be strict JSON;
+* where the time goes, on the same users: ``full(..., include_deals=False)``
+  (hybrid fusion and the response) and ``deals(user)`` (candidate block,
+  deal generator), and ``realtime(user)`` (Stage 1) for comparison.
+
+Target (issue 4): ``full()`` p99 <= 20 ms per user (the seed claims 150-300 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_key, "1")
+
+import numpy as np  # noqa: E402
+
+from recsys.config import DEFAULT_CONFIG  # noqa: E402
+from recsys.data import load_or_generate  # noqa: E402
+from recsys.engine import RecommendationEngine  # noqa: E402
+
+TARGET_P99_MS = 20.0
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def latencies_ms(call, arguments: list) -> tuple[np.ndarray, list]:
+    times, outputs = np.empty(len(arguments)), []
+    for i, arg in enumerate(arguments):
+        start = time.perf_counter_ns()
+        outputs.append(call(arg))
+        times[i] = (time.perf_counter_ns() - start) / 1e6
+    return times, outputs
+
+
+def line(label: str, values: np.ndarray) -> str:
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return f"{label:<34} p50 {p50:8.2f}  p95 {p95:8.2f}  p99 {p99:8.2f}  max {values.max():8.2f} ms"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="large", help="data profile: ci | thesis | large")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--users", type=int, default=1000, help="distinct users timed")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--n", type=int, default=10, help="recommendations per answer")
+    args = parser.parse_args(argv)
+
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    t0 = time.perf_counter()
+    dataset = load_or_generate(profile=args.profile, seed=args.seed, data_dir=args.data_dir)
+    print(f"data: profile={args.profile} seed={args.seed} users={dataset.n_users:,} products={dataset.n_products:,} "
+          f"events={len(dataset.events):,} (loaded in {time.perf_counter() - t0:.1f} s)")
+
+    # the rate limit is a safety rule, not part of what is timed: every timed user is distinct, and
+    # each is asked at most 3 times (full, deals, breakdown) -- within the default limit
+    if DEFAULT_CONFIG.deals.rate_limit_requests < 3:
+        raise SystemExit("the benchmark asks each user for deals 3 times; raise DealConfig.rate_limit_requests")
+    engine = RecommendationEngine(DEFAULT_CONFIG)
+    t0 = time.perf_counter()
+    engine.train(dataset)
+    train_s = time.perf_counter() - t0
+    print(f"train: {train_s:.1f} s (Stage 1 + content + Stage 2 batch + hybrid), peak RSS {peak_rss_mb():,.0f} MB")
+
+    rng = np.random.default_rng(args.seed)
+    n_timed = min(args.users, dataset.n_users - args.warmup)
+    picked = rng.choice(dataset.n_users, size=n_timed + args.warmup, replace=False)
+    ids = dataset.users["user_id"].to_numpy(dtype=object)[picked].tolist()
+    warm, timed = ids[: args.warmup], ids[args.warmup :]
+    for user in warm:
+        engine.full(user, args.n)
+
+    full_ms, outputs = latencies_ms(lambda u: engine.full(u, args.n, include_deals=True), timed)
+    for out in outputs:
+        json.dumps(out, allow_nan=False)  # strict JSON, or this raises
+    n_deals = np.array([len(o["deals"]) for o in outputs])
+    hybrid_ms, _ = latencies_ms(lambda u: engine.full(u, args.n, include_deals=False), timed)
+    deals_ms, _ = latencies_ms(lambda u: engine.deals(u, 5), timed)
+    realtime_ms, _ = latencies_ms(lambda u: engine.realtime(u, 5), timed)
+
+    print(f"single-user latency over {len(timed):,} distinct users (n={args.n}), one thread:")
+    print(line("full() with deals [Stage 3]", full_ms))
+    print(line("  of which: full() without deals", hybrid_ms))
+    print(line("  of which: deals(num_deals=5)", deals_ms))
+    print(line("realtime() [Stage 1]", realtime_ms))
+    print(f"deals per full() answer: mean {n_deals.mean():.2f}, min {n_deals.min()}, max {n_deals.max()}")
+    p99 = float(np.percentile(full_ms, 99))
+    verdict = "meets" if p99 <= TARGET_P99_MS else "misses"
+    print(f"target full() p99 <= {TARGET_P99_MS:.0f} ms: {verdict} ({p99:.2f} ms; the seed claims 150-300 ms)")
+    print(f"peak RSS {peak_rss_mb():,.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
