@@ -295,14 +295,35 @@ class Dataset:
                 "manifest", "format_version",
                 f"format version {manifest.get('format_version')} is not {FORMAT_VERSION}; regenerate the data",
             )
-        frames = {name: pd.read_parquet(directory / f"{name}.parquet") for name in ("users", "products", "events")}
+        frames = {name: _read_parquet(directory / f"{name}.parquet") for name in ("users", "products", "events")}
         personas_path = directory / "personas.parquet"
-        personas = pd.read_parquet(personas_path) if personas_path.exists() else None
+        personas = _read_parquet(personas_path) if personas_path.exists() else None
         dataset = cls(**frames, as_of=pd.Timestamp(manifest["as_of"]), personas=personas,
                       meta=manifest.get("meta", {}), config=config)
         if dataset.content_hash() != manifest["content_hash"]:
             raise DataValidationError("manifest", "content_hash", f"data in {directory} does not match its manifest")
         return dataset
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """Read a parquet file with string columns as object arrays that share
+    one Python string per distinct value (read dictionary-encoded, then
+    expanded by code): a plain ``read_parquet`` plus ``astype(object)``
+    makes one string object per row, several GiB for millions of events."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    table = pq.read_table(path, read_dictionary=strings)
+    columns: dict[str, Any] = {}
+    for name in table.column_names:
+        values = table.column(name).to_pandas()
+        if name in strings:
+            uniques = np.append(values.cat.categories.to_numpy(dtype=object), None)
+            values = pd.Series(uniques[values.cat.codes.to_numpy()], dtype=object, copy=False)  # code -1 -> None
+        columns[name] = values
+    return pd.DataFrame(columns)
 
 
 def drop_invalid_events(

@@ -34,7 +34,7 @@ class Profile:
 PROFILES: Mapping[str, Profile] = MappingProxyType({
     "ci": Profile("ci", 800, 300, 180, 1.0, "small: every notebook runs in seconds (CI, nbval)"),
     "thesis": Profile("thesis", 6000, 1500, 365, 1.0, "the default for reports: about 0.5-1M events"),
-    "large": Profile("large", 100_000, 20_000, 365, 0.6, "scale test: at least 5 million events"),
+    "large": Profile("large", 100_000, 20_000, 365, 0.65, "scale test: at least 5 million events"),
 })
 """The three data profiles."""
 
