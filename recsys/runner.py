@@ -252,7 +252,7 @@ def aggregate_seed_metrics(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]
 def write_multi_seed_summary(
     top: Path, profile: str, seeds: Sequence[int], seed_dirs: Sequence[Path], parameters: Mapping[str, Any]
 ) -> Path:
-    per_seed = {seed: json.loads((d / "metrics.json").read_text()) for seed, d in zip(seeds, seed_dirs)}
+    per_seed = {seed: json.loads((d / "metrics.json").read_text()) for seed, d in zip(seeds, seed_dirs, strict=True)}
     table = aggregate_seed_metrics(per_seed)
     top.mkdir(parents=True, exist_ok=True)
     table.to_csv(top / "metrics_across_seeds.csv", index=False, float_format="%.6f", lineterminator="\n")
@@ -262,15 +262,38 @@ def write_multi_seed_summary(
         "",
         "Mean and spread (sample standard deviation, min, max) of every numeric headline metric across seeds "
         "(data generation and every model seeded by the run's seed). Per-seed reports: "
-        + ", ".join(f"[seed {s}]({d.relative_to(top)}/summary.md)" for s, d in zip(seeds, seed_dirs)),
+        + ", ".join(f"[seed {s}]({d.relative_to(top)}/summary.md)" for s, d in zip(seeds, seed_dirs, strict=True)),
         f"Parameters: `{json.dumps(dict(parameters), sort_keys=True)}`." if parameters else "Parameters: defaults.",
         "",
         _markdown_table(table, max_rows=len(table) or 1),
         "",
     ]
+    comparison = _comparison_across_seeds(top)
+    if comparison is not None:
+        comparison.to_csv(top / "comparison_across_seeds.csv", index=False, float_format="%.6f", lineterminator="\n")
+        lines += [
+            "## Model comparison across seeds (08_evaluation)",
+            "",
+            "Each model's test-window metric (mean over users) per seed, then mean and spread across seeds "
+            "([csv](comparison_across_seeds.csv)).",
+            "",
+            _markdown_table(comparison, max_rows=len(comparison) or 1),
+            "",
+        ]
     path = top / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _comparison_across_seeds(top: Path) -> pd.DataFrame | None:
+    """The evaluation notebook's model x metric table aggregated across seeds, if it ran."""
+    from recsys.evaluation.comparison import aggregate_seeds, read_seed_tables
+
+    try:
+        tables = read_seed_tables(top, "08_comparison.csv")
+    except FileNotFoundError:
+        return None
+    return aggregate_seeds(tables)
 
 
 def main_run(args: Any) -> int:
