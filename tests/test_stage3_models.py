@@ -447,3 +447,11 @@ def test_weight_sweep_and_example_users(hybrid, world):
     assert lengths[hybrid.interactions_.user_index([picked["niche"]])[0]] >= 5
     with pytest.raises(ValueError, match="min_history"):
         example_users(hybrid.interactions_, min_history=10_000)
+
+
+def test_blocking_does_not_change_results(fitted, world):
+    users = [f"user_{u}" for u in range(world.n_users)] + ["stranger"]
+    whole = HybridRecommender.from_fitted(fitted, WEIGHTS).recommend(users, n=6)
+    small = HybridRecommender.from_fitted(fitted, WEIGHTS)
+    small.max_block_bytes = 1  # one user per block
+    pd.testing.assert_frame_equal(small.recommend(users, n=6), whole)

@@ -162,6 +162,9 @@ class HybridRecommender(Recommender):
 
     name = "hybrid"
     reason = "Recommended for you"
+    #: bound on the dense score blocks held at once in :meth:`recommend`
+    #: (about 6 users x products float64 arrays per block)
+    max_block_bytes: int = 256 * 2**20
 
     def __init__(
         self,
@@ -407,12 +410,14 @@ class HybridRecommender(Recommender):
         ids = check_user_ids(user_ids)
         self._check_fitted()
         rows = self.interactions_.user_index(ids)
+        per_user = 6 * 8 * max(len(self.interactions_.product_ids), 1)
+        chunk = int(max(1, min(self.chunk_size, self.max_block_bytes // per_user)))
         frames = []
-        for start in range(0, max(len(ids), 1), self.chunk_size):
-            top = self.fuse_rows(rows[start : start + self.chunk_size], n, exclude_purchased)
+        for start in range(0, max(len(ids), 1), chunk):
+            top = self.fuse_rows(rows[start : start + chunk], n, exclude_purchased)
             frame = pd.DataFrame(
                 {
-                    "user_id": np.asarray(ids[start : start + self.chunk_size], dtype=object)[top.row],
+                    "user_id": np.asarray(ids[start : start + chunk], dtype=object)[top.row],
                     "product_id": np.asarray(self.interactions_.product_ids, dtype=object)[top.col],
                     "score": top.score,
                     "rank": top.rank,
