@@ -39,6 +39,7 @@ from recsys.models.ranking import (
     drop_entries,
     entries_frame,
     first_allowed,
+    gather_counts,
     keep_topk,
     ranked_entries,
     row_of_entries,
@@ -102,7 +103,6 @@ def cosine_topk(
     blocks = []
     for start in range(0, left.shape[0], step):
         block = (left[start : start + step] @ right_t).tocsr()
-        block.sort_indices()
         rows = row_of_entries(block) + start
         block.data = block.data / (left_norm[rows] * right_norm[block.indices] + shrinkage)
         drop = ~(block.data > 0) | (block.data < min_similarity)
@@ -110,7 +110,6 @@ def cosine_topk(
             drop |= block.indices == self_columns[rows]
         block.data[drop] = 0.0
         block.eliminate_zeros()
-        block.sort_indices()
         blocks.append(keep_topk(block, k))
     if not blocks:
         return sp.csr_matrix(left.shape[:1] + right.shape[:1], dtype=np.float32)
@@ -148,6 +147,17 @@ class NeighbourRecommender(Recommender):
         that changed since ``fit`` (a user-based model recomputes those
         users' neighbours).
         """
+
+    def score_one(
+        self, items: np.ndarray, weights: np.ndarray, row: int = -1, fresh: bool = False
+    ) -> np.ndarray:
+        """Dense float32 scores (products,) for one history (``items`` with
+        ``weights``), bit-identical to that row of :meth:`score_history`."""
+        n_items = self.interactions_.shape[1]
+        history = sp.csr_matrix((np.asarray(weights, dtype=np.float32), np.asarray(items),
+                                 np.array([0, len(items)])), shape=(1, n_items))
+        scores = self.score_history(history, np.array([row]), np.array([fresh]))
+        return scores.toarray().ravel().astype(np.float32)
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
         self._check_fitted()
@@ -196,9 +206,15 @@ def top_n_sparse(
     broken by column gives). Returns ``rows, cols, scores, rank`` ordered by
     (row, rank).
     """
-    scores = drop_entries(sp.csr_matrix(scores), banned)
-    scores.sort_indices()
-    r, c, v, rank = ranked_entries(keep_topk(scores, n))
+    scores = sp.csr_matrix(scores)
+    k: int | np.ndarray = n
+    if banned is not None and banned.nnz:
+        # the top n of the allowed entries lie within the top n + b of all, b >= |banned in row|
+        # (b rounded up to a power of two: few distinct cut-offs, few partition passes)
+        n_banned = np.diff(banned.indptr)
+        k = n + np.where(n_banned > 0, 2 ** np.ceil(np.log2(np.maximum(n_banned, 1))), 0).astype(np.int64)
+    top = drop_entries(keep_topk(scores, k), banned)
+    r, c, v, rank = ranked_entries(keep_topk(top, n))
     n_products = scores.shape[1]
     got = np.bincount(r, minlength=scores.shape[0])
     short = np.flatnonzero(got < min(n, n_products))
@@ -235,6 +251,20 @@ class ItemKNN(NeighbourRecommender):
     ) -> sp.csr_matrix:
         self._check_fitted()
         return (sp.csr_matrix(history, dtype=np.float32) @ self.similarity_).tocsr()
+
+    def score_one(
+        self, items: np.ndarray, weights: np.ndarray, row: int = -1, fresh: bool = False
+    ) -> np.ndarray:
+        """``x_u @ W`` for one user without building sparse objects: gathers
+        the neighbour lists of ``items`` and accumulates them in float32 in
+        the order scipy's sparse product does, so the scores are identical."""
+        sim = self.similarity_
+        items = np.asarray(items, dtype=np.int64)
+        starts = sim.indptr[items].astype(np.int64)
+        flat, local, _ = gather_counts(starts, sim.indptr[items + 1] - starts)
+        scores = np.zeros(sim.shape[1], dtype=np.float32)
+        np.add.at(scores, sim.indices[flat], np.asarray(weights, dtype=np.float32)[local] * sim.data[flat])
+        return scores
 
     def neighbours(self, product_id: str, n: int | None = None) -> pd.DataFrame:
         """The stored neighbours of one product: ``neighbour_id, similarity, rank``."""

@@ -27,6 +27,8 @@ from recsys.models.ranking import take_rows
 __all__ = ["EventUpdate", "LiveHistory", "REQUIRED_EVENT_COLUMNS"]
 
 REQUIRED_EVENT_COLUMNS = ("user_id", "product_id", "event_type", "timestamp")
+_EMPTY_INT = np.zeros(0, dtype=np.int32)
+_EMPTY_FLOAT = np.zeros(0, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,27 @@ class LiveHistory:
             for i in np.flatnonzero(rows < 0):
                 rows[i] = self._new_ids.get(user_ids[i], -1)
         return rows.astype(np.int64)
+
+    def row_of(self, user_id: str) -> int:
+        """Row of one user id (``-1`` if never seen); a hash look-up."""
+        try:
+            return int(self._base_ids.get_loc(user_id))
+        except KeyError:
+            return self._new_ids.get(user_id, -1)
+
+    def row_arrays(self, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One user's ``(product columns, weights, purchased columns)`` as
+        arrays, without building sparse objects (``-1``: all empty)."""
+        if row in self._overlay:
+            return self._overlay[row]
+        if 0 <= row < self.n_base:
+            m, b = self._matrix, self._bought
+            a, z = m.indptr[row], m.indptr[row + 1]
+            return m.indices[a:z], m.data[a:z], b.indices[b.indptr[row] : b.indptr[row + 1]]
+        return _EMPTY_INT, _EMPTY_FLOAT, _EMPTY_INT
+
+    def is_fresh(self, row: int) -> bool:
+        return row >= self.n_base or row in self._overlay
 
     def ids_of(self, rows: np.ndarray) -> list[str | None]:
         """User id of each row (``None`` for ``-1``)."""

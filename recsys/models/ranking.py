@@ -21,10 +21,13 @@ __all__ = [
     "take_rows",
     "drop_entries",
     "topk_mask",
+    "topk_positions",
     "keep_topk",
     "ranked_entries",
     "first_allowed",
     "entries_frame",
+    "gather_counts",
+    "top_n_dense_row",
 ]
 
 #: entries in one padded scratch block of :func:`topk_mask` (bounds its memory)
@@ -36,6 +39,17 @@ def row_of_entries(matrix: sp.csr_matrix) -> np.ndarray:
     return np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
 
 
+def _csr(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: tuple[int, int],
+         sorted_indices: bool) -> sp.csr_matrix:
+    """A CSR matrix from its arrays, with 32-bit index arrays when they fit
+    (scipy otherwise widens *both* operands' indices to 64 bits in every product)."""
+    if indptr[-1] < np.iinfo(np.int32).max and shape[1] < np.iinfo(np.int32).max:
+        indptr, indices = indptr.astype(np.int32, copy=False), indices.astype(np.int32, copy=False)
+    out = sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
+    out.has_sorted_indices = sorted_indices
+    return out
+
+
 def take_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     """``matrix[rows]`` where a row outside ``0..n_rows-1`` (e.g. ``-1``, unknown) is empty.
 
@@ -45,12 +59,11 @@ def take_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     valid = (rows >= 0) & (rows < matrix.shape[0])
     safe = np.where(valid, rows, 0)
     counts = np.where(valid, matrix.indptr[safe + 1] - matrix.indptr[safe], 0).astype(np.int64)
-    flat, _, _ = _gather_counts(matrix.indptr[safe], counts)
+    flat, _, _ = gather_counts(matrix.indptr[safe], counts)
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    out = sp.csr_matrix((matrix.data[flat], matrix.indices[flat], indptr), shape=(len(rows), matrix.shape[1]))
-    out.has_sorted_indices = matrix.has_sorted_indices
-    return out
+    return _csr(matrix.data[flat], matrix.indices[flat], indptr, (len(rows), matrix.shape[1]),
+                matrix.has_sorted_indices)
 
 
 def drop_entries(matrix: sp.csr_matrix, banned: sp.csr_matrix | None) -> sp.csr_matrix:
@@ -65,12 +78,10 @@ def drop_entries(matrix: sp.csr_matrix, banned: sp.csr_matrix | None) -> sp.csr_
     rows = row_of_entries(matrix)[keep]
     indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=matrix.shape[0]), out=indptr[1:])
-    out = sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
-    out.has_sorted_indices = matrix.has_sorted_indices
-    return out
+    return _csr(matrix.data[keep], matrix.indices[keep], indptr, matrix.shape, matrix.has_sorted_indices)
 
 
-def _gather_counts(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def gather_counts(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entry positions for rows beginning at ``starts`` with ``counts`` entries,
     each entry's local row and its offset within that row."""
     local_row = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
@@ -79,57 +90,109 @@ def _gather_counts(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, 
     return starts[local_row] + offset, local_row, offset
 
 
-def _gather(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For CSR ``rows``: entry positions, each entry's local row and its offset in that row."""
-    return _gather_counts(indptr[rows], (indptr[rows + 1] - indptr[rows]).astype(np.int64))
+def _kth_smallest(pad: np.ndarray, kth: np.ndarray) -> np.ndarray:
+    """``kth[r]``-th smallest (0-based) value of each row of ``pad``; one
+    ``np.partition`` pass per distinct ``kth``."""
+    out = np.empty(pad.shape[0], dtype=pad.dtype)
+    for value in np.unique(kth):
+        rows = np.flatnonzero(kth == value)
+        block = pad if len(rows) == pad.shape[0] else pad[rows]
+        out[rows] = np.partition(block, value, axis=1)[:, value]
+    return out
 
 
-def topk_mask(matrix: sp.csr_matrix, k: int) -> np.ndarray:
-    """Boolean mask over ``matrix.data`` keeping the ``k`` largest entries of each row.
+def topk_positions(matrix: sp.csr_matrix, k: int | np.ndarray) -> np.ndarray:
+    """Sorted positions in ``matrix.data`` of the ``k`` largest entries of each row.
 
-    Among entries equal to a row's k-th largest value the lower column indices
-    win (``matrix`` must have sorted indices). Rows are padded into bounded
-    dense scratch blocks and cut with ``np.partition``: O(stored entries).
+    ``k`` is one int or one per row. Among entries equal to a row's k-th
+    largest value the lower column indices win, so the result does not
+    depend on the storage order of a row. Long rows are first pruned with an
+    exact lower bound (the k-th largest of a strided sample of the row is at
+    most the row's k-th largest), then cut with ``np.partition`` in bounded
+    padded blocks: O(stored entries) in a few vectorised passes.
     """
-    if not matrix.has_sorted_indices:
-        raise ValueError("topk_mask needs a CSR matrix with sorted indices (call sort_indices())")
-    counts = np.diff(matrix.indptr)
-    keep = np.ones(matrix.nnz, dtype=bool)
-    big = np.flatnonzero(counts > k)
-    if len(big) == 0:
-        return keep
-    if k == 0:
-        return np.zeros(matrix.nnz, dtype=bool)
-    step = max(1, _PAD_BUDGET // int(counts[big].max()))
-    for start in range(0, len(big), step):
-        rows = big[start : start + step]
-        flat, local_row, offset = _gather(matrix.indptr, rows)
-        values = matrix.data[flat]
-        width = int(counts[rows].max())
-        pad = np.full((len(rows), width), -np.inf, dtype=np.float64)
-        pad[local_row, offset] = values
-        threshold = np.partition(pad, width - k, axis=1)[:, width - k][local_row]
-        greater = values > threshold
-        equal = values == threshold
-        need = k - np.bincount(local_row, weights=greater, minlength=len(rows)).astype(np.int64)
-        # rank of each tied entry within its row, in column order
-        equal_cum = np.cumsum(equal)
-        first = np.cumsum(counts[rows]) - counts[rows]
-        before = np.concatenate(([0], equal_cum))[first][local_row]
-        equal_rank = equal_cum - 1 - before
-        keep[flat] = greater | (equal & (equal_rank < need[local_row]))
+    n_rows = matrix.shape[0]
+    counts = np.diff(matrix.indptr).astype(np.int64)
+    k = np.broadcast_to(np.asarray(k, dtype=np.int64), (n_rows,))
+    if (k < 0).any():
+        raise ValueError(f"k must be >= 0, got {int(k.min())}")
+    if not (counts > k).any():
+        return np.arange(matrix.nnz, dtype=np.int64)
+    pre = np.flatnonzero((counts > k) & (counts >= 2 * _SAMPLE) & (4 * k <= _SAMPLE) & (k > 0))
+    if len(pre):
+        slots = np.arange(_SAMPLE, dtype=np.int64)
+        positions = matrix.indptr[pre][:, None] + (slots[None, :] * counts[pre][:, None]) // _SAMPLE
+        bound = np.full(n_rows, -np.inf, dtype=matrix.data.dtype)
+        bound[pre] = _kth_smallest(matrix.data[positions], _SAMPLE - k[pre])
+        cand = np.flatnonzero(matrix.data >= np.repeat(bound, counts))
+        cand_row = np.searchsorted(matrix.indptr, cand, side="right") - 1
+    else:
+        cand = np.arange(matrix.nnz, dtype=np.int64)
+        cand_row = row_of_entries(matrix)
+    chosen = _exact_topk(matrix.data[cand], cand_row, matrix.indices[cand], k)
+    return cand[chosen]
+
+
+def topk_mask(matrix: sp.csr_matrix, k: int | np.ndarray) -> np.ndarray:
+    """Boolean mask over ``matrix.data`` of :func:`topk_positions`."""
+    keep = np.zeros(matrix.nnz, dtype=bool)
+    keep[topk_positions(matrix, k)] = True
     return keep
 
 
-def keep_topk(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
+_SAMPLE = 256  # sample size of the lower-bound pre-filter in topk_mask
+
+
+def _exact_topk(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Top-``k[row]`` mask for entries grouped by ascending ``rows`` (ties: lower ``cols``)."""
+    chosen = np.ones(len(values), dtype=bool)
+    if len(values) == 0:
+        return chosen
+    first = np.concatenate(([0], np.flatnonzero(np.diff(rows)) + 1))
+    row_ids = rows[first]
+    counts = np.diff(np.append(first, len(rows)))
+    chosen[k[rows] == 0] = False
+    over = (counts > k[row_ids]) & (k[row_ids] > 0)
+    if not over.any():
+        return chosen
+    # widest rows first; a padded block holds rows at least half as wide as its first
+    pending = np.flatnonzero(over)
+    pending = pending[np.argsort(-counts[pending], kind="stable")]
+    negative_width = -counts[pending]
+    start = 0
+    while start < len(pending):
+        width = int(counts[pending[start]])
+        stop = min(start + max(1, _PAD_BUDGET // width),
+                   int(np.searchsorted(negative_width, -(width // 2), side="right")))
+        which = pending[start : max(stop, start + 1)]
+        start += len(which)
+        row_k = k[row_ids[which]]
+        flat, local, offset = gather_counts(first[which], counts[which])
+        vals = values[flat]
+        width = int(counts[which].max())
+        pad = np.full((len(which), width), -np.inf, dtype=vals.dtype)
+        pad[local, offset] = vals
+        threshold = _kth_smallest(pad, width - row_k)[local]
+        greater = vals > threshold
+        need = row_k - np.bincount(local, weights=greater, minlength=len(which)).astype(np.int64)
+        mask = greater
+        equal = np.flatnonzero(vals == threshold)
+        if len(equal):
+            order = np.lexsort((cols[flat[equal]], local[equal]))
+            eq_local = local[equal][order]
+            rank = np.arange(len(order)) - np.searchsorted(eq_local, eq_local, side="left")
+            mask[equal[order[rank < need[eq_local]]]] = True
+        chosen[flat] = mask
+    return chosen
+
+
+def keep_topk(matrix: sp.csr_matrix, k: int | np.ndarray) -> sp.csr_matrix:
     """A copy of ``matrix`` holding only the top-``k`` entries per row (see :func:`topk_mask`)."""
-    keep = topk_mask(matrix, k)
-    rows = row_of_entries(matrix)[keep]
+    keep = topk_positions(matrix, k)
+    rows = np.searchsorted(matrix.indptr, keep, side="right") - 1
     indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=matrix.shape[0]), out=indptr[1:])
-    out = sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
-    out.has_sorted_indices = True
-    return out
+    return _csr(matrix.data[keep], matrix.indices[keep], indptr, matrix.shape, matrix.has_sorted_indices)
 
 
 def ranked_entries(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -187,3 +250,15 @@ def entries_frame(
     )
     frame["reason"] = reasons if isinstance(reasons, str) else np.asarray(reasons, dtype=object)
     return frame[RECOMMENDATION_COLUMNS]
+
+
+def top_n_dense_row(scores: np.ndarray, n: int) -> np.ndarray:
+    """Columns of the ``n`` largest positive entries of one dense score row,
+    best first, ties to the lower column (the single-user twin of
+    :func:`topk_mask` + :func:`ranked_entries`)."""
+    cand = np.flatnonzero(scores > 0)
+    if len(cand) > n:
+        values = scores[cand]
+        cand = cand[values >= np.partition(values, len(cand) - n)[len(cand) - n]]
+    order = np.lexsort((cand, -scores[cand]))
+    return cand[order[:n]]

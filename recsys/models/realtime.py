@@ -38,13 +38,14 @@ from recsys.models.base import RECOMMENDATION_COLUMNS, Recommender, check_n, che
 from recsys.models.demographic import REASONS, DemographicConfig, DemographicRecommender
 from recsys.models.knn import ItemKNN, KNNConfig, NeighbourRecommender, UserKNN, top_n_sparse
 from recsys.models.live_history import EventUpdate, LiveHistory
-from recsys.models.ranking import take_rows
+from recsys.models.ranking import take_rows, top_n_dense_row
 
 __all__ = ["RealtimeConfig", "RealtimeRecommender", "REALTIME_COLUMNS", "FALLBACK_METHOD"]
 
 REALTIME_COLUMNS = RECOMMENDATION_COLUMNS + ["method"]
 FALLBACK_METHOD = "demographic"
 _NEIGHBOURS = {"item": ItemKNN, "user": UserKNN}
+_NO_COLUMNS = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -179,10 +180,58 @@ class RealtimeRecommender(Recommender):
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     def recommend_one(self, user_id: str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
-        """One user's top-``n`` (the real-time request path)."""
+        """One user's top-``n``: the real-time request path.
+
+        Same frame as ``recommend([user_id], n)``, computed from the user's
+        row and the neighbour lists of its items with plain arrays (no sparse
+        objects, nothing proportional to the number of users).
+        """
         if not isinstance(user_id, str):
             raise ValueError(f"user_id must be a string, got {type(user_id).__name__}")
-        return self.recommend([user_id], n, exclude_purchased)
+        check_user_ids([user_id])
+        n = check_n(n)
+        self._check_fitted()
+        row = self.history_.row_of(user_id)
+        items, weights, bought = self.history_.row_arrays(row)
+        banned = bought if exclude_purchased else _NO_COLUMNS
+        n_eff = min(n, len(self.history_.product_ids))
+        use_knn = len(items) >= self.config.min_history
+        top, top_scores = _NO_COLUMNS, np.zeros(0)
+        if use_knn:
+            scores = self.knn_.score_one(items, weights, row, self.history_.is_fresh(row))
+            scores[banned] = 0.0
+            top = top_n_dense_row(scores, n_eff)
+            top_scores = scores[top].astype(np.float64)
+        need = n_eff - len(top) if (self.config.backfill or not use_knn) else 0
+        cols, values = [top], [top_scores]
+        reasons = [np.full(len(top), self.reason, dtype=object)]
+        methods = [np.full(len(top), self.knn_.name, dtype=object)]
+        if need > 0:
+            fb = self.fallback_
+            seg = self._segments([user_id], np.array([row]))[0]
+            excluded = np.union1d(banned, top)
+            order = fb.segment_order_[seg, : need + len(excluded)]
+            order = order[(order >= 0) & ~np.isin(order, excluded)][:need].astype(np.int64)
+            cols.append(order)
+            values.append(fb.segment_scores_[seg, order])
+            reasons.append(np.asarray(REASONS, dtype=object)[fb.segment_reasons_[seg, fb.product_category_[order]]])
+            methods.append(np.full(len(order), FALLBACK_METHOD, dtype=object))
+        col = np.concatenate(cols)
+        return self._frame(np.zeros(len(col), dtype=np.int64), [user_id], col, np.concatenate(values),
+                           np.arange(1, len(col) + 1), np.concatenate(reasons), np.concatenate(methods))
+
+    def _frame(self, rows: np.ndarray, ids: Sequence[str], cols: np.ndarray, scores: np.ndarray, ranks: np.ndarray,
+               reasons: np.ndarray, methods: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "user_id": np.asarray(ids, dtype=object)[rows],
+                "product_id": np.asarray(self.history_.product_ids, dtype=object)[cols],
+                "score": np.asarray(scores, dtype=np.float64),
+                "rank": np.asarray(ranks, dtype=np.int64),
+                "reason": reasons,
+                "method": methods,
+            }
+        )
 
     def method_of(self, user_ids: Sequence[str] | str) -> pd.Series:
         """Which path answers each user now: the k-NN name or ``demographic``."""
@@ -225,14 +274,4 @@ class RealtimeRecommender(Recommender):
         reasons = np.concatenate(parts_reason)
         methods = np.concatenate(parts_method)
         order = np.lexsort((rank, r))
-        frame = pd.DataFrame(
-            {
-                "user_id": np.asarray(ids, dtype=object)[r[order]],
-                "product_id": np.asarray(self.history_.product_ids, dtype=object)[c[order]],
-                "score": v[order].astype(np.float64),
-                "rank": rank[order].astype(np.int64),
-                "reason": reasons[order],
-                "method": methods[order],
-            }
-        )
-        return frame
+        return self._frame(r[order], ids, c[order], v[order], rank[order], reasons[order], methods[order])

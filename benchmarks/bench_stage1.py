@@ -1,0 +1,175 @@
+"""Stage 1 benchmark: fit time, peak memory, single-user latency and batch throughput.
+
+Usage (from the project root)::
+
+    .venv/bin/python benchmarks/bench_stage1.py --profile large
+    .venv/bin/python benchmarks/bench_stage1.py --profile thesis --users 1000
+
+Measured in process, one thread (BLAS pinned; scipy's sparse products are
+single-threaded anyway), after a warm-up:
+
+* fit: building the weighted interaction matrix, then fitting the real-time
+  recommender (item-item top-k cosine neighbours + demographic fallback);
+* single-user latency of ``recommend_one(user, n)`` -- a full answer as a
+  DataFrame -- for random users with history (k-NN path) and for unknown
+  visitors (fallback path), p50/p95/p99/max over ``--users`` requests each;
+  and of "add three views, then recommend" for new visitors;
+* batch throughput: top-``n`` for every user of the data set in one call;
+* peak resident memory of the process (``ru_maxrss``) and the size of the
+  neighbour matrix.
+
+Targets (issue 3): p99 <= 5 ms per user, >= 20,000 users/s in batch, fit < 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import sys
+import time
+
+for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_key, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from recsys.data import load_or_generate  # noqa: E402
+from recsys.interactions import Interactions  # noqa: E402
+from recsys.models.knn import KNNConfig  # noqa: E402
+from recsys.models.realtime import RealtimeConfig, RealtimeRecommender  # noqa: E402
+
+TARGET_P99_MS = 5.0
+TARGET_USERS_PER_S = 20_000.0
+TARGET_FIT_S = 60.0
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def latencies_ms(call, arguments: list) -> np.ndarray:
+    out = np.empty(len(arguments))
+    for i, arg in enumerate(arguments):
+        start = time.perf_counter_ns()
+        call(arg)
+        out[i] = (time.perf_counter_ns() - start) / 1e6
+    return out
+
+
+def percentiles(values: np.ndarray) -> dict[str, float]:
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return {"p50": p50, "p95": p95, "p99": p99, "max": float(values.max())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="large", help="data profile: ci | thesis | large")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--users", type=int, default=2000, help="single-user requests per path")
+    parser.add_argument("--n", type=int, default=10, help="recommendations per user")
+    parser.add_argument("--k", type=int, default=50, help="neighbours kept per item")
+    parser.add_argument("--neighbours", default="item", choices=["item", "user"])
+    args = parser.parse_args(argv)
+
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    rng = np.random.default_rng(args.seed)
+
+    t0 = time.perf_counter()
+    dataset = load_or_generate(profile=args.profile, seed=args.seed, data_dir=args.data_dir)
+    load_s = time.perf_counter() - t0
+    gc.collect()
+    rss_data = peak_rss_mb()
+
+    t0 = time.perf_counter()
+    interactions = Interactions.from_dataset(dataset)
+    matrix_s = time.perf_counter() - t0
+    config = RealtimeConfig(neighbours=args.neighbours, knn=KNNConfig(k=args.k))
+    t0 = time.perf_counter()
+    model = RealtimeRecommender(config).fit(dataset, interactions)
+    fit_s = time.perf_counter() - t0
+    rss_fit = peak_rss_mb()
+    sim = model.knn_.similarity_
+    sim_mb = (sim.data.nbytes + sim.indices.nbytes + sim.indptr.nbytes) / 2**20
+
+    user_ids = dataset.users["user_id"].to_numpy(dtype=object)
+    with_history = user_ids[np.diff(interactions.matrix.indptr) > 0]
+    knn_users = list(rng.choice(with_history, size=args.users, replace=len(with_history) < args.users))
+    visitors = [f"visitor_{i}" for i in range(args.users)]
+    n = args.n
+
+    def one(user: str) -> pd.DataFrame:
+        return model.recommend_one(user, n)
+
+    latencies_ms(one, knn_users[:100] + visitors[:100])  # warm-up
+    knn_lat = latencies_ms(one, knn_users)
+    fallback_lat = latencies_ms(one, visitors)
+    answered = model.recommend(knn_users[:200] + visitors[:200], n)
+    methods = answered.groupby("user_id", sort=False)["method"].first()
+
+    products = dataset.products["product_id"].to_numpy(dtype=object)
+    newcomers = [f"newcomer_{i}" for i in range(min(args.users, 500))]
+    now = dataset.as_of + pd.Timedelta(hours=1)
+
+    def update_then_answer(user: str) -> pd.DataFrame:
+        views = pd.DataFrame({"user_id": user, "product_id": rng.choice(products, 3), "event_type": "view",
+                              "timestamp": now})
+        model.add_events(views)
+        return model.recommend_one(user, n)
+
+    update_lat = latencies_ms(update_then_answer, newcomers)
+    left_fallback = (model.method_of(newcomers) != "demographic").mean()
+
+    all_users = list(user_ids)
+    t0 = time.perf_counter()
+    batch = model.recommend(all_users, n)
+    batch_s = time.perf_counter() - t0
+    rss_end = peak_rss_mb()
+
+    rows = [
+        ("data", f"profile={args.profile} seed={args.seed}: {dataset.n_users:,} users, "
+                 f"{dataset.n_products:,} products, {len(dataset.events):,} events, {interactions.matrix.nnz:,} "
+                 f"user-product pairs (load {load_s:.1f} s)"),
+        ("fit: interaction matrix", f"{matrix_s:.2f} s"),
+        ("fit: real-time model (k-NN + fallback)", f"{fit_s:.2f} s  (target < {TARGET_FIT_S:.0f} s)"),
+        ("fit: total", f"{matrix_s + fit_s:.2f} s"),
+        ("neighbour matrix", f"{sim.shape[0]:,} x {sim.shape[1]:,}, {sim.nnz:,} entries (k={args.k}), "
+                             f"{sim_mb:.1f} MiB CSR float32"),
+    ]
+    for label, lat in (("k-NN", knn_lat), ("fallback", fallback_lat), ("add 3 views + answer", update_lat)):
+        p = percentiles(lat)
+        rows.append((f"latency {label} (ms, {len(lat)} users)",
+                     f"p50 {p['p50']:.3f}  p95 {p['p95']:.3f}  p99 {p['p99']:.3f}  max {p['max']:.3f}"))
+    rows += [
+        ("paths answered (sample)", f"{dict(methods.value_counts())}"),
+        ("newcomers on k-NN after 3 views", f"{left_fallback:.1%}"),
+        ("batch top-n, all users", f"{len(all_users):,} users in {batch_s:.2f} s = "
+                                   f"{len(all_users) / batch_s:,.0f} users/s ({len(batch):,} rows; "
+                                   f"target >= {TARGET_USERS_PER_S:,.0f})"),
+        ("peak RSS (MiB)", f"after load {rss_data:,.0f}; after fit {rss_fit:,.0f}; end {rss_end:,.0f}"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"Stage 1 benchmark (n={n}, neighbours={args.neighbours}, 1 thread)")
+    print("-" * (width + 60))
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    checks = {
+        "p99 k-NN <= 5 ms": percentiles(knn_lat)["p99"] <= TARGET_P99_MS,
+        "p99 fallback <= 5 ms": percentiles(fallback_lat)["p99"] <= TARGET_P99_MS,
+        "batch >= 20,000 users/s": len(all_users) / batch_s >= TARGET_USERS_PER_S,
+        "fit < 60 s": matrix_s + fit_s < TARGET_FIT_S,
+    }
+    print("-" * (width + 60))
+    for name, ok in checks.items():
+        print(f"{'PASS' if ok else 'MISS'}  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
