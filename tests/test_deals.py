@@ -388,6 +388,10 @@ def test_bad_frames_and_users_are_named():
         generator().generate(make_user(), dup, AS_OF)
     with pytest.raises(ValueError, match="bool"):
         generator().generate(make_user(), frame.assign(purchased=0), AS_OF)
+    for missing_name in (frame.assign(name=frame["name"].astype(object).where(frame.index != 1, None)),
+                         frame.assign(name=[f"n{i}" for i in range(4)] + [3])):
+        with pytest.raises(ValueError, match="candidates.name: expected non-missing strings"):
+            generator().generate(make_user(), missing_name, AS_OF)
     with pytest.raises(ValueError, match="price_sensitivity"):
         generator().generate(make_user(ps=1.5), frame, AS_OF)
     with pytest.raises(ValueError, match="missing field"):

@@ -63,7 +63,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.stats import rankdata
 
 from recsys.config import ConfigError
 from recsys.data.dataset import Dataset
@@ -193,8 +192,8 @@ def _check_ids(ids: np.ndarray) -> None:
         empty = ids == ""
         if empty.any():
             _fail("product_id", "empty ids", ids[empty])
-        dup = pd.Index(ids).duplicated(keep=False)
-        if dup.any():
+        if len(set(ids.tolist())) != len(ids):
+            dup = pd.Index(ids).duplicated(keep=False)
             _fail("product_id", "duplicate ids (one deal per product needs unique rows)", ids[dup])
 
 
@@ -204,8 +203,14 @@ def _column_arrays(candidates: pd.DataFrame, columns: Mapping[str, str]) -> dict
         series = candidates[column]
         if kind == "str":
             values = series.to_numpy(dtype=object)
-            if len(values) and (series.isna().any() or pd.api.types.infer_dtype(series, skipna=False) != "string"):
-                bad = np.array([not isinstance(v, str) or pd.isna(v) for v in values])
+            if not len(values):
+                ok = True
+            elif series.dtype == object:  # NaN/None in an object column make infer_dtype "mixed"
+                ok = pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty")
+            else:
+                ok = pd.api.types.infer_dtype(series, skipna=False) in ("string", "empty") and not series.isna().any()
+            if not ok:
+                bad = np.array([not isinstance(v, str) for v in values], dtype=bool)
                 _fail(column, "expected non-missing strings", values[bad])
         elif kind == "bool":
             if not pd.api.types.is_bool_dtype(series):
@@ -236,58 +241,70 @@ def validate_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in CANDIDATE_COLUMNS if c not in candidates.columns]
     if missing:
         raise ValueError(f"candidates lack column(s) {missing}; the contract needs {list(CANDIDATE_COLUMNS)}")
+    return pd.DataFrame(_validated_arrays(candidates))
+
+
+def _validated_arrays(candidates: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The columns of a valid candidate frame as arrays (contract columns,
+    ``category_price_quantile``, then any extra columns)."""
+    if not isinstance(candidates, pd.DataFrame):
+        raise ValueError(f"candidates must be a pandas DataFrame, got {type(candidates).__name__}")
+    present = set(candidates.columns)
+    missing = [c for c in CANDIDATE_COLUMNS if c not in present]
+    if missing:
+        raise ValueError(f"candidates lack column(s) {missing}; the contract needs {list(CANDIDATE_COLUMNS)}")
     out = _column_arrays(candidates, CANDIDATE_COLUMNS)
-    if "category_price_quantile" in candidates.columns:
+    if "category_price_quantile" in present:
         out["category_price_quantile"] = candidates["category_price_quantile"].to_numpy(dtype=np.float64, na_value=np.nan)
     _check_values(out)
     _check_ids(out["product_id"])
     out["stock"] = out["stock"].astype(np.int64)
     if "category_price_quantile" not in out:
         out["category_price_quantile"] = _category_price_quantile(out["category"], out["price"])
-    extra = {c: candidates[c].to_numpy() for c in candidates.columns if c not in out}
-    return pd.DataFrame({**out, **extra})
+    for column in candidates.columns:
+        if column not in out:
+            out[column] = candidates[column].to_numpy()
+    return out
 
 
-@dataclass
 class CandidateBlock:
     """Candidate frames of many users over one product table.
 
     ``products``: a DataFrame of :data:`PRODUCT_COLUMNS` (one row per product,
-    unique ids); ``user_ids`` (n_users,); ``affinity``,
+    unique ids; extra columns kept); ``user_ids`` (n_users,); ``affinity``,
     ``similarity_to_viewed``, ``behaviour_score`` (float) and ``purchased``
     (bool): users x products arrays. Validated on construction against the
-    same rules as the frame.
+    same rules as the frame. ``arrays`` holds the product columns as numpy
+    arrays (what the generator reads).
     """
 
-    products: pd.DataFrame
-    user_ids: np.ndarray
-    affinity: np.ndarray
-    similarity_to_viewed: np.ndarray
-    behaviour_score: np.ndarray
-    purchased: np.ndarray
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.products, pd.DataFrame):
-            raise ValueError(f"CandidateBlock.products must be a DataFrame, got {type(self.products).__name__}")
+    def __init__(self, products: pd.DataFrame, user_ids: Any, affinity: Any, similarity_to_viewed: Any,
+                 behaviour_score: Any, purchased: Any) -> None:
+        if not isinstance(products, pd.DataFrame):
+            raise ValueError(f"CandidateBlock.products must be a DataFrame, got {type(products).__name__}")
         columns = {c: CANDIDATE_COLUMNS[c] for c in PRODUCT_COLUMNS if c in CANDIDATE_COLUMNS}
-        missing = [c for c in columns if c not in self.products.columns]
+        missing = [c for c in columns if c not in products.columns]
         if missing:
             raise ValueError(f"CandidateBlock.products lacks column(s) {missing}; needs {list(PRODUCT_COLUMNS)}")
-        arrays = _column_arrays(self.products, columns)
-        if "category_price_quantile" in self.products.columns:
-            arrays["category_price_quantile"] = self.products["category_price_quantile"].to_numpy(dtype=float)
+        arrays = _column_arrays(products, columns)
+        if "category_price_quantile" in products.columns:
+            arrays["category_price_quantile"] = products["category_price_quantile"].to_numpy(dtype=float)
         else:
             arrays["category_price_quantile"] = _category_price_quantile(arrays["category"], arrays["price"])
         _check_values(arrays)
         _check_ids(arrays["product_id"])
         arrays["stock"] = arrays["stock"].astype(np.int64)
-        extra = {c: self.products[c].to_numpy() for c in self.products.columns if c not in arrays}
-        self.products = pd.DataFrame({**arrays, **extra})
-        self.user_ids = np.asarray(self.user_ids, dtype=object).ravel()
-        shape = (len(self.user_ids), len(self.products))
+        for column in products.columns:
+            if column not in arrays:
+                arrays[column] = products[column].to_numpy()
+        self.arrays = arrays
+        self._products: pd.DataFrame | None = None
+        self.user_ids = np.asarray(user_ids, dtype=object).ravel()
+        shape = (len(self.user_ids), len(arrays["product_id"]))
+        given = {"affinity": affinity, "similarity_to_viewed": similarity_to_viewed,
+                 "behaviour_score": behaviour_score, "purchased": purchased}
         for name in USER_COLUMNS:
-            dtype = bool if name == "purchased" else np.float64
-            value = np.asarray(getattr(self, name), dtype=dtype)
+            value = np.asarray(given[name], dtype=bool if name == "purchased" else np.float64)
             if value.ndim == 1 and shape[0] == 1:
                 value = value[None, :]
             if value.shape != shape:
@@ -295,48 +312,68 @@ class CandidateBlock:
             setattr(self, name, value)
         _check_values({c: getattr(self, c) for c in ("affinity", "similarity_to_viewed", "behaviour_score")})
 
+    affinity: np.ndarray
+    similarity_to_viewed: np.ndarray
+    behaviour_score: np.ndarray
+    purchased: np.ndarray
+
+    @property
+    def products(self) -> pd.DataFrame:
+        """The product table as a DataFrame (built on first use)."""
+        if self._products is None:
+            self._products = pd.DataFrame(self.arrays)
+        return self._products
+
     @property
     def n_users(self) -> int:
         return len(self.user_ids)
 
     @property
     def n_products(self) -> int:
-        return len(self.products)
+        return len(self.arrays["product_id"])
 
     @classmethod
     def from_frame(cls, candidates: pd.DataFrame, user_id: str) -> CandidateBlock:
         """A one-user block from a candidate frame (validated)."""
-        frame = validate_candidates(candidates)
-        block = object.__new__(cls)  # the frame is valid: skip re-validation
-        block.products = frame.drop(columns=list(USER_COLUMNS))
+        arrays = _validated_arrays(candidates)
+        block = object.__new__(cls)  # the arrays are valid: skip re-validation
+        block.arrays = {c: v for c, v in arrays.items() if c not in USER_COLUMNS}
+        block._products = None
         block.user_ids = np.array([user_id], dtype=object)
         for c in USER_COLUMNS:
-            setattr(block, c, frame[c].to_numpy()[None, :])
+            setattr(block, c, arrays[c][None, :])
         return block
 
     def frame(self, i: int) -> pd.DataFrame:
         """The candidate frame of the block's ``i``-th user."""
-        out = self.products.copy()
-        for c in USER_COLUMNS:
-            out[c] = getattr(self, c)[i]
-        return out
+        return pd.DataFrame({**self.arrays, **{c: getattr(self, c)[i] for c in USER_COLUMNS}})
 
     def take(self, rows: Sequence[int] | np.ndarray) -> CandidateBlock:
         """The block restricted to some users (rows)."""
         rows = np.asarray(rows, dtype=np.int64)
-        return CandidateBlock(self.products, self.user_ids[rows],
-                              *(getattr(self, c)[rows] for c in USER_COLUMNS))
+        block = object.__new__(CandidateBlock)
+        block.arrays, block._products, block.user_ids = self.arrays, self._products, self.user_ids[rows]
+        for c in USER_COLUMNS:
+            setattr(block, c, getattr(self, c)[rows])
+        return block
 
 
 # -- the four deal types ------------------------------------------------------------
 def _rank_pct(values: np.ndarray) -> np.ndarray:
-    """Row-wise percentile rank in (0, 1] among finite values (ties averaged); NaN stays NaN."""
+    """Row-wise percentile rank in (0, 1] among finite values (ties get their
+    average rank, as ``scipy.stats.rankdata``); NaN stays NaN."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
-    if values.shape[1] == 0:
-        return values.copy()
-    ranks = rankdata(values, axis=1, nan_policy="omit")
-    counts = (~np.isnan(values)).sum(axis=1, keepdims=True)
-    return ranks / np.maximum(counts, 1)
+    out = np.full(values.shape, np.nan)
+    for i, row in enumerate(values):
+        finite = ~np.isnan(row)
+        v = row[finite]
+        if not len(v):
+            continue
+        s = np.sort(v)
+        # average of the 1-based ranks left+1 .. right of each tie group
+        left, right = np.searchsorted(s, v, "left"), np.searchsorted(s, v, "right")
+        out[i, finite] = (left + right + 1) / 2.0 / len(v)
+    return out
 
 
 def type_arrays(block: CandidateBlock, seasonal: np.ndarray, rules: DealRules) -> dict[str, np.ndarray]:
@@ -344,7 +381,7 @@ def type_arrays(block: CandidateBlock, seasonal: np.ndarray, rules: DealRules) -
     (``<type>_strength``), ``affinity_pct``, ``any_type`` and ``score``.
     ``seasonal`` is the users x products mask of in-season categories."""
     aff_pct = _rank_pct(block.affinity)
-    sales = block.products["sales"].to_numpy(dtype=float)
+    sales = block.arrays["sales"]
     low_sales = sales <= (np.quantile(sales, rules.low_sales_quantile) if len(sales) else 0.0)
     sim_pct = _rank_pct(block.similarity_to_viewed)
     behaviour = block.behaviour_score
@@ -394,7 +431,7 @@ def deal_type_scores(candidates: pd.DataFrame, seasonal_categories: Any, rules: 
     categories (``config.boosted_categories(region, season)``).
     """
     block = CandidateBlock.from_frame(candidates, "user")
-    seasonal = np.isin(block.products["category"].to_numpy(dtype=object), list(seasonal_categories))[None, :]
+    seasonal = np.isin(block.arrays["category"], list(seasonal_categories))[None, :]
     arrays = type_arrays(block, seasonal, rules)
     out = pd.DataFrame({k: v[0] for k, v in arrays.items()}, index=candidates.index)
     out["deal_types"], out["deal_reason"] = type_labels(out[list(DEAL_TYPES)].to_numpy(), rules)
@@ -477,6 +514,14 @@ class CandidateBuilder:
         self.category_price_quantile_ = _category_price_quantile(
             products["category"].to_numpy(dtype=object), products["price"].to_numpy(dtype=float)
         )
+        self._static = {
+            "product_id": products["product_id"].to_numpy(dtype=object),
+            "name": products["name"].to_numpy(dtype=object),
+            "category": products["category"].to_numpy(dtype=object),
+            "price": products["price"].to_numpy(dtype=float),
+            "cost": products["cost"].to_numpy(dtype=float),
+            "stock": products["stock"].to_numpy(dtype=np.int64),
+        }
 
     def rows(self, user_ids: Sequence[str] | str) -> np.ndarray:
         """Row of each user id in the data set; ``ValueError`` for unknown ids."""
@@ -521,22 +566,17 @@ class CandidateBuilder:
                 out[i] = np.clip(block.max(axis=0), 0.0, 1.0)
         return out[0] if isinstance(user_ids, str) else out
 
+    def _product_arrays(self, demand_score: Any) -> dict[str, np.ndarray]:
+        demand = _per_product(demand_score, self.product_ids, "demand_score", None)
+        if demand.shape != (len(self.product_ids),):
+            raise ValueError(f"demand_score must have one value per product ({len(self.product_ids)},), got {demand.shape}")
+        _check_values({"demand_score": demand})
+        return {**self._static, "demand_score": demand, "sales": self.sales_,
+                "category_price_quantile": self.category_price_quantile_}
+
     def product_table(self, demand_score: Any) -> pd.DataFrame:
         """The product columns of the candidate frame (:data:`PRODUCT_COLUMNS`)."""
-        products = self.dataset.products
-        return pd.DataFrame(
-            {
-                "product_id": products["product_id"].to_numpy(dtype=object),
-                "name": products["name"].to_numpy(dtype=object),
-                "category": products["category"].to_numpy(dtype=object),
-                "price": products["price"].to_numpy(dtype=float),
-                "cost": products["cost"].to_numpy(dtype=float),
-                "stock": products["stock"].to_numpy(dtype=np.int64),
-                "demand_score": _per_product(demand_score, self.product_ids, "demand_score", None),
-                "sales": self.sales_,
-                "category_price_quantile": self.category_price_quantile_,
-            }
-        )
+        return pd.DataFrame(self._product_arrays(demand_score))
 
     def build_block(
         self, user_ids: Sequence[str], affinity: Any, demand_score: Any, similarity: Any = None
@@ -564,7 +604,23 @@ class CandidateBuilder:
         Series indexed by product id; a Series missing products gives them
         NaN affinity / zero similarity (demand must be complete).
         """
-        return self.build_block([user_id], affinity, demand_score, similarity).frame(0)
+        row = self.rows([user_id])[0]
+        n = len(self.product_ids)
+        affinity = _per_product(affinity, self.product_ids, "affinity", np.nan).reshape(-1)
+        similarity = np.zeros(n) if similarity is None else _per_product(
+            similarity, self.product_ids, "similarity", 0.0).reshape(-1)
+        if affinity.shape != (n,) or similarity.shape != (n,):
+            raise ValueError(f"affinity and similarity must have one value per product ({n},) for one user")
+        user = {
+            "affinity": affinity,
+            "similarity_to_viewed": similarity,
+            "behaviour_score": self.behaviour_scores(user_id),
+            "purchased": self.purchased_[row].toarray().ravel().astype(bool),
+        }
+        _check_values(user)
+        columns = {c: (pd.Series(v, dtype=object, copy=False) if v.dtype == object else v)
+                   for c, v in {**self._product_arrays(demand_score), **user}.items()}
+        return pd.DataFrame(columns, copy=False)
 
 
 def build_candidates(

@@ -229,8 +229,12 @@ class DealGenerator:
         block = CandidateBlock.from_frame(candidates, profile.user_id)
         if self.rate_limiter is not None:
             self.rate_limiter.acquire(profile.user_id)
-        batch = self._run([profile], [user], block, as_of, season, n_requested)
-        return batch.result(profile.user_id)
+        deals, stats = self._run([profile], [user], block, as_of, season, n_requested)
+        return DealResult(
+            profile.user_id, as_of, season, deals, block.n_products, int(stats["n_eligible"][0]),
+            int(stats["n_requested"][0]), {r: int(stats["excluded"][r][0]) for r in EXCLUSION_REASONS},
+            stats["shortfall_reason"][0],
+        )
 
     def generate_many(
         self,
@@ -252,23 +256,33 @@ class DealGenerator:
             raise ValueError("users.user_id must equal block.user_ids, in order")
         n_requested = self._num_deals(num_deals)
         as_of, season = self._when(as_of, season)
-        return self._run(profiles, records, block, as_of, season, n_requested)
+        deals, stats = self._run(profiles, records, block, as_of, season, n_requested)
+        summary = pd.DataFrame({
+            "user_id": np.asarray(block.user_ids, dtype=object),
+            "n_deals": stats["n_deals"],
+            "n_requested": stats["n_requested"],
+            "n_candidates": np.full(len(profiles), block.n_products, dtype=np.int64),
+            "n_eligible": stats["n_eligible"],
+            "shortfall_reason": np.array(stats["shortfall_reason"], dtype=object),
+            **{f"excluded_{r}": stats["excluded"][r] for r in EXCLUSION_REASONS},
+        })
+        return DealBatch(as_of, season, deals, summary)
 
     # -- the pipeline -------------------------------------------------------------------
     def _run(self, profiles: list[UserProfile], users: list[Any], block: CandidateBlock, as_of: pd.Timestamp,
-             season: str, n_requested: int | None) -> DealBatch:
-        cfg, rules, products = self.config.deals, self.rules, block.products
-        seasonal = self.pricer.seasonal_mask(products["category"].to_numpy(dtype=object), profiles, season)
+             season: str, n_requested: int | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+        cfg, rules, products = self.config.deals, self.rules, block.arrays
+        seasonal = self.pricer.seasonal_mask(products["category"], profiles, season)
         types = type_arrays(block, seasonal, rules)
         extra = self.pricer.extra(block.frame, users, block.n_products)
-        priced = self.pricer.terms(products["demand_score"].to_numpy(), seasonal, profiles, extra)
-        guard = guard_arrays(products["price"].to_numpy()[None, :], products["cost"].to_numpy()[None, :],
+        priced = self.pricer.terms(products["demand_score"], seasonal, profiles, extra)
+        guard = guard_arrays(products["price"][None, :], products["cost"][None, :],
                              priced["raw_discount"], cfg)
         tier_q = np.array([self.config.spending_tier(p.spending_tier).max_price_quantile if rules.apply_spending_tier
                            else 1.0 for p in profiles])
         eligible, excluded = eligibility(
-            products["stock"].to_numpy(), products["cost"].to_numpy(), block.purchased,
-            products["category_price_quantile"].to_numpy(), tier_q, types["any_type"], guard["margin_infeasible"],
+            products["stock"], products["cost"], block.purchased, products["category_price_quantile"], tier_q,
+            types["any_type"], guard["margin_infeasible"],
             rules.exclude_purchased,
         )
         n_eligible = eligible.sum(axis=1)
@@ -279,47 +293,40 @@ class DealGenerator:
             target = np.full(len(profiles), n_requested)
         rows, cols = self._select(block, types, eligible, np.minimum(target, n_eligible))
         deals = self._deal_frame(block, rows, cols, types, priced, guard, as_of, season)
-        summary = pd.DataFrame({
-            "user_id": np.asarray(block.user_ids, dtype=object),
+        stats = {
             "n_deals": np.bincount(rows, minlength=len(profiles)).astype(np.int64),
             "n_requested": target.astype(np.int64),
-            "n_candidates": np.full(len(profiles), block.n_products, dtype=np.int64),
             "n_eligible": n_eligible.astype(np.int64),
-            "shortfall_reason": np.array(
-                [self._shortfall(int(e), int(t), {r: int(excluded[r][i]) for r in EXCLUSION_REASONS}, block.n_products)
-                 if e < t else None for i, (e, t) in enumerate(zip(n_eligible, target, strict=True))], dtype=object),
-            **{f"excluded_{r}": excluded[r].astype(np.int64) for r in EXCLUSION_REASONS},
-        })
-        return DealBatch(as_of, season, deals, summary[SUMMARY_COLUMNS])
+            "excluded": {r: excluded[r].astype(np.int64) for r in EXCLUSION_REASONS},
+            "shortfall_reason": [
+                self._shortfall(int(e), int(t), {r: int(excluded[r][i]) for r in EXCLUSION_REASONS}, block.n_products)
+                if e < t else None for i, (e, t) in enumerate(zip(n_eligible, target, strict=True))
+            ],
+        }
+        return deals, stats
 
     def _select(self, block: CandidateBlock, types: dict[str, np.ndarray], eligible: np.ndarray,
                 n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(user row, product column) of every deal, users in order, best first
         within a user (module docstring, step 4)."""
-        pid_rank = pd.Index(block.products["product_id"].to_numpy(dtype=str)).argsort(kind="stable").argsort()
-        score = np.where(eligible, types["score"], -np.inf)
-        keys = (np.broadcast_to(pid_rank, score.shape), -score)
-        order = np.lexsort(keys, axis=-1)  # per row: by score desc, then product id
+        pids = block.arrays["product_id"].astype(str)
+        score = types["score"]
         fired = np.stack([types[t] & eligible for t in DEAL_TYPES])  # types x users x products
         rows_out, cols_out = [], []
         for u in range(block.n_users):
             k = int(n[u])
             if k <= 0:
                 continue
-            ranked = order[u, : int(eligible[u].sum())]
-            chosen: list[int] = []
+            idx = np.flatnonzero(eligible[u])
+            ranked = idx[np.lexsort((pids[idx], -score[u, idx]))]  # by score desc, then product id
             if self.rules.cover_types:
-                for t in range(len(DEAL_TYPES)):
-                    hits = ranked[fired[t, u, ranked]]
-                    if len(hits) and int(hits[0]) not in chosen:
-                        chosen.append(int(hits[0]))
-                position = {int(c): r for r, c in enumerate(ranked)}
-                chosen = sorted(chosen, key=position.__getitem__)[:k]
-                taken = set(chosen)
-                rest = [int(c) for c in ranked if int(c) not in taken][: k - len(chosen)]
-                chosen = sorted(chosen + rest, key=position.__getitem__)
+                hits = fired[:, u, ranked]  # types x ranked
+                picks = ranked[hits.argmax(axis=1)[hits.any(axis=1)]]  # best product of each type that fires
+                picks = ranked[np.isin(ranked, picks)][:k]  # best first, at most k
+                rest = ranked[~np.isin(ranked, picks)][: k - len(picks)]
+                chosen = ranked[np.isin(ranked, np.concatenate([picks, rest]))]
             else:
-                chosen = [int(c) for c in ranked[:k]]
+                chosen = ranked[:k]
             rows_out.append(np.full(len(chosen), u, dtype=np.int64))
             cols_out.append(np.asarray(chosen, dtype=np.int64))
         if not rows_out:
@@ -335,8 +342,8 @@ class DealGenerator:
     def _deal_frame(self, block: CandidateBlock, rows: np.ndarray, cols: np.ndarray, types: dict[str, np.ndarray],
                     priced: dict[str, np.ndarray], guard: dict[str, np.ndarray], as_of: pd.Timestamp,
                     season: str) -> pd.DataFrame:
-        products, shape = block.products, types["score"].shape
-        demand = products["demand_score"].to_numpy(dtype=float)[cols]
+        products, shape = block.arrays, types["score"].shape
+        demand = products["demand_score"][cols]
         days = expiry_days(demand, self.config.deals)
         stamp = {int(d): (as_of + pd.Timedelta(days=int(d))).isoformat() for d in np.unique(days)}
         fired = np.column_stack([types[t][rows, cols] for t in DEAL_TYPES]).astype(bool)
@@ -345,7 +352,7 @@ class DealGenerator:
         rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)])) + 1 if len(rows) else rows
 
         def product(column: str, dtype: Any) -> np.ndarray:
-            return products[column].to_numpy(dtype=dtype)[cols]
+            return np.asarray(products[column], dtype=dtype)[cols]
 
         deals = pd.DataFrame({
             "user_id": np.asarray(block.user_ids, dtype=object)[rows],
@@ -375,4 +382,4 @@ class DealGenerator:
             "season": np.full(len(rows), season, dtype=object),
             **{c: np.broadcast_to(priced[c], shape)[rows, cols] for c in PRICING_COLUMNS},
         })
-        return deals[DEAL_COLUMNS]
+        return deals

@@ -208,9 +208,8 @@ class DealPricer:
         categories = np.asarray(categories, dtype=object)
         codes, uniques = pd.factorize(categories) if len(categories) else (np.zeros(0, np.int64), [])
         regions = sorted({p.region for p in profiles})
-        table = np.array(
-            [[c in set(self.config.boosted_categories(r, season)) for c in uniques] for r in regions], dtype=bool
-        ).reshape(len(regions), len(uniques))
+        boosted = [set(self.config.boosted_categories(r, season)) for r in regions]
+        table = np.array([[c in b for c in uniques] for b in boosted], dtype=bool).reshape(len(regions), len(uniques))
         region_row = np.array([regions.index(p.region) for p in profiles], dtype=np.int64)
         return table[region_row][:, codes]
 

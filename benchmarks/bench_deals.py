@@ -1,0 +1,92 @@
+"""Deal generation: audit every user of a profile, and measure throughput and latency.
+
+Usage (from the project root)::
+
+    .venv/bin/python benchmarks/bench_deals.py --profile thesis
+    .venv/bin/python benchmarks/bench_deals.py --profile ci --single 200
+
+Steps, in process, one thread (BLAS pinned):
+
+* fit the Stage 2 inputs (PureSVD affinity, demand scores, content similarity
+  to viewed; :func:`recsys.deals.study.fit_deal_inputs`);
+* the batch path: ``DealGenerator.generate_many`` for every user, with price
+  sensitivity off (the seed) and on; users per second;
+* the audit (:func:`recsys.deals.audit.audit_deals`) of both runs: 3..7 deals
+  per user or fewer with a reason, discounts within bounds, deal price >=
+  margin floor, expiry within 1..7 days, the seed's keys, one deal per
+  product, nothing out of stock;
+* the per-request path: ``build`` + ``generate`` for ``--single`` users,
+  p50/p95/max latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_key, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from recsys.data import load_or_generate  # noqa: E402
+from recsys.deals import DealGenerator  # noqa: E402
+from recsys.deals.audit import all_passed, audit_deals  # noqa: E402
+from recsys.deals.study import fit_deal_inputs  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="ci")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--single", type=int, default=200, help="users timed on the per-request path")
+    args = parser.parse_args(argv)
+
+    t = time.perf_counter()
+    dataset = load_or_generate(profile=args.profile, seed=args.seed, data_dir=args.data_dir)
+    print(f"profile {args.profile}: {dataset.n_users} users, {dataset.n_products} products, "
+          f"{len(dataset.events)} events (load {time.perf_counter() - t:.2f} s)")
+    t = time.perf_counter()
+    inputs = fit_deal_inputs(dataset)
+    print(f"Stage 2 inputs + candidate block: {time.perf_counter() - t:.2f} s")
+
+    ok = True
+    for use_ps in (False, True):
+        gen = DealGenerator(dataset.config, rate_limiter=False, use_price_sensitivity=use_ps)
+        t = time.perf_counter()
+        batch = gen.generate_many(inputs.users, inputs.block, dataset.as_of)
+        seconds = time.perf_counter() - t
+        audit = audit_deals(batch, dataset.config.deals)
+        n = batch.summary["n_deals"]
+        print(f"\nprice sensitivity {'on' if use_ps else 'off'}: {len(n)} users in {seconds:.2f} s "
+              f"({len(n) / seconds:.0f} users/s); deals per user {n.min()}..{n.max()}, mean {n.mean():.3f}; "
+              f"users short of {dataset.config.deals.min_deals} (with a reason): {int(batch.summary['shortfall_reason'].notna().sum())}; "
+              f"mean discount {batch.deals['discount_percentage'].mean():.3f}%")
+        print(audit.to_string(index=False))
+        ok &= all_passed(audit)
+
+    gen = DealGenerator(dataset.config, rate_limiter=False)
+    rng = np.random.default_rng(0)
+    rows = rng.choice(dataset.n_users, size=min(args.single, dataset.n_users), replace=False)
+    records = inputs.users.to_dict("records")
+    block, demand = inputs.block, inputs.block.products["demand_score"].to_numpy()
+    times = []
+    for r in rows:
+        user_id = records[r]["user_id"]
+        t = time.perf_counter()
+        frame = inputs.builder.build(user_id, block.affinity[r], demand, block.similarity_to_viewed[r])
+        gen.generate(records[r], frame, dataset.as_of)
+        times.append(time.perf_counter() - t)
+    ms = pd.Series(times) * 1e3
+    print(f"\nper-request build + generate, {len(ms)} users: p50 {ms.quantile(0.5):.2f} ms, "
+          f"p95 {ms.quantile(0.95):.2f} ms, max {ms.max():.2f} ms")
+    print("\nALL RULES HOLD" if ok else "\nRULE VIOLATIONS FOUND")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
