@@ -143,7 +143,7 @@ class DemandModel:
     actual, model, naive, moving_average``), ``errors_`` (one row per
     forecaster: ``model, mae, rmse, wape``), ``forecast_`` (per product:
     ``product_id, last_period_demand, predicted_demand, demand_score``),
-    ``regressor_`` (refitted on every period), ``feature_names_``,
+    ``regressor_`` (a :class:`QuantileBinned` HGB refitted on every period), ``feature_names_``,
     ``panel_`` (the per-period counts).
     """
 
@@ -229,8 +229,7 @@ class DemandModel:
             raise RuntimeError("DemandModel is not fitted: call fit(dataset) first")
 
     # -- model ----------------------------------------------------------------
-    def _fit_regressor(self, X: np.ndarray, y: np.ndarray, offset: np.ndarray,
-                       names: list[str]) -> HistGradientBoostingRegressor:
+    def _fit_regressor(self, X: np.ndarray, y: np.ndarray, offset: np.ndarray, names: list[str]) -> QuantileBinned:
         """Poisson regression of ``y`` on ``offset * f(X)``: fit ``y / offset``
         with weight ``offset``."""
         c = self.config
@@ -239,10 +238,10 @@ class DemandModel:
             categorical_features=[n == "category" for n in names], early_stopping=False,
             random_state=c.random_state,
         )
-        return model.fit(X, y / offset, sample_weight=offset)
+        return QuantileBinned(model, [n != "category" for n in names]).fit(X, y / offset, sample_weight=offset)
 
     @staticmethod
-    def _predict(model: HistGradientBoostingRegressor, X: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    def _predict(model: QuantileBinned, X: np.ndarray, offset: np.ndarray) -> np.ndarray:
         return np.clip(model.predict(X), 0, None) * offset
 
     def _features(
@@ -285,6 +284,37 @@ class DemandModel:
         names += [f"{e}s_lag_1" for e in LEADING_EVENTS]
         names += ["in_peak_season", "peak_share_lags", "category", "log_price"]
         return np.vstack(blocks), np.concatenate(offsets), np.concatenate(t_index), names
+
+
+class QuantileBinned:
+    """A ``HistGradientBoostingRegressor`` on features quantized beforehand
+    to at most ``max_bins`` unweighted quantile bins (the columns in
+    ``binned``; e.g. not a categorical code). This is the binning HGB does
+    itself without sample weights; with weights, scikit-learn computes one
+    weighted percentile per bin edge, which dominated the fit time (16 of 20
+    seconds at the thesis profile)."""
+
+    def __init__(self, model: HistGradientBoostingRegressor, binned: list[bool], max_bins: int = 255) -> None:
+        self.model, self.binned, self.max_bins = model, list(binned), max_bins
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> QuantileBinned:
+        levels = np.linspace(0, 1, self.max_bins + 1)[1:-1]
+        self.thresholds_ = [
+            np.unique(np.quantile(X[:, j], levels, method="averaged_inverted_cdf")) if use else None
+            for j, use in enumerate(self.binned)
+        ]
+        self.model.fit(self._bin(X), y, sample_weight=sample_weight)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.model.predict(self._bin(X))
+
+    def _bin(self, X: np.ndarray) -> np.ndarray:
+        out = np.array(X, dtype=np.float64, copy=True)
+        for j, thresholds in enumerate(self.thresholds_):
+            if thresholds is not None:
+                out[:, j] = np.searchsorted(thresholds, X[:, j], side="left")
+        return out
 
 
 def demand_score(predicted: np.ndarray) -> np.ndarray:

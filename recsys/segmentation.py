@@ -81,6 +81,7 @@ class SegmentationConfig:
                 raise ValueError(f"SegmentationConfig.{name} must be a positive int, got {value!r}")
         if self.n_clusters < 2:
             raise ValueError(f"SegmentationConfig.n_clusters must be >= 2, got {self.n_clusters}")
+        object.__setattr__(self, "group_weights", dict(self.group_weights))
         unknown = sorted(set(self.group_weights) - set(FEATURE_GROUPS))
         if unknown:
             raise ValueError(f"SegmentationConfig.group_weights has unknown groups {unknown}; known: {list(FEATURE_GROUPS)}")
