@@ -18,6 +18,9 @@ single-threaded anyway), after a warm-up:
 * peak resident memory of the process (``ru_maxrss``) and the size of the
   neighbour matrix.
 
+Wall-clock and process CPU time are both printed: on a shared machine the
+wall clock includes time the process waited for a core, the CPU time does not.
+
 Targets (issue 3): p99 <= 5 ms per user, >= 20,000 users/s in batch, fit < 60 s.
 """
 
@@ -51,13 +54,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def latencies_ms(call, arguments: list) -> np.ndarray:
-    out = np.empty(len(arguments))
+def latencies_ms(call, arguments: list) -> tuple[np.ndarray, np.ndarray]:
+    """Wall-clock and process-CPU milliseconds of ``call(arg)`` for each argument."""
+    wall, cpu = np.empty(len(arguments)), np.empty(len(arguments))
     for i, arg in enumerate(arguments):
-        start = time.perf_counter_ns()
+        start, start_cpu = time.perf_counter_ns(), time.process_time_ns()
         call(arg)
-        out[i] = (time.perf_counter_ns() - start) / 1e6
-    return out
+        wall[i] = (time.perf_counter_ns() - start) / 1e6
+        cpu[i] = (time.process_time_ns() - start_cpu) / 1e6
+    return wall, cpu
 
 
 def percentiles(values: np.ndarray) -> dict[str, float]:
@@ -81,19 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     threadpool_limits(1)
     rng = np.random.default_rng(args.seed)
 
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     dataset = load_or_generate(profile=args.profile, seed=args.seed, data_dir=args.data_dir)
     load_s = time.perf_counter() - t0
     gc.collect()
     rss_data = peak_rss_mb()
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     interactions = Interactions.from_dataset(dataset)
-    matrix_s = time.perf_counter() - t0
+    matrix_s, matrix_cpu = time.perf_counter() - t0, time.process_time() - c0
     config = RealtimeConfig(neighbours=args.neighbours, knn=KNNConfig(k=args.k))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model = RealtimeRecommender(config).fit(dataset, interactions)
-    fit_s = time.perf_counter() - t0
+    fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
     rss_fit = peak_rss_mb()
     sim = model.knn_.similarity_
     sim_mb = (sim.data.nbytes + sim.indices.nbytes + sim.indptr.nbytes) / 2**20
@@ -108,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         return model.recommend_one(user, n)
 
     latencies_ms(one, knn_users[:100] + visitors[:100])  # warm-up
-    knn_lat = latencies_ms(one, knn_users)
-    fallback_lat = latencies_ms(one, visitors)
+    knn_lat, knn_cpu = latencies_ms(one, knn_users)
+    fallback_lat, fallback_cpu = latencies_ms(one, visitors)
     answered = model.recommend(knn_users[:200] + visitors[:200], n)
     methods = answered.groupby("user_id", sort=False)["method"].first()
 
@@ -123,35 +129,41 @@ def main(argv: list[str] | None = None) -> int:
         model.add_events(views)
         return model.recommend_one(user, n)
 
-    update_lat = latencies_ms(update_then_answer, newcomers)
+    update_lat, update_cpu = latencies_ms(update_then_answer, newcomers)
     left_fallback = (model.method_of(newcomers) != "demographic").mean()
 
     all_users = list(user_ids)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     batch = model.recommend(all_users, n)
-    batch_s = time.perf_counter() - t0
+    batch_s, batch_cpu = time.perf_counter() - t0, time.process_time() - c0
     rss_end = peak_rss_mb()
 
     rows = [
         ("data", f"profile={args.profile} seed={args.seed}: {dataset.n_users:,} users, "
                  f"{dataset.n_products:,} products, {len(dataset.events):,} events, {interactions.matrix.nnz:,} "
                  f"user-product pairs (load {load_s:.1f} s)"),
-        ("fit: interaction matrix", f"{matrix_s:.2f} s"),
-        ("fit: real-time model (k-NN + fallback)", f"{fit_s:.2f} s  (target < {TARGET_FIT_S:.0f} s)"),
-        ("fit: total", f"{matrix_s + fit_s:.2f} s"),
+        ("machine", f"{os.cpu_count()} cores; load average {load_before:.1f} before, "
+                    f"{os.getloadavg()[0]:.1f} after the run (other processes share the cores)"),
+        ("fit: interaction matrix", f"{matrix_s:.2f} s wall, {matrix_cpu:.2f} s CPU"),
+        ("fit: real-time model (k-NN + fallback)", f"{fit_s:.2f} s wall, {fit_cpu:.2f} s CPU"),
+        ("fit: total", f"{matrix_s + fit_s:.2f} s wall, {matrix_cpu + fit_cpu:.2f} s CPU "
+                       f"(target < {TARGET_FIT_S:.0f} s)"),
         ("neighbour matrix", f"{sim.shape[0]:,} x {sim.shape[1]:,}, {sim.nnz:,} entries (k={args.k}), "
                              f"{sim_mb:.1f} MiB CSR float32"),
     ]
-    for label, lat in (("k-NN", knn_lat), ("fallback", fallback_lat), ("add 3 views + answer", update_lat)):
-        p = percentiles(lat)
-        rows.append((f"latency {label} (ms, {len(lat)} users)",
-                     f"p50 {p['p50']:.3f}  p95 {p['p95']:.3f}  p99 {p['p99']:.3f}  max {p['max']:.3f}"))
+    for label, lat, cpu in (("k-NN", knn_lat, knn_cpu), ("fallback", fallback_lat, fallback_cpu),
+                            ("add 3 views + answer", update_lat, update_cpu)):
+        for kind, values in (("wall", lat), ("CPU", cpu)):
+            p = percentiles(values)
+            rows.append((f"latency {label} ({kind} ms, {len(values)} requests)",
+                         f"p50 {p['p50']:.3f}  p95 {p['p95']:.3f}  p99 {p['p99']:.3f}  max {p['max']:.3f}"))
     rows += [
         ("paths answered (sample)", f"{dict(methods.value_counts())}"),
         ("newcomers on k-NN after 3 views", f"{left_fallback:.1%}"),
-        ("batch top-n, all users", f"{len(all_users):,} users in {batch_s:.2f} s = "
-                                   f"{len(all_users) / batch_s:,.0f} users/s ({len(batch):,} rows; "
-                                   f"target >= {TARGET_USERS_PER_S:,.0f})"),
+        ("batch top-n, all users (wall)", f"{len(all_users):,} users in {batch_s:.2f} s = "
+                                          f"{len(all_users) / batch_s:,.0f} users/s ({len(batch):,} rows; "
+                                          f"target >= {TARGET_USERS_PER_S:,.0f})"),
+        ("batch top-n, all users (CPU)", f"{batch_cpu:.2f} s CPU = {len(all_users) / batch_cpu:,.0f} users per CPU-second"),
         ("peak RSS (MiB)", f"after load {rss_data:,.0f}; after fit {rss_fit:,.0f}; end {rss_end:,.0f}"),
     ]
     width = max(len(r[0]) for r in rows)
@@ -160,10 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
     checks = {
-        "p99 k-NN <= 5 ms": percentiles(knn_lat)["p99"] <= TARGET_P99_MS,
-        "p99 fallback <= 5 ms": percentiles(fallback_lat)["p99"] <= TARGET_P99_MS,
-        "batch >= 20,000 users/s": len(all_users) / batch_s >= TARGET_USERS_PER_S,
-        "fit < 60 s": matrix_s + fit_s < TARGET_FIT_S,
+        "p99 k-NN <= 5 ms (wall)": percentiles(knn_lat)["p99"] <= TARGET_P99_MS,
+        "p99 fallback <= 5 ms (wall)": percentiles(fallback_lat)["p99"] <= TARGET_P99_MS,
+        "batch >= 20,000 users/s (wall)": len(all_users) / batch_s >= TARGET_USERS_PER_S,
+        "fit < 60 s (wall)": matrix_s + fit_s < TARGET_FIT_S,
     }
     print("-" * (width + 60))
     for name, ok in checks.items():

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.config import EVENT_TYPES
+from recsys.config import EVENT_TYPES, InteractionWeights
 from recsys.interactions import Interactions, event_weights
 from recsys.models.base import check_user_ids
 from recsys.models.ranking import take_rows
@@ -156,35 +156,33 @@ class LiveHistory:
     # -- writing ------------------------------------------------------------------
     def add(self, events: pd.DataFrame) -> EventUpdate:
         """Apply new events; unknown products or event types, malformed ids,
-        bad timestamps or ratings raise ``ValueError`` (nothing is applied)."""
-        events = validate_events(events, self.product_ids)
-        if len(events) == 0:
+        bad timestamps or ratings raise ``ValueError`` (nothing is applied).
+
+        Work is proportional to the events and the rows of their users.
+        """
+        batch = validate_events(events, self.product_ids, self.as_of, self.weights)
+        if len(batch.cols) == 0:
             return EventUpdate(0, 0, (), 0)
-        ids = events["user_id"].tolist()
-        known = self.rows_of(ids)
-        new_ids = tuple(dict.fromkeys(u for u, r in zip(ids, known, strict=True) if r < 0))
-        for user_id in new_ids:
-            self.add_user(user_id)
-        rows = self.rows_of(ids)
-        cols = self.product_ids.get_indexer(events["product_id"])
-        weight = event_weights(events, self.as_of, self.weights).astype(np.float32)
-        is_purchase = (events["event_type"] == "purchase").to_numpy()
-        unique_rows, local = np.unique(rows, return_inverse=True)
-        shape = (len(unique_rows), self._matrix.shape[1])
-        history, bought = self.block(unique_rows)
-        history = (history + sp.csr_matrix((weight, (local, cols)), shape=shape, dtype=np.float32)).tocsr()
-        bought = (bought + sp.csr_matrix((np.ones(int(is_purchase.sum()), dtype=bool),
-                                          (local[is_purchase], cols[is_purchase])), shape=shape, dtype=bool)).tocsr()
-        history.sort_indices()
-        bought.sort_indices()
-        for i, row in enumerate(unique_rows):
-            a, b = history.indptr[i], history.indptr[i + 1]
-            c, d = bought.indptr[i], bought.indptr[i + 1]
-            self._overlay[int(row)] = (history.indices[a:b].copy(), history.data[a:b].copy(),
-                                       bought.indices[c:d].copy())
+        order = np.argsort(batch.user_ids, kind="stable")
+        users, starts = np.unique(batch.user_ids[order], return_index=True)
+        bounds = np.append(starts, len(order))
+        new_ids = []
+        for i, user_id in enumerate(users):
+            row = self.row_of(user_id)
+            if row < 0:
+                row = self.add_user(user_id)
+                new_ids.append(user_id)
+            mine = order[bounds[i] : bounds[i + 1]]
+            indices, data, bought = self.row_arrays(row)
+            merged, slot = np.unique(np.concatenate([indices, batch.cols[mine]]), return_inverse=True)
+            values = np.zeros(len(merged), dtype=np.float32)
+            np.add.at(values, slot, np.concatenate([data, batch.weights[mine]]))
+            bought = np.union1d(bought, batch.cols[mine][batch.is_purchase[mine]])
+            self._overlay[row] = (merged.astype(np.int32), values, bought.astype(np.int32))
         if len(self._overlay) > self.compact_threshold:
             self.compact()
-        return EventUpdate(len(events), len(unique_rows), new_ids, int(is_purchase.sum()))
+        first_seen = tuple(u for u in dict.fromkeys(batch.user_ids) if u in set(new_ids))
+        return EventUpdate(len(batch.cols), len(users), first_seen, int(batch.is_purchase.sum()))
 
     def compact(self) -> None:
         """Merge the overlay and the new users into the base matrices."""
@@ -196,27 +194,39 @@ class LiveHistory:
         self._new_ids, self._overlay = {}, {}
 
 
-def validate_events(events: pd.DataFrame, product_ids: pd.Index) -> pd.DataFrame:
-    """Check new events and return them with ``timestamp`` as datetime and a ``rating`` column."""
+@dataclass(frozen=True)
+class EventBatch:
+    """Validated new events as arrays: user ids, product columns, weights."""
+
+    user_ids: np.ndarray
+    cols: np.ndarray
+    weights: np.ndarray
+    is_purchase: np.ndarray
+
+
+def validate_events(events: pd.DataFrame, product_ids: pd.Index, as_of: pd.Timestamp,
+                    weights: InteractionWeights) -> EventBatch:
+    """Check new events (``ValueError`` naming the column and a few bad
+    values) and weigh them like the fitted ones (:func:`recsys.interactions.event_weights`)."""
     if not isinstance(events, pd.DataFrame):
         raise ValueError(f"events must be a pandas DataFrame, got {type(events).__name__}")
     missing = [c for c in REQUIRED_EVENT_COLUMNS if c not in events.columns]
     if missing:
         raise ValueError(f"events: missing column(s) {missing}; expected at least {list(REQUIRED_EVENT_COLUMNS)}")
-    events = events.reset_index(drop=True)
-    check_user_ids(events["user_id"].tolist())
-    unknown = ~events["product_id"].isin(product_ids)
-    if unknown.any():
+    user_ids = events["user_id"].to_numpy(dtype=object)
+    check_user_ids(list(user_ids))
+    products = events["product_id"].to_numpy(dtype=object)
+    cols = product_ids.get_indexer(products)
+    if (cols < 0).any():
         raise ValueError(
-            f"events.product_id: {int(unknown.sum())} event(s) name products not in the fitted catalogue, "
-            f"e.g. {events['product_id'][unknown].head(3).tolist()}; refit to add products"
+            f"events.product_id: {int((cols < 0).sum())} event(s) name products not in the fitted catalogue, "
+            f"e.g. {list(products[cols < 0][:3])}; refit to add products"
         )
-    bad_type = ~events["event_type"].isin(EVENT_TYPES)
-    if bad_type.any():
-        raise ValueError(
-            f"events.event_type: unknown type(s) {sorted(set(events['event_type'][bad_type].astype(str)))[:5]}; "
-            f"expected one of {list(EVENT_TYPES)}"
-        )
+    kinds = events["event_type"].to_numpy(dtype=object)
+    bad = [k for k in kinds if k not in EVENT_TYPES]
+    if bad:
+        raise ValueError(f"events.event_type: unknown type(s) {sorted(set(map(str, bad)))[:5]}; "
+                         f"expected one of {list(EVENT_TYPES)}")
     try:
         stamps = pd.to_datetime(events["timestamp"])
     except (ValueError, TypeError) as err:
@@ -225,12 +235,14 @@ def validate_events(events: pd.DataFrame, product_ids: pd.Index) -> pd.DataFrame
         stamps = stamps.dt.tz_convert(None)
     if stamps.isna().any():
         raise ValueError(f"events.timestamp: {int(stamps.isna().sum())} missing timestamp(s)")
-    rating = pd.to_numeric(events["rating"], errors="coerce") if "rating" in events else pd.Series(np.nan, index=events.index)
-    is_review = events["event_type"] == "review"
-    bad_rating = is_review & ~rating.between(1, 5)
+    is_review = kinds == "review"
+    rating = np.full(len(kinds), np.nan)
+    if "rating" in events.columns:
+        rating = pd.to_numeric(events["rating"], errors="coerce").to_numpy(dtype=float)
+    bad_rating = is_review & ~((rating >= 1) & (rating <= 5))
     if bad_rating.any():
         raise ValueError(f"events.rating: {int(bad_rating.sum())} review(s) without a rating in 1..5")
-    out = events[["user_id", "product_id", "event_type"]].copy()
-    out["timestamp"] = stamps.astype("datetime64[ns]")
-    out["rating"] = rating.where(is_review).astype(float)
-    return out
+    lean = pd.DataFrame({"event_type": kinds, "rating": np.where(is_review, rating, np.nan),
+                         "timestamp": stamps.to_numpy(dtype="datetime64[ns]")})
+    weight = event_weights(lean, as_of, weights).astype(np.float32)
+    return EventBatch(user_ids, cols.astype(np.int64), weight, kinds == "purchase")
