@@ -499,3 +499,16 @@ def test_batch_and_single_paths_agree(small_dataset):
     with pytest.raises(ValueError, match="user_ids"):
         gen.generate_many(users.iloc[::-1], builder.build_block(ids, affinity, demand, similarity), ds.as_of)
     assert set(SEASONS) >= {batch.season}
+
+
+def test_rank_percentiles_match_scipy():
+    from scipy.stats import rankdata
+
+    from recsys.deals.candidates import _rank_pct
+
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 6, size=(5, 40)).astype(float)
+    values[rng.uniform(size=values.shape) < 0.2] = np.nan
+    values[4] = np.nan
+    expected = rankdata(values, axis=1, nan_policy="omit") / np.maximum((~np.isnan(values)).sum(axis=1, keepdims=True), 1)
+    np.testing.assert_allclose(_rank_pct(values), expected, rtol=0, atol=1e-15)
