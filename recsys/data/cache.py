@@ -77,13 +77,15 @@ def load_or_generate(
     seed: int = 42,
     data_dir: str | os.PathLike[str] = "data",
     *,
-    progress: bool = False,
+    progress: bool | None = None,
     config: RecsysConfig = DEFAULT_CONFIG,
     **overrides: Any,
 ) -> Dataset:
     """Load the cached data set of ``profile`` (with ``seed`` and any
     ``generate`` parameter ``overrides``) from ``data_dir``, or generate and
-    cache it. The directory is ``data_dir/<profile>-<cache_key>``."""
+    cache it. The directory is ``data_dir/<profile>-<cache_key>``.
+    ``progress`` is passed to ``generate`` (``None``: a bar for large worlds
+    on a terminal only)."""
     params = resolve_params(profile, seed, **overrides)
     root = Path(data_dir)
     target = root / f"{profile}-{cache_key(params, config)}"

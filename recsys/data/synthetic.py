@@ -39,13 +39,14 @@ the last day, a review written later) are censored; their count is kept in
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from recsys.config import DEFAULT_CONFIG, EVENT_TYPES, ConfigError, RecsysConfig
 from recsys.data.dataset import Dataset
@@ -231,7 +232,7 @@ def _make_products(rng: np.random.Generator, n_products: int, days: int, latent_
         f1, f2 = v.features[feature1[i]], v.features[feature2[i]]
         mat, brand_name = v.materials[material[i]], v.brands[brand[i]]
         names.append(f"{brand_name} {_title(sub.noun)} {letters[i]}{model[i]}")
-        text = f"{brand_name} {sub.noun} in {mat} with {f1} and {f2}. {v.pitch[pitch[i]]}"
+        text = f"{brand_name} {sub.noun} in {mat}. Features: {f1}, {f2}. {v.pitch[pitch[i]]}"
         if extra[i] < 0.5:
             text += " " + generic[int(extra[i] * 10)]
         descriptions.append(text)
@@ -475,7 +476,7 @@ def generate(
     activity: float = 1.0,
     candidates: int = 8,
     latent_dim: int = 16,
-    progress: bool = False,
+    progress: bool | None = None,
     config: RecsysConfig = DEFAULT_CONFIG,
     personas: Sequence[Persona] = PERSONAS,
 ) -> Dataset:
@@ -486,10 +487,15 @@ def generate(
     the persona's demand distribution a user chooses among per view (1: pure
     persona-level taste). Events lie in ``[as_of - days, as_of]``. The
     hidden personas are in ``dataset.personas`` (``user_id, persona``).
+    ``progress``: show a tqdm bar over user chunks; ``None`` shows it for
+    large worlds (``n_users * days >= 5e6``) when stderr is a terminal, so
+    notebooks and logs stay clean. It never changes the data.
     """
     _check_args(n_users, n_products, days, n_personas, personas, activity, candidates, latent_dim, config)
     as_of = pd.Timestamp(as_of)
     start = as_of - pd.Timedelta(days=days)
+    if progress is None:
+        progress = n_users * days >= 5_000_000 and sys.stderr.isatty()
     personas = tuple(personas[:n_personas])
     seq = np.random.SeedSequence(seed)
     s_latent, s_users, s_products, s_events, s_calibration = seq.spawn(5)
