@@ -360,19 +360,27 @@ class CandidateBlock:
 
 # -- the four deal types ------------------------------------------------------------
 def _rank_pct(values: np.ndarray) -> np.ndarray:
-    """Row-wise percentile rank in (0, 1] among finite values (ties get their
-    average rank, as ``scipy.stats.rankdata``); NaN stays NaN."""
+    """Row-wise percentile rank in (0, 1] among finite values: the average
+    1-based rank of a tie group (as ``scipy.stats.rankdata``) over the number
+    of finite values; NaN stays NaN. Vectorised over rows."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
-    out = np.full(values.shape, np.nan)
-    for i, row in enumerate(values):
-        finite = ~np.isnan(row)
-        v = row[finite]
-        if not len(v):
-            continue
-        s = np.sort(v)
-        # average of the 1-based ranks left+1 .. right of each tie group
-        left, right = np.searchsorted(s, v, "left"), np.searchsorted(s, v, "right")
-        out[i, finite] = (left + right + 1) / 2.0 / len(v)
+    n_rows, n = values.shape
+    if n == 0:
+        return values.copy()
+    order = np.argsort(values, axis=1, kind="stable")  # NaN sort last
+    s = np.take_along_axis(values, order, axis=1)
+    pos = np.broadcast_to(np.arange(n), (n_rows, n))
+    new = np.ones((n_rows, n), dtype=bool)
+    new[:, 1:] = s[:, 1:] != s[:, :-1]  # a tie group starts here
+    last = np.ones((n_rows, n), dtype=bool)
+    last[:, :-1] = new[:, 1:]  # a tie group ends here
+    start = np.maximum.accumulate(np.where(new, pos, 0), axis=1)
+    end = np.minimum.accumulate(np.where(last, pos, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    finite = ~np.isnan(values)
+    counts = np.maximum(finite.sum(axis=1, keepdims=True), 1)
+    out = np.empty((n_rows, n))
+    np.put_along_axis(out, order, (start + end + 2) / 2.0 / counts, axis=1)
+    out[~finite] = np.nan
     return out
 
 

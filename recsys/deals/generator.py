@@ -321,10 +321,11 @@ class DealGenerator:
             ranked = idx[np.lexsort((pids[idx], -score[u, idx]))]  # by score desc, then product id
             if self.rules.cover_types:
                 hits = fired[:, u, ranked]  # types x ranked
-                picks = ranked[hits.argmax(axis=1)[hits.any(axis=1)]]  # best product of each type that fires
-                picks = ranked[np.isin(ranked, picks)][:k]  # best first, at most k
-                rest = ranked[~np.isin(ranked, picks)][: k - len(picks)]
-                chosen = ranked[np.isin(ranked, np.concatenate([picks, rest]))]
+                firsts = np.unique(hits.argmax(axis=1)[hits.any(axis=1)])[:k]  # best of each type that fires
+                take = np.zeros(len(ranked), dtype=bool)
+                take[firsts] = True
+                take[np.flatnonzero(~take)[: k - len(firsts)]] = True  # then the rest by score
+                chosen = ranked[take]
             else:
                 chosen = ranked[:k]
             rows_out.append(np.full(len(chosen), u, dtype=np.int64))
