@@ -1,11 +1,18 @@
-"""Dynamic personalised deals: candidates and deal types, the pricing formula,
-guardrails, rate limiting, and a simulated customer response.
+"""Dynamic personalised deals.
 
-``DealGenerator(config).generate(user, candidates, as_of)`` is the entry
-point; :class:`CandidateBuilder` assembles the candidate frame from a
-``Dataset`` and per-product Stage 2 arrays.
+Modules: ``candidates`` (the candidate-frame contract, the four deal types,
+:class:`CandidateBuilder`), ``pricing`` (the seed's formula, price
+sensitivity, extra factors), ``guardrails`` (bounds, margin floor,
+eligibility), ``rate_limit``, ``generator`` (:class:`DealGenerator`),
+``audit`` (independent re-check of the rules), ``response`` (simulated
+customer response and policy comparison), ``study`` (notebook 07 helpers;
+imports the Stage 2 models, so not imported here).
+
+``DealGenerator(config).generate(user, candidates, as_of)`` is the per-request
+entry point and ``generate_many(users, block, as_of)`` the batch one.
 """
 
+from recsys.deals.audit import all_passed, audit_deals
 from recsys.deals.candidates import (
     CANDIDATE_COLUMNS,
     DEAL_TYPES,
@@ -40,7 +47,9 @@ __all__ = [
     "RateLimitExceeded",
     "RateLimiter",
     "UserProfile",
+    "all_passed",
     "apply_guardrails",
+    "audit_deals",
     "build_candidates",
     "deal_type_scores",
     "eligibility",
