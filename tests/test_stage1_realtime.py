@@ -171,6 +171,14 @@ def test_user_based_option(small_dataset) -> None:
     assert model.recommend_one("visitor", n=5)["method"].iloc[0] == "user_knn"
 
 
+def test_threads_do_not_change_the_output(small_dataset) -> None:
+    users = list(small_dataset.users["user_id"]) + ["visitor"]
+    one = RealtimeRecommender().fit(small_dataset)
+    two = RealtimeRecommender(RealtimeConfig(n_jobs=2)).fit(small_dataset)
+    one.chunk_size = two.chunk_size = 32
+    pd.testing.assert_frame_equal(one.recommend(users, n=10), two.recommend(users, n=10))
+
+
 def test_min_history_and_no_backfill(small_dataset) -> None:
     strict = RealtimeRecommender(RealtimeConfig(min_history=10_000)).fit(small_dataset)
     assert strict.recommend(["user_0"], n=5)["method"].eq(FALLBACK_METHOD).all()
@@ -222,6 +230,15 @@ def test_bad_events_are_rejected_and_change_nothing(fresh, events, message) -> N
         fresh.add_events(events)
     pd.testing.assert_frame_equal(before, fresh.recommend(["u", "user_0"], n=5))
     assert fresh.history_.n_overlay == 0
+
+
+def test_bad_events_do_not_register_their_users(fresh) -> None:
+    users = pd.DataFrame({"user_id": ["tourist"], "region": ["Asia"]})
+    with pytest.raises(ValueError, match="not in the fitted catalogue"):
+        fresh.add_events(views("tourist", ["no_such_product"]), users=users)
+    assert fresh.new_user_segment_ == {}
+    fresh.add_events(views("tourist", ["product_1"]), users=users)
+    assert "tourist" in fresh.new_user_segment_
 
 
 def test_not_fitted_and_bad_config() -> None:

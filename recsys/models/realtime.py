@@ -25,6 +25,7 @@ the items in it -- no work proportional to the number of users.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,7 +54,9 @@ class RealtimeConfig:
     """``neighbours``: ``"item"`` or ``"user"`` k-NN; ``min_history``:
     distinct products a user needs before k-NN answers; ``backfill``: top up
     short k-NN lists from the fallback; ``compact_threshold``: overlaid rows
-    before :class:`LiveHistory` merges them into its base matrix."""
+    before :class:`LiveHistory` merges them into its base matrix; ``n_jobs``:
+    threads answering blocks of users in :meth:`RealtimeRecommender.recommend`
+    (scipy and numpy release the GIL; the output does not depend on it)."""
 
     neighbours: str = "item"
     knn: KNNConfig = field(default_factory=KNNConfig)
@@ -61,11 +64,12 @@ class RealtimeConfig:
     min_history: int = 1
     backfill: bool = True
     compact_threshold: int = 5000
+    n_jobs: int = 1
 
     def __post_init__(self) -> None:
         if self.neighbours not in _NEIGHBOURS:
             raise ConfigError(f"RealtimeConfig.neighbours must be one of {list(_NEIGHBOURS)}, got {self.neighbours!r}")
-        for name in ("min_history", "compact_threshold"):
+        for name in ("min_history", "compact_threshold", "n_jobs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"RealtimeConfig.{name} must be a positive int, got {value!r}")
@@ -104,6 +108,10 @@ class RealtimeRecommender(Recommender):
         ``age``, ``region``, ``spending_tier`` (missing = unknown). Their
         fallback uses that segment; unregistered new users get the
         all-shoppers ranking."""
+        self.new_user_segment_.update(self._new_user_segments(users))
+
+    def _new_user_segments(self, users: pd.DataFrame) -> dict[str, int]:
+        """Validated segments of new users (nothing is stored)."""
         self._check_fitted()
         if not isinstance(users, pd.DataFrame) or "user_id" not in users.columns:
             raise ValueError("users must be a DataFrame with a user_id column")
@@ -114,28 +122,32 @@ class RealtimeRecommender(Recommender):
                 f"user(s) {[u for u, f in zip(ids, fitted, strict=True) if f][:3]} are in the fitted data set; "
                 "their demographics come from it"
             )
-        segments = self.fallback_.segment_codes(users)
-        self.new_user_segment_.update(zip(ids, segments.tolist(), strict=True))
+        return dict(zip(ids, self.fallback_.segment_codes(users).tolist(), strict=True))
 
     def add_events(self, events: pd.DataFrame, users: pd.DataFrame | None = None) -> EventUpdate:
         """Write new events into the users' rows at once (no refit). ``events``
         needs ``user_id, product_id, event_type, timestamp`` (``rating`` for
         reviews); unknown user ids become new users, optionally described by
-        ``users`` (see :meth:`register_users`)."""
-        self._check_fitted()
-        if users is not None:
-            self.register_users(users)
-        return self.history_.add(events)
+        ``users`` (see :meth:`register_users`). Invalid input raises
+        ``ValueError`` and changes nothing."""
+        segments = self._new_user_segments(users) if users is not None else {}
+        update = self.history_.add(events)
+        self.new_user_segment_.update(segments)
+        return update
 
     # -- scoring ------------------------------------------------------------------
-    def _segments(self, ids: Sequence[str | None], rows: np.ndarray) -> np.ndarray:
+    def _segments(self, rows: np.ndarray, ids: Sequence[str] | None = None) -> np.ndarray:
         """Fallback segment per user: from the data set for fitted users, from
-        :meth:`register_users` for new ones (all shoppers if unregistered)."""
+        :meth:`register_users` for new ones (all shoppers if unregistered).
+        ``ids`` (same order as ``rows``) also finds registered users without
+        events; without it ids are looked up from the rows."""
+        rows = np.asarray(rows, dtype=np.int64)
         segments = self.fallback_.segments_of_rows(rows)
         if self.new_user_segment_:
-            n_fit = len(self.fallback_.user_segment_)
-            for i in np.flatnonzero((rows < 0) | (rows >= n_fit)):
-                segments[i] = self.new_user_segment_.get(ids[i], 0)
+            outside = np.flatnonzero((rows < 0) | (rows >= len(self.fallback_.user_segment_)))
+            names = [ids[i] for i in outside] if ids is not None else self.history_.ids_of(rows[outside])
+            for i, name in zip(outside, names, strict=True):
+                segments[i] = self.new_user_segment_.get(name, 0)
         return segments
 
     def _knn_history(self, history: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -153,13 +165,13 @@ class RealtimeRecommender(Recommender):
         history, _ = self.history_.block(rows)
         knn_history, use_knn = self._knn_history(history)
         scores = self.knn_.score_history(knn_history, rows, self.history_.fresh(rows)).toarray().astype(np.float64)
-        fallback = self.fallback_.segment_scores_[self._segments(self.history_.ids_of(rows), rows)]
+        fallback = self.fallback_.segment_scores_[self._segments(rows)]
         return np.where(use_knn[:, None], scores, fallback)
 
     def reasons_for(self, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
         history, _ = self.history_.block(np.asarray(rows, dtype=np.int64))
         _, use_knn = self._knn_history(history)
-        segments = self._segments(self.history_.ids_of(rows), np.asarray(rows, dtype=np.int64))
+        segments = self._segments(rows)
         codes = self.fallback_.segment_reasons_[segments][:, self.fallback_.product_category_]
         fallback = np.asarray(REASONS, dtype=object)[codes]
         return np.where(use_knn[:, None], np.asarray(self.reason, dtype=object), fallback)
@@ -172,11 +184,17 @@ class RealtimeRecommender(Recommender):
         ids = check_user_ids(user_ids)
         self._check_fitted()
         rows = self.history_.rows_of(ids)
-        frames = [
-            self._recommend_block(ids[start : start + self.chunk_size], rows[start : start + self.chunk_size],
-                                  n, exclude_purchased)
-            for start in range(0, max(len(ids), 1), self.chunk_size)
-        ]
+        starts = range(0, max(len(ids), 1), self.chunk_size)
+
+        def block(start: int) -> pd.DataFrame:
+            end = start + self.chunk_size
+            return self._recommend_block(ids[start:end], rows[start:end], n, exclude_purchased)
+
+        if self.config.n_jobs > 1 and len(starts) > 1:
+            with ThreadPoolExecutor(max_workers=self.config.n_jobs) as pool:
+                frames = list(pool.map(block, starts))
+        else:
+            frames = [block(start) for start in starts]
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     def recommend_one(self, user_id: str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
@@ -208,7 +226,7 @@ class RealtimeRecommender(Recommender):
         methods = [np.full(len(top), self.knn_.name, dtype=object)]
         if need > 0:
             fb = self.fallback_
-            seg = self._segments([user_id], np.array([row]))[0]
+            seg = self._segments(np.array([row]), [user_id])[0]
             excluded = np.union1d(banned, top)
             order = fb.segment_order_[seg, : need + len(excluded)]
             order = order[(order >= 0) & ~np.isin(order, excluded)][:need].astype(np.int64)
@@ -262,7 +280,7 @@ class RealtimeRecommender(Recommender):
             taken = sp.csr_matrix((np.ones(len(r), dtype=bool), (r, c)), shape=history.shape)
             excluded = take_rows((taken + banned) if banned is not None else taken, short).astype(bool)
             fr, fc, fv, fpos, freason = self.fallback_.top_n_for_segments(
-                self._segments([ids[i] for i in short], rows[short]), excluded, need[short]
+                self._segments(rows[short], [ids[i] for i in short]), excluded, need[short]
             )
             rows_out = short[fr]
             r = np.concatenate([r, rows_out])
