@@ -169,8 +169,9 @@ class _ContentSimilarity:
         self.shape = (n, n)
 
     def __getitem__(self, rows: np.ndarray) -> np.ndarray:
-        x = self.content.item_vectors_
-        return np.asarray((x @ x[np.asarray(rows)].T).T.toarray() if hasattr(x, "toarray") else x[rows] @ x.T)
+        x = self.content.item_vectors_  # CSR, unit rows: cosine = dot product
+        seeds = x[np.atleast_1d(np.asarray(rows))].toarray()
+        return np.asarray(x @ seeds.T).T  # one sparse x dense product, (len(rows), products)
 
 
 def _iso(ts: pd.Timestamp) -> str:
@@ -252,6 +253,7 @@ class RecommendationEngine:
         self.dataset_ = dataset
         self.interactions_ = interactions
         self.data_hash_ = dataset.content_hash()
+        self._timestamp = _iso(dataset.as_of)
         self.realtime_ = RealtimeRecommender(cfg.realtime).fit(dataset, interactions)
         self.content_ = ContentRecommender(cfg.content).fit(dataset, interactions)
         self._prepare_lookups(dataset)
@@ -327,7 +329,7 @@ class RecommendationEngine:
     def timestamp(self) -> str:
         """The answers' timestamp: the data set's ``as_of``."""
         self._check_trained()
-        return _iso(self.dataset_.as_of)
+        return self._timestamp
 
     # ------------------------------------------------------------------ products and users
     def _product_records(self, cols: np.ndarray, scores: np.ndarray, reasons: Sequence[str]) -> list[dict[str, Any]]:

@@ -68,6 +68,14 @@ def test_models_are_shared_not_refitted(engine):
     assert s["hybrid"].components_["content"] is s["content"]
 
 
+def test_similar_to_viewed_uses_content_cosine(engine, small_dataset):
+    ids = small_dataset.products.product_id.iloc[[0, 3, 7]].tolist()
+    block = engine._similarity[np.array([0, 3, 7])]
+    assert block.shape == (3, small_dataset.n_products)
+    square = engine.content_.product_similarity(ids)
+    np.testing.assert_allclose(block[:, [0, 3, 7]], square.to_numpy(), atol=1e-12)
+
+
 # --------------------------------------------------------------------------- full
 def check_full(out: dict, dataset, n: int, bought: set) -> None:
     assert FULL_KEYS <= set(out) and out["strategy"] == "hybrid_enhanced"
