@@ -56,6 +56,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def model_mib(model: RealtimeRecommender) -> dict[str, float]:
+    """Bytes held by the fitted Stage 1 state (neighbours, live rows, fallback tables), in MiB."""
+    def csr(m) -> int:
+        return m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+
+    history = model.history_
+    fallback = model.fallback_
+    return {
+        "neighbours": csr(model.knn_.similarity_) / 2**20,
+        "live rows": (csr(history._matrix) + csr(history._bought)) / 2**20,
+        "fallback tables": (fallback.segment_scores_.nbytes + fallback.segment_order_.nbytes) / 2**20,
+    }
+
+
 def latencies_ms(call, arguments: list) -> tuple[np.ndarray, np.ndarray]:
     """Wall-clock and process-CPU milliseconds of ``call(arg)`` for each argument."""
     wall, cpu = np.empty(len(arguments)), np.empty(len(arguments))
@@ -175,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         ("batch top-n, all users (CPU)", f"{batch_cpu:.2f} s CPU = {len(all_users) / batch_cpu:,.0f} users per CPU-second"),
         (f"batch top-n, all users ({args.jobs} threads, wall)",
          f"{threads_s:.2f} s = {len(all_users) / threads_s:,.0f} users/s (identical output)"),
-        ("peak RSS (MiB)", f"after load {rss_data:,.0f}; after fit {rss_fit:,.0f}; end {rss_end:,.0f}"),
+        ("peak RSS (MiB)", f"after load {rss_data:,.0f}; after fit {rss_fit:,.0f}; end {rss_end:,.0f} "
+                           "(the data set's DataFrames included)"),
+        ("model state (MiB)", ", ".join(f"{k} {v:.1f}" for k, v in model_mib(model).items())),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"Stage 1 benchmark (n={n}, neighbours={args.neighbours}, k={args.k}; 1 thread unless stated)")
