@@ -464,31 +464,23 @@ class RecommendationEngine:
                 "timestamp": self.timestamp}
 
     def _deals(self, user_id: str, row: int, num_deals: int | None) -> dict[str, Any]:
-        """Deals from the deal generator, fed with this user's Stage 2
-        affinities, the demand scores and content similarity to what they
-        view. One-user :class:`~recsys.deals.candidates.CandidateBlock` and
-        ``generate_many`` (the generator's array path; ``generate`` would
-        round-trip through a DataFrame), rate limited here through the
-        generator's own :class:`~recsys.deals.rate_limit.RateLimiter`."""
+        """Deals from the deal generator's per-request path (``build`` +
+        ``generate``, rate limited by the generator's
+        :class:`~recsys.deals.rate_limit.RateLimiter`), fed with this user's
+        Stage 2 affinities (none without history), the demand scores and the
+        content similarity to the products they view most."""
         season = self.config.seasons.season_of(self.dataset_.as_of.month)
         if row < 0:
             return {"deals": [], "season": season,
                     "note": f"unknown user {user_id!r}: deals need a known profile (region, age, tier)"}
-        generator = self._deal_generator
-        max_deals = self.config.deals.max_deals
-        if num_deals is not None and (isinstance(num_deals, bool) or not isinstance(num_deals, int)
-                                      or not 1 <= num_deals <= max_deals):
-            raise ValueError(f"num_deals must be an int in 1..{max_deals} (DealConfig.max_deals), got {num_deals!r}")
-        if generator.rate_limiter is not None:
-            generator.rate_limiter.acquire(user_id)
-        affinity = self.stage2_.svd.score_users(np.array([row]))
+        affinity = self.stage2_.svd.score_users(np.array([row]))[0]
         if not self.hybrid_.has_history(np.array([row]))[0]:
             affinity[:] = np.nan  # no history, no affinity (the contract's "none")
         similarity = self._candidate_builder.similarity_to_viewed(
-            [user_id], self._similarity, self.engine_config.similar_seed_items)
-        block = self._candidate_builder.build_block([user_id], affinity, self._demand, similarity)
-        user = pd.DataFrame([{"user_id": user_id, **self._user_records[user_id]}])
-        result = generator.generate_many(user, block, self.dataset_.as_of, num_deals, season).result(user_id)
+            [user_id], self._similarity, self.engine_config.similar_seed_items)[0]
+        candidates = self._candidate_builder.build(user_id, affinity, self._demand, similarity)
+        user = {"user_id": user_id, **self._user_records[user_id]}
+        result = self._deal_generator.generate(user, candidates, self.dataset_.as_of, num_deals, season)
         return {"deals": jsonable(result.to_records()), "season": result.season, "note": result.shortfall_reason}
 
     # ------------------------------------------------------------------ many users
