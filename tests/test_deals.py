@@ -489,6 +489,7 @@ def test_batch_and_single_paths_agree(small_dataset):
     item_sim = rng.uniform(0, 1, (ds.n_products, ds.n_products))
     similarity = builder.similarity_to_viewed(ids, item_sim)
     gen = generator(use_price_sensitivity=True)
+    gen.chunk_size = 7  # several chunks: results must not depend on chunking
     batch = gen.generate_many(users, builder.build_block(ids, affinity, demand, similarity), ds.as_of)
     assert batch.summary["user_id"].tolist() == ids
     for i, row in enumerate(users.to_dict("records")):
@@ -512,3 +513,26 @@ def test_rank_percentiles_match_scipy():
     values[4] = np.nan
     expected = rankdata(values, axis=1, nan_policy="omit") / np.maximum((~np.isnan(values)).sum(axis=1, keepdims=True), 1)
     np.testing.assert_allclose(_rank_pct(values), expected, rtol=0, atol=1e-15)
+
+
+def test_study_on_real_stage2_models(small_dataset):
+    from recsys.deals.audit import all_passed, audit_deals
+    from recsys.deals.study import binding_rates, deals_by_season, fit_deal_inputs, type_shares
+    from recsys.demand import DemandConfig
+
+    inputs = fit_deal_inputs(small_dataset, demand_config=DemandConfig(max_iter=20))
+    gen = generator()
+    batch = inputs.generate(gen, chunk_size=128)
+    assert batch.summary["user_id"].tolist() == inputs.users["user_id"].tolist()
+    assert all_passed(audit_deals(batch, small_dataset.config.deals))
+    # users without history get NaN affinity, so never a high-affinity deal
+    cold = set(inputs.users.loc[~inputs.has_history, "user_id"])
+    assert not batch.deals.loc[batch.deals["user_id"].isin(cold), "high_affinity"].any()
+    rates = binding_rates(batch)
+    assert {"margin floor clamp", "out of stock"} <= set(rates["guardrail"])
+    shares = type_shares(batch.deals, inputs.users, "region")
+    assert list(shares.columns) == list(DEAL_TYPES) and ((shares >= 0) & (shares <= 1)).all().all()
+    seasons = deals_by_season(inputs, gen, seasons=("winter", "summer"))
+    assert set(seasons["season"]) == {"winter", "summer"}
+    empty = gen.generate_many(inputs.users.iloc[:0], inputs.block([]), small_dataset.as_of)
+    assert empty.deals.empty and empty.summary.empty

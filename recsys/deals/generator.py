@@ -166,6 +166,9 @@ class DealGenerator:
         test clock). Applies to :meth:`generate`.
     """
 
+    #: users per block in :meth:`generate_many` (bounds memory: about 25 arrays of chunk x products)
+    chunk_size: int = 512
+
     def __init__(
         self,
         config: RecsysConfig = DEFAULT_CONFIG,
@@ -256,17 +259,23 @@ class DealGenerator:
             raise ValueError("users.user_id must equal block.user_ids, in order")
         n_requested = self._num_deals(num_deals)
         as_of, season = self._when(as_of, season)
-        deals, stats = self._run(profiles, records, block, as_of, season, n_requested)
-        summary = pd.DataFrame({
-            "user_id": np.asarray(block.user_ids, dtype=object),
-            "n_deals": stats["n_deals"],
-            "n_requested": stats["n_requested"],
-            "n_candidates": np.full(len(profiles), block.n_products, dtype=np.int64),
-            "n_eligible": stats["n_eligible"],
-            "shortfall_reason": np.array(stats["shortfall_reason"], dtype=object),
-            **{f"excluded_{r}": stats["excluded"][r] for r in EXCLUSION_REASONS},
-        })
-        return DealBatch(as_of, season, deals, summary)
+        frames, summaries = [], []
+        for start in range(0, max(len(profiles), 1), self.chunk_size):  # users are independent: chunks bound memory
+            chunk = slice(start, start + self.chunk_size)
+            rows = np.arange(len(profiles))[chunk]
+            deals, stats = self._run(profiles[chunk], records[chunk], block.take(rows), as_of, season, n_requested)
+            frames.append(deals)
+            summaries.append(pd.DataFrame({
+                "user_id": np.asarray(block.user_ids[rows], dtype=object),
+                "n_deals": stats["n_deals"],
+                "n_requested": stats["n_requested"],
+                "n_candidates": np.full(len(rows), block.n_products, dtype=np.int64),
+                "n_eligible": stats["n_eligible"],
+                "shortfall_reason": np.array(stats["shortfall_reason"], dtype=object),
+                **{f"excluded_{r}": stats["excluded"][r] for r in EXCLUSION_REASONS},
+            }))
+        return DealBatch(as_of, season, pd.concat(frames, ignore_index=True),
+                         pd.concat(summaries, ignore_index=True))
 
     # -- the pipeline -------------------------------------------------------------------
     def _run(self, profiles: list[UserProfile], users: list[Any], block: CandidateBlock, as_of: pd.Timestamp,

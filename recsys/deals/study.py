@@ -2,8 +2,8 @@
 every user, deals under several calendars, and the summary tables.
 
 :func:`fit_deal_inputs` fits the real Stage 2 and content models on a
-``Dataset`` and assembles one :class:`~recsys.deals.candidates.CandidateBlock`
-for all users:
+``Dataset``; :class:`DealInputs` then assembles
+:class:`~recsys.deals.candidates.CandidateBlock` s chunk by chunk with:
 
 * affinity: :class:`~recsys.models.svd.PureSVD` scores ``(U_k S_k)_u . (V_k)_i``;
   NaN for users without any interaction (no Stage 2 evidence);
@@ -29,19 +29,67 @@ from recsys.interactions import Interactions
 from recsys.models.content import ContentConfig, ContentRecommender
 from recsys.models.svd import PureSVD, SVDConfig
 
-__all__ = ["DealInputs", "binding_rates", "deals_by_season", "fit_deal_inputs", "type_shares"]
+__all__ = ["ContentRowSimilarity", "DealInputs", "binding_rates", "deals_by_season", "fit_deal_inputs", "type_shares"]
+
+
+class ContentRowSimilarity:
+    """Rows of the content cosine matrix on demand (``shape`` and ``[rows]``,
+    what :meth:`CandidateBuilder.similarity_to_viewed` reads), so no products
+    x products matrix is stored."""
+
+    def __init__(self, content: ContentRecommender) -> None:
+        self.vectors = content.item_vectors_
+        n = self.vectors.shape[0]
+        self.shape = (n, n)
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray((self.vectors[np.asarray(rows)] @ self.vectors.T).toarray())
 
 
 @dataclass
 class DealInputs:
-    """Everything deal generation needs for all users of a data set."""
+    """Everything deal generation needs for the users of a data set.
 
-    users: pd.DataFrame  # Dataset.user_features(): with age_group
+    ``users``: ``Dataset.user_features()`` (with ``age_group``);
+    ``has_history``: per user, whether they have any interaction.
+    :meth:`block` assembles candidate blocks for some users and
+    :meth:`generate` runs a generator over all users chunk by chunk, so
+    memory stays bounded by ``chunk_size`` x products.
+    """
+
+    dataset: Dataset
+    users: pd.DataFrame
+    has_history: np.ndarray
     builder: CandidateBuilder
-    block: CandidateBlock
     svd: PureSVD
     demand: DemandModel
     content: ContentRecommender
+    interactions: Interactions
+    top_k_viewed: int = 5
+
+    def block(self, rows: Sequence[int] | np.ndarray) -> CandidateBlock:
+        """The candidate block of the users at positions ``rows`` of ``users``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        ids = self.users["user_id"].to_numpy(dtype=object)[rows].tolist()
+        matrix_rows = self.interactions.user_index(ids)
+        affinity = self.svd.score_users(matrix_rows)
+        affinity[~self.has_history[rows]] = np.nan
+        similarity = self.builder.similarity_to_viewed(ids, ContentRowSimilarity(self.content), self.top_k_viewed)
+        return self.builder.build_block(ids, affinity, self.demand.demand_scores_, similarity)
+
+    def generate(self, generator: DealGenerator, season: str | None = None, chunk_size: int = 1000,
+                 users: pd.DataFrame | None = None) -> DealBatch:
+        """Deals for every user (``users`` may replace the user table, same
+        rows, e.g. with extra columns for an extra pricing factor)."""
+        users = self.users if users is None else users
+        if len(users) != len(self.users) or list(users["user_id"]) != list(self.users["user_id"]):
+            raise ValueError("users must list the same user ids, in the same order, as DealInputs.users")
+        batches = []
+        for start in range(0, len(users), chunk_size):
+            rows = np.arange(start, min(start + chunk_size, len(users)))
+            batches.append(generator.generate_many(users.iloc[rows], self.block(rows), self.dataset.as_of,
+                                                   season=season))
+        return DealBatch.concat(batches)
 
 
 def fit_deal_inputs(
@@ -51,33 +99,23 @@ def fit_deal_inputs(
     content_config: ContentConfig | None = None,
     top_k_viewed: int = 5,
 ) -> DealInputs:
-    """Fit Stage 2 (PureSVD, demand) and content similarity; build the block."""
+    """Fit Stage 2 (PureSVD, demand) and content similarity on ``dataset``."""
     interactions = Interactions.from_dataset(dataset)
     svd = PureSVD(svd_config).fit(dataset, interactions)
     demand = DemandModel(demand_config).fit(dataset)
     content = ContentRecommender(content_config).fit(dataset, interactions)
     users = dataset.user_features()
-    ids = users["user_id"].tolist()
-    rows = interactions.user_index(ids)
-    affinity = svd.score_users(rows)
-    affinity[interactions.history_lengths()[rows] == 0] = np.nan
-    vectors = content.item_vectors_
-    item_similarity = np.asarray((vectors @ vectors.T).toarray())
-    builder = CandidateBuilder(dataset)
-    similarity = builder.similarity_to_viewed(ids, item_similarity, top_k_viewed)
-    block = builder.build_block(ids, affinity, demand.demand_scores_, similarity)
-    return DealInputs(users, builder, block, svd, demand, content)
+    rows = interactions.user_index(users["user_id"].tolist())
+    has_history = interactions.history_lengths()[rows] > 0
+    return DealInputs(dataset, users, has_history, CandidateBuilder(dataset), svd, demand, content, interactions,
+                      top_k_viewed)
 
 
-def deals_by_season(
-    generator: DealGenerator, users: pd.DataFrame, block: CandidateBlock, as_of: pd.Timestamp,
-    seasons: Sequence[str] = SEASONS,
-) -> pd.DataFrame:
+def deals_by_season(inputs: DealInputs, generator: DealGenerator, seasons: Sequence[str] = SEASONS) -> pd.DataFrame:
     """Deals of every user under each season's calendar (same users, data and
     ``as_of``; only the season used for seasonal boosts changes): the deals
     frames concatenated (their ``season`` column tells them apart)."""
-    batches: list[DealBatch] = [generator.generate_many(users, block, as_of, season=s) for s in seasons]
-    return pd.concat([b.deals for b in batches], ignore_index=True)
+    return pd.concat([inputs.generate(generator, season=s).deals for s in seasons], ignore_index=True)
 
 
 def binding_rates(batch: DealBatch) -> pd.DataFrame:
