@@ -20,9 +20,11 @@ For user ``u`` and strategy ``s`` with catalogue scores ``s(u, .)``:
    and, for the user's spending tier ``t``, priced at or below the
    ``max_price_quantile`` of the product's category price distribution
    (``HybridConfig.spending_tier_filter``; ``SpendingTierConfig`` in the
-   config). These rules are applied as an eligibility mask *before*
-   candidate generation, which is equivalent to filtering the fused list but
-   never lets an ineligible product occupy a candidate slot.
+   config). They act as an eligibility mask *before* candidate generation
+   rather than as a filter on the fused list: the result obeys the same rules,
+   but no ineligible product takes a candidate slot or stretches the
+   normalisation range (so a list never comes up short because filtered
+   products crowded out eligible ones).
 4. **Candidates.** ``C_u`` = union over strategies with ``w'_s(u) > 0`` of
    their top-``M`` eligible products that score above the strategy's row
    minimum (``M = max(candidates_per_strategy, n)``).
