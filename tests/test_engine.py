@@ -264,6 +264,15 @@ def test_artifacts_dir_versions_and_reload(small_dataset, engine, tmp_path):
         engine.reload_batch()
 
 
+def test_svd_rebuilt_from_artifacts_equals_a_fitted_one(engine, small_dataset):
+    from recsys.models.svd import PureSVD
+
+    fitted = PureSVD().fit(small_dataset)
+    rows = np.array([0, 5, 17, -1])
+    np.testing.assert_allclose(engine.stage2_.svd.score_users(rows), fitted.score_users(rows), atol=1e-9)
+    assert engine.stage2_.svd.explained_energy_ == pytest.approx(fitted.explained_energy_)
+
+
 def test_artifacts_of_other_data_are_refused(small_dataset, engine, tmp_path):
     from recsys.batch import run_batch
 
