@@ -135,3 +135,22 @@ def test_u_item_columns():
 )
 def test_region_of_zip(zip_code, region):
     assert region_of_zip(zip_code) == region
+
+
+def test_pipeline_runs_on_the_fixture():
+    from recsys.models.content import ContentRecommender
+    from recsys.models.demographic import DemographicRecommender
+    from recsys.models.knn import ItemKNN
+    from recsys.models.svd import PureSVD, SurpriseSVD, SurpriseSVDConfig, SVDConfig
+    from recsys.segmentation import SegmentationConfig, UserSegmentation
+
+    ds = load_movielens_100k(FIXTURE)
+    users = list(ds.users["user_id"][:5])
+    for model in (ItemKNN(), PureSVD(SVDConfig(n_factors=4)), SurpriseSVD(SurpriseSVDConfig(n_factors=4, n_epochs=5)),
+                  ContentRecommender(), DemographicRecommender()):
+        recs = model.fit(ds).recommend(users, n=3)
+        assert set(recs["user_id"]) <= set(users) and recs["rank"].max() <= 3
+        bought = ds.events[(ds.events["event_type"] == "purchase") & ds.events["user_id"].isin(users)]
+        assert recs.merge(bought, on=["user_id", "product_id"]).empty  # purchased titles are excluded
+    labels = UserSegmentation(SegmentationConfig(n_clusters=3, n_init=2)).fit(ds).labels_
+    assert len(labels) == ds.n_users
