@@ -287,9 +287,13 @@ class HybridRecommender(Recommender):
         for j, s in enumerate(STRATEGIES):
             if s in blocks:
                 block = blocks[s]
-                finite = np.isfinite(block)
-                high = np.max(np.where(finite, block, -np.inf), axis=1)
-                low = np.min(np.where(finite, block, np.inf), axis=1)
+                high, low = np.max(block, axis=1), np.min(block, axis=1)
+                odd = ~(np.isfinite(high) & np.isfinite(low))  # rows with -inf/nan: spread over finite scores
+                if odd.any():
+                    sub = block[odd]
+                    finite = np.isfinite(sub)
+                    high[odd] = np.max(np.where(finite, sub, -np.inf), axis=1)
+                    low[odd] = np.min(np.where(finite, sub, np.inf), axis=1)
                 with np.errstate(invalid="ignore"):
                     answers[:, j] = np.nan_to_num(high - low, nan=0.0, posinf=0.0, neginf=0.0) > _EPS
                 if s in self.config.history_strategies:
