@@ -317,3 +317,15 @@ def test_retail_config_and_measured_boosts():
         retail_config(DEFAULT_CONFIG, {"Mars": {"winter": ("Seasonal",)}})
     with pytest.raises(ValueError, match="lacks column"):
         seasonal_boosts_from_factors(factors.drop(columns="events"))
+
+
+def test_xlsx_without_an_excel_reader_says_what_to_do(tmp_path, monkeypatch):
+    path = tmp_path / "Online Retail.xlsx"
+    path.write_bytes(b"not really excel")
+
+    def no_reader(*args, **kwargs):
+        raise ImportError("Missing optional dependency 'openpyxl'")
+
+    monkeypatch.setattr(pd, "read_excel", no_reader)
+    with pytest.raises(ImportError, match=r"install openpyxl .* or convert the file to \.parquet or \.csv"):
+        load_online_retail(path)

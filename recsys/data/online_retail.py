@@ -324,7 +324,13 @@ def load_online_retail(path: str | os.PathLike[str] | None = None) -> pd.DataFra
     elif suffix == ".csv":
         raw = pd.read_csv(path, dtype={"InvoiceNo": str, "StockCode": str}, encoding_errors="replace")
     elif suffix in (".xlsx", ".xls"):
-        raw = pd.read_excel(path, dtype={"InvoiceNo": str, "StockCode": str})
+        try:
+            raw = pd.read_excel(path, dtype={"InvoiceNo": str, "StockCode": str})
+        except ImportError as error:
+            raise ImportError(
+                f"reading {path.name} needs an Excel reader ({error}); install openpyxl "
+                "(pip install openpyxl) or convert the file to .parquet or .csv once"
+            ) from error
     else:
         raise ValueError(f"unsupported Online Retail file type {suffix!r} ({path}); expected .parquet, .csv or .xlsx")
     _check_raw_columns(raw, str(path))
