@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Report", "pin_threads", "set_thesis_style", "save_figure", "save_table", "THREAD_ENV"]
+__all__ = ["Report", "pin_threads", "set_thesis_style", "save_figure", "save_table", "write_benchmark_manifest",
+           "THREAD_ENV"]
 
 THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
@@ -190,3 +191,23 @@ class Report:
         }
         path = self.root / "artifacts" / f"{self.notebook}.json"
         path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def write_benchmark_manifest(
+    name: str, metrics: dict[str, tuple[Any, str]], reports_root: str | Path | None = None
+) -> Path:
+    """Record a benchmark's figures as ``reports/benchmarks/<name>.json`` in the
+    notebooks' manifest format (``metrics: {metric: {value, description}}``),
+    so the evaluation's seed "Performance Metrics" table can cite them. The
+    description must say how the value was measured (profile, users, threads)."""
+    root = Path(reports_root) if reports_root is not None else Path(__file__).resolve().parent.parent / "reports"
+    path = root / "benchmarks" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "notebook": name,
+        "figures": [],
+        "tables": [],
+        "metrics": {key: {"value": _jsonable(value), "description": how} for key, (value, how) in metrics.items()},
+    }
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return path

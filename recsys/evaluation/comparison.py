@@ -558,10 +558,14 @@ SEED_PERFORMANCE_CLAIMS: tuple[_Claim, ...] = (
 
 
 def _recorded_metrics(reports_dir: Path, exclude_notebooks: Sequence[str]) -> list[dict[str, Any]]:
-    """Headline metrics of the manifests in ``artifacts/`` (notebooks) and
-    ``benchmarks/`` (benchmark scripts writing the same format), if present."""
+    """Headline metrics of the manifests in ``artifacts/`` (notebooks) and of
+    benchmark manifests (same format) in ``reports_dir/benchmarks/`` or the
+    profile-independent ``reports_dir/../benchmarks/`` (``make benchmarks``),
+    if present."""
     rows = []
-    paths = sorted((reports_dir / "artifacts").glob("*.json")) + sorted((reports_dir / "benchmarks").glob("*.json"))
+    paths = sorted((reports_dir / "artifacts").glob("*.json"))
+    for bench_dir in (reports_dir / "benchmarks", reports_dir.parent / "benchmarks"):
+        paths += sorted(bench_dir.glob("*.json"))
     for path in paths:
         try:
             manifest = json.loads(path.read_text())
