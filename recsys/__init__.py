@@ -5,6 +5,7 @@ from recsys.data import PROFILES, DataValidationError, Dataset, generate, load_o
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "RecommendationEngine",
     "PROFILES",
     "ConfigError",
     "DataValidationError",
@@ -14,3 +15,11 @@ __all__ = [
     "load_or_generate",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # lazy: `import recsys` stays light (no scikit-learn, Surprise)
+    if name == "RecommendationEngine":
+        from recsys.engine import RecommendationEngine
+
+        return RecommendationEngine
+    raise AttributeError(f"module 'recsys' has no attribute {name!r}")
