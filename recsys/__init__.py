@@ -1,7 +1,7 @@
 """recsys: a reproducible multi-stage e-commerce recommender with personalized deals."""
 
 from recsys.config import DEFAULT_CONFIG, ConfigError, RecsysConfig
-from recsys.data import PROFILES, DataValidationError, Dataset, generate, load_or_generate
+from recsys.data import PROFILES, Dataset, DataValidationError, generate, load_or_generate
 
 __all__ = [
     "DEFAULT_CONFIG",
