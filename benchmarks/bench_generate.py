@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from recsys.data import PROFILES, Dataset, generate
+from recsys.reporting import write_benchmark_manifest
 
 GIB = 2**30
 
@@ -77,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
             t_load = time.perf_counter() - t0
             print(f"  load      {t_load:>8.1f}   {peak_rss_gib():>8.2f}")
     ok = t_gen < 120 and rss_gen < 4 and (args.profile != "large" or rows["events"] >= 5_000_000)
+    how = f"benchmarks/bench_generate.py --profile {args.profile}, seed {args.seed}, one process"
+    write_benchmark_manifest(f"bench_generate_{args.profile}", {
+        "generate_seconds": (t_gen, f"wall time of generate(); {how}"),
+        "generate_memory_peak_rss_gib": (rss_gen, f"peak RSS during generation; {how}"),
+        "events": (rows["events"], f"events generated; {how}"),
+    })
     print(f"\ntarget (generate < 120 s, peak < 4 GiB{', >= 5M events' if args.profile == 'large' else ''}): "
           f"{'met' if ok else 'NOT met'}")
     return 0

@@ -30,7 +30,7 @@ for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from recsys.batch import STEPS, load_latest, run_batch  # noqa: E402
 from recsys.data import load_or_generate  # noqa: E402
-from recsys.reporting import pin_threads  # noqa: E402
+from recsys.reporting import pin_threads, write_benchmark_manifest  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -63,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  load_latest     {time.perf_counter() - start:8.3f} s (sha256 verified); "
               f"artifacts {size / 1e6:.2f} MB")
     print(f"peak RSS {peak_rss_mb():.1f} MB")
+    how = f"benchmarks/bench_stage2.py --profile {args.profile}, seed {args.seed}, one thread"
+    metrics = {f"batch_step_seconds/{step}": (artifacts.manifest["run"]["step_seconds"][step], f"wall time; {how}")
+               for step in STEPS}
+    metrics["batch_seconds/stage2_total"] = (total, f"wall time of run_batch incl. atomic writes; {how}")
+    metrics["memory_peak_rss_mb/stage2_batch"] = (peak_rss_mb(), f"peak RSS of the process (data + batch); {how}")
+    write_benchmark_manifest(f"bench_stage2_{args.profile}", metrics)
     return 0
 
 
