@@ -43,7 +43,6 @@ authenticated id and a user only ever sees their own data.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -464,8 +463,8 @@ class RecommendationEngine:
                 "timestamp": self.timestamp}
 
     def _deals(self, user_id: str, row: int, num_deals: int | None) -> dict[str, Any]:
-        """Deals from the deal generator's per-request path (``build`` +
-        ``generate``, rate limited by the generator's
+        """Deals from the deal generator's per-request path (a one-user
+        ``build_block`` + ``generate``, rate limited by the generator's
         :class:`~recsys.deals.rate_limit.RateLimiter`), fed with this user's
         Stage 2 affinities (none without history), the demand scores and the
         content similarity to the products they view most."""
@@ -478,7 +477,7 @@ class RecommendationEngine:
             affinity[:] = np.nan  # no history, no affinity (the contract's "none")
         similarity = self._candidate_builder.similarity_to_viewed(
             [user_id], self._similarity, self.engine_config.similar_seed_items)[0]
-        candidates = self._candidate_builder.build(user_id, affinity, self._demand, similarity)
+        candidates = self._candidate_builder.build_block([user_id], affinity, self._demand, similarity)
         user = {"user_id": user_id, **self._user_records[user_id]}
         result = self._deal_generator.generate(user, candidates, self.dataset_.as_of, num_deals, season)
         return {"deals": jsonable(result.to_records()), "season": result.season, "note": result.shortfall_reason}
@@ -566,17 +565,9 @@ class RecommendationEngine:
         state = dict(self.__dict__)
         state.pop("_deal_generator", None)  # holds a lock and live rate-limit windows
         state.pop("clock", None)
-        # adapter: DealRules keeps a MappingProxyType, which pickle refuses; store its fields
-        rules = self.engine_config.deal_rules
-        fields = {f.name: getattr(rules, f.name) for f in dataclasses.fields(rules)}
-        fields["reasons"] = dict(fields["reasons"])
-        state["engine_config"] = dataclasses.replace(self.engine_config, deal_rules=None)
-        state["_deal_rules_fields"] = fields
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        fields = state.pop("_deal_rules_fields")
-        state["engine_config"] = dataclasses.replace(state["engine_config"], deal_rules=DealRules(**fields))
         self.__dict__.update(state)
         self.clock = time.monotonic
         self._deal_generator = self._make_deal_generator()

@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.config import ConfigError
+from recsys.config import ConfigError, _PicklableMappings
 from recsys.data.dataset import Dataset
 from recsys.interactions import event_weights
 
@@ -110,8 +110,9 @@ DEAL_TYPES: tuple[str, ...] = ("high_affinity", "similar_to_viewed", "regional_s
 
 
 @dataclass(frozen=True)
-class DealRules:
+class DealRules(_PicklableMappings):
     """Thresholds of the deal types, the ranking and how many deals to show.
+    Pickles (through the constructor, so the checks run again on load).
 
     ``min_score``: with ``num_deals=None`` a user gets as many deals as have
     ``score >= min_score``, clipped to ``[min_deals, max_deals]`` of
@@ -297,7 +298,14 @@ class CandidateBlock:
         for column in products.columns:
             if column not in arrays:
                 arrays[column] = products[column].to_numpy()
+        self._init_users(arrays, {}, user_ids, affinity, similarity_to_viewed, behaviour_score, purchased)
+
+    def _init_users(self, arrays: dict[str, np.ndarray], memo: dict[str, Any], user_ids: Any, affinity: Any,
+                    similarity_to_viewed: Any, behaviour_score: Any, purchased: Any) -> None:
+        """Set the (already valid) product ``arrays`` and their ``memo`` of
+        derived values, and check and set the per-user matrices."""
         self.arrays = arrays
+        self._memo = memo
         self._products: pd.DataFrame | None = None
         self.user_ids = np.asarray(user_ids, dtype=object).ravel()
         shape = (len(self.user_ids), len(arrays["product_id"]))
@@ -316,6 +324,54 @@ class CandidateBlock:
     similarity_to_viewed: np.ndarray
     behaviour_score: np.ndarray
     purchased: np.ndarray
+
+    @classmethod
+    def _from_valid_products(cls, arrays: dict[str, np.ndarray], memo: dict[str, Any], user_ids: Any,
+                             affinity: Any, similarity_to_viewed: Any, behaviour_score: Any,
+                             purchased: Any) -> CandidateBlock:
+        """A block over product ``arrays`` that were validated before (by
+        :class:`CandidateBuilder`); only the per-user matrices are checked.
+        ``memo`` is shared with other blocks over the same arrays."""
+        block = object.__new__(cls)
+        block._init_users(arrays, memo, user_ids, affinity, similarity_to_viewed, behaviour_score, purchased)
+        return block
+
+    def _derived(self, key: str, compute: Any) -> Any:
+        """A product-level value derived from ``arrays`` (computed once and
+        shared by the blocks over the same product arrays)."""
+        memo = self.__dict__.setdefault("_memo", {})
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
+    def id_rank(self) -> np.ndarray:
+        """Position of each product's id in sorted id order: ordering by it
+        is ordering by ``product_id`` (the ranking's tie-break)."""
+
+        def compute() -> np.ndarray:
+            ids = self.arrays["product_id"].astype(str)
+            out = np.empty(len(ids), dtype=np.int64)
+            out[np.argsort(ids, kind="stable")] = np.arange(len(ids))
+            return out
+
+        return self._derived("id_rank", compute)
+
+    def sales_quantile(self, q: float) -> float:
+        """The ``q``-quantile of ``sales`` over the products (0 when there are none)."""
+        sales = self.arrays["sales"]
+        return self._derived(f"sales_quantile_{q!r}", lambda: float(np.quantile(sales, q)) if len(sales) else 0.0)
+
+    def category_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``pd.factorize`` of the product categories: (codes, uniques)."""
+
+        def compute() -> tuple[np.ndarray, np.ndarray]:
+            categories = np.asarray(self.arrays["category"], dtype=object)
+            if not len(categories):
+                return np.zeros(0, np.int64), np.zeros(0, dtype=object)
+            codes, uniques = pd.factorize(categories)
+            return codes, np.asarray(uniques, dtype=object)
+
+        return self._derived("category_codes", compute)
 
     @property
     def products(self) -> pd.DataFrame:
@@ -338,7 +394,7 @@ class CandidateBlock:
         arrays = _validated_arrays(candidates)
         block = object.__new__(cls)  # the arrays are valid: skip re-validation
         block.arrays = {c: v for c, v in arrays.items() if c not in USER_COLUMNS}
-        block._products = None
+        block._products, block._memo = None, {}
         block.user_ids = np.array([user_id], dtype=object)
         for c in USER_COLUMNS:
             setattr(block, c, arrays[c][None, :])
@@ -353,6 +409,7 @@ class CandidateBlock:
         rows = np.asarray(rows, dtype=np.int64)
         block = object.__new__(CandidateBlock)
         block.arrays, block._products, block.user_ids = self.arrays, self._products, self.user_ids[rows]
+        block._memo = self.__dict__.setdefault("_memo", {})
         for c in USER_COLUMNS:
             setattr(block, c, getattr(self, c)[rows])
         return block
@@ -367,7 +424,7 @@ def _rank_pct(values: np.ndarray) -> np.ndarray:
     n_rows, n = values.shape
     if n == 0:
         return values.copy()
-    order = np.argsort(values, axis=1, kind="stable")  # NaN sort last
+    order = np.argsort(values, axis=1)  # NaN sort last; the order within a tie group does not matter
     s = np.take_along_axis(values, order, axis=1)
     pos = np.broadcast_to(np.arange(n), (n_rows, n))
     new = np.ones((n_rows, n), dtype=bool)
@@ -390,7 +447,7 @@ def type_arrays(block: CandidateBlock, seasonal: np.ndarray, rules: DealRules) -
     ``seasonal`` is the users x products mask of in-season categories."""
     aff_pct = _rank_pct(block.affinity)
     sales = block.arrays["sales"]
-    low_sales = sales <= (np.quantile(sales, rules.low_sales_quantile) if len(sales) else 0.0)
+    low_sales = sales <= block.sales_quantile(rules.low_sales_quantile)
     sim_pct = _rank_pct(block.similarity_to_viewed)
     behaviour = block.behaviour_score
     fired = {
@@ -562,11 +619,14 @@ class CandidateBuilder:
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
             raise ValueError(f"top_k must be a positive int, got {top_k!r}")
         rows = self.rows(user_ids)
-        views = self.views_[rows].toarray()
+        views = self.views_
         out = np.zeros((len(rows), n))
-        for i, row_views in enumerate(views):
-            seeds = np.argsort(-row_views, kind="stable")[:top_k]
-            seeds = seeds[row_views[seeds] > 0]
+        for i, r in enumerate(rows):
+            # the user's sparse row (canonical: sorted columns) -- most viewed first, ties by column
+            cols = views.indices[views.indptr[r]:views.indptr[r + 1]]
+            counts = views.data[views.indptr[r]:views.indptr[r + 1]]
+            order = np.lexsort((cols, -counts))[:top_k]
+            seeds = cols[order][counts[order] > 0]
             if len(seeds):
                 block = item_similarity[seeds]
                 block = block.toarray() if sp.issparse(block) else np.array(block, dtype=float)
@@ -599,10 +659,26 @@ class CandidateBuilder:
         affinity = np.broadcast_to(_per_product(affinity, self.product_ids, "affinity", np.nan), shape)
         similarity = np.zeros(shape) if similarity is None else np.broadcast_to(
             _per_product(similarity, self.product_ids, "similarity", 0.0), shape)
-        return CandidateBlock(
-            self.product_table(demand_score), np.asarray(ids, dtype=object), affinity, similarity,
+        arrays, memo = self._valid_products(demand_score)
+        return CandidateBlock._from_valid_products(
+            arrays, memo, np.asarray(ids, dtype=object), affinity, similarity,
             self.behaviour_scores(ids), self.purchased_[rows].toarray().astype(bool),
         )
+
+    def _valid_products(self, demand_score: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The product table validated as a :class:`CandidateBlock` does it,
+        and its memo of derived values; kept for the last demand scores seen
+        (the table is static between Stage 2 runs, so a request does not
+        re-validate it)."""
+        demand = _per_product(demand_score, self.product_ids, "demand_score", None)
+        cached = self.__dict__.get("_products_cache")
+        if cached is None or cached[0].shape != demand.shape or not np.array_equal(cached[0], demand):
+            n = len(self.product_ids)
+            empty = np.zeros((0, n))
+            block = CandidateBlock(self.product_table(demand), [], empty, empty, empty, empty.astype(bool))
+            cached = (demand.copy(), block.arrays, block._memo)
+            self._products_cache = cached
+        return cached[1], cached[2]
 
     def build(self, user_id: str, affinity: Any, demand_score: Any, similarity: Any = None) -> pd.DataFrame:
         """The candidate frame of ``user_id`` over the whole catalogue.

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -83,34 +83,45 @@ SUMMARY_COLUMNS = (
 class DealResult:
     """One user's deals and how they came about.
 
-    ``excluded`` counts candidates per exclusion reason
-    (:data:`~recsys.deals.guardrails.EXCLUSION_REASONS`); ``shortfall_reason``
-    is None unless fewer deals than asked for (or than ``min_deals``) were
-    possible.
+    ``deals``: the :data:`DEAL_COLUMNS` frame; it may be given as a mapping
+    of column arrays, turned into the frame on first access (the per-request
+    path only needs :meth:`to_records`). ``excluded`` counts candidates per
+    exclusion reason (:data:`~recsys.deals.guardrails.EXCLUSION_REASONS`);
+    ``shortfall_reason`` is None unless fewer deals than asked for (or than
+    ``min_deals``) were possible.
     """
 
     user_id: str
     as_of: pd.Timestamp
     season: str
-    deals: pd.DataFrame
+    columns: InitVar[pd.DataFrame | Mapping[str, np.ndarray]]
     n_candidates: int
     n_eligible: int
     n_requested: int
     excluded: dict[str, int] = field(default_factory=dict)
     shortfall_reason: str | None = None
 
+    def __post_init__(self, columns: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
+        self._deals = columns
+
+    @property
+    def deals(self) -> pd.DataFrame:
+        if not isinstance(self._deals, pd.DataFrame):
+            self._deals = pd.DataFrame(self._deals)
+        return self._deals
+
     @property
     def n_deals(self) -> int:
-        return len(self.deals)
+        return len(self._deals["product_id"])
 
     def to_records(self) -> list[dict[str, Any]]:
-        """The deals as JSON-ready dicts: the seed's keys plus ``deal_types``
-        (a list) and ``margin_clamped``."""
-        records = []
-        for row in self.deals[SEED_DEAL_KEYS + ["deal_types", "margin_clamped"]].to_dict("records"):
-            row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        """The deals as JSON-ready dicts (plain Python values): the seed's
+        keys plus ``deal_types`` (a list) and ``margin_clamped``."""
+        keys = SEED_DEAL_KEYS + ["deal_types", "margin_clamped"]
+        values = [np.asarray(self._deals[k]).tolist() for k in keys]
+        records = [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
+        for row in records:
             row["deal_types"] = row["deal_types"].split("|")
-            records.append(row)
         return records
 
 
@@ -218,21 +229,29 @@ class DealGenerator:
     def generate(
         self,
         user: Mapping[str, Any] | pd.Series,
-        candidates: pd.DataFrame,
+        candidates: pd.DataFrame | CandidateBlock,
         as_of: Any,
         num_deals: int | None = None,
         season: str | None = None,
     ) -> DealResult:
-        """Deals for ``user`` from its candidate frame, valid from ``as_of``.
+        """Deals for ``user`` from its candidate frame (or a one-user
+        :class:`CandidateBlock` of that user, e.g. from
+        ``CandidateBuilder.build_block``), valid from ``as_of``.
         Raises :class:`~recsys.deals.rate_limit.RateLimitExceeded` past the
         per-user rate limit."""
         profile = UserProfile.from_mapping(user, self.config)
         n_requested = self._num_deals(num_deals)
         as_of, season = self._when(as_of, season)
-        block = CandidateBlock.from_frame(candidates, profile.user_id)
+        if isinstance(candidates, CandidateBlock):
+            if candidates.user_ids.tolist() != [profile.user_id]:
+                raise ValueError(f"the candidate block must hold exactly user {profile.user_id!r}, "
+                                 f"got users {candidates.user_ids[:3].tolist()} ({candidates.n_users} in all)")
+            block = candidates
+        else:
+            block = CandidateBlock.from_frame(candidates, profile.user_id)
         if self.rate_limiter is not None:
             self.rate_limiter.acquire(profile.user_id)
-        deals, stats = self._run([profile], [user], block, as_of, season, n_requested)
+        deals, stats = self._run([profile], [user], block, as_of, season, n_requested, as_frame=False)
         return DealResult(
             profile.user_id, as_of, season, deals, block.n_products, int(stats["n_eligible"][0]),
             int(stats["n_requested"][0]), {r: int(stats["excluded"][r][0]) for r in EXCLUSION_REASONS},
@@ -279,9 +298,12 @@ class DealGenerator:
 
     # -- the pipeline -------------------------------------------------------------------
     def _run(self, profiles: list[UserProfile], users: list[Any], block: CandidateBlock, as_of: pd.Timestamp,
-             season: str, n_requested: int | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+             season: str, n_requested: int | None,
+             as_frame: bool = True) -> tuple[pd.DataFrame | dict[str, np.ndarray], dict[str, Any]]:
+        """Steps 2-6 for the block's users: the deals (a frame, or its
+        columns with ``as_frame=False``) and per-user statistics."""
         cfg, rules, products = self.config.deals, self.rules, block.arrays
-        seasonal = self.pricer.seasonal_mask(products["category"], profiles, season)
+        seasonal = self.pricer.seasonal_mask(products["category"], profiles, season, block.category_codes())
         types = type_arrays(block, seasonal, rules)
         extra = self.pricer.extra(block.frame, users, block.n_products)
         priced = self.pricer.terms(products["demand_score"], seasonal, profiles, extra)
@@ -301,7 +323,9 @@ class DealGenerator:
         else:
             target = np.full(len(profiles), n_requested)
         rows, cols = self._select(block, types, eligible, np.minimum(target, n_eligible))
-        deals = self._deal_frame(block, rows, cols, types, priced, guard, as_of, season)
+        deals = self._deal_columns(block, rows, cols, types, priced, guard, as_of, season)
+        if as_frame:
+            deals = pd.DataFrame(deals)
         stats = {
             "n_deals": np.bincount(rows, minlength=len(profiles)).astype(np.int64),
             "n_requested": target.astype(np.int64),
@@ -318,7 +342,7 @@ class DealGenerator:
                 n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(user row, product column) of every deal, users in order, best first
         within a user (module docstring, step 4)."""
-        pids = block.arrays["product_id"].astype(str)
+        id_rank = block.id_rank()
         score = types["score"]
         fired = np.stack([types[t] & eligible for t in DEAL_TYPES])  # types x users x products
         rows_out, cols_out = [], []
@@ -327,7 +351,7 @@ class DealGenerator:
             if k <= 0:
                 continue
             idx = np.flatnonzero(eligible[u])
-            ranked = idx[np.lexsort((pids[idx], -score[u, idx]))]  # by score desc, then product id
+            ranked = idx[np.lexsort((id_rank[idx], -score[u, idx]))]  # by score desc, then product id
             if self.rules.cover_types:
                 hits = fired[:, u, ranked]  # types x ranked
                 firsts = np.unique(hits.argmax(axis=1)[hits.any(axis=1)])[:k]  # best of each type that fires
@@ -349,9 +373,10 @@ class DealGenerator:
         return (f"only {n_eligible} of {n_candidates} candidate products are eligible for a deal, "
                 f"{target} wanted; excluded: {reasons or 'none'}")
 
-    def _deal_frame(self, block: CandidateBlock, rows: np.ndarray, cols: np.ndarray, types: dict[str, np.ndarray],
-                    priced: dict[str, np.ndarray], guard: dict[str, np.ndarray], as_of: pd.Timestamp,
-                    season: str) -> pd.DataFrame:
+    def _deal_columns(self, block: CandidateBlock, rows: np.ndarray, cols: np.ndarray, types: dict[str, np.ndarray],
+                      priced: dict[str, np.ndarray], guard: dict[str, np.ndarray], as_of: pd.Timestamp,
+                      season: str) -> dict[str, np.ndarray]:
+        """The :data:`DEAL_COLUMNS` of the chosen (user row, product column) pairs."""
         products, shape = block.arrays, types["score"].shape
         demand = products["demand_score"][cols]
         days = expiry_days(demand, self.config.deals)
@@ -364,7 +389,7 @@ class DealGenerator:
         def product(column: str, dtype: Any) -> np.ndarray:
             return np.asarray(products[column], dtype=dtype)[cols]
 
-        deals = pd.DataFrame({
+        return {
             "user_id": np.asarray(block.user_ids, dtype=object)[rows],
             "rank": np.asarray(rank, dtype=np.int64),
             "product_id": product("product_id", object),
@@ -391,5 +416,4 @@ class DealGenerator:
             "affinity_pct": types["affinity_pct"][rows, cols],
             "season": np.full(len(rows), season, dtype=object),
             **{c: np.broadcast_to(priced[c], shape)[rows, cols] for c in PRICING_COLUMNS},
-        })
-        return deals
+        }

@@ -202,11 +202,16 @@ class DealPricer:
         return max(0.0, 1.0 + self.sensitivity_strength * delta)
 
     # -- the formula -------------------------------------------------------------
-    def seasonal_mask(self, categories: np.ndarray, profiles: Sequence[UserProfile], season: str) -> np.ndarray:
+    def seasonal_mask(self, categories: np.ndarray, profiles: Sequence[UserProfile], season: str,
+                      factorized: tuple[np.ndarray, Any] | None = None) -> np.ndarray:
         """Users x products: is the product's category in season for the user's
-        region (``config.boosted_categories(region, season)``)."""
-        categories = np.asarray(categories, dtype=object)
-        codes, uniques = pd.factorize(categories) if len(categories) else (np.zeros(0, np.int64), [])
+        region (``config.boosted_categories(region, season)``). ``factorized``:
+        ``pd.factorize(categories)`` if already known."""
+        if factorized is not None:
+            codes, uniques = factorized
+        else:
+            categories = np.asarray(categories, dtype=object)
+            codes, uniques = pd.factorize(categories) if len(categories) else (np.zeros(0, np.int64), [])
         regions = sorted({p.region for p in profiles})
         boosted = [set(self.config.boosted_categories(r, season)) for r in regions]
         table = np.array([[c in b for c in uniques] for b in boosted], dtype=bool).reshape(len(regions), len(uniques))
