@@ -14,8 +14,8 @@ from recsys.interactions import Interactions
 from recsys.models.base import Recommender
 from recsys.models.baselines import Popularity, PopularityConfig, RandomRecommender
 from recsys.models.demographic import REASONS, DemographicConfig, DemographicRecommender
-from recsys.models.knn import ItemKNN, KNNConfig, UserKNN
-from recsys.models.ranking import first_allowed, topk_mask
+from recsys.models.knn import ItemKNN, KNNConfig, UserKNN, sparse_product
+from recsys.models.ranking import first_allowed, top_n_positive, topk_mask
 
 STRATEGIES = [
     pytest.param(lambda: ItemKNN(), id="item_knn"),
@@ -296,3 +296,52 @@ def test_knn_config_validation() -> None:
     for bad in ({"k": 0}, {"k": 2.5}, {"shrinkage": -1.0}, {"min_similarity": 2.0}, {"block_entries": 0}):
         with pytest.raises(ConfigError):
             KNNConfig(**bad)
+
+
+def _reference_top_n(matrix: sp.csr_matrix, banned: sp.csr_matrix, n: int) -> list[list[tuple[int, float]]]:
+    dense, ban = matrix.toarray(), banned.toarray()
+    out = []
+    for r in range(matrix.shape[0]):
+        cols = [c for c in np.lexsort((np.arange(dense.shape[1]), -dense[r])) if dense[r, c] > 0 and not ban[r, c]]
+        out.append([(int(c), float(dense[r, c])) for c in cols[:n]])
+    return out
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_top_n_positive_matches_sorting_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_rows, n_cols = int(rng.integers(1, 40)), int(rng.integers(1, 3000))
+    matrix = sp.random(n_rows, n_cols, density=rng.uniform(0.01, 0.9), format="csr", random_state=seed,
+                       dtype=np.float32)
+    matrix.data = (np.round(matrix.data * rng.integers(1, 40)) - rng.integers(0, 3)).astype(np.float32)  # ties, <= 0
+    if seed % 2:  # storage order within rows must not matter
+        for r in range(n_rows):
+            a, b = matrix.indptr[r], matrix.indptr[r + 1]
+            perm = rng.permutation(b - a)
+            matrix.indices[a:b], matrix.data[a:b] = matrix.indices[a:b][perm], matrix.data[a:b][perm]
+        matrix.has_sorted_indices = False
+    banned = sp.random(n_rows, n_cols, density=rng.uniform(0, 0.05), format="csr", random_state=seed + 1) > 0
+    n = int(rng.integers(1, 50))
+    rows, cols, values, rank = top_n_positive(matrix, banned.tocsr(), n, sample=int(rng.choice([8, 64, 256])))
+    got = [[] for _ in range(n_rows)]
+    for r, c, v, k in zip(rows, cols, values, rank, strict=True):
+        assert k == len(got[r]) + 1
+        got[r].append((int(c), float(v)))
+    assert got == _reference_top_n(matrix, banned, n)
+    assert values.dtype == np.float32
+
+
+def test_top_n_positive_declines_float64() -> None:
+    assert top_n_positive(sp.csr_matrix(np.ones((2, 3))), None, 2) is None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sparse_product_equals_scipy(seed: int) -> None:
+    left = sp.random(30, 200, density=0.05, format="csr", random_state=seed, dtype=np.float32)
+    right = sp.random(200, 150, density=0.1, format="csr", random_state=seed + 7, dtype=np.float32)
+    got, want = sparse_product(left, right), (left @ right).tocsr()
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert np.array_equal(got.indptr, want.indptr)
+    assert np.array_equal(got.indices, want.indices) and np.array_equal(got.data, want.data)
+    both64 = sparse_product(left.astype(np.float64), right.astype(np.float64))
+    assert np.allclose(both64.toarray(), want.toarray(), rtol=1e-6)

@@ -44,9 +44,15 @@ from recsys.models.ranking import (
     ranked_entries,
     row_of_entries,
     take_rows,
+    top_n_positive,
 )
 
-__all__ = ["KNNConfig", "NeighbourRecommender", "ItemKNN", "UserKNN", "cosine_topk"]
+try:  # scipy's own sparse-product kernel (what ``a @ b`` runs after sizing its output)
+    from scipy.sparse._sparsetools import csr_matmat as _csr_matmat
+except ImportError:  # pragma: no cover - a scipy without it takes the public product
+    _csr_matmat = None
+
+__all__ = ["KNNConfig", "NeighbourRecommender", "ItemKNN", "UserKNN", "cosine_topk", "sparse_product"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,42 @@ class KNNConfig:
 
 def _row_norms(matrix: sp.csr_matrix) -> np.ndarray:
     return np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+
+
+def sparse_product(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
+    """``left @ right`` (CSR float32, 32-bit indices), computed in one pass.
+
+    scipy's product first counts the output entries exactly (a symbolic pass
+    costing about a quarter of the product), then runs its numeric kernel.
+    Row ``u`` of the product has at most ``sum_i |right_i|`` entries over the
+    columns ``i`` of ``left_u``, a bound read off the row lengths, so this
+    sizes the output by that bound and calls the same kernel once: identical
+    entries, order and sums. Other dtypes (or a scipy without the kernel)
+    take the public product. Indices of the result are not sorted.
+    """
+    n_rows, n_cols = left.shape[0], right.shape[1]
+    if (
+        _csr_matmat is None
+        or left.dtype != np.float32
+        or right.dtype != np.float32
+        or left.shape[1] != right.shape[0]
+    ):
+        return (left @ right).tocsr()
+    bound = int(np.diff(right.indptr)[left.indices[: left.indptr[-1]]].sum(dtype=np.int64))
+    if bound >= np.iinfo(np.int32).max or right.nnz >= np.iinfo(np.int32).max:
+        return (left @ right).tocsr()
+    i32 = np.int32
+    indptr = np.empty(n_rows + 1, dtype=i32)
+    indices = np.empty(bound, dtype=i32)
+    data = np.empty(bound, dtype=np.float32)
+    _csr_matmat(n_rows, n_cols,
+                left.indptr.astype(i32, copy=False), left.indices.astype(i32, copy=False), left.data,
+                right.indptr.astype(i32, copy=False), right.indices.astype(i32, copy=False), right.data,
+                indptr, indices, data)
+    nnz = int(indptr[-1])
+    out = sp.csr_matrix((data[:nnz], indices[:nnz], indptr), shape=(n_rows, n_cols), copy=False)
+    out.has_sorted_indices = False
+    return out
 
 
 def cosine_topk(
@@ -207,14 +249,18 @@ def top_n_sparse(
     (row, rank).
     """
     scores = sp.csr_matrix(scores)
-    k: int | np.ndarray = n
-    if banned is not None and banned.nnz:
-        # the top n of the allowed entries lie within the top n + b of all, b >= |banned in row|
-        # (b rounded up to a power of two: few distinct cut-offs, few partition passes)
-        n_banned = np.diff(banned.indptr)
-        k = n + np.where(n_banned > 0, 2 ** np.ceil(np.log2(np.maximum(n_banned, 1))), 0).astype(np.int64)
-    top = drop_entries(keep_topk(scores, k), banned)
-    r, c, v, rank = ranked_entries(keep_topk(top, n))
+    fast = top_n_positive(scores, banned, n)  # float32 scores: one padded partition per block
+    if fast is not None:
+        r, c, v, rank = fast
+    else:
+        k: int | np.ndarray = n
+        if banned is not None and banned.nnz:
+            # the top n of the allowed entries lie within the top n + b of all, b >= |banned in row|
+            # (b rounded up to a power of two: few distinct cut-offs, few partition passes)
+            n_banned = np.diff(banned.indptr)
+            k = n + np.where(n_banned > 0, 2 ** np.ceil(np.log2(np.maximum(n_banned, 1))), 0).astype(np.int64)
+        top = drop_entries(keep_topk(scores, k), banned)
+        r, c, v, rank = ranked_entries(keep_topk(top, n))
     n_products = scores.shape[1]
     got = np.bincount(r, minlength=scores.shape[0])
     short = np.flatnonzero(got < min(n, n_products))
@@ -250,7 +296,7 @@ class ItemKNN(NeighbourRecommender):
         self, history: sp.csr_matrix, rows: np.ndarray | None = None, fresh: np.ndarray | None = None
     ) -> sp.csr_matrix:
         self._check_fitted()
-        return (sp.csr_matrix(history, dtype=np.float32) @ self.similarity_).tocsr()
+        return sparse_product(sp.csr_matrix(history, dtype=np.float32), self.similarity_)
 
     def score_one(
         self, items: np.ndarray, weights: np.ndarray, row: int = -1, fresh: bool = False
@@ -314,4 +360,4 @@ class UserKNN(NeighbourRecommender):
             place = sp.csr_matrix((np.ones(len(recompute), dtype=np.float32), (recompute, np.arange(len(recompute)))),
                                   shape=(len(rows), len(recompute)))
             sims = (sims + place @ new).tocsr()
-        return (sims @ self.profiles_).tocsr()
+        return sparse_product(sp.csr_matrix(sims, dtype=np.float32), self.profiles_)

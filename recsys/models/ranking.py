@@ -28,6 +28,7 @@ __all__ = [
     "entries_frame",
     "gather_counts",
     "top_n_dense_row",
+    "top_n_positive",
 ]
 
 #: entries in one padded scratch block of :func:`topk_mask` (bounds its memory)
@@ -262,3 +263,106 @@ def top_n_dense_row(scores: np.ndarray, n: int) -> np.ndarray:
         cand = cand[values >= np.partition(values, len(cand) - n)[len(cand) - n]]
     order = np.lexsort((cand, -scores[cand]))
     return cand[order[:n]]
+
+
+def _order_keys(values: np.ndarray, cols: np.ndarray, col_bits: int, n_cols: int) -> np.ndarray:
+    """int64 keys ordering float32 ``values`` descending, then ``cols`` ascending:
+    the larger key is the better entry, and every key is > 0.
+
+    The float's bit pattern is made monotone (negative floats have their
+    magnitude bits flipped), shifted to be non-negative, and the column's
+    complement fills the low ``col_bits`` bits.
+    """
+    bits = np.asarray(values, dtype=np.float32).view(np.int32).astype(np.int64)
+    bits ^= (bits >> 31) & 0x7FFFFFFF
+    return ((bits + (1 << 31)) << col_bits) | (n_cols - 1 - np.asarray(cols, dtype=np.int64))
+
+
+def _decode_keys(keys: np.ndarray, col_bits: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """``cols, values`` (float32) back from :func:`_order_keys`."""
+    cols = n_cols - 1 - (keys & ((1 << col_bits) - 1))
+    bits = (keys >> col_bits) - (1 << 31)
+    bits ^= (bits >> 31) & 0x7FFFFFFF
+    return cols, bits.astype(np.int32).view(np.float32)
+
+
+def top_n_positive(
+    scores: sp.csr_matrix, banned: sp.csr_matrix | None, n: int, sample: int = 256
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The ``n`` best positive entries of each row of float32 ``scores``, never a ``banned`` one.
+
+    Ties break by the lower column. Returns ``rows, cols, values, rank``
+    ordered by (row, rank), or ``None`` when this route does not apply (not
+    float32, or 2**31 columns or more); callers then use :func:`keep_topk`
+    and :func:`ranked_entries`.
+
+    Row ``r`` needs its ``k_r = n + |banned_r|`` best entries. The ``k_r``-th
+    largest of ``sample`` distinct entries of the row (strided; the whole
+    row if shorter) bounds the row's ``k_r``-th largest from below, so only
+    the entries at or above it stay candidates. Each candidate becomes one
+    integer key (value descending, column ascending: :func:`_order_keys`),
+    and rows padded into blocks of similar width are cut with one
+    ``np.partition`` and ordered with one ``np.sort`` each -- no per-row
+    Python loop, no lexsort over all entries.
+    """
+    n_rows, n_cols = scores.shape
+    if scores.dtype != np.float32 or n_cols >= 1 << 31:
+        return None
+    data, indptr = scores.data, scores.indptr
+    counts = np.diff(indptr).astype(np.int64)
+    n_banned = np.diff(banned.indptr).astype(np.int64) if banned is not None else np.zeros(n_rows, dtype=np.int64)
+    k = n + n_banned
+    bound = np.zeros(n_rows, dtype=np.float32)
+    cut = np.flatnonzero((counts > k) & (k <= sample))
+    if len(cut):
+        slots = np.arange(sample, dtype=np.int64)
+        step = slots[None, :] * counts[cut][:, None]
+        picked = data[indptr[cut][:, None] + step // sample]
+        # a row shorter than the sample repeats positions: keep each entry once
+        repeated = np.zeros(picked.shape, dtype=bool)
+        repeated[:, 1:] = step[:, 1:] // sample == step[:, :-1] // sample
+        picked[repeated] = -np.inf
+        bound[cut] = np.maximum(_kth_smallest(picked, sample - k[cut]), 0)
+    keep = data >= np.repeat(bound, counts)
+    keep &= data > 0
+    cand = np.flatnonzero(keep)
+    cand_counts = np.bincount(np.searchsorted(indptr, cand, side="right") - 1, minlength=n_rows)
+    col_bits = max(1, (n_cols - 1).bit_length())
+    keys = _order_keys(data[cand], scores.indices[cand], col_bits, n_cols)
+    cand_start = np.cumsum(cand_counts) - cand_counts
+    # rows grouped by candidate count (powers of two): padding at most doubles a block
+    width_class = np.zeros(n_rows, dtype=np.int64)
+    has = cand_counts > 0
+    width_class[has] = np.ceil(np.log2(cand_counts[has])).astype(np.int64)
+    parts = []
+    for cls in np.unique(width_class[has]):
+        which = np.flatnonzero(has & (width_class == cls))
+        width = int(cand_counts[which].max())
+        flat, local, offset = gather_counts(cand_start[which], cand_counts[which])
+        pad = np.broadcast_to(-1 - np.arange(width, dtype=np.int64), (len(which), width)).copy()
+        pad[local, offset] = keys[flat]
+        top_k = min(width, int(k[which].max()))
+        if top_k < width:
+            pad = np.partition(pad, width - top_k, axis=1)[:, width - top_k :]
+        pad = np.sort(pad, axis=1)[:, ::-1]
+        r, slot = np.nonzero(pad > 0)
+        parts.append((which[r], pad[r, slot]))
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float32), empty
+    rows = np.concatenate([p[0] for p in parts])
+    top_keys = np.concatenate([p[1] for p in parts])
+    if len(parts) > 1:
+        order = np.argsort(rows, kind="stable")
+        rows, top_keys = rows[order], top_keys[order]
+    cols, values = _decode_keys(top_keys, col_bits, n_cols)
+    if banned is not None and banned.nnz:
+        n_c = np.int64(n_cols)
+        banned_keys = np.sort(row_of_entries(banned) * n_c + banned.indices)
+        keys = rows * n_c + cols
+        at = np.minimum(np.searchsorted(banned_keys, keys), len(banned_keys) - 1)
+        allowed = banned_keys[at] != keys
+        rows, cols, values = rows[allowed], cols[allowed], values[allowed]
+    rank = np.arange(len(rows), dtype=np.int64) - np.searchsorted(rows, rows, side="left") + 1
+    take = rank <= n
+    return rows[take], cols[take], values[take], rank[take]
