@@ -97,6 +97,10 @@ class RealtimeRecommender(Recommender):
         self.fallback_ = DemographicRecommender(cfg.fallback).fit(dataset, interactions)
         self.history_ = LiveHistory(interactions, dataset.as_of, cfg.compact_threshold)
         self.new_user_segment_: dict[str, int] = {}
+        # the frame's string columns are taken from these by code (no per-row string conversion)
+        self.product_strings_ = pd.array(np.asarray(self.history_.product_ids, dtype=object), dtype="str")
+        self.reason_strings_ = pd.array([self.reason, *REASONS], dtype="str")
+        self.method_strings_ = pd.array([self.knn_.name, FALLBACK_METHOD], dtype="str")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "history_"):
@@ -186,16 +190,17 @@ class RealtimeRecommender(Recommender):
         rows = self.history_.rows_of(ids)
         starts = range(0, max(len(ids), 1), self.chunk_size)
 
-        def block(start: int) -> pd.DataFrame:
+        def block(start: int) -> tuple[np.ndarray, ...]:
             end = start + self.chunk_size
-            return self._recommend_block(ids[start:end], rows[start:end], n, exclude_purchased)
+            r, *rest = self._recommend_block(ids[start:end], rows[start:end], n, exclude_purchased)
+            return (r + start, *rest)
 
         if self.config.n_jobs > 1 and len(starts) > 1:
             with ThreadPoolExecutor(max_workers=self.config.n_jobs) as pool:
-                frames = list(pool.map(block, starts))
+                parts = list(pool.map(block, starts))
         else:
-            frames = [block(start) for start in starts]
-        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            parts = [block(start) for start in starts]
+        return self._frame(ids, *(np.concatenate(column) for column in zip(*parts, strict=True)))
 
     def recommend_one(self, user_id: str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
         """One user's top-``n``: the real-time request path.
@@ -222,8 +227,8 @@ class RealtimeRecommender(Recommender):
             top_scores = scores[top].astype(np.float64)
         need = n_eff - len(top) if (self.config.backfill or not use_knn) else 0
         cols, values = [top], [top_scores]
-        reasons = [np.full(len(top), self.reason, dtype=object)]
-        methods = [np.full(len(top), self.knn_.name, dtype=object)]
+        reasons = [np.zeros(len(top), dtype=np.int64)]
+        methods = [np.zeros(len(top), dtype=np.int64)]
         if need > 0:
             fb = self.fallback_
             seg = self._segments(np.array([row]), [user_id])[0]
@@ -232,22 +237,25 @@ class RealtimeRecommender(Recommender):
             order = order[(order >= 0) & ~np.isin(order, excluded)][:need].astype(np.int64)
             cols.append(order)
             values.append(fb.segment_scores_[seg, order])
-            reasons.append(np.asarray(REASONS, dtype=object)[fb.segment_reasons_[seg, fb.product_category_[order]]])
-            methods.append(np.full(len(order), FALLBACK_METHOD, dtype=object))
+            reasons.append(1 + fb.segment_reasons_[seg, fb.product_category_[order]].astype(np.int64))
+            methods.append(np.ones(len(order), dtype=np.int64))
         col = np.concatenate(cols)
-        return self._frame(np.zeros(len(col), dtype=np.int64), [user_id], col, np.concatenate(values),
+        return self._frame([user_id], np.zeros(len(col), dtype=np.int64), col, np.concatenate(values),
                            np.arange(1, len(col) + 1), np.concatenate(reasons), np.concatenate(methods))
 
-    def _frame(self, rows: np.ndarray, ids: Sequence[str], cols: np.ndarray, scores: np.ndarray, ranks: np.ndarray,
-               reasons: np.ndarray, methods: np.ndarray) -> pd.DataFrame:
+    def _frame(self, ids: Sequence[str], rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, ranks: np.ndarray,
+               reason_codes: np.ndarray, method_codes: np.ndarray) -> pd.DataFrame:
+        """The output frame; ``rows`` index ``ids``, ``cols`` the products,
+        ``reason_codes`` 0 = k-NN reason, ``1 + c`` = :data:`REASONS` ``[c]``,
+        ``method_codes`` 0 = k-NN, 1 = fallback."""
         return pd.DataFrame(
             {
-                "user_id": np.asarray(ids, dtype=object)[rows],
-                "product_id": np.asarray(self.history_.product_ids, dtype=object)[cols],
+                "user_id": pd.array(np.asarray(ids, dtype=object), dtype="str").take(rows),
+                "product_id": self.product_strings_.take(cols),
                 "score": np.asarray(scores, dtype=np.float64),
                 "rank": np.asarray(ranks, dtype=np.int64),
-                "reason": reasons,
-                "method": methods,
+                "reason": self.reason_strings_.take(reason_codes),
+                "method": self.method_strings_.take(method_codes),
             }
         )
 
@@ -260,7 +268,11 @@ class RealtimeRecommender(Recommender):
         return pd.Series(np.where(use_knn, self.knn_.name, FALLBACK_METHOD), index=pd.Index(ids, name="user_id"),
                          name="method", dtype=object)
 
-    def _recommend_block(self, ids: list[str], rows: np.ndarray, n: int, exclude_purchased: bool) -> pd.DataFrame:
+    def _recommend_block(
+        self, ids: list[str], rows: np.ndarray, n: int, exclude_purchased: bool
+    ) -> tuple[np.ndarray, ...]:
+        """``rows, cols, scores, ranks, reason_codes, method_codes`` of one
+        block of users (``rows`` index ``ids``), ordered by (row, rank); see :meth:`_frame`."""
         history, bought = self.history_.block(rows)
         banned = bought if exclude_purchased else None
         knn_history, use_knn = self._knn_history(history)
@@ -274,8 +286,8 @@ class RealtimeRecommender(Recommender):
         got = np.bincount(r, minlength=len(rows))
         need = np.where(use_knn & (not self.config.backfill), 0, np.maximum(min(n, n_products) - got, 0))
         short = np.flatnonzero(need > 0)
-        parts_reason: list[np.ndarray] = [np.full(len(r), self.reason, dtype=object)]
-        parts_method: list[np.ndarray] = [np.full(len(r), self.knn_.name, dtype=object)]
+        parts_reason: list[np.ndarray] = [np.zeros(len(r), dtype=np.int64)]
+        parts_method: list[np.ndarray] = [np.zeros(len(r), dtype=np.int64)]
         if len(short):
             taken = sp.csr_matrix((np.ones(len(r), dtype=bool), (r, c)), shape=history.shape)
             excluded = take_rows((taken + banned) if banned is not None else taken, short).astype(bool)
@@ -287,9 +299,10 @@ class RealtimeRecommender(Recommender):
             c = np.concatenate([c, fc])
             v = np.concatenate([v, fv])
             rank = np.concatenate([rank, got[rows_out] + fpos + 1])
-            parts_reason.append(freason)
-            parts_method.append(np.full(len(fr), FALLBACK_METHOD, dtype=object))
-        reasons = np.concatenate(parts_reason)
-        methods = np.concatenate(parts_method)
-        order = np.lexsort((rank, r))
-        return self._frame(r[order], ids, c[order], v[order], rank[order], reasons[order], methods[order])
+            parts_reason.append(1 + pd.Index(REASONS).get_indexer(freason))
+            parts_method.append(np.ones(len(fr), dtype=np.int64))
+            reasons = np.concatenate(parts_reason)
+            methods = np.concatenate(parts_method)
+            order = np.lexsort((rank, r))
+            return r[order], c[order], v[order], rank[order], reasons[order], methods[order]
+        return r, c, v, rank, parts_reason[0], parts_method[0]
