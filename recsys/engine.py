@@ -446,7 +446,7 @@ class RecommendationEngine:
             "timestamp": self.timestamp,
         }
         if include_deals:
-            deals = self._deals(uid, row, None)
+            deals = self._deals(uid, row, None, top.component_scores.get("svd"))
             out["deals"] = deals["deals"]
             out["deals_note"] = deals["note"]
         return out
@@ -462,17 +462,22 @@ class RecommendationEngine:
                 "requested": num_deals, "note": result["note"], "season": result["season"],
                 "timestamp": self.timestamp}
 
-    def _deals(self, user_id: str, row: int, num_deals: int | None) -> dict[str, Any]:
+    def _deals(self, user_id: str, row: int, num_deals: int | None,
+               svd_scores: np.ndarray | None = None) -> dict[str, Any]:
         """Deals from the deal generator's per-request path (a one-user
         ``build_block`` + ``generate``, rate limited by the generator's
         :class:`~recsys.deals.rate_limit.RateLimiter`), fed with this user's
         Stage 2 affinities (none without history), the demand scores and the
-        content similarity to the products they view most."""
+        content similarity to the products they view most. ``svd_scores``:
+        the user's Stage 2 scores if already computed (by the hybrid, whose
+        ``svd`` strategy is Stage 2's model), as a one-row block."""
         season = self.config.seasons.season_of(self.dataset_.as_of.month)
         if row < 0:
             return {"deals": [], "season": season,
                     "note": f"unknown user {user_id!r}: deals need a known profile (region, age, tier)"}
-        affinity = self.stage2_.svd.score_users(np.array([row]))[0]
+        if svd_scores is None:
+            svd_scores = self.stage2_.svd.score_users(np.array([row]))
+        affinity = np.array(svd_scores[0], dtype=np.float64)  # a copy: set to NaN below when there is no history
         if not self.hybrid_.has_history(np.array([row]))[0]:
             affinity[:] = np.nan  # no history, no affinity (the contract's "none")
         similarity = self._candidate_builder.similarity_to_viewed(

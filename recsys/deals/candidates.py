@@ -419,25 +419,39 @@ class CandidateBlock:
 def _rank_pct(values: np.ndarray) -> np.ndarray:
     """Row-wise percentile rank in (0, 1] among finite values: the average
     1-based rank of a tie group (as ``scipy.stats.rankdata``) over the number
-    of finite values; NaN stays NaN. Vectorised over rows."""
+    of finite values; NaN stays NaN. The tie group at a row's minimum (e.g.
+    the zero similarity of most products) gets its rank without sorting it."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
-    n_rows, n = values.shape
-    if n == 0:
-        return values.copy()
-    order = np.argsort(values, axis=1)  # NaN sort last; the order within a tie group does not matter
-    s = np.take_along_axis(values, order, axis=1)
-    pos = np.broadcast_to(np.arange(n), (n_rows, n))
-    new = np.ones((n_rows, n), dtype=bool)
-    new[:, 1:] = s[:, 1:] != s[:, :-1]  # a tie group starts here
-    last = np.ones((n_rows, n), dtype=bool)
-    last[:, :-1] = new[:, 1:]  # a tie group ends here
-    start = np.maximum.accumulate(np.where(new, pos, 0), axis=1)
-    end = np.minimum.accumulate(np.where(last, pos, n - 1)[:, ::-1], axis=1)[:, ::-1]
-    finite = ~np.isnan(values)
-    counts = np.maximum(finite.sum(axis=1, keepdims=True), 1)
-    out = np.empty((n_rows, n))
-    np.put_along_axis(out, order, (start + end + 2) / 2.0 / counts, axis=1)
-    out[~finite] = np.nan
+    out = np.full(values.shape, np.nan)
+    for i, row in enumerate(values):
+        finite = ~np.isnan(row)
+        count = int(finite.sum())
+        if not count:
+            continue
+        low = row == row[finite].min()
+        n_low = int(low.sum())
+        out[i, low] = (n_low + 1) / 2.0 / count  # positions 0..n_low-1: (start + end + 2) / 2
+        rest = np.flatnonzero(finite & ~low)
+        if len(rest):
+            out[i, rest] = (_tie_bounds(row[rest]) + 2 * n_low + 2) / 2.0 / count
+    return out
+
+
+def _tie_bounds(values: np.ndarray) -> np.ndarray:
+    """``start + end`` (0-based sorted positions of the first and last member
+    of each value's tie group) for finite 1-D ``values``."""
+    n = len(values)
+    order = np.argsort(values)  # the order within a tie group does not matter
+    s = values[order]
+    new = np.ones(n, dtype=bool)
+    np.not_equal(s[1:], s[:-1], out=new[1:])  # a tie group starts here
+    out = np.empty(n, dtype=np.int64)
+    if new.all():  # no ties: start = end = the sorted position
+        out[order] = np.arange(0, 2 * n, 2)
+        return out
+    starts = np.flatnonzero(new)
+    bounds = np.append(starts, n)
+    out[order] = np.repeat(starts + bounds[1:] - 1, np.diff(bounds))
     return out
 
 

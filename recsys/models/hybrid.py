@@ -51,7 +51,7 @@ Components are any fitted :class:`~recsys.models.base.Recommender` keyed by
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -116,7 +116,9 @@ class FusedTopN:
     ordered by (row, rank): ``row`` (position in the block), ``col`` (product
     column), ``score``, ``rank`` (1..), ``contributions`` (entries x 4, in
     :data:`STRATEGIES` order, summing to ``score``), ``reason``; ``weights``
-    are the effective weights per row of the block (rows x 4)."""
+    are the effective weights per row of the block (rows x 4);
+    ``component_scores`` the strategies' raw scores (rows x products, by
+    strategy name) the fusion read."""
 
     row: np.ndarray
     col: np.ndarray
@@ -125,6 +127,7 @@ class FusedTopN:
     contributions: np.ndarray
     reason: np.ndarray
     weights: np.ndarray
+    component_scores: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 def check_weights(weights: FusionWeights | Mapping[str, float] | None) -> FusionWeights | None:
@@ -331,7 +334,7 @@ class HybridRecommender(Recommender):
         return FusedTopN(
             row=r, col=cols, score=fused[r, pos], rank=np.cumsum(keep, axis=1)[keep].astype(np.int64),
             contributions=parts.T.copy(), reason=self._reasons(rows, blocks, r, cols, strongest),
-            weights=weights,
+            weights=weights, component_scores=blocks,
         )
 
     def _fuse(self, rows: np.ndarray, n: int, exclude_purchased: bool) -> tuple:
