@@ -266,24 +266,18 @@ def top_n_dense_row(scores: np.ndarray, n: int) -> np.ndarray:
 
 
 def _order_keys(values: np.ndarray, cols: np.ndarray, col_bits: int, n_cols: int) -> np.ndarray:
-    """int64 keys ordering float32 ``values`` descending, then ``cols`` ascending:
-    the larger key is the better entry, and every key is > 0.
-
-    The float's bit pattern is made monotone (negative floats have their
-    magnitude bits flipped), shifted to be non-negative, and the column's
-    complement fills the low ``col_bits`` bits.
-    """
+    """int64 keys ordering positive float32 ``values`` descending, then
+    ``cols`` ascending: the larger key is the better entry, every key > 0.
+    (A positive float's bit pattern, read as an integer, orders like the
+    float; the column's complement fills the low ``col_bits`` bits.)"""
     bits = np.asarray(values, dtype=np.float32).view(np.int32).astype(np.int64)
-    bits ^= (bits >> 31) & 0x7FFFFFFF
-    return ((bits + (1 << 31)) << col_bits) | (n_cols - 1 - np.asarray(cols, dtype=np.int64))
+    return (bits << col_bits) | (n_cols - 1 - np.asarray(cols, dtype=np.int64))
 
 
 def _decode_keys(keys: np.ndarray, col_bits: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
     """``cols, values`` (float32) back from :func:`_order_keys`."""
     cols = n_cols - 1 - (keys & ((1 << col_bits) - 1))
-    bits = (keys >> col_bits) - (1 << 31)
-    bits ^= (bits >> 31) & 0x7FFFFFFF
-    return cols, bits.astype(np.int32).view(np.float32)
+    return cols, (keys >> col_bits).astype(np.int32).view(np.float32)
 
 
 def top_n_positive(
@@ -297,43 +291,52 @@ def top_n_positive(
     and :func:`ranked_entries`.
 
     Row ``r`` needs its ``k_r = n + |banned_r|`` best entries. The ``k_r``-th
-    largest of ``sample`` distinct entries of the row (strided; the whole
-    row if shorter) bounds the row's ``k_r``-th largest from below, so only
-    the entries at or above it stay candidates. Each candidate becomes one
-    integer key (value descending, column ascending: :func:`_order_keys`),
-    and rows padded into blocks of similar width are cut with one
-    ``np.partition`` and ordered with one ``np.sort`` each -- no per-row
-    Python loop, no lexsort over all entries.
+    largest (``k_r`` rounded up) of ``sample`` distinct entries of the row
+    (strided; the whole row if shorter) bounds the row's ``k_r``-th largest
+    from below, so only the entries at or above it stay candidates. Each
+    candidate becomes one integer key (value descending, column ascending:
+    :func:`_order_keys`), and rows padded into blocks of similar width are
+    cut with one ``np.partition`` and ordered with one ``np.sort`` each -- no
+    per-row Python loop, no lexsort over all entries. ``sample`` is a power of two.
     """
+    if sample < 1 or sample & (sample - 1):
+        raise ValueError(f"sample must be a power of two, got {sample!r}")
     n_rows, n_cols = scores.shape
-    if scores.dtype != np.float32 or n_cols >= 1 << 31:
+    if scores.dtype != np.float32 or n_cols >= 1 << 31 or scores.nnz >= 1 << 31:
         return None
     data, indptr = scores.data, scores.indptr
     counts = np.diff(indptr).astype(np.int64)
     n_banned = np.diff(banned.indptr).astype(np.int64) if banned is not None else np.zeros(n_rows, dtype=np.int64)
     k = n + n_banned
     bound = np.zeros(n_rows, dtype=np.float32)
-    cut = np.flatnonzero((counts > k) & (k <= sample))
+    # rounding k up to n + 2^j keeps the bound valid and needs few partition passes
+    k_cut = n + np.where(n_banned > 0, 1 << np.ceil(np.log2(np.maximum(n_banned, 1))).astype(np.int64), 0)
+    cut = np.flatnonzero((counts > k_cut) & (k_cut <= sample))
     if len(cut):
-        slots = np.arange(sample, dtype=np.int64)
-        step = slots[None, :] * counts[cut][:, None]
-        picked = data[indptr[cut][:, None] + step // sample]
-        # a row shorter than the sample repeats positions: keep each entry once
-        repeated = np.zeros(picked.shape, dtype=bool)
-        repeated[:, 1:] = step[:, 1:] // sample == step[:, :-1] // sample
-        picked[repeated] = -np.inf
-        bound[cut] = np.maximum(_kth_smallest(picked, sample - k[cut]), 0)
+        shift = sample.bit_length() - 1
+        small = int(counts.max()) * sample < 1 << 31  # 32-bit positions: half the memory traffic
+        idx = np.int32 if small else np.int64
+        step = np.arange(sample, dtype=idx)[None, :] * counts[cut].astype(idx)[:, None]
+        picked = data[indptr[cut].astype(idx)[:, None] + (step >> shift)]
+        short = np.flatnonzero(counts[cut] < sample)
+        if len(short):  # a row shorter than the sample repeats positions: keep each entry once
+            offsets = step[short] >> shift
+            repeated = np.zeros(offsets.shape, dtype=bool)
+            repeated[:, 1:] = offsets[:, 1:] == offsets[:, :-1]
+            rows_short = picked[short]
+            rows_short[repeated] = -np.inf
+            picked[short] = rows_short
+        bound[cut] = np.maximum(_kth_smallest(picked, sample - k_cut[cut]), 0)
     keep = data >= np.repeat(bound, counts)
     keep &= data > 0
     cand = np.flatnonzero(keep)
-    cand_counts = np.bincount(np.searchsorted(indptr, cand, side="right") - 1, minlength=n_rows)
+    cand_counts = np.diff(np.searchsorted(cand, indptr))
     col_bits = max(1, (n_cols - 1).bit_length())
     keys = _order_keys(data[cand], scores.indices[cand], col_bits, n_cols)
     cand_start = np.cumsum(cand_counts) - cand_counts
-    # rows grouped by candidate count (powers of two): padding at most doubles a block
-    width_class = np.zeros(n_rows, dtype=np.int64)
+    # rows grouped by candidate count (powers of two, at least 32): padding at most doubles a block
+    width_class = np.ceil(np.log2(np.maximum(cand_counts, 32))).astype(np.int64)
     has = cand_counts > 0
-    width_class[has] = np.ceil(np.log2(cand_counts[has])).astype(np.int64)
     parts = []
     for cls in np.unique(width_class[has]):
         which = np.flatnonzero(has & (width_class == cls))
@@ -363,6 +366,7 @@ def top_n_positive(
         at = np.minimum(np.searchsorted(banned_keys, keys), len(banned_keys) - 1)
         allowed = banned_keys[at] != keys
         rows, cols, values = rows[allowed], cols[allowed], values[allowed]
-    rank = np.arange(len(rows), dtype=np.int64) - np.searchsorted(rows, rows, side="left") + 1
+    per_row = np.bincount(rows, minlength=n_rows)
+    rank = np.arange(len(rows), dtype=np.int64) - (np.cumsum(per_row) - per_row)[rows] + 1
     take = rank <= n
     return rows[take], cols[take], values[take], rank[take]
