@@ -19,6 +19,10 @@ single-threaded anyway) unless stated, after a warm-up:
 * peak resident memory of the process (``ru_maxrss``) and the size of the
   neighbour matrix.
 
+The figures are also recorded in ``reports/benchmarks/bench_stage1.json``
+(``bench_stage1_<profile>.json`` for a profile other than ``large``), each
+with how it was measured, for the evaluation's performance table.
+
 Wall-clock and process CPU time are both printed: on a shared machine the
 wall clock includes time the process waited for a core, the CPU time does not.
 
@@ -45,6 +49,7 @@ from recsys.data import load_or_generate  # noqa: E402
 from recsys.interactions import Interactions  # noqa: E402
 from recsys.models.knn import KNNConfig  # noqa: E402
 from recsys.models.realtime import RealtimeConfig, RealtimeRecommender  # noqa: E402
+from recsys.reporting import write_benchmark_manifest  # noqa: E402
 
 TARGET_P99_MS = 5.0
 TARGET_USERS_PER_S = 20_000.0
@@ -208,6 +213,34 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * (width + 60))
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'MISS'}  {name}")
+
+    load_after = os.getloadavg()[0]
+    how = (f"benchmarks/bench_stage1.py --profile {args.profile} --users {args.users} --k {args.k} "
+           f"--neighbours {args.neighbours}: {dataset.n_users:,} users, {dataset.n_products:,} products, "
+           f"{len(dataset.events):,} events; {os.cpu_count()} cores, load average {load_before:.1f} before / "
+           f"{load_after:.1f} after (shared machine)")
+    single = f"wall ms of recommend_one(user, n={n}) in process, 1 thread, {args.users} requests"
+    name = "bench_stage1" if args.profile == "large" else f"bench_stage1_{args.profile}"
+    path = write_benchmark_manifest(name, {
+        "latency_ms_p50/stage1_knn": (percentiles(knn_lat)["p50"], f"{single}, users with history; {how}"),
+        "latency_ms_p99/stage1_knn": (percentiles(knn_lat)["p99"], f"{single}, users with history; {how}"),
+        "latency_ms_p50/stage1_fallback": (percentiles(fallback_lat)["p50"], f"{single}, unknown visitors; {how}"),
+        "latency_ms_p99/stage1_fallback": (percentiles(fallback_lat)["p99"], f"{single}, unknown visitors; {how}"),
+        "latency_ms_p99/stage1_add_events_then_answer": (
+            percentiles(update_lat)["p99"], f"wall ms of add_events(3 views) + recommend_one for "
+                                            f"{len(newcomers)} new visitors, 1 thread; {how}"),
+        "throughput_users_per_s/stage1_batch": (
+            len(all_users) / batch_s, f"users / wall second of recommend(all {len(all_users):,} users, n={n}), "
+                                      f"1 thread; {how}"),
+        "throughput_users_per_cpu_s/stage1_batch": (
+            len(all_users) / batch_cpu, f"users / process CPU second of the same 1-thread batch; {how}"),
+        f"throughput_users_per_s/stage1_batch_{args.jobs}_threads": (
+            len(all_users) / threads_s, f"users / wall second of the same batch with n_jobs={args.jobs} "
+                                        f"threads (identical output); {how}"),
+        "fit_seconds/stage1": (matrix_s + fit_s, f"wall s: interaction matrix + RealtimeRecommender.fit; {how}"),
+        "memory_peak_rss_mb/stage1": (rss_end, f"peak RSS of the process (data set DataFrames included); {how}"),
+    })
+    print(f"recorded in {path}")
     return 0
 
 
