@@ -18,6 +18,11 @@ Measured in process, one thread (BLAS pinned), after ``--warmup`` requests:
   deal generator), and ``realtime(user)`` (Stage 1) for comparison.
 
 Target (issue 4): ``full()`` p99 <= 20 ms per user (the seed claims 150-300 ms).
+
+The figures are printed and recorded in
+``reports/benchmarks/bench_engine_<profile>.json``
+(:func:`recsys.reporting.write_benchmark_manifest`), each with how it was
+measured (profile, users, threads, the machine's load average).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import numpy as np  # noqa: E402
 from recsys.config import DEFAULT_CONFIG  # noqa: E402
 from recsys.data import load_or_generate  # noqa: E402
 from recsys.engine import RecommendationEngine  # noqa: E402
+from recsys.reporting import write_benchmark_manifest  # noqa: E402
 
 TARGET_P99_MS = 20.0
 
@@ -114,6 +120,27 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "meets" if p99 <= TARGET_P99_MS else "misses"
     print(f"target full() p99 <= {TARGET_P99_MS:.0f} ms: {verdict} ({p99:.2f} ms; the seed claims 150-300 ms)")
     print(f"peak RSS {peak_rss_mb():,.0f} MB")
+
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    how = (f"benchmarks/bench_engine.py --profile {args.profile} (seed {args.seed}), {len(timed):,} distinct users "
+           f"after {args.warmup} warm-up requests, n={args.n}, one thread, sequential in process; "
+           f"load average (1/5/15 min) {load} on {os.cpu_count()} cores")
+    metrics: dict[str, tuple[float, str]] = {}
+    for name, values, what in (
+        ("stage3_full", full_ms, "full(user, n, include_deals=True)"),
+        ("stage3_full_without_deals", hybrid_ms, "full(user, n, include_deals=False)"),
+        ("deals", deals_ms, "deals(user, num_deals=5)"),
+        ("stage1_realtime", realtime_ms, "realtime(user, 5)"),
+    ):
+        for q in (50, 95, 99):
+            metrics[f"latency_ms_p{q}/{name}"] = (float(np.percentile(values, q)), f"{what}, p{q} wall time; {how}")
+    metrics["throughput_requests_per_s/stage3_full"] = (
+        1000.0 / float(full_ms.mean()), f"1000 / mean full() ms (deals included), single thread sequential; {how}")
+    metrics["memory_peak_rss_mb/engine"] = (peak_rss_mb(), f"peak RSS of the process (data + trained engine); {how}")
+    metrics["train_seconds/engine"] = (train_s, f"wall time of RecommendationEngine.train; {how}")
+    metrics["deals_per_user_mean"] = (float(n_deals.mean()), f"mean number of deals in a full() answer; {how}")
+    path = write_benchmark_manifest(f"bench_engine_{args.profile}", metrics)
+    print(f"figures recorded in {path}")
     return 0
 
 
