@@ -327,9 +327,9 @@ def top_n_positive(
             rows_short[repeated] = -np.inf
             picked[short] = rows_short
         bound[cut] = np.maximum(_kth_smallest(picked, sample - k_cut[cut]), 0)
-    keep = data >= np.repeat(bound, counts)
-    keep &= data > 0
-    cand = np.flatnonzero(keep)
+    # at least the smallest positive float32: ">= bound" then also means "> 0"
+    np.maximum(bound, np.finfo(np.float32).smallest_subnormal, out=bound)
+    cand = np.flatnonzero(data >= np.repeat(bound, counts))
     cand_counts = np.diff(np.searchsorted(cand, indptr))
     col_bits = max(1, (n_cols - 1).bit_length())
     keys = _order_keys(data[cand], scores.indices[cand], col_bits, n_cols)
