@@ -341,19 +341,30 @@ class DealGenerator:
     def _select(self, block: CandidateBlock, types: dict[str, np.ndarray], eligible: np.ndarray,
                 n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(user row, product column) of every deal, users in order, best first
-        within a user (module docstring, step 4)."""
+        within a user (module docstring, step 4). Only a head of each user's
+        ranking is sorted: the ``k + 4`` best scores (every tie included) and
+        the best product of each type, which is all that step 4 reads."""
         id_rank = block.id_rank()
         score = types["score"]
-        fired = np.stack([types[t] & eligible for t in DEAL_TYPES])  # types x users x products
         rows_out, cols_out = [], []
         for u in range(block.n_users):
             k = int(n[u])
             if k <= 0:
                 continue
             idx = np.flatnonzero(eligible[u])
-            ranked = idx[np.lexsort((id_rank[idx], -score[u, idx]))]  # by score desc, then product id
+            s = score[u, idx]
+            m = min(k + len(DEAL_TYPES), len(idx))
+            head = s >= -np.partition(-s, m - 1)[m - 1] if m < len(idx) else np.ones(len(idx), dtype=bool)
             if self.rules.cover_types:
-                hits = fired[:, u, ranked]  # types x ranked
+                for t in DEAL_TYPES:  # the best product of each type that fires (ties by product id)
+                    hit = types[t][u, idx]
+                    if hit.any():
+                        best = np.flatnonzero(hit & (s == s[hit].max()))
+                        head[best[np.argmin(id_rank[idx[best]])]] = True
+            sub = idx[head]
+            ranked = sub[np.lexsort((id_rank[sub], -score[u, sub]))]  # by score desc, then product id
+            if self.rules.cover_types:
+                hits = np.stack([types[t][u, ranked] for t in DEAL_TYPES])  # types x ranked
                 firsts = np.unique(hits.argmax(axis=1)[hits.any(axis=1)])[:k]  # best of each type that fires
                 take = np.zeros(len(ranked), dtype=bool)
                 take[firsts] = True
