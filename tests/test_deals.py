@@ -497,6 +497,15 @@ def test_batch_and_single_paths_agree(small_dataset):
         single = gen.generate(row, frame, ds.as_of)
         pd.testing.assert_frame_equal(single.deals, batch.result(row["user_id"]).deals)
         assert single.excluded == batch.result(row["user_id"]).excluded
+        # the engine's path: a one-user block instead of the frame, same deals and records
+        block = builder.build_block([row["user_id"]], affinity[i], demand, similarity[i])
+        fast = gen.generate(row, block, ds.as_of)
+        assert fast.to_records() == single.to_records()
+        pd.testing.assert_frame_equal(fast.deals, single.deals)
+        assert (fast.n_deals, fast.shortfall_reason) == (single.n_deals, single.shortfall_reason)
+    other = builder.build_block([ids[1]], affinity[1], demand, similarity[1])
+    with pytest.raises(ValueError, match="exactly user"):
+        gen.generate(users.iloc[0].to_dict(), other, ds.as_of)
     with pytest.raises(ValueError, match="user_ids"):
         gen.generate_many(users.iloc[::-1], builder.build_block(ids, affinity, demand, similarity), ds.as_of)
     assert set(SEASONS) >= {batch.season}
@@ -536,3 +545,13 @@ def test_study_on_real_stage2_models(small_dataset):
     assert set(seasons["season"]) == {"winter", "summer"}
     empty = gen.generate_many(inputs.users.iloc[:0], inputs.block([]), small_dataset.as_of)
     assert empty.deals.empty and empty.summary.empty
+
+
+def test_deal_rules_pickle_round_trip():
+    import pickle
+    from types import MappingProxyType
+
+    rules = DealRules(min_score=40.0, type_weights=(2, 1, 1, 1), reasons={**DealRules().reasons, "personalized": "Just for You"})
+    back = pickle.loads(pickle.dumps(rules))
+    assert back == rules
+    assert isinstance(back.reasons, MappingProxyType) and back.reasons["personalized"] == "Just for You"
