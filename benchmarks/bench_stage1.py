@@ -15,7 +15,8 @@ single-threaded anyway) unless stated, after a warm-up:
   visitors (fallback path), p50/p95/p99/max over ``--users`` requests each;
   and of "add three views, then recommend" for new visitors;
 * batch throughput: top-``n`` for every user of the data set in one call, on
-  one thread and on ``--jobs`` threads (``RealtimeConfig.n_jobs``; same output);
+  one thread and on ``--jobs`` threads (``RealtimeConfig.n_jobs``; same output),
+  the median of ``--repeats`` runs each;
 * peak resident memory of the process (``ru_maxrss``) and the size of the
   neighbour matrix.
 
@@ -101,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=50, help="neighbours kept per item")
     parser.add_argument("--neighbours", default="item", choices=["item", "user"])
     parser.add_argument("--jobs", type=int, default=2, help="threads for the second batch run")
+    parser.add_argument("--repeats", type=int, default=3, help="full batch runs per setting (median reported)")
     args = parser.parse_args(argv)
+    if args.repeats < 1 or args.jobs < 1:
+        parser.error(f"--repeats and --jobs must be >= 1, got {args.repeats} and {args.jobs}")
 
     from threadpoolctl import threadpool_limits
 
@@ -155,14 +159,21 @@ def main(argv: list[str] | None = None) -> int:
     left_fallback = (model.method_of(newcomers) != "demographic").mean()
 
     all_users = list(user_ids)
-    t0, c0 = time.perf_counter(), time.process_time()
-    batch = model.recommend(all_users, n)
-    batch_s, batch_cpu = time.perf_counter() - t0, time.process_time() - c0
-    model.config = dataclasses.replace(config, n_jobs=args.jobs)  # same fitted model, more threads
-    t0 = time.perf_counter()
-    batch_threads = model.recommend(all_users, n)
-    threads_s = time.perf_counter() - t0
-    model.config = config
+
+    def timed_batches(jobs: int) -> tuple[pd.DataFrame, float, float]:
+        """Median wall and CPU seconds of ``--repeats`` full batches on ``jobs`` threads."""
+        model.config = dataclasses.replace(config, n_jobs=jobs)  # same fitted model
+        walls, cpus = [], []
+        for _ in range(args.repeats):
+            t0, c0 = time.perf_counter(), time.process_time()
+            frame = model.recommend(all_users, n)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        model.config = config
+        return frame, float(np.median(walls)), float(np.median(cpus))
+
+    batch, batch_s, batch_cpu = timed_batches(1)
+    batch_threads, threads_s, _ = timed_batches(args.jobs)
     assert batch_threads.equals(batch), "threaded batch must equal the single-threaded one"
     rss_end = peak_rss_mb()
 
@@ -188,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += [
         ("paths answered (sample)", f"{dict(methods.value_counts())}"),
         ("newcomers on k-NN after 3 views", f"{left_fallback:.1%}"),
-        ("batch top-n, all users (wall)", f"{len(all_users):,} users in {batch_s:.2f} s = "
+        (f"batch top-n, all users (wall, median of {args.repeats})", f"{len(all_users):,} users in {batch_s:.2f} s = "
                                           f"{len(all_users) / batch_s:,.0f} users/s ({len(batch):,} rows; "
                                           f"target >= {TARGET_USERS_PER_S:,.0f})"),
         ("batch top-n, all users (CPU)", f"{batch_cpu:.2f} s CPU = {len(all_users) / batch_cpu:,.0f} users per CPU-second"),
@@ -231,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                                             f"{len(newcomers)} new visitors, 1 thread; {how}"),
         "throughput_users_per_s/stage1_batch": (
             len(all_users) / batch_s, f"users / wall second of recommend(all {len(all_users):,} users, n={n}), "
-                                      f"1 thread; {how}"),
+                                      f"1 thread, median of {args.repeats} runs; {how}"),
         "throughput_users_per_cpu_s/stage1_batch": (
             len(all_users) / batch_cpu, f"users / process CPU second of the same 1-thread batch; {how}"),
         f"throughput_users_per_s/stage1_batch_{args.jobs}_threads": (
