@@ -73,8 +73,9 @@ from recsys.models.svd import PureSVD, SVDConfig
 
 __all__ = ["ENGINE_FORMAT_VERSION", "EngineConfig", "EngineFormatError", "RecommendationEngine", "Stage2State", "jsonable"]
 
-ENGINE_FORMAT_VERSION = 1
-"""Bumped whenever the saved layout or the pickled state changes incompatibly."""
+ENGINE_FORMAT_VERSION = 2
+"""Bumped whenever the saved layout or the pickled state changes incompatibly
+(2: DealRules pickles itself; the engine no longer stores its fields apart)."""
 
 STAGE_NAMES = {
     1: "Stage 1: Real-time Scoring",
