@@ -522,6 +522,15 @@ def test_rank_percentiles_match_scipy():
     values[4] = np.nan
     expected = rankdata(values, axis=1, nan_policy="omit") / np.maximum((~np.isnan(values)).sum(axis=1, keepdims=True), 1)
     np.testing.assert_allclose(_rank_pct(values), expected, rtol=0, atol=1e-15)
+    # only the ranks that can exceed q: exact there, 0 for the rest, NaN kept
+    for q in (0.0, 0.3, 0.8, 1.0):
+        head = _rank_pct(values, above=q)
+        finite = ~np.isnan(values)
+        np.testing.assert_array_equal(np.isnan(head), ~finite)
+        fired = np.nan_to_num(expected) > q
+        np.testing.assert_array_equal(np.nan_to_num(head) > q, fired)
+        np.testing.assert_allclose(head[fired], expected[fired], rtol=0, atol=1e-15)
+        assert ((head[finite] == 0) | np.isclose(head[finite], expected[finite], rtol=0, atol=1e-15)).all()
 
 
 def test_study_on_real_stage2_models(small_dataset):

@@ -416,17 +416,31 @@ class CandidateBlock:
 
 
 # -- the four deal types ------------------------------------------------------------
-def _rank_pct(values: np.ndarray) -> np.ndarray:
+def _rank_pct(values: np.ndarray, above: float | None = None) -> np.ndarray:
     """Row-wise percentile rank in (0, 1] among finite values: the average
     1-based rank of a tie group (as ``scipy.stats.rankdata``) over the number
     of finite values; NaN stays NaN. The tie group at a row's minimum (e.g.
-    the zero similarity of most products) gets its rank without sorting it."""
+    the zero similarity of most products) gets its rank without sorting it.
+
+    ``above=q``: only ranks that may exceed ``q`` are computed (exactly);
+    every finite value whose rank is surely ``<= q`` gets 0. With ``j =
+    floor(q * count) - 1`` and ``cut`` the ``j``-th smallest value
+    (``np.partition``), a value below ``cut`` has at most ``j`` values ``<=``
+    it, so its rank is at most ``j / count < q``; the values ``>= cut`` (whole
+    tie groups) are ranked among themselves, offset by the count below."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
     out = np.full(values.shape, np.nan)
     for i, row in enumerate(values):
         finite = ~np.isnan(row)
         count = int(finite.sum())
         if not count:
+            continue
+        j = int(np.floor(above * count)) - 1 if above is not None else 0
+        if j > 0:
+            cut = np.partition(row[finite], j)[j]
+            upper = np.flatnonzero(finite & (row >= cut))
+            out[i, finite] = 0.0
+            out[i, upper] = (_tie_bounds(row[upper]) + 2 * (count - len(upper)) + 2) / 2.0 / count
             continue
         low = row == row[finite].min()
         n_low = int(low.sum())
@@ -455,14 +469,19 @@ def _tie_bounds(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def type_arrays(block: CandidateBlock, seasonal: np.ndarray, rules: DealRules) -> dict[str, np.ndarray]:
+def type_arrays(block: CandidateBlock, seasonal: np.ndarray, rules: DealRules,
+                all_strengths: bool = True) -> dict[str, np.ndarray]:
     """Per user x product: fired masks (``<type>``), strengths
     (``<type>_strength``), ``affinity_pct``, ``any_type`` and ``score``.
-    ``seasonal`` is the users x products mask of in-season categories."""
+    ``seasonal`` is the users x products mask of in-season categories.
+    ``all_strengths=False`` (the generator): the similarity percentile is
+    only computed where it can exceed ``similarity_quantile`` (elsewhere the
+    type cannot fire and its strength is given as 0); masks and scores are
+    the same."""
     aff_pct = _rank_pct(block.affinity)
     sales = block.arrays["sales"]
     low_sales = sales <= block.sales_quantile(rules.low_sales_quantile)
-    sim_pct = _rank_pct(block.similarity_to_viewed)
+    sim_pct = _rank_pct(block.similarity_to_viewed, None if all_strengths else rules.similarity_quantile)
     behaviour = block.behaviour_score
     fired = {
         "high_affinity": (np.nan_to_num(aff_pct) > rules.affinity_quantile) & low_sales[None, :],

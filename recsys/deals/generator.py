@@ -304,7 +304,7 @@ class DealGenerator:
         columns with ``as_frame=False``) and per-user statistics."""
         cfg, rules, products = self.config.deals, self.rules, block.arrays
         seasonal = self.pricer.seasonal_mask(products["category"], profiles, season, block.category_codes())
-        types = type_arrays(block, seasonal, rules)
+        types = type_arrays(block, seasonal, rules, all_strengths=False)  # the deals read no other strength
         extra = self.pricer.extra(block.frame, users, block.n_products)
         priced = self.pricer.terms(products["demand_score"], seasonal, profiles, extra)
         guard = guard_arrays(products["price"][None, :], products["cost"][None, :],
