@@ -213,7 +213,7 @@ def write_summary(
             lines += [f"**Table {table['name']}**: {table['caption']} ([csv]({table['csv']}), [tex]({table['tex']}))", ""]
             csv = report_dir / table["csv"]
             if csv.exists():
-                lines += [_markdown_table(pd.read_csv(csv)), ""]
+                lines += [_markdown_table(pd.read_csv(csv, keep_default_na=False, na_values=[""])), ""]
         for figure in manifest.get("figures", []):
             lines += [
                 f"**Figure {figure['name']}**: {figure['caption']} ([pdf]({figure['pdf']}))",

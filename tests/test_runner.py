@@ -118,3 +118,15 @@ def test_ci_profile_smoke_run(tmp_path):
     assert set(figures) == {nb.stem for nb in notebooks}
     pngs = sorted((report / "figures").glob("*.png"))
     assert pngs and all(p.with_suffix(".pdf").exists() for p in pngs)
+
+
+def test_summary_keeps_the_region_na_as_text(tmp_path):
+    """'NA' (North America) is a region, not a missing value, in the summary's tables."""
+    from recsys.reporting import Report
+    from recsys.runner import write_summary
+
+    report = Report.start("01_toy", tmp_path)
+    report.table(pd.DataFrame({"region": ["EU", "NA"], "users": [3, 4]}), "regions", "users by region")
+    text = write_summary(tmp_path, profile="ci", seed=1, parameters={}).read_text()
+    assert "| NA | 4 |" in text
+    assert "nan" not in text
