@@ -112,10 +112,13 @@ def sparse_product(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
     indptr = np.empty(n_rows + 1, dtype=i32)
     indices = np.empty(bound, dtype=i32)
     data = np.empty(bound, dtype=np.float32)
-    _csr_matmat(n_rows, n_cols,
-                left.indptr.astype(i32, copy=False), left.indices.astype(i32, copy=False), left.data,
-                right.indptr.astype(i32, copy=False), right.indices.astype(i32, copy=False), right.data,
-                indptr, indices, data)
+    try:
+        _csr_matmat(n_rows, n_cols,
+                    left.indptr.astype(i32, copy=False), left.indices.astype(i32, copy=False), left.data,
+                    right.indptr.astype(i32, copy=False), right.indices.astype(i32, copy=False), right.data,
+                    indptr, indices, data)
+    except (TypeError, ValueError):  # a private kernel whose signature changed in another scipy release
+        return (left @ right).tocsr()
     nnz = int(indptr[-1])
     out = sp.csr_matrix((data[:nnz], indices[:nnz], indptr), shape=(n_rows, n_cols), copy=False)
     out.has_sorted_indices = False
