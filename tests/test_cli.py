@@ -32,3 +32,19 @@ def test_unknown_profile_is_refused(tmp_path):
 def test_run_refuses_unknown_parameter(capsys):
     with pytest.raises(ValueError, match="declared by no notebook"):
         main(["run", "--profile", "ci", "-p", "no_such_parameter=1"])
+
+
+def test_batch_command_publishes_a_loadable_version(tmp_path, capsys):
+    from recsys.batch import load_latest
+
+    assert main(["generate", "--profile", "ci", "--seed", "3", "--out", str(tmp_path / "data"), "--quiet"]) == 0
+    assert main(["batch", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "batch")]) == 0
+    assert (tmp_path / "batch" / "LATEST").read_text().strip() == "v000001"
+    artifacts = load_latest(tmp_path / "batch")
+    assert "batch artifacts" in capsys.readouterr().out
+    assert artifacts.path.name == "v000001"
+
+
+def test_batch_command_names_a_missing_data_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        main(["batch", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "batch")])
