@@ -20,7 +20,7 @@ export MPLBACKEND=Agg
 
 help:
 	@echo "make report      run every notebook at PROFILE=$(PROFILE) (SEEDS=$(SEEDS)) into reports/$(PROFILE)/"
-	@echo "make test        unit tests, nbval over notebooks/, papermill smoke run (what CI runs)"
+	@echo "make test        ruff, unit tests, nbval over notebooks/, papermill smoke run (what CI runs)"
 	@echo "make notebooks   re-execute the stored notebooks in place at the ci profile"
 	@echo "make lab         JupyterLab on notebooks/ with the project's kernel"
 	@echo "make benchmarks  the speed benchmarks (large profile; minutes)"
@@ -41,6 +41,7 @@ report-ci: $(STAMP)
 	$(BIN)/recsys run --profile ci
 
 test: $(STAMP)
+	$(BIN)/ruff check recsys tests benchmarks
 	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider tests notebooks
 
 test-fast: $(STAMP)

@@ -13,6 +13,7 @@ component, as ``*Config`` dataclasses in that component's module.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -360,7 +361,7 @@ class RecsysConfig:
         for season, cats in self.seasons.global_boosts.items():
             _check_categories("SeasonCalendar", f"global_boosts[{season!r}]", cats, self.categories)
         bands = sorted((g.min_age, g.max_age) for g in self.age_groups)
-        for (_, hi), (lo, _) in zip(bands, bands[1:]):
+        for (_, hi), (lo, _) in itertools.pairwise(bands):
             if lo <= hi:
                 raise ConfigError(f"RecsysConfig.age_groups overlap: a band ends at {hi} and the next starts at {lo}")
 
