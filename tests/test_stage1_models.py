@@ -36,6 +36,15 @@ def _reference_topk(matrix: sp.csr_matrix, k: np.ndarray) -> np.ndarray:
     return keep
 
 
+def _shuffle_row_storage(matrix: sp.csr_matrix, rng: np.random.Generator) -> None:
+    """Permute the stored entries within each CSR row (same matrix, unsorted indices)."""
+    for r in range(matrix.shape[0]):
+        a, b = matrix.indptr[r], matrix.indptr[r + 1]
+        perm = rng.permutation(b - a)
+        matrix.indices[a:b], matrix.data[a:b] = matrix.indices[a:b][perm], matrix.data[a:b][perm]
+    matrix.has_sorted_indices = False
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_topk_mask_matches_sorting_reference(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -43,11 +52,7 @@ def test_topk_mask_matches_sorting_reference(seed: int) -> None:
     matrix = sp.random(n_rows, n_cols, density=rng.uniform(0.02, 1.0), format="csr", random_state=seed)
     matrix.data = np.round(matrix.data * rng.integers(1, 30)) + 1.0  # many ties
     if seed % 2:  # storage order within rows must not matter
-        for r in range(n_rows):
-            a, b = matrix.indptr[r], matrix.indptr[r + 1]
-            perm = rng.permutation(b - a)
-            matrix.indices[a:b], matrix.data[a:b] = matrix.indices[a:b][perm], matrix.data[a:b][perm]
-        matrix.has_sorted_indices = False
+        _shuffle_row_storage(matrix, rng)
     k = rng.integers(0, 60, size=n_rows) if seed % 3 else np.full(n_rows, int(rng.integers(0, 60)))
     assert (topk_mask(matrix, k) == _reference_topk(matrix, k)).all()
 
@@ -315,11 +320,7 @@ def test_top_n_positive_matches_sorting_reference(seed: int) -> None:
                        dtype=np.float32)
     matrix.data = (np.round(matrix.data * rng.integers(1, 40)) - rng.integers(0, 3)).astype(np.float32)  # ties, <= 0
     if seed % 2:  # storage order within rows must not matter
-        for r in range(n_rows):
-            a, b = matrix.indptr[r], matrix.indptr[r + 1]
-            perm = rng.permutation(b - a)
-            matrix.indices[a:b], matrix.data[a:b] = matrix.indices[a:b][perm], matrix.data[a:b][perm]
-        matrix.has_sorted_indices = False
+        _shuffle_row_storage(matrix, rng)
     banned = sp.random(n_rows, n_cols, density=rng.uniform(0, 0.05), format="csr", random_state=seed + 1) > 0
     n = int(rng.integers(1, 50))
     rows, cols, values, rank = top_n_positive(matrix, banned.tocsr(), n, sample=int(rng.choice([8, 64, 256])))
