@@ -1,5 +1,6 @@
 # recsys: the two commands are `make report` (main job) and `make test`.
-# Each creates .venv with the project installed when it is missing or stale.
+# Each creates .venv from the lock file (exact versions) with the project installed
+# when it is missing or stale. `make lock` refreshes requirements.lock from pyproject.toml.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,6 +8,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= thesis
 SEEDS  ?= 42
+CONFIG ?=
+LOCK   := requirements.lock
+# Every extra, universal over Linux (x86_64 and aarch64; pyproject's [tool.uv] environments), Python 3.11.
+UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 \
+              --custom-compile-command 'make lock' --quiet -o $(LOCK)
 
 # Floating point depends on thread counts (KMeans, randomized SVD): pin them.
 export OMP_NUM_THREADS=1
@@ -14,9 +20,8 @@ export OPENBLAS_NUM_THREADS=1
 export MKL_NUM_THREADS=1
 export NUMEXPR_NUM_THREADS=1
 export PYTHONHASHSEED=0
-export MPLBACKEND=Agg
 
-.PHONY: help venv report report-ci test test-fast notebooks lint lab benchmarks clean
+.PHONY: help venv lock lock-upgrade report report-ci test test-fast notebooks lint lab benchmarks clean
 
 help:
 	@echo "make report      run every notebook at PROFILE=$(PROFILE) (SEEDS=$(SEEDS)) into reports/$(PROFILE)/"
@@ -24,18 +29,32 @@ help:
 	@echo "make notebooks   re-execute the stored notebooks in place at the ci profile"
 	@echo "make lab         JupyterLab on notebooks/ with the project's kernel"
 	@echo "make benchmarks  the speed benchmarks (large profile; minutes)"
+	@echo "make lock        refresh $(LOCK) from pyproject.toml (keeps existing pins; make lock-upgrade takes the newest)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+	  echo "$(LOCK) does not satisfy pyproject.toml: run 'make lock'"; exit 1; }
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (recsys)" >/dev/null
 	@touch $(STAMP)
+
+$(BIN)/uv:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet 'uv>=0.5'
+
+lock: $(BIN)/uv
+	$(UV_COMPILE)
+
+lock-upgrade: $(BIN)/uv
+	$(UV_COMPILE) --upgrade
 
 venv: $(STAMP)
 
 report: $(STAMP)
-	$(BIN)/recsys run --profile $(PROFILE) --seeds $(SEEDS)
+	$(BIN)/recsys run --profile $(PROFILE) --seeds $(SEEDS) $(if $(CONFIG),--config $(CONFIG))
 
 report-ci: $(STAMP)
 	$(BIN)/recsys run --profile ci

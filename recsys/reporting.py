@@ -43,18 +43,28 @@ def pin_threads() -> None:
     threadpool_limits(1)
 
 
+INLINE_DPI = 96
+"""Resolution of the figures shown inline in notebooks (the saved PNG uses ``savefig.dpi``)."""
+
+
 def set_thesis_style() -> None:
-    """One print-ready matplotlib style for every figure, byte-stable output."""
+    """One print-ready matplotlib style for every figure, byte-stable output.
+
+    In a notebook kernel, figures are shown inline as PNG at :data:`INLINE_DPI`
+    without the software stamp (so a re-executed notebook stores the same bytes);
+    elsewhere the non-interactive Agg backend is used.
+    """
     import matplotlib
 
-    matplotlib.use("Agg") if not _in_notebook() else None
+    if not _in_notebook():
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font="DejaVu Sans")
     plt.rcParams.update(
         {
-            "figure.dpi": 110,
+            "figure.dpi": INLINE_DPI,
             "savefig.dpi": 200,
             "savefig.bbox": "tight",
             "figure.figsize": (6.0, 3.6),
@@ -69,6 +79,19 @@ def set_thesis_style() -> None:
             "path.simplify": True,
         }
     )
+    if _in_notebook():
+        _show_figures_inline()
+
+
+def _show_figures_inline() -> None:
+    """Inline PNG figures in the kernel, whatever ``MPLBACKEND`` says, without volatile metadata."""
+    import matplotlib.pyplot as plt
+    from IPython import get_ipython
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    if "inline" not in plt.get_backend().lower():
+        get_ipython().run_line_magic("matplotlib", "inline")
+    set_matplotlib_formats("png", bbox_inches="tight", metadata={"Software": None})
 
 
 def _in_notebook() -> bool:
