@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from recsys.data import Dataset
+from recsys.data.dataset import DataValidationError
 from recsys.data.online_retail import (
     COUNTRY_REGION,
     ENV_VAR,
@@ -145,7 +146,8 @@ def test_load_missing_file_says_where_to_get_it(tmp_path):
 def test_path_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
     assert resolve_online_retail_path() == default_online_retail_path()
-    assert default_online_retail_path().parts[-3:] == ("datasets", "online-retail", "online_retail.parquet")
+    assert default_online_retail_path().parts[-3:] == ("data", "online-retail", "online_retail.parquet")
+    assert default_online_retail_path().is_file()  # shipped with the project
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "env.parquet"))
     assert resolve_online_retail_path() == tmp_path / "env.parquet"
     assert resolve_online_retail_path(tmp_path / "arg.csv") == tmp_path / "arg.csv"
@@ -329,3 +331,16 @@ def test_xlsx_without_an_excel_reader_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(pd, "read_excel", no_reader)
     with pytest.raises(ImportError, match=r"install openpyxl .* or convert the file to \.parquet or \.csv"):
         load_online_retail(path)
+
+
+def test_shipped_file_is_checked_by_sha256(tmp_path, monkeypatch):
+    """A corrupted copy of the shipped file is refused with a message naming the file and the checksum."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    shipped = default_online_retail_path()
+    copy = tmp_path / "data" / "online-retail" / "online_retail.parquet"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(shipped.read_bytes()[:-1] + b"\0")
+    monkeypatch.chdir(tmp_path)
+    assert default_online_retail_path() == copy
+    with pytest.raises(DataValidationError, match=r"online_retail.parquet: sha256 .* differs"):
+        load_online_retail()

@@ -4,11 +4,10 @@ Source: Daqing Chen, Sai Liang Sain, Kun Guo, "Data mining for the online
 retail industry: A case study of RFM model-based customer segmentation using
 data mining", Journal of Database Marketing and Customer Strategy Management
 19(3), 2012. UCI Machine Learning Repository, data set id 352, licence CC BY
-4.0. The file is never shipped with the project: its path is a parameter, or
-the environment variable ``RECSYS_ONLINE_RETAIL``, or by default
-``../shared/datasets/online-retail/online_retail.parquet`` next to the project
-root. A ``.xlsx`` (as downloaded from UCI), ``.csv`` or ``.parquet`` file is
-read.
+4.0. The project ships the file as ``data/online-retail/online_retail.parquet``
+(sha256 :data:`BUNDLED_SHA256`, checked on load); a parameter or the environment
+variable ``RECSYS_ONLINE_RETAIL`` points elsewhere. A ``.xlsx`` (as downloaded
+from UCI), ``.csv`` or ``.parquet`` file is read.
 
 Cleaning (:func:`clean_online_retail`) removes rows step by step, in this
 order, and counts each step (:class:`CleaningReport`):
@@ -79,7 +78,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.config import DEFAULT_CONFIG, RecsysConfig
-from recsys.data.dataset import Dataset
+from recsys.data.dataset import Dataset, DataValidationError
 
 __all__ = [
     "CATEGORY_RULES",
@@ -97,6 +96,7 @@ __all__ = [
     "clean_online_retail",
     "daily_sales",
     "default_online_retail_path",
+    "verify_bundled_file",
     "load_online_retail",
     "load_online_retail_dataset",
     "resolve_online_retail_path",
@@ -284,10 +284,33 @@ def _peak_season(description: object) -> str:
 
 
 # -- locating and loading -----------------------------------------------------
+BUNDLED_RELATIVE_PATH = Path("data", "online-retail", "online_retail.parquet")
+BUNDLED_SHA256 = "e6419d2511c1b227cf958310808d8848cc1ce6e3cd3fa351d4cf677f31f8e1ad"
+"""sha256 of the Online Retail parquet the project ships (``data/online-retail/README.md``)."""
+
+
 def default_online_retail_path() -> Path:
-    """``<project root>/../shared/datasets/online-retail/online_retail.parquet``."""
-    project_root = Path(__file__).resolve().parents[2]
-    return (project_root / ".." / "shared" / "datasets" / "online-retail" / "online_retail.parquet").resolve()
+    """The shipped ``data/online-retail/online_retail.parquet``: looked up in the working
+    directory and its parents (notebooks run in ``notebooks/``), then beside the package's
+    source tree; the first that exists, else the working directory's candidate."""
+    cwd = Path.cwd().resolve()
+    candidates = [d / BUNDLED_RELATIVE_PATH for d in (cwd, *cwd.parents)]
+    candidates.append(Path(__file__).resolve().parents[2] / BUNDLED_RELATIVE_PATH)
+    return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+def verify_bundled_file(path: Path) -> None:
+    """Raise :class:`DataValidationError` when the shipped file's sha256 is not :data:`BUNDLED_SHA256`."""
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != BUNDLED_SHA256:
+        raise DataValidationError(
+            str(path), None,
+            f"sha256 {digest} differs from the shipped Online Retail file's {BUNDLED_SHA256} (corrupt or "
+            f"replaced; restore it with `git checkout -- data/online-retail`, or pass another file by parameter "
+            f"or {ENV_VAR})",
+        )
 
 
 def resolve_online_retail_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -303,7 +326,7 @@ def _missing_file_message(path: Path) -> str:
         f"UCI Online Retail file not found at {path}. Download the 'Online Retail' data set "
         f"(UCI Machine Learning Repository, data set id {UCI_ID}, {UCI_URL}; the Excel file 'Online Retail.xlsx' "
         f"or a parquet/CSV export with columns {list(RAW_COLUMNS)}) and pass its path, or set the environment "
-        f"variable {ENV_VAR}, or place it at {default_online_retail_path()}. The project never ships the file. "
+        f"variable {ENV_VAR}, or place it at {default_online_retail_path()} (where the project ships it). "
         f"Cite: {CITATION}"
     )
 
@@ -318,6 +341,8 @@ def load_online_retail(path: str | os.PathLike[str] | None = None) -> pd.DataFra
     path = resolve_online_retail_path(path)
     if not path.is_file():
         raise FileNotFoundError(_missing_file_message(path))
+    if path.parts[-3:] == BUNDLED_RELATIVE_PATH.parts:
+        verify_bundled_file(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         raw = pd.read_parquet(path)
