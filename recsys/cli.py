@@ -1,15 +1,51 @@
 """Command line: ``recsys generate | run | batch``.
 
     recsys generate --profile ci --seed 42 --out data/ci-42
-    recsys run --profile thesis [--seeds 1,2,3] [-p test_days=21 ...]
+    recsys run --profile thesis [--seeds 1,2,3] [-p test_days=21 ...] [--config my.toml]
     recsys batch --data data/ci-42 --out data/ci-42-batch
+
+A user error (a bad argument, parameter, seed list, notebook selection or
+configuration file) prints one line naming it and exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import NoReturn
+
+from recsys.config import ConfigError
+
+USAGE_ERRORS: tuple[type[Exception], ...] = (ConfigError,)
+"""Exceptions that are the user's mistake: one line on stderr, exit status 2 (extended in :func:`main`)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (``recsys: error: ...``) and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("name at least one seed")
+    return seeds
+
+
+def _version() -> str:
+    try:
+        return version("recsys")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        from recsys import __version__
+
+        return __version__
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -39,8 +75,9 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recsys", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="recsys", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"recsys {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     gen = sub.add_parser("generate", help="generate a synthetic data set and save it as parquet")
     gen.add_argument("--profile", choices=["ci", "thesis", "large"], default="ci")
@@ -51,12 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="execute all numbered notebooks with papermill into reports/<profile>/")
     run.add_argument("--profile", choices=["ci", "thesis", "large"], default="thesis")
-    run.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 1,2,3 (default 42)")
+    run.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated seeds, e.g. 1,2,3 (default 42)")
     run.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",
-                     help="set a notebook parameter (repeatable); applied to every notebook that declares it")
+                     help="set a notebook parameter (repeatable), typed like its default in each notebook that "
+                          "declares it: -p svd_ranks=5,10,20 gives a tuple of ints")
+    run.add_argument("--config", default=None, metavar="FILE.toml",
+                     help="configuration file (recsys.config_file format); validated, copied into the report")
     run.add_argument("--notebooks", default=None, help="comma-separated notebook numbers or names (default: all)")
-    run.add_argument("--reports", default=None, help="reports root (default: <project>/reports)")
-    run.add_argument("--data", default=None, help="data cache directory (default: <project>/data)")
+    run.add_argument("--notebooks-dir", default=None, help="folder of the NN_*.ipynb notebooks (default: ./notebooks)")
+    run.add_argument("--reports", default=None, help="reports root (default: ./reports)")
+    run.add_argument("--data", default=None, help="data cache directory (default: ./data)")
     run.set_defaults(func=_run)
 
     batch = sub.add_parser("batch", help="recompute all Stage 2 artifacts atomically")
@@ -67,8 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from recsys.parameters import ParameterError
+    from recsys.runner import UsageError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (*USAGE_ERRORS, ParameterError, UsageError) as error:
+        print(f"recsys {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -190,12 +190,22 @@ class Report:
         self._write()
         return png
 
-    def table(self, df: pd.DataFrame, name: str, caption: str, float_format: str = "%.4f") -> Path:
-        """Save a table as ``tables/<NN>_<name>.{csv,tex}``; returns the CSV path."""
+    def table(self, df: pd.DataFrame, name: str, caption: str, float_format: str = "%.4f",
+              across_seeds: dict[str, Any] | None = None) -> Path:
+        """Save a table as ``tables/<NN>_<name>.{csv,tex}``; returns the CSV path.
+
+        ``across_seeds={"by": [key columns], "value": column}`` asks a multi-seed
+        ``recsys run`` to report the mean and spread of ``value`` per key across seeds."""
         stem = f"{self.prefix}_{name}"
         csv, tex = save_table(df, self.root / "tables" / stem, float_format)
         self.tables = [t for t in self.tables if t["name"] != stem]
-        self.tables.append({"name": stem, "caption": caption, "csv": f"tables/{csv.name}", "tex": f"tables/{tex.name}"})
+        entry = {"name": stem, "caption": caption, "csv": f"tables/{csv.name}", "tex": f"tables/{tex.name}"}
+        if across_seeds is not None:
+            missing = [c for c in (*across_seeds["by"], across_seeds["value"]) if c not in df.columns]
+            if missing:
+                raise ValueError(f"across_seeds names column(s) {missing} that table {name!r} lacks")
+            entry["across_seeds"] = {"by": list(across_seeds["by"]), "value": across_seeds["value"]}
+        self.tables.append(entry)
         self._write()
         return csv
 

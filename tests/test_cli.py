@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
@@ -29,9 +31,48 @@ def test_unknown_profile_is_refused(tmp_path):
         main(["generate", "--profile", "huge", "--out", str(tmp_path)])
 
 
-def test_run_refuses_unknown_parameter(capsys):
-    with pytest.raises(ValueError, match="declared by no notebook"):
-        main(["run", "--profile", "ci", "-p", "no_such_parameter=1"])
+NOTEBOOKS = str(Path(__file__).resolve().parent.parent / "notebooks")
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"recsys {version('recsys')}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["run", "--profile", "ci", "-p", "no_such_parameter=1"], "no_such_parameter"),
+        (["run", "--profile", "ci", "--notebooks", "03", "-p", "k=ten"], "-p k=ten: expected an integer"),
+        (["run", "--profile", "ci", "-p", "novalue"], "-p novalue: expected name=value"),
+        (["run", "--profile", "ci", "--seeds", "1,x"], "argument --seeds: '1,x' is not a comma-separated list"),
+        (["run", "--profile", "ci", "--notebooks", "99"], "--notebooks: no notebook"),
+        (["run", "--profile", "huge"], "argument --profile: invalid choice"),
+        (["run", "--profile", "ci", "--config", "CONFIG"], "fusion.knn"),
+        (["run", "--profile", "ci", "--config", "MISSING"], "does not exist"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys, argv, named):
+    config = tmp_path / "bad.toml"
+    config.write_text("[fusion]\nknn = 'x'\n")
+    argv = [str(config) if a == "CONFIG" else str(tmp_path / "missing.toml") if a == "MISSING" else a for a in argv]
+    argv += ["--notebooks-dir", NOTEBOOKS, "--reports", str(tmp_path / "reports")]
+    try:
+        status = main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err, err
+    assert not (tmp_path / "reports").exists()
+
+
+def test_notebooks_are_found_from_the_working_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--profile", "ci"]) == 2
+    assert f"{tmp_path / 'notebooks'} does not exist" in capsys.readouterr().err
 
 
 def test_batch_command_publishes_a_loadable_version(tmp_path, capsys):

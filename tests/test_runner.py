@@ -1,4 +1,4 @@
-"""The papermill runner: parameters, failures, summaries, multi-seed spread, and a smoke run."""
+"""The papermill runner: typed parameters, honest failures, summaries, multi-seed spread, and a smoke run."""
 
 from __future__ import annotations
 
@@ -12,25 +12,27 @@ import pandas as pd
 import pytest
 
 from recsys.runner import (
-    PROJECT_ROOT,
+    CommandLineValue,
     NotebookFailed,
+    UsageError,
     aggregate_seed_metrics,
     discover_notebooks,
     parse_parameter,
     run_report,
 )
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-def test_parse_parameter_reads_literals_and_text():
-    assert parse_parameter("test_days=21") == ("test_days", 21)
-    assert parse_parameter("weights=[0.5, 0.5]") == ("weights", [0.5, 0.5])
-    assert parse_parameter("flag=True") == ("flag", True)
+
+def test_parse_parameter_keeps_the_text_for_typing_later():
+    assert parse_parameter("test_days=21") == ("test_days", "21")
+    assert isinstance(parse_parameter("svd_ranks=5,10")[1], CommandLineValue)
     assert parse_parameter("name=hello world") == ("name", "hello world")
 
 
 @pytest.mark.parametrize("bad", ["novalue", "1abc=3", "=3"])
 def test_parse_parameter_rejects_malformed(bad):
-    with pytest.raises(ValueError, match="parameter"):
+    with pytest.raises(ValueError, match="-p"):
         parse_parameter(bad)
 
 
@@ -60,14 +62,16 @@ def test_discover_notebooks_orders_and_filters(tmp_path):
         (tmp_path / name).write_text("{}")
     assert [p.name for p in discover_notebooks(tmp_path)] == ["01_a.ipynb", "02_b.ipynb"]
     assert [p.name for p in discover_notebooks(tmp_path, ["02"])] == ["02_b.ipynb"]
-    with pytest.raises(ValueError, match="no notebook"):
+    with pytest.raises(UsageError, match=r"--notebooks: no notebook .*\['07'\]"):
         discover_notebooks(tmp_path, ["07"])
+    with pytest.raises(UsageError, match="does not exist"):
+        discover_notebooks(tmp_path / "nowhere")
 
 
 def test_unknown_parameter_is_refused(tmp_path):
     (tmp_path / "nb").mkdir()
     _recording_notebook(tmp_path / "nb" / "01_toy.ipynb")
-    with pytest.raises(ValueError, match="declared by no notebook"):
+    with pytest.raises(UsageError, match="declared by no notebook"):
         run_report("ci", parameters={"nope": 1}, notebooks_dir=tmp_path / "nb", reports_root=tmp_path / "r")
 
 
@@ -90,7 +94,7 @@ def test_multi_seed_run_reports_spread(tmp_path):
     assert row["std"] == pytest.approx(10.0)
     assert row["n_seeds"] == 3
     assert "seed 2" in (top / "summary.md").read_text()
-    assert json.loads((top / "seed_3" / "metrics.json").read_text()) == {"01_toy": {"seed_times_extra": 30}}
+    assert json.loads((top / "seed_3" / "metrics.json").read_text())["metrics"] == {"01_toy": {"seed_times_extra": 30}}
 
 
 def test_aggregate_ignores_non_numeric_metrics():
@@ -114,8 +118,9 @@ def test_ci_profile_smoke_run(tmp_path):
     for nb in notebooks:
         assert (report / "notebooks" / nb.name).exists()
         assert f"## {nb.stem}" in summary
-    figures = json.loads((report / "metrics.json").read_text())
-    assert set(figures) == {nb.stem for nb in notebooks}
+    record = json.loads((report / "metrics.json").read_text())
+    assert record["status"] == "ok" and set(record["metrics"]) == {nb.stem for nb in notebooks}
+    assert record["environment"]["packages"]["numpy"]
     pngs = sorted((report / "figures").glob("*.png"))
     assert pngs and all(p.with_suffix(".pdf").exists() for p in pngs)
 
@@ -130,3 +135,118 @@ def test_summary_keeps_the_region_na_as_text(tmp_path):
     text = write_summary(tmp_path, profile="ci", seed=1, parameters={}).read_text()
     assert "| NA | 4 |" in text
     assert "nan" not in text
+
+
+def _quiet(*args, **kwargs):
+    return None
+
+
+def test_command_line_values_take_the_type_of_each_notebooks_default(tmp_path):
+    """`-p ranks=5,10` reaches the notebook as a tuple of ints, as its default is."""
+    (tmp_path / "nb").mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(
+        'profile = "ci"\nseed = 42\ndata_dir = ""\nreports_dir = ""\nranks = (5, 10, 20)\nalpha = 0.5\n'
+        'label = "x"\nflag = False'
+    )
+    params.metadata["tags"] = ["parameters"]
+    body = nbformat.v4.new_code_cell(
+        "from recsys.reporting import Report\n"
+        "report = Report.start('01_types', reports_dir)\n"
+        "report.metric('types', [type(v).__name__ for v in (ranks, ranks[0], alpha, label, flag)])\n"
+        "report.metric('values', [list(ranks), alpha, label, flag])\n"
+    )
+    nb.cells = [params, body]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "nb" / "01_types.ipynb")
+    given = dict(parse_parameter(p) for p in ("ranks=5,10", "alpha=1", "label=5", "flag=true"))
+    top = run_report("ci", parameters=given, notebooks_dir=tmp_path / "nb", reports_root=tmp_path / "r",
+                     data_dir=tmp_path / "d", echo=_quiet)
+    metrics = json.loads((top / "metrics.json").read_text())["metrics"]["01_types"]
+    assert metrics["types"] == ["tuple", "int", "float", "str", "bool"]
+    assert metrics["values"] == [[5, 10], 1.0, "5", True]
+    with pytest.raises(UsageError, match=r"-p ranks=5,x: item .x.: expected an integer"):
+        run_report("ci", parameters=dict([parse_parameter("ranks=5,x")]), notebooks_dir=tmp_path / "nb",
+                   reports_root=tmp_path / "r", echo=_quiet)
+
+
+def test_a_failed_run_writes_an_honest_summary(tmp_path):
+    """The failed notebook is named with its cell; results of an earlier run and of the failed
+    notebook's partial manifest are gone; notebooks after it are marked as not run."""
+    nb_dir = tmp_path / "nb"
+    nb_dir.mkdir()
+    _recording_notebook(nb_dir / "01_toy.ipynb")
+    _notebook(nb_dir / "02_later.ipynb",
+              "from recsys.reporting import Report\nreport = Report.start('02_later', reports_dir)\n"
+              "report.metric('old_result', 1.0, 'from the earlier run')\n")
+    kwargs = dict(notebooks_dir=nb_dir, reports_root=tmp_path / "r", data_dir=tmp_path / "d", echo=_quiet)
+    top = run_report("ci", **kwargs)
+    assert "old_result" in (top / "summary.md").read_text()
+
+    _notebook(nb_dir / "02_later.ipynb",
+              "from recsys.reporting import Report\nreport = Report.start('02_later', reports_dir)\n"
+              "report.metric('partial', 2.0, 'recorded before the failure')\n"
+              "raise RuntimeError('the chapter broke')")
+    _notebook(nb_dir / "03_after.ipynb", "x = 1")
+    with pytest.raises(NotebookFailed, match="02_later.ipynb failed in cell"):
+        run_report("ci", **kwargs)
+    summary = (top / "summary.md").read_text()
+    record = json.loads((top / "metrics.json").read_text())
+    assert "FAILED: notebook `02_later`, cell 2: RuntimeError: the chapter broke" in summary
+    assert "old_result" not in summary and "partial" not in summary
+    assert "| 03_after | not run | |" in summary
+    assert record["status"] == "failed"
+    assert record["failed"] == {"notebook": "02_later", "cell": 2, "error": "RuntimeError: the chapter broke"}
+    assert record["not_run"] == ["03_after"]
+    assert set(record["metrics"]) == {"01_toy"}
+    assert [n["status"] for n in record["notebooks"]] == ["ok", "failed"]
+
+
+def test_summary_records_the_environment_and_the_configuration(tmp_path):
+    (tmp_path / "nb").mkdir()
+    nb = _recording_notebook(tmp_path / "nb" / "01_toy.ipynb")
+    notebook = nbformat.read(nb, 4)
+    notebook.cells[0].source += '\nconfig_file = ""'
+    notebook.cells[1].source += "\nreport.metric('config_given', config_file.endswith('config.toml'))\n"
+    nbformat.write(notebook, nb)
+    config = tmp_path / "my.toml"
+    config.write_text("[deals]\nmax_deals = 5\n")
+    top = run_report("ci", notebooks_dir=tmp_path / "nb", reports_root=tmp_path / "r", data_dir=tmp_path / "d",
+                     config_file=config, echo=_quiet)
+    assert (top / "config.toml").read_text() == config.read_text()
+    record = json.loads((top / "metrics.json").read_text())
+    assert record["metrics"]["01_toy"]["config_given"] is True
+    assert record["config_file"] == "config.toml"
+    environment = record["environment"]
+    assert environment["python"].count(".") == 2 and environment["cpu"] and environment["os"]
+    assert "numpy" in environment["packages"] and "papermill" in environment["packages"]
+    assert set(environment["git"]) == {"commit", "dirty"}
+    assert record["notebooks"][0]["seconds"] > 0
+    summary = (top / "summary.md").read_text()
+    assert "## Environment" in summary and "BLAS:" in summary and "[config.toml](config.toml)" in summary
+
+
+def test_a_bad_config_file_is_refused_before_anything_runs(tmp_path):
+    from recsys.config import ConfigError
+
+    (tmp_path / "nb").mkdir()
+    _recording_notebook(tmp_path / "nb" / "01_toy.ipynb")
+    config = tmp_path / "bad.toml"
+    config.write_text("[fusion]\nknn = 'x'\n")
+    with pytest.raises(ConfigError, match=r"fusion\.knn"):
+        run_report("ci", notebooks_dir=tmp_path / "nb", reports_root=tmp_path / "r", config_file=config, echo=_quiet)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_declared_table_is_aggregated_across_seeds(tmp_path):
+    (tmp_path / "nb").mkdir()
+    _notebook(tmp_path / "nb" / "01_tab.ipynb",
+              "import pandas as pd\nfrom recsys.reporting import Report\n"
+              "report = Report.start('01_tab', reports_dir)\n"
+              "report.table(pd.DataFrame({'model': ['a', 'b'], 'metric': ['m', 'm'], 'mean': [seed, 2 * seed]}),\n"
+              "             'scores', 'toy scores', across_seeds={'by': ['model', 'metric'], 'value': 'mean'})\n")
+    top = run_report("ci", seeds=[1, 3], notebooks_dir=tmp_path / "nb", reports_root=tmp_path / "r",
+                     data_dir=tmp_path / "d", echo=_quiet)
+    table = pd.read_csv(top / "01_scores_across_seeds.csv").set_index("model")
+    assert table.loc["a", "mean"] == pytest.approx(2.0) and table.loc["b", "mean"] == pytest.approx(4.0)
+    assert "## Table 01_scores across seeds" in (top / "summary.md").read_text()
