@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Report", "pin_threads", "set_thesis_style", "save_figure", "save_table", "write_benchmark_manifest",
-           "THREAD_ENV"]
+__all__ = ["Report", "pin_threads", "set_thesis_style", "set_display_precision", "rounded", "save_figure",
+           "save_table", "write_benchmark_manifest", "DISPLAY_DECIMALS", "THREAD_ENV"]
 
 THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
@@ -41,6 +41,30 @@ def pin_threads() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+
+
+DISPLAY_DECIMALS = 3
+"""Decimals of every number a notebook shows: a headline metric carries its meaning in three,
+and floating-point noise from another CPU or BLAS build (around 1e-9 relative) stays below them."""
+
+
+def set_display_precision(decimals: int = DISPLAY_DECIMALS) -> None:
+    """Show floats in pandas frames and series (text and HTML) and numpy arrays at ``decimals``."""
+    import numpy
+
+    pd.set_option("display.precision", decimals)
+    numpy.set_printoptions(precision=decimals, suppress=True)
+
+
+def rounded(value: Any, decimals: int = DISPLAY_DECIMALS) -> Any:
+    """``value`` with every float (also inside dicts, lists and tuples) rounded to ``decimals``, for printing."""
+    if isinstance(value, (float, np.floating)):
+        return round(float(value), decimals)
+    if isinstance(value, dict):
+        return {k: rounded(v, decimals) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(rounded(v, decimals) for v in value)
+    return value
 
 
 INLINE_DPI = 96
@@ -167,9 +191,10 @@ class Report:
 
     @classmethod
     def start(cls, notebook: str, reports_dir: str | Path) -> Report:
-        """Pin threads, set the figure style, and open the notebook's report."""
+        """Pin threads, set the figure style and the display precision, and open the notebook's report."""
         pin_threads()
         set_thesis_style()
+        set_display_precision()
         root = Path(reports_dir)
         for sub in ("figures", "tables", "artifacts"):
             (root / sub).mkdir(parents=True, exist_ok=True)
