@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from recsys.parameters import ParameterError, coerce, declared_defaults, split_assignment
-from recsys.reporting import THREAD_ENV
+from recsys.reporting import THREAD_ENV, pin_threads
 
 __all__ = [
     "CommandLineValue",
@@ -222,6 +222,7 @@ def run_report(
     if config_file is not None:
         load_config_file(config_file)  # validate before running anything (ConfigError names the key)
     os.environ.update(THREAD_ENV)
+    pin_threads()  # the environment record then shows the BLAS thread count the kernels use
     environment = environment_record(notebooks_dir.parent)
 
     top = reports_root / profile

@@ -1,10 +1,8 @@
-"""The papermill runner: typed parameters, honest failures, summaries, multi-seed spread, and a smoke run."""
+"""The papermill runner: typed parameters, honest failures, summaries, multi-seed spread."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -20,8 +18,6 @@ from recsys.runner import (
     parse_parameter,
     run_report,
 )
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_parse_parameter_keeps_the_text_for_typing_later():
@@ -101,28 +97,6 @@ def test_aggregate_ignores_non_numeric_metrics():
     table = aggregate_seed_metrics({1: {"nb": {"a": 1.0, "b": "text"}}, 2: {"nb": {"a": 3.0, "b": "x"}}})
     assert list(table["metric"]) == ["a"]
     assert table.loc[0, "mean"] == 2.0
-
-
-@pytest.mark.slow
-def test_ci_profile_smoke_run(tmp_path):
-    """`recsys run --profile ci` executes every notebook and writes the summary."""
-    result = subprocess.run(
-        [sys.executable, "-m", "recsys.cli", "run", "--profile", "ci", "--reports", str(tmp_path / "reports"),
-         "--data", str(tmp_path / "data")],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1800,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = tmp_path / "reports" / "ci"
-    summary = (report / "summary.md").read_text()
-    notebooks = discover_notebooks(PROJECT_ROOT / "notebooks")
-    for nb in notebooks:
-        assert (report / "notebooks" / nb.name).exists()
-        assert f"## {nb.stem}" in summary
-    record = json.loads((report / "metrics.json").read_text())
-    assert record["status"] == "ok" and set(record["metrics"]) == {nb.stem for nb in notebooks}
-    assert record["environment"]["packages"]["numpy"]
-    pngs = sorted((report / "figures").glob("*.png"))
-    assert pngs and all(p.with_suffix(".pdf").exists() for p in pngs)
 
 
 def test_summary_keeps_the_region_na_as_text(tmp_path):
