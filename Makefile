@@ -24,8 +24,8 @@ export PYTHONHASHSEED=0
 .PHONY: help venv lock lock-upgrade report report-ci test test-fast notebooks lint lab benchmarks clean
 
 help:
-	@echo "make report      run every notebook at PROFILE=$(PROFILE) (SEEDS=$(SEEDS)) into reports/$(PROFILE)/"
-	@echo "make test        ruff, unit tests, nbval over notebooks/, papermill smoke run (what CI runs)"
+	@echo "make report      run every notebook at PROFILE=$(PROFILE) (SEEDS=$(SEEDS), CONFIG=file.toml) into reports/$(PROFILE)/"
+	@echo "make test        ruff, unit tests, nbval over notebooks/, the ci profile end to end with headline metrics (what CI runs)"
 	@echo "make notebooks   re-execute the stored notebooks in place at the ci profile"
 	@echo "make lab         JupyterLab on notebooks/ with the project's kernel"
 	@echo "make benchmarks  the speed benchmarks (large profile; minutes)"
