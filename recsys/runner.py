@@ -286,7 +286,7 @@ def _markdown_table(df: pd.DataFrame, max_rows: int = 25) -> str:
 
     def fmt(v: Any) -> str:
         if isinstance(v, float):
-            return f"{v:.4f}"
+            return "" if v != v else f"{v:.4f}"  # NaN: an empty cell
         return str(v).replace("|", "\\|")
 
     rows = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in shown.itertuples(index=False)]

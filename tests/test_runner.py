@@ -224,3 +224,13 @@ def test_a_declared_table_is_aggregated_across_seeds(tmp_path):
     table = pd.read_csv(top / "01_scores_across_seeds.csv").set_index("model")
     assert table.loc["a", "mean"] == pytest.approx(2.0) and table.loc["b", "mean"] == pytest.approx(4.0)
     assert "## Table 01_scores across seeds" in (top / "summary.md").read_text()
+
+
+def test_summary_tables_show_missing_values_as_empty_cells(tmp_path):
+    from recsys.reporting import Report
+    from recsys.runner import write_summary
+
+    report = Report.start("01_toy", tmp_path)
+    report.table(pd.DataFrame({"metric": ["latency", "rate"], "measured": [float("nan"), 0.5]}), "claims", "toy")
+    text = write_summary(tmp_path, profile="ci", seed=1, parameters={}).read_text()
+    assert "| latency |  |" in text and "| rate | 0.5000 |" in text
