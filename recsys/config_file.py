@@ -122,17 +122,36 @@ def from_mapping(cls: type, data: Any, base: Any = None, where: str = "") -> Any
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{_key(where, unknown[0])}: unknown key; known keys of {where or 'the file'}: {sorted(fields)}")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     values = {}
     for name, value in data.items():
         nested_base = getattr(base, name, None) if base is not None else None
-        values[name] = _convert(hints[name], value, _key(where, name), nested_base)
+        hint = hints.get(name, Any)
+        if hint is Any and dataclasses.is_dataclass(nested_base):  # annotation not resolvable: the default's type
+            hint = type(nested_base)
+        values[name] = _convert(hint, value, _key(where, name), nested_base)
     try:
         return dataclasses.replace(base, **values) if base is not None else cls(**values)
     except ConfigError as error:
         raise ConfigError(f"{where or 'configuration'}: {error}") from error
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{where or 'configuration'}: {error}") from error
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    """The resolved field types of ``cls``; a field whose annotation cannot be resolved
+    (a name imported only for type checking) is ``Any``, read as the TOML value is."""
+    try:
+        return typing.get_type_hints(cls)
+    except NameError:
+        hints = {}
+        for f in dataclasses.fields(cls):
+            try:
+                hints[f.name] = typing.get_type_hints(type("_One", (), {"__annotations__": {f.name: f.type},
+                                                                          "__module__": cls.__module__}))[f.name]
+            except NameError:
+                hints[f.name] = Any
+        return hints
 
 
 def _convert(hint: Any, value: Any, where: str, base: Any = None) -> Any:

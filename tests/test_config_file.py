@@ -86,3 +86,22 @@ def test_bad_files_name_the_key_path(tmp_path, text, where):
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config_file(tmp_path / "nope.toml")
+
+
+def test_a_field_whose_annotation_cannot_be_resolved_is_read_by_its_default(tmp_path):
+    """A dataclass added by another module with a type-checking-only annotation still loads."""
+    from dataclasses import dataclass, field
+
+    from recsys.config_file import from_mapping
+
+    @dataclass(frozen=True)
+    class Inner:
+        size: int = 1
+
+    @dataclass(frozen=True)
+    class Outer:
+        inner: Inner = field(default_factory=Inner)
+        hidden: NotImportedAnywhere = 3  # noqa: F821
+
+    loaded = from_mapping(Outer, {"inner": {"size": 4}, "hidden": 5}, base=Outer())
+    assert loaded.inner == Inner(4) and loaded.hidden == 5
