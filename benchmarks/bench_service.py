@@ -134,6 +134,13 @@ def worker_pids(server_pid: int) -> list[int]:
     return workers or [server_pid]
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the workers have used so far."""
+    import psutil
+
+    return sum(sum(psutil.Process(p).cpu_times()[:2]) for p in pids)
+
+
 def rss_mb(pids: list[int]) -> list[float]:
     import psutil
 
@@ -223,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {model} ({args.profile}: {len(users):,} users, {n_products:,} products); "
           f"{os.cpu_count()} cores, load average {load}; server and load generator on this machine")
     print(f"{'workers':>7} {'endpoint':<9} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>6} {'429':>6} {'RSS MB/worker':>14}")
+          f"{'errors':>6} {'429':>6} {'RSS MB/worker':>14} {'server CPU ms/req':>17}")
 
     metrics: dict[str, tuple[float, str]] = {}
     rows = []
@@ -244,15 +251,17 @@ def main(argv: list[str] | None = None) -> int:
                     if args.warmup > 0:
                         run_load(pool, base, token, endpoint, users, 20, args.warmup, args.client_processes, 7)
                     for clients in concurrencies:
+                        cpu_before = cpu_seconds(pids)
                         r = run_load(pool, base, token, endpoint, users, clients, args.duration,
                                      args.client_processes, args.seed)
+                        cpu_ms = 1000.0 * (cpu_seconds(pids) - cpu_before) / max(1, r["requests"])
                         rss = rss_mb(pids)
                         r.update(workers=workers, endpoint=endpoint, clients=clients, rss_max=max(rss),
-                                 rss_total=sum(rss))
+                                 rss_total=sum(rss), cpu_ms=cpu_ms)
                         rows.append(r)
                         print(f"{workers:>7} {endpoint:<9} {clients:>7} {r['rps']:>8.0f} {r['p50']:>8.1f} "
                               f"{r['p95']:>8.1f} {r['p99']:>8.1f} {r['errors']:>6} {r['rate_limited']:>6} "
-                              f"{max(rss):>14.0f}", flush=True)
+                              f"{max(rss):>14.0f} {cpu_ms:>17.2f}", flush=True)
                         how = (f"benchmarks/bench_service.py --profile {args.profile}: recsys serve --workers {workers}"
                                f"{' --redis' if workers > 1 else ''} on 127.0.0.1, {clients} closed-loop clients "
                                f"(httpx.AsyncClient in {args.client_processes} process(es), keep-alive, admin token, "
@@ -264,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                             metrics[f"latency_ms_{q}/{key}"] = (r[q], f"client-side latency, {q}; {how}")
                         metrics[f"errors/{key}"] = (r["errors"], f"answers other than 200 (and 429 for deals); {how}")
                         metrics[f"rate_limited_429/{key}"] = (r["rate_limited"], f"429 deal answers; {how}")
+                        metrics[f"server_cpu_ms_per_request/{key}"] = (
+                            cpu_ms, f"worker CPU time (user+system) per answered request, load-independent cost; {how}")
                         metrics[f"rss_mb_per_worker_max/{key}"] = (r["rss_max"], f"largest worker RSS after the run; {how}")
                 if args.py_spy > 0 and workers == worker_counts[0]:
                     for endpoint in ("realtime", "full"):
