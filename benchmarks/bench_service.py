@@ -193,6 +193,50 @@ def py_spy_summary(pid: int, seconds: float, out: Path, top: int = 15) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------- recording
+def record(rows: list[dict], args: argparse.Namespace, load: str, engine_manifest: str, write_manifest) -> None:
+    """Every run in ``reports/benchmarks/bench_service_<profile>.csv`` (the notebooks' figures);
+    the headline figures at the target's concurrency (50, else the smallest) in the manifest
+    ``bench_service_<profile>.json``, which the evaluation's performance table reads."""
+    import hashlib
+
+    import pandas as pd
+
+    if not rows:
+        print("no runs: nothing recorded")
+        return
+    columns = ["workers", "endpoint", "clients", "requests", "rps", "p50", "p95", "p99", "errors", "rate_limited",
+               "rss_max", "rss_total", "cpu_ms"]
+    table = pd.DataFrame(rows)[columns].rename(columns={
+        "rps": "requests_per_s", "p50": "p50_ms", "p95": "p95_ms", "p99": "p99_ms", "rss_max": "rss_mb_per_worker_max",
+        "rss_total": "rss_mb_total", "cpu_ms": "server_cpu_ms_per_request"})
+    csv = ROOT / "reports" / "benchmarks" / f"bench_service_{args.profile}.csv"
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    table.round(3).to_csv(csv, index=False)
+    clients = 50 if 50 in set(table["clients"]) else int(table["clients"].min())
+    how_all = (f"benchmarks/bench_service.py --profile {args.profile} --duration {args.duration:g}: recsys serve on "
+               f"127.0.0.1, {clients} closed-loop clients (httpx.AsyncClient in {args.client_processes} process(es), "
+               f"keep-alive, admin token, random users), client-side latency; load generator on the same "
+               f"{os.cpu_count()}-core machine, load average before the runs {load}")
+    metrics: dict[str, tuple[float, str]] = {}
+    for r in table[table["clients"] == clients].itertuples(index=False):
+        key = f"{r.endpoint}/workers_{r.workers}"
+        what = f"{r.workers} worker(s){' sharing a redis-server' if r.workers > 1 else ''}, {r.endpoint}"
+        metrics[f"service_throughput_requests_per_s/{key}"] = (r.requests_per_s, f"answers per second; {what}; {how_all}")
+        metrics[f"service_latency_ms_p50/{key}"] = (r.p50_ms, f"p50; {what}; {how_all}")
+        metrics[f"service_latency_ms_p99/{key}"] = (r.p99_ms, f"p99; {what}; {how_all}")
+        metrics[f"service_errors/{key}"] = (int(r.errors), f"answers other than 200 (429 deals apart); {what}; {how_all}")
+        metrics[f"service_cpu_ms_per_request/{key}"] = (
+            r.server_cpu_ms_per_request, f"worker CPU (user+system) per answer; {what}; {how_all}")
+    for workers, group in table.groupby("workers"):
+        metrics[f"memory_rss_mb_per_worker/workers_{workers}"] = (
+            float(group["rss_mb_per_worker_max"].max()), f"largest worker RSS after any run; {workers} worker(s); {how_all}")
+    metrics["model_manifest_sha256"] = (hashlib.sha256(engine_manifest.encode()).hexdigest(),
+                                        "sha256 of the served model's engine/manifest.json")
+    path = write_manifest(f"bench_service_{args.profile}", metrics)
+    print(f"figures recorded in {path} and {csv}")
+
+
 # ---------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -232,7 +276,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'workers':>7} {'endpoint':<9} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
           f"{'errors':>6} {'429':>6} {'RSS MB/worker':>14} {'server CPU ms/req':>17}")
 
-    metrics: dict[str, tuple[float, str]] = {}
     rows = []
     profiles: list[str] = []
     ctx = mp.get_context("spawn")
@@ -262,20 +305,6 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"{workers:>7} {endpoint:<9} {clients:>7} {r['rps']:>8.0f} {r['p50']:>8.1f} "
                               f"{r['p95']:>8.1f} {r['p99']:>8.1f} {r['errors']:>6} {r['rate_limited']:>6} "
                               f"{max(rss):>14.0f} {cpu_ms:>17.2f}", flush=True)
-                        how = (f"benchmarks/bench_service.py --profile {args.profile}: recsys serve --workers {workers}"
-                               f"{' --redis' if workers > 1 else ''} on 127.0.0.1, {clients} closed-loop clients "
-                               f"(httpx.AsyncClient in {args.client_processes} process(es), keep-alive, admin token, "
-                               f"random users) for {args.duration:g} s against {endpoint}; load generator on the same "
-                               f"{os.cpu_count()}-core machine; load average before the runs {load}")
-                        key = f"{endpoint}/workers_{workers}/clients_{clients}"
-                        metrics[f"throughput_requests_per_s/{key}"] = (r["rps"], f"answers per second; {how}")
-                        for q in ("p50", "p95", "p99"):
-                            metrics[f"latency_ms_{q}/{key}"] = (r[q], f"client-side latency, {q}; {how}")
-                        metrics[f"errors/{key}"] = (r["errors"], f"answers other than 200 (and 429 for deals); {how}")
-                        metrics[f"rate_limited_429/{key}"] = (r["rate_limited"], f"429 deal answers; {how}")
-                        metrics[f"server_cpu_ms_per_request/{key}"] = (
-                            cpu_ms, f"worker CPU time (user+system) per answered request, load-independent cost; {how}")
-                        metrics[f"rss_mb_per_worker_max/{key}"] = (r["rss_max"], f"largest worker RSS after the run; {how}")
                 if args.py_spy > 0 and workers == worker_counts[0]:
                     for endpoint in ("realtime", "full"):
                         out = ROOT / "reports" / "benchmarks" / f"bench_service_{args.profile}_pyspy_{endpoint}.txt"
@@ -308,10 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             misses.append(f"RSS {r['rss_max']:.0f} MB")
         if misses:
             print(f"  misses: {r['workers']} worker(s), {r['endpoint']}, {r['clients']} clients: {'; '.join(misses)}")
-    metrics["model_manifest_sha256"] = (__import__("hashlib").sha256(engine_manifest.encode()).hexdigest(),
-                                        "sha256 of the served model's engine/manifest.json")
-    path = write_benchmark_manifest(f"bench_service_{args.profile}", metrics)
-    print(f"figures recorded in {path}")
+    record(rows, args, load, engine_manifest, write_benchmark_manifest)
     return 0
 
 
