@@ -339,3 +339,34 @@ def test_health_metrics_openapi_docs(client):
         assert f"{PREFIX}{path}" in paths
     assert schema["components"]["schemas"]["RealtimeRequest"]["properties"]["num_recommendations"]["maximum"] == 100
     assert client.get("/docs").status_code == 200
+
+
+# ---------------------------------------------------------------------------- single-flight reads of the shared log
+def test_concurrent_syncs_share_reads_and_miss_no_entry_appended_before_them(model_dir):
+    import asyncio
+
+    from recsys.service.history import LocalEventLog
+    from recsys.service.state import ServiceState
+
+    class SlowLog(LocalEventLog):
+        reads = 0
+
+        async def read_after(self, cursor):
+            SlowLog.reads += 1
+            snapshot = await super().read_after(cursor)  # taken when the read starts
+            await asyncio.sleep(0.05)
+            return snapshot
+
+    async def scenario() -> tuple[int, int]:
+        state = ServiceState(load_model(model_dir), SlowLog(), lambda: NOW)
+        first = [asyncio.create_task(state.sync()) for _ in range(20)]
+        await asyncio.sleep(0.01)  # the first read is in flight; an event arrives; more requests come
+        await state.event_log.append([{"user_id": "late", "product_id": "product_1", "event_type": "view",
+                                       "timestamp": "2024-12-30T00:00:00", "rating": None}])
+        second = [asyncio.create_task(state.sync()) for _ in range(20)]
+        await asyncio.gather(*first, *second)
+        return SlowLog.reads, state.events_applied
+
+    reads, applied = asyncio.run(scenario())
+    assert reads == 2  # 40 concurrent requests, two reads
+    assert applied == 1  # the requests after the append saw it

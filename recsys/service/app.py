@@ -45,7 +45,7 @@ from recsys.deals.rate_limit import RateLimitExceeded
 from recsys.engine import RecommendationEngine
 from recsys.service import compat
 from recsys.service.auth import KeyStore, Principal
-from recsys.service.history import EventLog, LocalEventLog
+from recsys.service.history import EventLog, LocalEventLog, SharedLogUnavailable
 from recsys.service.metrics import MetricsMiddleware, RequestMetrics, render_metrics
 from recsys.service.schemas import (
     MAX_DEALS,
@@ -182,6 +182,12 @@ def create_app(
     @app.exception_handler(PermissionError)
     async def forbidden(request: Request, err: PermissionError) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=403)
+
+    @app.exception_handler(SharedLogUnavailable)
+    async def log_unavailable(request: Request, err: SharedLogUnavailable) -> JSONResponse:
+        log.error("%s", err)
+        return JSONResponse({"detail": "the shared live history is unavailable; retry shortly",
+                             "retry_after_seconds": 1.0}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(JobInProgress)
     async def busy(request: Request, err: JobInProgress) -> JSONResponse:

@@ -20,14 +20,19 @@ the log from the start.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["EventLog", "LocalEventLog", "LogRead", "RedisEventLog", "START", "stream_id_key"]
+__all__ = ["EventLog", "LocalEventLog", "LogRead", "RedisEventLog", "START", "SharedLogUnavailable", "stream_id_key"]
 
 START = "0-0"
 """The cursor before the first entry."""
+
+
+class SharedLogUnavailable(ConnectionError):
+    """The shared event log (Redis) did not answer (the service answers 503)."""
 
 
 def stream_id_key(entry_id: str) -> tuple[int, int]:
@@ -92,13 +97,17 @@ class RedisEventLog:
 
     kind = "redis"
 
-    def __init__(self, url: str, prefix: str = "recsys", max_read: int = 10_000) -> None:
+    def __init__(self, url: str, prefix: str = "recsys", max_read: int = 10_000, max_connections: int = 16,
+                 timeout: float = 5.0) -> None:
         import redis.asyncio as redis
 
         self.url = url
         self.prefix = prefix
         self.max_read = max_read
-        self._redis = redis.Redis.from_url(url, decode_responses=True)
+        # a bounded pool that waits for a free connection (reads are single-flight per worker, see ServiceState.sync)
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=timeout,
+                                                     socket_timeout=timeout, decode_responses=True)
+        self._redis = redis.Redis(connection_pool=pool)
         self._events = f"{prefix}:events"
         self._jobs = f"{prefix}:jobs"
         self._version = f"{prefix}:batch_version"
@@ -111,25 +120,39 @@ class RedisEventLog:
             raise ConnectionError(f"Redis at {self.url} does not answer: {err}") from None
 
     async def append(self, records: list[dict[str, Any]]) -> str:
-        return await self._redis.xadd(self._events, {"events": json.dumps(records, separators=(",", ":"))})
+        with self._unavailable():
+            return await self._redis.xadd(self._events, {"events": json.dumps(records, separators=(",", ":"))})
 
     async def read_after(self, cursor: str) -> LogRead:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xrange(self._events, min=f"({cursor}", max="+", count=self.max_read)
-            pipe.get(self._version)
-            raw, version = await pipe.execute()
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xrange(self._events, min=f"({cursor}", max="+", count=self.max_read)
+                pipe.get(self._version)
+                raw, version = await pipe.execute()
         entries = [(entry_id, json.loads(fields["events"])) for entry_id, fields in raw]
         return LogRead(entries, version)
 
     async def put_job(self, job: dict[str, Any]) -> None:
-        await self._redis.hset(self._jobs, job["kind"], json.dumps(job))
+        with self._unavailable():
+            await self._redis.hset(self._jobs, job["kind"], json.dumps(job))
 
     async def get_job(self, kind: str) -> dict[str, Any] | None:
-        raw = await self._redis.hget(self._jobs, kind)
+        with self._unavailable():
+            raw = await self._redis.hget(self._jobs, kind)
         return None if raw is None else json.loads(raw)
 
     async def publish_batch_version(self, version: str) -> None:
-        await self._redis.set(self._version, version)
+        with self._unavailable():
+            await self._redis.set(self._version, version)
+
+    @contextlib.contextmanager
+    def _unavailable(self):
+        from redis.exceptions import RedisError
+
+        try:
+            yield
+        except RedisError as err:
+            raise SharedLogUnavailable(f"shared event log at {self.url}: {type(err).__name__}: {err}") from None
 
     async def close(self) -> None:
         await self._redis.aclose()

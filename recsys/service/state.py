@@ -62,10 +62,33 @@ class ServiceState:
         self.batch_version = engine.stage2_.artifacts.version
         self.product_ids = frozenset(engine.dataset_.products["product_id"].tolist())
         self._tasks: dict[str, asyncio.Task] = {}
+        self._sync_current: asyncio.Future | None = None
+        self._sync_queued: asyncio.Future | None = None
 
     # -- the shared event log ----------------------------------------------------------
     async def sync(self) -> None:
-        """Apply the log entries after this worker's cursor; reload a newer batch version."""
+        """Apply every log entry appended before this call; reload a newer batch version.
+
+        Single flight: concurrent requests share reads. A read already in flight may
+        have started before this request arrived (and miss an entry appended just
+        before it), so a request joins the read queued *after* it -- at most one is
+        queued. At most two reads per worker are ever pending, however many
+        requests wait, and each request still sees every entry appended before it."""
+        current = self._sync_current
+        if current is None or current.done():
+            self._sync_current = asyncio.ensure_future(self._sync_once())
+            await asyncio.shield(self._sync_current)
+            return
+        if self._sync_queued is None:
+            self._sync_queued = asyncio.ensure_future(self._sync_after(current))
+        await asyncio.shield(self._sync_queued)
+
+    async def _sync_after(self, previous: asyncio.Future) -> None:
+        await asyncio.wait([previous])
+        self._sync_current, self._sync_queued = self._sync_queued, None
+        await self._sync_once()
+
+    async def _sync_once(self) -> None:
         read = await self.event_log.read_after(self.cursor)
         self._apply(read)
         if read.batch_version is not None and read.batch_version != self.batch_version:
