@@ -42,7 +42,7 @@ def keys() -> tuple[KeyStore, dict[str, str]]:
 @pytest.fixture()
 def client(model_dir, keys):
     store, tokens = keys
-    app = create_app(load_model(model_dir), store, clock=lambda: NOW)
+    app = create_app(load_model(model_dir, clock=lambda: NOW), store, clock=lambda: NOW)
     with TestClient(app) as test_client:
         test_client.tokens = tokens  # type: ignore[attr-defined]
         yield test_client

@@ -20,7 +20,7 @@ import pandas as pd
 from recsys.deals.rate_limit import RateLimitExceeded
 from recsys.engine import RecommendationEngine
 
-__all__ = ["ENGINE_HAS_NOW", "full", "iso", "load_engine", "restamp"]
+__all__ = ["ENGINE_HAS_NOW", "engine_clock", "full", "iso", "load_engine", "restamp"]
 
 ENGINE_HAS_NOW = "now" in inspect.signature(RecommendationEngine.load).parameters
 
@@ -31,6 +31,13 @@ def iso(ts: pd.Timestamp) -> str:
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def engine_clock(now: Callable[[], pd.Timestamp]) -> dict[str, Any]:
+    """Keyword arguments giving a new ``RecommendationEngine(...)`` the clock ``now``
+    (none for the old engine, whose answers :func:`restamp` stamps instead).
+    After the merge: write ``RecommendationEngine(now=now)``."""
+    return {"now": now} if ENGINE_HAS_NOW else {}
 
 
 def load_engine(path: str | Path, now: Callable[[], pd.Timestamp]) -> RecommendationEngine:

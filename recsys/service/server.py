@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 from fastapi import FastAPI
 
 from recsys.batch import LATEST
@@ -29,12 +31,13 @@ ENGINE_SUBDIR = "engine"
 ARTIFACTS_SUBDIR = "artifacts"
 
 
-def load_model(model_dir: str | Path) -> RecommendationEngine:
-    """The engine of a model directory, serving its latest Stage 2 version."""
+def load_model(model_dir: str | Path, clock: Callable[[], pd.Timestamp] = utc_now) -> RecommendationEngine:
+    """The engine of a model directory, serving its latest Stage 2 version; its answers'
+    ``timestamp`` and ``deal_expiry`` come from ``clock`` (pass the app the same clock)."""
     model_dir = Path(model_dir)
     if not (model_dir / ENGINE_SUBDIR / "manifest.json").exists():
         raise FileNotFoundError(f"--model {model_dir}: no {ENGINE_SUBDIR}/manifest.json (write one with `recsys train`)")
-    engine = compat.load_engine(model_dir / ENGINE_SUBDIR, now=utc_now)
+    engine = compat.load_engine(model_dir / ENGINE_SUBDIR, now=clock)
     engine.artifacts_dir = (model_dir / ARTIFACTS_SUBDIR).resolve()
     latest = engine.artifacts_dir / LATEST
     if latest.exists() and latest.read_text().strip() != engine.stage2_.artifacts.version:
