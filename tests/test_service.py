@@ -370,3 +370,14 @@ def test_concurrent_syncs_share_reads_and_miss_no_entry_appended_before_them(mod
     reads, applied = asyncio.run(scenario())
     assert reads == 2  # 40 concurrent requests, two reads
     assert applied == 1  # the requests after the append saw it
+
+
+def test_serve_refuses_bad_options_naming_them(model_dir, tmp_path, capsys):
+    keys = tmp_path / "keys.json"
+    assert cli_main(["serve", "--model", model_dir, "--api-keys", str(keys)]) == 2
+    assert "keys file" in capsys.readouterr().err
+    assert cli_main(["keys", "add", "--user", "ops", "--admin", "--file", str(keys)]) == 0
+    assert cli_main(["serve", "--model", model_dir, "--api-keys", str(keys), "--workers", "2"]) == 2
+    assert "--redis" in capsys.readouterr().err
+    assert cli_main(["serve", "--model", str(tmp_path), "--api-keys", str(keys)]) == 2
+    assert "recsys train" in capsys.readouterr().err

@@ -53,8 +53,12 @@ def _train(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from recsys.service.server import serve
 
-    serve(args.model, args.api_keys, args.host, args.port, args.workers, args.redis, args.redis_prefix,
-          args.access_log)
+    try:
+        serve(args.model, args.api_keys, args.host, args.port, args.workers, args.redis, args.redis_prefix,
+              args.access_log)
+    except (ValueError, FileNotFoundError) as err:  # a bad option or file, named in the message
+        print(f"recsys serve: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
