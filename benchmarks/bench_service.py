@@ -12,7 +12,7 @@ train`` when missing), then for each endpoint -- ``realtime`` (Stage 1),
 ``full`` with deals (Stage 3) and ``deals`` -- and each concurrency
 (``--concurrency 50,200``) drives it for ``--duration`` seconds with a
 closed-loop load generator: ``--client-processes`` processes, each an
-asyncio event loop with ``httpx.AsyncClient`` keep-alive connections, one
+asyncio event loop with ``aiohttp`` (or ``--client httpx``) keep-alive connections, one
 coroutine per simulated client sending the next request when the previous
 answer arrives. Users are drawn at random from the data set; requests carry
 an admin (backend) token. It prints requests/s, p50/p95/p99 latency (client
@@ -69,8 +69,40 @@ def _request(endpoint: str, user: str) -> tuple[str, str, dict | None]:
     return "GET", f"{prefix}/deals/{user}?num_deals=5", None
 
 
+async def _drive_aiohttp(base: str, token: str, endpoint: str, users: list[str], clients: int, duration: float,
+                         seed: int) -> tuple[list[float], Counter]:
+    """The closed loop on aiohttp (a connection pool of ``clients`` keep-alive connections)."""
+    import aiohttp
+
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(base_url=base, connector=connector,
+                                     headers={"Authorization": f"Bearer {token}"},
+                                     timeout=aiohttp.ClientTimeout(total=30.0)) as session:
+        stop = time.perf_counter() + duration
+
+        async def one_client(i: int) -> None:
+            rng = random.Random(seed * 100_003 + i)
+            while time.perf_counter() < stop:
+                method, path, body = _request(endpoint, rng.choice(users))
+                start = time.perf_counter()
+                try:
+                    async with session.request(method, path, json=body) as response:
+                        await response.read()
+                        statuses[response.status] += 1
+                except (TimeoutError, aiohttp.ClientError) as err:
+                    statuses[type(err).__name__] += 1
+                latencies.append(time.perf_counter() - start)
+
+        await asyncio.gather(*(one_client(i) for i in range(clients)))
+    return latencies, statuses
+
+
 async def _drive(base: str, token: str, endpoint: str, users: list[str], clients: int, duration: float,
-                 seed: int) -> tuple[list[float], Counter]:
+                 seed: int, client_library: str = "aiohttp") -> tuple[list[float], Counter]:
+    if client_library == "aiohttp":
+        return await _drive_aiohttp(base, token, endpoint, users, clients, duration, seed)
     import httpx
 
     latencies: list[float] = []
@@ -97,22 +129,27 @@ async def _drive(base: str, token: str, endpoint: str, users: list[str], clients
     return latencies, statuses
 
 
-def _generator_process(args: tuple) -> tuple[list[float], dict]:
+def _generator_process(args: tuple) -> tuple[list[float], dict, float]:
+    cpu = time.process_time()
     latencies, statuses = asyncio.run(_drive(*args))
-    return latencies, dict(statuses)
+    return latencies, dict(statuses), time.process_time() - cpu
+
+
+CLIENT_LIBRARY = "aiohttp"
 
 
 def run_load(pool, base: str, token: str, endpoint: str, users: list[str], clients: int, duration: float,
              processes: int, seed: int) -> dict:
     """One closed-loop run; the clients are split over ``processes`` generator processes."""
     shares = [clients // processes + (1 if p < clients % processes else 0) for p in range(processes)]
-    jobs = [(base, token, endpoint, users, n, duration, seed + p) for p, n in enumerate(shares) if n]
+    jobs = [(base, token, endpoint, users, n, duration, seed + p, CLIENT_LIBRARY) for p, n in enumerate(shares) if n]
     started = time.perf_counter()
     results = pool.map(_generator_process, jobs)
     elapsed = time.perf_counter() - started
-    latencies = np.array([x for lat, _ in results for x in lat]) * 1000.0
+    latencies = np.array([x for lat, _, _ in results for x in lat]) * 1000.0
+    client_cpu = sum(cpu for _, _, cpu in results)
     statuses: Counter = Counter()
-    for _, st in results:
+    for _, st, _ in results:
         statuses.update(st)
     ok = statuses.get(200, 0)
     limited = statuses.get(429, 0) if endpoint == "deals" else 0
@@ -120,7 +157,8 @@ def run_load(pool, base: str, token: str, endpoint: str, users: list[str], clien
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) if len(latencies) else (np.nan,) * 3
     return {"requests": int(sum(statuses.values())), "rps": float(sum(statuses.values()) / duration),
             "ok": ok, "rate_limited": limited, "errors": errors, "p50": float(p50), "p95": float(p95),
-            "p99": float(p99), "elapsed": elapsed, "statuses": {str(k): v for k, v in statuses.items()}}
+            "p99": float(p99), "elapsed": elapsed, "statuses": {str(k): v for k, v in statuses.items()},
+            "client_cpu_ms": 1000.0 * client_cpu / max(1, sum(statuses.values()))}
 
 
 # ---------------------------------------------------------------------------- the server
@@ -206,16 +244,17 @@ def record(rows: list[dict], args: argparse.Namespace, load: str, engine_manifes
         print("no runs: nothing recorded")
         return
     columns = ["workers", "endpoint", "clients", "requests", "rps", "p50", "p95", "p99", "errors", "rate_limited",
-               "rss_max", "rss_total", "cpu_ms"]
+               "rss_max", "rss_total", "cpu_ms", "client_cpu_ms"]
     table = pd.DataFrame(rows)[columns].rename(columns={
         "rps": "requests_per_s", "p50": "p50_ms", "p95": "p95_ms", "p99": "p99_ms", "rss_max": "rss_mb_per_worker_max",
-        "rss_total": "rss_mb_total", "cpu_ms": "server_cpu_ms_per_request"})
+        "rss_total": "rss_mb_total", "cpu_ms": "server_cpu_ms_per_request",
+        "client_cpu_ms": "client_cpu_ms_per_request"})
     csv = ROOT / "reports" / "benchmarks" / f"bench_service_{args.profile}.csv"
     csv.parent.mkdir(parents=True, exist_ok=True)
     table.round(3).to_csv(csv, index=False)
     clients = 50 if 50 in set(table["clients"]) else int(table["clients"].min())
     how_all = (f"benchmarks/bench_service.py --profile {args.profile} --duration {args.duration:g}: recsys serve on "
-               f"127.0.0.1, {clients} closed-loop clients (httpx.AsyncClient in {args.client_processes} process(es), "
+               f"127.0.0.1, {clients} closed-loop clients ({args.client} in {args.client_processes} process(es), "
                f"keep-alive, admin token, random users), client-side latency; load generator on the same "
                f"{os.cpu_count()}-core machine, load average before the runs {load}")
     metrics: dict[str, tuple[float, str]] = {}
@@ -249,10 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each endpoint's runs")
     parser.add_argument("--client-processes", type=int, default=1, help="load generator processes")
+    parser.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp",
+                        help="load generator's HTTP client (aiohttp costs far less CPU per request than httpx)")
     parser.add_argument("--server-nice", type=int, default=0, help="nice level of the server")
     parser.add_argument("--py-spy", type=float, default=0.0, metavar="SECONDS",
                         help="also profile one worker for this long under realtime and full load")
     args = parser.parse_args(argv)
+    global CLIENT_LIBRARY
+    CLIENT_LIBRARY = args.client
 
     from recsys.data.dataset import Dataset  # noqa: F401  (import cost outside the timed runs)
     from recsys.reporting import write_benchmark_manifest
@@ -274,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {model} ({args.profile}: {len(users):,} users, {n_products:,} products); "
           f"{os.cpu_count()} cores, load average {load}; server and load generator on this machine")
     print(f"{'workers':>7} {'endpoint':<9} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>6} {'429':>6} {'RSS MB/worker':>14} {'server CPU ms/req':>17}")
+          f"{'errors':>6} {'429':>6} {'RSS MB/worker':>14} {'server CPU ms/req':>17} {'client CPU ms/req':>17}")
 
     rows = []
     profiles: list[str] = []
@@ -304,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                         rows.append(r)
                         print(f"{workers:>7} {endpoint:<9} {clients:>7} {r['rps']:>8.0f} {r['p50']:>8.1f} "
                               f"{r['p95']:>8.1f} {r['p99']:>8.1f} {r['errors']:>6} {r['rate_limited']:>6} "
-                              f"{max(rss):>14.0f} {cpu_ms:>17.2f}", flush=True)
+                              f"{max(rss):>14.0f} {cpu_ms:>17.2f} {r['client_cpu_ms']:>17.2f}", flush=True)
                 if args.py_spy > 0 and workers == worker_counts[0]:
                     for endpoint in ("realtime", "full"):
                         out = ROOT / "reports" / "benchmarks" / f"bench_service_{args.profile}_pyspy_{endpoint}.txt"
