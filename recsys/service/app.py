@@ -45,6 +45,7 @@ from recsys.deals.rate_limit import RateLimitExceeded
 from recsys.engine import RecommendationEngine
 from recsys.service import compat
 from recsys.service.auth import KeyStore, Principal
+from recsys.service.clock import utc_now
 from recsys.service.history import EventLog, LocalEventLog, SharedLogUnavailable
 from recsys.service.metrics import MetricsMiddleware, RequestMetrics, render_metrics
 from recsys.service.schemas import (
@@ -83,11 +84,6 @@ class JSONAnswer(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
-
-
-def utc_now() -> pd.Timestamp:
-    """The service's default clock: now, in UTC."""
-    return pd.Timestamp.now(tz="UTC")
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>` from `recsys keys add`")

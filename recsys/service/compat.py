@@ -19,18 +19,11 @@ import pandas as pd
 
 from recsys.deals.rate_limit import RateLimitExceeded
 from recsys.engine import RecommendationEngine
+from recsys.service.clock import iso
 
-__all__ = ["ENGINE_HAS_NOW", "engine_clock", "full", "iso", "load_engine", "restamp"]
+__all__ = ["ENGINE_HAS_NOW", "engine_clock", "full", "load_engine", "restamp"]
 
 ENGINE_HAS_NOW = "now" in inspect.signature(RecommendationEngine.load).parameters
-
-
-def iso(ts: pd.Timestamp) -> str:
-    """``2024-01-15T10:30:00Z`` (naive timestamps are UTC)."""
-    ts = pd.Timestamp(ts)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def engine_clock(now: Callable[[], pd.Timestamp]) -> dict[str, Any]:

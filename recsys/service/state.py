@@ -24,7 +24,8 @@ import pandas as pd
 
 from recsys.batch import run_batch
 from recsys.engine import RecommendationEngine
-from recsys.service.compat import ENGINE_HAS_NOW, iso
+from recsys.service.clock import iso
+from recsys.service.compat import ENGINE_HAS_NOW
 from recsys.service.history import START, EventLog, LogRead, stream_id_key
 
 __all__ = ["JobInProgress", "ServiceState"]
