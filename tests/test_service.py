@@ -349,7 +349,10 @@ def test_concurrent_syncs_share_reads_and_miss_no_entry_appended_before_them(mod
     from recsys.service.state import ServiceState
 
     class SlowLog(LocalEventLog):
+        """An in-process log that answers like a remote one: asynchronously, slowly."""
+
         reads = 0
+        read_now = None  # no synchronous fast path
 
         async def read_after(self, cursor):
             SlowLog.reads += 1

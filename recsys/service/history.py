@@ -75,6 +75,10 @@ class LocalEventLog:
         return entry_id
 
     async def read_after(self, cursor: str) -> LogRead:
+        return LocalEventLog.read_now(self, cursor)
+
+    def read_now(self, cursor: str) -> LogRead:
+        """The same read, synchronously (no I/O in process)."""
         start = stream_id_key(cursor)[0]  # ids are "<position>-0"
         return LogRead(self._entries[start:], self._batch_version)
 

@@ -75,6 +75,10 @@ class ServiceState:
         before it), so a request joins the read queued *after* it -- at most one is
         queued. At most two reads per worker are ever pending, however many
         requests wait, and each request still sees every entry appended before it."""
+        read_now = getattr(self.event_log, "read_now", None)
+        if read_now is not None:  # an in-process log: no I/O, no task needed
+            self._after_read(read_now(self.cursor))
+            return
         current = self._sync_current
         if current is None or current.done():
             self._sync_current = asyncio.ensure_future(self._sync_once())
@@ -90,7 +94,9 @@ class ServiceState:
         await self._sync_once()
 
     async def _sync_once(self) -> None:
-        read = await self.event_log.read_after(self.cursor)
+        self._after_read(await self.event_log.read_after(self.cursor))
+
+    def _after_read(self, read: LogRead) -> None:
         self._apply(read)
         if read.batch_version is not None and read.batch_version != self.batch_version:
             self._reload_batch(read.batch_version)
