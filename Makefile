@@ -21,7 +21,7 @@ export MKL_NUM_THREADS=1
 export NUMEXPR_NUM_THREADS=1
 export PYTHONHASHSEED=0
 
-.PHONY: help venv lock lock-upgrade report report-ci test test-fast notebooks lint lab benchmarks clean
+.PHONY: help venv lock lock-upgrade report report-ci test test-fast notebooks lint lab benchmarks clean serve redis
 
 help:
 	@echo "make report      run every notebook at PROFILE=$(PROFILE) (SEEDS=$(SEEDS), CONFIG=file.toml) into reports/$(PROFILE)/"
@@ -30,6 +30,8 @@ help:
 	@echo "make lab         JupyterLab on notebooks/ with the project's kernel"
 	@echo "make benchmarks  the speed benchmarks (large profile; minutes)"
 	@echo "make lock        refresh $(LOCK) from pyproject.toml (keeps existing pins; make lock-upgrade takes the newest)"
+	@echo "make serve       the HTTP service on 127.0.0.1:$(PORT) (trains the thesis model if missing; prints a dev key)"
+	@echo "make redis       install redis-server (Debian package) where missing: the multi-worker tests start it"
 
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -80,6 +82,22 @@ lab: $(STAMP)
 
 benchmarks: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python "$$b" --profile large || exit 1; done
+
+# The HTTP service (recsys/service): a thesis-profile model, a fresh development admin key, one worker.
+MODEL ?= data/models/$(PROFILE)
+PORT  ?= 8000
+serve: $(STAMP)
+	@test -f $(MODEL)/engine/manifest.json || $(BIN)/recsys train --profile $(PROFILE) --out $(MODEL)
+	@echo "development admin token (use: curl -H 'Authorization: Bearer <token>' ...):"
+	@$(BIN)/recsys keys add --user dev-admin --admin --file $(MODEL)/dev-keys.json
+	@echo "docs: http://127.0.0.1:$(PORT)/docs"
+	$(BIN)/recsys serve --model $(MODEL) --api-keys $(MODEL)/dev-keys.json --host 127.0.0.1 --port $(PORT)
+
+redis:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  else sudo apt-get install -y redis-server; fi; }
+	@redis-server --version
 
 clean:
 	rm -rf reports/ci reports/thesis reports/large .pytest_cache

@@ -1,4 +1,4 @@
-"""Command line: ``recsys generate | run | batch``.
+"""Command line: ``recsys generate | run | batch | keys | train | serve``.
 
     recsys generate --profile ci --seed 42 --out data/ci-42
     recsys run --profile thesis [--seeds 1,2,3] [-p test_days=21 ...] [--config my.toml]
@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--data", required=True, help="a directory written by Dataset.save / recsys generate")
     batch.add_argument("--out", required=True, help="artifact directory (versions + LATEST pointer)")
     batch.set_defaults(func=_batch)
+
+    from recsys.service.cli import add_service_commands  # keys, train, serve
+
+    add_service_commands(sub)
     return parser
 
 

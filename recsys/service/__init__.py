@@ -1,0 +1,10 @@
+"""The HTTP recommendation service (FastAPI on uvicorn) around :class:`recsys.engine.RecommendationEngine`.
+
+See :mod:`recsys.service.app` for the paths and who may call them.
+"""
+
+from recsys.service.app import PREFIX, create_app, utc_now
+from recsys.service.auth import KeyStore, Principal
+from recsys.service.history import LocalEventLog, RedisEventLog
+
+__all__ = ["PREFIX", "KeyStore", "LocalEventLog", "Principal", "RedisEventLog", "create_app", "utc_now"]

@@ -1,0 +1,162 @@
+"""The live history every worker sees: an append-only event log.
+
+Protocol (event sourcing): the served model is the trained engine plus the
+prefix of the log it has applied. ``POST /events`` validates and applies the
+events in the worker that received them, then appends them to the log; every
+worker, before answering a request, reads the entries after its cursor and
+applies them with ``RecommendationEngine.add_events`` (its own entries are
+skipped: they are applied already). Adding events is commutative (weights
+add up per user and product), so workers that apply the same entries in any
+interleaving reach the same rows. A model swapped in (``train``) replays
+the log from the start.
+
+* :class:`LocalEventLog`: in-process, the single-worker default.
+* :class:`RedisEventLog`: a Redis stream (``XADD`` / ``XRANGE`` after the
+  cursor, exclusive), shared by every worker and machine that uses the same
+  Redis and key prefix. Background job states are a Redis hash beside it, so
+  any worker reports a job another worker runs, and the installed batch
+  version is read in the same round trip as the new events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["EventLog", "LocalEventLog", "LogRead", "RedisEventLog", "START", "SharedLogUnavailable", "stream_id_key"]
+
+START = "0-0"
+"""The cursor before the first entry."""
+
+
+class SharedLogUnavailable(ConnectionError):
+    """The shared event log (Redis) did not answer (the service answers 503)."""
+
+
+def stream_id_key(entry_id: str) -> tuple[int, int]:
+    """Order of stream ids ``<ms>-<seq>`` (Redis's own order)."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass
+class LogRead:
+    """Entries after a cursor, oldest first, and the newest published batch version."""
+
+    entries: list[tuple[str, list[dict[str, Any]]]]
+    batch_version: str | None = None
+
+
+class EventLog(Protocol):
+    kind: str
+
+    async def append(self, records: list[dict[str, Any]]) -> str: ...
+    async def read_after(self, cursor: str) -> LogRead: ...
+    async def put_job(self, job: dict[str, Any]) -> None: ...
+    async def get_job(self, kind: str) -> dict[str, Any] | None: ...
+    async def publish_batch_version(self, version: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+@dataclass
+class LocalEventLog:
+    """The log in this process only (one worker)."""
+
+    kind: str = "in-process"
+    _entries: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    _jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _batch_version: str | None = None
+
+    async def append(self, records: list[dict[str, Any]]) -> str:
+        entry_id = f"{len(self._entries) + 1}-0"
+        self._entries.append((entry_id, records))
+        return entry_id
+
+    async def read_after(self, cursor: str) -> LogRead:
+        return LocalEventLog.read_now(self, cursor)
+
+    def read_now(self, cursor: str) -> LogRead:
+        """The same read, synchronously (no I/O in process)."""
+        start = stream_id_key(cursor)[0]  # ids are "<position>-0"
+        return LogRead(self._entries[start:], self._batch_version)
+
+    async def put_job(self, job: dict[str, Any]) -> None:
+        self._jobs[job["kind"]] = dict(job)
+
+    async def get_job(self, kind: str) -> dict[str, Any] | None:
+        job = self._jobs.get(kind)
+        return None if job is None else dict(job)
+
+    async def publish_batch_version(self, version: str) -> None:
+        self._batch_version = version
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisEventLog:
+    """The log in Redis: stream ``<prefix>:events``, hash ``<prefix>:jobs``, key ``<prefix>:batch_version``."""
+
+    kind = "redis"
+
+    def __init__(self, url: str, prefix: str = "recsys", max_read: int = 10_000, max_connections: int = 16,
+                 timeout: float = 5.0) -> None:
+        import redis.asyncio as redis
+
+        self.url = url
+        self.prefix = prefix
+        self.max_read = max_read
+        # a bounded pool that waits for a free connection (reads are single-flight per worker, see ServiceState.sync)
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=timeout,
+                                                     socket_timeout=timeout, decode_responses=True)
+        self._redis = redis.Redis(connection_pool=pool)
+        self._events = f"{prefix}:events"
+        self._jobs = f"{prefix}:jobs"
+        self._version = f"{prefix}:batch_version"
+
+    async def ping(self) -> None:
+        """Raise ``ConnectionError`` (naming the URL) if Redis does not answer."""
+        try:
+            await self._redis.ping()
+        except Exception as err:  # redis raises its own ConnectionError subclasses
+            raise ConnectionError(f"Redis at {self.url} does not answer: {err}") from None
+
+    async def append(self, records: list[dict[str, Any]]) -> str:
+        with self._unavailable():
+            return await self._redis.xadd(self._events, {"events": json.dumps(records, separators=(",", ":"))})
+
+    async def read_after(self, cursor: str) -> LogRead:
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xrange(self._events, min=f"({cursor}", max="+", count=self.max_read)
+                pipe.get(self._version)
+                raw, version = await pipe.execute()
+        entries = [(entry_id, json.loads(fields["events"])) for entry_id, fields in raw]
+        return LogRead(entries, version)
+
+    async def put_job(self, job: dict[str, Any]) -> None:
+        with self._unavailable():
+            await self._redis.hset(self._jobs, job["kind"], json.dumps(job))
+
+    async def get_job(self, kind: str) -> dict[str, Any] | None:
+        with self._unavailable():
+            raw = await self._redis.hget(self._jobs, kind)
+        return None if raw is None else json.loads(raw)
+
+    async def publish_batch_version(self, version: str) -> None:
+        with self._unavailable():
+            await self._redis.set(self._version, version)
+
+    @contextlib.contextmanager
+    def _unavailable(self):
+        from redis.exceptions import RedisError
+
+        try:
+            yield
+        except RedisError as err:
+            raise SharedLogUnavailable(f"shared event log at {self.url}: {type(err).__name__}: {err}") from None
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,224 @@
+"""Pydantic models of every request and response of the service (the OpenAPI schema).
+
+Requests are strict and closed: an unknown field, a value of the wrong JSON
+type (``"5"`` for an int), an id that is not an id or an out-of-range count
+is a 422 whose body names the field. Responses carry the design's fields
+(``../shared/seed``, "API Documentation") and allow the engine's extra fields
+(``contributions``, ``deal_types``, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from recsys.config import DEFAULT_CONFIG, EVENT_TYPES
+
+__all__ = [
+    "MAX_EVENTS_PER_REQUEST", "MAX_RECOMMENDATIONS", "USER_ID_PATTERN",
+    "BatchJob", "Deal", "DealsResponse", "DemoFlowResponse", "ErrorResponse", "EventIn", "EventsRequest",
+    "EventsResponse", "FullRequest", "FullResponse", "Health", "JobAccepted", "ModelInfoResponse", "Recommendation",
+    "RealtimeRequest", "RealtimeResponse", "SegmentsResponse", "UserId", "UserProfile",
+]
+
+MAX_RECOMMENDATIONS = 100
+"""Upper bound of ``num_recommendations``: answers never allocate by the requested size."""
+MAX_DEALS = DEFAULT_CONFIG.deals.max_deals
+MAX_EVENTS_PER_REQUEST = 1000
+
+USER_ID_PATTERN = r"^\S{1,128}$"
+"""The engine's user id rule today (``recsys.models.base.check_user_ids``):
+non-empty, no whitespace, at most 128 characters. Switch to the rule of
+``recsys.data.ids`` once it lands."""
+PRODUCT_ID_PATTERN = r"^\S{1,128}$"
+
+UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
+ProductId = Annotated[str, StringConstraints(pattern=PRODUCT_ID_PATTERN)]
+
+_REQUEST = ConfigDict(extra="forbid", strict=True)
+_RESPONSE = ConfigDict(extra="allow")
+
+
+# ---------------------------------------------------------------------------- requests
+class RealtimeRequest(BaseModel):
+    """``POST /recommendations/enhanced/realtime``."""
+
+    model_config = _REQUEST
+    user_id: UserId
+    num_recommendations: int = Field(5, ge=1, le=MAX_RECOMMENDATIONS)
+
+
+class FullRequest(BaseModel):
+    """``POST /recommendations/enhanced/full``."""
+
+    model_config = _REQUEST
+    user_id: UserId
+    num_recommendations: int = Field(10, ge=1, le=MAX_RECOMMENDATIONS)
+    include_deals: bool = True
+
+
+class EventIn(BaseModel):
+    """One interaction event, as in the data set's ``events`` table."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: UserId
+    product_id: ProductId
+    event_type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
+    timestamp: datetime
+    rating: float | None = Field(None, ge=1, le=5, description="1..5, required for reviews")
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc_in_range(cls, value: datetime) -> datetime:
+        """Naive UTC (aware times converted), between 1970 and 2100."""
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        if not 1970 <= value.year <= 2100:
+            raise ValueError(f"timestamp year {value.year} outside 1970..2100")
+        return value
+
+    @model_validator(mode="after")
+    def _review_has_rating(self) -> EventIn:
+        if self.event_type == "review" and self.rating is None:
+            raise ValueError("a review needs a rating in 1..5")
+        return self
+
+
+class EventsRequest(BaseModel):
+    """``POST /recommendations/enhanced/events``: new events, counted at once in Stage 1."""
+
+    model_config = _REQUEST
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+
+
+# ---------------------------------------------------------------------------- responses
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body: ``detail`` says why (for 422: a list naming each bad field)."""
+
+    detail: Any
+    retry_after_seconds: float | None = None
+
+
+class Recommendation(BaseModel):
+    model_config = _RESPONSE
+    product_id: str
+    name: str
+    category: str
+    price: float
+    score: float
+    reason: str
+
+
+class Deal(BaseModel):
+    model_config = _RESPONSE
+    product_id: str
+    name: str
+    category: str
+    original_price: float
+    deal_price: float
+    discount_percentage: float
+    deal_reason: str
+    deal_expiry: str
+    is_regional_deal: bool
+    score: float
+
+
+class UserProfile(BaseModel):
+    model_config = _RESPONSE
+    region: str | None
+    age_group: str | None
+    spending_tier: str | None
+    price_sensitivity: float | None
+
+
+class RealtimeResponse(BaseModel):
+    model_config = _RESPONSE
+    user_id: str
+    recommendations: list[Recommendation]
+    method: str
+    stage: str
+    latency_target: str
+    timestamp: str
+
+
+class FullResponse(BaseModel):
+    model_config = _RESPONSE
+    user_id: str
+    recommendations: list[Recommendation]
+    deals: list[Deal]
+    user_profile: UserProfile
+    strategy: str
+    timestamp: str
+    deals_retry_after_seconds: float | None = Field(
+        None, description="set when the deal rate limit was reached: deals is empty, retry after this many seconds")
+
+
+class DealsResponse(BaseModel):
+    model_config = _RESPONSE
+    user_id: str
+    deals: list[Deal]
+    num_deals: int
+    timestamp: str
+
+
+class SegmentsResponse(BaseModel):
+    model_config = _RESPONSE
+    user_segments: dict[str, dict[str, Any]]
+    clustering_info: dict[str, Any]
+
+
+class ModelInfoResponse(BaseModel):
+    model_config = _RESPONSE
+    trained: bool
+    batch_job: BatchJob | None = None
+    train_job: BatchJob | None = None
+
+
+class DemoFlowResponse(BaseModel):
+    model_config = _RESPONSE
+    user_id: str
+    user_profile: UserProfile
+    stages: dict[str, Any]
+    timestamp: str
+
+
+class EventsResponse(BaseModel):
+    model_config = _RESPONSE
+    events: int
+    users_updated: int
+    new_users: list[str]
+    purchases: int
+    shared: bool = Field(description="true when the event was appended to the shared (Redis) event log")
+
+
+class BatchJob(BaseModel):
+    """State of the latest background job (``batch-process`` or ``train``)."""
+
+    model_config = _RESPONSE
+    job_id: str
+    kind: Literal["batch-process", "train"]
+    status: Literal["running", "completed", "failed"]
+    started_at: str
+    finished_at: str | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+
+
+class JobAccepted(BaseModel):
+    model_config = _RESPONSE
+    status: Literal["accepted"]
+    job: BatchJob
+    status_url: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model_loaded: bool
+    shared_history: Literal["redis", "in-process"]
+    events_applied: int
+    pid: int
+
+
+ModelInfoResponse.model_rebuild()

@@ -1,0 +1,82 @@
+"""Run the service: load a model directory, build the app, hand it to uvicorn.
+
+A model directory (``recsys train --out DIR``) holds ``engine/`` (a saved
+:class:`~recsys.engine.RecommendationEngine`) and ``artifacts/`` (its Stage 2
+artifact versions; ``batch-process`` publishes new ones there, and a restart
+serves the latest). ``recsys serve`` passes its options to the workers in
+environment variables (uvicorn starts several workers from an import string),
+read by :func:`app_from_env`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from fastapi import FastAPI
+
+from recsys.batch import LATEST
+from recsys.engine import RecommendationEngine
+from recsys.service import compat
+from recsys.service.app import create_app, utc_now
+from recsys.service.auth import KeyStore
+from recsys.service.history import EventLog, LocalEventLog, RedisEventLog
+
+__all__ = ["ENGINE_SUBDIR", "ARTIFACTS_SUBDIR", "app_from_env", "load_model", "serve"]
+
+ENGINE_SUBDIR = "engine"
+ARTIFACTS_SUBDIR = "artifacts"
+
+
+def load_model(model_dir: str | Path, clock: Callable[[], pd.Timestamp] = utc_now) -> RecommendationEngine:
+    """The engine of a model directory, serving its latest Stage 2 version; its answers'
+    ``timestamp`` and ``deal_expiry`` come from ``clock`` (pass the app the same clock)."""
+    model_dir = Path(model_dir)
+    if not (model_dir / ENGINE_SUBDIR / "manifest.json").exists():
+        raise FileNotFoundError(f"--model {model_dir}: no {ENGINE_SUBDIR}/manifest.json (write one with `recsys train`)")
+    engine = compat.load_engine(model_dir / ENGINE_SUBDIR, now=clock)
+    engine.artifacts_dir = (model_dir / ARTIFACTS_SUBDIR).resolve()
+    latest = engine.artifacts_dir / LATEST
+    if latest.exists() and latest.read_text().strip() != engine.stage2_.artifacts.version:
+        engine.reload_batch()
+    return engine
+
+
+def app_from_env() -> FastAPI:
+    """The app of one uvicorn worker, from ``RECSYS_MODEL``, ``RECSYS_API_KEYS``,
+    ``RECSYS_REDIS_URL`` (optional) and ``RECSYS_REDIS_PREFIX``."""
+    engine = load_model(os.environ["RECSYS_MODEL"])
+    keys = KeyStore.load(os.environ["RECSYS_API_KEYS"])
+    url = os.environ.get("RECSYS_REDIS_URL")
+    event_log: EventLog = LocalEventLog()
+    if url:
+        prefix = os.environ.get("RECSYS_REDIS_PREFIX") or f"recsys:{engine.data_hash_[:16]}"
+        event_log = RedisEventLog(url, prefix)
+    return create_app(engine, keys, event_log=event_log)
+
+
+def serve(model: str | Path, api_keys: str | Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          redis_url: str | None = None, redis_prefix: str | None = None, access_log: bool = False) -> None:
+    """``recsys serve``: check the inputs once, then run uvicorn with ``workers`` processes."""
+    import uvicorn
+
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if workers > 1 and not redis_url:
+        raise ValueError("--workers > 1 needs --redis URL: the live history must be shared by every worker")
+    KeyStore.load(api_keys)  # fail early, naming the file
+    if not (Path(model) / ENGINE_SUBDIR / "manifest.json").exists():
+        raise FileNotFoundError(f"--model {model}: no {ENGINE_SUBDIR}/manifest.json (write one with `recsys train`)")
+    os.environ["RECSYS_MODEL"] = str(Path(model).resolve())
+    os.environ["RECSYS_API_KEYS"] = str(Path(api_keys).resolve())
+    if redis_url:
+        os.environ["RECSYS_REDIS_URL"] = redis_url
+    if redis_prefix:
+        os.environ["RECSYS_REDIS_PREFIX"] = redis_prefix
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="recsys-prometheus-")
+    uvicorn.run("recsys.service.server:app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=access_log, log_level="info")
