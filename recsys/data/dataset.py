@@ -3,13 +3,13 @@
 Schema (column: dtype kind, rule). ``*`` marks a column where NaN is allowed.
 
 users
-    user_id: str, unique, non-empty
+    user_id: str, unique, an id (:mod:`recsys.data.ids`: 1..128 characters, no whitespace)
     age: float, 13..110 (``*`` NaN where the age is unknown, e.g. real data)
     region: str, a configured region name
     spending_tier: str, a configured spending tier
     price_sensitivity: float, 0..1 (``*`` NaN where unknown)
 products
-    product_id: str, unique, non-empty
+    product_id: str, unique, an id (the same rule)
     name, category, description: str (category: any non-empty string)
     tags: str, tags separated by ``|`` (may be empty)
     price: float > 0
@@ -19,11 +19,19 @@ products
 events
     user_id, product_id: str, must exist in users / products
     event_type: str, one of view/favorite/cart/purchase/review
-    timestamp: datetime64, <= ``as_of``
+    timestamp: datetime64, <= ``as_of``; timezone-aware values are converted to
+        UTC and the zone dropped (:mod:`recsys.data.timestamps`), as is ``as_of``
     session_id: str
     quantity: int >= 0 (purchases >= 1)
     value: float >= 0 (``*`` NaN but for purchases)
     rating: float 1..5 for reviews (``*`` NaN for other events)
+
+Every float column is finite (``inf``/``-inf`` are refused; NaN only where
+``*`` allows it); float columns take real numbers only (a complex column is
+refused, never cut to its real part); int columns must fit int64 in their
+original dtype (a uint64 ``2**64 - 1`` is refused, never wrapped to -1);
+column names are unique. ``as_of`` is a timestamp (``NaT``, numbers and
+unparseable strings are refused).
 
 Validation raises :class:`DataValidationError` naming the frame, the column,
 how many rows are wrong and a few examples. Nothing is dropped silently:
@@ -44,33 +52,13 @@ import numpy as np
 import pandas as pd
 
 from recsys.config import DEFAULT_CONFIG, EVENT_TYPES, SEASONS, RecsysConfig
+from recsys.data.errors import DataFileError, DataValidationError
+from recsys.data.ids import ID_RULE, invalid_id_mask
+from recsys.data.timestamps import as_timestamp, naive_utc
 
-__all__ = ["DataValidationError", "Dataset", "SCHEMA", "drop_invalid_events", "FORMAT_VERSION"]
+__all__ = ["DataFileError", "DataValidationError", "Dataset", "SCHEMA", "drop_invalid_events", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
-
-
-class DataValidationError(ValueError):
-    """Input data breaks the schema; the message names frame, column, count and examples."""
-
-    def __init__(self, frame: str, column: str | None, problem: str, count: int = 0, examples: Any = None):
-        self.frame, self.column, self.problem, self.count = frame, column, problem, count
-        where = f"{frame}.{column}" if column else frame
-        message = f"{where}: {problem}"
-        if count:
-            message += f" ({count} row{'s' if count != 1 else ''}"
-            if examples is not None and len(examples):
-                message += f"; e.g. {_examples(examples)}"
-            message += ")"
-        super().__init__(message)
-
-
-def _examples(values: Any, limit: int = 3) -> str:
-    if isinstance(values, pd.DataFrame):
-        return "; ".join(f"row {i}: {dict(r)}" for i, r in values.head(limit).iterrows())
-    if isinstance(values, pd.Series):
-        return ", ".join(f"row {i}: {v!r}" for i, v in values.head(limit).items())
-    return ", ".join(repr(v) for v in list(values)[:limit])
 
 
 @dataclass(frozen=True)
@@ -112,7 +100,8 @@ SCHEMA: Mapping[str, Mapping[str, Column]] = {
 
 _KIND_CHECKS: dict[str, Callable[[pd.Series], bool]] = {
     "str": lambda s: pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s),
-    "float": lambda s: pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s),
+    "float": lambda s: (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+                        and not pd.api.types.is_complex_dtype(s)),
     "int": lambda s: pd.api.types.is_integer_dtype(s),
     "datetime": lambda s: pd.api.types.is_datetime64_any_dtype(s),
     "bool": lambda s: pd.api.types.is_bool_dtype(s),
@@ -130,6 +119,9 @@ def _bad(frame: str, column: str | None, problem: str, mask: np.ndarray | pd.Ser
 def _check_columns(name: str, df: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise DataValidationError(name, None, f"expected a pandas DataFrame, got {type(df).__name__}")
+    repeated = df.columns[df.columns.duplicated()]
+    if len(repeated):
+        raise DataValidationError(name, str(repeated[0]), f"duplicate column name(s) {list(dict.fromkeys(repeated))}")
     schema = SCHEMA[name]
     missing = [c for c in schema if c not in df.columns]
     if missing:
@@ -146,17 +138,35 @@ def _check_columns(name: str, df: pd.DataFrame) -> pd.DataFrame:
                 _bad(name, column, "non-string values", nonstr, series)
         if not spec.nullable:
             _bad(name, column, "missing values (NaN/None) in a required field", series.isna(), series)
+        if spec.kind == "float":
+            _bad(name, column, "non-finite value (inf or -inf)", np.isinf(series.to_numpy(dtype="float64", na_value=np.nan)),
+                 series)
+        if spec.kind == "int" and pd.api.types.is_unsigned_integer_dtype(series):
+            # checked in the original dtype: a cast first would wrap 2**64 - 1 to -1
+            _bad(name, column, f"value above the int64 maximum {np.iinfo(np.int64).max}",
+                 series.to_numpy() > np.iinfo(np.int64).max, series)
     out = df[list(schema)].copy()
     for column, spec in schema.items():
         out[column] = out[column].astype(_CANONICAL_DTYPE[spec.kind]) if spec.kind != "datetime" else (
-            pd.to_datetime(out[column]).astype("datetime64[ns]")
+            _as_datetime_ns(name, column, out[column])
         )
     return out
+
+
+def _as_datetime_ns(frame: str, column: str, values: pd.Series) -> pd.Series:
+    """``values`` as naive UTC ``datetime64[ns]`` (the timestamp rule); out of the ns range -> error."""
+    try:
+        return naive_utc(pd.to_datetime(values)).astype("datetime64[ns]")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime) as error:
+        raise DataValidationError(frame, column, f"timestamp outside the datetime64[ns] range "
+                                                 f"1677-09-21..2262-04-11 ({error})") from None
 
 
 def _check_unique(name: str, df: pd.DataFrame, column: str) -> None:
     _bad(name, column, "duplicate ids", df[column].duplicated(keep=False), df[column])
     _bad(name, column, "empty ids", df[column].str.len() == 0, df[column])
+    _bad(name, column, f"malformed ids: expected {ID_RULE} (recsys.data.ids)", invalid_id_mask(df[column]),
+         df[column])
 
 
 @dataclass
@@ -175,7 +185,7 @@ class Dataset:
     config: RecsysConfig = field(default=DEFAULT_CONFIG, repr=False)
 
     def __post_init__(self) -> None:
-        self.as_of = pd.Timestamp(self.as_of)
+        self.as_of = as_timestamp(self.as_of, "as_of")
         self.users = _check_columns("users", self.users)
         self.products = _check_columns("products", self.products)
         self.events = _check_columns("events", self.events)
@@ -183,9 +193,7 @@ class Dataset:
         self._validate_products()
         self._validate_events()
         if self.personas is not None:
-            self.personas = self.personas.reset_index(drop=True)
-            if list(self.personas.columns[:1]) != ["user_id"]:
-                raise DataValidationError("personas", "user_id", "first column must be user_id")
+            self.personas = _check_personas(self.personas)
 
     # -- validation -----------------------------------------------------------
     def _validate_users(self) -> None:
@@ -202,7 +210,7 @@ class Dataset:
     def _validate_products(self) -> None:
         p = self.products
         _check_unique("products", p, "product_id")
-        _bad("products", "price", "non-positive price", ~(p["price"] > 0), p["price"])
+        _bad("products", "price", "non-positive price", ~(p["price"] > 0), p["price"])  # NaN and inf: earlier
         _bad("products", "cost", "non-positive cost", p["cost"].notna() & ~(p["cost"] > 0), p["cost"])
         _bad("products", "stock", "negative stock", p["stock"] < 0, p["stock"])
         allowed = list(SEASONS) + ["none"]
@@ -303,6 +311,19 @@ class Dataset:
         if dataset.content_hash() != manifest["content_hash"]:
             raise DataValidationError("manifest", "content_hash", f"data in {directory} does not match its manifest")
         return dataset
+
+
+def _check_personas(personas: object) -> pd.DataFrame:
+    """``personas``: a DataFrame whose first column is ``user_id`` (one row per user, any further columns)."""
+    if not isinstance(personas, pd.DataFrame):
+        raise DataValidationError("personas", None, f"expected a pandas DataFrame with a first column user_id, "
+                                                    f"got {type(personas).__name__}")
+    repeated = personas.columns[personas.columns.duplicated()]
+    if len(repeated):
+        raise DataValidationError("personas", str(repeated[0]), f"duplicate column name(s) {list(repeated)}")
+    if list(personas.columns[:1]) != ["user_id"]:
+        raise DataValidationError("personas", "user_id", "first column must be user_id")
+    return personas.reset_index(drop=True)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
