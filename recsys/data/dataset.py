@@ -43,6 +43,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +61,8 @@ from recsys.data.timestamps import as_timestamp, naive_utc
 
 __all__ = ["DataFileError", "DataValidationError", "Dataset", "SCHEMA", "drop_invalid_events", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the manifest lists every file with its sha256; the content hash covers personas."""
 
 
 @dataclass(frozen=True)
@@ -260,57 +264,147 @@ class Dataset:
         )
 
     def content_hash(self) -> str:
-        """sha256 over the three frames' contents (stable across runs)."""
+        """sha256 over the frames' contents, personas included when present
+        (stable across runs)."""
         digest = hashlib.sha256()
-        for frame in (self.users, self.products, self.events):
+        frames = [self.users, self.products, self.events]
+        if self.personas is not None:
+            frames.append(self.personas)
+        for frame in frames:
             digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-            digest.update(",".join(frame.columns).encode())
+            digest.update(",".join(map(str, frame.columns)).encode())
         digest.update(str(self.as_of).encode())
         return digest.hexdigest()
 
     # -- disk -----------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write parquet files and ``manifest.json`` (parameters, seed, row
-        counts, content hash) into ``directory``; byte-identical for the same
-        data."""
+        """Write parquet files and ``manifest.json`` (rows, sha256 of every
+        file, content hash, ``meta``) as ``directory``; byte-identical for the
+        same data.
+
+        The files are written into a new sibling directory that then replaces
+        ``directory`` (rename), so no file of an earlier save survives (no
+        stale ``personas.parquet``) and a failed save leaves the old one
+        intact. An existing ``directory`` must be empty or a saved Dataset:
+        anything else is refused with ``FileExistsError`` naming it.
+        """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        frames = {"users": self.users, "products": self.products, "events": self.events}
-        if self.personas is not None:
-            frames["personas"] = self.personas
-        for name, frame in frames.items():
-            frame.to_parquet(directory / f"{name}.parquet", index=False, engine="pyarrow", compression="zstd")
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "as_of": self.as_of.isoformat(),
-            "rows": {name: len(frame) for name, frame in frames.items()},
-            "content_hash": self.content_hash(),
-            "meta": self.meta,
-        }
-        (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+        _check_replaceable(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = directory.parent / f".{directory.name}-{uuid.uuid4().hex[:12]}"
+        staging.mkdir()
+        try:
+            frames = {"users": self.users, "products": self.products, "events": self.events}
+            if self.personas is not None:
+                frames["personas"] = self.personas
+            files = {}
+            for name, frame in frames.items():
+                path = staging / f"{name}.parquet"
+                frame.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
+                files[path.name] = _sha256(path)
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "as_of": self.as_of.isoformat(),
+                "rows": {name: len(frame) for name, frame in frames.items()},
+                "files": files,
+                "content_hash": self.content_hash(),
+                "meta": self.meta,
+            }
+            (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+            _replace_directory(staging, directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path, config: RecsysConfig = DEFAULT_CONFIG) -> Dataset:
-        """Read a directory written by :meth:`save`, checking its manifest."""
+        """Read a directory written by :meth:`save`: only the files its
+        manifest lists, each checked against its sha256, then the content hash.
+        A missing file is a ``FileNotFoundError``, an unreadable or altered one
+        a :class:`DataFileError` (a ``DataValidationError``), each naming the file."""
         directory = Path(directory)
-        manifest_path = directory / "manifest.json"
-        if not manifest_path.exists():
-            raise FileNotFoundError(f"{manifest_path} not found: not a saved Dataset directory")
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise DataValidationError(
-                "manifest", "format_version",
-                f"format version {manifest.get('format_version')} is not {FORMAT_VERSION}; regenerate the data",
-            )
-        frames = {name: _read_parquet(directory / f"{name}.parquet") for name in ("users", "products", "events")}
-        personas_path = directory / "personas.parquet"
-        personas = _read_parquet(personas_path) if personas_path.exists() else None
-        dataset = cls(**frames, as_of=pd.Timestamp(manifest["as_of"]), personas=personas,
-                      meta=manifest.get("meta", {}), config=config)
-        if dataset.content_hash() != manifest["content_hash"]:
+        manifest = _read_manifest(directory / "manifest.json")
+        files = manifest.get("files")
+        required = {f"{name}.parquet" for name in ("users", "products", "events")}
+        if not isinstance(files, dict) or not required <= set(files) \
+                or not set(files) <= required | {"personas.parquet"}:
+            raise DataFileError(directory / "manifest.json", f"'files' must list {sorted(required)} "
+                                                              f"(and optionally personas.parquet), got {files!r:.200}")
+        frames: dict[str, pd.DataFrame] = {}
+        for filename, digest in sorted(files.items()):
+            path = directory / filename
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} listed in {directory / 'manifest.json'} is missing")
+            if _sha256(path) != digest:
+                raise DataFileError(path, "sha256 differs from manifest.json: the file was changed after saving")
+            frames[filename.removesuffix(".parquet")] = _read_parquet(path)
+        try:
+            dataset = cls(frames["users"], frames["products"], frames["events"],
+                          as_of=as_timestamp(manifest.get("as_of"), "manifest.as_of"),
+                          personas=frames.get("personas"), meta=manifest.get("meta", {}), config=config)
+        except DataValidationError as error:
+            path = directory / f"{error.frame}.parquet"
+            raise DataFileError(path if path.name in files else directory, str(error)) from None
+        if dataset.content_hash() != manifest.get("content_hash"):
             raise DataValidationError("manifest", "content_hash", f"data in {directory} does not match its manifest")
         return dataset
+
+
+_DATASET_FILES = frozenset({"users.parquet", "products.parquet", "events.parquet", "personas.parquet",
+                            "manifest.json"})
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_replaceable(directory: Path) -> None:
+    """``directory`` may be replaced by a save: absent, empty, or holding only a saved Dataset's files."""
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise FileExistsError(f"{directory} exists and is not a directory: cannot save a Dataset there")
+    foreign = sorted(p.name for p in directory.iterdir() if p.name not in _DATASET_FILES)
+    if foreign:
+        raise FileExistsError(f"{directory} holds files that are not a saved Dataset's ({foreign[:5]}): "
+                              "refusing to replace it; save into a new or empty directory")
+
+
+def _replace_directory(staging: Path, directory: Path) -> None:
+    """Move ``staging`` to ``directory``, replacing an earlier save (rename the old one aside, then remove it)."""
+    if not directory.exists():
+        os.rename(staging, directory)
+        return
+    retired = directory.parent / f".{directory.name}-old-{uuid.uuid4().hex[:12]}"
+    os.rename(directory, retired)
+    try:
+        os.rename(staging, directory)
+    except OSError:
+        os.rename(retired, directory)  # put the earlier save back
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: not a saved Dataset directory")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataFileError(path, f"not valid JSON ({error})") from None
+    if not isinstance(manifest, dict):
+        raise DataFileError(path, f"expected a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DataValidationError(
+            "manifest", "format_version",
+            f"format version {manifest.get('format_version')!r} in {path} is not {FORMAT_VERSION}; "
+            "regenerate the data",
+        )
+    return manifest
 
 
 def _check_personas(personas: object) -> pd.DataFrame:
@@ -334,9 +428,12 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pq.read_schema(path)
-    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    table = pq.read_table(path, read_dictionary=strings)
+    try:
+        schema = pq.read_schema(path)
+        strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        table = pq.read_table(path, read_dictionary=strings)
+    except (pa.ArrowException, OSError) as error:
+        raise DataFileError(path, f"not a readable parquet file ({type(error).__name__}: {error})") from None
     columns: dict[str, Any] = {}
     for name in table.column_names:
         values = table.column(name).to_pandas()

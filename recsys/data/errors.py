@@ -30,15 +30,17 @@ class DataValidationError(ValueError):
         super().__init__(message)
 
 
-class DataFileError(ValueError):
+class DataFileError(DataValidationError):
     """An input file is unreadable or malformed; the message starts with its path
-    (and names the line where one is known)."""
+    (and names the lines, 1-based, where they are known)."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str, lines: list[int] | None = None):
-        self.path, self.problem, self.lines = str(path), problem, list(lines or [])
-        where = f"{self.path}" + (f", line{'s' if len(self.lines) > 1 else ''} "
-                                  f"{', '.join(map(str, self.lines))}" if self.lines else "")
-        super().__init__(f"{where}: {problem}")
+        self.path, self.lines = str(path), [int(n) for n in (lines or [])]
+        self.frame, self.column, self.problem, self.count = self.path, None, problem, len(self.lines)
+        where = self.path
+        if self.lines:
+            where += f", line{'s' if len(self.lines) > 1 else ''} {', '.join(map(str, self.lines))}"
+        ValueError.__init__(self, f"{where}: {problem}")
 
 
 def _examples(values: Any, limit: int = 3) -> str:
