@@ -80,6 +80,7 @@ import pandas as pd
 
 from recsys.config import DEFAULT_CONFIG, RecsysConfig
 from recsys.data.dataset import Dataset
+from recsys.data.tiers import spending_tiers_by_rank
 
 __all__ = [
     "CATEGORY_RULES",
@@ -523,18 +524,6 @@ def _mode_by(df: pd.DataFrame, key: str, column: str) -> pd.Series:
 
 
 # -- mapping ------------------------------------------------------------------
-def spending_tiers_by_rank(values: np.ndarray | pd.Series, config: RecsysConfig = DEFAULT_CONFIG) -> np.ndarray:
-    """Equal-size rank bins of ``values`` -> the configured spending tiers,
-    lowest first (terciles for budget/mid/premium); ties broken by order."""
-    names = np.asarray(config.spending_tier_names, dtype=object)
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0:
-        return np.asarray([], dtype=object)
-    ranks = pd.Series(values).rank(method="first").to_numpy()
-    codes = np.floor((ranks - 1) * len(names) / len(values)).astype(int)
-    return names[np.clip(codes, 0, len(names) - 1)]
-
-
 def _derived_price_sensitivity(clean: pd.DataFrame, product_price: pd.Series) -> pd.Series:
     """``0.3 + 0.6 * (1 - r)``, r = (rank - 1) / (n - 1) of the customer among
     all n by the quantity-weighted mean price percentile of what they bought."""
