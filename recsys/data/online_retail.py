@@ -8,13 +8,20 @@ data mining", Journal of Database Marketing and Customer Strategy Management
 the environment variable ``RECSYS_ONLINE_RETAIL``, or by default
 ``../shared/datasets/online-retail/online_retail.parquet`` next to the project
 root. A ``.xlsx`` (as downloaded from UCI), ``.csv`` or ``.parquet`` file is
-read.
+read. A CSV is decoded as UTF-8 when it is valid UTF-8, else as cp1252
+(Windows Western European, the usual encoding of Excel's CSV exports), else
+as latin-1; the encoding used is recorded in ``CleaningReport.encoding``, so
+text is never silently garbled.
 
 Cleaning (:func:`clean_online_retail`) removes rows step by step, in this
 order, and counts each step (:class:`CleaningReport`):
 
 1. malformed values: missing or unparseable invoice number, stock code,
-   invoice date, quantity or unit price (and non-integer quantities);
+   invoice date, quantity or unit price (and non-integer quantities); a
+   number that is complex, infinite or an integer of 2**53 or more counts as
+   unparseable. Invoice dates follow the timestamp rule of
+   :mod:`recsys.data.timestamps`: tz-aware -> UTC with the zone dropped,
+   naive kept as they are;
 2. cancellations: ``InvoiceNo`` starting with ``"C"``;
 3. purchases reversed by a cancellation: a purchase line with the same
    customer, stock code and absolute quantity as a later cancellation line;
@@ -67,6 +74,7 @@ Mapping (:func:`to_dataset`) -- every rule is stated where it is coded:
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import os
 import re
@@ -80,11 +88,14 @@ import pandas as pd
 
 from recsys.config import DEFAULT_CONFIG, RecsysConfig
 from recsys.data.dataset import Dataset
+from recsys.data.errors import DataFileError
 from recsys.data.tiers import spending_tiers_by_rank
+from recsys.data.timestamps import naive_utc
 
 __all__ = [
     "CATEGORY_RULES",
     "CITATION",
+    "CSV_ENCODINGS",
     "COUNTRY_REGION",
     "ENV_VAR",
     "PRODUCT_CODE_PATTERN",
@@ -309,12 +320,39 @@ def _missing_file_message(path: Path) -> str:
     )
 
 
-def load_online_retail(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+CSV_ENCODINGS: tuple[str, ...] = ("utf-8", "cp1252", "latin-1")
+"""Encodings tried in order for a CSV without an explicit ``encoding``; latin-1 decodes any byte."""
+
+
+def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
+    """The CSV decoded strictly with ``encoding``, or with the first of
+    :data:`CSV_ENCODINGS` that decodes every byte; ``raw.attrs["encoding"]`` records it."""
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except (LookupError, TypeError):
+            raise ValueError(f"encoding must be a codec name such as 'utf-8' or 'cp1252', got {encoding!r}") from None
+    for candidate in (encoding,) if encoding else CSV_ENCODINGS:
+        try:
+            raw = pd.read_csv(path, dtype={"InvoiceNo": str, "StockCode": str},
+                              encoding="utf-8-sig" if candidate == "utf-8" else candidate)
+        except UnicodeDecodeError as error:
+            if encoding:
+                raise DataFileError(path, f"not valid {encoding} text ({error})") from None
+            continue
+        raw.attrs["encoding"] = candidate
+        return raw
+    raise DataFileError(path, f"could not be decoded as any of {list(CSV_ENCODINGS)}")  # latin-1 never fails
+
+
+def load_online_retail(path: str | os.PathLike[str] | None = None, encoding: str | None = None) -> pd.DataFrame:
     """Read the raw transactions (``.parquet``, ``.csv`` or ``.xlsx``) unchanged.
 
-    Raises ``FileNotFoundError`` saying where to get the file when it is
-    absent, and ``ValueError`` naming the missing columns when it is not the
-    Online Retail table.
+    ``encoding`` (CSV only): None detects it (see the module docstring); the
+    encoding used is in ``raw.attrs["encoding"]`` and then in the cleaning
+    report. Raises ``FileNotFoundError`` saying where to get the file when it
+    is absent, and ``ValueError`` naming the missing columns when it is not
+    the Online Retail table.
     """
     path = resolve_online_retail_path(path)
     if not path.is_file():
@@ -323,7 +361,7 @@ def load_online_retail(path: str | os.PathLike[str] | None = None) -> pd.DataFra
     if suffix == ".parquet":
         raw = pd.read_parquet(path)
     elif suffix == ".csv":
-        raw = pd.read_csv(path, dtype={"InvoiceNo": str, "StockCode": str}, encoding_errors="replace")
+        raw = _read_csv(path, encoding)
     elif suffix in (".xlsx", ".xls"):
         try:
             raw = pd.read_excel(path, dtype={"InvoiceNo": str, "StockCode": str})
@@ -362,6 +400,8 @@ class CleaningReport:
     raw_rows: int
     clean_rows: int
     notes: dict[str, int] = field(default_factory=dict)
+    encoding: str | None = None
+    """The text encoding the raw CSV was decoded with (None: not read from a CSV)."""
 
     def to_frame(self) -> pd.DataFrame:
         """The step table with a final total row."""
@@ -378,9 +418,40 @@ def _as_str(series: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(series):
         integral = series.notna() & np.isfinite(series) & (series % 1 == 0)
         series = series.astype(object).where(~integral, series[integral].astype("int64").astype(object))
-    out = series.astype("string").str.strip()
+    try:
+        out = series.astype("string").str.strip()
+    except (UnicodeDecodeError, TypeError, ValueError):  # bytes or odd objects: not text, so missing
+        out = series.map(lambda v: v if isinstance(v, str) or _is_plain_number(v) else None).astype("string")
+        out = out.str.strip()
     out = out.where(~out.isin(["", "nan", "NaN", "None", "<NA>"]), pd.NA)
     return out.astype(object).where(out.notna(), np.nan)
+
+
+def _is_plain_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+_EXACT_INT = float(2**53)  # floats at or above this are not exact integers (and may not fit int64)
+
+
+def _real_numbers(values: pd.Series) -> pd.Series:
+    """float64 numbers; unparseable, complex (non-zero imaginary part),
+    infinite and integral values of 2**53 or more become NaN."""
+    numbers = pd.to_numeric(values.astype(object), errors="coerce")
+    if pd.api.types.is_complex_dtype(numbers):
+        numbers = pd.Series(np.where(numbers.to_numpy().imag == 0, numbers.to_numpy().real, np.nan),
+                            index=values.index)
+    numbers = numbers.astype("float64")
+    return numbers.where(np.isfinite(numbers) & (numbers.abs() < _EXACT_INT))
+
+
+def _invoice_dates(values: pd.Series) -> pd.Series:
+    """datetime64[ns] by the timestamp rule (tz-aware -> UTC, zone dropped;
+    naive kept; mixed offsets each converted); unparseable -> NaT."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return naive_utc(values).astype("datetime64[ns]")
+    parsed = pd.to_datetime(values, errors="coerce", utc=True)
+    return parsed.dt.tz_localize(None).astype("datetime64[ns]")
 
 
 def _normalise(raw: pd.DataFrame) -> pd.DataFrame:
@@ -389,10 +460,10 @@ def _normalise(raw: pd.DataFrame) -> pd.DataFrame:
     df["InvoiceNo"] = _as_str(raw["InvoiceNo"])
     df["StockCode"] = _as_str(raw["StockCode"])
     df["Description"] = _as_str(raw["Description"])
-    df["Quantity"] = pd.to_numeric(raw["Quantity"].astype(object), errors="coerce").astype("float64")
-    df["InvoiceDate"] = pd.to_datetime(raw["InvoiceDate"], errors="coerce").astype("datetime64[ns]")
-    df["UnitPrice"] = pd.to_numeric(raw["UnitPrice"].astype(object), errors="coerce").astype("float64")
-    df["CustomerID"] = pd.to_numeric(raw["CustomerID"].astype(object), errors="coerce").astype("float64")
+    df["Quantity"] = _real_numbers(raw["Quantity"])
+    df["InvoiceDate"] = _invoice_dates(raw["InvoiceDate"])
+    df["UnitPrice"] = _real_numbers(raw["UnitPrice"])
+    df["CustomerID"] = _real_numbers(raw["CustomerID"])
     country = _as_str(raw["Country"])
     df["Country"] = country.fillna("Unspecified")
     return df
@@ -457,6 +528,7 @@ def clean_online_retail(raw: pd.DataFrame) -> tuple[pd.DataFrame, CleaningReport
     report = CleaningReport(
         steps=pd.DataFrame(rows), non_product_codes=non_product, raw_rows=len(df), clean_rows=len(clean),
         notes={"non_product_codes_in_raw": int(code[is_code & (~product_code | service)].nunique())},
+        encoding=raw.attrs.get("encoding"),
     )
     return clean, report
 
