@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from test_dataset import AS_OF, build, frames
 
-from recsys.data import Dataset, DataValidationError
+from recsys.data import Dataset, DataValidationError, drop_invalid_events
 from recsys.data.ids import MAX_ID_LENGTH, check_ids, check_user_id, is_valid_id
 
 
@@ -159,3 +159,13 @@ def test_uint64_stock_is_checked_in_its_own_dtype() -> None:
 def test_complex_price_is_refused_not_cut_to_its_real_part() -> None:
     with pytest.raises(DataValidationError, match=r"products\.price: wrong dtype complex128, expected float"):
         build(**with_column("products", "price", [999.0 + 1j, 15.5 + 0j]))
+
+
+def test_drop_invalid_events_follows_the_timestamp_rule() -> None:
+    parts = frames()
+    events = parts["events"].assign(timestamp=parts["events"]["timestamp"].dt.tz_localize("Europe/Berlin"))
+    as_of = pd.Timestamp("2024-06-05 11:30", tz="Europe/Berlin")  # the review is at 12:00 Berlin time
+    kept, report = drop_invalid_events(events, parts["users"], parts["products"], as_of)
+    assert len(kept) == 4 and report.set_index("reason").loc["timestamp after as_of", "rows_removed"] == 1
+    with pytest.raises(DataValidationError, match=r"^as_of: missing timestamp"):
+        drop_invalid_events(parts["events"], parts["users"], parts["products"], pd.NaT)

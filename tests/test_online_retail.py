@@ -403,3 +403,10 @@ def test_an_explicit_wrong_encoding_names_the_file(tmp_path):
         load_online_retail(path, encoding="utf-8")
     with pytest.raises(ValueError, match="encoding must be a codec name"):
         load_online_retail(path, encoding="klingon")
+
+
+def test_to_dataset_accepts_a_timezone_aware_clean_frame():
+    clean, _ = clean_online_retail(clean_rows(faulty_raw()))
+    aware = clean.assign(InvoiceDate=clean["InvoiceDate"].dt.tz_localize("UTC").dt.tz_convert("Asia/Tokyo"))
+    ds, reference = to_dataset(aware), to_dataset(clean)
+    assert ds.as_of == reference.as_of and ds.content_hash() == reference.content_hash()

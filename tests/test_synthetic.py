@@ -310,3 +310,11 @@ def test_ci_fixture_matches_profile(ci_dataset: Dataset) -> None:
     ci = PROFILES["ci"]
     assert (ci_dataset.n_users, ci_dataset.n_products) == (ci.n_users, ci.n_products)
     assert ci_dataset.meta["profile"] == "ci"
+
+
+def test_recsys_generate_with_a_negative_seed_names_the_seed(tmp_path) -> None:
+    from recsys.cli import main
+
+    with pytest.raises(ConfigError, match=r"generate\(\): seed must be a non-negative int .*got -1"):
+        main(["generate", "--profile", "ci", "--seed", "-1", "--out", str(tmp_path / "d"), "--quiet"])
+    assert not (tmp_path / "d").exists()

@@ -450,10 +450,14 @@ def drop_invalid_events(
     """Remove events that reference unknown users/products or lie after
     ``as_of``. Returns ``(kept, report)`` where ``report`` has one row per
     reason: ``reason, rows_removed``."""
+    as_of = as_timestamp(as_of, "as_of")
+    times = events["timestamp"]
+    if pd.api.types.is_datetime64_any_dtype(times):
+        times = naive_utc(times)  # the timestamp rule: compared as naive UTC
     reasons = {
         "unknown user_id": ~events["user_id"].isin(users["user_id"]),
         "unknown product_id": ~events["product_id"].isin(products["product_id"]),
-        "timestamp after as_of": events["timestamp"] > pd.Timestamp(as_of),
+        "timestamp after as_of": times > as_of,
     }
     removed = pd.Series(False, index=events.index)
     rows = []

@@ -672,7 +672,7 @@ def to_dataset(
         "user_id": np.asarray([f"user_{c}" for c in customer], dtype=object),
         "product_id": ("product_" + clean["StockCode"].astype(str)).to_numpy(dtype=object),
         "event_type": "purchase",
-        "timestamp": clean["InvoiceDate"].astype("datetime64[ns]").to_numpy(),
+        "timestamp": _invoice_dates(clean["InvoiceDate"]).to_numpy(),
         "session_id": clean["InvoiceNo"].astype(str).to_numpy(dtype=object),
         "quantity": clean["Quantity"].astype("int64").to_numpy(),
         "value": value.to_numpy(),
@@ -691,7 +691,7 @@ def to_dataset(
         "products_in_other_category": int((products["retail_category"] == "Other").sum()),
     }
     return Dataset(users, products.drop(columns=["stock_code", "retail_category"]), events,
-                   as_of=clean["InvoiceDate"].max(), meta=meta, config=config)
+                   as_of=events["timestamp"].max(), meta=meta, config=config)
 
 
 def _products(clean: pd.DataFrame, scheme: Scheme, default_stock: int) -> pd.DataFrame:
