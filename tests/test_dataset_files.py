@@ -60,8 +60,14 @@ def test_a_failed_save_leaves_the_earlier_save_loadable(tmp_path: Path, monkeypa
     with_personas(PERSONAS).save(target)
     before = {p.name: p.read_bytes() for p in target.iterdir()}
 
-    def full_disk(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    write = pd.DataFrame.to_parquet
+    written: list[object] = []
+
+    def full_disk(frame, path, *args, **kwargs):  # the first file is written, the second finds the disk full
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(path)
+        return write(frame.iloc[:0], path, *args, **kwargs)
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", full_disk)
     with pytest.raises(OSError, match="No space left"):
