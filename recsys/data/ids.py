@@ -22,6 +22,7 @@ __all__ = ["ID_PATTERN", "ID_RULE", "MAX_ID_LENGTH", "check_ids", "check_user_id
 MAX_ID_LENGTH = 128
 ID_PATTERN = re.compile(rf"[^\s]{{1,{MAX_ID_LENGTH}}}")
 ID_RULE = f"non-empty strings without whitespace, at most {MAX_ID_LENGTH} chars"
+_WHITESPACE = re.compile(r"\s")
 
 
 def is_valid_id(value: object) -> bool:
@@ -30,8 +31,18 @@ def is_valid_id(value: object) -> bool:
 
 
 def invalid_id_mask(ids: pd.Series) -> np.ndarray:
-    """Boolean mask of the entries of ``ids`` that are not ids (missing values included)."""
-    return ~np.fromiter((is_valid_id(v) for v in ids), dtype=bool, count=len(ids))
+    """Boolean mask of the entries of ``ids`` that are not ids (missing values included).
+
+    Fast path (the common case, all valid): every entry a ``str`` (a C-level
+    ``infer_dtype``), every length in 1..:data:`MAX_ID_LENGTH`, and no
+    whitespace in the concatenation of all of them (one C-level regex scan);
+    otherwise each entry is checked on its own."""
+    values = np.asarray(ids, dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":
+        lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+        if ((lengths >= 1) & (lengths <= MAX_ID_LENGTH)).all() and _WHITESPACE.search("".join(values)) is None:
+            return np.zeros(len(values), dtype=bool)
+    return ~np.fromiter((is_valid_id(v) for v in values), dtype=bool, count=len(values))
 
 
 def check_ids(ids: object, kind: str = "user") -> list[str]:
