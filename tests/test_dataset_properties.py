@@ -295,3 +295,27 @@ def _tiny() -> dict[str, pd.DataFrame]:
                            "timestamp": pd.to_datetime(["2000-01-01"]), "session_id": ["s"], "quantity": [0],
                            "value": [np.nan], "rating": [np.nan]})
     return {"users": users, "products": products, "events": events}
+
+
+# -- the Online Retail cleaning never raises on odd values (its docstring's promise) -------------------------------
+odd_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8),
+    st.complex_numbers(max_magnitude=1e6), st.binary(max_size=4), st.just(pd.NaT),
+    st.datetimes().map(pd.Timestamp), st.sampled_from(["2011-03-01 10:00+01:00", "2011-03-01", "85123A", "C536375"]),
+)
+
+
+@FAST
+@given(st.lists(st.fixed_dictionaries({c: odd_values for c in (
+    "InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")}),
+    max_size=12))
+def test_online_retail_cleaning_counts_every_odd_row_and_never_raises(rows: list[dict[str, object]]) -> None:
+    from recsys.data.online_retail import RAW_COLUMNS, clean_online_retail
+
+    raw = pd.DataFrame(rows, columns=list(RAW_COLUMNS), dtype=object)
+    clean, report = clean_online_retail(raw)
+    steps = report.to_frame()
+    assert steps["rows_removed"].iloc[:-1].sum() == len(raw) - len(clean) == steps["rows_removed"].iloc[-1]
+    assert report.raw_rows == len(raw) and report.clean_rows == len(clean)
+    assert clean["Quantity"].dtype == "int64" and (clean["Quantity"] > 0).all() and (clean["UnitPrice"] > 0).all()
+    assert clean["InvoiceDate"].dtype == "datetime64[ns]" and clean["InvoiceDate"].notna().all()

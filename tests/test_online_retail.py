@@ -410,3 +410,15 @@ def test_to_dataset_accepts_a_timezone_aware_clean_frame():
     aware = clean.assign(InvoiceDate=clean["InvoiceDate"].dt.tz_localize("UTC").dt.tz_convert("Asia/Tokyo"))
     ds, reference = to_dataset(aware), to_dataset(clean)
     assert ds.as_of == reference.as_of and ds.content_hash() == reference.content_hash()
+
+
+def test_invoice_dates_outside_the_ns_range_are_malformed():
+    raw = clean_rows(faulty_raw())
+    dates = raw["InvoiceDate"].astype(object)
+    dates[0] = pd.Timestamp("2263-01-01")
+    dates[1] = "1500-06-01 10:00"
+    clean, report = clean_online_retail(raw.assign(InvoiceDate=dates))
+    assert report.steps.set_index("step").loc["malformed values", "rows_removed"] == 2 and report.clean_rows == 5
+    seconds = raw.assign(InvoiceDate=raw["InvoiceDate"].astype("datetime64[s]"))
+    seconds.loc[2, "InvoiceDate"] = np.datetime64("3000-01-01", "s")
+    assert clean_online_retail(seconds)[1].steps.set_index("step").loc["malformed values", "rows_removed"] == 1

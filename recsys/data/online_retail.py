@@ -447,11 +447,14 @@ def _real_numbers(values: pd.Series) -> pd.Series:
 
 def _invoice_dates(values: pd.Series) -> pd.Series:
     """datetime64[ns] by the timestamp rule (tz-aware -> UTC, zone dropped;
-    naive kept; mixed offsets each converted); unparseable -> NaT."""
+    naive kept; mixed offsets each converted); unparseable or outside
+    datetime64[ns]'s range -> NaT."""
     if pd.api.types.is_datetime64_any_dtype(values):
-        return naive_utc(values).astype("datetime64[ns]")
-    parsed = pd.to_datetime(values, errors="coerce", utc=True)
-    return parsed.dt.tz_localize(None).astype("datetime64[ns]")
+        parsed = naive_utc(values)
+    else:
+        parsed = pd.to_datetime(values, errors="coerce", utc=True).dt.tz_localize(None)
+    inside = parsed.isna() | ((parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max))
+    return parsed.where(inside).astype("datetime64[ns]")  # outside the ns range (1677..2262): NaT
 
 
 def _normalise(raw: pd.DataFrame) -> pd.DataFrame:
