@@ -422,3 +422,14 @@ def test_invoice_dates_outside_the_ns_range_are_malformed():
     seconds = raw.assign(InvoiceDate=raw["InvoiceDate"].astype("datetime64[s]"))
     seconds.loc[2, "InvoiceDate"] = np.datetime64("3000-01-01", "s")
     assert clean_online_retail(seconds)[1].steps.set_index("step").loc["malformed values", "rows_removed"] == 1
+
+
+@pytest.mark.parametrize(("name", "content", "problem"), [
+    ("retail.parquet", b"PAR1 not parquet at all", "not a readable parquet file"),
+    ("retail.csv", b"", "not a readable CSV file"),
+    ("retail.csv", b'InvoiceNo,StockCode\n"536365,85123A\n', "not a readable CSV file"),
+])
+def test_an_unreadable_raw_file_is_named(tmp_path, name, content, problem):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataFileError, match=rf"{name}: {problem}"):
+        load_online_retail(tmp_path / name)

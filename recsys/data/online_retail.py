@@ -359,9 +359,17 @@ def load_online_retail(path: str | os.PathLike[str] | None = None, encoding: str
         raise FileNotFoundError(_missing_file_message(path))
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        raw = pd.read_parquet(path)
+        import pyarrow as pa
+
+        try:
+            raw = pd.read_parquet(path)
+        except (pa.ArrowException, OSError) as error:
+            raise DataFileError(path, f"not a readable parquet file ({type(error).__name__}: {error})") from None
     elif suffix == ".csv":
-        raw = _read_csv(path, encoding)
+        try:
+            raw = _read_csv(path, encoding)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+            raise DataFileError(path, f"not a readable CSV file ({type(error).__name__}: {error})") from None
     elif suffix in (".xlsx", ".xls"):
         try:
             raw = pd.read_excel(path, dtype={"InvoiceNo": str, "StockCode": str})
