@@ -39,6 +39,7 @@ for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from recsys.benchmarking import latencies_ms  # noqa: E402
 from recsys.data import load_or_generate  # noqa: E402
 from recsys.deals import DealGenerator  # noqa: E402
 from recsys.deals.audit import all_passed, audit_deals  # noqa: E402
@@ -101,13 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     print()
     for path, build in paths.items():
-        times = []
-        for i, r in enumerate(rows):
-            user_id = records[r]["user_id"]
-            t = time.perf_counter()
-            gen.generate(records[r], build(user_id, i), dataset.as_of).to_records()
-            times.append(time.perf_counter() - t)
-        ms = pd.Series(times) * 1e3
+        def request(i: int, build=build) -> object:
+            record = records[rows[i]]
+            return gen.generate(record, build(record["user_id"], i), dataset.as_of).to_records()
+
+        ms = pd.Series(latencies_ms(request, range(len(rows))).wall_ms)
         label = "build_block + generate (the engine's)" if path == "block" else "build (frame) + generate"
         print(f"per-request {label}, {len(ms)} users: p50 {ms.quantile(0.5):.2f} ms, "
               f"p95 {ms.quantile(0.95):.2f} ms, p99 {ms.quantile(0.99):.2f} ms, max {ms.max():.2f} ms")

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 
@@ -39,31 +38,13 @@ for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+from recsys.benchmarking import latencies_ms, latency_line, peak_rss_mb  # noqa: E402
 from recsys.config import DEFAULT_CONFIG  # noqa: E402
 from recsys.data import load_or_generate  # noqa: E402
 from recsys.engine import RecommendationEngine  # noqa: E402
 from recsys.reporting import write_benchmark_manifest  # noqa: E402
 
 TARGET_P99_MS = 20.0
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def latencies_ms(call, arguments: list) -> tuple[np.ndarray, list]:
-    times, outputs = np.empty(len(arguments)), []
-    for i, arg in enumerate(arguments):
-        start = time.perf_counter_ns()
-        outputs.append(call(arg))
-        times[i] = (time.perf_counter_ns() - start) / 1e6
-    return times, outputs
-
-
-def line(label: str, values: np.ndarray) -> str:
-    p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return f"{label:<34} p50 {p50:8.2f}  p95 {p95:8.2f}  p99 {p99:8.2f}  max {values.max():8.2f} ms"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,19 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     for user in warm:
         engine.full(user, args.n)
 
-    full_ms, outputs = latencies_ms(lambda u: engine.full(u, args.n, include_deals=True), timed)
+    full = latencies_ms(lambda u: engine.full(u, args.n, include_deals=True), timed, keep_outputs=True)
+    full_ms, outputs = full.wall_ms, full.outputs
     for out in outputs:
         json.dumps(out, allow_nan=False)  # strict JSON, or this raises
     n_deals = np.array([len(o["deals"]) for o in outputs])
-    hybrid_ms, _ = latencies_ms(lambda u: engine.full(u, args.n, include_deals=False), timed)
-    deals_ms, _ = latencies_ms(lambda u: engine.deals(u, 5), timed)
-    realtime_ms, _ = latencies_ms(lambda u: engine.realtime(u, 5), timed)
+    hybrid_ms = latencies_ms(lambda u: engine.full(u, args.n, include_deals=False), timed).wall_ms
+    deals_ms = latencies_ms(lambda u: engine.deals(u, 5), timed).wall_ms
+    realtime_ms = latencies_ms(lambda u: engine.realtime(u, 5), timed).wall_ms
 
     print(f"single-user latency over {len(timed):,} distinct users (n={args.n}), one thread:")
-    print(line("full() with deals [Stage 3]", full_ms))
-    print(line("  of which: full() without deals", hybrid_ms))
-    print(line("  of which: deals(num_deals=5)", deals_ms))
-    print(line("realtime() [Stage 1]", realtime_ms))
+    print(latency_line("full() with deals [Stage 3]", full_ms))
+    print(latency_line("  of which: full() without deals", hybrid_ms))
+    print(latency_line("  of which: deals(num_deals=5)", deals_ms))
+    print(latency_line("realtime() [Stage 1]", realtime_ms))
     print(f"deals per full() answer: mean {n_deals.mean():.2f}, min {n_deals.min()}, max {n_deals.max()}")
     p99 = float(np.percentile(full_ms, 99))
     verdict = "meets" if p99 <= TARGET_P99_MS else "misses"

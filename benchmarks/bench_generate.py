@@ -18,21 +18,14 @@ peak memory on the 2-core machine, at least 5 million events.
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from recsys.benchmarking import peak_rss_gib
 from recsys.data import PROFILES, Dataset, generate
 from recsys.reporting import write_benchmark_manifest
-
-GIB = 2**30
-
-
-def peak_rss_gib() -> float:
-    """The process's peak resident set size in GiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
 
 
 def dir_size_mib(directory: Path) -> float:

@@ -36,7 +36,6 @@ import argparse
 import dataclasses
 import gc
 import os
-import resource
 import sys
 import time
 
@@ -46,6 +45,7 @@ for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from recsys.benchmarking import latencies_ms, peak_rss_mb, percentiles  # noqa: E402
 from recsys.data import load_or_generate  # noqa: E402
 from recsys.interactions import Interactions  # noqa: E402
 from recsys.models.knn import KNNConfig  # noqa: E402
@@ -55,11 +55,6 @@ from recsys.reporting import write_benchmark_manifest  # noqa: E402
 TARGET_P99_MS = 5.0
 TARGET_USERS_PER_S = 20_000.0
 TARGET_FIT_S = 60.0
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def model_mib(model: RealtimeRecommender) -> dict[str, float]:
@@ -74,22 +69,6 @@ def model_mib(model: RealtimeRecommender) -> dict[str, float]:
         "live rows": (csr(history._matrix) + csr(history._bought)) / 2**20,
         "fallback tables": (fallback.segment_scores_.nbytes + fallback.segment_order_.nbytes) / 2**20,
     }
-
-
-def latencies_ms(call, arguments: list) -> tuple[np.ndarray, np.ndarray]:
-    """Wall-clock and process-CPU milliseconds of ``call(arg)`` for each argument."""
-    wall, cpu = np.empty(len(arguments)), np.empty(len(arguments))
-    for i, arg in enumerate(arguments):
-        start, start_cpu = time.perf_counter_ns(), time.process_time_ns()
-        call(arg)
-        wall[i] = (time.perf_counter_ns() - start) / 1e6
-        cpu[i] = (time.process_time_ns() - start_cpu) / 1e6
-    return wall, cpu
-
-
-def percentiles(values: np.ndarray) -> dict[str, float]:
-    p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return {"p50": p50, "p95": p95, "p99": p99, "max": float(values.max())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     def one(user: str) -> pd.DataFrame:
         return model.recommend_one(user, n)
 
-    latencies_ms(one, knn_users[:100] + visitors[:100])  # warm-up
-    knn_lat, knn_cpu = latencies_ms(one, knn_users)
-    fallback_lat, fallback_cpu = latencies_ms(one, visitors)
+    latencies_ms(one, knn_users[:100] + visitors[:100], cpu=True)  # warm-up
+    knn = latencies_ms(one, knn_users, cpu=True)
+    knn_lat, knn_cpu = knn.wall_ms, knn.cpu_ms
+    fallback = latencies_ms(one, visitors, cpu=True)
+    fallback_lat, fallback_cpu = fallback.wall_ms, fallback.cpu_ms
     answered = model.recommend(knn_users[:200] + visitors[:200], n)
     methods = answered.groupby("user_id", sort=False)["method"].first()
 
@@ -155,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         model.add_events(views)
         return model.recommend_one(user, n)
 
-    update_lat, update_cpu = latencies_ms(update_then_answer, newcomers)
+    update = latencies_ms(update_then_answer, newcomers, cpu=True)
+    update_lat, update_cpu = update.wall_ms, update.cpu_ms
     left_fallback = (model.method_of(newcomers) != "demographic").mean()
 
     all_users = list(user_ids)

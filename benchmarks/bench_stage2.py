@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -29,13 +28,9 @@ for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_key, "1")
 
 from recsys.batch import STEPS, load_latest, run_batch  # noqa: E402
+from recsys.benchmarking import peak_rss_mb  # noqa: E402
 from recsys.data import load_or_generate  # noqa: E402
 from recsys.reporting import pin_threads, write_benchmark_manifest  # noqa: E402
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def main(argv: list[str] | None = None) -> int:

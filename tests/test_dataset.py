@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -213,6 +214,12 @@ def test_load_rejects_tampered_data_and_missing_manifest(tmp_path) -> None:
     build().save(tmp_path / "d")
     other = build(**with_value("products", "price", 1, 16.0))
     other.products.to_parquet(tmp_path / "d" / "products.parquet", index=False)
+    with pytest.raises(DataValidationError, match=r"d/products\.parquet: sha256 differs from manifest\.json"):
+        Dataset.load(tmp_path / "d")
+    manifest_path = tmp_path / "d" / "manifest.json"  # a consistent file list, but not this data's hash
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["products.parquet"] = hashlib.sha256((tmp_path / "d" / "products.parquet").read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(DataValidationError, match=r"manifest\.content_hash"):
         Dataset.load(tmp_path / "d")
     with pytest.raises(FileNotFoundError, match="manifest.json"):

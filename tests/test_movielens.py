@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from recsys.config import ConfigError, RecsysConfig, RegionConfig
+from recsys.data.errors import DataFileError
 from recsys.data.movielens import GENRES, load_movielens_100k, read_u_data, read_u_item, region_of_zip
 from recsys.interactions import Interactions
 
@@ -97,7 +100,7 @@ def test_bad_rating_names_file_and_line(copy):
     user, item, _, ts = lines[2].split("\t")
     lines[2] = "\t".join([user, item, "7", ts])
     (copy / "u.data").write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError, match=r"u\.data: column 'rating' must be an integer in 1\.\.5.*line\(s\) \[3\]"):
+    with pytest.raises(ValueError, match=r"u\.data, line 3: column 'rating' must be an integer in 1\.\.5"):
         load_movielens_100k(copy)
 
 
@@ -154,3 +157,65 @@ def test_pipeline_runs_on_the_fixture():
         assert recs.merge(bought, on=["user_id", "product_id"]).empty  # purchased titles are excluded
     labels = UserSegmentation(SegmentationConfig(n_clusters=3, n_init=2)).fit(ds).labels_
     assert len(labels) == ds.n_users
+
+
+# -- issue 14.4/14.10 and 15: bad files are named with their line; no import of the Online Retail loader ----------
+def write_u_data(copy: Path, edit) -> None:
+    lines = (copy / "u.data").read_text().splitlines()
+    (copy / "u.data").write_text("\n".join(edit(lines)) + "\n")
+
+
+@pytest.mark.parametrize("text", ["", "\n\n\n"])
+def test_an_empty_u_data_is_named(copy, text):
+    (copy / "u.data").write_text(text)
+    with pytest.raises(DataFileError, match=r"u\.data: (empty file|no data lines)"):
+        load_movielens_100k(copy)
+
+
+def test_a_line_with_an_extra_field_names_file_and_line(copy):
+    write_u_data(copy, lambda lines: [*lines[:3], lines[3] + "\t7", *lines[4:]])
+    with pytest.raises(DataFileError, match=r"u\.data, line 4: malformed line") as raised:
+        load_movielens_100k(copy)
+    assert raised.value.lines == [4]
+
+
+def test_a_line_with_a_missing_field_names_file_and_line(copy):
+    write_u_data(copy, lambda lines: [*lines[:4], "1\t2\t3", *lines[5:]])
+    with pytest.raises(DataFileError, match=r"u\.data, line 5: malformed line\(s\): fewer than 4"):
+        load_movielens_100k(copy)
+
+
+def test_millisecond_timestamps_are_named(copy):
+    write_u_data(copy, lambda lines: [*lines[:2], "\t".join([*lines[2].split("\t")[:3], "889073438000"]), *lines[3:]])
+    with pytest.raises(DataFileError, match=r"u\.data, line 3: column 'timestamp' .*probably milliseconds"):
+        load_movielens_100k(copy)
+
+
+def test_line_numbers_count_blank_lines(copy):
+    def edit(lines):
+        user, item, _, ts = lines[3].split("\t")
+        return [*lines[:2], "", "", *lines[2:3], "\t".join([user, item, "9", ts]), *lines[4:]]
+
+    write_u_data(copy, edit)
+    with pytest.raises(DataFileError, match=r"u\.data, line 6: column 'rating'"):
+        load_movielens_100k(copy)
+
+
+def test_unix_seconds_are_naive_utc():
+    data = read_u_data(FIXTURE / "u.data")
+    raw = pd.read_csv(FIXTURE / "u.data", sep="\t", header=None)
+    assert data["timestamp"].dt.tz is None
+    expected = pd.to_datetime(raw[3], unit="s", utc=True).dt.tz_localize(None).astype("datetime64[ns]")
+    pd.testing.assert_series_equal(data["timestamp"], expected, check_names=False)
+
+
+@pytest.mark.parametrize("price", [float("inf"), float("nan"), -float("inf")])
+def test_non_finite_price_is_refused(price):
+    with pytest.raises(ValueError, match=r"price must be a positive finite number"):
+        load_movielens_100k(FIXTURE, price=price)
+
+
+def test_movielens_does_not_import_the_online_retail_loader():
+    code = ("import sys, recsys.data.movielens; "
+            "sys.exit(1 if 'recsys.data.online_retail' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -8,6 +8,7 @@ import pytest
 
 from recsys.data import Dataset
 from recsys.data.dataset import DataValidationError
+from recsys.data.errors import DataFileError
 from recsys.data.online_retail import (
     COUNTRY_REGION,
     ENV_VAR,
@@ -344,3 +345,104 @@ def test_shipped_file_is_checked_by_sha256(tmp_path, monkeypatch):
     assert default_online_retail_path() == copy
     with pytest.raises(DataValidationError, match=r"online_retail.parquet: sha256 .* differs"):
         load_online_retail()
+# -- issue 14.8 / 14.12 / 14.14: time zones, encodings and odd numbers never raise and never garble ------------
+def clean_rows(raw: pd.DataFrame) -> pd.DataFrame:
+    return raw.iloc[:7].reset_index(drop=True)
+
+
+def test_timezone_aware_invoice_dates_become_naive_utc():
+    raw = clean_rows(faulty_raw())
+    naive = pd.to_datetime(raw["InvoiceDate"]).astype("datetime64[ns]")
+    aware = raw.assign(InvoiceDate=naive.dt.tz_localize("UTC").dt.tz_convert("America/New_York"))
+    clean, report = clean_online_retail(aware)
+    assert report.clean_rows == 7 and clean["InvoiceDate"].dtype == "datetime64[ns]"
+    assert sorted(clean["InvoiceDate"]) == sorted(naive)
+    assert to_dataset(clean).as_of == naive.max()
+
+
+def test_mixed_offsets_and_single_aware_values_are_converted_one_by_one():
+    raw = clean_rows(faulty_raw())
+    dates = raw["InvoiceDate"].astype(object)
+    dates[0] = "2011-03-01 12:00+02:00"  # 10:00 UTC
+    dates[1] = pd.Timestamp("2011-03-01 05:00", tz="America/New_York")  # 10:00 UTC
+    clean, report = clean_online_retail(raw.assign(InvoiceDate=dates))
+    assert report.steps.set_index("step").loc["malformed values", "rows_removed"] == 0
+    first = clean.set_index(["InvoiceNo", "StockCode"]).loc[("536365", "85123A"), "InvoiceDate"]
+    assert first == pd.Timestamp("2011-03-01 10:00")
+
+
+def test_odd_numbers_and_bytes_are_counted_as_malformed_never_kept():
+    raw = clean_rows(faulty_raw())
+    quantity, price, customer = (raw[c].astype(object) for c in ("Quantity", "UnitPrice", "CustomerID"))
+    price[0] = complex(2.55, 1.0)  # would be cut to its real part
+    quantity[1] = 10**30  # would wrap around in int64
+    customer[2] = 1e300
+    invoice = raw["InvoiceNo"].astype(object)
+    invoice[3] = b"\xff\xfe"
+    clean, report = clean_online_retail(raw.assign(Quantity=quantity, UnitPrice=price, CustomerID=customer,
+                                                   InvoiceNo=invoice))
+    removed = report.steps.set_index("step")["rows_removed"]
+    assert removed["malformed values"] == 3 and removed["missing customer"] == 1
+    assert report.clean_rows == 3 and (clean["Quantity"] < 10**6).all()
+
+
+@pytest.mark.parametrize(("encoding", "recorded"), [("utf-8", "utf-8"), ("latin-1", "cp1252"), ("cp1252", "cp1252")])
+def test_csv_encoding_is_detected_and_recorded(tmp_path, encoding, recorded):
+    raw = clean_rows(faulty_raw())
+    raw.loc[0, "Description"] = "CAFÉ CRÈME MUG – NOËL" if encoding != "latin-1" else "CAFÉ CRÈME MUG NOËL"
+    path = tmp_path / "retail.csv"
+    raw.to_csv(path, index=False, encoding=encoding)
+    loaded = load_online_retail(path)
+    clean, report = clean_online_retail(loaded)
+    assert report.encoding == recorded
+    assert loaded.loc[0, "Description"] == raw.loc[0, "Description"]
+    assert "\ufffd" not in "".join(clean["Description"].dropna())
+
+
+def test_a_byte_undefined_in_cp1252_falls_back_to_latin1(tmp_path):
+    raw = clean_rows(faulty_raw())
+    path = tmp_path / "retail.csv"
+    raw.assign(Description="MUG").to_csv(path, index=False)
+    path.write_bytes(path.read_bytes().replace(b"MUG", b"MUG\x81", 1))
+    loaded = load_online_retail(path)
+    assert loaded.attrs["encoding"] == "latin-1" and loaded.loc[0, "Description"] == "MUG\x81"
+
+
+def test_an_explicit_wrong_encoding_names_the_file(tmp_path):
+    raw = clean_rows(faulty_raw()).assign(Description="CAFÉ")
+    path = tmp_path / "retail.csv"
+    raw.to_csv(path, index=False, encoding="latin-1")
+    with pytest.raises(DataFileError, match=r"retail\.csv: not valid utf-8 text"):
+        load_online_retail(path, encoding="utf-8")
+    with pytest.raises(ValueError, match="encoding must be a codec name"):
+        load_online_retail(path, encoding="klingon")
+
+
+def test_to_dataset_accepts_a_timezone_aware_clean_frame():
+    clean, _ = clean_online_retail(clean_rows(faulty_raw()))
+    aware = clean.assign(InvoiceDate=clean["InvoiceDate"].dt.tz_localize("UTC").dt.tz_convert("Asia/Tokyo"))
+    ds, reference = to_dataset(aware), to_dataset(clean)
+    assert ds.as_of == reference.as_of and ds.content_hash() == reference.content_hash()
+
+
+def test_invoice_dates_outside_the_ns_range_are_malformed():
+    raw = clean_rows(faulty_raw())
+    dates = raw["InvoiceDate"].astype(object)
+    dates[0] = pd.Timestamp("2263-01-01")
+    dates[1] = "1500-06-01 10:00"
+    clean, report = clean_online_retail(raw.assign(InvoiceDate=dates))
+    assert report.steps.set_index("step").loc["malformed values", "rows_removed"] == 2 and report.clean_rows == 5
+    seconds = raw.assign(InvoiceDate=raw["InvoiceDate"].astype("datetime64[s]"))
+    seconds.loc[2, "InvoiceDate"] = np.datetime64("3000-01-01", "s")
+    assert clean_online_retail(seconds)[1].steps.set_index("step").loc["malformed values", "rows_removed"] == 1
+
+
+@pytest.mark.parametrize(("name", "content", "problem"), [
+    ("retail.parquet", b"PAR1 not parquet at all", "not a readable parquet file"),
+    ("retail.csv", b"", "not a readable CSV file"),
+    ("retail.csv", b'InvoiceNo,StockCode\n"536365,85123A\n', "not a readable CSV file"),
+])
+def test_an_unreadable_raw_file_is_named(tmp_path, name, content, problem):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataFileError, match=rf"{name}: {problem}"):
+        load_online_retail(tmp_path / name)

@@ -217,12 +217,47 @@ def test_custom_as_of_and_extra_region() -> None:
      ({"n_products": 5}, "n_products must be an integer >= 10"),
      ({"days": 0}, "days must be an integer >= 1"),
      ({"n_personas": 9}, r"n_personas must be an integer in 1\.\.8, got 9"),
-     ({"activity": 0.0}, "activity must be a number > 0"),
-     ({"candidates": 0}, "candidates must be an integer >= 1")],
+     ({"activity": 0.0}, r"activity must be a finite number in \(0, 1000\]"),
+     ({"candidates": 0}, "candidates must be an integer >= 1"),
+     # issue 14.14: wrong types and non-finite values name the parameter
+     ({"n_users": "5"}, "n_users must be an integer >= 1, got '5'"),
+     ({"n_users": 5.0}, "n_users must be an integer >= 1, got 5.0"),
+     ({"days": True}, "days must be an integer >= 1, got True"),
+     ({"activity": float("inf")}, "activity must be a finite number .* got inf"),
+     ({"activity": float("nan")}, "activity must be a finite number .* got nan"),
+     ({"activity": "1"}, "activity must be a finite number .* got '1'"),
+     ({"latent_dim": 2.5}, "latent_dim must be an integer >= 1"),
+     ({"seed": None}, "seed must be a non-negative int .*reproducible; pass an int"),
+     ({"seed": -1}, "seed must be a non-negative int .*got -1"),
+     ({"seed": 1.5}, "seed must be a non-negative int .*got 1.5"),
+     ({"personas": [1, 2, 3]}, "personas must be a sequence of Persona"),
+     ({"as_of": pd.NaT}, "as_of: missing timestamp"),
+     ({"as_of": "not a date"}, "as_of: not a timestamp")],
 )
 def test_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         generate(**{"n_users": 10, "n_products": 20, "days": 5, **kwargs})
+
+
+def test_bad_arguments_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="generate\\(\\): seed"):
+        generate(n_users=10, n_products=20, days=5, seed=None)
+
+
+def test_timezone_aware_as_of_is_converted_to_utc() -> None:
+    """issue 14.8: a tz-aware as_of is the same instant in naive UTC, and the same data."""
+    naive = generate(n_users=40, n_products=20, days=10, as_of="2024-06-30 22:00", seed=3)
+    aware = generate(n_users=40, n_products=20, days=10, seed=3,
+                     as_of=pd.Timestamp("2024-07-01 00:00", tz="Europe/Berlin"))
+    assert aware.as_of == pd.Timestamp("2024-06-30 22:00") and aware.as_of.tzinfo is None
+    assert aware.content_hash() == naive.content_hash()
+
+
+@pytest.mark.parametrize(("n_users", "days"), [(1, 1), (5, 5), (3, 30)])
+def test_tiny_worlds_without_sessions_generate(n_users: int, days: int) -> None:
+    """A chunk of users with no session at all used to raise IndexError in _views."""
+    ds = generate(n_users=n_users, n_products=20, days=days, seed=1)
+    assert ds.n_users == n_users and (ds.events["timestamp"] <= ds.as_of).all()
 
 
 def test_generator_needs_three_spending_tiers() -> None:
@@ -275,3 +310,11 @@ def test_ci_fixture_matches_profile(ci_dataset: Dataset) -> None:
     ci = PROFILES["ci"]
     assert (ci_dataset.n_users, ci_dataset.n_products) == (ci.n_users, ci.n_products)
     assert ci_dataset.meta["profile"] == "ci"
+
+
+def test_recsys_generate_with_a_negative_seed_names_the_seed(tmp_path) -> None:
+    from recsys.cli import main
+
+    with pytest.raises(ConfigError, match=r"generate\(\): seed must be a non-negative int .*got -1"):
+        main(["generate", "--profile", "ci", "--seed", "-1", "--out", str(tmp_path / "d"), "--quiet"])
+    assert not (tmp_path / "d").exists()

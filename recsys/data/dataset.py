@@ -3,13 +3,13 @@
 Schema (column: dtype kind, rule). ``*`` marks a column where NaN is allowed.
 
 users
-    user_id: str, unique, non-empty
+    user_id: str, unique, an id (:mod:`recsys.data.ids`: 1..128 characters, no whitespace)
     age: float, 13..110 (``*`` NaN where the age is unknown, e.g. real data)
     region: str, a configured region name
     spending_tier: str, a configured spending tier
     price_sensitivity: float, 0..1 (``*`` NaN where unknown)
 products
-    product_id: str, unique, non-empty
+    product_id: str, unique, an id (the same rule)
     name, category, description: str (category: any non-empty string)
     tags: str, tags separated by ``|`` (may be empty)
     price: float > 0
@@ -19,11 +19,19 @@ products
 events
     user_id, product_id: str, must exist in users / products
     event_type: str, one of view/favorite/cart/purchase/review
-    timestamp: datetime64, <= ``as_of``
+    timestamp: datetime64, <= ``as_of``; timezone-aware values are converted to
+        UTC and the zone dropped (:mod:`recsys.data.timestamps`), as is ``as_of``
     session_id: str
     quantity: int >= 0 (purchases >= 1)
     value: float >= 0 (``*`` NaN but for purchases)
     rating: float 1..5 for reviews (``*`` NaN for other events)
+
+Every float column is finite (``inf``/``-inf`` are refused; NaN only where
+``*`` allows it); float columns take real numbers only (a complex column is
+refused, never cut to its real part); int columns must fit int64 in their
+original dtype (a uint64 ``2**64 - 1`` is refused, never wrapped to -1);
+column names are unique. ``as_of`` is a timestamp (``NaT``, numbers and
+unparseable strings are refused).
 
 Validation raises :class:`DataValidationError` naming the frame, the column,
 how many rows are wrong and a few examples. Nothing is dropped silently:
@@ -35,6 +43,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,33 +55,14 @@ import numpy as np
 import pandas as pd
 
 from recsys.config import DEFAULT_CONFIG, EVENT_TYPES, SEASONS, RecsysConfig
+from recsys.data.errors import DataFileError, DataValidationError
+from recsys.data.ids import ID_RULE, invalid_id_mask
+from recsys.data.timestamps import as_timestamp, naive_utc
 
-__all__ = ["DataValidationError", "Dataset", "SCHEMA", "drop_invalid_events", "FORMAT_VERSION"]
+__all__ = ["DataFileError", "DataValidationError", "Dataset", "SCHEMA", "drop_invalid_events", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
-
-
-class DataValidationError(ValueError):
-    """Input data breaks the schema; the message names frame, column, count and examples."""
-
-    def __init__(self, frame: str, column: str | None, problem: str, count: int = 0, examples: Any = None):
-        self.frame, self.column, self.problem, self.count = frame, column, problem, count
-        where = f"{frame}.{column}" if column else frame
-        message = f"{where}: {problem}"
-        if count:
-            message += f" ({count} row{'s' if count != 1 else ''}"
-            if examples is not None and len(examples):
-                message += f"; e.g. {_examples(examples)}"
-            message += ")"
-        super().__init__(message)
-
-
-def _examples(values: Any, limit: int = 3) -> str:
-    if isinstance(values, pd.DataFrame):
-        return "; ".join(f"row {i}: {dict(r)}" for i, r in values.head(limit).iterrows())
-    if isinstance(values, pd.Series):
-        return ", ".join(f"row {i}: {v!r}" for i, v in values.head(limit).items())
-    return ", ".join(repr(v) for v in list(values)[:limit])
+FORMAT_VERSION = 2
+"""2: the manifest lists every file with its sha256; the content hash covers personas."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +104,8 @@ SCHEMA: Mapping[str, Mapping[str, Column]] = {
 
 _KIND_CHECKS: dict[str, Callable[[pd.Series], bool]] = {
     "str": lambda s: pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s),
-    "float": lambda s: pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s),
+    "float": lambda s: (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+                        and not pd.api.types.is_complex_dtype(s)),
     "int": lambda s: pd.api.types.is_integer_dtype(s),
     "datetime": lambda s: pd.api.types.is_datetime64_any_dtype(s),
     "bool": lambda s: pd.api.types.is_bool_dtype(s),
@@ -130,6 +123,9 @@ def _bad(frame: str, column: str | None, problem: str, mask: np.ndarray | pd.Ser
 def _check_columns(name: str, df: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise DataValidationError(name, None, f"expected a pandas DataFrame, got {type(df).__name__}")
+    repeated = df.columns[df.columns.duplicated()]
+    if len(repeated):
+        raise DataValidationError(name, str(repeated[0]), f"duplicate column name(s) {list(dict.fromkeys(repeated))}")
     schema = SCHEMA[name]
     missing = [c for c in schema if c not in df.columns]
     if missing:
@@ -146,17 +142,35 @@ def _check_columns(name: str, df: pd.DataFrame) -> pd.DataFrame:
                 _bad(name, column, "non-string values", nonstr, series)
         if not spec.nullable:
             _bad(name, column, "missing values (NaN/None) in a required field", series.isna(), series)
+        if spec.kind == "float":
+            _bad(name, column, "non-finite value (inf or -inf)", np.isinf(series.to_numpy(dtype="float64", na_value=np.nan)),
+                 series)
+        if spec.kind == "int" and pd.api.types.is_unsigned_integer_dtype(series):
+            # checked in the original dtype: a cast first would wrap 2**64 - 1 to -1
+            _bad(name, column, f"value above the int64 maximum {np.iinfo(np.int64).max}",
+                 series.to_numpy() > np.iinfo(np.int64).max, series)
     out = df[list(schema)].copy()
     for column, spec in schema.items():
         out[column] = out[column].astype(_CANONICAL_DTYPE[spec.kind]) if spec.kind != "datetime" else (
-            pd.to_datetime(out[column]).astype("datetime64[ns]")
+            _as_datetime_ns(name, column, out[column])
         )
     return out
+
+
+def _as_datetime_ns(frame: str, column: str, values: pd.Series) -> pd.Series:
+    """``values`` as naive UTC ``datetime64[ns]`` (the timestamp rule); out of the ns range -> error."""
+    try:
+        return naive_utc(pd.to_datetime(values)).astype("datetime64[ns]")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime) as error:
+        raise DataValidationError(frame, column, f"timestamp outside the datetime64[ns] range "
+                                                 f"1677-09-21..2262-04-11 ({error})") from None
 
 
 def _check_unique(name: str, df: pd.DataFrame, column: str) -> None:
     _bad(name, column, "duplicate ids", df[column].duplicated(keep=False), df[column])
     _bad(name, column, "empty ids", df[column].str.len() == 0, df[column])
+    _bad(name, column, f"malformed ids: expected {ID_RULE} (recsys.data.ids)", invalid_id_mask(df[column]),
+         df[column])
 
 
 @dataclass
@@ -175,7 +189,7 @@ class Dataset:
     config: RecsysConfig = field(default=DEFAULT_CONFIG, repr=False)
 
     def __post_init__(self) -> None:
-        self.as_of = pd.Timestamp(self.as_of)
+        self.as_of = as_timestamp(self.as_of, "as_of")
         self.users = _check_columns("users", self.users)
         self.products = _check_columns("products", self.products)
         self.events = _check_columns("events", self.events)
@@ -183,9 +197,7 @@ class Dataset:
         self._validate_products()
         self._validate_events()
         if self.personas is not None:
-            self.personas = self.personas.reset_index(drop=True)
-            if list(self.personas.columns[:1]) != ["user_id"]:
-                raise DataValidationError("personas", "user_id", "first column must be user_id")
+            self.personas = _check_personas(self.personas)
 
     # -- validation -----------------------------------------------------------
     def _validate_users(self) -> None:
@@ -202,7 +214,7 @@ class Dataset:
     def _validate_products(self) -> None:
         p = self.products
         _check_unique("products", p, "product_id")
-        _bad("products", "price", "non-positive price", ~(p["price"] > 0), p["price"])
+        _bad("products", "price", "non-positive price", ~(p["price"] > 0), p["price"])  # NaN and inf: earlier
         _bad("products", "cost", "non-positive cost", p["cost"].notna() & ~(p["cost"] > 0), p["cost"])
         _bad("products", "stock", "negative stock", p["stock"] < 0, p["stock"])
         allowed = list(SEASONS) + ["none"]
@@ -252,57 +264,160 @@ class Dataset:
         )
 
     def content_hash(self) -> str:
-        """sha256 over the three frames' contents (stable across runs)."""
+        """sha256 over the frames' contents, personas included when present
+        (stable across runs)."""
         digest = hashlib.sha256()
-        for frame in (self.users, self.products, self.events):
+        frames = [self.users, self.products, self.events]
+        if self.personas is not None:
+            frames.append(self.personas)
+        for frame in frames:
             digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-            digest.update(",".join(frame.columns).encode())
+            digest.update(",".join(map(str, frame.columns)).encode())
         digest.update(str(self.as_of).encode())
         return digest.hexdigest()
 
     # -- disk -----------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write parquet files and ``manifest.json`` (parameters, seed, row
-        counts, content hash) into ``directory``; byte-identical for the same
-        data."""
+        """Write parquet files and ``manifest.json`` (rows, sha256 of every
+        file, content hash, ``meta``) as ``directory``; byte-identical for the
+        same data.
+
+        The files are written into a new sibling directory that then replaces
+        ``directory`` (rename), so no file of an earlier save survives (no
+        stale ``personas.parquet``) and a failed save leaves the old one
+        intact. An existing ``directory`` must be empty or a saved Dataset:
+        anything else is refused with ``FileExistsError`` naming it.
+        """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        frames = {"users": self.users, "products": self.products, "events": self.events}
-        if self.personas is not None:
-            frames["personas"] = self.personas
-        for name, frame in frames.items():
-            frame.to_parquet(directory / f"{name}.parquet", index=False, engine="pyarrow", compression="zstd")
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "as_of": self.as_of.isoformat(),
-            "rows": {name: len(frame) for name, frame in frames.items()},
-            "content_hash": self.content_hash(),
-            "meta": self.meta,
-        }
-        (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+        _check_replaceable(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = directory.parent / f".{directory.name}-{uuid.uuid4().hex[:12]}"
+        staging.mkdir()
+        try:
+            frames = {"users": self.users, "products": self.products, "events": self.events}
+            if self.personas is not None:
+                frames["personas"] = self.personas
+            files = {}
+            for name, frame in frames.items():
+                path = staging / f"{name}.parquet"
+                frame.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
+                files[path.name] = _sha256(path)
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "as_of": self.as_of.isoformat(),
+                "rows": {name: len(frame) for name, frame in frames.items()},
+                "files": files,
+                "content_hash": self.content_hash(),
+                "meta": self.meta,
+            }
+            (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+            _replace_directory(staging, directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path, config: RecsysConfig = DEFAULT_CONFIG) -> Dataset:
-        """Read a directory written by :meth:`save`, checking its manifest."""
+        """Read a directory written by :meth:`save`: only the files its
+        manifest lists, each checked against its sha256, then the content hash.
+        A missing file is a ``FileNotFoundError``, an unreadable or altered one
+        a :class:`DataFileError` (a ``DataValidationError``), each naming the file."""
         directory = Path(directory)
-        manifest_path = directory / "manifest.json"
-        if not manifest_path.exists():
-            raise FileNotFoundError(f"{manifest_path} not found: not a saved Dataset directory")
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise DataValidationError(
-                "manifest", "format_version",
-                f"format version {manifest.get('format_version')} is not {FORMAT_VERSION}; regenerate the data",
-            )
-        frames = {name: _read_parquet(directory / f"{name}.parquet") for name in ("users", "products", "events")}
-        personas_path = directory / "personas.parquet"
-        personas = _read_parquet(personas_path) if personas_path.exists() else None
-        dataset = cls(**frames, as_of=pd.Timestamp(manifest["as_of"]), personas=personas,
-                      meta=manifest.get("meta", {}), config=config)
-        if dataset.content_hash() != manifest["content_hash"]:
+        manifest = _read_manifest(directory / "manifest.json")
+        files = manifest.get("files")
+        required = {f"{name}.parquet" for name in ("users", "products", "events")}
+        if not isinstance(files, dict) or not required <= set(files) \
+                or not set(files) <= required | {"personas.parquet"}:
+            raise DataFileError(directory / "manifest.json", f"'files' must list {sorted(required)} "
+                                                              f"(and optionally personas.parquet), got {files!r:.200}")
+        frames: dict[str, pd.DataFrame] = {}
+        for filename, digest in sorted(files.items()):
+            path = directory / filename
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} listed in {directory / 'manifest.json'} is missing")
+            if _sha256(path) != digest:
+                raise DataFileError(path, "sha256 differs from manifest.json: the file was changed after saving")
+            frames[filename.removesuffix(".parquet")] = _read_parquet(path)
+        try:
+            dataset = cls(frames["users"], frames["products"], frames["events"],
+                          as_of=as_timestamp(manifest.get("as_of"), "manifest.as_of"),
+                          personas=frames.get("personas"), meta=manifest.get("meta", {}), config=config)
+        except DataValidationError as error:
+            path = directory / f"{error.frame}.parquet"
+            raise DataFileError(path if path.name in files else directory, str(error)) from None
+        if dataset.content_hash() != manifest.get("content_hash"):
             raise DataValidationError("manifest", "content_hash", f"data in {directory} does not match its manifest")
         return dataset
+
+
+_DATASET_FILES = frozenset({"users.parquet", "products.parquet", "events.parquet", "personas.parquet",
+                            "manifest.json"})
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_replaceable(directory: Path) -> None:
+    """``directory`` may be replaced by a save: absent, empty, or holding only a saved Dataset's files."""
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise FileExistsError(f"{directory} exists and is not a directory: cannot save a Dataset there")
+    foreign = sorted(p.name for p in directory.iterdir() if p.name not in _DATASET_FILES)
+    if foreign:
+        raise FileExistsError(f"{directory} holds files that are not a saved Dataset's ({foreign[:5]}): "
+                              "refusing to replace it; save into a new or empty directory")
+
+
+def _replace_directory(staging: Path, directory: Path) -> None:
+    """Move ``staging`` to ``directory``, replacing an earlier save (rename the old one aside, then remove it)."""
+    if not directory.exists():
+        os.rename(staging, directory)
+        return
+    retired = directory.parent / f".{directory.name}-old-{uuid.uuid4().hex[:12]}"
+    os.rename(directory, retired)
+    try:
+        os.rename(staging, directory)
+    except OSError:
+        os.rename(retired, directory)  # put the earlier save back
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: not a saved Dataset directory")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataFileError(path, f"not valid JSON ({error})") from None
+    if not isinstance(manifest, dict):
+        raise DataFileError(path, f"expected a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DataValidationError(
+            "manifest", "format_version",
+            f"format version {manifest.get('format_version')!r} in {path} is not {FORMAT_VERSION}; "
+            "regenerate the data",
+        )
+    return manifest
+
+
+def _check_personas(personas: object) -> pd.DataFrame:
+    """``personas``: a DataFrame whose first column is ``user_id`` (one row per user, any further columns)."""
+    if not isinstance(personas, pd.DataFrame):
+        raise DataValidationError("personas", None, f"expected a pandas DataFrame with a first column user_id, "
+                                                    f"got {type(personas).__name__}")
+    repeated = personas.columns[personas.columns.duplicated()]
+    if len(repeated):
+        raise DataValidationError("personas", str(repeated[0]), f"duplicate column name(s) {list(repeated)}")
+    if list(personas.columns[:1]) != ["user_id"]:
+        raise DataValidationError("personas", "user_id", "first column must be user_id")
+    return personas.reset_index(drop=True)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -313,9 +428,12 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pq.read_schema(path)
-    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    table = pq.read_table(path, read_dictionary=strings)
+    try:
+        schema = pq.read_schema(path)
+        strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        table = pq.read_table(path, read_dictionary=strings)
+    except (pa.ArrowException, OSError) as error:
+        raise DataFileError(path, f"not a readable parquet file ({type(error).__name__}: {error})") from None
     columns: dict[str, Any] = {}
     for name in table.column_names:
         values = table.column(name).to_pandas()
@@ -332,10 +450,14 @@ def drop_invalid_events(
     """Remove events that reference unknown users/products or lie after
     ``as_of``. Returns ``(kept, report)`` where ``report`` has one row per
     reason: ``reason, rows_removed``."""
+    as_of = as_timestamp(as_of, "as_of")
+    times = events["timestamp"]
+    if pd.api.types.is_datetime64_any_dtype(times):
+        times = naive_utc(times)  # the timestamp rule: compared as naive UTC
     reasons = {
         "unknown user_id": ~events["user_id"].isin(users["user_id"]),
         "unknown product_id": ~events["product_id"].isin(products["product_id"]),
-        "timestamp after as_of": events["timestamp"] > pd.Timestamp(as_of),
+        "timestamp after as_of": times > as_of,
     }
     removed = pd.Series(False, index=events.index)
     rows = []

@@ -6,7 +6,10 @@ Context", ACM TiiS 5(4), 2015). The files may not be redistributed, so the
 project never ships them; tests use a small fixture written by the project in
 the same format.
 
-- ``u.data``: tab-separated ``user item rating timestamp`` (unix seconds);
+- ``u.data``: tab-separated ``user item rating timestamp`` (unix seconds,
+  read as naive UTC: the timestamp rule of :mod:`recsys.data.timestamps`;
+  a value beyond the datetime64[ns] range, such as a timestamp in
+  milliseconds, is refused naming its line);
 - ``u.user``: ``|``-separated ``id|age|gender|occupation|zip``;
 - ``u.item``: ``|``-separated, latin-1, ``id|title|release date|video release
   date|IMDb URL|`` then 19 genre flags in :data:`GENRES` order.
@@ -37,6 +40,7 @@ Mapping rules:
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 from pathlib import Path
@@ -46,7 +50,8 @@ import pandas as pd
 
 from recsys.config import DEFAULT_CONFIG, RecsysConfig
 from recsys.data.dataset import Dataset
-from recsys.data.online_retail import spending_tiers_by_rank
+from recsys.data.errors import DataFileError
+from recsys.data.tiers import spending_tiers_by_rank
 
 __all__ = ["GENRES", "load_movielens_100k", "read_u_data", "read_u_item", "read_u_user", "region_of_zip"]
 
@@ -61,22 +66,44 @@ _US_ZIP = re.compile(r"^\d{5}$")
 _CANADIAN_POSTAL = re.compile(r"^[A-Za-z]\d[A-Za-z]")
 
 
-def _read(path: Path, columns: list[str], sep: str, encoding: str) -> pd.DataFrame:
+_MAX_UNIX_SECONDS = int(pd.Timestamp.max.value // 1_000_000_000)
+"""The last unix second datetime64[ns] can hold (2262-04-11); a larger value is not seconds."""
+
+
+def _read(path: Path, columns: list[str], sep: str, encoding: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The file's fields as strings, and the 1-based file line of each row (blank lines skipped)."""
     if not path.is_file():
         raise FileNotFoundError(
             f"MovieLens 100K file {path.name} not found in {path.parent}. Download ml-100k from {SOURCE_URL} "
             "(its licence forbids redistribution, so the project does not ship it) and pass the directory that "
             "holds u.data, u.user and u.item."
         )
-    frame = pd.read_csv(path, sep=sep, header=None, dtype=str, encoding=encoding, quoting=csv.QUOTE_NONE,
-                        keep_default_na=False, skip_blank_lines=True, on_bad_lines="error", engine="python")
+    try:
+        frame = pd.read_csv(path, sep=sep, header=None, dtype=str, encoding=encoding, quoting=csv.QUOTE_NONE,
+                            keep_default_na=False, skip_blank_lines=False, on_bad_lines="error", engine="python")
+    except pd.errors.EmptyDataError:
+        raise DataFileError(path, f"empty file: expected lines of {len(columns)} {sep!r}-separated fields") from None
+    except (pd.errors.ParserError, csv.Error) as error:
+        found = re.search(r"line (\d+)", str(error))
+        raise DataFileError(path, f"malformed line: {error}; expected {len(columns)} {sep!r}-separated fields",
+                            [int(found.group(1))] if found else None) from None
+    blank = (frame.isna() | frame.eq("")).all(axis=1).to_numpy()
+    lines = np.flatnonzero(~blank) + 1
+    frame = frame[~blank].reset_index(drop=True)
+    if frame.empty:
+        raise DataFileError(path, f"no data lines: expected lines of {len(columns)} {sep!r}-separated fields")
     if frame.shape[1] != len(columns):
-        raise ValueError(f"{path}: expected {len(columns)} {sep!r}-separated fields per line, got {frame.shape[1]}")
+        raise DataFileError(path, f"expected {len(columns)} {sep!r}-separated fields per line, got {frame.shape[1]}")
+    short = frame.isna().any(axis=1).to_numpy()  # fields missing at the end of a line (an empty field is "")
+    if short.any():
+        raise DataFileError(path, f"malformed line(s): fewer than {len(columns)} {sep!r}-separated fields",
+                            lines[short][:3].tolist())
     frame.columns = columns
-    return frame
+    return frame, lines
 
 
-def _integers(frame: pd.DataFrame, column: str, path: Path, low: int | None = None, high: int | None = None) -> pd.Series:
+def _integers(frame: pd.DataFrame, column: str, path: Path, lines: np.ndarray, low: int | None = None,
+              high: int | None = None, hint_above: str = "") -> pd.Series:
     values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
     bad = values.isna() | (values % 1 != 0)
     if low is not None:
@@ -84,37 +111,45 @@ def _integers(frame: pd.DataFrame, column: str, path: Path, low: int | None = No
     if high is not None:
         bad |= values > high
     if bad.any():
-        lines = (np.flatnonzero(bad.to_numpy()) + 1)[:3].tolist()
+        where = lines[bad.to_numpy()][:3].tolist()
         examples = frame.loc[bad, column].head(3).tolist()
         expected = "an integer" + (f" in {low}..{high}" if low is not None and high is not None else "")
-        raise ValueError(f"{path}: column {column!r} must be {expected}; {int(bad.sum())} bad value(s) "
-                         f"{examples} on line(s) {lines}")
+        if high is not None and (values > high).any():
+            expected += hint_above
+        raise DataFileError(path, f"column {column!r} must be {expected}; {int(bad.sum())} bad value(s) {examples}",
+                            where)
     return values.astype("int64")
 
 
-def read_u_data(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """``u.data`` as ``user, item, rating, timestamp`` (ints; rating 1..5; timestamp datetime64[ns])."""
-    path = Path(path)
-    frame = _read(path, ["user", "item", "rating", "timestamp"], "\t", "latin-1")
+def _read_u_data(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    frame, lines = _read(path, ["user", "item", "rating", "timestamp"], "\t", "latin-1")
+    seconds = _integers(frame, "timestamp", path, lines, 0, _MAX_UNIX_SECONDS,
+                        " (unix seconds; a value this large is probably milliseconds)")
     out = pd.DataFrame({
-        "user": _integers(frame, "user", path, 1, None),
-        "item": _integers(frame, "item", path, 1, None),
-        "rating": _integers(frame, "rating", path, 1, 5),
-        "timestamp": pd.to_datetime(_integers(frame, "timestamp", path, 0, None), unit="s").astype("datetime64[ns]"),
+        "user": _integers(frame, "user", path, lines, 1, None),
+        "item": _integers(frame, "item", path, lines, 1, None),
+        "rating": _integers(frame, "rating", path, lines, 1, 5),
+        "timestamp": pd.to_datetime(seconds, unit="s").astype("datetime64[ns]"),
     })
     duplicated = out.duplicated(["user", "item"])
     if duplicated.any():
-        lines = (np.flatnonzero(duplicated.to_numpy()) + 1)[:3].tolist()
-        raise ValueError(f"{path}: {int(duplicated.sum())} repeated (user, item) rating(s) on line(s) {lines}")
-    return out
+        where = lines[duplicated.to_numpy()][:3].tolist()
+        raise DataFileError(path, f"{int(duplicated.sum())} repeated (user, item) rating(s)", where)
+    return out, lines
+
+
+def read_u_data(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """``u.data`` as ``user, item, rating, timestamp`` (ints; rating 1..5; timestamp naive UTC datetime64[ns])."""
+    return _read_u_data(Path(path))[0]
 
 
 def read_u_user(path: str | os.PathLike[str]) -> pd.DataFrame:
     """``u.user`` as ``user, age, gender, occupation, zip``."""
     path = Path(path)
-    frame = _read(path, ["user", "age", "gender", "occupation", "zip"], "|", "latin-1")
-    out = frame.assign(user=_integers(frame, "user", path, 1, None), age=_integers(frame, "age", path, 0, 130))
-    _no_duplicate_ids(out, "user", path)
+    frame, lines = _read(path, ["user", "age", "gender", "occupation", "zip"], "|", "latin-1")
+    out = frame.assign(user=_integers(frame, "user", path, lines, 1, None),
+                       age=_integers(frame, "age", path, lines, 0, 130))
+    _no_duplicate_ids(out, "user", path, lines)
     return out
 
 
@@ -122,22 +157,23 @@ def read_u_item(path: str | os.PathLike[str]) -> pd.DataFrame:
     """``u.item`` (latin-1) as ``item, title, release_date, genres`` (genres: tuple of flagged names)."""
     path = Path(path)
     columns = ["item", "title", "release_date", "video_release_date", "imdb_url", *GENRES]
-    frame = _read(path, columns, "|", "latin-1")
-    flags = np.column_stack([_integers(frame, g, path, 0, 1).to_numpy() for g in GENRES]).astype(bool)
+    frame, lines = _read(path, columns, "|", "latin-1")
+    flags = np.column_stack([_integers(frame, g, path, lines, 0, 1).to_numpy() for g in GENRES]).astype(bool)
     out = pd.DataFrame({
-        "item": _integers(frame, "item", path, 1, None),
+        "item": _integers(frame, "item", path, lines, 1, None),
         "title": frame["title"].str.strip(),
         "release_date": frame["release_date"],
         "genres": [tuple(g for g, f in zip(GENRES, row, strict=True) if f) for row in flags],
     })
-    _no_duplicate_ids(out, "item", path)
+    _no_duplicate_ids(out, "item", path, lines)
     return out
 
 
-def _no_duplicate_ids(frame: pd.DataFrame, column: str, path: Path) -> None:
+def _no_duplicate_ids(frame: pd.DataFrame, column: str, path: Path, lines: np.ndarray) -> None:
     dup = frame[column].duplicated()
     if dup.any():
-        raise ValueError(f"{path}: duplicate {column} id(s) {frame.loc[dup, column].head(3).tolist()}")
+        where = lines[dup.to_numpy()][:3].tolist()
+        raise DataFileError(path, f"duplicate {column} id(s) {frame.loc[dup, column].head(3).tolist()}", where)
 
 
 def region_of_zip(zip_code: object) -> str:
@@ -165,30 +201,29 @@ def load_movielens_100k(
     them onto a :class:`Dataset` (rules in the module docstring).
 
     Raises ``FileNotFoundError`` naming a missing file and where to get it,
-    ``ValueError`` naming the file, column and line of a malformed value or a
+    :class:`~recsys.data.errors.DataFileError` (a ``ValueError``) naming the
+    file, column and line of a malformed line or value, an empty file, or a
     rating of an unknown user or item.
     """
     if isinstance(purchase_threshold, bool) or not isinstance(purchase_threshold, (int, np.integer)) \
             or not 1 <= purchase_threshold <= 5:
         raise ValueError(f"purchase_threshold must be an int in 1..5, got {purchase_threshold!r}")
-    if isinstance(price, bool) or not isinstance(price, (int, float)) or not price > 0:
-        raise ValueError(f"price must be a positive number, got {price!r}")
+    if isinstance(price, bool) or not isinstance(price, (int, float)) or not (price > 0 and math.isfinite(price)):
+        raise ValueError(f"price must be a positive finite number, got {price!r}")
     if isinstance(default_stock, bool) or not isinstance(default_stock, (int, np.integer)) or default_stock < 0:
         raise ValueError(f"default_stock must be a non-negative int, got {default_stock!r}")
     for region in ("NA", "Other"):
         config.region(region)  # raises ConfigError naming the missing region
     directory = Path(directory)
-    ratings = read_u_data(directory / "u.data")
+    ratings, rating_lines = _read_u_data(directory / "u.data")
     user_table = read_u_user(directory / "u.user").sort_values("user", kind="stable").reset_index(drop=True)
     items = read_u_item(directory / "u.item").sort_values("item", kind="stable").reset_index(drop=True)
     for column, known, name in (("user", user_table["user"], "u.user"), ("item", items["item"], "u.item")):
         unknown = ~ratings[column].isin(known)
         if unknown.any():
-            lines = (np.flatnonzero(unknown.to_numpy()) + 1)[:3].tolist()
-            raise ValueError(f"{directory / 'u.data'}: {int(unknown.sum())} rating(s) of {column}s missing from "
-                             f"{name}, e.g. {ratings.loc[unknown, column].head(3).tolist()} on line(s) {lines}")
-    if ratings.empty:
-        raise ValueError(f"{directory / 'u.data'} holds no ratings")
+            where = rating_lines[unknown.to_numpy()][:3].tolist()
+            raise DataFileError(directory / "u.data", f"{int(unknown.sum())} rating(s) of {column}s missing from "
+                                f"{name}, e.g. {ratings.loc[unknown, column].head(3).tolist()}", where)
 
     ratings = ratings.sort_values(["timestamp", "user", "item"], kind="stable").reset_index(drop=True)
     user_id = "user_" + ratings["user"].astype(str)

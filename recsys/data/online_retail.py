@@ -8,12 +8,20 @@ data mining", Journal of Database Marketing and Customer Strategy Management
 (sha256 :data:`BUNDLED_SHA256`, checked on load); a parameter or the environment
 variable ``RECSYS_ONLINE_RETAIL`` points elsewhere. A ``.xlsx`` (as downloaded
 from UCI), ``.csv`` or ``.parquet`` file is read.
+A CSV is decoded as UTF-8 when it is valid UTF-8, else as cp1252
+(Windows Western European, the usual encoding of Excel's CSV exports), else
+as latin-1; the encoding used is recorded in ``CleaningReport.encoding``, so
+text is never silently garbled.
 
 Cleaning (:func:`clean_online_retail`) removes rows step by step, in this
 order, and counts each step (:class:`CleaningReport`):
 
 1. malformed values: missing or unparseable invoice number, stock code,
-   invoice date, quantity or unit price (and non-integer quantities);
+   invoice date, quantity or unit price (and non-integer quantities); a
+   number that is complex, infinite or an integer of 2**53 or more counts as
+   unparseable. Invoice dates follow the timestamp rule of
+   :mod:`recsys.data.timestamps`: tz-aware -> UTC with the zone dropped,
+   naive kept as they are;
 2. cancellations: ``InvoiceNo`` starting with ``"C"``;
 3. purchases reversed by a cancellation: a purchase line with the same
    customer, stock code and absolute quantity as a later cancellation line;
@@ -66,6 +74,7 @@ Mapping (:func:`to_dataset`) -- every rule is stated where it is coded:
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import os
 import re
@@ -79,10 +88,14 @@ import pandas as pd
 
 from recsys.config import DEFAULT_CONFIG, RecsysConfig
 from recsys.data.dataset import Dataset, DataValidationError
+from recsys.data.errors import DataFileError
+from recsys.data.tiers import spending_tiers_by_rank
+from recsys.data.timestamps import naive_utc
 
 __all__ = [
     "CATEGORY_RULES",
     "CITATION",
+    "CSV_ENCODINGS",
     "COUNTRY_REGION",
     "ENV_VAR",
     "PRODUCT_CODE_PATTERN",
@@ -331,12 +344,39 @@ def _missing_file_message(path: Path) -> str:
     )
 
 
-def load_online_retail(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+CSV_ENCODINGS: tuple[str, ...] = ("utf-8", "cp1252", "latin-1")
+"""Encodings tried in order for a CSV without an explicit ``encoding``; latin-1 decodes any byte."""
+
+
+def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
+    """The CSV decoded strictly with ``encoding``, or with the first of
+    :data:`CSV_ENCODINGS` that decodes every byte; ``raw.attrs["encoding"]`` records it."""
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except (LookupError, TypeError):
+            raise ValueError(f"encoding must be a codec name such as 'utf-8' or 'cp1252', got {encoding!r}") from None
+    for candidate in (encoding,) if encoding else CSV_ENCODINGS:
+        try:
+            raw = pd.read_csv(path, dtype={"InvoiceNo": str, "StockCode": str},
+                              encoding="utf-8-sig" if candidate == "utf-8" else candidate)
+        except UnicodeDecodeError as error:
+            if encoding:
+                raise DataFileError(path, f"not valid {encoding} text ({error})") from None
+            continue
+        raw.attrs["encoding"] = candidate
+        return raw
+    raise DataFileError(path, f"could not be decoded as any of {list(CSV_ENCODINGS)}")  # latin-1 never fails
+
+
+def load_online_retail(path: str | os.PathLike[str] | None = None, encoding: str | None = None) -> pd.DataFrame:
     """Read the raw transactions (``.parquet``, ``.csv`` or ``.xlsx``) unchanged.
 
-    Raises ``FileNotFoundError`` saying where to get the file when it is
-    absent, and ``ValueError`` naming the missing columns when it is not the
-    Online Retail table.
+    ``encoding`` (CSV only): None detects it (see the module docstring); the
+    encoding used is in ``raw.attrs["encoding"]`` and then in the cleaning
+    report. Raises ``FileNotFoundError`` saying where to get the file when it
+    is absent, and ``ValueError`` naming the missing columns when it is not
+    the Online Retail table.
     """
     path = resolve_online_retail_path(path)
     if not path.is_file():
@@ -345,9 +385,17 @@ def load_online_retail(path: str | os.PathLike[str] | None = None) -> pd.DataFra
         verify_bundled_file(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        raw = pd.read_parquet(path)
+        import pyarrow as pa
+
+        try:
+            raw = pd.read_parquet(path)
+        except (pa.ArrowException, OSError) as error:
+            raise DataFileError(path, f"not a readable parquet file ({type(error).__name__}: {error})") from None
     elif suffix == ".csv":
-        raw = pd.read_csv(path, dtype={"InvoiceNo": str, "StockCode": str}, encoding_errors="replace")
+        try:
+            raw = _read_csv(path, encoding)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+            raise DataFileError(path, f"not a readable CSV file ({type(error).__name__}: {error})") from None
     elif suffix in (".xlsx", ".xls"):
         try:
             raw = pd.read_excel(path, dtype={"InvoiceNo": str, "StockCode": str})
@@ -386,6 +434,8 @@ class CleaningReport:
     raw_rows: int
     clean_rows: int
     notes: dict[str, int] = field(default_factory=dict)
+    encoding: str | None = None
+    """The text encoding the raw CSV was decoded with (None: not read from a CSV)."""
 
     def to_frame(self) -> pd.DataFrame:
         """The step table with a final total row."""
@@ -402,9 +452,43 @@ def _as_str(series: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(series):
         integral = series.notna() & np.isfinite(series) & (series % 1 == 0)
         series = series.astype(object).where(~integral, series[integral].astype("int64").astype(object))
-    out = series.astype("string").str.strip()
+    try:
+        out = series.astype("string").str.strip()
+    except (UnicodeDecodeError, TypeError, ValueError):  # bytes or odd objects: not text, so missing
+        out = series.map(lambda v: v if isinstance(v, str) or _is_plain_number(v) else None).astype("string")
+        out = out.str.strip()
     out = out.where(~out.isin(["", "nan", "NaN", "None", "<NA>"]), pd.NA)
     return out.astype(object).where(out.notna(), np.nan)
+
+
+def _is_plain_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+_EXACT_INT = float(2**53)  # floats at or above this are not exact integers (and may not fit int64)
+
+
+def _real_numbers(values: pd.Series) -> pd.Series:
+    """float64 numbers; unparseable, complex (non-zero imaginary part),
+    infinite and integral values of 2**53 or more become NaN."""
+    numbers = pd.to_numeric(values.astype(object), errors="coerce")
+    if pd.api.types.is_complex_dtype(numbers):
+        numbers = pd.Series(np.where(numbers.to_numpy().imag == 0, numbers.to_numpy().real, np.nan),
+                            index=values.index)
+    numbers = numbers.astype("float64")
+    return numbers.where(np.isfinite(numbers) & (numbers.abs() < _EXACT_INT))
+
+
+def _invoice_dates(values: pd.Series) -> pd.Series:
+    """datetime64[ns] by the timestamp rule (tz-aware -> UTC, zone dropped;
+    naive kept; mixed offsets each converted); unparseable or outside
+    datetime64[ns]'s range -> NaT."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = naive_utc(values)
+    else:
+        parsed = pd.to_datetime(values, errors="coerce", utc=True).dt.tz_localize(None)
+    inside = parsed.isna() | ((parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max))
+    return parsed.where(inside).astype("datetime64[ns]")  # outside the ns range (1677..2262): NaT
 
 
 def _normalise(raw: pd.DataFrame) -> pd.DataFrame:
@@ -413,10 +497,10 @@ def _normalise(raw: pd.DataFrame) -> pd.DataFrame:
     df["InvoiceNo"] = _as_str(raw["InvoiceNo"])
     df["StockCode"] = _as_str(raw["StockCode"])
     df["Description"] = _as_str(raw["Description"])
-    df["Quantity"] = pd.to_numeric(raw["Quantity"].astype(object), errors="coerce").astype("float64")
-    df["InvoiceDate"] = pd.to_datetime(raw["InvoiceDate"], errors="coerce").astype("datetime64[ns]")
-    df["UnitPrice"] = pd.to_numeric(raw["UnitPrice"].astype(object), errors="coerce").astype("float64")
-    df["CustomerID"] = pd.to_numeric(raw["CustomerID"].astype(object), errors="coerce").astype("float64")
+    df["Quantity"] = _real_numbers(raw["Quantity"])
+    df["InvoiceDate"] = _invoice_dates(raw["InvoiceDate"])
+    df["UnitPrice"] = _real_numbers(raw["UnitPrice"])
+    df["CustomerID"] = _real_numbers(raw["CustomerID"])
     country = _as_str(raw["Country"])
     df["Country"] = country.fillna("Unspecified")
     return df
@@ -481,6 +565,7 @@ def clean_online_retail(raw: pd.DataFrame) -> tuple[pd.DataFrame, CleaningReport
     report = CleaningReport(
         steps=pd.DataFrame(rows), non_product_codes=non_product, raw_rows=len(df), clean_rows=len(clean),
         notes={"non_product_codes_in_raw": int(code[is_code & (~product_code | service)].nunique())},
+        encoding=raw.attrs.get("encoding"),
     )
     return clean, report
 
@@ -548,18 +633,6 @@ def _mode_by(df: pd.DataFrame, key: str, column: str) -> pd.Series:
 
 
 # -- mapping ------------------------------------------------------------------
-def spending_tiers_by_rank(values: np.ndarray | pd.Series, config: RecsysConfig = DEFAULT_CONFIG) -> np.ndarray:
-    """Equal-size rank bins of ``values`` -> the configured spending tiers,
-    lowest first (terciles for budget/mid/premium); ties broken by order."""
-    names = np.asarray(config.spending_tier_names, dtype=object)
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0:
-        return np.asarray([], dtype=object)
-    ranks = pd.Series(values).rank(method="first").to_numpy()
-    codes = np.floor((ranks - 1) * len(names) / len(values)).astype(int)
-    return names[np.clip(codes, 0, len(names) - 1)]
-
-
 def _derived_price_sensitivity(clean: pd.DataFrame, product_price: pd.Series) -> pd.Series:
     """``0.3 + 0.6 * (1 - r)``, r = (rank - 1) / (n - 1) of the customer among
     all n by the quantity-weighted mean price percentile of what they bought."""
@@ -636,7 +709,7 @@ def to_dataset(
         "user_id": np.asarray([f"user_{c}" for c in customer], dtype=object),
         "product_id": ("product_" + clean["StockCode"].astype(str)).to_numpy(dtype=object),
         "event_type": "purchase",
-        "timestamp": clean["InvoiceDate"].astype("datetime64[ns]").to_numpy(),
+        "timestamp": _invoice_dates(clean["InvoiceDate"]).to_numpy(),
         "session_id": clean["InvoiceNo"].astype(str).to_numpy(dtype=object),
         "quantity": clean["Quantity"].astype("int64").to_numpy(),
         "value": value.to_numpy(),
@@ -655,7 +728,7 @@ def to_dataset(
         "products_in_other_category": int((products["retail_category"] == "Other").sum()),
     }
     return Dataset(users, products.drop(columns=["stock_code", "retail_category"]), events,
-                   as_of=clean["InvoiceDate"].max(), meta=meta, config=config)
+                   as_of=events["timestamp"].max(), meta=meta, config=config)
 
 
 def _products(clean: pd.DataFrame, scheme: Scheme, default_stock: int) -> pd.DataFrame:

@@ -39,6 +39,7 @@ the last day, a review written later) are censored; their count is kept in
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from tqdm import tqdm
 
 from recsys.config import DEFAULT_CONFIG, EVENT_TYPES, ConfigError, RecsysConfig
 from recsys.data.dataset import Dataset
+from recsys.data.timestamps import as_timestamp
 from recsys.data.world import CATEGORY_MEDIAN_PRICE, PERSONAS, Persona, vocabulary_for
 
 __all__ = ["DEFAULT_AS_OF", "GENERATOR_VERSION", "generate"]
@@ -127,21 +129,36 @@ class _Products:
     peak: np.ndarray  # season index, -1 for none
 
 
+_MAX_ACTIVITY = 1000.0  # sessions-per-month multiplier; beyond it the event count is unbounded in practice
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def _check_args(n_users: int, n_products: int, days: int, n_personas: int, personas: Sequence[Persona],
-                activity: float, candidates: int, latent_dim: int, config: RecsysConfig) -> None:
-    checks = [
-        ("n_users", n_users, n_users >= 1, "an integer >= 1"),
-        ("n_products", n_products, n_products >= len(config.categories), f"an integer >= {len(config.categories)} "
-         "(one product per category at least)"),
-        ("days", days, days >= 1, "an integer >= 1"),
-        ("n_personas", n_personas, 1 <= n_personas <= len(personas), f"an integer in 1..{len(personas)}"),
-        ("activity", activity, activity > 0, "a number > 0"),
-        ("candidates", candidates, candidates >= 1, "an integer >= 1"),
-        ("latent_dim", latent_dim, latent_dim >= 1, "an integer >= 1"),
+                activity: float, candidates: int, latent_dim: int, seed: int, config: RecsysConfig) -> None:
+    """Every parameter's type and range; a ``ConfigError`` naming the first bad one."""
+    if not isinstance(personas, Sequence) or not all(isinstance(p, Persona) for p in personas):
+        raise ConfigError(f"generate(): personas must be a sequence of Persona, got {personas!r:.80}")
+    if not _is_int(seed) or seed < 0:
+        raise ConfigError(f"generate(): seed must be a non-negative int (a fixed seed makes the data "
+                          f"reproducible; pass an int such as 42), got {seed!r}")
+    integers = [
+        ("n_users", n_users, 1, "an integer >= 1"),
+        ("n_products", n_products, len(config.categories),
+         f"an integer >= {len(config.categories)} (one product per category at least)"),
+        ("days", days, 1, "an integer >= 1"),
+        ("n_personas", n_personas, 1, f"an integer in 1..{len(personas)}"),
+        ("candidates", candidates, 1, "an integer >= 1"),
+        ("latent_dim", latent_dim, 1, "an integer >= 1"),
     ]
-    for name, value, ok, expected in checks:
-        if not ok:
-            raise ValueError(f"generate(): {name} must be {expected}, got {value!r}")
+    for name, value, low, expected in integers:
+        if not _is_int(value) or value < low or (name == "n_personas" and value > len(personas)):
+            raise ConfigError(f"generate(): {name} must be {expected}, got {value!r}")
+    if (isinstance(activity, (bool, np.bool_)) or not isinstance(activity, numbers.Real)
+            or not 0 < activity <= _MAX_ACTIVITY):
+        raise ConfigError(f"generate(): activity must be a finite number in (0, {_MAX_ACTIVITY:g}], got {activity!r}")
     if len(config.spending_tiers) != 3:
         raise ConfigError(
             f"the synthetic generator needs exactly 3 spending tiers (cheapest first), got {config.spending_tier_names}"
@@ -390,7 +407,7 @@ def _views(rng: np.random.Generator, users_idx: np.ndarray, w: _World) -> dict[s
     best = np.argmax(utility + rng.gumbel(size=(V, w.candidates)), axis=1)
 
     gaps = rng.exponential(75.0, V)  # seconds between views of a session
-    start = np.concatenate([[0], np.cumsum(n_views)[:-1]]).astype(np.int64)
+    start = (np.cumsum(n_views) - n_views).astype(np.int64)  # first view of each session (none if S = 0)
     gaps[start] = 0.0
     cum = np.cumsum(gaps)
     return {
@@ -487,12 +504,16 @@ def generate(
     the persona's demand distribution a user chooses among per view (1: pure
     persona-level taste). Events lie in ``[as_of - days, as_of]``. The
     hidden personas are in ``dataset.personas`` (``user_id, persona``).
+    ``seed`` must be a non-negative int (``None`` is refused: the data would
+    not be reproducible); ``as_of`` follows the timestamp rule of
+    :mod:`recsys.data.timestamps` (tz-aware -> UTC, zone dropped). A bad
+    parameter is a ``ConfigError`` (a ``ValueError``) naming it.
     ``progress``: show a tqdm bar over user chunks; ``None`` shows it for
     large worlds (``n_users * days >= 5e6``) when stderr is a terminal, so
     notebooks and logs stay clean. It never changes the data.
     """
-    _check_args(n_users, n_products, days, n_personas, personas, activity, candidates, latent_dim, config)
-    as_of = pd.Timestamp(as_of)
+    _check_args(n_users, n_products, days, n_personas, personas, activity, candidates, latent_dim, seed, config)
+    as_of = as_timestamp(as_of, "as_of")  # naive UTC; a tz-aware value is converted (recsys.data.timestamps)
     start = as_of - pd.Timedelta(days=days)
     if progress is None:
         progress = n_users * days >= 5_000_000 and sys.stderr.isatty()

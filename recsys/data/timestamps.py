@@ -1,0 +1,45 @@
+"""The one timestamp rule of the data layer.
+
+Every timestamp is stored as a timezone-naive ``datetime64[ns]`` in UTC: a
+timezone-aware value or column is converted to UTC and its zone dropped
+(``2024-06-01 12:00+02:00`` -> ``2024-06-01 10:00``); a naive one is taken as
+UTC already and kept. The ``Dataset``, ``generate(as_of=...)`` and the
+Online Retail and MovieLens loaders all go through these functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.errors import DataValidationError
+
+__all__ = ["as_timestamp", "naive_utc"]
+
+
+def naive_utc(values: pd.Series) -> pd.Series:
+    """A datetime column as naive UTC: tz-aware -> converted to UTC, zone dropped; naive unchanged."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values
+
+
+def as_timestamp(value: Any, name: str = "as_of") -> pd.Timestamp:
+    """``value`` (a ``Timestamp``, ``datetime``, ``date``, ``np.datetime64`` or
+    ISO 8601 string) as a naive UTC ``pd.Timestamp``; ``DataValidationError``
+    naming ``name`` for anything else, ``NaT`` and unparseable strings included."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (pd.Timestamp, dt.date, np.datetime64, str)):
+        raise DataValidationError(name, None, f"expected a timestamp (or an ISO 8601 string), got "
+                                              f"{type(value).__name__} {value!r}")
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise DataValidationError(name, None, f"not a timestamp: {value!r} ({error})") from None
+    if stamp is pd.NaT or pd.isna(stamp):
+        raise DataValidationError(name, None, f"missing timestamp (NaT): {value!r}")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp

@@ -1,0 +1,49 @@
+"""The one set of benchmark helpers (issue 15): what they measure, and that no benchmark keeps its own copy."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+
+from recsys.benchmarking import latencies_ms, latency_line, peak_rss_gib, peak_rss_mb, percentiles
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def test_latencies_ms_warms_up_then_times_every_argument_in_order() -> None:
+    calls: list[int] = []
+    sample = latencies_ms(lambda x: calls.append(x) or x * 2, [1, 2, 3], warmup=2, keep_outputs=True)
+    assert calls == [1, 2, 1, 2, 3]  # two untimed warm-up calls, then all three timed
+    assert sample.outputs == [2, 4, 6] and sample.cpu_ms is None
+    assert sample.wall_ms.shape == (3,) and (sample.wall_ms >= 0).all()
+
+
+def test_latencies_ms_measures_cpu_when_asked() -> None:
+    def spin(n: int) -> int:
+        return sum(range(n))
+
+    sample = latencies_ms(spin, [200_000, 10], cpu=True)
+    assert sample.outputs is None and sample.cpu_ms is not None and sample.cpu_ms.shape == (2,)
+    assert sample.cpu_ms[0] > sample.cpu_ms[1] and sample.wall_ms[0] > sample.wall_ms[1]
+
+
+def test_percentiles_and_line_use_numpy_percentiles() -> None:
+    values = np.arange(1.0, 101.0)
+    p = percentiles(values)
+    assert p == {"p50": 50.5, "p95": float(np.percentile(values, 95)), "p99": float(np.percentile(values, 99)),
+                 "max": 100.0}
+    assert latency_line("x", values) == f"{'x':<34} p50    50.50  p95    95.05  p99    99.01  max   100.00 ms"
+
+
+def test_peak_rss_in_two_units() -> None:
+    mb, gib = peak_rss_mb(), peak_rss_gib()
+    assert mb > 10 and abs(gib * 1024 - mb) <= 1.0  # the second reading may have grown a little
+
+
+def test_no_benchmark_defines_its_own_timing_or_memory_helper() -> None:
+    shared = {"latencies_ms", "peak_rss_mb", "peak_rss_gib", "percentiles", "latency_line"}
+    for script in sorted(BENCHMARKS.glob("*.py")):
+        defined = {node.name for node in ast.walk(ast.parse(script.read_text())) if isinstance(node, ast.FunctionDef)}
+        assert not defined & shared, f"{script.name} redefines {sorted(defined & shared)}; use recsys.benchmarking"
