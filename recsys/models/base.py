@@ -22,18 +22,28 @@ import scipy.sparse as sp
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 
-__all__ = ["RECOMMENDATION_COLUMNS", "Recommender", "check_n", "check_user_ids", "top_n_frame", "top_n_indices"]
+__all__ = ["MAX_N", "RECOMMENDATION_COLUMNS", "Recommender", "check_n", "check_user_ids", "top_n_frame", "top_n_indices"]
 
 RECOMMENDATION_COLUMNS = ["user_id", "product_id", "score", "rank", "reason"]
 
 _USER_ID = re.compile(r"^[^\s]{1,128}$")
 
 
-def check_n(n: object, name: str = "n") -> int:
-    """``n`` must be a positive int (not a bool); else a ValueError naming it."""
+MAX_N = 2**31 - 1
+"""The largest ``n`` accepted at all (beyond it: a ValueError, before any work)."""
+
+
+def check_n(n: object, name: str = "n", limit: int | None = None) -> int:
+    """``n`` must be an int (not a bool) in ``1..MAX_N``; else a ValueError
+    naming it. With ``limit`` (the catalogue size), the result is
+    ``min(n, limit)``: nothing larger is ever allocated, and no list can be
+    longer than the catalogue anyway."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"{name} must be a positive int, got {n!r}")
-    return int(n)
+    if n > MAX_N:
+        raise ValueError(f"{name} must be at most {MAX_N}, got {n!r}")
+    n = int(n)
+    return max(1, min(n, int(limit))) if limit is not None else n
 
 
 def check_user_ids(user_ids: object) -> list[str]:
@@ -151,10 +161,10 @@ class Recommender(ABC):
 
     def recommend(self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
         """Top-``n`` for each user, as :data:`RECOMMENDATION_COLUMNS`."""
-        n = check_n(n)
         ids = check_user_ids(user_ids)
         if not hasattr(self, "interactions_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
+        n = check_n(n, limit=len(self.interactions_.product_ids))
         rows = self.interactions_.user_index(ids)
         frames = []
         for start in range(0, max(len(ids), 1), self.chunk_size):

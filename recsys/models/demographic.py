@@ -264,6 +264,7 @@ class DemographicRecommender(Recommender):
         n = check_n(n)
         ids = check_user_ids(user_ids)
         self._check_fitted()
+        n = check_n(n, limit=len(self.interactions_.product_ids))
         rows = self.interactions_.user_index(ids)
         banned = take_rows(self.interactions_.purchased, rows) if exclude_purchased else None
         r, c, v, pos, reasons = self.top_n_for_segments(self.segments_of_rows(rows), banned, n)
@@ -276,6 +277,7 @@ class DemographicRecommender(Recommender):
         new visitor: ``product_id, score, rank, reason``."""
         n = check_n(n)
         self._check_fitted()
+        n = check_n(n, limit=len(self.interactions_.product_ids))
         profile = pd.DataFrame({"region": [region], "age": [age], "spending_tier": [spending_tier]})
         segment = self.segment_codes(profile)
         r, c, v, pos, reasons = self.top_n_for_segments(segment, None, n)

@@ -321,7 +321,7 @@ class HybridRecommender(Recommender):
         user), as arrays: the work behind :meth:`recommend` without pandas
         (the engine's single-user path)."""
         self._check_fitted()
-        n = check_n(n)
+        n = check_n(n, limit=len(self.interactions_.product_ids))
         rows = np.asarray(rows, dtype=np.int64)
         cand, valid, fused, contrib, blocks, weights = self._fuse(rows, n, exclude_purchased)
         pick = self._top(cand, valid, fused, n)  # positions into cand, -1 padding
@@ -418,6 +418,7 @@ class HybridRecommender(Recommender):
         n = check_n(n)
         ids = check_user_ids(user_ids)
         self._check_fitted()
+        n = check_n(n, limit=len(self.interactions_.product_ids))
         rows = self.interactions_.user_index(ids)
         per_user = 6 * 8 * max(len(self.interactions_.product_ids), 1)
         chunk = int(max(1, min(self.chunk_size, self.max_block_bytes // per_user)))

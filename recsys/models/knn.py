@@ -180,6 +180,11 @@ class NeighbourRecommender(Recommender):
         if not hasattr(self, "similarity_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
 
+    def neighbour_entries(self) -> int:
+        """Stored neighbour entries (nonzeros of the similarity matrix)."""
+        self._check_fitted()
+        return int(self.similarity_.nnz)
+
     @abstractmethod
     def score_history(
         self, history: sp.csr_matrix, rows: np.ndarray | None = None, fresh: np.ndarray | None = None
@@ -226,6 +231,7 @@ class NeighbourRecommender(Recommender):
         n = check_n(n)
         ids = check_user_ids(user_ids)
         self._check_fitted()
+        n = check_n(n, limit=len(self.interactions_.product_ids))
         rows = self.interactions_.user_index(ids)
         frames = []
         for start in range(0, max(len(ids), 1), self.chunk_size):

@@ -103,6 +103,30 @@ class PureSVD(Recommender):
         total = float(matrix.multiply(matrix).sum())
         self.explained_energy_ = float(np.sum(s**2) / total)
 
+    @classmethod
+    def from_factors(
+        cls, config: SVDConfig, dataset: Dataset, interactions: Interactions, user_factors: np.ndarray,
+        item_factors: np.ndarray, singular_values: np.ndarray, mean_user_factors: np.ndarray,
+        explained_energy: float = float("nan"),
+    ) -> PureSVD:
+        """A fitted model from stored factors (e.g. a Stage 2 artifact set),
+        rows aligned with ``interactions``' users and products."""
+        users = np.asarray(user_factors, dtype=np.float64)
+        items = np.ascontiguousarray(np.asarray(item_factors, dtype=np.float64))
+        if users.shape != (len(interactions.user_ids), items.shape[1]) or items.shape[0] != len(
+                interactions.product_ids):
+            raise ValueError(
+                f"factor shapes {users.shape} / {items.shape} do not match {len(interactions.user_ids)} users x "
+                f"{len(interactions.product_ids)} products"
+            )
+        model = cls(config)
+        model.dataset_, model.interactions_ = dataset, interactions
+        model.user_factors_, model.item_factors_ = users, items
+        model.singular_values_ = np.asarray(singular_values, dtype=np.float64)
+        model.mean_user_factors_ = np.asarray(mean_user_factors, dtype=np.float64)
+        model.explained_energy_ = float(explained_energy)
+        return model
+
     def fold_in(self, rows: sp.spmatrix | np.ndarray) -> np.ndarray:
         """User factors ``r_u V_k`` for interaction rows not seen at fit time
         (e.g. after new events): no refit needed."""
