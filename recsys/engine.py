@@ -418,9 +418,10 @@ class RecommendationEngine:
         (:class:`~recsys.deals.rate_limit.RateLimitExceeded` says when to retry)."""
         self._check_trained()
         uid = self._check_user(user_id, requesting_user)
+        num_deals = self._deal_generator.check_num_deals(num_deals)
         result = self._deals(self._serving, uid, self._row_of.get(uid, -1), num_deals)
         return {"user_id": uid, "deals": result["deals"], "num_deals": len(result["deals"]),
-                "requested": None if num_deals is None else int(num_deals), "note": result["note"],
+                "requested": num_deals, "note": result["note"],
                 "season": result["season"], "timestamp": self.timestamp}
 
     def _deals(self, serving: _Serving, user_id: str, row: int, num_deals: int | None,
