@@ -59,6 +59,7 @@ from recsys.publish import (
 from recsys.seasonality import SeasonalFactors, SeasonalityConfig
 from recsys.segmentation import SegmentationConfig, UserSegmentation
 from recsys.serialization import jsonable
+from recsys.validation import check_ints
 
 __all__ = ["ARTIFACT_FORMAT", "BatchArtifacts", "BatchConfig", "batch_main", "load_latest", "load_version",
            "run_batch", "save_artifacts"]
@@ -79,8 +80,7 @@ class BatchConfig:
     keep_versions: int = 5
 
     def __post_init__(self) -> None:
-        if isinstance(self.keep_versions, bool) or not isinstance(self.keep_versions, int) or self.keep_versions < 1:
-            raise ValueError(f"BatchConfig.keep_versions must be a positive int, got {self.keep_versions!r}")
+        check_ints(self, "keep_versions")
 
 
 @dataclass

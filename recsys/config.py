@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from recsys.validation import ConfigError, check_ints, check_number, check_numbers
+
 __all__ = [
     "CATEGORIES",
     "EVENT_TYPES",
@@ -36,10 +38,6 @@ __all__ = [
     "SpendingTierConfig",
     "DEFAULT_CONFIG",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field."""
 
 
 CATEGORIES: tuple[str, ...] = (
@@ -81,8 +79,7 @@ class _PicklableMappings:
 
 
 def _check_fraction(owner: str, name: str, value: float, low: float = 0.0, high: float = 1.0) -> None:
-    if not isinstance(value, (int, float)) or math.isnan(value) or not low <= value <= high:
-        raise ConfigError(f"{owner}.{name} must be a number in [{low}, {high}], got {value!r}")
+    check_number(owner, name, value, low, high)
 
 
 def _check_categories(owner: str, name: str, categories: tuple[str, ...], known: tuple[str, ...]) -> None:
@@ -205,9 +202,7 @@ class FusionWeights:
     demographic: float = 0.1
 
     def __post_init__(self) -> None:
-        for name, value in self.as_dict().items():
-            if not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
-                raise ConfigError(f"FusionWeights.{name} must be a non-negative number, got {value!r}")
+        check_numbers(self, *self.as_dict(), low=0)
         total = sum(self.as_dict().values())
         if not math.isclose(total, 1.0, abs_tol=1e-9):
             raise ConfigError(f"FusionWeights must sum to 1, got {total:.6f} ({self.as_dict()})")
@@ -239,10 +234,8 @@ class InteractionWeights:
                 "InteractionWeights must be positive with view <= favorite <= cart <= purchase, "
                 f"got view={self.view}, favorite={self.favorite}, cart={self.cart}, purchase={self.purchase}"
             )
-        if self.review_weight_per_star < 0:
-            raise ConfigError(f"InteractionWeights.review_weight_per_star must be >= 0, got {self.review_weight_per_star}")
-        if not self.half_life_days > 0:
-            raise ConfigError(f"InteractionWeights.half_life_days must be > 0, got {self.half_life_days}")
+        check_numbers(self, "review_weight_per_star", low=0)
+        check_numbers(self, "half_life_days", low=0, low_open=True)
 
     def type_weight(self, event_type: str) -> float:
         if event_type not in ("view", "favorite", "cart", "purchase"):
@@ -279,10 +272,10 @@ class DealConfig:
         _check_fraction("DealConfig", "demand_floor", self.demand_floor)
         if self.min_discount > self.max_discount:
             raise ConfigError(f"DealConfig.min_discount {self.min_discount} > max_discount {self.max_discount}")
-        if self.seasonal_factor < 1.0:
-            raise ConfigError(f"DealConfig.seasonal_factor must be >= 1, got {self.seasonal_factor}")
-        if self.min_margin < 0:
-            raise ConfigError(f"DealConfig.min_margin must be >= 0, got {self.min_margin}")
+        check_numbers(self, "seasonal_factor", low=1)
+        check_numbers(self, "min_margin", low=0)
+        check_ints(self, "min_deals", "max_deals", "expiry_min_days", "expiry_max_days", "rate_limit_requests")
+        check_numbers(self, "rate_limit_window_seconds", low=0, low_open=True)
         if not 1 <= self.min_deals <= self.max_deals:
             raise ConfigError(f"DealConfig needs 1 <= min_deals <= max_deals, got {self.min_deals}, {self.max_deals}")
         if not 1 <= self.expiry_min_days <= self.expiry_max_days:

@@ -74,7 +74,7 @@ import pandas as pd
 
 import recsys
 from recsys.batch import BatchArtifacts, BatchConfig, load_latest, run_batch
-from recsys.config import DEFAULT_CONFIG, ConfigError, FusionWeights, RecsysConfig
+from recsys.config import DEFAULT_CONFIG, FusionWeights, RecsysConfig
 from recsys.data.dataset import Dataset
 from recsys.deals.candidates import CandidateBuilder, DealRules
 from recsys.deals.generator import DealGenerator
@@ -89,6 +89,7 @@ from recsys.models.live_history import LiveHistory
 from recsys.models.realtime import FALLBACK_METHOD, RealtimeConfig, RealtimeRecommender
 from recsys.serialization import config_from_json, config_roundtrip, config_to_json, iso_utc, jsonable
 from recsys.stage2_state import Stage2State
+from recsys.validation import check_ints
 
 __all__ = ["ENGINE_FORMAT_VERSION", "EngineConfig", "EngineFormatError", "RecommendationEngine", "Stage2State",
            "jsonable"]
@@ -117,9 +118,7 @@ class EngineConfig:
     realtime_latency_target: str = "< 100ms"
 
     def __post_init__(self) -> None:
-        k = self.similar_seed_items
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ConfigError(f"EngineConfig.similar_seed_items must be an int >= 1, got {k!r}")
+        check_ints(self, "similar_seed_items")
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from recsys.evaluation.bootstrap import bootstrap_table, paired_bootstrap
 from recsys.evaluation.split import DEFAULT_RELEVANT_EVENTS, TemporalSplit, temporal_split, validation_split
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender
+from recsys.validation import ConfigError, check_ints, check_numbers
 
 __all__ = [
     "HYBRID_COMPONENTS",
@@ -115,16 +116,15 @@ class ComparisonConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "relevant_events", tuple(self.relevant_events))
-        cap = self.max_users
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise ValueError(f"ComparisonConfig.max_users must be None or a positive int, got {cap!r}")
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise ValueError(f"ComparisonConfig.k must be a positive int, got {self.k!r}")
+        if self.max_users is not None:
+            check_ints(self, "max_users")
+        check_ints(self, "k", "n_boot")
+        check_numbers(self, "confidence", low=0, high=1, low_open=True, high_open=True)
         steps = 1.0 / self.sweep_step if self.sweep_step > 0 else math.inf
         if not (0 < self.sweep_step <= 1) or not math.isclose(steps, round(steps), abs_tol=1e-9):
-            raise ValueError(f"ComparisonConfig.sweep_step must divide 1 (e.g. 0.1, 0.2, 0.25), got {self.sweep_step!r}")
+            raise ConfigError(f"ComparisonConfig.sweep_step must divide 1 (e.g. 0.1, 0.2, 0.25), got {self.sweep_step!r}")
         if self.sweep_metric not in M.ACCURACY_METRICS:
-            raise ValueError(f"ComparisonConfig.sweep_metric must be one of {list(M.ACCURACY_METRICS)}, "
+            raise ConfigError(f"ComparisonConfig.sweep_metric must be one of {list(M.ACCURACY_METRICS)}, "
                              f"got {self.sweep_metric!r}")
 
 

@@ -36,6 +36,7 @@ from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n, check_user_ids
 from recsys.models.ranking import entries_frame, first_allowed, take_rows
+from recsys.validation import check_numbers
 
 __all__ = ["DemographicConfig", "DemographicRecommender", "REASONS", "ANY"]
 
@@ -63,10 +64,8 @@ class DemographicConfig:
     price_filter: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.category_weight, (int, float)) or not 0 <= self.category_weight <= 1:
-            raise ConfigError(f"DemographicConfig.category_weight must be in [0, 1], got {self.category_weight!r}")
-        if not isinstance(self.prior_users, (int, float)) or not self.prior_users >= 0:
-            raise ConfigError(f"DemographicConfig.prior_users must be >= 0, got {self.prior_users!r}")
+        check_numbers(self, "category_weight", low=0, high=1)
+        check_numbers(self, "prior_users", low=0)
         if not isinstance(self.price_filter, bool):
             raise ConfigError(f"DemographicConfig.price_filter must be a bool, got {self.price_filter!r}")
 

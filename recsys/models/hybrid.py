@@ -62,6 +62,7 @@ from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n, check_user_ids, top_n_indices
 from recsys.models.ranking import take_rows
+from recsys.validation import check_ints
 
 __all__ = [
     "CONTRIB_COLUMNS",
@@ -100,14 +101,11 @@ class HybridConfig:
         unknown = [s for s in self.history_strategies if s not in STRATEGIES]
         if unknown:
             raise ConfigError(f"HybridConfig.history_strategies has unknown strategies {unknown}; known {list(STRATEGIES)}")
-        m = self.candidates_per_strategy
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise ConfigError(f"HybridConfig.candidates_per_strategy must be an int >= 1, got {m!r}")
+        check_ints(self, "candidates_per_strategy")
         if self.normalization not in ("minmax", "rank"):
             raise ConfigError(f"HybridConfig.normalization must be 'minmax' or 'rank', got {self.normalization!r}")
-        cap = self.category_cap
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise ConfigError(f"HybridConfig.category_cap must be None or an int >= 1, got {cap!r}")
+        if self.category_cap is not None:
+            check_ints(self, "category_cap")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.config import ConfigError
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n, check_user_ids
@@ -46,6 +45,7 @@ from recsys.models.ranking import (
     take_rows,
     top_n_positive,
 )
+from recsys.validation import check_ints, check_numbers
 
 try:  # scipy's own sparse-product kernel (what ``a @ b`` runs after sizing its output)
     from scipy.sparse._sparsetools import csr_matmat as _csr_matmat
@@ -72,14 +72,9 @@ class KNNConfig:
     block_entries: int = 1 << 23
 
     def __post_init__(self) -> None:
-        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
-            raise ConfigError(f"KNNConfig.k must be a positive int, got {self.k!r}")
-        if not isinstance(self.shrinkage, (int, float)) or not self.shrinkage >= 0:
-            raise ConfigError(f"KNNConfig.shrinkage must be a number >= 0, got {self.shrinkage!r}")
-        if not isinstance(self.min_similarity, (int, float)) or not 0 <= self.min_similarity <= 1:
-            raise ConfigError(f"KNNConfig.min_similarity must be in [0, 1], got {self.min_similarity!r}")
-        if isinstance(self.block_entries, bool) or not isinstance(self.block_entries, int) or self.block_entries < 1:
-            raise ConfigError(f"KNNConfig.block_entries must be a positive int, got {self.block_entries!r}")
+        check_ints(self, "k", "block_entries")
+        check_numbers(self, "shrinkage", low=0)
+        check_numbers(self, "min_similarity", low=0, high=1)
 
 
 def _row_norms(matrix: sp.csr_matrix) -> np.ndarray:

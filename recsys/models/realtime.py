@@ -49,6 +49,7 @@ from recsys.models.demographic import REASONS, DemographicConfig, DemographicRec
 from recsys.models.knn import ItemKNN, KNNConfig, NeighbourRecommender, UserKNN, top_n_sparse
 from recsys.models.live_history import EventUpdate, HistorySnapshot, LiveHistory
 from recsys.models.ranking import take_rows, top_n_dense_row
+from recsys.validation import check_ints
 
 __all__ = ["RealtimeConfig", "RealtimeRecommender", "REALTIME_COLUMNS", "FALLBACK_METHOD"]
 
@@ -79,10 +80,7 @@ class RealtimeConfig:
     def __post_init__(self) -> None:
         if self.neighbours not in _NEIGHBOURS:
             raise ConfigError(f"RealtimeConfig.neighbours must be one of {list(_NEIGHBOURS)}, got {self.neighbours!r}")
-        for name in ("min_history", "compact_threshold", "n_jobs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"RealtimeConfig.{name} must be a positive int, got {value!r}")
+        check_ints(self, "min_history", "compact_threshold", "n_jobs")
 
 
 class RealtimeRecommender(Recommender):

@@ -33,6 +33,7 @@ from surprise.prediction_algorithms.predictions import Prediction
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_user_ids
+from recsys.validation import ConfigError, check_ints, check_numbers
 
 __all__ = [
     "PureSVD",
@@ -58,8 +59,7 @@ class SVDConfig:
     random_state: int = 42
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_factors, bool) or not isinstance(self.n_factors, int) or self.n_factors < 1:
-            raise ValueError(f"SVDConfig.n_factors must be a positive int, got {self.n_factors!r}")
+        check_ints(self, "n_factors")
 
 
 class PureSVD(Recommender):
@@ -282,13 +282,8 @@ class SurpriseSVDConfig:
     random_state: int = 42
 
     def __post_init__(self) -> None:
-        for name in ("n_factors", "n_epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"SurpriseSVDConfig.{name} must be a positive int, got {value!r}")
-        for name in ("lr_all", "reg_all"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"SurpriseSVDConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        check_ints(self, "n_factors", "n_epochs")
+        check_numbers(self, "lr_all", "reg_all", low=0)
 
 
 class SurpriseSVD(_SurpriseRanker):
@@ -335,12 +330,9 @@ class SurpriseKNNConfig:
     max_items: int = 5000
 
     def __post_init__(self) -> None:
-        for name in ("k", "min_k", "max_items"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"SurpriseKNNConfig.{name} must be a positive int, got {value!r}")
+        check_ints(self, "k", "min_k", "max_items")
         if self.similarity not in ("cosine", "msd", "pearson", "pearson_baseline"):
-            raise ValueError(f"SurpriseKNNConfig.similarity must be cosine/msd/pearson/pearson_baseline, "
+            raise ConfigError(f"SurpriseKNNConfig.similarity must be cosine/msd/pearson/pearson_baseline, "
                              f"got {self.similarity!r}")
 
 
