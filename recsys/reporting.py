@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.serialization import jsonable
+
 __all__ = ["Report", "pin_threads", "set_thesis_style", "save_figure", "save_table", "write_benchmark_manifest",
            "THREAD_ENV"]
 
@@ -117,21 +119,6 @@ def _latex(df: pd.DataFrame, float_format: str) -> str:
     return "\n".join(lines)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return None if math.isnan(value) else round(value, 6)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 @dataclass
 class Report:
     """Collects one notebook's figures, tables and headline metrics."""
@@ -178,7 +165,7 @@ class Report:
 
     def metric(self, name: str, value: Any, description: str = "") -> Any:
         """Record a headline metric (rounded to 6 decimals in the manifest)."""
-        self.metrics[name] = {"value": _jsonable(value), "description": description}
+        self.metrics[name] = {"value": jsonable(value, 6), "description": description}
         self._write()
         return value
 
@@ -207,7 +194,7 @@ def write_benchmark_manifest(
         "notebook": name,
         "figures": [],
         "tables": [],
-        "metrics": {key: {"value": _jsonable(value), "description": how} for key, (value, how) in metrics.items()},
+        "metrics": {key: {"value": jsonable(value, 6), "description": how} for key, (value, how) in metrics.items()},
     }
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path

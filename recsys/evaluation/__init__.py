@@ -2,19 +2,11 @@
 
 - :mod:`recsys.evaluation.split`: temporal hold-out, relevance rules, cold-start users, validation window.
 - :mod:`recsys.evaluation.metrics`: precision/recall/NDCG/MAP/hit rate@k, coverage, diversity, novelty.
-- :mod:`recsys.evaluation.bootstrap`: percentile bootstrap over users, paired differences.
+- :mod:`recsys.statistics` (re-exported here): percentile bootstrap over users, paired differences.
 - :mod:`recsys.evaluation.comparison`: every model under one protocol, weight sweep, multi-seed
   aggregation, the seed's "Performance Metrics" table.
 """
 
-from recsys.evaluation.bootstrap import (
-    Interval,
-    PairedDifference,
-    bootstrap_ci,
-    bootstrap_statistic,
-    bootstrap_table,
-    paired_bootstrap,
-)
 from recsys.evaluation.comparison import (
     ComparisonConfig,
     ComparisonResult,
@@ -38,6 +30,14 @@ from recsys.evaluation.metrics import (
     seed_diversity_percent,
 )
 from recsys.evaluation.split import TemporalSplit, temporal_split, validation_split
+from recsys.statistics import (
+    Interval,
+    PairedDifference,
+    bootstrap_ci,
+    bootstrap_statistic,
+    bootstrap_table,
+    paired_bootstrap,
+)
 
 __all__ = [
     "ComparisonConfig",

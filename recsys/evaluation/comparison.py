@@ -13,7 +13,7 @@ Protocol (:func:`run_comparison`)
        :class:`~recsys.models.content.ContentRecommender` fitted on the
        training data) and novelty (popularity among training users); per model
        catalog coverage@k. Means with 95% percentile bootstrap intervals over
-       users (:mod:`recsys.evaluation.bootstrap`); coverage, a statistic of
+       users (:mod:`recsys.statistics`); coverage, a statistic of
        the whole set of lists that resampling biases downwards, gets none
        (its spread shows across seeds).
     4. The hybrid is scored at the seed's weights (40/30/20/10), with each
@@ -51,11 +51,11 @@ import pandas as pd
 from recsys.config import FusionWeights
 from recsys.data.dataset import Dataset
 from recsys.evaluation import metrics as M
-from recsys.evaluation.bootstrap import bootstrap_table, paired_bootstrap
 from recsys.evaluation.split import DEFAULT_RELEVANT_EVENTS, TemporalSplit, temporal_split, validation_split
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender
-from recsys.validation import ConfigError, check_ints, check_numbers
+from recsys.statistics import aggregate_seeds, bootstrap_table, paired_bootstrap
+from recsys.validation import ConfigError, check_ints, check_number, check_numbers
 
 __all__ = [
     "HYBRID_COMPONENTS",
@@ -286,7 +286,7 @@ def paired_differences(
     n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
 ) -> pd.DataFrame:
     """``reference, other, metric, difference, ci_low, ci_high, p_value, verdict, n_users``
-    from :func:`~recsys.evaluation.bootstrap.paired_bootstrap` (difference = reference - other)."""
+    from :func:`~recsys.statistics.paired_bootstrap` (difference = reference - other)."""
     if reference not in per_user:
         raise ValueError(f"unknown reference model {reference!r}; known: {list(per_user)}")
     missing = [o for o in others if o not in per_user]
@@ -299,17 +299,26 @@ def paired_differences(
             rows.append({"reference": reference, "other": other, "metric": metric, "difference": d.difference,
                          "ci_low": d.ci_low, "ci_high": d.ci_high, "p_value": d.p_value, "verdict": d.verdict,
                          "n_users": d.n})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["confidence"] = float(confidence)  # read by standing_sentences
+    return out
 
 
-def standing_sentences(paired: pd.DataFrame, metric: str = "ndcg", k: int = 10) -> list[str]:
+def standing_sentences(paired: pd.DataFrame, metric: str = "ndcg", k: int = 10,
+                       confidence: float | None = None) -> list[str]:
     """One sentence per compared model, read off the paired intervals, e.g.
-    ``"hybrid vs popularity: NDCG@10 +0.0123 (95% CI [0.0040, 0.0210]): better"``."""
+    ``"hybrid vs popularity: NDCG@10 +0.0123 (95% CI [0.0040, 0.0210]): better"``.
+    The level is ``confidence``, else the one :func:`paired_differences`
+    recorded in ``paired.attrs``; a frame without either is refused."""
+    level = confidence if confidence is not None else paired.attrs.get("confidence")
+    if level is None:
+        raise ValueError("standing_sentences: paired carries no confidence level (attrs lost?); pass confidence=")
+    check_number("standing_sentences", "confidence", level, low=0, high=1, low_open=True, high_open=True)
     label = f"{METRIC_LABELS.get(metric, metric)}@{k}"
     part = paired[paired["metric"] == metric]
     return [
-        f"{r.reference} vs {r.other}: {label} {r.difference:+.4f} (95% CI [{r.ci_low:.4f}, {r.ci_high:.4f}]): "
-        f"{r.verdict}"
+        f"{r.reference} vs {r.other}: {label} {r.difference:+.4f} ({100 * level:g}% CI [{r.ci_low:.4f}, "
+        f"{r.ci_high:.4f}]): {r.verdict}"
         for r in part.itertuples(index=False)
     ]
 
@@ -503,27 +512,6 @@ def run_comparison(
 
 
 # -- multi-seed --------------------------------------------------------------------------------------------------------
-def aggregate_seeds(tables: Mapping[int, pd.DataFrame], value: str = "mean",
-                    by: Sequence[str] = ("model", "metric")) -> pd.DataFrame:
-    """Combine per-seed tidy tables (e.g. ``ComparisonResult.table`` of each
-    seed) into ``<by>, mean, std, min, max, n_seeds``: the mean and the sample
-    standard deviation (ddof 1; NaN for one seed) of ``value`` across seeds.
-    A row missing from some seed is aggregated over the seeds that have it
-    (``n_seeds`` says how many)."""
-    if not tables:
-        raise ValueError("tables is empty: need at least one seed's table")
-    frames = []
-    for seed, table in tables.items():
-        lacking = [c for c in (*by, value) if c not in table.columns]
-        if lacking:
-            raise ValueError(f"the table of seed {seed} lacks column(s) {lacking}")
-        frames.append(table[[*by, value]].assign(seed=seed))
-    long = pd.concat(frames, ignore_index=True)
-    grouped = long.groupby(list(by), sort=False)[value]
-    out = grouped.agg(["mean", "std", "min", "max", "count"]).reset_index()
-    return out.rename(columns={"count": "n_seeds"})
-
-
 def read_seed_tables(top: str | Path, table: str = "08_comparison.csv") -> dict[int, pd.DataFrame]:
     """The per-seed copies of ``tables/<table>`` under ``top/seed_<s>/`` (the
     layout of ``recsys run --seeds``), keyed by seed."""
