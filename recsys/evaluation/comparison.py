@@ -35,7 +35,6 @@ Timing
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import re
@@ -52,6 +51,7 @@ from recsys.config import FusionWeights
 from recsys.data.dataset import Dataset
 from recsys.evaluation import metrics as M
 from recsys.evaluation.split import DEFAULT_RELEVANT_EVENTS, TemporalSplit, temporal_split, validation_split
+from recsys.evaluation.sweep import hybrid_of, simplex_grid, weight_sweep
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender
 from recsys.statistics import aggregate_seeds, bootstrap_table, paired_bootstrap
@@ -73,7 +73,7 @@ __all__ = [
     "sample_users",
     "simplex_grid",
     "standing_sentences",
-    "weight_sweep",
+    "validation_sweep",
 ]
 
 ModelFactory = Callable[[], Recommender]
@@ -153,19 +153,6 @@ def default_factories(seed: int = 42) -> dict[str, tuple[str, ModelFactory]]:
 
 
 # -- weights -----------------------------------------------------------------------------------------------------------
-def simplex_grid(step: float = 0.2, strategies: Sequence[str] = STRATEGIES) -> pd.DataFrame:
-    """Every weight vector on the simplex with coordinates in multiples of
-    ``step`` (``1/step`` must be an integer), one row each, in lexicographic
-    order: ``C(1/step + d - 1, d - 1)`` rows for ``d`` strategies (56 for
-    step 0.2 and four strategies, 286 for 0.1)."""
-    steps = round(1.0 / step) if step > 0 else 0
-    if steps < 1 or not math.isclose(steps * step, 1.0, abs_tol=1e-9):
-        raise ValueError(f"step must be in (0, 1] and divide 1, got {step!r}")
-    d = len(strategies)
-    rows = [c for c in itertools.product(range(steps + 1), repeat=d) if sum(c) == steps]
-    return pd.DataFrame(np.array(rows, dtype=np.float64) / steps, columns=list(strategies))
-
-
 def leave_one_out_weights(weights: FusionWeights, left_out: str) -> FusionWeights:
     """``weights`` without ``left_out``; the others rescaled to sum to 1
     (the same proportional redistribution the hybrid applies per user)."""
@@ -336,14 +323,6 @@ def _timed_recommend(model: Recommender, users: Sequence[str], k: int) -> tuple[
     return frame, time.perf_counter() - start
 
 
-def _hybrid(components: Mapping[str, Recommender], weights: FusionWeights, rules: bool = True) -> Recommender:
-    from recsys.models.hybrid import HybridConfig, HybridRecommender
-
-    config = HybridConfig() if rules else HybridConfig(exclude_out_of_stock=False, spending_tier_filter=False)
-    used = {s: c for s, c in components.items() if getattr(weights, s) > 0}
-    return HybridRecommender.from_fitted(used, weights, config)
-
-
 class _PrecomputedScores(Recommender):
     """A fitted strategy whose scores for a fixed set of user rows are
     computed once and then served from memory (identical values), so a
@@ -379,26 +358,25 @@ def sample_users(users: Sequence[str], max_users: int | None, seed: int) -> list
     return [users[i] for i in np.sort(picked)]
 
 
-def weight_sweep(
+def validation_sweep(
     components: Mapping[str, Recommender], split: TemporalSplit, grid: pd.DataFrame, k: int = 10,
     users: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Mean accuracy metrics on ``split`` (the validation split) of the hybrid
-    at every weight vector of ``grid``; components must be fitted on
-    ``split.train``. One row per grid row: weights then metric means over
-    ``users`` (default: all warm validation users). Component scores of
-    these users are computed once and reused across the grid."""
+    at every weight vector of ``grid`` (:func:`~recsys.evaluation.sweep.weight_sweep`);
+    components must be fitted on ``split.train``. One row per grid row:
+    weights then metric means over ``users`` (default: all warm validation
+    users). Component scores of these users are computed once and reused
+    across the grid."""
     users = list(users) if users is not None else split.warm_users
     relevant = split.relevant[split.relevant["user_id"].isin(users)]
     rows_of_users = next(iter(components.values())).interactions_.user_index(users)
-    components = {s: _PrecomputedScores(c, np.unique(rows_of_users)) for s, c in components.items()}
-    rows = []
-    for weights in grid.itertuples(index=False):
-        w = FusionWeights(**weights._asdict())
-        recs = _hybrid(components, w).recommend(users, n=k, exclude_purchased=True)
-        means = M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], relevant, k).mean()
-        rows.append({**weights._asdict(), **means.to_dict()})
-    return pd.DataFrame(rows)
+    cached = {s: _PrecomputedScores(c, np.unique(rows_of_users)) for s, c in components.items()}
+
+    def accuracy(recs: pd.DataFrame) -> dict[str, float]:
+        return M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], relevant, k).mean().to_dict()
+
+    return weight_sweep(cached, users, grid, k, metrics={"accuracy": accuracy})
 
 
 def _best_weights(sweep: pd.DataFrame, metric: str) -> FusionWeights:
@@ -464,14 +442,14 @@ def run_comparison(
         model.fit(validation.train, val_interactions)
         val_components[s] = model
     val_users = sample_users(validation.warm_users, config.max_users, config.seed)
-    sweep = weight_sweep(val_components, validation, simplex_grid(config.sweep_step), config.k, val_users)
+    sweep = validation_sweep(val_components, validation, simplex_grid(config.sweep_step), config.k, val_users)
     best = _best_weights(sweep, config.sweep_metric)
     hybrids["hybrid_tuned"] = (best, True)
     say(f"weight sweep: {len(sweep)} points, best {best.as_dict()}")
 
     for name, (weights, rules) in hybrids.items():
         start = time.perf_counter()
-        fitted[name] = _hybrid(components, weights, rules)
+        fitted[name] = hybrid_of(components, weights, rules)
         assembly = time.perf_counter() - start
         fit_seconds[name] = assembly + sum(fit_seconds[HYBRID_COMPONENTS[s]] for s in STRATEGIES
                                            if getattr(weights, s) > 0)
