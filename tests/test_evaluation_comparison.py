@@ -181,7 +181,7 @@ def test_performance_metrics_table(tmp_path):
 
 
 def test_user_cap_and_skipped_peer(small_dataset):
-    from recsys.models.svd import SurpriseKNN, SurpriseKNNConfig
+    from recsys.models.surprise_models import SurpriseKNN, SurpriseKNNConfig
 
     factories = {name: spec for name, spec in C.default_factories(0).items() if name in C.HYBRID_COMPONENTS.values()}
     factories["surprise_knn"] = ("single", lambda: SurpriseKNN(SurpriseKNNConfig(max_items=1)))  # refuses to fit

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from recsys import Dataset
+from recsys.analysis import example_users, overlap_at_k
 from recsys.config import ConfigError, FusionWeights
+from recsys.evaluation.sweep import simplex_grid, weight_sweep
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender
-from recsys.analysis import example_users, overlap_at_k
-from recsys.evaluation.sweep import simplex_grid, weight_sweep
 from recsys.models.content import ContentConfig, ContentRecommender, split_labels
 from recsys.models.hybrid import (
     CONTRIB_COLUMNS,

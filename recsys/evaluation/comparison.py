@@ -138,7 +138,8 @@ def default_factories(seed: int = 42) -> dict[str, tuple[str, ModelFactory]]:
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
     from recsys.models.knn import ItemKNN
-    from recsys.models.svd import PureSVD, SurpriseKNN, SurpriseSVD, SurpriseSVDConfig, SVDConfig
+    from recsys.models.surprise_models import SurpriseKNN, SurpriseSVD, SurpriseSVDConfig
+    from recsys.models.svd import PureSVD, SVDConfig
 
     return {
         "random": ("baseline", lambda: RandomRecommender(seed=seed)),
