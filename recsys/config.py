@@ -36,6 +36,7 @@ __all__ = [
     "RegionConfig",
     "SeasonCalendar",
     "SpendingTierConfig",
+    "PicklableMappings",
     "DEFAULT_CONFIG",
 ]
 
@@ -66,7 +67,7 @@ def _frozen_map(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
 
-class _PicklableMappings:
+class PicklableMappings:
     """Pickle support for frozen dataclasses holding ``MappingProxyType``
     fields (which cannot be pickled): rebuild through the constructor."""
 
@@ -89,7 +90,7 @@ def _check_categories(owner: str, name: str, categories: tuple[str, ...], known:
 
 
 @dataclass(frozen=True)
-class RegionConfig(_PicklableMappings):
+class RegionConfig(PicklableMappings):
     """A region's preferences (SPEC 'Regional preferences' table).
 
     ``avg_discount`` is the regional preference term of the deal formula;
@@ -151,7 +152,7 @@ class SpendingTierConfig:
 
 
 @dataclass(frozen=True)
-class SeasonCalendar(_PicklableMappings):
+class SeasonCalendar(PicklableMappings):
     """Month -> season (northern-hemisphere meteorological seasons by default),
     plus the season-wide boosts that apply in every region.
 

@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.config import ConfigError, _PicklableMappings
+from recsys.config import ConfigError, PicklableMappings
 from recsys.data.dataset import Dataset
 from recsys.interactions import event_weights
 
@@ -110,7 +110,7 @@ DEAL_TYPES: tuple[str, ...] = ("high_affinity", "similar_to_viewed", "regional_s
 
 
 @dataclass(frozen=True)
-class DealRules(_PicklableMappings):
+class DealRules(PicklableMappings):
     """Thresholds of the deal types, the ranking and how many deals to show.
     Pickles (through the constructor, so the checks run again on load).
 
