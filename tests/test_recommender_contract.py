@@ -164,3 +164,11 @@ def test_a_failing_private_kernel_falls_back_to_the_public_product(monkeypatch):
     np.testing.assert_array_equal(out.toarray(), (left @ right).toarray())
     monkeypatch.setattr(knn_module, "_csr_matmat", None)
     np.testing.assert_array_equal(sparse_product(left, right).toarray(), (left @ right).toarray())
+
+
+def test_top_n_sparse_takes_float64_scores_as_float32():
+    from recsys.models.knn import top_n_sparse
+
+    scores = sp.csr_matrix(np.array([[0.0, 2.0, 1.0]]), dtype=np.float64)  # converted to float32, same answer
+    r, c, v, rank = top_n_sparse(scores, None, 2)
+    assert c.tolist() == [1, 2] and rank.tolist() == [1, 2]

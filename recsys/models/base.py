@@ -21,10 +21,10 @@ import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
+from recsys.models.ranking import RECOMMENDATION_COLUMNS, take_rows, top_n_indices
 
-__all__ = ["MAX_N", "RECOMMENDATION_COLUMNS", "Recommender", "check_n", "check_user_ids", "top_n_frame", "top_n_indices"]
+__all__ = ["MAX_N", "RECOMMENDATION_COLUMNS", "Recommender", "check_n", "check_user_ids", "top_n_frame"]
 
-RECOMMENDATION_COLUMNS = ["user_id", "product_id", "score", "rank", "reason"]
 
 _USER_ID = re.compile(r"^[^\s]{1,128}$")
 
@@ -60,24 +60,6 @@ def check_user_ids(user_ids: object) -> list[str]:
             f"malformed user id(s) {bad[:3]!r}: expected non-empty strings without whitespace, at most 128 chars"
         )
     return ids
-
-
-def top_n_indices(scores: np.ndarray, n: int) -> np.ndarray:
-    """Column indices of the ``n`` best scores per row, best first; ties
-    broken by the lower column index. ``argpartition`` keeps it O(products)."""
-    if n >= scores.shape[1]:
-        return np.argsort(-scores, axis=1, kind="stable")
-    # a candidate set that surely holds the top n including every tie at the n-th value
-    kth = np.partition(-scores, n - 1, axis=1)[:, n - 1 : n]
-    order = np.argsort(-scores, axis=1, kind="stable") if scores.shape[0] * scores.shape[1] <= 4096 else None
-    if order is not None:
-        return order[:, :n]
-    out = np.empty((scores.shape[0], n), dtype=np.int64)
-    for i in range(scores.shape[0]):
-        cand = np.flatnonzero(-scores[i] <= kth[i, 0])
-        best = cand[np.argsort(-scores[i, cand], kind="stable")]
-        out[i] = best[:n]
-    return out
 
 
 def top_n_frame(
@@ -170,17 +152,9 @@ class Recommender(ABC):
         for start in range(0, max(len(ids), 1), self.chunk_size):
             chunk = rows[start : start + self.chunk_size]
             scores = self.score_users(chunk)
-            exclude = _purchased_rows(self.interactions_.purchased, chunk) if exclude_purchased else None
+            exclude = take_rows(self.interactions_.purchased, chunk) if exclude_purchased else None
             frames.append(
                 top_n_frame(scores, ids[start : start + self.chunk_size], self.interactions_.product_ids, n,
                             self.reasons_for(chunk, scores), exclude)
             )
         return pd.concat(frames, ignore_index=True)
-
-
-def _purchased_rows(purchased: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-    """Rows of ``purchased`` for ``rows`` (-1 -> empty row), vectorised."""
-    safe = np.where(rows >= 0, rows, 0)
-    picked = purchased[safe].tocsr()
-    mask = sp.diags((rows >= 0).astype(np.float64))
-    return (mask @ picked).astype(bool).tocsr()

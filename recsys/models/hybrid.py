@@ -60,8 +60,8 @@ from scipy.stats import rankdata
 from recsys.config import ConfigError, FusionWeights
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
-from recsys.models.base import Recommender, check_n, check_user_ids, top_n_indices
-from recsys.models.ranking import take_rows
+from recsys.models.base import Recommender, check_n, check_user_ids
+from recsys.models.ranking import take_rows, top_n_indices
 from recsys.validation import check_ints
 
 __all__ = [

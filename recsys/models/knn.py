@@ -35,7 +35,6 @@ from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n, check_user_ids
 from recsys.models.ranking import (
-    drop_entries,
     entries_frame,
     first_allowed,
     gather_counts,
@@ -252,19 +251,11 @@ def top_n_sparse(
     broken by column gives). Returns ``rows, cols, scores, rank`` ordered by
     (row, rank).
     """
-    scores = sp.csr_matrix(scores)
-    fast = top_n_positive(scores, banned, n)  # float32 scores: one padded partition per block
-    if fast is not None:
-        r, c, v, rank = fast
-    else:
-        k: int | np.ndarray = n
-        if banned is not None and banned.nnz:
-            # the top n of the allowed entries lie within the top n + b of all, b >= |banned in row|
-            # (b rounded up to a power of two: few distinct cut-offs, few partition passes)
-            n_banned = np.diff(banned.indptr)
-            k = n + np.where(n_banned > 0, 2 ** np.ceil(np.log2(np.maximum(n_banned, 1))), 0).astype(np.int64)
-        top = drop_entries(keep_topk(scores, k), banned)
-        r, c, v, rank = ranked_entries(keep_topk(top, n))
+    scores = sp.csr_matrix(scores, dtype=np.float32)  # the neighbour scores are float32 already (no copy)
+    fast = top_n_positive(scores, banned, n)
+    if fast is None:
+        raise ValueError(f"top_n_sparse: {scores.shape[1]} columns or {scores.nnz} entries exceed 2**31")
+    r, c, v, rank = fast
     n_products = scores.shape[1]
     got = np.bincount(r, minlength=scores.shape[0])
     short = np.flatnonzero(got < min(n, n_products))
