@@ -11,7 +11,6 @@ from recsys.evaluation.comparison import (
     ComparisonConfig,
     ComparisonResult,
     aggregate_seeds,
-    performance_metrics_table,
     read_seed_tables,
     run_comparison,
 )
@@ -58,7 +57,6 @@ __all__ = [
     "ndcg_at_k",
     "novelty",
     "paired_bootstrap",
-    "performance_metrics_table",
     "precision_at_k",
     "ranking_metrics_per_user",
     "read_seed_tables",

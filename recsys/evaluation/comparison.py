@@ -35,7 +35,6 @@ Timing
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -67,7 +66,6 @@ __all__ = [
     "evaluate_recommendations",
     "leave_one_out_weights",
     "paired_differences",
-    "performance_metrics_table",
     "read_seed_tables",
     "run_comparison",
     "sample_users",
@@ -503,89 +501,3 @@ def read_seed_tables(top: str | Path, table: str = "08_comparison.csv") -> dict[
     if not out:
         raise FileNotFoundError(f"no seed_*/tables/{table} under {top}")
     return dict(sorted(out.items()))
-
-
-# -- the seed's "Performance Metrics" table ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Claim:
-    metric: str
-    claim: str
-    patterns: tuple[str, ...]  # regexes over "<notebook>:<metric name>" of recorded metrics
-
-
-SEED_PERFORMANCE_CLAIMS: tuple[_Claim, ...] = (
-    _Claim("Stage 1 Latency", "30-80ms", (r"(stage1|stage_1|realtime|real_time).*latency", r"latency.*(stage1|realtime)")),
-    _Claim("Stage 3 Latency", "150-300ms", (r"(stage3|stage_3|full|hybrid).*latency", r"latency.*(stage3|full)")),
-    _Claim("Throughput", "300+ requests/second", (r"throughput", r"requests_per_s", r"\brps\b")),
-    _Claim("Memory Usage", "250-350MB (ML service)", (r"memory", r"\brss\b", r"_mb\b")),
-    _Claim("Deal Generation Rate", "3-7 deals per user", (r"deals?_per_user", r"deal.*rate")),
-    _Claim("User Segmentation Accuracy", "85-92%", (r"segment.*(accuracy|ari)", r"(accuracy|ari).*segment")),
-    _Claim("Recommendation Diversity", "70-85%", (r"diversity",)),
-)
-
-
-def _recorded_metrics(reports_dir: Path, exclude_notebooks: Sequence[str]) -> list[dict[str, Any]]:
-    """Headline metrics of the manifests in ``artifacts/`` (notebooks) and of
-    benchmark manifests (same format) in ``reports_dir/benchmarks/`` or the
-    profile-independent ``reports_dir/../benchmarks/`` (``make benchmarks``),
-    if present."""
-    rows = []
-    paths = sorted((reports_dir / "artifacts").glob("*.json"))
-    for bench_dir in (reports_dir / "benchmarks", reports_dir.parent / "benchmarks"):
-        paths += sorted(bench_dir.glob("*.json"))
-    for path in paths:
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path} is not a readable report manifest: {error}") from error
-        notebook = manifest.get("notebook", path.stem)
-        if notebook in exclude_notebooks:
-            continue
-        for name, entry in sorted(manifest.get("metrics", {}).items()):
-            rows.append({"source": f"{notebook}:{name}", "value": entry.get("value"),
-                         "description": entry.get("description", "")})
-    return rows
-
-
-def performance_metrics_table(
-    reports_dir: str | Path,
-    measured: Mapping[str, Sequence[tuple[str, Any, str]]] | None = None,
-    exclude_notebooks: Sequence[str] = ("08_evaluation",),
-) -> pd.DataFrame:
-    """The seed's "Performance Metrics" table with measured values beside the claims.
-
-    Columns ``metric, seed_claim, measured, how_measured, source``. For each
-    seed row, every numeric headline metric recorded in this run's
-    ``reports_dir/artifacts/*.json`` (and ``reports_dir/benchmarks/*.json``
-    if a benchmark wrote one) whose ``notebook:name`` matches the row's
-    patterns is listed, with its recorded description as the method;
-    manifests of ``exclude_notebooks`` (the caller itself) are skipped.
-    ``measured`` adds the caller's own values: seed metric -> list of
-    ``(name, value, how)``. A row with nothing recorded says "not measured
-    in this run"; no number is ever filled in otherwise."""
-    recorded = _recorded_metrics(Path(reports_dir), tuple(exclude_notebooks))
-    measured = dict(measured or {})
-    known = {c.metric for c in SEED_PERFORMANCE_CLAIMS}
-    unknown = sorted(set(measured) - known)
-    if unknown:
-        raise ValueError(f"unknown seed metric(s) {unknown}; expected among {sorted(known)}")
-    rows = []
-    for claim in SEED_PERFORMANCE_CLAIMS:
-        found = [(r["source"], r["value"], r["description"]) for r in recorded
-                 if isinstance(r["value"], (int, float)) and not isinstance(r["value"], bool)
-                 and any(re.search(p, r["source"], flags=re.IGNORECASE) for p in claim.patterns)]
-        found += [(name, value, how) for name, value, how in measured.get(claim.metric, [])]
-        if not found:
-            rows.append({"metric": claim.metric, "seed_claim": claim.claim, "measured": "not measured in this run",
-                         "how_measured": "", "source": ""})
-            continue
-        for source, value, how in found:
-            rows.append({"metric": claim.metric, "seed_claim": claim.claim, "measured": _fmt(value),
-                         "how_measured": how, "source": source})
-    return pd.DataFrame(rows)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return f"{float(value):.4g}"
