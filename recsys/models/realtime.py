@@ -57,7 +57,6 @@ REALTIME_COLUMNS = RECOMMENDATION_COLUMNS + ["method"]
 FALLBACK_METHOD = "demographic"
 _NEIGHBOURS = {"item": ItemKNN, "user": UserKNN}
 _NO_COLUMNS = np.zeros(0, dtype=np.int64)
-_DIRECT_STRINGS = 256  # output rows up to which the frame converts strings directly (see _frame)
 
 
 @dataclass(frozen=True)
@@ -281,18 +280,12 @@ class RealtimeRecommender(Recommender):
                reason_codes: np.ndarray, method_codes: np.ndarray) -> pd.DataFrame:
         """The output frame; ``rows`` index ``ids``, ``cols`` the products,
         ``reason_codes`` 0 = k-NN reason, ``1 + c`` = :data:`REASONS` ``[c]``,
-        ``method_codes`` 0 = k-NN, 1 = fallback. A few rows (one request)
-        convert their strings directly, which is cheaper than an arrow take."""
-        if len(rows) <= _DIRECT_STRINGS:
-            user_col = np.asarray(ids, dtype=object)[rows]
-            product_col = np.asarray(self.history_.product_ids, dtype=object)[cols]
-            reason_col = np.array([self.reason, *REASONS], dtype=object)[reason_codes]
-            method_col = np.array([self.knn_.name, FALLBACK_METHOD], dtype=object)[method_codes]
-        else:
-            user_col = pd.array(np.asarray(ids, dtype=object), dtype="str").take(rows)
-            product_col = self.product_strings_.take(cols)
-            reason_col = self.reason_strings_.take(reason_codes)
-            method_col = self.method_strings_.take(method_codes)
+        ``method_codes`` 0 = k-NN, 1 = fallback. String columns are taken by
+        code from arrays built once at fit time."""
+        user_col = pd.array(np.asarray(ids, dtype=object), dtype="str").take(rows)
+        product_col = self.product_strings_.take(cols)
+        reason_col = self.reason_strings_.take(reason_codes)
+        method_col = self.method_strings_.take(method_codes)
         return pd.DataFrame(
             {
                 "user_id": user_col,
