@@ -251,8 +251,8 @@ def read_state(root: str | Path, recsys_config: Callable[[dict[str, Any]], Recsy
             raise _refuse(pointer, f"names {name[:40]!r}, not a save directory")
         try:
             return _read_version(root / name, recsys_config)
-        except FileNotFoundError:
-            if (root / name).is_dir() or read_pointer(root, POINTER) == name:
-                raise
-            # a newer save replaced and pruned the one being read: read the newer one
+        except (FileNotFoundError, EngineFormatError):
+            if read_pointer(root, POINTER) == name:
+                raise  # the current save itself is missing or corrupt
+            # a newer save replaced the one being read and pruned it while it was read: read the newer one
     raise EngineFormatError(f"{root}: saves kept changing while loading; try again")

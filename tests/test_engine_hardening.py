@@ -167,7 +167,7 @@ def test_loads_during_saves_never_see_a_corrupt_save(engine, tmp_path):
     thread = threading.Thread(target=saver)
     thread.start()
     try:
-        for _ in range(3):
+        for _ in range(4):
             assert RecommendationEngine.load(root).data_hash_ == engine.data_hash_
     finally:
         stop.set()

@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 
 from recsys.config import DEFAULT_CONFIG, SEASONS, ConfigError, RecsysConfig
-from recsys.deals.candidates import DEAL_TYPES, CandidateBlock, DealRules, type_arrays, type_labels
+from recsys.deals.candidate_block import CandidateBlock
+from recsys.deals.deal_types import DEAL_TYPES, DealRules, type_arrays, type_labels
 from recsys.deals.guardrails import EXCLUSION_REASONS, eligibility, guard_arrays
 from recsys.deals.pricing import PRICING_COLUMNS, DealPricer, PriceFactor, UserProfile, expiry_days
 from recsys.deals.rate_limit import RateLimiter
