@@ -323,6 +323,14 @@ DEFAULT_SPENDING_TIERS: tuple[SpendingTierConfig, ...] = (
 )
 
 
+def _named(items: tuple[Any, ...], name: str, kind: str) -> Any:
+    """The entry of ``items`` called ``name``; ``ConfigError`` naming the known ones otherwise."""
+    for item in items:
+        if item.name == name:
+            return item
+    raise ConfigError(f"unknown {kind} {name!r}; known: {[i.name for i in items]}")
+
+
 @dataclass(frozen=True)
 class RecsysConfig:
     """The whole domain configuration. Build variants with :meth:`replace`."""
@@ -382,22 +390,13 @@ class RecsysConfig:
         return tuple(t.name for t in self.spending_tiers)
 
     def region(self, name: str) -> RegionConfig:
-        for region in self.regions:
-            if region.name == name:
-                return region
-        raise ConfigError(f"unknown region {name!r}; known: {list(self.region_names)}")
+        return _named(self.regions, name, "region")
 
     def age_group(self, name: str) -> AgeGroupConfig:
-        for group in self.age_groups:
-            if group.name == name:
-                return group
-        raise ConfigError(f"unknown age group {name!r}; known: {list(self.age_group_names)}")
+        return _named(self.age_groups, name, "age group")
 
     def spending_tier(self, name: str) -> SpendingTierConfig:
-        for tier in self.spending_tiers:
-            if tier.name == name:
-                return tier
-        raise ConfigError(f"unknown spending tier {name!r}; known: {list(self.spending_tier_names)}")
+        return _named(self.spending_tiers, name, "spending tier")
 
     def age_group_of(self, age: float) -> str:
         """The name of the age band containing ``age`` ('unknown' for NaN)."""

@@ -45,21 +45,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 import recsys
+from recsys import publish
 from recsys.batch import BatchArtifacts, load_version, save_artifacts
 from recsys.config import RecsysConfig
 from recsys.data.dataset import Dataset
 from recsys.models.live_history import HistorySnapshot
-from recsys.publish import (
-    fsync_dir,
-    fsync_file,
-    new_tmp_dir,
-    point_to,
-    prune,
-    publish,
-    read_pointer,
-    sha256_file,
-    sweep_stale_tmp,
-)
 
 __all__ = ["ENGINE_FORMAT_VERSION", "EngineFormatError", "StoredEngine", "read_state", "write_state"]
 
@@ -116,8 +106,8 @@ def write_state(root: str | Path, *, config_json: Mapping[str, Any], dataset: Da
     if root.exists() and not root.is_dir():
         raise ValueError(f"save path {root} exists and is not a directory")
     root.mkdir(parents=True, exist_ok=True)
-    sweep_stale_tmp(root)
-    tmp = new_tmp_dir(root)
+    publish.sweep_stale_tmp(root)
+    tmp = publish.new_tmp_dir(root)
     try:
         _write_json(tmp / "config.json", dict(config_json))
         dataset.save(tmp / "data")
@@ -132,8 +122,8 @@ def write_state(root: str | Path, *, config_json: Mapping[str, Any], dataset: Da
         _write_json(live / "segments.json", {str(k): int(v) for k, v in new_user_segments.items()})
         files = {}
         for file in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            fsync_file(file)
-            files[file.relative_to(tmp).as_posix()] = sha256_file(file)
+            publish.fsync_file(file)
+            files[file.relative_to(tmp).as_posix()] = publish.sha256_file(file)
         manifest = {
             "format_version": ENGINE_FORMAT_VERSION,
             "kind": "recsys.RecommendationEngine",
@@ -144,14 +134,14 @@ def write_state(root: str | Path, *, config_json: Mapping[str, Any], dataset: Da
             **dict(info),
         }
         _write_json(tmp / "manifest.json", manifest)  # last: a directory without it is incomplete
-        fsync_file(tmp / "manifest.json")
-        fsync_dir(tmp)
-        name = publish(tmp, root, PREFIX)
+        publish.fsync_file(tmp / "manifest.json")
+        publish.fsync_dir(tmp)
+        name = publish.publish(tmp, root, PREFIX)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    point_to(root, POINTER, name)
-    prune(root, PREFIX, KEEP_SAVES, name)
+    publish.point_to(root, POINTER, name)
+    publish.prune(root, PREFIX, KEEP_SAVES, name)
     return root
 
 
@@ -190,7 +180,7 @@ def _verify(path: Path, manifest: dict[str, Any]) -> None:
         file = path / name
         if not file.is_file():
             raise FileNotFoundError(f"{file} listed in the manifest is missing")
-        if sha256_file(file) != digest:
+        if publish.sha256_file(file) != digest:
             raise _refuse(file, "does not match its sha256 in the manifest (corrupt?)")
     required = {"config.json", "live/matrix.npz", "live/bought.npz", "live/changed.npy", "live/users.json",
                 "live/segments.json", "data/manifest.json"}
@@ -244,7 +234,7 @@ def read_state(root: str | Path, recsys_config: Callable[[dict[str, Any]], Recsy
         raise FileNotFoundError(f"{pointer} not found: not a saved RecommendationEngine directory")
     for _ in range(5):
         try:
-            name = read_pointer(root, POINTER)
+            name = publish.read_pointer(root, POINTER)
         except (UnicodeDecodeError, OSError) as err:
             raise _refuse(pointer, f"unreadable ({type(err).__name__})") from None
         if not re.fullmatch(rf"{PREFIX}\d{{6,}}", name):
@@ -252,7 +242,7 @@ def read_state(root: str | Path, recsys_config: Callable[[dict[str, Any]], Recsy
         try:
             return _read_version(root / name, recsys_config)
         except (FileNotFoundError, EngineFormatError):
-            if read_pointer(root, POINTER) == name:
+            if publish.read_pointer(root, POINTER) == name:
                 raise  # the current save itself is missing or corrupt
             # a newer save replaced the one being read and pruned it while it was read: read the newer one
     raise EngineFormatError(f"{root}: saves kept changing while loading; try again")

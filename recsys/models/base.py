@@ -141,13 +141,17 @@ class Recommender(ABC):
         """The reason text for each scored entry (one string by default)."""
         return self.reason
 
-    def recommend(self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
-        """Top-``n`` for each user, as :data:`RECOMMENDATION_COLUMNS`."""
+    def _request(self, user_ids: Sequence[str] | str, n: object) -> tuple[list[str], int, np.ndarray]:
+        """A checked request: the ids, ``n`` bounded by the catalogue, the users' rows (-1: unknown)."""
+        n = check_n(n)
         ids = check_user_ids(user_ids)
         if not hasattr(self, "interactions_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
-        n = check_n(n, limit=len(self.interactions_.product_ids))
-        rows = self.interactions_.user_index(ids)
+        return ids, check_n(n, limit=len(self.interactions_.product_ids)), self.interactions_.user_index(ids)
+
+    def recommend(self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
+        """Top-``n`` for each user, as :data:`RECOMMENDATION_COLUMNS`."""
+        ids, n, rows = self._request(user_ids, n)
         frames = []
         for start in range(0, max(len(ids), 1), self.chunk_size):
             chunk = rows[start : start + self.chunk_size]

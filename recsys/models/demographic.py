@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from recsys.config import ConfigError, RecsysConfig
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
-from recsys.models.base import Recommender, check_n, check_user_ids
+from recsys.models.base import Recommender, check_n
 from recsys.models.ranking import entries_frame, first_allowed, take_rows
 from recsys.validation import check_numbers
 
@@ -260,11 +260,8 @@ class DemographicRecommender(Recommender):
 
     def recommend(self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
         """Top-``n`` from each user's segment ranking (same frame as the dense base path)."""
-        n = check_n(n)
-        ids = check_user_ids(user_ids)
         self._check_fitted()
-        n = check_n(n, limit=len(self.interactions_.product_ids))
-        rows = self.interactions_.user_index(ids)
+        ids, n, rows = self._request(user_ids, n)
         banned = take_rows(self.interactions_.purchased, rows) if exclude_purchased else None
         r, c, v, pos, reasons = self.top_n_for_segments(self.segments_of_rows(rows), banned, n)
         return entries_frame(ids, self.interactions_.product_ids, r, c, v, pos + 1, reasons)

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
-from recsys.models.base import Recommender, check_n, check_user_ids
+from recsys.models.base import Recommender, check_n
 from recsys.models.ranking import (
     entries_frame,
     first_allowed,
@@ -222,11 +222,8 @@ class NeighbourRecommender(Recommender):
 
     def recommend(self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
         """Top-``n`` per user from sparse scores; identical to the dense base path."""
-        n = check_n(n)
-        ids = check_user_ids(user_ids)
         self._check_fitted()
-        n = check_n(n, limit=len(self.interactions_.product_ids))
-        rows = self.interactions_.user_index(ids)
+        ids, n, rows = self._request(user_ids, n)
         frames = []
         for start in range(0, max(len(ids), 1), self.chunk_size):
             chunk = rows[start : start + self.chunk_size]
