@@ -65,7 +65,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,23 +73,24 @@ import numpy as np
 import pandas as pd
 
 import recsys
-from recsys.batch import BatchArtifacts, BatchConfig, load_latest, run_batch
+from recsys.batch import BatchArtifacts, load_latest, run_batch
+from recsys.catalogue import Catalogue
 from recsys.config import DEFAULT_CONFIG, FusionWeights, RecsysConfig
 from recsys.data.dataset import Dataset
-from recsys.deals.candidates import CandidateBuilder, DealRules
+from recsys.deals.candidates import CandidateBuilder
 from recsys.deals.generator import DealGenerator
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.deals.serving import ContentSimilarity, UserDeals
+from recsys.engine_config import EngineConfig, configs_from_json, configs_to_json
 from recsys.engine_store import ENGINE_FORMAT_VERSION, EngineFormatError, read_state, write_state
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n, check_user_ids
-from recsys.models.content import ContentConfig, ContentRecommender
-from recsys.models.hybrid import STRATEGIES, HybridConfig, HybridRecommender, check_weights
+from recsys.models.content import ContentRecommender
+from recsys.models.hybrid import STRATEGIES, HybridRecommender, check_weights
 from recsys.models.live_history import LiveHistory
-from recsys.models.realtime import FALLBACK_METHOD, RealtimeConfig, RealtimeRecommender
-from recsys.serialization import config_from_json, config_roundtrip, config_to_json, iso_utc, jsonable
+from recsys.models.realtime import FALLBACK_METHOD, RealtimeRecommender
+from recsys.serialization import iso_utc, jsonable
 from recsys.stage2_state import Stage2State
-from recsys.validation import check_ints
 
 __all__ = ["ENGINE_FORMAT_VERSION", "EngineConfig", "EngineFormatError", "RecommendationEngine", "Stage2State",
            "jsonable"]
@@ -101,24 +102,6 @@ STAGE_NAMES = {
 }
 METHOD_NAMES = {"knn": "realtime_knn", "fallback": "demographic_fallback"}
 _PROFILE_COLUMNS = ["age", "region", "age_group", "spending_tier", "price_sensitivity"]
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """Component settings of the engine (the domain tables live in
-    :class:`~recsys.config.RecsysConfig`). ``similar_seed_items``: how many
-    of the user's most-viewed products define "similar to viewed" deals."""
-
-    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
-    content: ContentConfig = field(default_factory=ContentConfig)
-    batch: BatchConfig = field(default_factory=BatchConfig)
-    hybrid: HybridConfig = field(default_factory=HybridConfig)
-    deal_rules: DealRules = field(default_factory=DealRules)
-    similar_seed_items: int = 5
-    realtime_latency_target: str = "< 100ms"
-
-    def __post_init__(self) -> None:
-        check_ints(self, "similar_seed_items")
 
 
 @dataclass(frozen=True)
@@ -202,10 +185,7 @@ class RecommendationEngine:
         records = dataset.user_features().set_index("user_id")[_PROFILE_COLUMNS].to_dict(orient="index")
         self._user_records = records
         products = dataset.products
-        self._product_id = products["product_id"].to_numpy(dtype=object)
-        self._product_name = products["name"].to_numpy(dtype=object)
-        self._product_category = products["category"].to_numpy(dtype=object)
-        self._product_price = products["price"].to_numpy(dtype=np.float64)
+        self._catalogue = Catalogue(products)
         self._user_deals = UserDeals(CandidateBuilder(dataset), ContentSimilarity(self.content_),
                                      self._deal_generator, records, cfg.similar_seed_items)
 
@@ -280,22 +260,9 @@ class RecommendationEngine:
 
     def _n(self, n: Any, name: str) -> int:
         """``n`` validated and bounded by the catalogue."""
-        return check_n(n, name, limit=len(self._product_id))
+        return check_n(n, name, limit=len(self._catalogue))
 
     # ------------------------------------------------------------------ products and users
-    def _product_records(self, cols: np.ndarray, scores: np.ndarray, reasons: Sequence[str]) -> list[dict[str, Any]]:
-        return [
-            {
-                "product_id": str(self._product_id[c]),
-                "name": str(self._product_name[c]),
-                "category": str(self._product_category[c]),
-                "price": float(self._product_price[c]),
-                "score": round(float(s), 6),
-                "reason": str(r),
-            }
-            for c, s, r in zip(cols.tolist(), scores.tolist(), reasons, strict=True)
-        ]
-
     def user_profile(self, user_id: str) -> dict[str, Any]:
         """``region, age_group, spending_tier, price_sensitivity`` (+ ``age``,
         ``segment``, ``known_user``); None values for an unknown user."""
@@ -328,7 +295,7 @@ class RecommendationEngine:
         method = METHOD_NAMES["fallback"] if set(frame["method"]) == {FALLBACK_METHOD} else METHOD_NAMES["knn"]
         return {
             "user_id": uid,
-            "recommendations": self._product_records(cols, frame["score"].to_numpy(), frame["reason"].tolist()),
+            "recommendations": self._catalogue.records(cols, frame["score"].to_numpy(), frame["reason"].tolist()),
             "method": method,
             "stage": STAGE_NAMES[1],
             "latency_target": self.engine_config.realtime_latency_target,
@@ -388,7 +355,7 @@ class RecommendationEngine:
         serving = self._serving
         row = self._row_of.get(uid, -1)
         top = serving.hybrid.fuse_rows(np.array([row], dtype=np.int64), n)
-        recommendations = self._product_records(top.col, top.score, top.reason.tolist())
+        recommendations = self._catalogue.records(top.col, top.score, top.reason.tolist())
         for record, parts in zip(recommendations, top.contributions.tolist(), strict=True):
             record["contributions"] = {s: round(v, 6) for s, v in zip(STRATEGIES, parts, strict=True)}
         out: dict[str, Any] = {
@@ -497,7 +464,7 @@ class RecommendationEngine:
             bought = self.interactions_.purchased[row].toarray().ravel()
             order = [c for c in np.argsort(-affinity, kind="stable") if not bought[c]][:5]
             stage2["top_affinity_not_bought"] = [
-                {"product_id": str(self._product_id[c]), "category": str(self._product_category[c]),
+                {"product_id": str(self._catalogue.product_id[c]), "category": str(self._catalogue.category[c]),
                  "affinity": round(float(affinity[c]), 6), "demand_score": round(float(serving.stage2.demand[c]), 4)}
                 for c in order
             ]
@@ -515,14 +482,6 @@ class RecommendationEngine:
         })
 
     # ------------------------------------------------------------------ persistence
-    def _config_json(self) -> dict[str, Any]:
-        for name, cls, value in (("config", RecsysConfig, self.config), ("engine_config", EngineConfig,
-                                 self.engine_config), ("weights", FusionWeights, self.weights)):
-            if not config_roundtrip(cls, value):
-                raise ValueError(f"{name} cannot be saved as JSON and read back unchanged: {value!r}")
-        return {"config": config_to_json(self.config), "engine_config": config_to_json(self.engine_config),
-                "weights": config_to_json(self.weights)}
-
     def save(self, path: str | Path) -> Path:
         """Publish a save under directory ``path`` (a new version, switched
         atomically; the previous save stays loadable if this one fails).
@@ -531,7 +490,7 @@ class RecommendationEngine:
         fit = getattr(self, "fit_seconds_", None)
         info = {"recsys_version": recsys.__version__, "data_hash": self.data_hash_, "as_of": self._timestamp,
                 "trained_at": self._trained_at, "fit_seconds": fit if fit is not None and np.isfinite(fit) else None}
-        return write_state(path, config_json=self._config_json(), dataset=self.dataset_,
+        return write_state(path, config_json=configs_to_json(self.config, self.engine_config, self.weights), dataset=self.dataset_,
                            artifacts=self.stage2_.artifacts, history=self.realtime_.history_.snapshot(),
                            new_user_segments=self.realtime_.new_user_segment_, info=info)
 
@@ -544,18 +503,17 @@ class RecommendationEngine:
         and the content model are refitted from the saved data (deterministic),
         the rest restored as saved."""
 
+        configs: list[Any] = []
+
         def recsys_config(config_json: dict[str, Any]) -> RecsysConfig:
             try:
-                return config_from_json(RecsysConfig, config_json["config"])
+                configs.extend(configs_from_json(config_json))
             except (KeyError, TypeError, ValueError) as err:
-                raise EngineFormatError(f"{path}: config.json does not hold a valid RecsysConfig ({err})") from None
+                raise EngineFormatError(f"{path}: config.json does not hold valid configurations ({err})") from None
+            return configs[0]
 
         stored = read_state(path, recsys_config)
-        try:
-            engine_config = config_from_json(EngineConfig, stored.config_json["engine_config"])
-            weights = config_from_json(FusionWeights, stored.config_json["weights"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise EngineFormatError(f"{path}: config.json does not hold a valid engine configuration ({err})") from None
+        _, engine_config, weights = configs
         engine = cls(stored.dataset.config, engine_config, weights, artifacts_dir, clock, now)
         with engine._lock:
             engine._fit_models(stored.dataset)
