@@ -107,7 +107,7 @@ class HistorySnapshot:
 
     def is_fresh(self, row: int) -> bool:
         """Has this row's history changed since the fit (overlaid, compacted or new)?"""
-        return row >= self.n_fitted or row in self.overlay or bool(np.isin(row, self.compacted))
+        return row >= self.n_fitted or row in self.overlay or (len(self.compacted) > 0 and bool(np.isin(row, self.compacted)))
 
     def fresh(self, rows: np.ndarray) -> np.ndarray:
         """Rows whose history changed since the fit (overlaid, compacted or new)."""

@@ -106,9 +106,9 @@ class RealtimeRecommender(Recommender):
         self.new_user_segment_: dict[str, int] = {}  # replaced on update, never mutated (see the module doc)
         self._write_lock = threading.Lock()
         # the frame's string columns are taken from these by code (no per-row string conversion)
-        self.product_strings_ = pd.array(np.asarray(self.history_.product_ids, dtype=object), dtype="str")
-        self.reason_strings_ = pd.array([self.reason, *REASONS], dtype="str")
-        self.method_strings_ = pd.array([self.knn_.name, FALLBACK_METHOD], dtype="str")
+        self.product_strings_ = np.asarray(self.history_.product_ids, dtype=object)
+        self.reason_strings_ = np.array([self.reason, *REASONS], dtype=object)
+        self.method_strings_ = np.array([self.knn_.name, FALLBACK_METHOD], dtype=object)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "history_"):
@@ -281,11 +281,11 @@ class RealtimeRecommender(Recommender):
         """The output frame; ``rows`` index ``ids``, ``cols`` the products,
         ``reason_codes`` 0 = k-NN reason, ``1 + c`` = :data:`REASONS` ``[c]``,
         ``method_codes`` 0 = k-NN, 1 = fallback. String columns are taken by
-        code from arrays built once at fit time."""
-        user_col = pd.array(np.asarray(ids, dtype=object), dtype="str").take(rows)
-        product_col = self.product_strings_.take(cols)
-        reason_col = self.reason_strings_.take(reason_codes)
-        method_col = self.method_strings_.take(method_codes)
+        code from object arrays built once at fit time."""
+        user_col = np.asarray(ids, dtype=object)[rows]
+        product_col = self.product_strings_[cols]
+        reason_col = self.reason_strings_[reason_codes]
+        method_col = self.method_strings_[method_codes]
         return pd.DataFrame(
             {
                 "user_id": user_col,
