@@ -66,7 +66,7 @@ def model_mib(model: RealtimeRecommender) -> dict[str, float]:
     fallback = model.fallback_
     return {
         "neighbours": csr(model.knn_.similarity_) / 2**20,
-        "live rows": (csr(history._matrix) + csr(history._bought)) / 2**20,
+        "live rows": (csr(history.snapshot().matrix) + csr(history.snapshot().bought)) / 2**20,
         "fallback tables": (fallback.segment_scores_.nbytes + fallback.segment_order_.nbytes) / 2**20,
     }
 

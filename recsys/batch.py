@@ -28,11 +28,8 @@ wall-clock time and duration of the run.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-import re
-import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -48,15 +45,28 @@ from recsys.demand import DemandConfig, DemandModel
 from recsys.interactions import Interactions
 from recsys.models.base import check_user_ids
 from recsys.models.svd import PureSVD, SVDConfig
+from recsys.publish import (
+    fsync_dir,
+    fsync_file,
+    new_tmp_dir,
+    point_to,
+    prune,
+    publish,
+    sha256_file,
+    sweep_stale_tmp,
+    version_pattern,
+)
 from recsys.seasonality import SeasonalFactors, SeasonalityConfig
 from recsys.segmentation import SegmentationConfig, UserSegmentation
+from recsys.serialization import jsonable
+from recsys.validation import check_ints
 
-__all__ = ["ARTIFACT_FORMAT", "BatchArtifacts", "BatchConfig", "batch_main", "load_latest", "run_batch"]
+__all__ = ["ARTIFACT_FORMAT", "BatchArtifacts", "BatchConfig", "batch_main", "load_latest", "load_version",
+           "run_batch", "save_artifacts"]
 
 ARTIFACT_FORMAT = 1
 LATEST = "LATEST"
-_VERSION = re.compile(r"^v(\d{6,})$")
-_TMP_PREFIX = ".tmp-"
+_VERSION = version_pattern("v")
 
 
 @dataclass(frozen=True)
@@ -70,8 +80,7 @@ class BatchConfig:
     keep_versions: int = 5
 
     def __post_init__(self) -> None:
-        if isinstance(self.keep_versions, bool) or not isinstance(self.keep_versions, int) or self.keep_versions < 1:
-            raise ValueError(f"BatchConfig.keep_versions must be a positive int, got {self.keep_versions!r}")
+        check_ints(self, "keep_versions")
 
 
 @dataclass
@@ -174,97 +183,8 @@ STEPS: dict[str, Callable[[Dataset, Interactions, BatchConfig], dict[str, Any]]]
 
 
 # --------------------------------------------------------------------------- writing
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _versions(out_dir: Path) -> list[tuple[int, str]]:
-    found = [(int(m.group(1)), p.name) for p in out_dir.iterdir() if p.is_dir() and (m := _VERSION.match(p.name))]
-    return sorted(found)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _sweep_stale_tmp(out_dir: Path) -> list[str]:
-    """Remove temporary directories left by killed runs (their pid is gone)."""
-    removed = []
-    for path in out_dir.glob(f"{_TMP_PREFIX}*"):
-        match = re.match(rf"^{re.escape(_TMP_PREFIX)}(\d+)-", path.name)
-        if path.is_dir() and match and not _pid_alive(int(match.group(1))):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path.name)
-    return removed
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    return value
-
-
 def _write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(_jsonable(payload), indent=2, sort_keys=True, default=str) + "\n")
-
-
-def _publish(tmp: Path, out_dir: Path) -> str:
-    """Rename ``tmp`` to the next free version name; returns that name."""
-    for _ in range(1000):
-        versions = _versions(out_dir)
-        number = (versions[-1][0] + 1) if versions else 1
-        name = f"v{number:06d}"
-        try:
-            os.rename(tmp, out_dir / name)  # fails if a concurrent run took the name
-        except OSError:
-            if (out_dir / name).exists():
-                continue
-            raise
-        _fsync_dir(out_dir)
-        return name
-    raise RuntimeError(f"could not find a free version name in {out_dir}")
-
-
-def _point_latest(out_dir: Path, version: str) -> None:
-    tmp = out_dir / f"{LATEST}.tmp-{os.getpid()}"
-    tmp.write_text(version + "\n")
-    _fsync_file(tmp)
-    os.replace(tmp, out_dir / LATEST)
-    _fsync_dir(out_dir)
-
-
-def _prune(out_dir: Path, keep: int, latest: str) -> None:
-    names = [name for _, name in _versions(out_dir)]
-    for name in names[:-keep]:
-        if name != latest:
-            shutil.rmtree(out_dir / name, ignore_errors=True)
+    path.write_text(json.dumps(jsonable(payload), indent=2, sort_keys=True, default=str) + "\n")
 
 
 def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None = None) -> BatchArtifacts:
@@ -280,10 +200,9 @@ def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None 
     config = config or BatchConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _sweep_stale_tmp(out_dir)
+    sweep_stale_tmp(out_dir)
     started, clock = time.time(), time.perf_counter()
-    tmp = out_dir / f"{_TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    tmp = new_tmp_dir(out_dir)
     try:
         interactions = Interactions.from_dataset(dataset)
         files: dict[str, str] = {}
@@ -303,8 +222,8 @@ def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None 
             metrics.update(result.get("metrics", {}))
             step_seconds[name] = round(time.perf_counter() - t0, 3)
         for filename in files:
-            _fsync_file(tmp / filename)
-            files[filename] = _sha256(tmp / filename)
+            fsync_file(tmp / filename)
+            files[filename] = sha256_file(tmp / filename)
         manifest = {
             "format": ARTIFACT_FORMAT,
             "data_hash": dataset.content_hash(),
@@ -323,15 +242,45 @@ def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None 
             },
         }
         _write_json(tmp / "manifest.json", manifest)  # last: a directory without it is incomplete
-        _fsync_file(tmp / "manifest.json")
-        _fsync_dir(tmp)
-        version = _publish(tmp, out_dir)
+        fsync_file(tmp / "manifest.json")
+        fsync_dir(tmp)
+        version = publish(tmp, out_dir, "v")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _point_latest(out_dir, version)
-    _prune(out_dir, config.keep_versions, version)
+    point_to(out_dir, LATEST, version)
+    prune(out_dir, "v", config.keep_versions, version)
     return load_version(out_dir, version)
+
+
+def save_artifacts(artifacts: BatchArtifacts, out_dir: str | Path) -> Path:
+    """Write a loaded artifact set as version ``artifacts.version`` under
+    ``out_dir`` (same files as :func:`run_batch` writes, the manifest last
+    with fresh sha256s), readable by :func:`load_version`; e.g. inside a
+    saved engine. ``out_dir/<version>`` must not exist yet."""
+    path = Path(out_dir) / artifacts.version
+    path.mkdir(parents=True)
+    frames = {
+        "svd_user_factors": artifacts.user_factors.reset_index(),
+        "svd_item_factors": artifacts.item_factors.reset_index(),
+        "svd_singular_values": pd.DataFrame({"singular_value": np.asarray(artifacts.singular_values)}),
+        "segments": artifacts.segments,
+        "demand": artifacts.demand,
+        "demand_errors": artifacts.demand_errors,
+        "seasonal_factors": artifacts.seasonal_factors,
+    }
+    files: dict[str, str] = {}
+    for stem, frame in frames.items():
+        frame.to_parquet(path / f"{stem}.parquet", index=False, engine="pyarrow", compression="zstd")
+        files[f"{stem}.parquet"] = ""
+    _write_json(path / "segment_summary.json", artifacts.segment_summary)
+    files["segment_summary.json"] = ""
+    for filename in files:
+        fsync_file(path / filename)
+        files[filename] = sha256_file(path / filename)
+    _write_json(path / "manifest.json", {**artifacts.manifest, "files": files})
+    fsync_file(path / "manifest.json")
+    return path
 
 
 # --------------------------------------------------------------------------- reading
@@ -348,7 +297,7 @@ def load_version(out_dir: str | Path, version: str, verify: bool = True) -> Batc
         file = path / filename
         if not file.exists():
             raise FileNotFoundError(f"{path}: {filename} listed in the manifest is missing")
-        if verify and _sha256(file) != digest:
+        if verify and sha256_file(file) != digest:
             raise ValueError(f"{path}: {filename} does not match its sha256 in the manifest (corrupted)")
 
     def frame(stem: str) -> pd.DataFrame:

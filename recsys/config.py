@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from recsys.validation import ConfigError, check_ints, check_number, check_numbers
+
 __all__ = [
     "CATEGORIES",
     "EVENT_TYPES",
@@ -34,12 +36,9 @@ __all__ = [
     "RegionConfig",
     "SeasonCalendar",
     "SpendingTierConfig",
+    "PicklableMappings",
     "DEFAULT_CONFIG",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field."""
 
 
 CATEGORIES: tuple[str, ...] = (
@@ -68,7 +67,7 @@ def _frozen_map(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
 
-class _PicklableMappings:
+class PicklableMappings:
     """Pickle support for frozen dataclasses holding ``MappingProxyType``
     fields (which cannot be pickled): rebuild through the constructor."""
 
@@ -81,8 +80,7 @@ class _PicklableMappings:
 
 
 def _check_fraction(owner: str, name: str, value: float, low: float = 0.0, high: float = 1.0) -> None:
-    if not isinstance(value, (int, float)) or math.isnan(value) or not low <= value <= high:
-        raise ConfigError(f"{owner}.{name} must be a number in [{low}, {high}], got {value!r}")
+    check_number(owner, name, value, low, high)
 
 
 def _check_categories(owner: str, name: str, categories: tuple[str, ...], known: tuple[str, ...]) -> None:
@@ -92,7 +90,7 @@ def _check_categories(owner: str, name: str, categories: tuple[str, ...], known:
 
 
 @dataclass(frozen=True)
-class RegionConfig(_PicklableMappings):
+class RegionConfig(PicklableMappings):
     """A region's preferences (SPEC 'Regional preferences' table).
 
     ``avg_discount`` is the regional preference term of the deal formula;
@@ -154,7 +152,7 @@ class SpendingTierConfig:
 
 
 @dataclass(frozen=True)
-class SeasonCalendar(_PicklableMappings):
+class SeasonCalendar(PicklableMappings):
     """Month -> season (northern-hemisphere meteorological seasons by default),
     plus the season-wide boosts that apply in every region.
 
@@ -205,9 +203,7 @@ class FusionWeights:
     demographic: float = 0.1
 
     def __post_init__(self) -> None:
-        for name, value in self.as_dict().items():
-            if not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
-                raise ConfigError(f"FusionWeights.{name} must be a non-negative number, got {value!r}")
+        check_numbers(self, *self.as_dict(), low=0)
         total = sum(self.as_dict().values())
         if not math.isclose(total, 1.0, abs_tol=1e-9):
             raise ConfigError(f"FusionWeights must sum to 1, got {total:.6f} ({self.as_dict()})")
@@ -239,10 +235,8 @@ class InteractionWeights:
                 "InteractionWeights must be positive with view <= favorite <= cart <= purchase, "
                 f"got view={self.view}, favorite={self.favorite}, cart={self.cart}, purchase={self.purchase}"
             )
-        if self.review_weight_per_star < 0:
-            raise ConfigError(f"InteractionWeights.review_weight_per_star must be >= 0, got {self.review_weight_per_star}")
-        if not self.half_life_days > 0:
-            raise ConfigError(f"InteractionWeights.half_life_days must be > 0, got {self.half_life_days}")
+        check_numbers(self, "review_weight_per_star", low=0)
+        check_numbers(self, "half_life_days", low=0, low_open=True)
 
     def type_weight(self, event_type: str) -> float:
         if event_type not in ("view", "favorite", "cart", "purchase"):
@@ -279,10 +273,10 @@ class DealConfig:
         _check_fraction("DealConfig", "demand_floor", self.demand_floor)
         if self.min_discount > self.max_discount:
             raise ConfigError(f"DealConfig.min_discount {self.min_discount} > max_discount {self.max_discount}")
-        if self.seasonal_factor < 1.0:
-            raise ConfigError(f"DealConfig.seasonal_factor must be >= 1, got {self.seasonal_factor}")
-        if self.min_margin < 0:
-            raise ConfigError(f"DealConfig.min_margin must be >= 0, got {self.min_margin}")
+        check_numbers(self, "seasonal_factor", low=1)
+        check_numbers(self, "min_margin", low=0)
+        check_ints(self, "min_deals", "max_deals", "expiry_min_days", "expiry_max_days", "rate_limit_requests")
+        check_numbers(self, "rate_limit_window_seconds", low=0, low_open=True)
         if not 1 <= self.min_deals <= self.max_deals:
             raise ConfigError(f"DealConfig needs 1 <= min_deals <= max_deals, got {self.min_deals}, {self.max_deals}")
         if not 1 <= self.expiry_min_days <= self.expiry_max_days:
@@ -327,6 +321,14 @@ DEFAULT_SPENDING_TIERS: tuple[SpendingTierConfig, ...] = (
     SpendingTierConfig("mid", 0.9),
     SpendingTierConfig("premium", 1.0),
 )
+
+
+def _named(items: tuple[Any, ...], name: str, kind: str) -> Any:
+    """The entry of ``items`` called ``name``; ``ConfigError`` naming the known ones otherwise."""
+    for item in items:
+        if item.name == name:
+            return item
+    raise ConfigError(f"unknown {kind} {name!r}; known: {[i.name for i in items]}")
 
 
 @dataclass(frozen=True)
@@ -388,22 +390,13 @@ class RecsysConfig:
         return tuple(t.name for t in self.spending_tiers)
 
     def region(self, name: str) -> RegionConfig:
-        for region in self.regions:
-            if region.name == name:
-                return region
-        raise ConfigError(f"unknown region {name!r}; known: {list(self.region_names)}")
+        return _named(self.regions, name, "region")
 
     def age_group(self, name: str) -> AgeGroupConfig:
-        for group in self.age_groups:
-            if group.name == name:
-                return group
-        raise ConfigError(f"unknown age group {name!r}; known: {list(self.age_group_names)}")
+        return _named(self.age_groups, name, "age group")
 
     def spending_tier(self, name: str) -> SpendingTierConfig:
-        for tier in self.spending_tiers:
-            if tier.name == name:
-                return tier
-        raise ConfigError(f"unknown spending tier {name!r}; known: {list(self.spending_tier_names)}")
+        return _named(self.spending_tiers, name, "spending tier")
 
     def age_group_of(self, age: float) -> str:
         """The name of the age band containing ``age`` ('unknown' for NaN)."""

@@ -47,6 +47,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from recsys.data.dataset import Dataset
+from recsys.validation import check_ints, check_numbers
 
 __all__ = ["DemandConfig", "DemandModel", "DemandPanel", "demand_panel", "demand_score", "forecast_errors"]
 
@@ -72,14 +73,9 @@ class DemandConfig:
     random_state: int = 42
 
     def __post_init__(self) -> None:
-        for name in ("period_days", "n_lags", "holdout_periods", "max_iter", "max_leaf_nodes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"DemandConfig.{name} must be a positive int, got {value!r}")
-        if not 0 < self.learning_rate <= 1:
-            raise ValueError(f"DemandConfig.learning_rate must be in (0, 1], got {self.learning_rate!r}")
-        if not self.offset_prior > 0:
-            raise ValueError(f"DemandConfig.offset_prior must be > 0, got {self.offset_prior!r}")
+        check_ints(self, "period_days", "n_lags", "holdout_periods", "max_iter", "max_leaf_nodes")
+        check_numbers(self, "learning_rate", low=0, high=1, low_open=True)
+        check_numbers(self, "offset_prior", low=0, low_open=True)
 
     @property
     def min_periods(self) -> int:

@@ -6,7 +6,8 @@ and then calls ``report.figure(fig, "name", "caption")``,
 Figures go to ``figures/`` as PDF and PNG with every volatile byte
 (creation dates, software version) removed; tables to ``tables/`` as CSV and
 LaTeX; everything is listed in ``artifacts/<notebook>.json``, from which
-``recsys run`` writes ``metrics.json`` and ``summary.md``.
+``recsys run`` writes ``metrics.json`` and ``summary.md``. :func:`performance_metrics_table`
+sets the design's performance claims beside the values a run recorded.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Report", "pin_threads", "set_thesis_style", "set_display_precision", "rounded", "save_figure",
-           "save_table", "write_benchmark_manifest", "DISPLAY_DECIMALS", "THREAD_ENV"]
+from recsys.serialization import jsonable
+
+__all__ = ["Report", "DESIGN_PERFORMANCE_CLAIMS", "performance_metrics_table", "pin_threads", "set_thesis_style",
+           "set_display_precision", "rounded", "save_figure", "save_table", "write_benchmark_manifest",
+           "DISPLAY_DECIMALS", "THREAD_ENV"]
 
 THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
@@ -164,21 +170,6 @@ def _latex(df: pd.DataFrame, float_format: str) -> str:
     return "\n".join(lines)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return None if math.isnan(value) else round(value, 6)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 @dataclass
 class Report:
     """Collects one notebook's figures, tables and headline metrics."""
@@ -236,7 +227,7 @@ class Report:
 
     def metric(self, name: str, value: Any, description: str = "") -> Any:
         """Record a headline metric (rounded to 6 decimals in the manifest)."""
-        self.metrics[name] = {"value": _jsonable(value), "description": description}
+        self.metrics[name] = {"value": jsonable(value, 6), "description": description}
         self._write()
         return value
 
@@ -256,7 +247,7 @@ def write_benchmark_manifest(
 ) -> Path:
     """Record a benchmark's figures as ``reports/benchmarks/<name>.json`` in the
     notebooks' manifest format (``metrics: {metric: {value, description}}``),
-    so the evaluation's seed "Performance Metrics" table can cite them. The
+    so the evaluation's "Performance Metrics" table can cite them. The
     description must say how the value was measured (profile, users, threads)."""
     root = Path(reports_root) if reports_root is not None else Path(__file__).resolve().parent.parent / "reports"
     path = root / "benchmarks" / f"{name}.json"
@@ -265,7 +256,93 @@ def write_benchmark_manifest(
         "notebook": name,
         "figures": [],
         "tables": [],
-        "metrics": {key: {"value": _jsonable(value), "description": how} for key, (value, how) in metrics.items()},
+        "metrics": {key: {"value": jsonable(value, 6), "description": how} for key, (value, how) in metrics.items()},
     }
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path
+
+
+# -- the design's claims: the design's "Performance Metrics" table ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Claim:
+    metric: str
+    claim: str
+    patterns: tuple[str, ...]  # regexes over "<notebook>:<metric name>" of recorded metrics
+
+
+DESIGN_PERFORMANCE_CLAIMS: tuple[_Claim, ...] = (
+    _Claim("Stage 1 Latency", "30-80ms", (r"(stage1|stage_1|realtime|real_time).*latency", r"latency.*(stage1|realtime)")),
+    _Claim("Stage 3 Latency", "150-300ms", (r"(stage3|stage_3|full|hybrid).*latency", r"latency.*(stage3|full)")),
+    _Claim("Throughput", "300+ requests/second", (r"throughput", r"requests_per_s", r"\brps\b")),
+    _Claim("Memory Usage", "250-350MB (ML service)", (r"memory", r"\brss\b", r"_mb\b")),
+    _Claim("Deal Generation Rate", "3-7 deals per user", (r"deals?_per_user", r"deal.*rate")),
+    _Claim("User Segmentation Accuracy", "85-92%", (r"segment.*(accuracy|ari)", r"(accuracy|ari).*segment")),
+    _Claim("Recommendation Diversity", "70-85%", (r"diversity",)),
+)
+
+
+def _recorded_metrics(reports_dir: Path, exclude_notebooks: Sequence[str]) -> list[dict[str, Any]]:
+    """Headline metrics of the manifests in ``artifacts/`` (notebooks) and of
+    benchmark manifests (same format) in ``reports_dir/benchmarks/`` or the
+    profile-independent ``reports_dir/../benchmarks/`` (``make benchmarks``),
+    if present."""
+    rows = []
+    paths = sorted((reports_dir / "artifacts").glob("*.json"))
+    for bench_dir in (reports_dir / "benchmarks", reports_dir.parent / "benchmarks"):
+        paths += sorted(bench_dir.glob("*.json"))
+    for path in paths:
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path} is not a readable report manifest: {error}") from error
+        notebook = manifest.get("notebook", path.stem)
+        if notebook in exclude_notebooks:
+            continue
+        for name, entry in sorted(manifest.get("metrics", {}).items()):
+            rows.append({"source": f"{notebook}:{name}", "value": entry.get("value"),
+                         "description": entry.get("description", "")})
+    return rows
+
+
+def performance_metrics_table(
+    reports_dir: str | Path,
+    measured: Mapping[str, Sequence[tuple[str, Any, str]]] | None = None,
+    exclude_notebooks: Sequence[str] = ("08_evaluation",),
+) -> pd.DataFrame:
+    """The design's "Performance Metrics" table with measured values beside the claims.
+
+    Columns ``metric, design_claim, measured, how_measured, source``. For each
+    design row, every numeric headline metric recorded in this run's
+    ``reports_dir/artifacts/*.json`` (and ``reports_dir/benchmarks/*.json``
+    if a benchmark wrote one) whose ``notebook:name`` matches the row's
+    patterns is listed, with its recorded description as the method;
+    manifests of ``exclude_notebooks`` (the caller itself) are skipped.
+    ``measured`` adds the caller's own values: design metric -> list of
+    ``(name, value, how)``. A row with nothing recorded says "not measured
+    in this run"; no number is ever filled in otherwise."""
+    recorded = _recorded_metrics(Path(reports_dir), tuple(exclude_notebooks))
+    measured = dict(measured or {})
+    known = {c.metric for c in DESIGN_PERFORMANCE_CLAIMS}
+    unknown = sorted(set(measured) - known)
+    if unknown:
+        raise ValueError(f"unknown design metric(s) {unknown}; expected among {sorted(known)}")
+    rows = []
+    for claim in DESIGN_PERFORMANCE_CLAIMS:
+        found = [(r["source"], r["value"], r["description"]) for r in recorded
+                 if isinstance(r["value"], (int, float)) and not isinstance(r["value"], bool)
+                 and any(re.search(p, r["source"], flags=re.IGNORECASE) for p in claim.patterns)]
+        found += [(name, value, how) for name, value, how in measured.get(claim.metric, [])]
+        if not found:
+            rows.append({"metric": claim.metric, "design_claim": claim.claim, "measured": "not measured in this run",
+                         "how_measured": "", "source": ""})
+            continue
+        for source, value, how in found:
+            rows.append({"metric": claim.metric, "design_claim": claim.claim, "measured": _fmt(value),
+                         "how_measured": how, "source": source})
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return f"{float(value):.4g}"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import statistics
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -415,26 +414,23 @@ def write_summary(
 
 
 def aggregate_seed_metrics(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> pd.DataFrame:
-    """Numeric metrics across seeds: ``notebook, metric, mean, std, min, max, n_seeds``."""
-    rows: dict[tuple[str, str], list[float]] = {}
-    for metrics in per_seed.values():
-        for notebook, values in metrics.items():
-            for metric, value in values.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    rows.setdefault((notebook, metric), []).append(float(value))
-    records = [
-        {
-            "notebook": notebook,
-            "metric": metric,
-            "mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values),
-            "max": max(values),
-            "n_seeds": len(values),
-        }
-        for (notebook, metric), values in sorted(rows.items())
-    ]
-    return pd.DataFrame(records, columns=["notebook", "metric", "mean", "std", "min", "max", "n_seeds"])
+    """Numeric metrics across seeds: ``notebook, metric, mean, std, min, max,
+    n_seeds`` (:func:`recsys.statistics.aggregate_seeds`; std is NaN for a single seed)."""
+    from recsys.statistics import aggregate_seeds
+
+    columns = ["notebook", "metric", "mean", "std", "min", "max", "n_seeds"]
+    tables = {
+        seed: pd.DataFrame(
+            [(nb, metric, float(v)) for nb, values in metrics.items() for metric, v in values.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool)],
+            columns=["notebook", "metric", "value"],
+        )
+        for seed, metrics in per_seed.items()
+    }
+    if not tables or all(t.empty for t in tables.values()):
+        return pd.DataFrame(columns=columns)
+    out = aggregate_seeds(tables, value="value", by=("notebook", "metric"))
+    return out.sort_values(["notebook", "metric"], kind="stable").reset_index(drop=True)[columns]
 
 
 def write_multi_seed_summary(

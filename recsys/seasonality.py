@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score
 
 from recsys.config import EVENT_TYPES, SEASONS
 from recsys.data.dataset import Dataset
+from recsys.validation import ConfigError, check_numbers
 
 __all__ = ["SeasonalFactors", "SeasonalityConfig"]
 
@@ -41,12 +42,11 @@ class SeasonalityConfig:
     event_types: tuple[str, ...] = EVENT_TYPES
 
     def __post_init__(self) -> None:
-        if not self.alpha >= 0:
-            raise ValueError(f"SeasonalityConfig.alpha must be >= 0, got {self.alpha!r}")
+        check_numbers(self, "alpha", low=0)
         object.__setattr__(self, "event_types", tuple(self.event_types))
         bad = [e for e in self.event_types if e not in EVENT_TYPES]
         if bad or not self.event_types:
-            raise ValueError(f"SeasonalityConfig.event_types must be a non-empty subset of {list(EVENT_TYPES)}, "
+            raise ConfigError(f"SeasonalityConfig.event_types must be a non-empty subset of {list(EVENT_TYPES)}, "
                              f"got {list(self.event_types)}")
 
 

@@ -40,6 +40,7 @@ from sklearn.preprocessing import StandardScaler
 
 from recsys.config import EVENT_TYPES
 from recsys.data.dataset import Dataset
+from recsys.validation import ConfigError, check_ints
 
 __all__ = [
     "FEATURE_GROUPS",
@@ -75,19 +76,15 @@ class SegmentationConfig:
     silhouette_sample: int = 5000
 
     def __post_init__(self) -> None:
-        for name in ("n_clusters", "n_init", "silhouette_sample"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"SegmentationConfig.{name} must be a positive int, got {value!r}")
-        if self.n_clusters < 2:
-            raise ValueError(f"SegmentationConfig.n_clusters must be >= 2, got {self.n_clusters}")
+        check_ints(self, "n_init", "silhouette_sample")
+        check_ints(self, "n_clusters", low=2)
         object.__setattr__(self, "group_weights", dict(self.group_weights))
         unknown = sorted(set(self.group_weights) - set(FEATURE_GROUPS))
         if unknown:
-            raise ValueError(f"SegmentationConfig.group_weights has unknown groups {unknown}; known: {list(FEATURE_GROUPS)}")
+            raise ConfigError(f"SegmentationConfig.group_weights has unknown groups {unknown}; known: {list(FEATURE_GROUPS)}")
         bad = {g: w for g, w in self.group_weights.items() if not w >= 0}
         if bad:
-            raise ValueError(f"SegmentationConfig.group_weights must be >= 0, got {bad}")
+            raise ConfigError(f"SegmentationConfig.group_weights must be >= 0, got {bad}")
 
 
 def user_feature_frame(dataset: Dataset) -> tuple[pd.DataFrame, dict[str, list[str]]]:

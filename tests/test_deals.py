@@ -514,7 +514,7 @@ def test_batch_and_single_paths_agree(small_dataset):
 def test_rank_percentiles_match_scipy():
     from scipy.stats import rankdata
 
-    from recsys.deals.candidates import _rank_pct
+    from recsys.deals.deal_types import _rank_pct
 
     rng = np.random.default_rng(3)
     values = rng.integers(0, 6, size=(5, 40)).astype(float)

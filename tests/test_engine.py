@@ -11,6 +11,7 @@ import pytest
 from recsys.config import ConfigError, DealConfig
 from recsys.deals.generator import SEED_DEAL_KEYS
 from recsys.deals.rate_limit import RateLimitExceeded
+from recsys.deals.serving import ContentSimilarity
 from recsys.engine import ENGINE_FORMAT_VERSION, EngineConfig, EngineFormatError, RecommendationEngine
 from recsys.models.hybrid import STRATEGIES, HybridRecommender
 
@@ -70,7 +71,7 @@ def test_models_are_shared_not_refitted(engine):
 
 def test_similar_to_viewed_uses_content_cosine(engine, small_dataset):
     ids = small_dataset.products.product_id.iloc[[0, 3, 7]].tolist()
-    block = engine._similarity[np.array([0, 3, 7])]
+    block = ContentSimilarity(engine.content_)[np.array([0, 3, 7])]
     assert block.shape == (3, small_dataset.n_products)
     square = engine.content_.product_similarity(ids)
     np.testing.assert_allclose(block[:, [0, 3, 7]], square.to_numpy(), atol=1e-12)
@@ -180,9 +181,10 @@ def test_deals_rate_limit_and_retry(engine, small_dataset, clock):
     with pytest.raises(RateLimitExceeded, match="retry in") as err:
         engine.deals(user, num_deals=3)
     assert 0 < err.value.retry_after <= small_dataset.config.deals.rate_limit_window_seconds
-    with pytest.raises(RateLimitExceeded):
-        engine.full(user)  # full() generates deals too
-    assert engine.full(user, include_deals=False)["recommendations"]
+    limited = as_json(engine.full(user))  # past the limit: recommendations still, no deals, when to retry
+    assert limited["recommendations"] == as_json(engine.full(user, include_deals=False))["recommendations"]
+    assert limited["deals"] == [] and 0 < limited["deals_retry_after_seconds"] <= 60.0
+    assert "retry in" in limited["deals_note"]
     clock.now += small_dataset.config.deals.rate_limit_window_seconds
     assert engine.deals(user, num_deals=3) == first
 
@@ -317,14 +319,16 @@ def test_save_load_answers_identically(engine, small_dataset, tmp_path):
 
 
 def test_load_refuses_other_versions_and_corruption(engine, tmp_path):
-    directory = engine.save(tmp_path / "engine")
-    manifest = json.loads((directory / "manifest.json").read_text())
-    (directory / "manifest.json").write_text(json.dumps({**manifest, "format_version": ENGINE_FORMAT_VERSION + 1}))
+    root = engine.save(tmp_path / "engine")
+    current = root / (root / "CURRENT").read_text().strip()
+    manifest = json.loads((current / "manifest.json").read_text())
+    (current / "manifest.json").write_text(json.dumps({**manifest, "format_version": ENGINE_FORMAT_VERSION + 1}))
     with pytest.raises(EngineFormatError, match="format version"):
-        RecommendationEngine.load(directory)
-    (directory / "manifest.json").write_text(json.dumps(manifest))
-    (directory / "engine.pkl").write_bytes((directory / "engine.pkl").read_bytes()[:-10] + b"0123456789")
-    with pytest.raises(EngineFormatError, match="checksum"):
-        RecommendationEngine.load(directory)
-    with pytest.raises(FileNotFoundError, match="manifest"):
+        RecommendationEngine.load(root)
+    (current / "manifest.json").write_text(json.dumps(manifest))
+    segments = current / "stage2" / manifest["stage2_version"] / "segments.parquet"
+    segments.write_bytes(segments.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(EngineFormatError, match="sha256"):
+        RecommendationEngine.load(root)
+    with pytest.raises(FileNotFoundError, match="CURRENT"):
         RecommendationEngine.load(tmp_path / "nothing")

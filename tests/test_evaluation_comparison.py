@@ -12,6 +12,7 @@ import pytest
 from recsys.config import FusionWeights
 from recsys.evaluation import comparison as C
 from recsys.evaluation.split import temporal_split, validation_split
+from recsys.reporting import DESIGN_PERFORMANCE_CLAIMS, performance_metrics_table
 
 CONFIG = C.ComparisonConfig(k=10, test_days=14, validation_days=14, n_boot=200, sweep_step=0.5, seed=3)
 
@@ -167,21 +168,21 @@ def test_performance_metrics_table(tmp_path):
         "hit_rate@10": {"value": 0.3, "description": "not a performance metric"},
     }}
     (tmp_path / "artifacts" / "02_stage1_realtime_knn.json").write_text(json.dumps(manifest))
-    table = C.performance_metrics_table(
+    table = performance_metrics_table(
         tmp_path, measured={"Recommendation Diversity": [("ild_category_pct/hybrid", 61.2, "100 x ILD@10")]})
     rows = table.set_index("metric")
     assert rows.loc["Stage 1 Latency", "measured"] == "12.5"
     assert rows.loc["Stage 1 Latency", "source"] == "02_stage1_realtime_knn:latency_ms_p95/stage1"
-    assert rows.loc["Stage 1 Latency", "seed_claim"] == "30-80ms"
+    assert rows.loc["Stage 1 Latency", "design_claim"] == "30-80ms"
     assert rows.loc["Recommendation Diversity", "measured"] == "61.2"
     assert rows.loc["Throughput", "measured"] == "not measured in this run"
-    assert len(table) == len(C.SEED_PERFORMANCE_CLAIMS)  # one row each here: nothing else matched
+    assert len(table) == len(DESIGN_PERFORMANCE_CLAIMS)  # one row each here: nothing else matched
     with pytest.raises(ValueError, match="unknown seed metric"):
-        C.performance_metrics_table(tmp_path, measured={"Speed": [("x", 1, "y")]})
+        performance_metrics_table(tmp_path, measured={"Speed": [("x", 1, "y")]})
 
 
 def test_user_cap_and_skipped_peer(small_dataset):
-    from recsys.models.svd import SurpriseKNN, SurpriseKNNConfig
+    from recsys.models.surprise_models import SurpriseKNN, SurpriseKNNConfig
 
     factories = {name: spec for name, spec in C.default_factories(0).items() if name in C.HYBRID_COMPONENTS.values()}
     factories["surprise_knn"] = ("single", lambda: SurpriseKNN(SurpriseKNNConfig(max_items=1)))  # refuses to fit

@@ -144,7 +144,8 @@ def test_pipeline_runs_on_the_fixture():
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
     from recsys.models.knn import ItemKNN
-    from recsys.models.svd import PureSVD, SurpriseSVD, SurpriseSVDConfig, SVDConfig
+    from recsys.models.surprise_models import SurpriseSVD, SurpriseSVDConfig
+    from recsys.models.svd import PureSVD, SVDConfig
     from recsys.segmentation import SegmentationConfig, UserSegmentation
 
     ds = load_movielens_100k(FIXTURE)

@@ -159,7 +159,7 @@ def test_measured_factors_follow_the_generator(ci_dataset: Dataset) -> None:
 
 
 def test_seasonality_bad_input(small_dataset: Dataset) -> None:
-    with pytest.raises(ValueError, match="alpha must be >= 0"):
+    with pytest.raises(ValueError, match="alpha must be a non-negative number"):
         SeasonalityConfig(alpha=-1)
     with pytest.raises(ValueError, match="event_types"):
         SeasonalityConfig(event_types=("click",))

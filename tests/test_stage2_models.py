@@ -9,17 +9,16 @@ import pytest
 from recsys.data import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import RECOMMENDATION_COLUMNS
-from recsys.models.svd import (
-    PureSVD,
+from recsys.models.surprise_models import (
     SurpriseKNN,
     SurpriseKNNConfig,
     SurpriseSVD,
     SurpriseSVDConfig,
-    SVDConfig,
     evaluate_rating_models,
     review_ratings,
     split_ratings,
 )
+from recsys.models.svd import PureSVD, SVDConfig
 
 
 @pytest.fixture(scope="module")

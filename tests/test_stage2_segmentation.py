@@ -128,7 +128,7 @@ def test_elbow_curve(segmentation: UserSegmentation) -> None:
 
 
 def test_bad_input(ci_dataset: Dataset, small_dataset: Dataset) -> None:
-    with pytest.raises(ValueError, match="n_clusters must be >= 2"):
+    with pytest.raises(ValueError, match="n_clusters must be an int >= 2"):
         SegmentationConfig(n_clusters=1)
     with pytest.raises(ValueError, match="unknown groups"):
         SegmentationConfig(group_weights={"zodiac": 1.0})

@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 
 from recsys import Dataset
+from recsys.analysis import example_users, overlap_at_k
 from recsys.config import ConfigError, FusionWeights
+from recsys.evaluation.sweep import simplex_grid, weight_sweep
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender
 from recsys.models.content import ContentConfig, ContentRecommender, split_labels
@@ -24,10 +26,6 @@ from recsys.models.hybrid import (
     HybridConfig,
     HybridRecommender,
     check_weights,
-    example_users,
-    overlap_at_k,
-    simplex_weights,
-    weight_sweep,
 )
 
 CATS = ["Electronics", "Books", "Fashion", "Travel"]
@@ -412,14 +410,15 @@ def test_hybrid_pickles(hybrid):
 
 
 # --------------------------------------------------------------------------- analysis helpers
-def test_simplex_weights():
-    grid = simplex_weights(0.25)
+def test_simplex_grid_weights():
+    grid = [FusionWeights(**row) for row in simplex_grid(0.25).to_dict("records")]
     assert len(grid) == 35 and len(set(grid)) == 35  # C(4 + 3, 3)
     assert FusionWeights(1.0, 0.0, 0.0, 0.0) in grid and FusionWeights(0.0, 0.0, 0.0, 1.0) in grid
-    assert FusionWeights() in simplex_weights(0.1) and len(simplex_weights(0.1)) == 286
-    for bad in (0, 0.3, 1.5):
+    finer = [FusionWeights(**row) for row in simplex_grid(0.1).to_dict("records")]
+    assert FusionWeights() in finer and len(finer) == 286
+    for bad in (0, 0.3, 1.5, True):
         with pytest.raises(ValueError, match="step"):
-            simplex_weights(bad)
+            simplex_grid(bad)
 
 
 def test_overlap_at_k():
@@ -436,10 +435,14 @@ def test_weight_sweep_and_example_users(hybrid, world):
     users = [f"user_{u}" for u in range(world.n_users)]
     grid = [WEIGHTS, FusionWeights(0, 0, 0, 1), FusionWeights(1, 0, 0, 0)]
     calls = []
-    sweep = weight_sweep(hybrid, users, grid, n=5, metrics={"rows": lambda r: calls.append(1) or len(r)})
+    sweep = weight_sweep(hybrid, users, grid, n=5, metrics={"rows": lambda r: calls.append(1) or len(r)},
+                         reference=hybrid.recommend(users, 5))
     assert list(sweep.columns) == [*STRATEGIES, "overlap_at_5", "rows"] and len(calls) == 3
     assert sweep.overlap_at_5.iloc[0] == 1.0 and sweep.overlap_at_5.between(0, 1).all()
     assert sweep.overlap_at_5.iloc[1] < 1.0
+    as_frame = weight_sweep(hybrid, users, pd.DataFrame([w.as_dict() for w in grid]), n=5,
+                            metrics={"rows": len}, reference=hybrid.recommend(users, 5))
+    pd.testing.assert_frame_equal(as_frame, sweep)
     picked = example_users(hybrid.interactions_)
     lengths = hybrid.interactions_.history_lengths()
     assert picked["heavy"] == f"user_{int(np.argmax(lengths))}"

@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 
 from recsys.config import DEFAULT_CONFIG, SEASONS, ConfigError, RecsysConfig
-from recsys.deals.candidates import DEAL_TYPES, CandidateBlock, DealRules, type_arrays, type_labels
+from recsys.deals.candidate_block import CandidateBlock
+from recsys.deals.deal_types import DEAL_TYPES, DealRules, type_arrays, type_labels
 from recsys.deals.guardrails import EXCLUSION_REASONS, eligibility, guard_arrays
 from recsys.deals.pricing import PRICING_COLUMNS, DealPricer, PriceFactor, UserProfile, expiry_days
 from recsys.deals.rate_limit import RateLimiter
@@ -205,7 +206,8 @@ class DealGenerator:
             raise ConfigError(f"rate_limiter must be a RateLimiter or a bool, got {rate_limiter!r}")
 
     # -- arguments ------------------------------------------------------------------
-    def _num_deals(self, num_deals: Any) -> int | None:
+    def check_num_deals(self, num_deals: Any) -> int | None:
+        """``num_deals`` validated: an int in ``1..max_deals``, or None (up to ``max_deals``)."""
         max_deals = self.config.deals.max_deals
         if num_deals is None:
             return None
@@ -240,7 +242,7 @@ class DealGenerator:
         Raises :class:`~recsys.deals.rate_limit.RateLimitExceeded` past the
         per-user rate limit."""
         profile = UserProfile.from_mapping(user, self.config)
-        n_requested = self._num_deals(num_deals)
+        n_requested = self.check_num_deals(num_deals)
         as_of, season = self._when(as_of, season)
         if isinstance(candidates, CandidateBlock):
             if candidates.user_ids.tolist() != [profile.user_id]:
@@ -276,7 +278,7 @@ class DealGenerator:
         ids = [p.user_id for p in profiles]
         if ids != list(block.user_ids):
             raise ValueError("users.user_id must equal block.user_ids, in order")
-        n_requested = self._num_deals(num_deals)
+        n_requested = self.check_num_deals(num_deals)
         as_of, season = self._when(as_of, season)
         frames, summaries = [], []
         for start in range(0, max(len(profiles), 1), self.chunk_size):  # users are independent: chunks bound memory

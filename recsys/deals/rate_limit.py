@@ -15,7 +15,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from recsys.config import ConfigError, DealConfig
+from recsys.config import DealConfig
+from recsys.validation import check_int, check_number
 
 __all__ = ["RateLimitExceeded", "RateLimiter"]
 
@@ -35,10 +36,8 @@ class RateLimiter:
     """At most ``requests`` calls per ``window_seconds`` per key (user id)."""
 
     def __init__(self, requests: int, window_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        if isinstance(requests, bool) or not isinstance(requests, int) or requests < 1:
-            raise ConfigError(f"RateLimiter.requests must be an int >= 1, got {requests!r}")
-        if not isinstance(window_seconds, (int, float)) or not 0 < window_seconds < math.inf:
-            raise ConfigError(f"RateLimiter.window_seconds must be a finite number > 0, got {window_seconds!r}")
+        check_int("RateLimiter", "requests", requests)
+        check_number("RateLimiter", "window_seconds", window_seconds, low=0, high=math.inf, low_open=True, high_open=True)
         self.requests = requests
         self.window_seconds = float(window_seconds)
         self.clock = clock

@@ -24,7 +24,7 @@ generator chose), so policies differ only in the discount. Expected values
 are reported (no Bernoulli draws): per user, ``conversions = sum p``,
 ``revenue = sum p * deal_price``, ``margin = sum p * (deal_price - cost)``.
 Intervals are percentile bootstrap intervals over users
-(:mod:`recsys.evaluation.bootstrap`); they carry the between-user variation
+(:mod:`recsys.statistics`); they carry the between-user variation
 of the simulated expectations, not uncertainty in the model's parameters
 (for that, vary the parameters: :func:`parameter_sweep`).
 """
@@ -38,9 +38,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from recsys.config import DEFAULT_CONFIG, ConfigError, RecsysConfig
+from recsys.config import DEFAULT_CONFIG, RecsysConfig
 from recsys.deals.guardrails import guard_arrays
-from recsys.evaluation.bootstrap import bootstrap_ci, paired_bootstrap
+from recsys.statistics import bootstrap_ci, paired_bootstrap
+from recsys.validation import check_numbers
 
 __all__ = [
     "POLICIES",
@@ -66,12 +67,8 @@ class ResponseModel:
     discount_weight: float = 6.0
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.base_rate, (int, float)) and 0.0 < self.base_rate < 1.0):
-            raise ConfigError(f"ResponseModel.base_rate must be in (0, 1), got {self.base_rate!r}")
-        for name in ("affinity_weight", "discount_weight"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ConfigError(f"ResponseModel.{name} must be a finite number >= 0, got {value!r}")
+        check_numbers(self, "base_rate", low=0, high=1, low_open=True, high_open=True)
+        check_numbers(self, "affinity_weight", "discount_weight", low=0, high=math.inf, high_open=True)
 
     def probability(self, discount: np.ndarray, price_sensitivity: np.ndarray, affinity_pct: np.ndarray) -> np.ndarray:
         """``p(u, i, d)`` elementwise; NaN affinity -> 0.5 (NaN sensitivity is an error here)."""

@@ -2,24 +2,15 @@
 
 - :mod:`recsys.evaluation.split`: temporal hold-out, relevance rules, cold-start users, validation window.
 - :mod:`recsys.evaluation.metrics`: precision/recall/NDCG/MAP/hit rate@k, coverage, diversity, novelty.
-- :mod:`recsys.evaluation.bootstrap`: percentile bootstrap over users, paired differences.
+- :mod:`recsys.statistics` (re-exported here): percentile bootstrap over users, paired differences.
 - :mod:`recsys.evaluation.comparison`: every model under one protocol, weight sweep, multi-seed
   aggregation, the seed's "Performance Metrics" table.
 """
 
-from recsys.evaluation.bootstrap import (
-    Interval,
-    PairedDifference,
-    bootstrap_ci,
-    bootstrap_statistic,
-    bootstrap_table,
-    paired_bootstrap,
-)
 from recsys.evaluation.comparison import (
     ComparisonConfig,
     ComparisonResult,
     aggregate_seeds,
-    performance_metrics_table,
     read_seed_tables,
     run_comparison,
 )
@@ -38,6 +29,14 @@ from recsys.evaluation.metrics import (
     seed_diversity_percent,
 )
 from recsys.evaluation.split import TemporalSplit, temporal_split, validation_split
+from recsys.statistics import (
+    Interval,
+    PairedDifference,
+    bootstrap_ci,
+    bootstrap_statistic,
+    bootstrap_table,
+    paired_bootstrap,
+)
 
 __all__ = [
     "ComparisonConfig",
@@ -58,7 +57,6 @@ __all__ = [
     "ndcg_at_k",
     "novelty",
     "paired_bootstrap",
-    "performance_metrics_table",
     "precision_at_k",
     "ranking_metrics_per_user",
     "read_seed_tables",

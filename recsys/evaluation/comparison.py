@@ -13,7 +13,7 @@ Protocol (:func:`run_comparison`)
        :class:`~recsys.models.content.ContentRecommender` fitted on the
        training data) and novelty (popularity among training users); per model
        catalog coverage@k. Means with 95% percentile bootstrap intervals over
-       users (:mod:`recsys.evaluation.bootstrap`); coverage, a statistic of
+       users (:mod:`recsys.statistics`); coverage, a statistic of
        the whole set of lists that resampling biases downwards, gets none
        (its spread shows across seeds).
     4. The hybrid is scored at the seed's weights (40/30/20/10), with each
@@ -35,8 +35,6 @@ Timing
 
 from __future__ import annotations
 
-import itertools
-import json
 import math
 import re
 import time
@@ -51,10 +49,12 @@ import pandas as pd
 from recsys.config import FusionWeights
 from recsys.data.dataset import Dataset
 from recsys.evaluation import metrics as M
-from recsys.evaluation.bootstrap import bootstrap_table, paired_bootstrap
 from recsys.evaluation.split import DEFAULT_RELEVANT_EVENTS, TemporalSplit, temporal_split, validation_split
+from recsys.evaluation.sweep import hybrid_of, simplex_grid, weight_sweep
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender
+from recsys.statistics import aggregate_seeds, bootstrap_table, paired_bootstrap
+from recsys.validation import ConfigError, check_ints, check_number, check_numbers
 
 __all__ = [
     "HYBRID_COMPONENTS",
@@ -66,13 +66,12 @@ __all__ = [
     "evaluate_recommendations",
     "leave_one_out_weights",
     "paired_differences",
-    "performance_metrics_table",
     "read_seed_tables",
     "run_comparison",
     "sample_users",
     "simplex_grid",
     "standing_sentences",
-    "weight_sweep",
+    "validation_sweep",
 ]
 
 ModelFactory = Callable[[], Recommender]
@@ -115,16 +114,15 @@ class ComparisonConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "relevant_events", tuple(self.relevant_events))
-        cap = self.max_users
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise ValueError(f"ComparisonConfig.max_users must be None or a positive int, got {cap!r}")
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise ValueError(f"ComparisonConfig.k must be a positive int, got {self.k!r}")
+        if self.max_users is not None:
+            check_ints(self, "max_users")
+        check_ints(self, "k", "n_boot")
+        check_numbers(self, "confidence", low=0, high=1, low_open=True, high_open=True)
         steps = 1.0 / self.sweep_step if self.sweep_step > 0 else math.inf
         if not (0 < self.sweep_step <= 1) or not math.isclose(steps, round(steps), abs_tol=1e-9):
-            raise ValueError(f"ComparisonConfig.sweep_step must divide 1 (e.g. 0.1, 0.2, 0.25), got {self.sweep_step!r}")
+            raise ConfigError(f"ComparisonConfig.sweep_step must divide 1 (e.g. 0.1, 0.2, 0.25), got {self.sweep_step!r}")
         if self.sweep_metric not in M.ACCURACY_METRICS:
-            raise ValueError(f"ComparisonConfig.sweep_metric must be one of {list(M.ACCURACY_METRICS)}, "
+            raise ConfigError(f"ComparisonConfig.sweep_metric must be one of {list(M.ACCURACY_METRICS)}, "
                              f"got {self.sweep_metric!r}")
 
 
@@ -138,7 +136,8 @@ def default_factories(seed: int = 42) -> dict[str, tuple[str, ModelFactory]]:
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
     from recsys.models.knn import ItemKNN
-    from recsys.models.svd import PureSVD, SurpriseKNN, SurpriseSVD, SurpriseSVDConfig, SVDConfig
+    from recsys.models.surprise_models import SurpriseKNN, SurpriseSVD, SurpriseSVDConfig
+    from recsys.models.svd import PureSVD, SVDConfig
 
     return {
         "random": ("baseline", lambda: RandomRecommender(seed=seed)),
@@ -153,19 +152,6 @@ def default_factories(seed: int = 42) -> dict[str, tuple[str, ModelFactory]]:
 
 
 # -- weights -----------------------------------------------------------------------------------------------------------
-def simplex_grid(step: float = 0.2, strategies: Sequence[str] = STRATEGIES) -> pd.DataFrame:
-    """Every weight vector on the simplex with coordinates in multiples of
-    ``step`` (``1/step`` must be an integer), one row each, in lexicographic
-    order: ``C(1/step + d - 1, d - 1)`` rows for ``d`` strategies (56 for
-    step 0.2 and four strategies, 286 for 0.1)."""
-    steps = round(1.0 / step) if step > 0 else 0
-    if steps < 1 or not math.isclose(steps * step, 1.0, abs_tol=1e-9):
-        raise ValueError(f"step must be in (0, 1] and divide 1, got {step!r}")
-    d = len(strategies)
-    rows = [c for c in itertools.product(range(steps + 1), repeat=d) if sum(c) == steps]
-    return pd.DataFrame(np.array(rows, dtype=np.float64) / steps, columns=list(strategies))
-
-
 def leave_one_out_weights(weights: FusionWeights, left_out: str) -> FusionWeights:
     """``weights`` without ``left_out``; the others rescaled to sum to 1
     (the same proportional redistribution the hybrid applies per user)."""
@@ -286,7 +272,7 @@ def paired_differences(
     n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
 ) -> pd.DataFrame:
     """``reference, other, metric, difference, ci_low, ci_high, p_value, verdict, n_users``
-    from :func:`~recsys.evaluation.bootstrap.paired_bootstrap` (difference = reference - other)."""
+    from :func:`~recsys.statistics.paired_bootstrap` (difference = reference - other)."""
     if reference not in per_user:
         raise ValueError(f"unknown reference model {reference!r}; known: {list(per_user)}")
     missing = [o for o in others if o not in per_user]
@@ -299,17 +285,26 @@ def paired_differences(
             rows.append({"reference": reference, "other": other, "metric": metric, "difference": d.difference,
                          "ci_low": d.ci_low, "ci_high": d.ci_high, "p_value": d.p_value, "verdict": d.verdict,
                          "n_users": d.n})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["confidence"] = float(confidence)  # read by standing_sentences
+    return out
 
 
-def standing_sentences(paired: pd.DataFrame, metric: str = "ndcg", k: int = 10) -> list[str]:
+def standing_sentences(paired: pd.DataFrame, metric: str = "ndcg", k: int = 10,
+                       confidence: float | None = None) -> list[str]:
     """One sentence per compared model, read off the paired intervals, e.g.
-    ``"hybrid vs popularity: NDCG@10 +0.0123 (95% CI [0.0040, 0.0210]): better"``."""
+    ``"hybrid vs popularity: NDCG@10 +0.0123 (95% CI [0.0040, 0.0210]): better"``.
+    The level is ``confidence``, else the one :func:`paired_differences`
+    recorded in ``paired.attrs``; a frame without either is refused."""
+    level = confidence if confidence is not None else paired.attrs.get("confidence")
+    if level is None:
+        raise ValueError("standing_sentences: paired carries no confidence level (attrs lost?); pass confidence=")
+    check_number("standing_sentences", "confidence", level, low=0, high=1, low_open=True, high_open=True)
     label = f"{METRIC_LABELS.get(metric, metric)}@{k}"
     part = paired[paired["metric"] == metric]
     return [
-        f"{r.reference} vs {r.other}: {label} {r.difference:+.4f} (95% CI [{r.ci_low:.4f}, {r.ci_high:.4f}]): "
-        f"{r.verdict}"
+        f"{r.reference} vs {r.other}: {label} {r.difference:+.4f} ({100 * level:g}% CI [{r.ci_low:.4f}, "
+        f"{r.ci_high:.4f}]): {r.verdict}"
         for r in part.itertuples(index=False)
     ]
 
@@ -325,14 +320,6 @@ def _timed_recommend(model: Recommender, users: Sequence[str], k: int) -> tuple[
     start = time.perf_counter()
     frame = model.recommend(list(users), n=k, exclude_purchased=True)
     return frame, time.perf_counter() - start
-
-
-def _hybrid(components: Mapping[str, Recommender], weights: FusionWeights, rules: bool = True) -> Recommender:
-    from recsys.models.hybrid import HybridConfig, HybridRecommender
-
-    config = HybridConfig() if rules else HybridConfig(exclude_out_of_stock=False, spending_tier_filter=False)
-    used = {s: c for s, c in components.items() if getattr(weights, s) > 0}
-    return HybridRecommender.from_fitted(used, weights, config)
 
 
 class _PrecomputedScores(Recommender):
@@ -370,26 +357,25 @@ def sample_users(users: Sequence[str], max_users: int | None, seed: int) -> list
     return [users[i] for i in np.sort(picked)]
 
 
-def weight_sweep(
+def validation_sweep(
     components: Mapping[str, Recommender], split: TemporalSplit, grid: pd.DataFrame, k: int = 10,
     users: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Mean accuracy metrics on ``split`` (the validation split) of the hybrid
-    at every weight vector of ``grid``; components must be fitted on
-    ``split.train``. One row per grid row: weights then metric means over
-    ``users`` (default: all warm validation users). Component scores of
-    these users are computed once and reused across the grid."""
+    at every weight vector of ``grid`` (:func:`~recsys.evaluation.sweep.weight_sweep`);
+    components must be fitted on ``split.train``. One row per grid row:
+    weights then metric means over ``users`` (default: all warm validation
+    users). Component scores of these users are computed once and reused
+    across the grid."""
     users = list(users) if users is not None else split.warm_users
     relevant = split.relevant[split.relevant["user_id"].isin(users)]
     rows_of_users = next(iter(components.values())).interactions_.user_index(users)
-    components = {s: _PrecomputedScores(c, np.unique(rows_of_users)) for s, c in components.items()}
-    rows = []
-    for weights in grid.itertuples(index=False):
-        w = FusionWeights(**weights._asdict())
-        recs = _hybrid(components, w).recommend(users, n=k, exclude_purchased=True)
-        means = M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], relevant, k).mean()
-        rows.append({**weights._asdict(), **means.to_dict()})
-    return pd.DataFrame(rows)
+    cached = {s: _PrecomputedScores(c, np.unique(rows_of_users)) for s, c in components.items()}
+
+    def accuracy(recs: pd.DataFrame) -> dict[str, float]:
+        return M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], relevant, k).mean().to_dict()
+
+    return weight_sweep(cached, users, grid, k, metrics={"accuracy": accuracy})
 
 
 def _best_weights(sweep: pd.DataFrame, metric: str) -> FusionWeights:
@@ -455,14 +441,14 @@ def run_comparison(
         model.fit(validation.train, val_interactions)
         val_components[s] = model
     val_users = sample_users(validation.warm_users, config.max_users, config.seed)
-    sweep = weight_sweep(val_components, validation, simplex_grid(config.sweep_step), config.k, val_users)
+    sweep = validation_sweep(val_components, validation, simplex_grid(config.sweep_step), config.k, val_users)
     best = _best_weights(sweep, config.sweep_metric)
     hybrids["hybrid_tuned"] = (best, True)
     say(f"weight sweep: {len(sweep)} points, best {best.as_dict()}")
 
     for name, (weights, rules) in hybrids.items():
         start = time.perf_counter()
-        fitted[name] = _hybrid(components, weights, rules)
+        fitted[name] = hybrid_of(components, weights, rules)
         assembly = time.perf_counter() - start
         fit_seconds[name] = assembly + sum(fit_seconds[HYBRID_COMPONENTS[s]] for s in STRATEGIES
                                            if getattr(weights, s) > 0)
@@ -503,27 +489,6 @@ def run_comparison(
 
 
 # -- multi-seed --------------------------------------------------------------------------------------------------------
-def aggregate_seeds(tables: Mapping[int, pd.DataFrame], value: str = "mean",
-                    by: Sequence[str] = ("model", "metric")) -> pd.DataFrame:
-    """Combine per-seed tidy tables (e.g. ``ComparisonResult.table`` of each
-    seed) into ``<by>, mean, std, min, max, n_seeds``: the mean and the sample
-    standard deviation (ddof 1; NaN for one seed) of ``value`` across seeds.
-    A row missing from some seed is aggregated over the seeds that have it
-    (``n_seeds`` says how many)."""
-    if not tables:
-        raise ValueError("tables is empty: need at least one seed's table")
-    frames = []
-    for seed, table in tables.items():
-        lacking = [c for c in (*by, value) if c not in table.columns]
-        if lacking:
-            raise ValueError(f"the table of seed {seed} lacks column(s) {lacking}")
-        frames.append(table[[*by, value]].assign(seed=seed))
-    long = pd.concat(frames, ignore_index=True)
-    grouped = long.groupby(list(by), sort=False)[value]
-    out = grouped.agg(["mean", "std", "min", "max", "count"]).reset_index()
-    return out.rename(columns={"count": "n_seeds"})
-
-
 def read_seed_tables(top: str | Path, table: str = "08_comparison.csv") -> dict[int, pd.DataFrame]:
     """The per-seed copies of ``tables/<table>`` under ``top/seed_<s>/`` (the
     layout of ``recsys run --seeds``), keyed by seed."""
@@ -536,89 +501,3 @@ def read_seed_tables(top: str | Path, table: str = "08_comparison.csv") -> dict[
     if not out:
         raise FileNotFoundError(f"no seed_*/tables/{table} under {top}")
     return dict(sorted(out.items()))
-
-
-# -- the seed's "Performance Metrics" table ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Claim:
-    metric: str
-    claim: str
-    patterns: tuple[str, ...]  # regexes over "<notebook>:<metric name>" of recorded metrics
-
-
-SEED_PERFORMANCE_CLAIMS: tuple[_Claim, ...] = (
-    _Claim("Stage 1 Latency", "30-80ms", (r"(stage1|stage_1|realtime|real_time).*latency", r"latency.*(stage1|realtime)")),
-    _Claim("Stage 3 Latency", "150-300ms", (r"(stage3|stage_3|full|hybrid).*latency", r"latency.*(stage3|full)")),
-    _Claim("Throughput", "300+ requests/second", (r"throughput", r"requests_per_s", r"\brps\b")),
-    _Claim("Memory Usage", "250-350MB (ML service)", (r"memory", r"\brss\b", r"_mb\b")),
-    _Claim("Deal Generation Rate", "3-7 deals per user", (r"deals?_per_user", r"deal.*rate")),
-    _Claim("User Segmentation Accuracy", "85-92%", (r"segment.*(accuracy|ari)", r"(accuracy|ari).*segment")),
-    _Claim("Recommendation Diversity", "70-85%", (r"diversity",)),
-)
-
-
-def _recorded_metrics(reports_dir: Path, exclude_notebooks: Sequence[str]) -> list[dict[str, Any]]:
-    """Headline metrics of the manifests in ``artifacts/`` (notebooks) and of
-    benchmark manifests (same format) in ``reports_dir/benchmarks/`` or the
-    profile-independent ``reports_dir/../benchmarks/`` (``make benchmarks``),
-    if present."""
-    rows = []
-    paths = sorted((reports_dir / "artifacts").glob("*.json"))
-    for bench_dir in (reports_dir / "benchmarks", reports_dir.parent / "benchmarks"):
-        paths += sorted(bench_dir.glob("*.json"))
-    for path in paths:
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path} is not a readable report manifest: {error}") from error
-        notebook = manifest.get("notebook", path.stem)
-        if notebook in exclude_notebooks:
-            continue
-        for name, entry in sorted(manifest.get("metrics", {}).items()):
-            rows.append({"source": f"{notebook}:{name}", "value": entry.get("value"),
-                         "description": entry.get("description", "")})
-    return rows
-
-
-def performance_metrics_table(
-    reports_dir: str | Path,
-    measured: Mapping[str, Sequence[tuple[str, Any, str]]] | None = None,
-    exclude_notebooks: Sequence[str] = ("08_evaluation",),
-) -> pd.DataFrame:
-    """The seed's "Performance Metrics" table with measured values beside the claims.
-
-    Columns ``metric, seed_claim, measured, how_measured, source``. For each
-    seed row, every numeric headline metric recorded in this run's
-    ``reports_dir/artifacts/*.json`` (and ``reports_dir/benchmarks/*.json``
-    if a benchmark wrote one) whose ``notebook:name`` matches the row's
-    patterns is listed, with its recorded description as the method;
-    manifests of ``exclude_notebooks`` (the caller itself) are skipped.
-    ``measured`` adds the caller's own values: seed metric -> list of
-    ``(name, value, how)``. A row with nothing recorded says "not measured
-    in this run"; no number is ever filled in otherwise."""
-    recorded = _recorded_metrics(Path(reports_dir), tuple(exclude_notebooks))
-    measured = dict(measured or {})
-    known = {c.metric for c in SEED_PERFORMANCE_CLAIMS}
-    unknown = sorted(set(measured) - known)
-    if unknown:
-        raise ValueError(f"unknown seed metric(s) {unknown}; expected among {sorted(known)}")
-    rows = []
-    for claim in SEED_PERFORMANCE_CLAIMS:
-        found = [(r["source"], r["value"], r["description"]) for r in recorded
-                 if isinstance(r["value"], (int, float)) and not isinstance(r["value"], bool)
-                 and any(re.search(p, r["source"], flags=re.IGNORECASE) for p in claim.patterns)]
-        found += [(name, value, how) for name, value, how in measured.get(claim.metric, [])]
-        if not found:
-            rows.append({"metric": claim.metric, "seed_claim": claim.claim, "measured": "not measured in this run",
-                         "how_measured": "", "source": ""})
-            continue
-        for source, value, how in found:
-            rows.append({"metric": claim.metric, "seed_claim": claim.claim, "measured": _fmt(value),
-                         "how_measured": how, "source": source})
-    return pd.DataFrame(rows)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return f"{float(value):.4g}"

@@ -21,19 +21,29 @@ import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
+from recsys.models.ranking import RECOMMENDATION_COLUMNS, take_rows, top_n_indices
 
-__all__ = ["RECOMMENDATION_COLUMNS", "Recommender", "check_n", "check_user_ids", "top_n_frame", "top_n_indices"]
+__all__ = ["MAX_N", "RECOMMENDATION_COLUMNS", "Recommender", "check_n", "check_user_ids", "top_n_frame"]
 
-RECOMMENDATION_COLUMNS = ["user_id", "product_id", "score", "rank", "reason"]
 
 _USER_ID = re.compile(r"^[^\s]{1,128}$")
 
 
-def check_n(n: object, name: str = "n") -> int:
-    """``n`` must be a positive int (not a bool); else a ValueError naming it."""
+MAX_N = 2**31 - 1
+"""The largest ``n`` accepted at all (beyond it: a ValueError, before any work)."""
+
+
+def check_n(n: object, name: str = "n", limit: int | None = None) -> int:
+    """``n`` must be an int (not a bool) in ``1..MAX_N``; else a ValueError
+    naming it. With ``limit`` (the catalogue size), the result is
+    ``min(n, limit)``: nothing larger is ever allocated, and no list can be
+    longer than the catalogue anyway."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"{name} must be a positive int, got {n!r}")
-    return int(n)
+    if n > MAX_N:
+        raise ValueError(f"{name} must be at most {MAX_N}, got {n!r}")
+    n = int(n)
+    return max(1, min(n, int(limit))) if limit is not None else n
 
 
 def check_user_ids(user_ids: object) -> list[str]:
@@ -50,24 +60,6 @@ def check_user_ids(user_ids: object) -> list[str]:
             f"malformed user id(s) {bad[:3]!r}: expected non-empty strings without whitespace, at most 128 chars"
         )
     return ids
-
-
-def top_n_indices(scores: np.ndarray, n: int) -> np.ndarray:
-    """Column indices of the ``n`` best scores per row, best first; ties
-    broken by the lower column index. ``argpartition`` keeps it O(products)."""
-    if n >= scores.shape[1]:
-        return np.argsort(-scores, axis=1, kind="stable")
-    # a candidate set that surely holds the top n including every tie at the n-th value
-    kth = np.partition(-scores, n - 1, axis=1)[:, n - 1 : n]
-    order = np.argsort(-scores, axis=1, kind="stable") if scores.shape[0] * scores.shape[1] <= 4096 else None
-    if order is not None:
-        return order[:, :n]
-    out = np.empty((scores.shape[0], n), dtype=np.int64)
-    for i in range(scores.shape[0]):
-        cand = np.flatnonzero(-scores[i] <= kth[i, 0])
-        best = cand[np.argsort(-scores[i, cand], kind="stable")]
-        out[i] = best[:n]
-    return out
 
 
 def top_n_frame(
@@ -149,28 +141,24 @@ class Recommender(ABC):
         """The reason text for each scored entry (one string by default)."""
         return self.reason
 
-    def recommend(self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
-        """Top-``n`` for each user, as :data:`RECOMMENDATION_COLUMNS`."""
+    def _request(self, user_ids: Sequence[str] | str, n: object) -> tuple[list[str], int, np.ndarray]:
+        """A checked request: the ids, ``n`` bounded by the catalogue, the users' rows (-1: unknown)."""
         n = check_n(n)
         ids = check_user_ids(user_ids)
         if not hasattr(self, "interactions_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
-        rows = self.interactions_.user_index(ids)
+        return ids, check_n(n, limit=len(self.interactions_.product_ids)), self.interactions_.user_index(ids)
+
+    def recommend(self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
+        """Top-``n`` for each user, as :data:`RECOMMENDATION_COLUMNS`."""
+        ids, n, rows = self._request(user_ids, n)
         frames = []
         for start in range(0, max(len(ids), 1), self.chunk_size):
             chunk = rows[start : start + self.chunk_size]
             scores = self.score_users(chunk)
-            exclude = _purchased_rows(self.interactions_.purchased, chunk) if exclude_purchased else None
+            exclude = take_rows(self.interactions_.purchased, chunk) if exclude_purchased else None
             frames.append(
                 top_n_frame(scores, ids[start : start + self.chunk_size], self.interactions_.product_ids, n,
                             self.reasons_for(chunk, scores), exclude)
             )
         return pd.concat(frames, ignore_index=True)
-
-
-def _purchased_rows(purchased: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-    """Rows of ``purchased`` for ``rows`` (-1 -> empty row), vectorised."""
-    safe = np.where(rows >= 0, rows, 0)
-    picked = purchased[safe].tocsr()
-    mask = sp.diags((rows >= 0).astype(np.float64))
-    return (mask @ picked).astype(bool).tocsr()

@@ -74,6 +74,7 @@ class Popularity(Recommender):
         ids = check_user_ids(user_ids)
         if not hasattr(self, "popularity_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
+        n = check_n(n, limit=len(self.interactions_.product_ids))
         rows = self.interactions_.user_index(ids)
         banned = take_rows(self.interactions_.purchased, rows) if exclude_purchased else None
         n_banned = np.diff(banned.indptr) if banned is not None else np.zeros(len(rows), dtype=np.int64)

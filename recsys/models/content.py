@@ -41,6 +41,7 @@ from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n
 from recsys.models.ranking import take_rows
+from recsys.validation import check_ints, check_numbers
 
 __all__ = ["ContentConfig", "ContentRecommender", "product_documents"]
 
@@ -59,18 +60,11 @@ class ContentConfig:
     stop_words: str | None = "english"
 
     def __post_init__(self) -> None:
-        for name in ("text_weight", "label_weight"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0 or value != value:
-                raise ConfigError(f"ContentConfig.{name} must be a non-negative number, got {value!r}")
+        check_numbers(self, "text_weight", "label_weight", low=0)
         if self.text_weight == 0 and self.label_weight == 0:
             raise ConfigError("ContentConfig: text_weight and label_weight cannot both be 0")
-        if not isinstance(self.ngram_max, int) or self.ngram_max < 1:
-            raise ConfigError(f"ContentConfig.ngram_max must be an int >= 1, got {self.ngram_max!r}")
-        if not isinstance(self.min_df, int) or self.min_df < 1:
-            raise ConfigError(f"ContentConfig.min_df must be an int >= 1, got {self.min_df!r}")
-        if not 0 < self.max_df <= 1.0:
-            raise ConfigError(f"ContentConfig.max_df must be in (0, 1], got {self.max_df!r}")
+        check_ints(self, "ngram_max", "min_df")
+        check_numbers(self, "max_df", low=0, high=1, low_open=True)
 
 
 def split_labels(document: str) -> list[str]:

@@ -34,8 +34,9 @@ import scipy.sparse as sp
 from recsys.config import ConfigError, RecsysConfig
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
-from recsys.models.base import Recommender, check_n, check_user_ids
+from recsys.models.base import Recommender, check_n
 from recsys.models.ranking import entries_frame, first_allowed, take_rows
+from recsys.validation import check_numbers
 
 __all__ = ["DemographicConfig", "DemographicRecommender", "REASONS", "ANY"]
 
@@ -63,10 +64,8 @@ class DemographicConfig:
     price_filter: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.category_weight, (int, float)) or not 0 <= self.category_weight <= 1:
-            raise ConfigError(f"DemographicConfig.category_weight must be in [0, 1], got {self.category_weight!r}")
-        if not isinstance(self.prior_users, (int, float)) or not self.prior_users >= 0:
-            raise ConfigError(f"DemographicConfig.prior_users must be >= 0, got {self.prior_users!r}")
+        check_numbers(self, "category_weight", low=0, high=1)
+        check_numbers(self, "prior_users", low=0)
         if not isinstance(self.price_filter, bool):
             raise ConfigError(f"DemographicConfig.price_filter must be a bool, got {self.price_filter!r}")
 
@@ -261,10 +260,8 @@ class DemographicRecommender(Recommender):
 
     def recommend(self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
         """Top-``n`` from each user's segment ranking (same frame as the dense base path)."""
-        n = check_n(n)
-        ids = check_user_ids(user_ids)
         self._check_fitted()
-        rows = self.interactions_.user_index(ids)
+        ids, n, rows = self._request(user_ids, n)
         banned = take_rows(self.interactions_.purchased, rows) if exclude_purchased else None
         r, c, v, pos, reasons = self.top_n_for_segments(self.segments_of_rows(rows), banned, n)
         return entries_frame(ids, self.interactions_.product_ids, r, c, v, pos + 1, reasons)
@@ -276,6 +273,7 @@ class DemographicRecommender(Recommender):
         new visitor: ``product_id, score, rank, reason``."""
         n = check_n(n)
         self._check_fitted()
+        n = check_n(n, limit=len(self.interactions_.product_ids))
         profile = pd.DataFrame({"region": [region], "age": [age], "spending_tier": [spending_tier]})
         segment = self.segment_codes(profile)
         r, c, v, pos, reasons = self.top_n_for_segments(segment, None, n)

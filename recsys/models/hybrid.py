@@ -60,8 +60,9 @@ from scipy.stats import rankdata
 from recsys.config import ConfigError, FusionWeights
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
-from recsys.models.base import Recommender, check_n, check_user_ids, top_n_indices
-from recsys.models.ranking import take_rows
+from recsys.models.base import Recommender, check_n, check_user_ids
+from recsys.models.ranking import take_rows, top_n_indices
+from recsys.validation import check_ints
 
 __all__ = [
     "CONTRIB_COLUMNS",
@@ -70,10 +71,6 @@ __all__ = [
     "HybridConfig",
     "HybridRecommender",
     "default_components",
-    "example_users",
-    "overlap_at_k",
-    "simplex_weights",
-    "weight_sweep",
 ]
 
 STRATEGIES: tuple[str, ...] = ("knn", "svd", "content", "demographic")
@@ -100,14 +97,11 @@ class HybridConfig:
         unknown = [s for s in self.history_strategies if s not in STRATEGIES]
         if unknown:
             raise ConfigError(f"HybridConfig.history_strategies has unknown strategies {unknown}; known {list(STRATEGIES)}")
-        m = self.candidates_per_strategy
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise ConfigError(f"HybridConfig.candidates_per_strategy must be an int >= 1, got {m!r}")
+        check_ints(self, "candidates_per_strategy")
         if self.normalization not in ("minmax", "rank"):
             raise ConfigError(f"HybridConfig.normalization must be 'minmax' or 'rank', got {self.normalization!r}")
-        cap = self.category_cap
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise ConfigError(f"HybridConfig.category_cap must be None or an int >= 1, got {cap!r}")
+        if self.category_cap is not None:
+            check_ints(self, "category_cap")
 
 
 @dataclass(frozen=True)
@@ -321,7 +315,7 @@ class HybridRecommender(Recommender):
         user), as arrays: the work behind :meth:`recommend` without pandas
         (the engine's single-user path)."""
         self._check_fitted()
-        n = check_n(n)
+        n = check_n(n, limit=len(self.interactions_.product_ids))
         rows = np.asarray(rows, dtype=np.int64)
         cand, valid, fused, contrib, blocks, weights = self._fuse(rows, n, exclude_purchased)
         pick = self._top(cand, valid, fused, n)  # positions into cand, -1 padding
@@ -418,6 +412,7 @@ class HybridRecommender(Recommender):
         n = check_n(n)
         ids = check_user_ids(user_ids)
         self._check_fitted()
+        n = check_n(n, limit=len(self.interactions_.product_ids))
         rows = self.interactions_.user_index(ids)
         per_user = 6 * 8 * max(len(self.interactions_.product_ids), 1)
         chunk = int(max(1, min(self.chunk_size, self.max_block_bytes // per_user)))
@@ -499,86 +494,3 @@ class HybridRecommender(Recommender):
             "spending_tier_filter": self.config.spending_tier_filter,
             "history_strategies": list(self.config.history_strategies),
         }
-
-
-
-# --------------------------------------------------------------------------- analysis helpers
-def simplex_weights(step: float = 0.25) -> list[FusionWeights]:
-    """Every weight vector on the 4-strategy simplex whose weights are
-    multiples of ``step`` (``1/step`` must be an integer), in lexicographic
-    order of (knn, svd, content, demographic)."""
-    if not isinstance(step, (int, float)) or not 0 < step <= 1:
-        raise ValueError(f"step must be in (0, 1], got {step!r}")
-    parts = round(1.0 / step)
-    if abs(parts * step - 1.0) > 1e-9:
-        raise ValueError(f"1/step must be an integer, got step={step!r}")
-    out = []
-    for a in range(parts + 1):
-        for b in range(parts + 1 - a):
-            for c in range(parts + 1 - a - b):
-                d = parts - a - b - c
-                out.append(FusionWeights(*(x / parts for x in (a, b, c, d))))
-    return out
-
-
-def overlap_at_k(a: pd.DataFrame, b: pd.DataFrame, k: int = 10) -> float:
-    """Mean over the users of ``a`` of ``|top_k(a) & top_k(b)| / k`` (lists
-    from ``recommend`` frames: ``user_id, product_id, rank``); 1 = same sets."""
-    k = check_n(k, "k")
-    top_a = a.loc[a["rank"] <= k, ["user_id", "product_id"]]
-    top_b = b.loc[b["rank"] <= k, ["user_id", "product_id"]]
-    users = pd.Index(top_a["user_id"].unique())
-    if users.empty:
-        raise ValueError("overlap_at_k needs at least one recommendation in a")
-    shared = top_a.merge(top_b, on=["user_id", "product_id"]).groupby("user_id").size()
-    return float(shared.reindex(users, fill_value=0).mean() / k)
-
-
-def weight_sweep(
-    hybrid: HybridRecommender,
-    user_ids: Sequence[str],
-    weights: Sequence[FusionWeights],
-    n: int = 10,
-    metrics: Mapping[str, Callable[[pd.DataFrame], float]] | None = None,
-) -> pd.DataFrame:
-    """Re-rank ``user_ids`` under each weight vector (same fitted strategies,
-    no refit) and compare with the hybrid's own weights: one row per weight
-    vector with the four weights, ``overlap_at_{n}`` with the reference
-    lists, and each of ``metrics`` (a function of the recommendation frame)."""
-    reference = hybrid.recommend(user_ids, n)
-    rows = []
-    for w in weights:
-        recs = hybrid.with_weights(w).recommend(user_ids, n)
-        row: dict[str, float] = {s: float(getattr(w, s)) for s in STRATEGIES}
-        row[f"overlap_at_{n}"] = overlap_at_k(recs, reference, n)
-        for name, metric in (metrics or {}).items():
-            row[name] = float(metric(recs))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def example_users(interactions: Interactions, min_history: int = 5) -> dict[str, str]:
-    """Three users that show the fusion at work:
-
-    * ``heavy``: the most distinct products interacted with (ties: first row);
-    * ``new``: the first user without any interaction (``"new_visitor"``, an
-      unknown id, if every user has history);
-    * ``niche``: among users with at least ``min_history`` products, the
-      highest mean novelty ``-log2(p_i)`` of their products, ``p_i`` the share
-      of users who interacted with product ``i``.
-    """
-    lengths = np.diff(interactions.matrix.indptr)
-    ids = np.asarray(interactions.user_ids, dtype=object)
-    empty = np.flatnonzero(lengths == 0)
-    binary = interactions.matrix.astype(bool).astype(np.float64)
-    share = np.asarray(binary.sum(axis=0)).ravel() / max(len(ids), 1)
-    surprisal = -np.log2(np.where(share > 0, share, 1.0))
-    mean_novelty = np.asarray(binary @ surprisal).ravel() / np.maximum(lengths, 1)
-    eligible = lengths >= min_history
-    if not eligible.any():
-        raise ValueError(f"no user has at least {min_history} products; lower min_history")
-    return {
-        "heavy": str(ids[int(np.argmax(lengths))]),
-        "new": str(ids[empty[0]]) if len(empty) else "new_visitor",
-        "niche": str(ids[int(np.argmax(np.where(eligible, mean_novelty, -np.inf)))]),
-    }

@@ -31,12 +31,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.config import ConfigError
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
-from recsys.models.base import Recommender, check_n, check_user_ids
+from recsys.models.base import Recommender, check_n
 from recsys.models.ranking import (
-    drop_entries,
     entries_frame,
     first_allowed,
     gather_counts,
@@ -46,6 +44,7 @@ from recsys.models.ranking import (
     take_rows,
     top_n_positive,
 )
+from recsys.validation import check_ints, check_numbers
 
 try:  # scipy's own sparse-product kernel (what ``a @ b`` runs after sizing its output)
     from scipy.sparse._sparsetools import csr_matmat as _csr_matmat
@@ -72,14 +71,9 @@ class KNNConfig:
     block_entries: int = 1 << 23
 
     def __post_init__(self) -> None:
-        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
-            raise ConfigError(f"KNNConfig.k must be a positive int, got {self.k!r}")
-        if not isinstance(self.shrinkage, (int, float)) or not self.shrinkage >= 0:
-            raise ConfigError(f"KNNConfig.shrinkage must be a number >= 0, got {self.shrinkage!r}")
-        if not isinstance(self.min_similarity, (int, float)) or not 0 <= self.min_similarity <= 1:
-            raise ConfigError(f"KNNConfig.min_similarity must be in [0, 1], got {self.min_similarity!r}")
-        if isinstance(self.block_entries, bool) or not isinstance(self.block_entries, int) or self.block_entries < 1:
-            raise ConfigError(f"KNNConfig.block_entries must be a positive int, got {self.block_entries!r}")
+        check_ints(self, "k", "block_entries")
+        check_numbers(self, "shrinkage", low=0)
+        check_numbers(self, "min_similarity", low=0, high=1)
 
 
 def _row_norms(matrix: sp.csr_matrix) -> np.ndarray:
@@ -180,6 +174,11 @@ class NeighbourRecommender(Recommender):
         if not hasattr(self, "similarity_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
 
+    def neighbour_entries(self) -> int:
+        """Stored neighbour entries (nonzeros of the similarity matrix)."""
+        self._check_fitted()
+        return int(self.similarity_.nnz)
+
     @abstractmethod
     def score_history(
         self, history: sp.csr_matrix, rows: np.ndarray | None = None, fresh: np.ndarray | None = None
@@ -223,10 +222,8 @@ class NeighbourRecommender(Recommender):
 
     def recommend(self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
         """Top-``n`` per user from sparse scores; identical to the dense base path."""
-        n = check_n(n)
-        ids = check_user_ids(user_ids)
         self._check_fitted()
-        rows = self.interactions_.user_index(ids)
+        ids, n, rows = self._request(user_ids, n)
         frames = []
         for start in range(0, max(len(ids), 1), self.chunk_size):
             chunk = rows[start : start + self.chunk_size]
@@ -251,19 +248,11 @@ def top_n_sparse(
     broken by column gives). Returns ``rows, cols, scores, rank`` ordered by
     (row, rank).
     """
-    scores = sp.csr_matrix(scores)
-    fast = top_n_positive(scores, banned, n)  # float32 scores: one padded partition per block
-    if fast is not None:
-        r, c, v, rank = fast
-    else:
-        k: int | np.ndarray = n
-        if banned is not None and banned.nnz:
-            # the top n of the allowed entries lie within the top n + b of all, b >= |banned in row|
-            # (b rounded up to a power of two: few distinct cut-offs, few partition passes)
-            n_banned = np.diff(banned.indptr)
-            k = n + np.where(n_banned > 0, 2 ** np.ceil(np.log2(np.maximum(n_banned, 1))), 0).astype(np.int64)
-        top = drop_entries(keep_topk(scores, k), banned)
-        r, c, v, rank = ranked_entries(keep_topk(top, n))
+    scores = sp.csr_matrix(scores, dtype=np.float32)  # the neighbour scores are float32 already (no copy)
+    fast = top_n_positive(scores, banned, n)
+    if fast is None:
+        raise ValueError(f"top_n_sparse: {scores.shape[1]} columns or {scores.nnz} entries exceed 2**31")
+    r, c, v, rank = fast
     n_products = scores.shape[1]
     got = np.bincount(r, minlength=scores.shape[0])
     short = np.flatnonzero(got < min(n, n_products))

@@ -14,13 +14,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.models.base import RECOMMENDATION_COLUMNS
-
 __all__ = [
     "row_of_entries",
     "take_rows",
-    "drop_entries",
-    "topk_mask",
+    "RECOMMENDATION_COLUMNS",
+    "top_n_indices",
     "topk_positions",
     "keep_topk",
     "ranked_entries",
@@ -31,8 +29,13 @@ __all__ = [
     "top_n_positive",
 ]
 
-#: entries in one padded scratch block of :func:`topk_mask` (bounds its memory)
+#: entries in one padded scratch block of :func:`topk_positions` (bounds its memory)
 _PAD_BUDGET = 1 << 22
+#: sample size of the lower-bound pre-filter of :func:`topk_positions`
+_SAMPLE = 256
+
+RECOMMENDATION_COLUMNS = ["user_id", "product_id", "score", "rank", "reason"]
+"""The columns of every strategy's ``recommend`` frame."""
 
 
 def row_of_entries(matrix: sp.csr_matrix) -> np.ndarray:
@@ -65,21 +68,6 @@ def take_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     np.cumsum(counts, out=indptr[1:])
     return _csr(matrix.data[flat], matrix.indices[flat], indptr, (len(rows), matrix.shape[1]),
                 matrix.has_sorted_indices)
-
-
-def drop_entries(matrix: sp.csr_matrix, banned: sp.csr_matrix | None) -> sp.csr_matrix:
-    """``matrix`` without the entries stored in ``banned`` (same shape), and without zeros."""
-    keep = matrix.data != 0
-    if banned is not None and banned.nnz and matrix.nnz:
-        n_cols = np.int64(matrix.shape[1])
-        keys = row_of_entries(matrix) * n_cols + matrix.indices
-        keep &= ~np.isin(keys, row_of_entries(banned) * n_cols + banned.indices)
-    if keep.all():
-        return matrix
-    rows = row_of_entries(matrix)[keep]
-    indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=matrix.shape[0]), out=indptr[1:])
-    return _csr(matrix.data[keep], matrix.indices[keep], indptr, matrix.shape, matrix.has_sorted_indices)
 
 
 def gather_counts(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,14 +122,6 @@ def topk_positions(matrix: sp.csr_matrix, k: int | np.ndarray) -> np.ndarray:
     return cand[chosen]
 
 
-def topk_mask(matrix: sp.csr_matrix, k: int | np.ndarray) -> np.ndarray:
-    """Boolean mask over ``matrix.data`` of :func:`topk_positions`."""
-    keep = np.zeros(matrix.nnz, dtype=bool)
-    keep[topk_positions(matrix, k)] = True
-    return keep
-
-
-_SAMPLE = 256  # sample size of the lower-bound pre-filter in topk_mask
 
 
 def _exact_topk(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -188,7 +168,7 @@ def _exact_topk(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: np.nd
 
 
 def keep_topk(matrix: sp.csr_matrix, k: int | np.ndarray) -> sp.csr_matrix:
-    """A copy of ``matrix`` holding only the top-``k`` entries per row (see :func:`topk_mask`)."""
+    """A copy of ``matrix`` holding only the top-``k`` entries per row (see :func:`topk_positions`)."""
     keep = topk_positions(matrix, k)
     rows = np.searchsorted(matrix.indptr, keep, side="right") - 1
     indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
@@ -203,6 +183,27 @@ def ranked_entries(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.nd
     rows, cols, values = rows[order], matrix.indices[order].astype(np.int64), matrix.data[order]
     starts = np.repeat(matrix.indptr[:-1], np.diff(matrix.indptr))
     return rows, cols, values, np.arange(len(rows), dtype=np.int64) - starts + 1
+
+
+def top_n_indices(scores: np.ndarray, n: int) -> np.ndarray:
+    """Column indices of the ``n`` best scores per row of a dense block, best
+    first; ties broken by the lower column index (stable sort on ``-score``).
+    A block of at most 4096 entries is sorted whole; otherwise ``np.partition``
+    finds each row's ``n``-th best value and only the entries at or above it
+    (ties included) are sorted."""
+    if n >= scores.shape[1]:
+        return np.argsort(-scores, axis=1, kind="stable")
+    # a candidate set that surely holds the top n including every tie at the n-th value
+    kth = np.partition(-scores, n - 1, axis=1)[:, n - 1 : n]
+    order = np.argsort(-scores, axis=1, kind="stable") if scores.shape[0] * scores.shape[1] <= 4096 else None
+    if order is not None:
+        return order[:, :n]
+    out = np.empty((scores.shape[0], n), dtype=np.int64)
+    for i in range(scores.shape[0]):
+        cand = np.flatnonzero(-scores[i] <= kth[i, 0])
+        best = cand[np.argsort(-scores[i, cand], kind="stable")]
+        out[i] = best[:n]
+    return out
 
 
 def first_allowed(
@@ -256,7 +257,7 @@ def entries_frame(
 def top_n_dense_row(scores: np.ndarray, n: int) -> np.ndarray:
     """Columns of the ``n`` largest positive entries of one dense score row,
     best first, ties to the lower column (the single-user twin of
-    :func:`topk_mask` + :func:`ranked_entries`)."""
+    :func:`topk_positions` + :func:`ranked_entries`)."""
     cand = np.flatnonzero(scores > 0)
     if len(cand) > n:
         values = scores[cand]

@@ -20,10 +20,19 @@ refitting. The next call sees them: a user who just viewed three products
 gets those products' neighbours, and a new user id leaves the fallback after
 their first events. A request reads the user's row and the neighbour lists of
 the items in it -- no work proportional to the number of users.
+
+Concurrency: a request reads one :class:`~recsys.models.live_history.HistorySnapshot`
+(taken once, immutable) and the current new-user segment dict (replaced,
+never mutated); :meth:`RealtimeRecommender.add_events` and
+:meth:`RealtimeRecommender.register_users` serialise on one lock and publish
+by reference assignment. So any number of threads may call ``recommend``,
+``recommend_one`` and ``add_events`` at once: no event is lost and no
+reader sees half an update.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,8 +47,9 @@ from recsys.interactions import Interactions
 from recsys.models.base import RECOMMENDATION_COLUMNS, Recommender, check_n, check_user_ids
 from recsys.models.demographic import REASONS, DemographicConfig, DemographicRecommender
 from recsys.models.knn import ItemKNN, KNNConfig, NeighbourRecommender, UserKNN, top_n_sparse
-from recsys.models.live_history import EventUpdate, LiveHistory
+from recsys.models.live_history import EventUpdate, HistorySnapshot, LiveHistory
 from recsys.models.ranking import take_rows, top_n_dense_row
+from recsys.validation import check_ints
 
 __all__ = ["RealtimeConfig", "RealtimeRecommender", "REALTIME_COLUMNS", "FALLBACK_METHOD"]
 
@@ -47,7 +57,6 @@ REALTIME_COLUMNS = RECOMMENDATION_COLUMNS + ["method"]
 FALLBACK_METHOD = "demographic"
 _NEIGHBOURS = {"item": ItemKNN, "user": UserKNN}
 _NO_COLUMNS = np.zeros(0, dtype=np.int64)
-_DIRECT_STRINGS = 256  # output rows up to which the frame converts strings directly (see _frame)
 
 
 @dataclass(frozen=True)
@@ -70,10 +79,7 @@ class RealtimeConfig:
     def __post_init__(self) -> None:
         if self.neighbours not in _NEIGHBOURS:
             raise ConfigError(f"RealtimeConfig.neighbours must be one of {list(_NEIGHBOURS)}, got {self.neighbours!r}")
-        for name in ("min_history", "compact_threshold", "n_jobs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"RealtimeConfig.{name} must be a positive int, got {value!r}")
+        check_ints(self, "min_history", "compact_threshold", "n_jobs")
 
 
 class RealtimeRecommender(Recommender):
@@ -97,11 +103,12 @@ class RealtimeRecommender(Recommender):
         self.knn_ = _NEIGHBOURS[cfg.neighbours](cfg.knn).fit(dataset, interactions)
         self.fallback_ = DemographicRecommender(cfg.fallback).fit(dataset, interactions)
         self.history_ = LiveHistory(interactions, dataset.as_of, cfg.compact_threshold)
-        self.new_user_segment_: dict[str, int] = {}
+        self.new_user_segment_: dict[str, int] = {}  # replaced on update, never mutated (see the module doc)
+        self._write_lock = threading.Lock()
         # the frame's string columns are taken from these by code (no per-row string conversion)
-        self.product_strings_ = pd.array(np.asarray(self.history_.product_ids, dtype=object), dtype="str")
-        self.reason_strings_ = pd.array([self.reason, *REASONS], dtype="str")
-        self.method_strings_ = pd.array([self.knn_.name, FALLBACK_METHOD], dtype="str")
+        self.product_strings_ = np.asarray(self.history_.product_ids, dtype=object)
+        self.reason_strings_ = np.array([self.reason, *REASONS], dtype=object)
+        self.method_strings_ = np.array([self.knn_.name, FALLBACK_METHOD], dtype=object)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "history_"):
@@ -113,7 +120,21 @@ class RealtimeRecommender(Recommender):
         ``age``, ``region``, ``spending_tier`` (missing = unknown). Their
         fallback uses that segment; unregistered new users get the
         all-shoppers ranking."""
-        self.new_user_segment_.update(self._new_user_segments(users))
+        segments = self._new_user_segments(users)
+        with self._writer():
+            self.new_user_segment_ = {**self.new_user_segment_, **segments}
+
+    def _writer(self) -> threading.Lock:
+        """The lock writers hold (created on first use after a load)."""
+        lock = self.__dict__.get("_write_lock")
+        if lock is None:
+            lock = self.__dict__.setdefault("_write_lock", threading.Lock())
+        return lock
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_write_lock", None)
+        return state
 
     def _new_user_segments(self, users: pd.DataFrame) -> dict[str, int]:
         """Validated segments of new users (nothing is stored)."""
@@ -136,23 +157,28 @@ class RealtimeRecommender(Recommender):
         ``users`` (see :meth:`register_users`). Invalid input raises
         ``ValueError`` and changes nothing."""
         segments = self._new_user_segments(users) if users is not None else {}
-        update = self.history_.add(events)
-        self.new_user_segment_.update(segments)
+        with self._writer():
+            update = self.history_.add(events)
+            if segments:
+                self.new_user_segment_ = {**self.new_user_segment_, **segments}
         return update
 
     # -- scoring ------------------------------------------------------------------
-    def _segments(self, rows: np.ndarray, ids: Sequence[str] | None = None) -> np.ndarray:
+    def _segments(self, rows: np.ndarray, ids: Sequence[str] | None = None,
+                  history: HistorySnapshot | None = None) -> np.ndarray:
         """Fallback segment per user: from the data set for fitted users, from
         :meth:`register_users` for new ones (all shoppers if unregistered).
         ``ids`` (same order as ``rows``) also finds registered users without
         events; without it ids are looked up from the rows."""
         rows = np.asarray(rows, dtype=np.int64)
         segments = self.fallback_.segments_of_rows(rows)
-        if self.new_user_segment_:
+        registered = self.new_user_segment_
+        if registered:
             outside = np.flatnonzero((rows < 0) | (rows >= len(self.fallback_.user_segment_)))
-            names = [ids[i] for i in outside] if ids is not None else self.history_.ids_of(rows[outside])
+            snapshot = history if history is not None else self.history_.snapshot()
+            names = [ids[i] for i in outside] if ids is not None else snapshot.ids_of(rows[outside])
             for i, name in zip(outside, names, strict=True):
-                segments[i] = self.new_user_segment_.get(name, 0)
+                segments[i] = registered.get(name, 0)
         return segments
 
     def _knn_history(self, history: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -167,16 +193,18 @@ class RealtimeRecommender(Recommender):
         fallback's segment row (``-inf`` = filtered by the spending tier)."""
         self._check_fitted()
         rows = np.asarray(rows, dtype=np.int64)
-        history, _ = self.history_.block(rows)
+        snapshot = self.history_.snapshot()
+        history, _ = snapshot.block(rows)
         knn_history, use_knn = self._knn_history(history)
-        scores = self.knn_.score_history(knn_history, rows, self.history_.fresh(rows)).toarray().astype(np.float64)
-        fallback = self.fallback_.segment_scores_[self._segments(rows)]
+        scores = self.knn_.score_history(knn_history, rows, snapshot.fresh(rows)).toarray().astype(np.float64)
+        fallback = self.fallback_.segment_scores_[self._segments(rows, history=snapshot)]
         return np.where(use_knn[:, None], scores, fallback)
 
     def reasons_for(self, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        history, _ = self.history_.block(np.asarray(rows, dtype=np.int64))
+        snapshot = self.history_.snapshot()
+        history, _ = snapshot.block(np.asarray(rows, dtype=np.int64))
         _, use_knn = self._knn_history(history)
-        segments = self._segments(rows)
+        segments = self._segments(rows, history=snapshot)
         codes = self.fallback_.segment_reasons_[segments][:, self.fallback_.product_category_]
         fallback = np.asarray(REASONS, dtype=object)[codes]
         return np.where(use_knn[:, None], np.asarray(self.reason, dtype=object), fallback)
@@ -188,12 +216,14 @@ class RealtimeRecommender(Recommender):
         n = check_n(n)
         ids = check_user_ids(user_ids)
         self._check_fitted()
-        rows = self.history_.rows_of(ids)
+        n = check_n(n, limit=len(self.history_.product_ids))
+        snapshot = self.history_.snapshot()
+        rows = snapshot.rows_of(ids)
         starts = range(0, max(len(ids), 1), self.chunk_size)
 
         def block(start: int) -> tuple[np.ndarray, ...]:
             end = start + self.chunk_size
-            r, *rest = self._recommend_block(ids[start:end], rows[start:end], n, exclude_purchased)
+            r, *rest = self._recommend_block(snapshot, ids[start:end], rows[start:end], n, exclude_purchased)
             return (r + start, *rest)
 
         if self.config.n_jobs > 1 and len(starts) > 1:
@@ -215,14 +245,16 @@ class RealtimeRecommender(Recommender):
         check_user_ids([user_id])
         n = check_n(n)
         self._check_fitted()
-        row = self.history_.row_of(user_id)
-        items, weights, bought = self.history_.row_arrays(row)
+        n = check_n(n, limit=len(self.history_.product_ids))
+        snapshot = self.history_.snapshot()
+        row = snapshot.row_of(user_id)
+        items, weights, bought = snapshot.row_arrays(row)
         banned = bought if exclude_purchased else _NO_COLUMNS
         n_eff = min(n, len(self.history_.product_ids))
         use_knn = len(items) >= self.config.min_history
         top, top_scores = _NO_COLUMNS, np.zeros(0)
         if use_knn:
-            scores = self.knn_.score_one(items, weights, row, self.history_.is_fresh(row))
+            scores = self.knn_.score_one(items, weights, row, snapshot.is_fresh(row))
             scores[banned] = 0.0
             top = top_n_dense_row(scores, n_eff)
             top_scores = scores[top].astype(np.float64)
@@ -232,7 +264,7 @@ class RealtimeRecommender(Recommender):
         methods = [np.zeros(len(top), dtype=np.int64)]
         if need > 0:
             fb = self.fallback_
-            seg = self._segments(np.array([row]), [user_id])[0]
+            seg = self._segments(np.array([row]), [user_id], snapshot)[0]
             excluded = np.union1d(banned, top)
             order = fb.segment_order_[seg, : need + len(excluded)]
             order = order[(order >= 0) & ~np.isin(order, excluded)][:need].astype(np.int64)
@@ -248,18 +280,12 @@ class RealtimeRecommender(Recommender):
                reason_codes: np.ndarray, method_codes: np.ndarray) -> pd.DataFrame:
         """The output frame; ``rows`` index ``ids``, ``cols`` the products,
         ``reason_codes`` 0 = k-NN reason, ``1 + c`` = :data:`REASONS` ``[c]``,
-        ``method_codes`` 0 = k-NN, 1 = fallback. A few rows (one request)
-        convert their strings directly, which is cheaper than an arrow take."""
-        if len(rows) <= _DIRECT_STRINGS:
-            user_col = np.asarray(ids, dtype=object)[rows]
-            product_col = np.asarray(self.history_.product_ids, dtype=object)[cols]
-            reason_col = np.array([self.reason, *REASONS], dtype=object)[reason_codes]
-            method_col = np.array([self.knn_.name, FALLBACK_METHOD], dtype=object)[method_codes]
-        else:
-            user_col = pd.array(np.asarray(ids, dtype=object), dtype="str").take(rows)
-            product_col = self.product_strings_.take(cols)
-            reason_col = self.reason_strings_.take(reason_codes)
-            method_col = self.method_strings_.take(method_codes)
+        ``method_codes`` 0 = k-NN, 1 = fallback. String columns are taken by
+        code from object arrays built once at fit time."""
+        user_col = np.asarray(ids, dtype=object)[rows]
+        product_col = self.product_strings_[cols]
+        reason_col = self.reason_strings_[reason_codes]
+        method_col = self.method_strings_[method_codes]
         return pd.DataFrame(
             {
                 "user_id": user_col,
@@ -275,22 +301,23 @@ class RealtimeRecommender(Recommender):
         """Which path answers each user now: the k-NN name or ``demographic``."""
         ids = check_user_ids(user_ids)
         self._check_fitted()
-        history, _ = self.history_.block(self.history_.rows_of(ids))
+        snapshot = self.history_.snapshot()
+        history, _ = snapshot.block(snapshot.rows_of(ids))
         _, use_knn = self._knn_history(history)
         return pd.Series(np.where(use_knn, self.knn_.name, FALLBACK_METHOD), index=pd.Index(ids, name="user_id"),
                          name="method", dtype=object)
 
     def _recommend_block(
-        self, ids: list[str], rows: np.ndarray, n: int, exclude_purchased: bool
+        self, snapshot: HistorySnapshot, ids: list[str], rows: np.ndarray, n: int, exclude_purchased: bool
     ) -> tuple[np.ndarray, ...]:
         """``rows, cols, scores, ranks, reason_codes, method_codes`` of one
         block of users (``rows`` index ``ids``), ordered by (row, rank); see :meth:`_frame`."""
-        history, bought = self.history_.block(rows)
+        history, bought = snapshot.block(rows)
         banned = bought if exclude_purchased else None
         knn_history, use_knn = self._knn_history(history)
         n_products = history.shape[1]
         if use_knn.any():
-            scores = self.knn_.score_history(knn_history, rows, self.history_.fresh(rows))
+            scores = self.knn_.score_history(knn_history, rows, snapshot.fresh(rows))
             r, c, v, rank = top_n_sparse(scores, banned, n, pad_zeros=False)
         else:
             r = c = rank = np.zeros(0, dtype=np.int64)
@@ -304,7 +331,7 @@ class RealtimeRecommender(Recommender):
             taken = sp.csr_matrix((np.ones(len(r), dtype=bool), (r, c)), shape=history.shape)
             excluded = take_rows((taken + banned) if banned is not None else taken, short).astype(bool)
             fr, fc, fv, fpos, freason = self.fallback_.top_n_for_segments(
-                self._segments(rows[short], [ids[i] for i in short]), excluded, need[short]
+                self._segments(rows[short], [ids[i] for i in short], snapshot), excluded, need[short]
             )
             rows_out = short[fr]
             r = np.concatenate([r, rows_out])

@@ -17,7 +17,7 @@ Same seed and inputs -> the same numbers, bit for bit.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -25,6 +25,7 @@ import pandas as pd
 
 __all__ = [
     "Interval",
+    "aggregate_seeds",
     "PairedDifference",
     "bootstrap_ci",
     "bootstrap_statistic",
@@ -198,3 +199,26 @@ def paired_bootstrap(
     p_value = min(1.0, 2.0 * min(float(np.mean(stats <= 0)), float(np.mean(stats >= 0))))
     return PairedDifference(float(diff.mean()), low, high, p_value, int(diff.size), int((~both).sum()),
                             n_boot, confidence)
+
+
+def aggregate_seeds(tables: Mapping[int, pd.DataFrame], value: str = "mean",
+                    by: Sequence[str] = ("model", "metric")) -> pd.DataFrame:
+    """Combine per-seed tidy tables (e.g. ``ComparisonResult.table`` of each
+    seed) into ``<by>, mean, std, min, max, n_seeds``: the mean and the sample
+    standard deviation (ddof 1; NaN for a single seed: one draw says nothing
+    about the spread) of ``value`` across seeds. The one multi-seed
+    aggregator of the package (the evaluation table and the run summary).
+    A row missing from some seed is aggregated over the seeds that have it
+    (``n_seeds`` says how many)."""
+    if not tables:
+        raise ValueError("tables is empty: need at least one seed's table")
+    frames = []
+    for seed, table in tables.items():
+        lacking = [c for c in (*by, value) if c not in table.columns]
+        if lacking:
+            raise ValueError(f"the table of seed {seed} lacks column(s) {lacking}")
+        frames.append(table[[*by, value]].assign(seed=seed))
+    long = pd.concat(frames, ignore_index=True)
+    grouped = long.groupby(list(by), sort=False)[value]
+    out = grouped.agg(["mean", "std", "min", "max", "count"]).reset_index()
+    return out.rename(columns={"count": "n_seeds"})

@@ -1,4 +1,5 @@
-"""Descriptive helpers for the Stage 1 chapter: neighbour lists, histories, latency.
+"""Descriptive helpers for the notebooks: neighbour lists, histories,
+latency (Stage 1), list overlap and example users (Stage 3).
 
 Everything here reads fitted models; nothing is learned.
 """
@@ -13,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys.interactions import Interactions
+from recsys.models.base import check_n
 
 __all__ = [
     "similarity_summary",
@@ -21,6 +23,8 @@ __all__ = [
     "user_history",
     "latencies_ms",
     "latency_summary",
+    "overlap_at_k",
+    "example_users",
 ]
 
 _DETAILS = ["name", "category", "price"]
@@ -105,3 +109,43 @@ def latency_summary(samples: dict[str, np.ndarray]) -> pd.DataFrame:
         rows.append({"path": name, "requests": len(values), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
                      "max_ms": float(values.max())})
     return pd.DataFrame(rows)
+
+
+def overlap_at_k(a: pd.DataFrame, b: pd.DataFrame, k: int = 10) -> float:
+    """Mean over the users of ``a`` of ``|top_k(a) & top_k(b)| / k`` (lists
+    from ``recommend`` frames: ``user_id, product_id, rank``); 1 = same sets."""
+    k = check_n(k, "k")
+    top_a = a.loc[a["rank"] <= k, ["user_id", "product_id"]]
+    top_b = b.loc[b["rank"] <= k, ["user_id", "product_id"]]
+    users = pd.Index(top_a["user_id"].unique())
+    if users.empty:
+        raise ValueError("overlap_at_k needs at least one recommendation in a")
+    shared = top_a.merge(top_b, on=["user_id", "product_id"]).groupby("user_id").size()
+    return float(shared.reindex(users, fill_value=0).mean() / k)
+
+
+def example_users(interactions: Interactions, min_history: int = 5) -> dict[str, str]:
+    """Three users that show the fusion at work:
+
+    * ``heavy``: the most distinct products interacted with (ties: first row);
+    * ``new``: the first user without any interaction (``"new_visitor"``, an
+      unknown id, if every user has history);
+    * ``niche``: among users with at least ``min_history`` products, the
+      highest mean novelty ``-log2(p_i)`` of their products, ``p_i`` the share
+      of users who interacted with product ``i``.
+    """
+    lengths = np.diff(interactions.matrix.indptr)
+    ids = np.asarray(interactions.user_ids, dtype=object)
+    empty = np.flatnonzero(lengths == 0)
+    binary = interactions.matrix.astype(bool).astype(np.float64)
+    share = np.asarray(binary.sum(axis=0)).ravel() / max(len(ids), 1)
+    surprisal = -np.log2(np.where(share > 0, share, 1.0))
+    mean_novelty = np.asarray(binary @ surprisal).ravel() / np.maximum(lengths, 1)
+    eligible = lengths >= min_history
+    if not eligible.any():
+        raise ValueError(f"no user has at least {min_history} products; lower min_history")
+    return {
+        "heavy": str(ids[int(np.argmax(lengths))]),
+        "new": str(ids[empty[0]]) if len(empty) else "new_visitor",
+        "niche": str(ids[int(np.argmax(np.where(eligible, mean_novelty, -np.inf)))]),
+    }

@@ -1,0 +1,77 @@
+"""The per-request deals path: one user's candidate block and deals.
+
+:class:`UserDeals` answers ``deals for user u`` from what the engine has
+fitted: the user's Stage 2 affinities (none without history), the
+products' demand scores, and the content similarity of the catalogue to the
+products the user views most (:class:`ContentSimilarity`). It builds a
+one-user :class:`~recsys.deals.candidates.CandidateBlock` and runs the
+:class:`~recsys.deals.generator.DealGenerator` (which applies the per-user
+rate limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.deals.candidates import CandidateBuilder
+from recsys.deals.generator import DealGenerator
+from recsys.models.content import ContentRecommender
+from recsys.serialization import jsonable
+
+__all__ = ["ContentSimilarity", "UserDeals"]
+
+
+class ContentSimilarity:
+    """The deal builder's ``item_similarity`` (it reads ``shape`` and
+    ``[rows]``) as content cosine rows computed on demand, so no products x
+    products matrix is ever stored."""
+
+    def __init__(self, content: ContentRecommender) -> None:
+        self.content = content
+        n = content.item_vectors_.shape[0]
+        self.shape = (n, n)
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        x = self.content.item_vectors_  # CSR, unit rows: cosine = dot product
+        seeds = x[np.atleast_1d(np.asarray(rows))].toarray()
+        return np.asarray(x @ seeds.T).T  # one sparse x dense product, (len(rows), products)
+
+
+@dataclass
+class UserDeals:
+    """One user's deals from fitted parts (see the module docstring).
+
+    ``user_records``: each known user's ``age, region, age_group,
+    spending_tier, price_sensitivity``; ``similar_seed_items``: how many of
+    the user's most-viewed products define "similar to viewed"."""
+
+    builder: CandidateBuilder
+    similarity: ContentSimilarity
+    generator: DealGenerator
+    user_records: Mapping[str, Mapping[str, Any]]
+    similar_seed_items: int
+
+    def answer(self, user_id: str, affinity: np.ndarray | None, demand: np.ndarray, as_of: pd.Timestamp,
+               num_deals: int | None, season: str) -> dict[str, Any]:
+        """``{"deals": [...], "season": ..., "note": ...}`` for ``user_id``.
+
+        ``affinity``: the user's Stage 2 scores over the catalogue, or None
+        for a user without history (the contract's "no affinity"); an
+        unknown user (no profile) gets no deals and a note saying why.
+        Raises :class:`~recsys.deals.rate_limit.RateLimitExceeded` past the
+        per-user rate limit."""
+        record = self.user_records.get(user_id)
+        if record is None:
+            return {"deals": [], "season": season,
+                    "note": f"unknown user {user_id!r}: deals need a known profile (region, age, tier)"}
+        n_products = len(demand)
+        scores = np.full(n_products, np.nan) if affinity is None else np.array(affinity, dtype=np.float64)
+        similarity = self.builder.similarity_to_viewed([user_id], self.similarity, self.similar_seed_items)[0]
+        candidates = self.builder.build_block([user_id], scores, demand, similarity)
+        result = self.generator.generate({"user_id": user_id, **record}, candidates, as_of, num_deals, season)
+        return {"deals": jsonable(result.to_records()), "season": result.season, "note": result.shortfall_reason}

@@ -1,0 +1,54 @@
+"""The engine's component settings, and their JSON form for saved engines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from recsys.batch import BatchConfig
+from recsys.config import FusionWeights, RecsysConfig
+from recsys.deals.deal_types import DealRules
+from recsys.models.content import ContentConfig
+from recsys.models.hybrid import HybridConfig
+from recsys.models.realtime import RealtimeConfig
+from recsys.serialization import config_from_json, config_roundtrip, config_to_json
+from recsys.validation import check_ints
+
+__all__ = ["EngineConfig", "configs_from_json", "configs_to_json"]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Component settings of the engine (the domain tables live in
+    :class:`~recsys.config.RecsysConfig`). ``similar_seed_items``: how many
+    of the user's most-viewed products define "similar to viewed" deals."""
+
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+    content: ContentConfig = field(default_factory=ContentConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
+    deal_rules: DealRules = field(default_factory=DealRules)
+    similar_seed_items: int = 5
+    realtime_latency_target: str = "< 100ms"
+
+    def __post_init__(self) -> None:
+        check_ints(self, "similar_seed_items")
+
+
+_KINDS = {"config": RecsysConfig, "engine_config": EngineConfig, "weights": FusionWeights}
+
+
+def configs_to_json(config: RecsysConfig, engine_config: EngineConfig, weights: FusionWeights) -> dict[str, Any]:
+    """The three configurations of an engine as plain JSON (``ValueError`` if
+    one would not read back unchanged)."""
+    values = {"config": config, "engine_config": engine_config, "weights": weights}
+    for name, value in values.items():
+        if not config_roundtrip(_KINDS[name], value):
+            raise ValueError(f"{name} cannot be saved as JSON and read back unchanged: {value!r}")
+    return {name: config_to_json(value) for name, value in values.items()}
+
+
+def configs_from_json(data: dict[str, Any]) -> tuple[RecsysConfig, EngineConfig, FusionWeights]:
+    """Inverse of :func:`configs_to_json` (every ``__post_init__`` check runs
+    again; ``KeyError``/``ValueError``/``TypeError`` on bad input)."""
+    return tuple(config_from_json(_KINDS[name], data[name]) for name in _KINDS)  # type: ignore[return-value]

@@ -1,0 +1,174 @@
+"""The contract every ``Recommender`` of the package keeps (in the manner of
+LensKit's ``BasicComponentTests`` and implicit's ``RecommenderBaseTestMixin``):
+valid top-n frames for many users at once, deterministic output and ties,
+unknown users, ``exclude_purchased``, bounds on ``n``. A new public
+subclass without an entry in ``FACTORIES`` fails :func:`test_every_recommender_is_covered`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from stage1_helpers import assert_valid_top_n, purchased_pairs
+
+import recsys
+import recsys.models.knn as knn_module
+from recsys.models.base import MAX_N, Recommender
+from recsys.models.baselines import Popularity, RandomRecommender
+from recsys.models.content import ContentRecommender
+from recsys.models.demographic import DemographicRecommender
+from recsys.models.hybrid import HybridRecommender, default_components
+from recsys.models.knn import ItemKNN, UserKNN, sparse_product
+from recsys.models.purchase_ratings import PurchaseRatingSVD
+from recsys.models.realtime import RealtimeRecommender
+from recsys.models.surprise_models import SurpriseKNN, SurpriseKNNConfig, SurpriseSVD, SurpriseSVDConfig
+from recsys.models.svd import PureSVD, SVDConfig
+
+FACTORIES = {
+    "ItemKNN": ItemKNN,
+    "UserKNN": UserKNN,
+    "DemographicRecommender": DemographicRecommender,
+    "Popularity": Popularity,
+    "RandomRecommender": lambda: RandomRecommender(seed=3),
+    "PureSVD": lambda: PureSVD(SVDConfig(n_factors=8)),
+    "SurpriseSVD": lambda: SurpriseSVD(SurpriseSVDConfig(n_factors=8, n_epochs=5)),
+    "SurpriseKNN": lambda: SurpriseKNN(SurpriseKNNConfig(k=10)),
+    "PurchaseRatingSVD": lambda: PurchaseRatingSVD(SurpriseSVDConfig(n_factors=8, n_epochs=5)),
+    "ContentRecommender": ContentRecommender,
+    "HybridRecommender": lambda: HybridRecommender(components=default_components),
+    "RealtimeRecommender": RealtimeRecommender,
+}
+
+
+def _subclasses(cls: type) -> set[type]:
+    out = set()
+    for sub in cls.__subclasses__():
+        out |= {sub} | _subclasses(sub)
+    return out
+
+
+def test_every_recommender_is_covered():
+    for module in pkgutil.walk_packages(recsys.__path__, "recsys."):
+        importlib.import_module(module.name)
+    public = {c.__name__ for c in _subclasses(Recommender)
+              if c.__module__.startswith("recsys.") and not c.__name__.startswith("_")
+              and not getattr(c, "__abstractmethods__", None)}
+    assert public == set(FACTORIES), f"add a factory for {sorted(public - set(FACTORIES))}"
+
+
+_FITTED: dict[str, Recommender] = {}
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def fitted(request, small_dataset) -> tuple[str, Recommender]:
+    name = request.param
+    if name not in _FITTED:
+        _FITTED[name] = FACTORIES[name]().fit(small_dataset)
+    return name, _FITTED[name]
+
+
+def _users(dataset) -> list[str]:
+    return list(dataset.users["user_id"]) + ["stranger_1", "stranger_2"]
+
+
+def test_valid_top_n_for_many_users(fitted, small_dataset):
+    name, model = fitted
+    users = _users(small_dataset)
+    frame = model.recommend(users, n=10)
+    assert_valid_top_n(frame, users, 10, small_dataset.n_products, purchased_pairs(small_dataset), full=False)
+    counts = frame.groupby("user_id", sort=False).size()
+    assert (counts >= 1).all(), name
+
+
+def test_deterministic_including_ties(fitted, small_dataset):
+    name, model = fitted
+    users = _users(small_dataset)[::7]
+    frame = model.recommend(users, n=15)
+    again = FACTORIES[name]().fit(small_dataset).recommend(users, n=15)
+    pd.testing.assert_frame_equal(frame, again)
+    columns = pd.Index(small_dataset.products["product_id"]).get_indexer(frame["product_id"])
+    for _, block in frame.assign(col=columns).groupby("user_id", sort=False):
+        score, col = block["score"].to_numpy(), block["col"].to_numpy()
+        assert (np.diff(score) <= 1e-12).all(), name
+        if name not in ("RealtimeRecommender",):  # realtime: scores are per path (k-NN, then fallback)
+            tied = np.isclose(score[1:], score[:-1], rtol=0, atol=0)
+            assert (col[1:][tied] > col[:-1][tied]).all(), name  # ties by catalogue order
+
+
+def test_unknown_and_malformed_users(fitted):
+    name, model = fitted
+    frame = model.recommend(["never_seen_before"], n=5)
+    assert set(frame["user_id"]) <= {"never_seen_before"} and len(frame) <= 5
+    for bad in (["has space"], [""], [None], [3], ["x" * 200]):
+        with pytest.raises(ValueError, match="user id"):
+            model.recommend(bad, n=5)
+
+
+def test_exclude_purchased(fitted, small_dataset):
+    name, model = fitted
+    bought = small_dataset.events[small_dataset.events["event_type"] == "purchase"]
+    users = bought["user_id"].drop_duplicates().head(20).tolist()
+    n = small_dataset.n_products
+    kept = model.recommend(users, n=n, exclude_purchased=True)
+    assert not set(zip(kept["user_id"], kept["product_id"], strict=True)) & purchased_pairs(small_dataset)
+    everything = model.recommend(users, n=n, exclude_purchased=False)
+    assert len(everything) >= len(kept), name
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, True, None, "3", 2**70, MAX_N + 1])
+def test_bad_n_is_a_value_error(fitted, n):
+    _, model = fitted
+    with pytest.raises(ValueError, match=r"\bn\b"):
+        model.recommend(["user_0"], n=n)
+
+
+def test_huge_n_is_bounded_by_the_catalogue(fitted, small_dataset):
+    name, model = fitted
+    frame = model.recommend(["user_0", "user_1", "stranger_1"], n=MAX_N)
+    assert frame.groupby("user_id").size().max() <= small_dataset.n_products, name
+
+
+# --------------------------------------------------------------------------- the private scipy kernel
+def _random_csr(seed: int, shape: tuple[int, int]) -> sp.csr_matrix:
+    return sp.random(*shape, density=0.05, format="csr", dtype=np.float32, random_state=seed)
+
+
+def test_the_private_scipy_kernel_is_used_where_present(monkeypatch):
+    assert knn_module._csr_matmat is not None, "this scipy has no csr_matmat: the fast path never runs"
+    calls = []
+    real = knn_module._csr_matmat
+
+    def spy(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(knn_module, "_csr_matmat", spy)
+    left, right = _random_csr(1, (40, 30)), _random_csr(2, (30, 50))
+    out = sparse_product(left, right)
+    assert calls == [1]
+    np.testing.assert_allclose(out.toarray(), (left @ right).toarray(), rtol=1e-6)
+
+
+def test_a_failing_private_kernel_falls_back_to_the_public_product(monkeypatch):
+    def broken(*args):
+        raise TypeError("csr_matmat() takes 11 arguments (12 given)")
+
+    monkeypatch.setattr(knn_module, "_csr_matmat", broken)
+    left, right = _random_csr(3, (40, 30)), _random_csr(4, (30, 50))
+    out = sparse_product(left, right)
+    np.testing.assert_array_equal(out.toarray(), (left @ right).toarray())
+    monkeypatch.setattr(knn_module, "_csr_matmat", None)
+    np.testing.assert_array_equal(sparse_product(left, right).toarray(), (left @ right).toarray())
+
+
+def test_top_n_sparse_takes_float64_scores_as_float32():
+    from recsys.models.knn import top_n_sparse
+
+    scores = sp.csr_matrix(np.array([[0.0, 2.0, 1.0]]), dtype=np.float64)  # converted to float32, same answer
+    r, c, v, rank = top_n_sparse(scores, None, 2)
+    assert c.tolist() == [1, 2] and rank.tolist() == [1, 2]
