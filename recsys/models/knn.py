@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from recsys.config import ConfigError
 from recsys.data.dataset import Dataset
-from recsys.interactions import Interactions
+from recsys.interactions import Interactions, Weighting, model_matrix
 from recsys.models.base import Recommender, check_n, check_user_ids
 from recsys.models.ranking import (
     drop_entries,
@@ -63,13 +63,18 @@ class KNNConfig:
     cosine denominator, damping similarities built on little overlap (0 =
     plain cosine). ``min_similarity``: neighbours below it are dropped.
     ``block_entries``: bound on the similarity entries computed at once
-    during ``fit`` (memory, not results).
+    during ``fit`` (memory, not results). ``train_weighting``: the input the
+    similarities are learned from; ``profile_weighting``: the user profile
+    ``x_u`` scores are computed from (:class:`~recsys.interactions.Weighting`;
+    ``None``: the shared interaction matrix passed to ``fit``).
     """
 
     k: int = 50
     shrinkage: float = 0.0
     min_similarity: float = 0.0
     block_entries: int = 1 << 23
+    train_weighting: Weighting | None = None
+    profile_weighting: Weighting | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
@@ -80,6 +85,8 @@ class KNNConfig:
             raise ConfigError(f"KNNConfig.min_similarity must be in [0, 1], got {self.min_similarity!r}")
         if isinstance(self.block_entries, bool) or not isinstance(self.block_entries, int) or self.block_entries < 1:
             raise ConfigError(f"KNNConfig.block_entries must be a positive int, got {self.block_entries!r}")
+        object.__setattr__(self, "train_weighting", Weighting.coerce(self.train_weighting))
+        object.__setattr__(self, "profile_weighting", Weighting.coerce(self.profile_weighting))
 
 
 def _row_norms(matrix: sp.csr_matrix) -> np.ndarray:
@@ -207,8 +214,12 @@ class NeighbourRecommender(Recommender):
     def score_users(self, rows: np.ndarray) -> np.ndarray:
         self._check_fitted()
         rows = np.asarray(rows, dtype=np.int64)
-        history = take_rows(self.interactions_.matrix, rows)
+        history = take_rows(self._profiles(), rows)
         return self.score_history(history, rows).toarray().astype(np.float64)
+
+    def _profiles(self) -> sp.csr_matrix:
+        """The users' profiles ``x_u`` scores are computed from (``profile_weighting``)."""
+        return getattr(self, "profile_matrix_", self.interactions_.matrix)
 
     def _fit(self, dataset: Dataset, interactions: Interactions) -> None:
         if interactions.matrix.nnz == 0:
@@ -216,7 +227,12 @@ class NeighbourRecommender(Recommender):
                 f"cannot fit {type(self).__name__}: the data set has no events "
                 f"({dataset.n_users} users, {dataset.n_products} products)"
             )
-        self._fit_neighbours(interactions.matrix)
+        cfg = self.config
+        self._fit_neighbours(model_matrix(dataset, interactions, cfg.train_weighting))
+        if cfg.profile_weighting is not None:
+            self.profile_matrix_ = model_matrix(dataset, interactions, cfg.profile_weighting)
+        elif hasattr(self, "profile_matrix_"):
+            del self.profile_matrix_
 
     @abstractmethod
     def _fit_neighbours(self, matrix: sp.csr_matrix) -> None: ...
@@ -230,7 +246,7 @@ class NeighbourRecommender(Recommender):
         frames = []
         for start in range(0, max(len(ids), 1), self.chunk_size):
             chunk = rows[start : start + self.chunk_size]
-            history = take_rows(self.interactions_.matrix, chunk)
+            history = take_rows(self._profiles(), chunk)
             banned = take_rows(self.interactions_.purchased, chunk) if exclude_purchased else None
             scores = self.score_history(history, chunk)
             r, c, v, rank = top_n_sparse(scores, banned, n)

@@ -31,7 +31,7 @@ from surprise import accuracy
 from surprise.prediction_algorithms.predictions import Prediction
 
 from recsys.data.dataset import Dataset
-from recsys.interactions import Interactions
+from recsys.interactions import Interactions, Weighting, model_matrix
 from recsys.models.base import Recommender, check_user_ids
 
 __all__ = [
@@ -52,14 +52,18 @@ RATING_SCALE = (1.0, 5.0)
 # --------------------------------------------------------------------------- PureSVD
 @dataclass(frozen=True)
 class SVDConfig:
-    """PureSVD settings: rank ``n_factors`` and the ARPACK start-vector seed."""
+    """PureSVD settings: rank ``n_factors``, the ARPACK start-vector seed, and
+    ``weighting``, the input factorised (:class:`~recsys.interactions.Weighting`;
+    ``None``: the shared interaction matrix passed to ``fit``)."""
 
     n_factors: int = 50
     random_state: int = 42
+    weighting: Weighting | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.n_factors, bool) or not isinstance(self.n_factors, int) or self.n_factors < 1:
             raise ValueError(f"SVDConfig.n_factors must be a positive int, got {self.n_factors!r}")
+        object.__setattr__(self, "weighting", Weighting.coerce(self.weighting))
 
 
 class PureSVD(Recommender):
@@ -80,7 +84,7 @@ class PureSVD(Recommender):
         self.config = config or SVDConfig()
 
     def _fit(self, dataset: Dataset, interactions: Interactions) -> None:
-        matrix = interactions.matrix.astype(np.float64)
+        matrix = model_matrix(dataset, interactions, self.config.weighting).astype(np.float64)
         k = self.config.n_factors
         limit = min(matrix.shape) - 1
         if k > limit:
