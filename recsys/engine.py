@@ -235,8 +235,11 @@ class RecommendationEngine:
         self._deal_generator = self._make_deal_generator()
 
     # ------------------------------------------------------------------ training
-    def train(self, dataset: Dataset) -> dict[str, Any]:
-        """Fit every stage on ``dataset`` [POST /train]; returns :meth:`model_info`."""
+    def train(self, dataset: Dataset, tune: bool = False, tuning: Any = None) -> dict[str, Any]:
+        """Fit every stage on ``dataset`` [POST /train]; returns :meth:`model_info`.
+        ``tune=True``: first search the k-NN, PureSVD and fusion settings on a
+        validation window cut from ``dataset`` itself (:func:`recsys.tuning.tune_engine`;
+        ``tuning``: a :class:`recsys.tuning.TuningConfig`)."""
         if not isinstance(dataset, Dataset):
             raise TypeError(f"train expects a recsys Dataset, got {type(dataset).__name__}")
         if dataset.config != self.config:
@@ -247,6 +250,10 @@ class RecommendationEngine:
                 f"cannot train on an empty data set ({dataset.n_users} users, {dataset.n_products} products, "
                 f"{len(dataset.events)} events)"
             )
+        if tune:
+            from recsys.tuning import tune_engine
+
+            tune_engine(self, dataset, tuning)
         cfg = self.engine_config
         started = time.perf_counter()
         interactions = Interactions.from_dataset(dataset)
@@ -532,6 +539,7 @@ class RecommendationEngine:
                 "hybrid": self.hybrid_.describe(),
             },
             "fit_seconds": round(getattr(self, "fit_seconds_", float("nan")), 3),
+            "tuning": getattr(self, "tuning_", None),
         })
 
     def demo_flow(self, user_id: str | None = None) -> dict[str, Any]:

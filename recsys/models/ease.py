@@ -29,11 +29,11 @@ __all__ = ["EASE", "EASEConfig"]
 @dataclass(frozen=True)
 class EASEConfig:
     """``l2``: the regularisation ``lambda`` (Steck's best values are in the
-    hundreds for binary data); ``weighting``: the input ``X`` (default binary,
-    no decay); ``max_items``: refuse catalogues whose dense ``B`` would be larger."""
+    hundreds for binary data); ``weighting``: the input ``X`` (default: each
+    product once, at its most recent event's 30-day-decayed weight); ``max_items``: refuse catalogues whose dense ``B`` would be larger."""
 
-    l2: float = 200.0
-    weighting: Weighting | None = field(default_factory=Weighting)
+    l2: float = 500.0
+    weighting: Weighting | None = field(default_factory=lambda: Weighting(half_life_days=30.0, repeats="binary"))
     max_items: int = 20_000
 
     def __post_init__(self) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -52,7 +52,11 @@ try:  # scipy's own sparse-product kernel (what ``a @ b`` runs after sizing its 
 except ImportError:  # pragma: no cover - a scipy without it takes the public product
     _csr_matmat = None
 
-__all__ = ["KNNConfig", "NeighbourRecommender", "ItemKNN", "UserKNN", "cosine_topk", "sparse_product"]
+#: the k-NN's default input, chosen on Online Retail and the synthetic thesis profile (benchmarks/bench_quality.py):
+#: repeats counted once (at the most recent, strongest event), 30-day half-life, TF-IDF over users
+DEFAULT_KNN_WEIGHTING = Weighting(half_life_days=30.0, repeats="binary", scheme="tfidf")
+
+__all__ = ["DEFAULT_KNN_WEIGHTING", "KNNConfig", "NeighbourRecommender", "ItemKNN", "UserKNN", "cosine_topk", "sparse_product"]
 
 
 @dataclass(frozen=True)
@@ -67,14 +71,20 @@ class KNNConfig:
     similarities are learned from; ``profile_weighting``: the user profile
     ``x_u`` scores are computed from (:class:`~recsys.interactions.Weighting`;
     ``None``: the shared interaction matrix passed to ``fit``).
+    ``self_similarity``: the weight of an item's similarity to itself, added
+    to ``W`` (item k-NN only): a product the user interacted with but did not
+    buy (viewed, carted) scores ``self_similarity * x_ui`` on top of its
+    neighbours' votes; ``1.0`` is what ``implicit``'s ``CosineRecommender``
+    keeps (self among its neighbours, cosine 1), ``0`` recommends only other products.
     """
 
     k: int = 50
     shrinkage: float = 0.0
     min_similarity: float = 0.0
     block_entries: int = 1 << 23
-    train_weighting: Weighting | None = None
-    profile_weighting: Weighting | None = None
+    train_weighting: Weighting | None = field(default_factory=lambda: DEFAULT_KNN_WEIGHTING)
+    profile_weighting: Weighting | None = field(default_factory=lambda: DEFAULT_KNN_WEIGHTING)
+    self_similarity: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
@@ -85,6 +95,9 @@ class KNNConfig:
             raise ConfigError(f"KNNConfig.min_similarity must be in [0, 1], got {self.min_similarity!r}")
         if isinstance(self.block_entries, bool) or not isinstance(self.block_entries, int) or self.block_entries < 1:
             raise ConfigError(f"KNNConfig.block_entries must be a positive int, got {self.block_entries!r}")
+        if isinstance(self.self_similarity, bool) or not isinstance(self.self_similarity, (int, float)) \
+                or not self.self_similarity >= 0:
+            raise ConfigError(f"KNNConfig.self_similarity must be a number >= 0, got {self.self_similarity!r}")
         object.__setattr__(self, "train_weighting", Weighting.coerce(self.train_weighting))
         object.__setattr__(self, "profile_weighting", Weighting.coerce(self.profile_weighting))
 
@@ -310,6 +323,10 @@ class ItemKNN(NeighbourRecommender):
         cfg = self.config
         self.similarity_ = cosine_topk(items, items, cfg.k, cfg.shrinkage, cfg.min_similarity,
                                        np.arange(items.shape[0]), cfg.block_entries)
+        if cfg.self_similarity > 0:
+            eye = sp.identity(items.shape[0], dtype=np.float32, format="csr") * np.float32(cfg.self_similarity)
+            self.similarity_ = sp.csr_matrix(self.similarity_ + eye, dtype=np.float32)
+            self.similarity_.sort_indices()
 
     def score_history(
         self, history: sp.csr_matrix, rows: np.ndarray | None = None, fresh: np.ndarray | None = None
@@ -338,6 +355,8 @@ class ItemKNN(NeighbourRecommender):
         if col < 0:
             raise ValueError(f"unknown product id {product_id!r}: not in the fitted catalogue")
         r, c, v, rank = ranked_entries(take_rows(self.similarity_, np.array([col])))
+        other = c != col  # self_similarity > 0 stores the item itself; it is no neighbour
+        r, c, v, rank = r[other], c[other], v[other], np.arange(1, int(other.sum()) + 1)
         frame = pd.DataFrame({"product_id": product_id,
                               "neighbour_id": np.asarray(self.interactions_.product_ids, dtype=object)[c],
                               "similarity": v.astype(np.float64), "rank": rank})

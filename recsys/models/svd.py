@@ -19,7 +19,7 @@ rating. Their vectorised ``score_users`` reproduces Surprise's own
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -54,11 +54,12 @@ RATING_SCALE = (1.0, 5.0)
 class SVDConfig:
     """PureSVD settings: rank ``n_factors``, the ARPACK start-vector seed, and
     ``weighting``, the input factorised (:class:`~recsys.interactions.Weighting`;
-    ``None``: the shared interaction matrix passed to ``fit``)."""
+    ``None``: the shared interaction matrix passed to ``fit``; default: log of
+    the summed weights, 30-day half-life, chosen by benchmarks/bench_quality.py)."""
 
     n_factors: int = 50
     random_state: int = 42
-    weighting: Weighting | None = None
+    weighting: Weighting | None = field(default_factory=lambda: Weighting(half_life_days=30.0, repeats="log"))
 
     def __post_init__(self) -> None:
         if isinstance(self.n_factors, bool) or not isinstance(self.n_factors, int) or self.n_factors < 1:
