@@ -23,6 +23,7 @@ without densifying.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,12 @@ class KNNConfig:
     train_weighting: Weighting | None = field(default_factory=lambda: DEFAULT_KNN_WEIGHTING)
     profile_weighting: Weighting | None = field(default_factory=lambda: DEFAULT_KNN_WEIGHTING)
     self_similarity: float = 1.0
+
+    @classmethod
+    def plain(cls, **overrides: object) -> KNNConfig:
+        """Plain cosine k-NN on the shared interaction matrix passed to ``fit``
+        (no own weighting, no self similarity): the textbook model."""
+        return cls(**{"train_weighting": None, "profile_weighting": None, "self_similarity": 0.0, **overrides})
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
@@ -229,6 +236,15 @@ class NeighbourRecommender(Recommender):
         rows = np.asarray(rows, dtype=np.int64)
         history = take_rows(self._profiles(), rows)
         return self.score_history(history, rows).toarray().astype(np.float64)
+
+    def profile_interactions(self) -> Interactions:
+        """The fitted :class:`~recsys.interactions.Interactions` with the
+        profile matrix scores are computed from (``profile_weighting``), for a
+        live history that must score fitted users exactly as :meth:`recommend`
+        does. Events added later are weighed by the shared rule
+        (:func:`~recsys.interactions.event_weights`), not re-transformed."""
+        self._check_fitted()
+        return dataclasses.replace(self.interactions_, matrix=self._profiles())
 
     def _profiles(self) -> sp.csr_matrix:
         """The users' profiles ``x_u`` scores are computed from (``profile_weighting``)."""

@@ -96,7 +96,7 @@ class RealtimeRecommender(Recommender):
         cfg = self.config
         self.knn_ = _NEIGHBOURS[cfg.neighbours](cfg.knn).fit(dataset, interactions)
         self.fallback_ = DemographicRecommender(cfg.fallback).fit(dataset, interactions)
-        self.history_ = LiveHistory(interactions, dataset.as_of, cfg.compact_threshold)
+        self.history_ = LiveHistory(self.knn_.profile_interactions(), dataset.as_of, cfg.compact_threshold)
         self.new_user_segment_: dict[str, int] = {}
         # the frame's string columns are taken from these by code (no per-row string conversion)
         self.product_strings_ = pd.array(np.asarray(self.history_.product_ids, dtype=object), dtype="str")
