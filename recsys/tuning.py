@@ -168,7 +168,8 @@ def apply_params(params: Mapping[str, Any], knn: KNNConfig, svd: SVDConfig,
         raw = np.array([float(p[f"w_{s}"]) for s in STRATEGIES])
         raw = raw / raw.sum() if raw.sum() > 0 else np.full(4, 0.25)
         raw = np.round(raw, 4)
-        raw[int(np.argmax(raw))] += 1.0 - raw.sum()  # exact sum 1 after rounding
+        top = int(np.argmax(raw))
+        raw[top] = round(1.0 - float(np.delete(raw, top).sum()), 10)  # sum 1 after rounding
         weights = FusionWeights(**dict(zip(STRATEGIES, (float(x) for x in raw), strict=True)))
     return knn, svd, weights
 
