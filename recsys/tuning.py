@@ -37,7 +37,8 @@ from recsys.interactions import Interactions, Weighting
 from recsys.models.knn import KNNConfig
 from recsys.models.svd import SVDConfig
 
-__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "start_params", "tune", "validation_score"]
+__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "fit_hybrid_components", "start_params", "tune",
+           "tune_engine", "tuned_document", "validation_score", "write_tuned_config"]
 
 STRATEGIES = ("knn", "svd", "content", "demographic")
 
@@ -422,3 +423,25 @@ def tune_main(args: Any) -> int:
     print(f"fusion weights: tuned {result.weights.as_dict()} vs design {result.design_weights.as_dict()}")
     print(f"wrote {out}")
     return 0
+
+
+def fit_hybrid_components(train: Dataset, knn: KNNConfig | None = None, svd: SVDConfig | None = None,
+                          content: Any = None, demographic: Any = None,
+                          interactions: Interactions | None = None) -> dict[str, Any]:
+    """The four hybrid strategies fitted on ``train`` with the given settings
+    (defaults: the configured ones; ``content``/``demographic``: unfitted
+    models, or already fitted ones, which are used as they are)."""
+    from recsys.models.content import ContentRecommender
+    from recsys.models.demographic import DemographicRecommender
+    from recsys.models.knn import ItemKNN
+    from recsys.models.svd import PureSVD
+
+    interactions = interactions or Interactions.from_dataset(train)
+    content = content if content is not None else ContentRecommender()
+    demographic = demographic if demographic is not None else DemographicRecommender()
+    parts = {"knn": ItemKNN(knn or KNNConfig()), "svd": PureSVD(svd or SVDConfig()),
+             "content": content, "demographic": demographic}
+    for model in parts.values():
+        if not hasattr(model, "interactions_"):
+            model.fit(train, interactions)
+    return parts
