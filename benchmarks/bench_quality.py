@@ -160,6 +160,32 @@ def paired_vs(per_user: dict, reference: str, others: list[str], n_boot: int, se
     return pd.DataFrame(rows)
 
 
+def evaluation_before_after(dataset: Dataset, relevant_events: tuple[str, ...], seed: int, test_days: float,
+                            n_boot: int, max_users: int | None) -> pd.DataFrame:
+    """The project's own protocol (:func:`recsys.evaluation.run_comparison`, as in notebook 08) with the
+    pre-issue-12 inputs (every model on the shared 30-day-decayed summed matrix, no self similarity)
+    and with the current defaults: NDCG@10 of each hybrid strategy and of the hybrid."""
+    from recsys.evaluation import ComparisonConfig, run_comparison
+    from recsys.evaluation.comparison import default_factories
+    from recsys.models.knn import ItemKNN, KNNConfig
+    from recsys.models.svd import PureSVD, SVDConfig
+
+    config = ComparisonConfig(test_days=test_days, validation_days=test_days, relevant_events=relevant_events,
+                              n_boot=n_boot, seed=seed, max_users=max_users)
+    frames = []
+    for label, before in (("before (shared matrix)", True), ("now (per-model defaults)", False)):
+        factories = default_factories(seed)
+        factories.pop("surprise_knn")
+        if before:
+            factories["item_knn"] = ("single", lambda: ItemKNN(KNNConfig.plain()))
+            factories["pure_svd"] = ("single", lambda: PureSVD(SVDConfig(random_state=seed, weighting=None)))
+        result = run_comparison(dataset, config, factories)
+        table = result.table.query("metric == 'ndcg'")[["model", "mean", "ci_low", "ci_high"]]
+        frames.append(table.assign(inputs=label))
+    out = pd.concat(frames, ignore_index=True)
+    return out.pivot(index="model", columns="inputs", values="mean")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=["online_retail", "synthetic"], default="online_retail")
@@ -172,8 +198,16 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="also score weighting variants of k-NN and PureSVD")
     parser.add_argument("--tune-budget", type=float, default=0.0,
                         help="also tune the hybrid on a validation window of the training data (seconds; 0: no)")
+    parser.add_argument("--evaluation", action="store_true",
+                        help="run notebook 08's protocol (run_comparison) before/after the per-model inputs instead")
+    parser.add_argument("--max-users", type=int, default=None)
     args = parser.parse_args()
     dataset, relevant_events = load(args.data, args.profile, args.seed, args.data_dir)
+    if args.evaluation:
+        table = evaluation_before_after(dataset, relevant_events, args.seed, args.test_days, args.n_boot,
+                                        args.max_users)
+        print(table.round(4).to_string())
+        return
     table, per_user = evaluate(dataset, relevant_events, models(args.seed, args.data, args.sweep), args.k,
                                args.test_days, args.n_boot, args.seed, tune_budget=args.tune_budget)
     with pd.option_context("display.width", 160, "display.max_rows", 500):
