@@ -8,8 +8,8 @@ components are fitted on the events before that cut and the hybrid's
 history there. Nothing after the data set's ``as_of`` exists for the tuner,
 so the test window is never read.
 
-Search: Optuna's TPE sampler (Bergstra et al. 2011) with a fixed ``seed``,
-stopped after ``n_trials`` trials or ``budget_seconds`` seconds, whichever
+Search: Optuna's TPE sampler (Bergstra et al. 2011) with a fixed ``seed``
+(``min(10, n_trials // 3)``, at least 3, random start-up trials), stopped after ``n_trials`` trials or ``budget_seconds`` seconds, whichever
 comes first. Searched: the item k-NN's learned and profile inputs (time-decay
 half-life or none, repeats raw/log/binary, TF-IDF/BM25 weighting), ``k`` and
 shrinkage; PureSVD's rank and input; the four fusion weights (four uniform
@@ -310,7 +310,9 @@ def tune(
         return value
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=config.seed))
+    startup = max(3, min(10, config.n_trials // 3))  # Optuna's default 10 random trials, fewer for small caps
+    sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     first = start_params(knn, svd, weights)
     study.enqueue_trial({k: v for k, v in first.items() if _searched(k, config)})
     remaining = config.budget_seconds - (time.perf_counter() - started)
