@@ -210,6 +210,18 @@ def main() -> None:
         return
     table, per_user = evaluate(dataset, relevant_events, models(args.seed, args.data, args.sweep), args.k,
                                args.test_days, args.n_boot, args.seed, tune_budget=args.tune_budget)
+    from recsys.reporting import write_benchmark_manifest
+
+    how = (f"{args.data}{'' if args.data == 'online_retail' else ' ' + args.profile} seed {args.seed}: last "
+           f"{args.test_days:g} days as test, warm users, relevant = bought in the test window and not before, "
+           f"purchased items excluded; mean over users, 95% bootstrap CI ({args.n_boot} resamples); one thread")
+    figures = {}
+    for r in table.itertuples(index=False):
+        figures[f"ndcg@{args.k}/{r.model}"] = (r.ndcg, f"NDCG@{args.k}, {r.model}; {how}")
+        figures[f"ndcg@{args.k}/{r.model}/ci_low"] = (r.ci_low, f"lower end of the 95% CI, {r.model}")
+        figures[f"ndcg@{args.k}/{r.model}/ci_high"] = (r.ci_high, f"upper end of the 95% CI, {r.model}")
+    path = write_benchmark_manifest(f"bench_quality_{args.data}", figures)
+    print(f"recorded {path}")
     with pd.option_context("display.width", 160, "display.max_rows", 500):
         print(table.sort_values("ndcg", ascending=False).round(4).to_string(index=False))
         peers = ["implicit_cosine", "implicit_als", "implicit_bpr", "pure_svd", "ease", "item_knn"]
