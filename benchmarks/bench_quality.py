@@ -89,7 +89,7 @@ def models(seed: int, data: str, sweep: bool) -> dict[str, Factory]:
 
 def evaluate(dataset: Dataset, relevant_events: tuple[str, ...], factories: dict[str, Factory], k: int,
              test_days: float, n_boot: int, seed: int, hybrid: bool = True,
-             tune_budget: float = 0.0) -> tuple[pd.DataFrame, dict]:
+             tune_budget: float = 0.0, tune_trials: int = 24) -> tuple[pd.DataFrame, dict]:
     split = temporal_split(dataset, test_days, relevant_events=relevant_events)
     users = split.warm_users
     relevant = split.relevant[split.relevant["user_id"].isin(users)]
@@ -129,7 +129,7 @@ def evaluate(dataset: Dataset, relevant_events: tuple[str, ...], factories: dict
         from recsys.tuning import TuningConfig, budget_note, tune
 
         start = time.perf_counter()
-        result = tune(split.train, TuningConfig(budget_seconds=tune_budget, n_trials=200, seed=seed,
+        result = tune(split.train, TuningConfig(budget_seconds=tune_budget, n_trials=tune_trials, seed=seed,
                                                 validation_days=test_days, relevant_events=relevant_events),
                       demographic=factories["demographic"](), weights=dataset.config.fusion)
         parts = {"knn": ItemKNN(result.knn).fit(split.train, interactions),
@@ -198,6 +198,7 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="also score weighting variants of k-NN and PureSVD")
     parser.add_argument("--tune-budget", type=float, default=0.0,
                         help="also tune the hybrid on a validation window of the training data (seconds; 0: no)")
+    parser.add_argument("--tune-trials", type=int, default=24, help="trial cap of the tuning (the binding limit)")
     parser.add_argument("--evaluation", action="store_true",
                         help="run notebook 08's protocol (run_comparison) before/after the per-model inputs instead")
     parser.add_argument("--max-users", type=int, default=None)
@@ -209,7 +210,8 @@ def main() -> None:
         print(table.round(4).to_string())
         return
     table, per_user = evaluate(dataset, relevant_events, models(args.seed, args.data, args.sweep), args.k,
-                               args.test_days, args.n_boot, args.seed, tune_budget=args.tune_budget)
+                               args.test_days, args.n_boot, args.seed, tune_budget=args.tune_budget,
+                               tune_trials=args.tune_trials)
     from recsys.reporting import write_benchmark_manifest
 
     how = (f"{args.data}{'' if args.data == 'online_retail' else ' ' + args.profile} seed {args.seed}: last "
