@@ -130,10 +130,14 @@ def evaluate(dataset: Dataset, relevant_events: tuple[str, ...], factories: dict
 
         start = time.perf_counter()
         result = tune(split.train, TuningConfig(budget_seconds=tune_budget, n_trials=tune_trials, seed=seed,
-                                                validation_days=test_days, relevant_events=relevant_events),
+                                                validation_days=test_days, relevant_events=relevant_events,
+                                                search_ease=True),
                       demographic=factories["demographic"](), weights=dataset.config.fusion)
+        from recsys.models.ease import EASE
+
+        collaborative = EASE(result.ease) if result.ease is not None else PureSVD(result.svd)
         parts = {"knn": ItemKNN(result.knn).fit(split.train, interactions),
-                 "svd": PureSVD(result.svd).fit(split.train, interactions),
+                 "svd": collaborative.fit(split.train, interactions),
                  "content": fitted["content"], "demographic": fitted["demographic"]}
         model = HybridRecommender.from_fitted({s: m for s, m in parts.items() if getattr(result.weights, s) > 0},
                                               result.weights)

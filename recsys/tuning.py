@@ -37,7 +37,7 @@ from recsys.interactions import Interactions, Weighting
 from recsys.models.knn import KNNConfig
 from recsys.models.svd import SVDConfig
 
-__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "fit_hybrid_components", "start_params", "tune",
+__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "ease_from_params", "fit_hybrid_components", "start_params", "tune",
            "tune_engine", "tuned_document", "validation_score", "write_tuned_config"]
 
 STRATEGIES = ("knn", "svd", "content", "demographic")
@@ -50,7 +50,10 @@ class TuningConfig:
     ``metric`` (``ndcg``, ``recall``, ``precision``, ``map``, ``hit_rate``),
     ``seed`` (TPE sampler), ``relevant_events`` (None: the data set's event
     types among purchase/cart), ``max_users`` (seeded sample of validation
-    users, bounds time), ``search_fusion`` / ``search_knn`` / ``search_svd``."""
+    users, bounds time), ``search_fusion`` / ``search_knn`` / ``search_svd``;
+    ``search_ease``: the collaborative slot may be served by EASE instead of
+    PureSVD (searched with its regularisation and input; the engine keeps
+    PureSVD, its Stage 2 model, so :func:`tune_engine` turns this off)."""
 
     budget_seconds: float = 120.0
     n_trials: int = 60
@@ -63,6 +66,7 @@ class TuningConfig:
     search_fusion: bool = True
     search_knn: bool = True
     search_svd: bool = True
+    search_ease: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget_seconds, (int, float)) or not self.budget_seconds > 0:
@@ -96,6 +100,7 @@ class TuningResult:
     config: TuningConfig
     seconds: float
     design_weights: FusionWeights = field(default_factory=FusionWeights)
+    ease: Any = None
 
     def info(self) -> dict[str, Any]:
         """JSON-ready summary for ``model_info``."""
@@ -114,6 +119,8 @@ class TuningResult:
             "design_fusion_weights": self.design_weights.as_dict(),
             "knn": _plain(self.knn),
             "svd": _plain(self.svd),
+            "collaborative": "ease" if self.ease is not None else "pure_svd",
+            "ease": _plain(self.ease) if self.ease is not None else None,
             "trials": self.trials.to_dict(orient="records"),
         }
 
@@ -175,6 +182,15 @@ def apply_params(params: Mapping[str, Any], knn: KNNConfig, svd: SVDConfig,
     return knn, svd, weights
 
 
+def ease_from_params(params: Mapping[str, Any]) -> Any:
+    """The EASE settings of a trial whose collaborative slot is EASE, else None."""
+    from recsys.models.ease import EASEConfig
+
+    if params.get("collaborative") != "ease":
+        return None
+    return EASEConfig(l2=float(params["ease_l2"]), weighting=Weighting(_half_life(params["ease_half_life"]), "binary"))
+
+
 def _suggest(trial: Any, config: TuningConfig, n_items: int, n_users: int) -> dict[str, Any]:
     p: dict[str, Any] = {}
     if config.search_knn:
@@ -190,6 +206,11 @@ def _suggest(trial: Any, config: TuningConfig, n_items: int, n_users: int) -> di
         p["svd_n_factors"] = trial.suggest_int("svd_n_factors", min(8, top), top, log=True)
         p["svd_half_life"] = trial.suggest_categorical("svd_half_life", _HALF_LIVES)
         p["svd_repeats"] = trial.suggest_categorical("svd_repeats", ("raw", "log", "binary"))
+    if config.search_ease:
+        p["collaborative"] = trial.suggest_categorical("collaborative", ("pure_svd", "ease"))
+        if p["collaborative"] == "ease":
+            p["ease_l2"] = trial.suggest_float("ease_l2", 50.0, 5000.0, log=True)
+            p["ease_half_life"] = trial.suggest_categorical("ease_half_life", _HALF_LIVES)
     if config.search_fusion:
         for s in STRATEGIES:
             p[f"w_{s}"] = trial.suggest_float(f"w_{s}", 0.0, 1.0)
@@ -221,12 +242,14 @@ class _Validation:
 
     def component(self, kind: str, config: Any) -> Any:
         from recsys.evaluation.comparison import _PrecomputedScores
+        from recsys.models.ease import EASE
         from recsys.models.knn import ItemKNN
         from recsys.models.svd import PureSVD
 
         key = (kind, config)
         if key not in self._cache:
-            model = (ItemKNN(config) if kind == "knn" else PureSVD(config)).fit(self.train, self.interactions)
+            model = (ItemKNN(config) if kind == "knn" else PureSVD(config) if kind == "svd" else EASE(config))
+            model.fit(self.train, self.interactions)
             if len(self._cache) > 16:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[key] = _PrecomputedScores(model, np.unique(self.rows))
@@ -240,7 +263,7 @@ class _Validation:
             self._cache[key] = _PrecomputedScores(self.fixed[name], np.unique(self.rows))
         return self._cache[key]
 
-    def score(self, knn: KNNConfig, svd: SVDConfig, weights: FusionWeights) -> float:
+    def score(self, knn: KNNConfig, svd: SVDConfig, weights: FusionWeights, ease: Any = None) -> float:
         from recsys.evaluation import metrics as M
         from recsys.models.hybrid import HybridRecommender
 
@@ -249,7 +272,7 @@ class _Validation:
         if w["knn"] > 0:
             parts["knn"] = self.component("knn", knn)
         if w["svd"] > 0:
-            parts["svd"] = self.component("svd", svd)
+            parts["svd"] = self.component("ease", ease) if ease is not None else self.component("svd", svd)
         for name in ("content", "demographic"):
             if w[name] > 0:
                 parts[name] = self.fixed_component(name)
@@ -305,7 +328,7 @@ def tune(
         t0 = time.perf_counter()
         params = _suggest(trial, config, n_items, n_users)
         k_cfg, s_cfg, w = apply_params(params, knn, svd, weights)
-        value = problem.score(k_cfg, s_cfg, w)
+        value = problem.score(k_cfg, s_cfg, w, ease_from_params(params))
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         return value
 
@@ -314,6 +337,8 @@ def tune(
     sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     first = start_params(knn, svd, weights)
+    if config.search_ease:
+        first["collaborative"] = "pure_svd"
     study.enqueue_trial({k: v for k, v in first.items() if _searched(k, config)})
     remaining = config.budget_seconds - (time.perf_counter() - started)
     study.optimize(objective, n_trials=config.n_trials, timeout=max(remaining, 1e-3), gc_after_trial=False)
@@ -329,7 +354,7 @@ def tune(
     return TuningResult(params=dict(best.params), knn=best_knn, svd=best_svd, weights=best_w,
                         best_value=float(best.value), start_value=start_value, trials=trials,
                         validation=validation, config=config, seconds=time.perf_counter() - started,
-                        design_weights=dataset.config.fusion)
+                        design_weights=dataset.config.fusion, ease=ease_from_params(best.params))
 
 
 def _searched(name: str, config: TuningConfig) -> bool:
@@ -337,6 +362,8 @@ def _searched(name: str, config: TuningConfig) -> bool:
         return config.search_knn
     if name.startswith("svd_"):
         return config.search_svd
+    if name == "collaborative":
+        return config.search_ease
     return config.search_fusion if name.startswith("w_") else False
 
 
@@ -357,6 +384,7 @@ def tune_engine(engine: Any, dataset: Dataset, config: TuningConfig | None = Non
     from recsys.models.demographic import DemographicRecommender
 
     cfg = engine.engine_config
+    config = dataclasses.replace(config or TuningConfig(), search_ease=False)  # the engine's slot is Stage 2's PureSVD
     result = tune(dataset, config, knn=cfg.realtime.knn, svd=cfg.batch.svd, weights=engine.weights,
                   content=ContentRecommender(cfg.content), demographic=DemographicRecommender(cfg.realtime.fallback),
                   hybrid_config=cfg.hybrid)
@@ -429,19 +457,22 @@ def tune_main(args: Any) -> int:
 
 def fit_hybrid_components(train: Dataset, knn: KNNConfig | None = None, svd: SVDConfig | None = None,
                           content: Any = None, demographic: Any = None,
-                          interactions: Interactions | None = None) -> dict[str, Any]:
+                          interactions: Interactions | None = None, ease: Any = None) -> dict[str, Any]:
     """The four hybrid strategies fitted on ``train`` with the given settings
     (defaults: the configured ones; ``content``/``demographic``: unfitted
-    models, or already fitted ones, which are used as they are)."""
+    models, or already fitted ones, which are used as they are; ``ease``: an
+    :class:`~recsys.models.ease.EASEConfig` serves the collaborative slot instead of PureSVD)."""
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
+    from recsys.models.ease import EASE
     from recsys.models.knn import ItemKNN
     from recsys.models.svd import PureSVD
 
     interactions = interactions or Interactions.from_dataset(train)
     content = content if content is not None else ContentRecommender()
     demographic = demographic if demographic is not None else DemographicRecommender()
-    parts = {"knn": ItemKNN(knn or KNNConfig()), "svd": PureSVD(svd or SVDConfig()),
+    collaborative = EASE(ease) if ease is not None else PureSVD(svd or SVDConfig())
+    parts = {"knn": ItemKNN(knn or KNNConfig()), "svd": collaborative,
              "content": content, "demographic": demographic}
     for model in parts.values():
         if not hasattr(model, "interactions_"):

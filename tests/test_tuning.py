@@ -64,3 +64,18 @@ def test_recsys_tune_writes_a_config_file(small_dataset, tmp_path) -> None:
     assert KNNConfig(**doc["engine"]["realtime"]["knn"]).k >= 1
     assert SVDConfig(**doc["engine"]["batch"]["svd"]).n_factors >= 1
     assert doc["tuning"]["n_trials"] == 2
+
+
+def test_ease_may_serve_the_collaborative_slot_outside_the_engine(small_dataset) -> None:
+    import dataclasses
+
+    from recsys.models.ease import EASE, EASEConfig
+    from recsys.tuning import ease_from_params, fit_hybrid_components
+
+    result = tune(small_dataset, dataclasses.replace(QUICK, n_trials=4, search_ease=True))
+    assert "collaborative" in result.trials.columns and result.trials["collaborative"].iloc[0] == "pure_svd"
+    assert ease_from_params({"collaborative": "pure_svd"}) is None
+    config = ease_from_params({"collaborative": "ease", "ease_l2": 100.0, "ease_half_life": "none"})
+    assert config == EASEConfig(l2=100.0, weighting=config.weighting) and config.weighting.half_life_days is None
+    parts = fit_hybrid_components(small_dataset, ease=config)
+    assert isinstance(parts["svd"], EASE)
