@@ -420,7 +420,7 @@ def tuned_document(result: TuningResult) -> dict[str, Any]:
     return {
         "fusion": result.weights.as_dict(),
         "engine": {"realtime": {"knn": _toml_table(result.knn)}, "batch": {"svd": _toml_table(result.svd)}},
-        "tuning": {k: _toml_table(v) for k, v in info.items() if k not in ("trials", "knn", "svd")},
+        "tuning": {k: _toml_table(v) for k, v in info.items() if k not in ("trials", "knn", "svd") and v is not None},
     }
 
 
