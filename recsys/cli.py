@@ -3,6 +3,7 @@
     recsys generate --profile ci --seed 42 --out data/ci-42
     recsys run --profile thesis [--seeds 1,2,3] [-p test_days=21 ...] [--config my.toml]
     recsys batch --data data/ci-42 --out data/ci-42-batch
+    recsys tune --data data/ci-42 --budget 120 --out tuned.toml
 
 A user error (a bad argument, parameter, seed list, notebook selection or
 configuration file) prints one line naming it and exits with status 2.
@@ -74,6 +75,12 @@ def _batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from recsys.tuning import tune_main
+
+    return tune_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="recsys", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"recsys {_version()}")
@@ -108,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     from recsys.service.cli import add_service_commands  # keys, train, serve
 
     add_service_commands(sub)
+
+    tune = sub.add_parser("tune", help="tune k-NN, PureSVD and fusion weights on a validation window; write TOML")
+    tune.add_argument("--data", required=True, help="a directory written by Dataset.save / recsys generate")
+    tune.add_argument("--budget", type=float, default=120.0, help="search wall-time budget in seconds")
+    tune.add_argument("--trials", type=int, default=60, help="at most this many trials")
+    tune.add_argument("--seed", type=int, default=42, help="seed of the TPE sampler")
+    tune.add_argument("--validation-days", type=float, default=28.0, help="validation window at the end of the data")
+    tune.add_argument("--out", required=True, help="configuration file to write (.toml)")
+    tune.set_defaults(func=_tune)
     return parser
 
 

@@ -152,8 +152,11 @@ class RecommendationEngine:
         self._deal_generator = DealGenerator(self.config, rules=self.engine_config.deal_rules, rate_limiter=limiter)
 
     # ------------------------------------------------------------------ training
-    def train(self, dataset: Dataset) -> dict[str, Any]:
-        """Fit every stage on ``dataset`` [POST /train]; returns :meth:`model_info`."""
+    def train(self, dataset: Dataset, tune: bool = False, tuning: Any = None) -> dict[str, Any]:
+        """Fit every stage on ``dataset`` [POST /train]; returns :meth:`model_info`.
+        ``tune=True``: first search the k-NN, PureSVD and fusion settings on a
+        validation window cut from ``dataset`` itself (:func:`recsys.tuning.tune_engine`;
+        ``tuning``: a :class:`recsys.tuning.TuningConfig`)."""
         if not isinstance(dataset, Dataset):
             raise TypeError(f"train expects a recsys Dataset, got {type(dataset).__name__}")
         if dataset.config != self.config:
@@ -164,6 +167,10 @@ class RecommendationEngine:
                 f"cannot train on an empty data set ({dataset.n_users} users, {dataset.n_products} products, "
                 f"{len(dataset.events)} events)"
             )
+        if tune:
+            from recsys.tuning import tune_engine
+
+            tune_engine(self, dataset, tuning)
         with self._lock:
             started = time.perf_counter()
             self._fit_models(dataset)
@@ -446,6 +453,7 @@ class RecommendationEngine:
                 "hybrid": serving.hybrid.describe(),
             },
             "fit_seconds": round(getattr(self, "fit_seconds_", float("nan")), 3),
+            "tuning": getattr(self, "tuning_", None),
         })
 
     def demo_flow(self, user_id: str | None = None) -> dict[str, Any]:

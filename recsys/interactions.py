@@ -10,16 +10,19 @@ the data set's ``as_of``. Rows follow ``dataset.users`` order and columns
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.config import InteractionWeights
+from recsys.config import ConfigError, InteractionWeights
 from recsys.data.dataset import Dataset
 
-__all__ = ["Interactions", "event_weights"]
+__all__ = ["Interactions", "Weighting", "event_weights", "model_matrix", "weighted_matrix"]
 
 
 def event_weights(events: pd.DataFrame, as_of: pd.Timestamp, weights: InteractionWeights) -> np.ndarray:
@@ -84,3 +87,95 @@ class Interactions:
     def history_lengths(self) -> np.ndarray:
         """Number of distinct products each user interacted with."""
         return np.diff(self.matrix.indptr)
+
+
+# --------------------------------------------------------------------------- per-model input weighting
+REPEATS = ("raw", "log", "binary")
+SCHEMES = ("none", "bm25", "tfidf")
+
+
+@dataclass(frozen=True)
+class Weighting:
+    """How one model weighs the events it learns from (or scores a profile from).
+
+    Per event ``e`` of pair ``(u, i)``: ``w_e = type_weight(e) * 0.5 ** (age_days(e) / half_life_days)``
+    (``half_life_days=None``: no decay; type weights from the data set's
+    :class:`~recsys.config.InteractionWeights`). Per pair, by ``repeats``:
+    ``raw`` ``sum_e w_e``; ``log`` ``log(1 + sum_e w_e)``; ``binary``
+    ``max_e w_e`` (a repeated purchase counts once, at its strongest event).
+    Then ``scheme`` reweights with ``implicit``'s IR weightings, treating items
+    as documents and users as terms, as ``implicit``'s ``BM25Recommender`` and
+    ``TFIDFRecommender`` do: ``bm25`` (``bm25_weight(X.T, K1, B).T``) or
+    ``tfidf`` (``tfidf_weight(X.T).T``).
+    """
+
+    half_life_days: float | None = None
+    repeats: str = "binary"
+    scheme: str = "none"
+    bm25_k1: float = 100.0
+    bm25_b: float = 0.8
+
+    def __post_init__(self) -> None:
+        h = self.half_life_days
+        if h is not None and (isinstance(h, bool) or not isinstance(h, (int, float)) or not h > 0):
+            raise ConfigError(f"Weighting.half_life_days must be None or a number > 0, got {h!r}")
+        if self.repeats not in REPEATS:
+            raise ConfigError(f"Weighting.repeats must be one of {REPEATS}, got {self.repeats!r}")
+        if self.scheme not in SCHEMES:
+            raise ConfigError(f"Weighting.scheme must be one of {SCHEMES}, got {self.scheme!r}")
+        if not isinstance(self.bm25_k1, (int, float)) or not self.bm25_k1 >= 0:
+            raise ConfigError(f"Weighting.bm25_k1 must be a number >= 0, got {self.bm25_k1!r}")
+        if not isinstance(self.bm25_b, (int, float)) or not 0 <= self.bm25_b <= 1:
+            raise ConfigError(f"Weighting.bm25_b must be in [0, 1], got {self.bm25_b!r}")
+
+    @classmethod
+    def coerce(cls, value: Weighting | Mapping[str, Any] | None) -> Weighting | None:
+        """``None``, a ``Weighting``, or its fields as a mapping (from a saved manifest or TOML file)."""
+        if value is None or isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            return cls(**dict(value))
+        raise ConfigError(f"a Weighting must be None, a Weighting or a mapping of its fields, got {value!r}")
+
+
+def weighted_matrix(dataset: Dataset, weighting: Weighting, user_ids: pd.Index, product_ids: pd.Index) -> sp.csr_matrix:
+    """The users x products CSR float64 matrix of ``dataset``'s events under
+    ``weighting`` (see :class:`Weighting`), rows and columns in the order of
+    ``user_ids`` / ``product_ids`` (events of other ids are left out)."""
+    events = dataset.events
+    rows = user_ids.get_indexer(events["user_id"])
+    cols = product_ids.get_indexer(events["product_id"])
+    keep = (rows >= 0) & (cols >= 0)
+    base = dataset.config.interactions
+    half_life = weighting.half_life_days if weighting.half_life_days is not None else math.inf
+    decayed = replace(base, half_life_days=half_life)
+    values = event_weights(events, dataset.as_of, decayed)[keep]
+    rows, cols = rows[keep], cols[keep]
+    shape = (len(user_ids), len(product_ids))
+    if weighting.repeats == "binary":
+        pairs = pd.DataFrame({"r": rows, "c": cols, "v": values}).groupby(["r", "c"], sort=True)["v"].max()
+        matrix = sp.csr_matrix((pairs.to_numpy(), (pairs.index.get_level_values(0), pairs.index.get_level_values(1))),
+                               shape=shape, dtype=np.float64)
+    else:
+        matrix = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float64)
+        matrix.sum_duplicates()
+        if weighting.repeats == "log":
+            matrix.data = np.log1p(matrix.data)
+    if weighting.scheme != "none":
+        from implicit.nearest_neighbours import bm25_weight, tfidf_weight
+
+        items = matrix.T.tocoo()
+        weighted = bm25_weight(items, weighting.bm25_k1, weighting.bm25_b) if weighting.scheme == "bm25" \
+            else tfidf_weight(items)
+        matrix = sp.csr_matrix(weighted.T, dtype=np.float64)
+    matrix.eliminate_zeros()
+    matrix.sort_indices()
+    return matrix
+
+
+def model_matrix(dataset: Dataset, interactions: Interactions, weighting: Weighting | None) -> sp.csr_matrix:
+    """``interactions.matrix`` when ``weighting`` is None (the shared matrix),
+    else :func:`weighted_matrix` on the same row and column index."""
+    if weighting is None:
+        return interactions.matrix
+    return weighted_matrix(dataset, weighting, interactions.user_ids, interactions.product_ids)

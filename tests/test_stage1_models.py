@@ -77,7 +77,7 @@ def hand_dataset():
 
 
 def test_item_cosine_on_hand_computed_matrix(hand_dataset) -> None:
-    model = ItemKNN(KNNConfig(k=5)).fit(hand_dataset)
+    model = ItemKNN(KNNConfig.plain(k=5)).fit(hand_dataset)
     s01, s02, s12 = 5 / np.sqrt(2 * 34), 1 / 2, 3 / np.sqrt(34 * 2)
     expected = np.array([[0, s01, s02], [s01, 0, s12], [s02, s12, 0]])
     assert model.similarity_.dtype == np.float32 and sp.isspmatrix_csr(model.similarity_)
@@ -88,16 +88,16 @@ def test_item_cosine_on_hand_computed_matrix(hand_dataset) -> None:
 
 
 def test_shrinkage_and_top_k(hand_dataset) -> None:
-    shrunk = ItemKNN(KNNConfig(k=5, shrinkage=1.0)).fit(hand_dataset).similarity_.toarray()
+    shrunk = ItemKNN(KNNConfig.plain(k=5, shrinkage=1.0)).fit(hand_dataset).similarity_.toarray()
     assert shrunk[0, 1] == pytest.approx(5 / (np.sqrt(2 * 34) + 1), rel=1e-6)
     assert shrunk[1, 2] == pytest.approx(3 / (np.sqrt(34 * 2) + 1), rel=1e-6)
-    top1 = ItemKNN(KNNConfig(k=1)).fit(hand_dataset).similarity_
+    top1 = ItemKNN(KNNConfig.plain(k=1)).fit(hand_dataset).similarity_
     assert np.diff(top1.indptr).tolist() == [1, 1, 1]
     assert top1.indices.tolist() == [1, 0, 0]  # p2's best neighbour is p0 (0.5 > 0.364)
 
 
 def test_user_cosine_on_hand_computed_matrix(hand_dataset) -> None:
-    model = UserKNN(KNNConfig(k=5)).fit(hand_dataset)
+    model = UserKNN(KNNConfig.plain(k=5)).fit(hand_dataset)
     x = np.array([[1, 5, 0], [1, 0, 1], [0, 3, 1]], dtype=float)
     expected = cosine_similarity(x)
     np.fill_diagonal(expected, 0.0)
@@ -107,7 +107,7 @@ def test_user_cosine_on_hand_computed_matrix(hand_dataset) -> None:
 @pytest.mark.parametrize("model_cls", [ItemKNN, UserKNN])
 def test_neighbour_lists_hold_only_the_top_k(small_dataset, model_cls) -> None:
     k = 7
-    model = model_cls(KNNConfig(k=k)).fit(small_dataset)
+    model = model_cls(KNNConfig.plain(k=k)).fit(small_dataset)
     x = model.interactions_.matrix
     full = cosine_similarity(x.T if model_cls is ItemKNN else x)
     np.fill_diagonal(full, 0.0)
@@ -131,7 +131,7 @@ def test_block_size_does_not_change_the_neighbours(small_dataset) -> None:
 
 
 def test_user_knn_recomputed_neighbours_equal_fitted_ones(small_dataset) -> None:
-    model = UserKNN(KNNConfig(k=10)).fit(small_dataset)
+    model = UserKNN(KNNConfig.plain(k=10)).fit(small_dataset)
     rows = np.arange(40)
     history = model.interactions_.matrix[rows]
     fitted = model.score_history(history, rows, np.zeros(40, dtype=bool)).toarray()

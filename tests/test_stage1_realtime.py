@@ -93,10 +93,10 @@ def test_add_events_takes_effect_without_refit(fresh, small_dataset) -> None:
     after = fresh.recommend_one(user, n=10)
     assert not before.equals(after)
     assert (fresh.knn_.similarity_ != similarity).nnz == 0  # no refit
-    # the new scores are x_u' @ W with x_u' = old row + three full-weight views
+    # the new scores are x_u' @ W with x_u' = old profile row (the k-NN's profile weighting) + three full-weight views
     interactions = fresh.interactions_
     row = interactions.user_index([user])[0]
-    x = interactions.matrix[row].toarray().ravel()
+    x = fresh.knn_.profile_interactions().matrix[row].toarray().ravel()
     x[interactions.product_index(products)] += small_dataset.config.interactions.view
     scores = x.astype(np.float32) @ similarity.toarray()
     scores[interactions.purchased[row].toarray().ravel()] = 0

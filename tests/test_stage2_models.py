@@ -23,7 +23,7 @@ from recsys.models.svd import PureSVD, SVDConfig
 
 @pytest.fixture(scope="module")
 def svd(small_dataset: Dataset) -> PureSVD:
-    return PureSVD(SVDConfig(n_factors=20)).fit(small_dataset)
+    return PureSVD(SVDConfig(n_factors=20, weighting=None)).fit(small_dataset)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_puresvd_factors_reconstruct_the_projection(svd: PureSVD, small_dataset:
 
 
 def test_puresvd_is_deterministic(small_dataset: Dataset, svd: PureSVD) -> None:
-    again = PureSVD(SVDConfig(n_factors=20)).fit(small_dataset)
+    again = PureSVD(SVDConfig(n_factors=20, weighting=None)).fit(small_dataset)
     np.testing.assert_array_equal(again.item_factors_, svd.item_factors_)
 
 

@@ -23,16 +23,17 @@ without densifying.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
-from recsys.interactions import Interactions
+from recsys.interactions import Interactions, Weighting, model_matrix
 from recsys.models.base import Recommender, check_n
 from recsys.models.ranking import (
     entries_frame,
@@ -51,7 +52,11 @@ try:  # scipy's own sparse-product kernel (what ``a @ b`` runs after sizing its 
 except ImportError:  # pragma: no cover - a scipy without it takes the public product
     _csr_matmat = None
 
-__all__ = ["KNNConfig", "NeighbourRecommender", "ItemKNN", "UserKNN", "cosine_topk", "sparse_product"]
+#: the k-NN's default input, chosen on Online Retail and the synthetic thesis profile (benchmarks/bench_quality.py):
+#: repeats counted once (at the most recent, strongest event), 30-day half-life, TF-IDF over users
+DEFAULT_KNN_WEIGHTING = Weighting(half_life_days=30.0, repeats="binary", scheme="tfidf")
+
+__all__ = ["DEFAULT_KNN_WEIGHTING", "KNNConfig", "NeighbourRecommender", "ItemKNN", "UserKNN", "cosine_topk", "sparse_product"]
 
 
 @dataclass(frozen=True)
@@ -62,18 +67,38 @@ class KNNConfig:
     cosine denominator, damping similarities built on little overlap (0 =
     plain cosine). ``min_similarity``: neighbours below it are dropped.
     ``block_entries``: bound on the similarity entries computed at once
-    during ``fit`` (memory, not results).
+    during ``fit`` (memory, not results). ``train_weighting``: the input the
+    similarities are learned from; ``profile_weighting``: the user profile
+    ``x_u`` scores are computed from (:class:`~recsys.interactions.Weighting`;
+    ``None``: the shared interaction matrix passed to ``fit``).
+    ``self_similarity``: the weight of an item's similarity to itself, added
+    to ``W`` (item k-NN only): a product the user interacted with but did not
+    buy (viewed, carted) scores ``self_similarity * x_ui`` on top of its
+    neighbours' votes; ``1.0`` is what ``implicit``'s ``CosineRecommender``
+    keeps (self among its neighbours, cosine 1), ``0`` recommends only other products.
     """
 
     k: int = 50
     shrinkage: float = 0.0
     min_similarity: float = 0.0
     block_entries: int = 1 << 23
+    train_weighting: Weighting | None = field(default_factory=lambda: DEFAULT_KNN_WEIGHTING)
+    profile_weighting: Weighting | None = field(default_factory=lambda: DEFAULT_KNN_WEIGHTING)
+    self_similarity: float = 1.0
+
+    @classmethod
+    def plain(cls, **overrides: object) -> KNNConfig:
+        """Plain cosine k-NN on the shared interaction matrix passed to ``fit``
+        (no own weighting, no self similarity): the textbook model."""
+        return cls(**{"train_weighting": None, "profile_weighting": None, "self_similarity": 0.0, **overrides})
 
     def __post_init__(self) -> None:
         check_ints(self, "k", "block_entries")
         check_numbers(self, "shrinkage", low=0)
         check_numbers(self, "min_similarity", low=0, high=1)
+        check_numbers(self, "self_similarity", low=0)
+        object.__setattr__(self, "train_weighting", Weighting.coerce(self.train_weighting))
+        object.__setattr__(self, "profile_weighting", Weighting.coerce(self.profile_weighting))
 
 
 def _row_norms(matrix: sp.csr_matrix) -> np.ndarray:
@@ -206,8 +231,21 @@ class NeighbourRecommender(Recommender):
     def score_users(self, rows: np.ndarray) -> np.ndarray:
         self._check_fitted()
         rows = np.asarray(rows, dtype=np.int64)
-        history = take_rows(self.interactions_.matrix, rows)
+        history = take_rows(self._profiles(), rows)
         return self.score_history(history, rows).toarray().astype(np.float64)
+
+    def profile_interactions(self) -> Interactions:
+        """The fitted :class:`~recsys.interactions.Interactions` with the
+        profile matrix scores are computed from (``profile_weighting``), for a
+        live history that must score fitted users exactly as :meth:`recommend`
+        does. Events added later are weighed by the shared rule
+        (:func:`~recsys.interactions.event_weights`), not re-transformed."""
+        self._check_fitted()
+        return dataclasses.replace(self.interactions_, matrix=self._profiles())
+
+    def _profiles(self) -> sp.csr_matrix:
+        """The users' profiles ``x_u`` scores are computed from (``profile_weighting``)."""
+        return getattr(self, "profile_matrix_", self.interactions_.matrix)
 
     def _fit(self, dataset: Dataset, interactions: Interactions) -> None:
         if interactions.matrix.nnz == 0:
@@ -215,7 +253,12 @@ class NeighbourRecommender(Recommender):
                 f"cannot fit {type(self).__name__}: the data set has no events "
                 f"({dataset.n_users} users, {dataset.n_products} products)"
             )
-        self._fit_neighbours(interactions.matrix)
+        cfg = self.config
+        self._fit_neighbours(model_matrix(dataset, interactions, cfg.train_weighting))
+        if cfg.profile_weighting is not None:
+            self.profile_matrix_ = model_matrix(dataset, interactions, cfg.profile_weighting)
+        elif hasattr(self, "profile_matrix_"):
+            del self.profile_matrix_
 
     @abstractmethod
     def _fit_neighbours(self, matrix: sp.csr_matrix) -> None: ...
@@ -227,7 +270,7 @@ class NeighbourRecommender(Recommender):
         frames = []
         for start in range(0, max(len(ids), 1), self.chunk_size):
             chunk = rows[start : start + self.chunk_size]
-            history = take_rows(self.interactions_.matrix, chunk)
+            history = take_rows(self._profiles(), chunk)
             banned = take_rows(self.interactions_.purchased, chunk) if exclude_purchased else None
             scores = self.score_history(history, chunk)
             r, c, v, rank = top_n_sparse(scores, banned, n)
@@ -283,6 +326,10 @@ class ItemKNN(NeighbourRecommender):
         cfg = self.config
         self.similarity_ = cosine_topk(items, items, cfg.k, cfg.shrinkage, cfg.min_similarity,
                                        np.arange(items.shape[0]), cfg.block_entries)
+        if cfg.self_similarity > 0:
+            eye = sp.identity(items.shape[0], dtype=np.float32, format="csr") * np.float32(cfg.self_similarity)
+            self.similarity_ = sp.csr_matrix(self.similarity_ + eye, dtype=np.float32)
+            self.similarity_.sort_indices()
 
     def score_history(
         self, history: sp.csr_matrix, rows: np.ndarray | None = None, fresh: np.ndarray | None = None
@@ -311,6 +358,8 @@ class ItemKNN(NeighbourRecommender):
         if col < 0:
             raise ValueError(f"unknown product id {product_id!r}: not in the fitted catalogue")
         r, c, v, rank = ranked_entries(take_rows(self.similarity_, np.array([col])))
+        other = c != col  # self_similarity > 0 stores the item itself; it is no neighbour
+        r, c, v, rank = r[other], c[other], v[other], np.arange(1, int(other.sum()) + 1)
         frame = pd.DataFrame({"product_id": product_id,
                               "neighbour_id": np.asarray(self.interactions_.product_ids, dtype=object)[c],
                               "similarity": v.astype(np.float64), "rank": rank})

@@ -102,7 +102,7 @@ class RealtimeRecommender(Recommender):
         cfg = self.config
         self.knn_ = _NEIGHBOURS[cfg.neighbours](cfg.knn).fit(dataset, interactions)
         self.fallback_ = DemographicRecommender(cfg.fallback).fit(dataset, interactions)
-        self.history_ = LiveHistory(interactions, dataset.as_of, cfg.compact_threshold)
+        self.history_ = LiveHistory(self.knn_.profile_interactions(), dataset.as_of, cfg.compact_threshold)
         self.new_user_segment_: dict[str, int] = {}  # replaced on update, never mutated (see the module doc)
         self._write_lock = threading.Lock()
         # the frame's string columns are taken from these by code (no per-row string conversion)

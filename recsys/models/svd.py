@@ -11,7 +11,7 @@ The Surprise rating models live in :mod:`recsys.models.surprise_models`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from recsys.data.dataset import Dataset
-from recsys.interactions import Interactions
+from recsys.interactions import Interactions, Weighting, model_matrix
 from recsys.models.base import Recommender, check_user_ids
 from recsys.validation import check_ints
 
@@ -30,13 +30,18 @@ __all__ = ["PureSVD", "SVDConfig"]
 # --------------------------------------------------------------------------- PureSVD
 @dataclass(frozen=True)
 class SVDConfig:
-    """PureSVD settings: rank ``n_factors`` and the ARPACK start-vector seed."""
+    """PureSVD settings: rank ``n_factors``, the ARPACK start-vector seed, and
+    ``weighting``, the input factorised (:class:`~recsys.interactions.Weighting`;
+    ``None``: the shared interaction matrix passed to ``fit``; default: log of
+    the summed weights, 30-day half-life, chosen by benchmarks/bench_quality.py)."""
 
     n_factors: int = 50
     random_state: int = 42
+    weighting: Weighting | None = field(default_factory=lambda: Weighting(half_life_days=30.0, repeats="log"))
 
     def __post_init__(self) -> None:
         check_ints(self, "n_factors")
+        object.__setattr__(self, "weighting", Weighting.coerce(self.weighting))
 
 
 class PureSVD(Recommender):
@@ -57,7 +62,7 @@ class PureSVD(Recommender):
         self.config = config or SVDConfig()
 
     def _fit(self, dataset: Dataset, interactions: Interactions) -> None:
-        matrix = interactions.matrix.astype(np.float64)
+        matrix = model_matrix(dataset, interactions, self.config.weighting).astype(np.float64)
         k = self.config.n_factors
         limit = min(matrix.shape) - 1
         if k > limit:

@@ -1,0 +1,81 @@
+"""Tuning on validation (recsys.tuning): never reads past the training cut; recorded in model_info; TOML out."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pandas as pd
+import pytest
+
+from recsys.config import FusionWeights
+from recsys.engine import RecommendationEngine
+from recsys.evaluation.split import temporal_split
+from recsys.models.base import Recommender
+from recsys.models.knn import KNNConfig
+from recsys.models.svd import SVDConfig
+from recsys.tuning import TuningConfig, apply_params, start_params, tune
+
+QUICK = TuningConfig(budget_seconds=60, n_trials=3, validation_days=14, max_users=200)
+
+
+def test_train_with_tune_never_reads_the_test_window(small_dataset, monkeypatch) -> None:
+    split = temporal_split(small_dataset, 14)
+    seen: list[pd.Timestamp] = []
+    original = Recommender.fit
+
+    def spy(self, dataset, interactions=None):  # records the last event time of every data set fitted on
+        seen.append(dataset.events["timestamp"].max())
+        return original(self, dataset, interactions)
+
+    monkeypatch.setattr(Recommender, "fit", spy)
+    engine = RecommendationEngine()
+    info = engine.train(split.train, tune=True, tuning=QUICK)
+    assert seen and max(seen) < split.cut  # nothing from the test window, during tuning or training
+    tuning = info["tuning"]
+    assert tuning["n_trials"] == 3 and len(tuning["trials"]) == 3
+    assert pd.Timestamp(tuning["validation"]["end"]) <= split.cut
+    assert tuning["best_value"] >= tuning["start_value"]
+    assert tuning["design_fusion_weights"] == FusionWeights().as_dict()
+    assert sum(tuning["fusion_weights"].values()) == pytest.approx(1.0)
+    assert engine.weights.as_dict() == tuning["fusion_weights"]
+
+
+def test_tuning_is_reproducible_and_starts_from_the_current_configuration(small_dataset) -> None:
+    a, b = tune(small_dataset, QUICK), tune(small_dataset, QUICK)
+    assert a.params == b.params and a.best_value == b.best_value
+    assert a.trials["value"].tolist() == b.trials["value"].tolist()
+    first = start_params(KNNConfig(), SVDConfig(), small_dataset.config.fusion)
+    knn, svd, weights = apply_params(first, KNNConfig(), SVDConfig(), small_dataset.config.fusion)
+    assert (knn.k, knn.train_weighting, svd.n_factors, svd.weighting) == (
+        KNNConfig().k, KNNConfig().train_weighting, SVDConfig().n_factors, SVDConfig().weighting)
+    assert weights == small_dataset.config.fusion
+
+
+def test_recsys_tune_writes_a_config_file(small_dataset, tmp_path) -> None:
+    from recsys.cli import main
+
+    data = small_dataset.save(tmp_path / "data")
+    out = tmp_path / "tuned.toml"
+    assert main(["tune", "--data", str(data), "--budget", "60", "--trials", "2", "--validation-days", "14",
+                 "--out", str(out)]) == 0
+    doc = tomllib.loads(out.read_text())
+    assert sum(doc["fusion"].values()) == pytest.approx(1.0)
+    assert FusionWeights(**doc["fusion"])
+    assert KNNConfig(**doc["engine"]["realtime"]["knn"]).k >= 1
+    assert SVDConfig(**doc["engine"]["batch"]["svd"]).n_factors >= 1
+    assert doc["tuning"]["n_trials"] == 2
+
+
+def test_ease_may_serve_the_collaborative_slot_outside_the_engine(small_dataset) -> None:
+    import dataclasses
+
+    from recsys.models.ease import EASE, EASEConfig
+    from recsys.tuning import ease_from_params, fit_hybrid_components
+
+    result = tune(small_dataset, dataclasses.replace(QUICK, n_trials=4, search_ease=True))
+    assert "collaborative" in result.trials.columns and result.trials["collaborative"].iloc[0] == "pure_svd"
+    assert ease_from_params({"collaborative": "pure_svd"}) is None
+    config = ease_from_params({"collaborative": "ease", "ease_l2": 100.0, "ease_half_life": "none"})
+    assert config == EASEConfig(l2=100.0, weighting=config.weighting) and config.weighting.half_life_days is None
+    parts = fit_hybrid_components(small_dataset, ease=config)
+    assert isinstance(parts["svd"], EASE)
