@@ -28,10 +28,10 @@ for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_key, "1")
 
 import pandas as pd  # noqa: E402
+from recsys.evaluation.bootstrap import bootstrap_table, paired_bootstrap  # noqa: E402
 
 from recsys.data.dataset import Dataset  # noqa: E402
 from recsys.evaluation import metrics as M  # noqa: E402
-from recsys.evaluation.bootstrap import bootstrap_table, paired_bootstrap  # noqa: E402
 from recsys.evaluation.split import temporal_split  # noqa: E402
 from recsys.interactions import Interactions, Weighting  # noqa: E402
 from recsys.models.base import Recommender  # noqa: E402
