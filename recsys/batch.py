@@ -28,6 +28,7 @@ wall-clock time and duration of the run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -51,7 +52,8 @@ from recsys.models.svd import PureSVD, SVDConfig
 from recsys.seasonality import SeasonalFactors, SeasonalityConfig
 from recsys.segmentation import SegmentationConfig, UserSegmentation
 
-__all__ = ["ARTIFACT_FORMAT", "BatchArtifacts", "BatchConfig", "batch_main", "load_latest", "run_batch"]
+__all__ = ["ARTIFACT_FORMAT", "BatchArtifacts", "BatchConfig", "batch_main", "load_latest", "publish_version",
+           "run_batch"]
 
 ARTIFACT_FORMAT = 1
 LATEST = "LATEST"
@@ -278,6 +280,22 @@ def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None 
             f"{len(dataset.events)} events)"
         )
     config = config or BatchConfig()
+    interactions = Interactions.from_dataset(dataset)
+    header = {"data_hash": dataset.content_hash(), "as_of": dataset.as_of.isoformat(), "n_users": dataset.n_users,
+              "n_products": dataset.n_products, "n_events": len(dataset.events),
+              "config": dataclasses.asdict(config)}
+    steps = [(name, functools.partial(step, dataset, interactions, config)) for name, step in STEPS.items()]
+    return publish_version(out_dir, steps, header, config.keep_versions)
+
+
+def publish_version(out_dir: str | Path, steps: list[tuple[str, Callable[[], dict[str, Any]]]],
+                    header: dict[str, Any], keep_versions: int) -> BatchArtifacts:
+    """Run ``steps`` in order and publish their results as one new version
+    (the protocol of the module docstring; shared by the in-memory and the
+    Spark job). A step returns ``frames`` (stem -> DataFrame, or a callable
+    writing the parquet file at the path it is given), ``json`` (stem ->
+    payload) and ``metrics``; ``header`` (data_hash, as_of, sizes, config)
+    starts the manifest."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _sweep_stale_tmp(out_dir)
@@ -285,16 +303,18 @@ def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None 
     tmp = out_dir / f"{_TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
-        interactions = Interactions.from_dataset(dataset)
         files: dict[str, str] = {}
         metrics: dict[str, Any] = {}
         step_seconds: dict[str, float] = {}
-        for name, step in STEPS.items():
+        for name, step in steps:
             t0 = time.perf_counter()
-            result = step(dataset, interactions, config)
+            result = step()
             for stem, frame in result.get("frames", {}).items():
                 path = tmp / f"{stem}.parquet"
-                frame.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
+                if callable(frame):
+                    frame(path)
+                else:
+                    frame.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
                 files[path.name] = ""
             for stem, payload in result.get("json", {}).items():
                 path = tmp / f"{stem}.json"
@@ -307,12 +327,7 @@ def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None 
             files[filename] = _sha256(tmp / filename)
         manifest = {
             "format": ARTIFACT_FORMAT,
-            "data_hash": dataset.content_hash(),
-            "as_of": dataset.as_of.isoformat(),
-            "n_users": dataset.n_users,
-            "n_products": dataset.n_products,
-            "n_events": len(dataset.events),
-            "config": dataclasses.asdict(config),
+            **header,
             "metrics": metrics,
             "files": files,
             "run": {
@@ -330,7 +345,7 @@ def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _point_latest(out_dir, version)
-    _prune(out_dir, config.keep_versions, version)
+    _prune(out_dir, keep_versions, version)
     return load_version(out_dir, version)
 
 
