@@ -235,8 +235,12 @@ def run_spark_batch(spark: Any, data_path: str, out_dir: str | Path, config: Spa
 def spark_batch_main(data_dir: str, out_dir: Path, master: str = "local[2]", shuffle_partitions: int = 8,
                      driver_memory: str = "2g") -> Path:
     """CLI entry (``recsys batch --engine spark``): start Spark, run, stop; the published version's directory."""
+    from pyspark.sql import SparkSession
+
+    owned = SparkSession.getActiveSession() is None  # a caller's session (tests, notebooks) is left running
     spark = spark_session(master, shuffle_partitions=shuffle_partitions, driver_memory=driver_memory)
     try:
         return run_spark_batch(spark, data_dir, out_dir).path
     finally:
-        spark.stop()
+        if owned:
+            spark.stop()
