@@ -16,7 +16,7 @@ export NUMEXPR_NUM_THREADS=1
 export PYTHONHASHSEED=0
 export MPLBACKEND=Agg
 
-.PHONY: help venv report report-ci test test-fast notebooks lint lab benchmarks clean
+.PHONY: help venv java-check report report-ci test test-fast notebooks lint lab benchmarks clean
 
 help:
 	@echo "make report      run every notebook at PROFILE=$(PROFILE) (SEEDS=$(SEEDS)) into reports/$(PROFILE)/"
@@ -40,7 +40,11 @@ report: $(STAMP)
 report-ci: $(STAMP)
 	$(BIN)/recsys run --profile ci
 
-test: $(STAMP)
+# The Spark tests (tests/test_spark_*.py) need Java 17+; without it they skip, saying so.
+java-check:
+	@java -version >/dev/null 2>&1 || echo "NOTE: no Java runtime: the Spark tests will be skipped. Install Java 17+, e.g. 'apt-get install -y openjdk-17-jre-headless'"
+
+test: $(STAMP) java-check
 	$(BIN)/ruff check recsys tests benchmarks
 	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider tests notebooks
 

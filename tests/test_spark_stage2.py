@@ -236,3 +236,16 @@ def test_interrupted_job_leaves_previous_artifacts(spark, spark_artifacts, train
     assert (tmp_path / "LATEST").read_text() == latest_before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["LATEST", previous]
     assert load_latest(tmp_path).version == previous
+
+
+def test_reads_the_partitioned_stream_layout(spark, tmp_path):
+    from recsys.data.synthetic_stream import write_stream
+
+    summary = write_stream(tmp_path / "world", n_users=600, n_products=60, days=40, seed=3)
+    data = read_input(spark, str(summary.path))
+    assert (data.n_users, data.n_products, data.n_events) == (600, 60, summary.n_events)
+    assert data.content_hash == summary.content_hash
+    got = data.events.select("ts_ns").toPandas()["ts_ns"].sort_values().to_numpy()
+    events = pd.read_parquet(summary.path / "events")
+    np.testing.assert_array_equal(got, np.sort(events["timestamp"].to_numpy().astype("int64")))
+    assert data.users.orderBy("user_idx").toPandas()["user_id"].tolist() == [f"user_{i}" for i in range(600)]
