@@ -232,8 +232,8 @@ def run_spark_batch(spark: Any, data_path: str, out_dir: str | Path, config: Spa
     return artifacts
 
 
-def spark_batch_main(data_dir: str, out_dir: Path, master: str = "local[2]", shuffle_partitions: int = 8,
-                     driver_memory: str = "2g") -> Path:
+def spark_batch_main(data_dir: str, out_dir: Path, master: str | None = "local[2]", shuffle_partitions: int = 8,
+                     driver_memory: str | None = "2g") -> Path:
     """CLI entry (``recsys batch --engine spark``): start Spark, run, stop; the published version's directory."""
     from pyspark.sql import SparkSession
 
@@ -244,3 +244,25 @@ def spark_batch_main(data_dir: str, out_dir: Path, master: str = "local[2]", shu
     finally:
         if owned:
             spark.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``spark-submit recsys/spark/job.py --data s3a://... --out DIR``: the master, driver and executor
+    memory come from ``spark-submit``; the artifacts are published under ``--out`` on the driver."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Stage 2 batch on Spark (for spark-submit)")
+    parser.add_argument("--data", required=True, help="saved data set: a local path or s3a://, hdfs://, ...")
+    parser.add_argument("--out", required=True, help="artifact directory on the driver (POSIX: atomic rename)")
+    parser.add_argument("--shuffle-partitions", type=int, default=200)
+    args = parser.parse_args(argv)
+    path = spark_batch_main(args.data, Path(args.out), master=None, shuffle_partitions=args.shuffle_partitions,
+                            driver_memory=None)
+    print(f"batch artifacts: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

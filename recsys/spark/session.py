@@ -47,10 +47,11 @@ def java_version() -> str | None:
     return text[0] if out.returncode == 0 and text else None
 
 
-def spark_session(master: str = "local[2]", app_name: str = "recsys-stage2", shuffle_partitions: int = 8,
-                  driver_memory: str = "2g", conf: Mapping[str, str] | None = None):
+def spark_session(master: str | None = "local[2]", app_name: str = "recsys-stage2", shuffle_partitions: int = 8,
+                  driver_memory: str | None = "2g", conf: Mapping[str, str] | None = None):
     """Get or create the SparkSession (``master``: ``local[n]``, ``spark://host:port``, ``yarn``,
-    ``k8s://...``); ``JavaMissingError`` naming the fix when no Java is installed."""
+    ``k8s://...``; ``None`` under ``spark-submit``, which sets the master and the driver memory);
+    ``JavaMissingError`` naming the fix when no Java is installed."""
     if java_version() is None:
         raise JavaMissingError(f"Spark needs a Java runtime and none was found: {JAVA_HINT}")
     import warnings
@@ -60,7 +61,8 @@ def spark_session(master: str = "local[2]", app_name: str = "recsys-stage2", shu
 
     if shuffle_partitions < 1:
         raise ValueError(f"shuffle_partitions must be >= 1, got {shuffle_partitions!r}")
-    builder = (SparkSession.builder.master(master).appName(app_name)
+    builder = SparkSession.builder.master(master) if master else SparkSession.builder
+    builder = (builder.appName(app_name)
                .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
                .config("spark.default.parallelism", str(shuffle_partitions))
                .config("spark.task.cpus", "1")
@@ -69,8 +71,9 @@ def spark_session(master: str = "local[2]", app_name: str = "recsys-stage2", shu
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.sql.adaptive.enabled", "false")  # fixed plans: partition counts do not adapt
                .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.driver.memory", driver_memory))
+               .config("spark.ui.showConsoleProgress", "false"))
+    if driver_memory:
+        builder = builder.config("spark.driver.memory", driver_memory)
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
