@@ -166,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         from recsys.data import load_or_generate
         from recsys.data.cache import cache_key, resolve_params
 
-        load_or_generate(profile=args.profile, seed=args.seed, data_dir=args.data_dir)  # ensure it is saved
         data = str(Path(args.data_dir) / f"{args.profile}-{cache_key(resolve_params(args.profile, args.seed))}")
+        if not (Path(data) / "manifest.json").exists():  # generate and cache it once (not timed)
+            load_or_generate(profile=args.profile, seed=args.seed, data_dir=args.data_dir)
     for path in args.paths.split(","):
         cmd = [sys.executable, __file__, "--run", path, "--profile", args.profile, "--seed", str(args.seed),
                "--data-dir", args.data_dir, "--master", args.master, "--driver-memory", args.driver_memory,
