@@ -14,7 +14,9 @@ saved parquet, Spark ``local[2]`` (``--master``), JVM heap
 ``--driver-memory`` (in local mode the driver's heap also runs the tasks).
 Peak memory is the largest sum of the resident set sizes of the process
 and all its children (the JVM), sampled every 0.2 s with psutil: for Spark
-that is the Python driver plus the JVM. Figures are merged into
+that is the Python driver plus the JVM. CPU seconds (user + system of the
+same processes) are reported beside the wall time: on a shared machine the
+wall time depends on the other jobs, the CPU time much less. Figures are merged into
 ``reports/benchmarks/bench_spark.json`` (one key per profile and path).
 Machine: 2 cores shared with other jobs; the runs are niced.
 """
@@ -41,21 +43,29 @@ REPORT = ROOT / "reports" / "benchmarks" / "bench_spark.json"
 
 
 class PeakMemory:
-    """Largest summed RSS of this process and its descendants, sampled in a thread."""
+    """Largest summed RSS of this process and its descendants, and their CPU
+    seconds (user + system, last sample of each process), sampled in a thread."""
 
     def __init__(self, interval: float = 0.2) -> None:
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._cpu: dict[int, float] = {}
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> int:
         me = psutil.Process()
-        total = me.memory_info().rss
-        for child in me.children(recursive=True):
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
             try:
-                total += child.memory_info().rss
+                total += proc.memory_info().rss
+                times = proc.cpu_times()
+                self._cpu[proc.pid] = times.user + times.system
             except psutil.Error:
                 pass
         return total
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._cpu.values())
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -92,7 +102,7 @@ def run_memory(profile: str, seed: int, data_dir: str) -> dict:
             total = time.perf_counter() - t0
     return {"events": len(dataset.events), "users": dataset.n_users, "products": dataset.n_products,
             "load_seconds": load, "job_seconds": total, "steps": artifacts.manifest["run"]["step_seconds"],
-            "peak_mb": peak.mb}
+            "peak_mb": peak.mb, "cpu_seconds": peak.cpu_seconds}
 
 
 def run_spark(data: str, master: str, driver_memory: str, partitions: int, rank: int, max_iter: int,
@@ -116,7 +126,7 @@ def run_spark(data: str, master: str, driver_memory: str, partitions: int, rank:
     m = artifacts.manifest
     return {"events": m["n_events"], "users": m["n_users"], "products": m["n_products"],
             "session_start_seconds": start, "job_seconds": total, "read_seconds": m["engine"]["read_seconds"],
-            "steps": m["run"]["step_seconds"], "peak_mb": peak.mb, "master": master, "driver_memory": driver_memory,
+            "steps": m["run"]["step_seconds"], "peak_mb": peak.mb, "cpu_seconds": peak.cpu_seconds, "master": master, "driver_memory": driver_memory,
             "shuffle_partitions": partitions, "als_rank": rank, "als_max_iter": max_iter,
             "neighbours_max_items_per_user": max_items_per_user}
 
@@ -132,6 +142,8 @@ def record(profile: str, path: str, result: dict, how: str) -> None:
     metrics[f"{prefix}_events"] = (result["events"], f"events in the {profile} data set")
     metrics[f"{prefix}_job_seconds"] = (round(result["job_seconds"], 1), f"Stage 2 wall time, {how}")
     metrics[f"{prefix}_peak_mb"] = (round(result["peak_mb"]), f"peak RSS of driver process tree (MB), {how}")
+    metrics[f"{prefix}_cpu_seconds"] = (round(result["cpu_seconds"], 1),
+                                        f"CPU seconds (user + system) of the process tree incl. loading, {how}")
     for step, seconds in result["steps"].items():
         metrics[f"{prefix}_step_{step}_seconds"] = (round(seconds, 1), f"step {step} wall time, {how}")
     write_benchmark_manifest("bench_spark", metrics)
@@ -186,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             how = (f"Spark {args.master}, JVM heap {args.driver_memory}, {args.shuffle_partitions} shuffle "
                    f"partitions, ALS rank {args.als_rank} x {args.als_max_iter} iterations, neighbours "
                    f"cap {args.max_items_per_user}, profile {args.profile}, {result['events']:,} events")
-        print(f"{args.profile:6s} {path:7s} job {result['job_seconds']:8.1f} s  peak {result['peak_mb']:8.0f} MB"
+        print(f"{args.profile:6s} {path:7s} job {result['job_seconds']:8.1f} s  cpu {result['cpu_seconds']:8.1f} s  "
+              f"peak {result['peak_mb']:8.0f} MB"
               f"  ({how})")
         for step, seconds in result["steps"].items():
             print(f"    step {step:<14} {seconds:8.1f} s")
