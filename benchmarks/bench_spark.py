@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_memory(args.profile, args.seed, args.data_dir)))
         return 0
     if args.run == "spark":
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
         print(json.dumps(run_spark(args.data, args.master, args.driver_memory, args.shuffle_partitions,
                                    args.als_rank, args.als_max_iter, args.max_items_per_user)))
         return 0

@@ -26,6 +26,7 @@ what the engine compares with the data it serves.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ from recsys.spark.segments import fit_segments
 from recsys.spark.session import spark_session
 
 __all__ = ["SPARK_STEPS", "SparkBatchConfig", "run_spark_batch", "spark_batch_main"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,16 @@ def run_spark_batch(spark: Any, data_path: str, out_dir: str | Path, config: Spa
                    "neighbours": dataclasses.asdict(config.neighbours), "read_seconds":
                    round(time.perf_counter() - started, 3)},
     }
-    steps = [(name, (lambda step=step: step(ctx))) for name, step in SPARK_STEPS.items()]
+    def logged(name: str, step: Callable[[_Context], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        def run() -> dict[str, Any]:
+            t0 = time.perf_counter()
+            log.info("step %s: started", name)
+            result = step(ctx)
+            log.info("step %s: computed in %.1f s (its files are written next)", name, time.perf_counter() - t0)
+            return result
+        return run
+
+    steps = [(name, logged(name, step)) for name, step in SPARK_STEPS.items()]
     try:
         artifacts = publish_version(out_dir, steps, header, config.batch.keep_versions)
     finally:
