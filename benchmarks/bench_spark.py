@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--data", data]
         if args.max_items_per_user:
             cmd += ["--max-items-per-user", str(args.max_items_per_user)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout  # stderr: the log
         result = json.loads(out.strip().splitlines()[-1])
         if path == "memory":
             how = f"in memory (pandas/scipy, 1 thread), profile {args.profile}, {result['events']:,} events"
