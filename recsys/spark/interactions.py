@@ -53,13 +53,14 @@ def weighted_interactions(data: SparkInput, weights: InteractionWeights) -> Spar
 
     users = data.users.select("user_idx", "user_id")
     products = data.products.select("product_idx", "product_id")
-    events = (data.events
-              .withColumn("w", event_weight_column(data.as_of_ns, weights))
-              .withColumn("is_purchase", (F.col("event_type") == "purchase").cast("int")))
-    known = events.join(F.broadcast(products), "product_id").join(users, "user_id")
-    pairs = (known.groupBy("user_idx", "product_idx", "user_id", "product_id")
-             .agg(F.sum("w").alias("weight"), (F.max("is_purchase") > 0).alias("purchased"),
-                  F.count(F.lit(1)).alias("n_events"))
+    by_pair = (data.events
+               .withColumn("w", event_weight_column(data.as_of_ns, weights))
+               .withColumn("is_purchase", (F.col("event_type") == "purchase").cast("int"))
+               .groupBy("user_id", "product_id")
+               .agg(F.sum("w").alias("weight"), (F.max("is_purchase") > 0).alias("purchased"),
+                    F.count(F.lit(1)).alias("n_events")))
+    pairs = (by_pair.join(F.broadcast(products), "product_id").join(users, "user_id")
+             .select("user_idx", "product_idx", "user_id", "product_id", "weight", "purchased", "n_events")
              .cache())
     n_pair_events = int(pairs.agg(F.sum("n_events")).first()[0] or 0)
     n_events = data.n_events if data.n_events >= 0 else data.events.count()
