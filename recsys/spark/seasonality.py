@@ -35,10 +35,11 @@ def seasonal_factors(data: SparkInput, config: RecsysConfig, seasonality: Season
     from pyspark.sql import functions as F
 
     events = data.events.where(F.col("event_type").isin(list(seasonality.event_types)))
-    counted = (events.join(data.users.select("user_id", "region"), "user_id")
-               .join(F.broadcast(data.products.select("product_id", "category")), "product_id")
-               .withColumn("season", season_column(config))
-               .groupBy("region", "category", "season").count().toPandas())
+    per_user = (events.join(F.broadcast(data.products.select("product_id", "category")), "product_id")
+                .withColumn("season", season_column(config))
+                .groupBy("user_id", "category", "season").agg(F.count(F.lit(1)).alias("n")))
+    counted = (per_user.join(data.users.select("user_id", "region"), "user_id")
+               .groupBy("region", "category", "season").agg(F.sum("n").alias("count")).toPandas())
     stats = events.agg(F.count(F.lit(1)).alias("n"), F.min("ts_ns").alias("first")).first()
     if not stats["n"]:
         raise ValueError(f"no events of types {list(seasonality.event_types)} to measure seasonal factors from")
