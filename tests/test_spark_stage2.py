@@ -9,7 +9,8 @@ on the same training data. Tolerances (measured on this data, stated here):
 * the collaborative model (ALS, implicit) ranks the held-out cart/purchase
   items within 0.03 NDCG@10 and recall@10 of PureSVD (measured: NDCG 0.309
   vs 0.313, recall 0.539 vs 0.464);
-* segments: adjusted Rand index with the in-memory K-Means >= 0.5;
+* segments: adjusted Rand index with the in-memory K-Means >= 0.5 (measured:
+  0.66; MLlib has no restarts: inertia 12332 vs 11962, silhouette 0.132 vs 0.157);
 * item neighbours: every item's top-10 equal to ItemKNN's but for ties.
 """
 
