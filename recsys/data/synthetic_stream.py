@@ -19,7 +19,9 @@ parts instead of ``events.parquet``; ``manifest.json`` has
 ``layout: "partitioned"`` and the content hash ``Dataset.content_hash``
 would give the concatenated frames (computed on the fly, row hashes are
 per row). Spark (:mod:`recsys.spark.io`) reads either layout. Peak memory
-is the per-user arrays (about 0.5 GB per million users) plus one chunk.
+is the per-user arrays plus one chunk: 1.0 GB resident at the ``xl``
+profile (1M users, 100k products, 53.7M events in 250 parts, 666 MB on disk;
+measured with ``/usr/bin/time -v recsys generate --profile xl``).
 """
 
 from __future__ import annotations
