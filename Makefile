@@ -21,7 +21,7 @@ export MKL_NUM_THREADS=1
 export NUMEXPR_NUM_THREADS=1
 export PYTHONHASHSEED=0
 
-.PHONY: help venv lock lock-upgrade report report-ci test test-fast notebooks lint lab benchmarks clean serve redis
+.PHONY: help venv java-check lock lock-upgrade report report-ci test test-fast notebooks lint lab benchmarks clean serve redis
 
 help:
 	@echo "make report      run every notebook at PROFILE=$(PROFILE) (SEEDS=$(SEEDS), CONFIG=file.toml) into reports/$(PROFILE)/"
@@ -61,7 +61,11 @@ report: $(STAMP)
 report-ci: $(STAMP)
 	$(BIN)/recsys run --profile ci
 
-test: $(STAMP)
+# The Spark tests (tests/test_spark_*.py) need Java 17+; without it they skip, saying so.
+java-check:
+	@java -version >/dev/null 2>&1 || echo "NOTE: no Java runtime: the Spark tests will be skipped. Install Java 17+, e.g. 'apt-get install -y openjdk-17-jre-headless'"
+
+test: $(STAMP) java-check
 	$(BIN)/ruff check recsys tests benchmarks
 	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider tests notebooks
 

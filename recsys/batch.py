@@ -28,6 +28,7 @@ wall-clock time and duration of the run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -62,7 +63,7 @@ from recsys.serialization import jsonable
 from recsys.validation import check_ints
 
 __all__ = ["ARTIFACT_FORMAT", "BatchArtifacts", "BatchConfig", "batch_main", "load_latest", "load_version",
-           "run_batch", "save_artifacts"]
+           "publish_version", "run_batch", "save_artifacts"]
 
 ARTIFACT_FORMAT = 1
 LATEST = "LATEST"
@@ -198,22 +199,40 @@ def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None 
             f"{len(dataset.events)} events)"
         )
     config = config or BatchConfig()
+    interactions = Interactions.from_dataset(dataset)
+    header = {"data_hash": dataset.content_hash(), "as_of": dataset.as_of.isoformat(), "n_users": dataset.n_users,
+              "n_products": dataset.n_products, "n_events": len(dataset.events),
+              "config": dataclasses.asdict(config)}
+    steps = [(name, functools.partial(step, dataset, interactions, config)) for name, step in STEPS.items()]
+    return publish_version(out_dir, steps, header, config.keep_versions)
+
+
+def publish_version(out_dir: str | Path, steps: list[tuple[str, Callable[[], dict[str, Any]]]],
+                    header: dict[str, Any], keep_versions: int) -> BatchArtifacts:
+    """Run ``steps`` in order and publish their results as one new version
+    (the protocol of the module docstring; shared by the in-memory and the
+    Spark job). A step returns ``frames`` (stem -> DataFrame, or a callable
+    writing the parquet file at the path it is given), ``json`` (stem ->
+    payload) and ``metrics``; ``header`` (data_hash, as_of, sizes, config)
+    starts the manifest."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sweep_stale_tmp(out_dir)
     started, clock = time.time(), time.perf_counter()
     tmp = new_tmp_dir(out_dir)
     try:
-        interactions = Interactions.from_dataset(dataset)
         files: dict[str, str] = {}
         metrics: dict[str, Any] = {}
         step_seconds: dict[str, float] = {}
-        for name, step in STEPS.items():
+        for name, step in steps:
             t0 = time.perf_counter()
-            result = step(dataset, interactions, config)
+            result = step()
             for stem, frame in result.get("frames", {}).items():
                 path = tmp / f"{stem}.parquet"
-                frame.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
+                if callable(frame):
+                    frame(path)
+                else:
+                    frame.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
                 files[path.name] = ""
             for stem, payload in result.get("json", {}).items():
                 path = tmp / f"{stem}.json"
@@ -226,12 +245,7 @@ def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None 
             files[filename] = sha256_file(tmp / filename)
         manifest = {
             "format": ARTIFACT_FORMAT,
-            "data_hash": dataset.content_hash(),
-            "as_of": dataset.as_of.isoformat(),
-            "n_users": dataset.n_users,
-            "n_products": dataset.n_products,
-            "n_events": len(dataset.events),
-            "config": dataclasses.asdict(config),
+            **header,
             "metrics": metrics,
             "files": files,
             "run": {
@@ -249,7 +263,7 @@ def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     point_to(out_dir, LATEST, version)
-    prune(out_dir, "v", config.keep_versions, version)
+    prune(out_dir, "v", keep_versions, version)
     return load_version(out_dir, version)
 
 

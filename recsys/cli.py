@@ -1,8 +1,8 @@
-"""Command line: ``recsys generate | run | batch | keys | train | serve``.
+"""Command line: ``recsys generate | run | batch | tune | keys | train | serve``.
 
     recsys generate --profile ci --seed 42 --out data/ci-42
     recsys run --profile thesis [--seeds 1,2,3] [-p test_days=21 ...] [--config my.toml]
-    recsys batch --data data/ci-42 --out data/ci-42-batch
+    recsys batch --data data/ci-42 --out data/ci-42-batch [--engine spark --master local[2]]
     recsys tune --data data/ci-42 --budget 120 --out tuned.toml
 
 A user error (a bad argument, parameter, seed list, notebook selection or
@@ -51,6 +51,10 @@ def _version() -> str:
 
 def _generate(args: argparse.Namespace) -> int:
     from recsys.data.cache import resolve_params
+    from recsys.data.synthetic_stream import STREAMED_PROFILES, generate_main
+
+    if args.profile in STREAMED_PROFILES:  # too large for memory: partitioned parquet, chunk by chunk
+        return generate_main(args.profile, args.seed, Path(args.out), args.quiet)
     from recsys.data.synthetic import generate
 
     dataset = generate(**resolve_params(args.profile, args.seed), progress=not args.quiet)
@@ -70,7 +74,12 @@ def _run(args: argparse.Namespace) -> int:
 def _batch(args: argparse.Namespace) -> int:
     from recsys.batch import batch_main
 
-    path = batch_main(Path(args.data), Path(args.out))
+    if args.engine == "spark":
+        from recsys.spark.job import spark_batch_main
+
+        path = spark_batch_main(args.data, Path(args.out), args.master, args.shuffle_partitions, args.driver_memory)
+    else:
+        path = batch_main(Path(args.data), Path(args.out))
     print(f"batch artifacts: {path}")
     return 0
 
@@ -87,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     gen = sub.add_parser("generate", help="generate a synthetic data set and save it as parquet")
-    gen.add_argument("--profile", choices=["ci", "thesis", "large"], default="ci")
+    gen.add_argument("--profile", choices=["ci", "thesis", "large", "xl"], default="ci")
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--out", required=True, help="output directory")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -110,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch = sub.add_parser("batch", help="recompute all Stage 2 artifacts atomically")
     batch.add_argument("--data", required=True, help="a directory written by Dataset.save / recsys generate")
     batch.add_argument("--out", required=True, help="artifact directory (versions + LATEST pointer)")
+    batch.add_argument("--engine", choices=["memory", "spark"], default="memory",
+                       help="memory: pandas/scipy in this process; spark: Apache Spark (pip install recsys[spark])")
+    batch.add_argument("--master", default="local[2]", help="Spark master: local[n], spark://host:port, yarn, k8s://...")
+    batch.add_argument("--shuffle-partitions", type=int, default=8, help="spark.sql.shuffle.partitions (Spark only)")
+    batch.add_argument("--driver-memory", default="2g", help="spark.driver.memory (Spark only)")
     batch.set_defaults(func=_batch)
 
     from recsys.service.cli import add_service_commands  # keys, train, serve

@@ -150,13 +150,15 @@ class DemandModel:
     def __init__(self, config: DemandConfig | None = None) -> None:
         self.config = config or DemandConfig()
 
-    def fit(self, dataset: Dataset) -> DemandModel:
+    def fit(self, dataset: Dataset, panel: DemandPanel | None = None) -> DemandModel:
+        """Fit on ``dataset``'s events, or on a ``panel`` already binned from
+        them (e.g. aggregated by Spark; its products in ``dataset.products`` order)."""
         if not isinstance(dataset, Dataset):
             raise TypeError(f"fit expects a recsys Dataset, got {type(dataset).__name__}")
         if dataset.n_products == 0:
             raise ValueError("cannot fit DemandModel on a data set without products")
         cfg = self.config
-        panel = demand_panel(dataset, cfg.period_days)
+        panel = demand_panel(dataset, cfg.period_days) if panel is None else panel
         n_periods = panel.demand.shape[1]
         if n_periods < cfg.min_periods:
             raise ValueError(

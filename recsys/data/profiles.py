@@ -35,8 +35,10 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
     "ci": Profile("ci", 800, 300, 180, 1.0, "small: every notebook runs in seconds (CI, nbval)"),
     "thesis": Profile("thesis", 6000, 1500, 365, 1.0, "the default for reports: about 0.5-1M events"),
     "large": Profile("large", 100_000, 20_000, 365, 0.65, "scale test: at least 5 million events"),
+    "xl": Profile("xl", 1_000_000, 100_000, 365, 0.55,
+                  "past one machine: at least 50 million events, streamed to partitioned parquet (Spark path)"),
 })
-"""The three data profiles."""
+"""The data profiles (``xl`` is written by :mod:`recsys.data.synthetic_stream`)."""
 
 
 def get_profile(name: str) -> Profile:
