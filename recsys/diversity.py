@@ -24,7 +24,7 @@ import pandas as pd
 
 from recsys.config import FusionWeights
 from recsys.evaluation import metrics as M
-from recsys.evaluation.bootstrap import bootstrap_table, paired_bootstrap
+from recsys.statistics import bootstrap_table, paired_bootstrap
 from recsys.models.base import Recommender
 
 __all__ = ["category_cap_frontier", "where_reached"]
@@ -49,14 +49,14 @@ def category_cap_frontier(
     ``user_id, product_id`` of the evaluation window."""
     import dataclasses
 
-    from recsys.evaluation.comparison import _PrecomputedScores
+    from recsys.evaluation.comparison import PrecomputedScores
     from recsys.models.hybrid import HybridConfig, HybridRecommender
 
     base = hybrid_config or HybridConfig()
     users = list(users)
     first = next(iter(components.values()))
     rows_of = np.unique(first.interactions_.user_index(users))
-    cached = {s: _PrecomputedScores(c, rows_of) for s, c in components.items() if getattr(weights, s) > 0}
+    cached = {s: PrecomputedScores(c, rows_of) for s, c in components.items() if getattr(weights, s) > 0}
     index = pd.Index(sorted(set(relevant["user_id"]) & set(users)), name="user_id")
     per_cap: dict[Any, pd.DataFrame] = {}
     for cap in caps:

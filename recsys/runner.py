@@ -501,8 +501,8 @@ def write_multi_seed_summary(
 
 def _tables_across_seeds(top: Path, seed_dirs: Sequence[Path]) -> list[tuple[str, str, pd.DataFrame]]:
     """Every table a notebook declared with ``across_seeds={"by": [...], "value": column}``,
-    aggregated over the seeds (:func:`recsys.evaluation.comparison.aggregate_seeds`)."""
-    from recsys.evaluation.comparison import aggregate_seeds
+    aggregated over the seeds (:func:`recsys.statistics.aggregate_seeds`)."""
+    from recsys.statistics import aggregate_seeds
 
     declared: dict[str, dict[str, Any]] = {}
     for seed_dir in seed_dirs:

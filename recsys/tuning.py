@@ -241,7 +241,7 @@ class _Validation:
         self._cache: dict[tuple[str, Any], Any] = {}
 
     def component(self, kind: str, config: Any) -> Any:
-        from recsys.evaluation.comparison import _PrecomputedScores
+        from recsys.evaluation.comparison import PrecomputedScores
         from recsys.models.ease import EASE
         from recsys.models.knn import ItemKNN
         from recsys.models.svd import PureSVD
@@ -252,15 +252,15 @@ class _Validation:
             model.fit(self.train, self.interactions)
             if len(self._cache) > 16:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = _PrecomputedScores(model, np.unique(self.rows))
+            self._cache[key] = PrecomputedScores(model, np.unique(self.rows))
         return self._cache[key]
 
     def fixed_component(self, name: str) -> Any:
-        from recsys.evaluation.comparison import _PrecomputedScores
+        from recsys.evaluation.comparison import PrecomputedScores
 
         key = (name, None)
         if key not in self._cache:
-            self._cache[key] = _PrecomputedScores(self.fixed[name], np.unique(self.rows))
+            self._cache[key] = PrecomputedScores(self.fixed[name], np.unique(self.rows))
         return self._cache[key]
 
     def score(self, knn: KNNConfig, svd: SVDConfig, weights: FusionWeights, ease: Any = None) -> float:

@@ -94,7 +94,7 @@ def test_precomputed_scores_change_nothing(small_dataset):
     weights = FusionWeights(knn=0.5, svd=0.0, content=0.25, demographic=0.25)
     users = split.warm_users
     rows = interactions.user_index(users)
-    cached = {s: C._PrecomputedScores(c, np.unique(rows)) for s, c in components.items()}
+    cached = {s: C.PrecomputedScores(c, np.unique(rows)) for s, c in components.items()}
     plain = HybridRecommender.from_fitted(components, weights).recommend(users, 10)
     fast = HybridRecommender.from_fitted(cached, weights).recommend(users, 10)
     pd.testing.assert_frame_equal(plain, fast)

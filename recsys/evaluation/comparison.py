@@ -59,6 +59,7 @@ from recsys.validation import ConfigError, check_ints, check_number, check_numbe
 __all__ = [
     "HYBRID_COMPONENTS",
     "METRIC_LABELS",
+    "PrecomputedScores",
     "ComparisonConfig",
     "ComparisonResult",
     "aggregate_seeds",
@@ -322,7 +323,7 @@ def _timed_recommend(model: Recommender, users: Sequence[str], k: int) -> tuple[
     return frame, time.perf_counter() - start
 
 
-class _PrecomputedScores(Recommender):
+class PrecomputedScores(Recommender):
     """A fitted strategy whose scores for a fixed set of user rows are
     computed once and then served from memory (identical values), so a
     weight sweep does not rescore every component at every grid point."""
@@ -335,7 +336,7 @@ class _PrecomputedScores(Recommender):
         self.position_ = pd.Index(self.rows_)
 
     def _fit(self, dataset: Dataset, interactions: Interactions) -> None:
-        raise RuntimeError("_PrecomputedScores wraps an already fitted model; it is not fitted itself")
+        raise RuntimeError("PrecomputedScores wraps an already fitted model; it is not fitted itself")
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
         pos = self.position_.get_indexer(np.asarray(rows, dtype=np.int64))
@@ -370,7 +371,7 @@ def validation_sweep(
     users = list(users) if users is not None else split.warm_users
     relevant = split.relevant[split.relevant["user_id"].isin(users)]
     rows_of_users = next(iter(components.values())).interactions_.user_index(users)
-    cached = {s: _PrecomputedScores(c, np.unique(rows_of_users)) for s, c in components.items()}
+    cached = {s: PrecomputedScores(c, np.unique(rows_of_users)) for s, c in components.items()}
 
     def accuracy(recs: pd.DataFrame) -> dict[str, float]:
         return M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], relevant, k).mean().to_dict()
