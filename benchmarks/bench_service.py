@@ -52,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys.project_paths import reports_root
+
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = ("realtime", "full", "deals")
 TARGETS = {"realtime": 1500.0, "full": 500.0}
@@ -249,7 +251,7 @@ def record(rows: list[dict], args: argparse.Namespace, load: str, engine_manifes
         "rps": "requests_per_s", "p50": "p50_ms", "p95": "p95_ms", "p99": "p99_ms", "rss_max": "rss_mb_per_worker_max",
         "rss_total": "rss_mb_total", "cpu_ms": "server_cpu_ms_per_request",
         "client_cpu_ms": "client_cpu_ms_per_request"})
-    csv = ROOT / "reports" / "benchmarks" / f"bench_service_{args.profile}.csv"
+    csv = reports_root() / "benchmarks" / f"bench_service_{args.profile}.csv"  # beside write_benchmark_manifest's JSON
     csv.parent.mkdir(parents=True, exist_ok=True)
     table.round(3).to_csv(csv, index=False)
     clients = 50 if 50 in set(table["clients"]) else int(table["clients"].min())
@@ -350,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                               f"{max(rss):>14.0f} {cpu_ms:>17.2f} {r['client_cpu_ms']:>17.2f}", flush=True)
                 if args.py_spy > 0 and workers == worker_counts[0]:
                     for endpoint in ("realtime", "full"):
-                        out = ROOT / "reports" / "benchmarks" / f"bench_service_{args.profile}_pyspy_{endpoint}.txt"
+                        out = reports_root() / "benchmarks" / f"bench_service_{args.profile}_pyspy_{endpoint}.txt"
                         result: dict = {}
                         import threading
 
