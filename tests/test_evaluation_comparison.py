@@ -177,7 +177,7 @@ def test_performance_metrics_table(tmp_path):
     assert rows.loc["Recommendation Diversity", "measured"] == "61.2"
     assert rows.loc["Throughput", "measured"] == "not measured in this run"
     assert len(table) == len(DESIGN_PERFORMANCE_CLAIMS)  # one row each here: nothing else matched
-    with pytest.raises(ValueError, match="unknown seed metric"):
+    with pytest.raises(ValueError, match="unknown design metric"):
         performance_metrics_table(tmp_path, measured={"Speed": [("x", 1, "y")]})
 
 
