@@ -52,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys.project_paths import reports_root
+
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = ("realtime", "full", "deals")
 TARGETS = {"realtime": 1500.0, "full": 500.0}
@@ -186,7 +188,7 @@ def rss_mb(pids: list[int]) -> list[float]:
 
 
 def ensure_model(profile: str, seed: int, model: Path) -> Path:
-    if not (model / "engine" / "manifest.json").exists():
+    if not (model / "engine" / "CURRENT").exists():  # engine save format 3: CURRENT names the save sNNNNNN/
         print(f"training the {profile} model into {model} (recsys train) ...", flush=True)
         subprocess.run([sys.executable, "-m", "recsys.cli", "train", "--profile", profile, "--seed", str(seed),
                         "--data-dir", str(ROOT / "data"), "--out", str(model)], check=True)
@@ -226,7 +228,7 @@ def py_spy_summary(pid: int, seconds: float, out: Path, top: int = 15) -> str:
     interesting = [(name, n) for name, n in total_time.most_common(200)
                    if any(k in name for k in ("engine.py", "realtime", "hybrid", "deals", "generator", "app.py",
                                               "fastapi", "routing", "pydantic", "h11", "httptools", "uvicorn",
-                                              "candidates", "knn", "compat", "state.py", "json", "encoders"))]
+                                              "candidates", "knn", "state.py", "json", "encoders"))]
     lines += [f"    {100 * n / samples:5.1f}%  {name}" for name, n in interesting[:top]]
     return "\n".join(lines)
 
@@ -249,7 +251,7 @@ def record(rows: list[dict], args: argparse.Namespace, load: str, engine_manifes
         "rps": "requests_per_s", "p50": "p50_ms", "p95": "p95_ms", "p99": "p99_ms", "rss_max": "rss_mb_per_worker_max",
         "rss_total": "rss_mb_total", "cpu_ms": "server_cpu_ms_per_request",
         "client_cpu_ms": "client_cpu_ms_per_request"})
-    csv = ROOT / "reports" / "benchmarks" / f"bench_service_{args.profile}.csv"
+    csv = reports_root() / "benchmarks" / f"bench_service_{args.profile}.csv"  # beside write_benchmark_manifest's JSON
     csv.parent.mkdir(parents=True, exist_ok=True)
     table.round(3).to_csv(csv, index=False)
     clients = 50 if 50 in set(table["clients"]) else int(table["clients"].min())
@@ -271,7 +273,7 @@ def record(rows: list[dict], args: argparse.Namespace, load: str, engine_manifes
         metrics[f"memory_rss_mb_per_worker/workers_{workers}"] = (
             float(group["rss_mb_per_worker_max"].max()), f"largest worker RSS after any run; {workers} worker(s); {how_all}")
     metrics["model_manifest_sha256"] = (hashlib.sha256(engine_manifest.encode()).hexdigest(),
-                                        "sha256 of the served model's engine/manifest.json")
+                                        "sha256 of the served model's engine/<CURRENT>/manifest.json")
     path = write_manifest(f"bench_service_{args.profile}", metrics)
     print(f"figures recorded in {path} and {csv}")
 
@@ -302,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     from recsys.service.processes import redis_server, serve_process
 
     model = ensure_model(args.profile, args.seed, Path(args.model or ROOT / "data" / "models" / args.profile))
-    engine_manifest = (model / "engine" / "manifest.json").read_text()
+    current = (model / "engine" / "CURRENT").read_text().strip()
+    engine_manifest = (model / "engine" / current / "manifest.json").read_text()
     from recsys.engine import RecommendationEngine
 
     with contextlib.redirect_stderr(io.StringIO()):
@@ -350,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                               f"{max(rss):>14.0f} {cpu_ms:>17.2f} {r['client_cpu_ms']:>17.2f}", flush=True)
                 if args.py_spy > 0 and workers == worker_counts[0]:
                     for endpoint in ("realtime", "full"):
-                        out = ROOT / "reports" / "benchmarks" / f"bench_service_{args.profile}_pyspy_{endpoint}.txt"
+                        out = reports_root() / "benchmarks" / f"bench_service_{args.profile}_pyspy_{endpoint}.txt"
                         result: dict = {}
                         import threading
 

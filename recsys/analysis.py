@@ -6,8 +6,7 @@ Everything here reads fitted models; nothing is learned.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,7 +20,6 @@ __all__ = [
     "category_agreement",
     "with_product_details",
     "user_history",
-    "latencies_ms",
     "latency_summary",
     "overlap_at_k",
     "example_users",
@@ -87,18 +85,6 @@ def user_history(interactions: Interactions, user_id: str, n: int = 10) -> pd.Da
         "weight": weights[order],
         "purchased": [c in bought for c in cols[order]],
     })
-
-
-def latencies_ms(call: Callable[[str], object], user_ids: Sequence[str], warmup: int = 20) -> np.ndarray:
-    """Wall-clock milliseconds of ``call(user_id)`` for each id, after a warm-up."""
-    for user in list(user_ids)[:warmup]:
-        call(user)
-    out = np.empty(len(user_ids))
-    for i, user in enumerate(user_ids):
-        start = time.perf_counter_ns()
-        call(user)
-        out[i] = (time.perf_counter_ns() - start) / 1e6
-    return out
 
 
 def latency_summary(samples: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -77,6 +77,7 @@ from recsys.batch import BatchArtifacts, load_latest, run_batch
 from recsys.catalogue import Catalogue
 from recsys.config import DEFAULT_CONFIG, FusionWeights, RecsysConfig
 from recsys.data.dataset import Dataset
+from recsys.data.ids import check_user_id
 from recsys.deals.candidates import CandidateBuilder
 from recsys.deals.generator import DealGenerator
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
@@ -84,7 +85,7 @@ from recsys.deals.serving import ContentSimilarity, UserDeals
 from recsys.engine_config import EngineConfig, configs_from_json, configs_to_json
 from recsys.engine_store import ENGINE_FORMAT_VERSION, EngineFormatError, read_state, write_state
 from recsys.interactions import Interactions
-from recsys.models.base import Recommender, check_n, check_user_ids
+from recsys.models.base import Recommender, check_n
 from recsys.models.content import ContentRecommender
 from recsys.models.hybrid import STRATEGIES, HybridRecommender, check_weights
 from recsys.models.live_history import LiveHistory
@@ -240,9 +241,7 @@ class RecommendationEngine:
 
     @staticmethod
     def _check_user(user_id: Any, requesting_user: str | None) -> str:
-        if not isinstance(user_id, str):
-            raise ValueError(f"user_id must be a string, got {type(user_id).__name__} {user_id!r}")
-        (uid,) = check_user_ids([user_id])
+        uid = check_user_id(user_id)
         if requesting_user is not None and requesting_user != uid:
             raise PermissionError(
                 f"user {requesting_user!r} may only see their own recommendations and deals, not {uid!r}"

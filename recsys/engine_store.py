@@ -51,7 +51,7 @@ from recsys.config import RecsysConfig
 from recsys.data.dataset import Dataset
 from recsys.models.live_history import HistorySnapshot
 
-__all__ = ["ENGINE_FORMAT_VERSION", "EngineFormatError", "StoredEngine", "read_state", "write_state"]
+__all__ = ["ENGINE_FORMAT_VERSION", "POINTER", "EngineFormatError", "StoredEngine", "read_state", "write_state"]
 
 ENGINE_FORMAT_VERSION = 3
 """3: no pickle (JSON, parquet, npy/npz) in versioned saves behind ``CURRENT``; 2 and older (pickle) are refused."""

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys import project_paths
 from recsys.serialization import jsonable
 
 __all__ = ["Report", "DESIGN_PERFORMANCE_CLAIMS", "performance_metrics_table", "pin_threads", "set_thesis_style",
@@ -245,12 +246,13 @@ class Report:
 def write_benchmark_manifest(
     name: str, metrics: dict[str, tuple[Any, str]], reports_root: str | Path | None = None
 ) -> Path:
-    """Record a benchmark's figures as ``reports/benchmarks/<name>.json`` in the
+    """Record a benchmark's figures as ``<reports root>/benchmarks/<name>.json`` in the
     notebooks' manifest format (``metrics: {metric: {value, description}}``),
     so the evaluation's "Performance Metrics" table can cite them. The
-    description must say how the value was measured (profile, users, threads)."""
-    root = Path(reports_root) if reports_root is not None else Path(__file__).resolve().parent.parent / "reports"
-    path = root / "benchmarks" / f"{name}.json"
+    description must say how the value was measured (profile, users, threads).
+    The reports root: ``reports_root``, else ``$RECSYS_REPORTS``, else ``./reports``
+    (:func:`recsys.project_paths.reports_root`)."""
+    path = project_paths.reports_root(reports_root) / "benchmarks" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest = {
         "notebook": name,

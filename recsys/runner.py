@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from recsys import project_paths
 from recsys.parameters import ParameterError, coerce, declared_defaults, split_assignment
 from recsys.reporting import THREAD_ENV, pin_threads
 
@@ -193,7 +194,7 @@ def run_report(
 ) -> Path:
     """Execute the notebooks for each seed; return the top-level report folder.
 
-    Paths default to ``notebooks/``, ``reports/`` and ``data/`` of the working
+    Paths default to ``notebooks/``, ``reports/`` (or ``$RECSYS_REPORTS``) and ``data/`` of the working
     directory. Raises :class:`UsageError` (or ``ConfigError``) before running
     anything when an argument is wrong, and :class:`NotebookFailed` after the
     summary is written when a notebook fails."""
@@ -210,7 +211,7 @@ def run_report(
             raise UsageError(f"-p {reserved}: set by the runner; use the matching option instead")
     cwd = Path.cwd()
     notebooks_dir = Path(notebooks_dir or cwd / "notebooks").resolve()
-    reports_root = Path(reports_root or cwd / "reports").resolve()
+    reports_root = project_paths.reports_root(reports_root or None)
     data_dir = Path(data_dir or cwd / "data").resolve()
     paths = discover_notebooks(notebooks_dir, notebooks)
     declared = {p: declared_defaults(p) for p in paths}

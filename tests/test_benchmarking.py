@@ -10,6 +10,7 @@ import numpy as np
 from recsys.benchmarking import latencies_ms, latency_line, peak_rss_gib, peak_rss_mb, percentiles
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+PACKAGE = Path(__file__).resolve().parent.parent / "recsys"
 
 
 def test_latencies_ms_warms_up_then_times_every_argument_in_order() -> None:
@@ -42,8 +43,9 @@ def test_peak_rss_in_two_units() -> None:
     assert mb > 10 and abs(gib * 1024 - mb) <= 1.0  # the second reading may have grown a little
 
 
-def test_no_benchmark_defines_its_own_timing_or_memory_helper() -> None:
+def test_no_benchmark_or_module_defines_its_own_timing_or_memory_helper() -> None:
     shared = {"latencies_ms", "peak_rss_mb", "peak_rss_gib", "percentiles", "latency_line"}
-    for script in sorted(BENCHMARKS.glob("*.py")):
+    scripts = sorted(BENCHMARKS.glob("*.py")) + [p for p in sorted(PACKAGE.rglob("*.py")) if p.name != "benchmarking.py"]
+    for script in scripts:
         defined = {node.name for node in ast.walk(ast.parse(script.read_text())) if isinstance(node, ast.FunctionDef)}
         assert not defined & shared, f"{script.name} redefines {sorted(defined & shared)}; use recsys.benchmarking"

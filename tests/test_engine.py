@@ -122,7 +122,8 @@ def test_full_with_deals(engine, small_dataset):
             assert 100 * cfg.min_discount - 1e-9 <= d["discount_percentage"] <= 100 * cfg.max_discount + 1e-9
             assert d["deal_price"] >= products.cost[d["product_id"]] * (1 + cfg.min_margin) - 1e-9
             assert d["deal_price"] < d["original_price"]
-            expiry = pd.Timestamp(d["deal_expiry"]) - small_dataset.as_of
+            assert d["deal_expiry"].endswith("Z")
+            expiry = pd.Timestamp(d["deal_expiry"]).tz_localize(None) - small_dataset.as_of
             assert pd.Timedelta(days=cfg.expiry_min_days) <= expiry <= pd.Timedelta(days=cfg.expiry_max_days)
             assert (user, d["product_id"]) not in bought
 

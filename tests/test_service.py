@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -384,3 +385,17 @@ def test_serve_refuses_bad_options_naming_them(model_dir, tmp_path, capsys):
     assert "--redis" in capsys.readouterr().err
     assert cli_main(["serve", "--model", str(tmp_path), "--api-keys", str(keys)]) == 2
     assert "recsys train" in capsys.readouterr().err
+
+
+def test_recsys_train_writes_a_model_directory_that_load_model_serves(model_dir, tmp_path):
+    """``recsys train --out`` writes ``engine/`` (save format 3: CURRENT + sNNNNNN/) and ``artifacts/``;
+    ``load_model`` loads the engine with the model's artifacts directory and the service clock."""
+    engine_dir = Path(model_dir) / "engine"
+    current = (engine_dir / "CURRENT").read_text().strip()
+    assert (engine_dir / current / "manifest.json").is_file()
+    engine = load_model(model_dir, clock=lambda: NOW)
+    assert engine.artifacts_dir == (Path(model_dir) / "artifacts").resolve()
+    assert engine.stage2_.artifacts.version == (Path(model_dir) / "artifacts" / "LATEST").read_text().strip()
+    assert pd.Timestamp(engine.realtime("user_0", 3)["timestamp"]) == NOW
+    with pytest.raises(FileNotFoundError, match="engine/CURRENT"):
+        load_model(tmp_path)

@@ -57,9 +57,10 @@ import pandas as pd
 from recsys.config import DEFAULT_CONFIG, EVENT_TYPES, SEASONS, RecsysConfig
 from recsys.data.errors import DataFileError, DataValidationError
 from recsys.data.ids import ID_RULE, invalid_id_mask
-from recsys.data.timestamps import as_timestamp, naive_utc
+from recsys.data.timestamps import as_timestamp, naive_utc, naive_utc_ns
 
-__all__ = ["DataFileError", "DataValidationError", "Dataset", "SCHEMA", "drop_invalid_events", "FORMAT_VERSION"]
+__all__ = ["DataFileError", "DataValidationError", "Dataset", "SCHEMA", "check_event_amounts", "check_finite",
+           "drop_invalid_events", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 2
 """2: the manifest lists every file with its sha256; the content hash covers personas."""
@@ -143,8 +144,7 @@ def _check_columns(name: str, df: pd.DataFrame) -> pd.DataFrame:
         if not spec.nullable:
             _bad(name, column, "missing values (NaN/None) in a required field", series.isna(), series)
         if spec.kind == "float":
-            _bad(name, column, "non-finite value (inf or -inf)", np.isinf(series.to_numpy(dtype="float64", na_value=np.nan)),
-                 series)
+            check_finite(name, column, series)
         if spec.kind == "int" and pd.api.types.is_unsigned_integer_dtype(series):
             # checked in the original dtype: a cast first would wrap 2**64 - 1 to -1
             _bad(name, column, f"value above the int64 maximum {np.iinfo(np.int64).max}",
@@ -152,18 +152,38 @@ def _check_columns(name: str, df: pd.DataFrame) -> pd.DataFrame:
     out = df[list(schema)].copy()
     for column, spec in schema.items():
         out[column] = out[column].astype(_CANONICAL_DTYPE[spec.kind]) if spec.kind != "datetime" else (
-            _as_datetime_ns(name, column, out[column])
+            naive_utc_ns(out[column], name, column)
         )
     return out
 
 
-def _as_datetime_ns(frame: str, column: str, values: pd.Series) -> pd.Series:
-    """``values`` as naive UTC ``datetime64[ns]`` (the timestamp rule); out of the ns range -> error."""
-    try:
-        return naive_utc(pd.to_datetime(values)).astype("datetime64[ns]")
-    except (OverflowError, pd.errors.OutOfBoundsDatetime) as error:
-        raise DataValidationError(frame, column, f"timestamp outside the datetime64[ns] range "
-                                                 f"1677-09-21..2262-04-11 ({error})") from None
+def check_finite(frame: str, column: str, values: pd.Series, allow_missing: bool = True) -> None:
+    """No ``inf``/``-inf`` in a numeric column (nor NaN unless ``allow_missing``); else a
+    ``DataValidationError`` naming ``frame.column``."""
+    numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+    _bad(frame, column, "non-finite value (inf or -inf)", np.isinf(numbers), values)
+    if not allow_missing:
+        _bad(frame, column, "missing values (NaN/None) in a required field", np.isnan(numbers), values)
+
+
+def check_event_amounts(events: pd.DataFrame, frame: str = "events") -> None:
+    """The rules of the events' ``quantity`` and ``value`` (for those of the two columns present):
+    numeric and finite, ``quantity >= 0`` (a purchase's ``>= 1``, never missing), ``value >= 0``
+    (NaN allowed but for purchases). ``DataValidationError`` naming the column otherwise."""
+    is_purchase = events["event_type"].eq("purchase")
+    for column in ("quantity", "value"):
+        if column in events.columns and not _KIND_CHECKS["float"](events[column]):
+            raise DataValidationError(frame, column, f"wrong dtype {events[column].dtype}, expected a number")
+    if "quantity" in events.columns:
+        quantity = events["quantity"]
+        check_finite(frame, "quantity", quantity, allow_missing=False)
+        _bad(frame, "quantity", "negative quantity", quantity < 0, quantity)
+        _bad(frame, "quantity", "purchase with quantity < 1", is_purchase & (quantity < 1), quantity)
+    if "value" in events.columns:
+        value = events["value"]
+        check_finite(frame, "value", value)
+        _bad(frame, "value", "negative value", value < 0, value)
+        _bad(frame, "value", "purchase without a value", is_purchase & value.isna(), value)
 
 
 def _check_unique(name: str, df: pd.DataFrame, column: str) -> None:
@@ -230,11 +250,7 @@ class Dataset:
              ~e["product_id"].isin(self.products["product_id"]), e["product_id"])
         _bad("events", "timestamp", f"event time after the data set's as_of {self.as_of}",
              e["timestamp"] > self.as_of, e["timestamp"])
-        _bad("events", "quantity", "negative quantity", e["quantity"] < 0, e["quantity"])
-        is_purchase = e["event_type"].eq("purchase")
-        _bad("events", "quantity", "purchase with quantity < 1", is_purchase & (e["quantity"] < 1), e["quantity"])
-        _bad("events", "value", "negative value", e["value"] < 0, e["value"])
-        _bad("events", "value", "purchase without a value", is_purchase & e["value"].isna(), e["value"])
+        check_event_amounts(e)
         is_review = e["event_type"].eq("review")
         rating = e["rating"]
         _bad("events", "rating", "review rating outside 1..5", is_review & ~rating.between(1, 5), rating)

@@ -17,10 +17,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["ID_PATTERN", "ID_RULE", "MAX_ID_LENGTH", "check_ids", "check_user_id", "invalid_id_mask", "is_valid_id"]
+__all__ = ["ID_PATTERN", "ID_REGEX", "ID_RULE", "MAX_ID_LENGTH", "check_ids", "check_user_id", "invalid_id_mask", "is_valid_id"]
 
 MAX_ID_LENGTH = 128
 ID_PATTERN = re.compile(rf"[^\s]{{1,{MAX_ID_LENGTH}}}")
+ID_REGEX = rf"^[^\s]{{1,{MAX_ID_LENGTH}}}$"
+"""The rule as an anchored pattern string for JSON Schema and pydantic (whose ``$`` is the end of
+the text, so ``"abc\n"`` is refused there too); Python code uses :func:`is_valid_id` (``fullmatch``:
+Python's ``$`` would also match before a trailing newline)."""
 ID_RULE = f"non-empty strings without whitespace, at most {MAX_ID_LENGTH} chars"
 _WHITESPACE = re.compile(r"\s")
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from recsys.data.errors import DataValidationError
 
-__all__ = ["as_timestamp", "naive_utc"]
+__all__ = ["as_timestamp", "naive_utc", "naive_utc_ns"]
 
 
 def naive_utc(values: pd.Series) -> pd.Series:
@@ -25,6 +25,19 @@ def naive_utc(values: pd.Series) -> pd.Series:
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC").dt.tz_localize(None)
     return values
+
+
+def naive_utc_ns(values: pd.Series, frame: str, column: str) -> pd.Series:
+    """A column parsed as datetimes (``pd.to_datetime``) and stored as naive UTC
+    ``datetime64[ns]`` (:func:`naive_utc`); ``DataValidationError`` naming
+    ``frame.column`` when it does not parse or is outside the ns range."""
+    try:
+        return naive_utc(pd.to_datetime(values)).astype("datetime64[ns]")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime) as error:
+        raise DataValidationError(frame, column, f"timestamp outside the datetime64[ns] range "
+                                                 f"1677-09-21..2262-04-11 ({error})") from None
+    except (ValueError, TypeError) as error:
+        raise DataValidationError(frame, column, f"not parseable as datetimes ({error})") from None
 
 
 def as_timestamp(value: Any, name: str = "as_of") -> pd.Timestamp:

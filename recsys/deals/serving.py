@@ -21,7 +21,7 @@ import pandas as pd
 from recsys.deals.candidates import CandidateBuilder
 from recsys.deals.generator import DealGenerator
 from recsys.models.content import ContentRecommender
-from recsys.serialization import jsonable
+from recsys.serialization import iso_utc, jsonable
 
 __all__ = ["ContentSimilarity", "UserDeals"]
 
@@ -64,7 +64,8 @@ class UserDeals:
         for a user without history (the contract's "no affinity"); an
         unknown user (no profile) gets no deals and a note saying why.
         Raises :class:`~recsys.deals.rate_limit.RateLimitExceeded` past the
-        per-user rate limit."""
+        per-user rate limit. ``deal_expiry`` is ISO 8601 UTC with ``Z``, as the
+        answers' ``timestamp`` (the design's format)."""
         record = self.user_records.get(user_id)
         if record is None:
             return {"deals": [], "season": season,
@@ -74,4 +75,7 @@ class UserDeals:
         similarity = self.builder.similarity_to_viewed([user_id], self.similarity, self.similar_seed_items)[0]
         candidates = self.builder.build_block([user_id], scores, demand, similarity)
         result = self.generator.generate({"user_id": user_id, **record}, candidates, as_of, num_deals, season)
-        return {"deals": jsonable(result.to_records()), "season": result.season, "note": result.shortfall_reason}
+        deals = jsonable(result.to_records())
+        for deal in deals:
+            deal["deal_expiry"] = iso_utc(deal["deal_expiry"])
+        return {"deals": deals, "season": result.season, "note": result.shortfall_reason}

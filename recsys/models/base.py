@@ -11,7 +11,6 @@ users x products score block that fusion and evaluation build on.
 from __future__ import annotations
 
 import numbers
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -20,13 +19,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys.data.dataset import Dataset
+from recsys.data.ids import check_ids
 from recsys.interactions import Interactions
 from recsys.models.ranking import RECOMMENDATION_COLUMNS, take_rows, top_n_indices
 
 __all__ = ["MAX_N", "RECOMMENDATION_COLUMNS", "Recommender", "check_n", "check_user_ids", "top_n_frame"]
 
 
-_USER_ID = re.compile(r"^[^\s]{1,128}$")
 
 
 MAX_N = 2**31 - 1
@@ -47,19 +46,9 @@ def check_n(n: object, name: str = "n", limit: int | None = None) -> int:
 
 
 def check_user_ids(user_ids: object) -> list[str]:
-    """A list of well-formed user ids: non-empty strings without whitespace,
-    at most 128 characters. A single string is accepted as one id."""
-    if isinstance(user_ids, str):
-        user_ids = [user_ids]
-    if not isinstance(user_ids, (Sequence, np.ndarray, pd.Series, pd.Index)):
-        raise ValueError(f"user_ids must be a string or a sequence of strings, got {type(user_ids).__name__}")
-    ids = list(user_ids)
-    bad = [u for u in ids if not isinstance(u, str) or not _USER_ID.match(u)]
-    if bad:
-        raise ValueError(
-            f"malformed user id(s) {bad[:3]!r}: expected non-empty strings without whitespace, at most 128 chars"
-        )
-    return ids
+    """A list of well-formed user ids (the rule of :mod:`recsys.data.ids`);
+    a single string is accepted as one id."""
+    return check_ids(user_ids, "user")
 
 
 def top_n_frame(

@@ -30,6 +30,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys.config import EVENT_TYPES, InteractionWeights
+from recsys.data.dataset import check_event_amounts
+from recsys.data.errors import DataValidationError
+from recsys.data.timestamps import naive_utc_ns
 from recsys.interactions import Interactions, event_weights
 from recsys.models.base import check_user_ids
 from recsys.models.ranking import take_rows
@@ -305,7 +308,12 @@ class EventBatch:
 def validate_events(events: pd.DataFrame, product_ids: pd.Index, as_of: pd.Timestamp,
                     weights: InteractionWeights) -> EventBatch:
     """Check new events (``ValueError`` naming the column and a few bad
-    values) and weigh them like the fitted ones (:func:`recsys.interactions.event_weights`)."""
+    values) and weigh them like the fitted ones (:func:`recsys.interactions.event_weights`).
+
+    The data set's rules apply: timestamps by :mod:`recsys.data.timestamps`
+    (tz-aware -> UTC, zone dropped), and the optional ``quantity`` and ``value``
+    columns by :func:`recsys.data.dataset.check_event_amounts` (finite, not
+    negative, a purchase's quantity >= 1), as in ``Dataset``."""
     if not isinstance(events, pd.DataFrame):
         raise ValueError(f"events must be a pandas DataFrame, got {type(events).__name__}")
     missing = [c for c in REQUIRED_EVENT_COLUMNS if c not in events.columns]
@@ -325,14 +333,10 @@ def validate_events(events: pd.DataFrame, product_ids: pd.Index, as_of: pd.Times
     if bad:
         raise ValueError(f"events.event_type: unknown type(s) {sorted(set(map(str, bad)))[:5]}; "
                          f"expected one of {list(EVENT_TYPES)}")
-    try:
-        stamps = pd.to_datetime(events["timestamp"])
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"events.timestamp: not parseable as datetimes ({err})") from None
-    if getattr(stamps.dt, "tz", None) is not None:
-        stamps = stamps.dt.tz_convert(None)
+    stamps = naive_utc_ns(events["timestamp"], "events", "timestamp")
     if stamps.isna().any():
-        raise ValueError(f"events.timestamp: {int(stamps.isna().sum())} missing timestamp(s)")
+        raise DataValidationError("events", "timestamp", "missing timestamp(s)", int(stamps.isna().sum()))
+    check_event_amounts(events.reset_index(drop=True))
     is_review = kinds == "review"
     rating = np.full(len(kinds), np.nan)
     if "rating" in events.columns:
@@ -341,6 +345,6 @@ def validate_events(events: pd.DataFrame, product_ids: pd.Index, as_of: pd.Times
     if bad_rating.any():
         raise ValueError(f"events.rating: {int(bad_rating.sum())} review(s) without a rating in 1..5")
     lean = pd.DataFrame({"event_type": kinds, "rating": np.where(is_review, rating, np.nan),
-                         "timestamp": stamps.to_numpy(dtype="datetime64[ns]")})
+                         "timestamp": stamps.to_numpy()})
     weight = event_weights(lean, as_of, weights).astype(np.float32)
     return EventBatch(user_ids, cols.astype(np.int64), weight, kinds == "purchase")

@@ -43,7 +43,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from recsys.deals.rate_limit import RateLimitExceeded
 from recsys.engine import RecommendationEngine
-from recsys.service import compat
 from recsys.service.auth import KeyStore, Principal
 from recsys.service.clock import utc_now
 from recsys.service.history import EventLog, LocalEventLog, SharedLogUnavailable
@@ -133,9 +132,9 @@ def create_app(
 ) -> FastAPI:
     """The service around a trained ``engine``.
 
-    ``keys``: the accepted API keys. ``clock``: the time of ``timestamp``,
-    ``deal_expiry`` and job states (build the engine with the same ``now=``
-    once the engine takes it). ``event_log``: the shared live history
+    ``keys``: the accepted API keys. ``clock``: the time of job states and of
+    engines trained by ``train`` jobs (answers' ``timestamp`` and ``deal_expiry``
+    come from the engine's ``now``: build it with the same clock). ``event_log``: the shared live history
     (:class:`~recsys.service.history.RedisEventLog` for several workers);
     in-process by default.
     """
@@ -162,7 +161,7 @@ def create_app(
     app.state.keys = keys
 
     def answer(response: dict[str, Any]) -> JSONAnswer:
-        return JSONAnswer(compat.restamp(response, state.engine, clock()))
+        return JSONAnswer(response)
 
     # -- errors -----------------------------------------------------------------------------------
     @app.exception_handler(RateLimitExceeded)
@@ -214,7 +213,7 @@ def create_app(
         still come, with `deals: []` and `deals_retry_after_seconds`."""
         own_data(who, body.user_id)
         await state.sync()
-        return answer(compat.full(state.engine, body.user_id, body.num_recommendations, body.include_deals, None))
+        return answer(state.engine.full(body.user_id, body.num_recommendations, include_deals=body.include_deals))
 
     @app.get(f"{PREFIX}/deals/{{user_id}}", response_model=DealsResponse, tags=["recommendations"],
              responses={**_ERRORS, 429: {"model": ErrorResponse, "description": "deal rate limit; see Retry-After"}})

@@ -25,10 +25,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from recsys.data.ids import ID_RULE, is_valid_id
+
 __all__ = ["KeyStore", "KeysFileError", "Principal", "hash_token"]
 
 _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
-_USER_ID = re.compile(r"^[^\s]{1,128}$")  # the engine's user id rule (recsys.models.base.check_user_ids)
 
 
 class KeysFileError(ValueError):
@@ -84,9 +85,9 @@ class KeyStore:
                 key_id, user_id, admin, digest = item["key_id"], item["user_id"], item["admin"], item["sha256"]
             except (KeyError, TypeError):
                 raise KeysFileError(f"keys file {path}: keys[{i}] needs key_id, user_id, admin, sha256") from None
-            if not (isinstance(key_id, str) and _KEY_ID.match(key_id)):
+            if not (isinstance(key_id, str) and _KEY_ID.fullmatch(key_id)):
                 raise KeysFileError(f"keys file {path}: keys[{i}].key_id {key_id!r} is not 16 hex digits")
-            if not (isinstance(user_id, str) and _USER_ID.match(user_id)):
+            if not is_valid_id(user_id):
                 raise KeysFileError(f"keys file {path}: keys[{i}].user_id {user_id!r} is not a user id")
             if not isinstance(admin, bool) or not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
                 raise KeysFileError(f"keys file {path}: keys[{i}] needs a boolean admin and a sha256 hex digest")
@@ -119,8 +120,8 @@ class KeyStore:
     # -- keys -------------------------------------------------------------------------
     def add(self, user_id: str, admin: bool = False) -> str:
         """Create a key for ``user_id``; returns the token (the only time it exists in clear)."""
-        if not isinstance(user_id, str) or not _USER_ID.match(user_id):
-            raise ValueError(f"user_id {user_id!r}: expected a non-empty string without whitespace, at most 128 chars")
+        if not is_valid_id(user_id):
+            raise ValueError(f"user_id {user_id!r}: expected {ID_RULE}")
         key_id = secrets.token_hex(8)
         while key_id in self._entries:
             key_id = secrets.token_hex(8)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from recsys.config import DEFAULT_CONFIG, EVENT_TYPES
+from recsys.data.ids import ID_REGEX
 
 __all__ = [
     "MAX_EVENTS_PER_REQUEST", "MAX_RECOMMENDATIONS", "USER_ID_PATTERN",
@@ -28,11 +29,10 @@ MAX_RECOMMENDATIONS = 100
 MAX_DEALS = DEFAULT_CONFIG.deals.max_deals
 MAX_EVENTS_PER_REQUEST = 1000
 
-USER_ID_PATTERN = r"^\S{1,128}$"
-"""The engine's user id rule today (``recsys.models.base.check_user_ids``):
-non-empty, no whitespace, at most 128 characters. Switch to the rule of
-``recsys.data.ids`` once it lands."""
-PRODUCT_ID_PATTERN = r"^\S{1,128}$"
+USER_ID_PATTERN = ID_REGEX
+"""The one id rule (:mod:`recsys.data.ids`, as the ``Dataset`` and the engine):
+non-empty, no whitespace, at most 128 characters, a trailing newline refused."""
+PRODUCT_ID_PATTERN = ID_REGEX
 
 UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
 ProductId = Annotated[str, StringConstraints(pattern=PRODUCT_ID_PATTERN)]

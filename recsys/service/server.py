@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from recsys.batch import LATEST
 from recsys.engine import RecommendationEngine
-from recsys.service import compat
+from recsys.engine_store import POINTER
 from recsys.service.app import create_app, utc_now
 from recsys.service.auth import KeyStore
 from recsys.service.history import EventLog, LocalEventLog, RedisEventLog
@@ -31,14 +31,20 @@ ENGINE_SUBDIR = "engine"
 ARTIFACTS_SUBDIR = "artifacts"
 
 
+def _check_model_dir(model_dir: Path) -> None:
+    """A model directory holds a saved engine (``engine/CURRENT``, engine save format 3)."""
+    if not (model_dir / ENGINE_SUBDIR / POINTER).exists():
+        raise FileNotFoundError(f"--model {model_dir}: no saved engine {ENGINE_SUBDIR}/{POINTER} "
+                                "(write one with `recsys train`)")
+
+
 def load_model(model_dir: str | Path, clock: Callable[[], pd.Timestamp] = utc_now) -> RecommendationEngine:
     """The engine of a model directory, serving its latest Stage 2 version; its answers'
     ``timestamp`` and ``deal_expiry`` come from ``clock`` (pass the app the same clock)."""
     model_dir = Path(model_dir)
-    if not (model_dir / ENGINE_SUBDIR / "manifest.json").exists():
-        raise FileNotFoundError(f"--model {model_dir}: no {ENGINE_SUBDIR}/manifest.json (write one with `recsys train`)")
-    engine = compat.load_engine(model_dir / ENGINE_SUBDIR, now=clock)
-    engine.artifacts_dir = (model_dir / ARTIFACTS_SUBDIR).resolve()
+    _check_model_dir(model_dir)
+    engine = RecommendationEngine.load(model_dir / ENGINE_SUBDIR, now=clock,
+                                       artifacts_dir=(model_dir / ARTIFACTS_SUBDIR).resolve())
     latest = engine.artifacts_dir / LATEST
     if latest.exists() and latest.read_text().strip() != engine.stage2_.artifacts.version:
         engine.reload_batch()
@@ -68,8 +74,7 @@ def serve(model: str | Path, api_keys: str | Path, host: str = "127.0.0.1", port
     if workers > 1 and not redis_url:
         raise ValueError("--workers > 1 needs --redis URL: the live history must be shared by every worker")
     KeyStore.load(api_keys)  # fail early, naming the file
-    if not (Path(model) / ENGINE_SUBDIR / "manifest.json").exists():
-        raise FileNotFoundError(f"--model {model}: no {ENGINE_SUBDIR}/manifest.json (write one with `recsys train`)")
+    _check_model_dir(Path(model))
     os.environ["RECSYS_MODEL"] = str(Path(model).resolve())
     os.environ["RECSYS_API_KEYS"] = str(Path(api_keys).resolve())
     if redis_url:

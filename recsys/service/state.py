@@ -25,7 +25,6 @@ import pandas as pd
 from recsys.batch import run_batch
 from recsys.engine import RecommendationEngine
 from recsys.service.clock import iso
-from recsys.service.compat import ENGINE_HAS_NOW
 from recsys.service.history import START, EventLog, LogRead, stream_id_key
 
 __all__ = ["JobInProgress", "ServiceState"]
@@ -179,10 +178,8 @@ class ServiceState:
         """A new engine trained in a thread on the served engine's data; the whole
         event log replayed onto it; then it replaces the served engine (one assignment)."""
         old = self.engine
-        kwargs: dict[str, Any] = {"artifacts_dir": old.artifacts_dir, "clock": old.clock}
-        if ENGINE_HAS_NOW:
-            kwargs["now"] = self.clock
-        new = RecommendationEngine(old.config, old.engine_config, old.weights, **kwargs)
+        new = RecommendationEngine(old.config, old.engine_config, old.weights, artifacts_dir=old.artifacts_dir,
+                                   clock=old.clock, now=self.clock)
         info = await asyncio.to_thread(new.train, old.dataset_)
         cursor, applied = START, 0
         while True:  # replay; the last read and the swap happen with no await between them
