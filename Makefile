@@ -91,7 +91,7 @@ benchmarks: $(STAMP)
 MODEL ?= data/models/$(PROFILE)
 PORT  ?= 8000
 serve: $(STAMP)
-	@test -f $(MODEL)/engine/manifest.json || $(BIN)/recsys train --profile $(PROFILE) --out $(MODEL)
+	@test -f $(MODEL)/engine/CURRENT || $(BIN)/recsys train --profile $(PROFILE) --out $(MODEL)
 	@echo "development admin token (use: curl -H 'Authorization: Bearer <token>' ...):"
 	@$(BIN)/recsys keys add --user dev-admin --admin --file $(MODEL)/dev-keys.json
 	@echo "docs: http://127.0.0.1:$(PORT)/docs"
