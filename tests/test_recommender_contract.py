@@ -18,16 +18,29 @@ from stage1_helpers import assert_valid_top_n, purchased_pairs
 
 import recsys
 import recsys.models.knn as knn_module
+from recsys.evaluation.comparison import PrecomputedScores
 from recsys.models.base import MAX_N, Recommender
 from recsys.models.baselines import Popularity, RandomRecommender
 from recsys.models.content import ContentRecommender
 from recsys.models.demographic import DemographicRecommender
+from recsys.models.ease import EASE, EASEConfig
 from recsys.models.hybrid import HybridRecommender, default_components
+from recsys.models.implicit_peers import ImplicitALS, ImplicitBPR, ImplicitConfig, ImplicitItemKNN
 from recsys.models.knn import ItemKNN, UserKNN, sparse_product
 from recsys.models.purchase_ratings import PurchaseRatingSVD
 from recsys.models.realtime import RealtimeRecommender
 from recsys.models.surprise_models import SurpriseKNN, SurpriseKNNConfig, SurpriseSVD, SurpriseSVDConfig
 from recsys.models.svd import PureSVD, SVDConfig
+
+
+class _PrecomputedPureSVD:
+    """Fits a PureSVD, then wraps it in :class:`PrecomputedScores` for every user row
+    (the wrapper is built around an already fitted model, not fitted itself)."""
+
+    def fit(self, dataset) -> PrecomputedScores:
+        model = PureSVD(SVDConfig(n_factors=8)).fit(dataset)
+        return PrecomputedScores(model, np.arange(dataset.n_users))
+
 
 FACTORIES = {
     "ItemKNN": ItemKNN,
@@ -42,6 +55,11 @@ FACTORIES = {
     "ContentRecommender": ContentRecommender,
     "HybridRecommender": lambda: HybridRecommender(components=default_components),
     "RealtimeRecommender": RealtimeRecommender,
+    "EASE": lambda: EASE(EASEConfig(l2=50.0)),
+    "ImplicitALS": lambda: ImplicitALS(ImplicitConfig(factors=8, iterations=3)),
+    "ImplicitBPR": lambda: ImplicitBPR(ImplicitConfig(factors=8, iterations=3)),
+    "ImplicitItemKNN": lambda: ImplicitItemKNN(ImplicitConfig(neighbours=10)),
+    "PrecomputedScores": _PrecomputedPureSVD,
 }
 
 

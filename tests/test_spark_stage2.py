@@ -150,7 +150,7 @@ def test_user_features_equal_and_segments_agree(split, spark_input, spark_artifa
 
 def test_item_neighbours_match_item_knn(split, spark_artifacts):
     k = 10
-    knn = ItemKNN(KNNConfig(k=50)).fit(split.train)
+    knn = ItemKNN(KNNConfig.plain(k=50)).fit(split.train)  # the textbook cosine on the shared matrix, as Spark computes
     got = pd.read_parquet(spark_artifacts.path / "item_neighbours.parquet")
     assert list(got.columns) == ["product_id", "neighbour_id", "similarity", "rank"]
     checked = 0

@@ -271,11 +271,11 @@ def test_generator_needs_three_spending_tiers() -> None:
 
 
 def test_profiles() -> None:
-    assert set(PROFILES) == {"ci", "thesis", "large"}
+    assert set(PROFILES) == {"ci", "thesis", "large", "xl"}
     large = PROFILES["large"]
     assert (large.n_users, large.n_products) == (100_000, 20_000)
     assert PROFILES["ci"].n_users < PROFILES["thesis"].n_users < large.n_users
-    with pytest.raises(ValueError, match=r"unknown data profile 'huge'; expected one of \['ci', 'large', 'thesis'\]"):
+    with pytest.raises(ValueError, match=r"unknown data profile 'huge'; expected one of \['ci', 'large', 'thesis', 'xl'\]"):
         resolve_params("huge")
     with pytest.raises(ValueError, match=r"unknown generate\(\) parameter\(s\) \['n_user'\]"):
         resolve_params("ci", n_user=3)

@@ -44,6 +44,7 @@ from tqdm import tqdm
 from recsys.config import DEFAULT_CONFIG, EVENT_TYPES, RecsysConfig
 from recsys.data import synthetic as syn
 from recsys.data.dataset import FORMAT_VERSION
+from recsys.data.timestamps import as_timestamp
 from recsys.data.world import PERSONAS
 
 __all__ = ["STREAMED_PROFILES", "StreamSummary", "stream_chunks", "write_stream"]
@@ -118,8 +119,8 @@ def stream_chunks(n_users: int = 800, n_products: int = 300, days: int = 180,
                   config: RecsysConfig = DEFAULT_CONFIG, progress: bool = False):
     """Yield ``("users" | "products" | "personas", frame)`` once, then
     ``("events", frame)`` per chunk of users (see the module docstring)."""
-    syn._check_args(n_users, n_products, days, n_personas, PERSONAS, activity, candidates, latent_dim, config)
-    as_of = pd.Timestamp(as_of)
+    syn._check_args(n_users, n_products, days, n_personas, PERSONAS, activity, candidates, latent_dim, seed, config)
+    as_of = as_timestamp(as_of, "as_of")  # naive UTC, the generator's rule
     world, chunk_seeds, start = _build_world(n_users, n_products, days, as_of, seed, n_personas, activity,
                                              candidates, latent_dim, config)
     users, products = world.users, world.products
