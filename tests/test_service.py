@@ -246,7 +246,9 @@ def test_events_count_at_once_in_stage_1(client):
                                              "purchases": 1, "shared": False, "entry_id": None}
     after = client.post(f"{PREFIX}/realtime", json={"user_id": "newcomer"}, headers=h).json()
     assert after["method"] == "realtime_knn"
-    assert {"product_3", "product_4"}.isdisjoint(rec["product_id"] for rec in after["recommendations"])
+    # the purchase is excluded at once; the reviewed product was not bought, and the k-NN keeps each
+    # product's similarity to itself (KNNConfig.self_similarity), so it may come back
+    assert "product_3" not in {rec["product_id"] for rec in after["recommendations"]}
 
 
 # ---------------------------------------------------------------------------- background jobs
