@@ -44,6 +44,8 @@ from recsys.validation import ConfigError, check_ints
 
 __all__ = [
     "FEATURE_GROUPS",
+    "dominant_value",
+    "relabel_by_size",
     "SegmentationConfig",
     "UserSegmentation",
     "elbow_curve",
@@ -161,7 +163,7 @@ class UserSegmentation:
         self.column_weights_ = self._column_weights(groups, list(raw.columns))
         X = self.transform_features(raw)
         self.kmeans_ = KMeans(n_clusters=k, n_init=self.config.n_init, random_state=self.config.random_state).fit(X)
-        labels, self.centers_ = _relabel_by_size(self.kmeans_.labels_, self.kmeans_.cluster_centers_)
+        labels, self.centers_ = relabel_by_size(self.kmeans_.labels_, self.kmeans_.cluster_centers_)
         self.labels_ = pd.Series(labels, index=raw.index, name="segment")
         self.users_ = dataset.user_features().set_index("user_id")
         self.data_config_ = dataset.config
@@ -219,10 +221,10 @@ class UserSegmentation:
                 "segment": f"segment_{seg}",
                 "size": int(len(part)),
                 "avg_age": float(part["age"].mean()),
-                "dominant_region": _mode(part["region"], cfg_order["region"]),
-                "dominant_age_group": _mode(part["age_group"], cfg_order["age_group"]),
+                "dominant_region": dominant_value(part["region"], cfg_order["region"]),
+                "dominant_age_group": dominant_value(part["age_group"], cfg_order["age_group"]),
                 "avg_price_sensitivity": float(part["price_sensitivity"].mean()),
-                "dominant_spending_tier": _mode(part["spending_tier"], cfg_order["spending_tier"]),
+                "dominant_spending_tier": dominant_value(part["spending_tier"], cfg_order["spending_tier"]),
             })
         return pd.DataFrame(rows)
 
@@ -262,7 +264,8 @@ class UserSegmentation:
             raise RuntimeError("UserSegmentation is not fitted: call fit(dataset) first")
 
 
-def _mode(values: pd.Series, order: list[str]) -> str:
+def dominant_value(values: pd.Series, order: list[str]) -> str:
+    """The most frequent value of ``values``, ties broken by ``order``; ``"none"`` when empty."""
     counts = values.value_counts()
     if counts.empty:
         return "none"
@@ -272,7 +275,8 @@ def _mode(values: pd.Series, order: list[str]) -> str:
     return ranked[0]
 
 
-def _relabel_by_size(labels: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def relabel_by_size(labels: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster labels renumbered by size (0 = largest; ties by old label), centers reordered to match."""
     sizes = np.bincount(labels, minlength=len(centers))
     order = np.lexsort((np.arange(len(centers)), -sizes))  # by size desc, then old label
     new_of_old = np.empty_like(order)

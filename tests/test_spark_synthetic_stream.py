@@ -9,10 +9,10 @@ import pandas as pd
 from recsys.cli import build_parser
 from recsys.data.dataset import Dataset
 from recsys.data.profiles import get_profile
-from recsys.data.synthetic import _USER_CHUNK, generate
+from recsys.data.synthetic import USER_CHUNK, generate
 from recsys.data.synthetic_stream import write_stream
 
-PARAMS = {"n_users": 2 * _USER_CHUNK + 500, "n_products": 120, "days": 60, "seed": 5}
+PARAMS = {"n_users": 2 * USER_CHUNK + 500, "n_products": 120, "days": 60, "seed": 5}
 
 
 def test_stream_writes_generate_s_events_in_parts_with_its_content_hash(tmp_path):

@@ -59,7 +59,7 @@ from recsys.data.errors import DataFileError, DataValidationError
 from recsys.data.ids import ID_RULE, invalid_id_mask
 from recsys.data.timestamps import as_timestamp, naive_utc, naive_utc_ns
 
-__all__ = ["DataFileError", "DataValidationError", "Dataset", "SCHEMA", "check_event_amounts", "check_finite",
+__all__ = ["CANONICAL_DTYPE", "DataFileError", "DataValidationError", "Dataset", "SCHEMA", "check_event_amounts", "check_finite",
            "drop_invalid_events", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 2
@@ -112,7 +112,7 @@ _KIND_CHECKS: dict[str, Callable[[pd.Series], bool]] = {
     "bool": lambda s: pd.api.types.is_bool_dtype(s),
 }
 
-_CANONICAL_DTYPE = {"str": object, "float": "float64", "int": "int64", "datetime": "datetime64[ns]"}
+CANONICAL_DTYPE = {"str": object, "float": "float64", "int": "int64", "datetime": "datetime64[ns]"}
 
 
 def _bad(frame: str, column: str | None, problem: str, mask: np.ndarray | pd.Series, values: Any) -> None:
@@ -151,7 +151,7 @@ def _check_columns(name: str, df: pd.DataFrame) -> pd.DataFrame:
                  series.to_numpy() > np.iinfo(np.int64).max, series)
     out = df[list(schema)].copy()
     for column, spec in schema.items():
-        out[column] = out[column].astype(_CANONICAL_DTYPE[spec.kind]) if spec.kind != "datetime" else (
+        out[column] = out[column].astype(CANONICAL_DTYPE[spec.kind]) if spec.kind != "datetime" else (
             naive_utc_ns(out[column], name, column)
         )
     return out

@@ -54,7 +54,8 @@ from recsys.data.dataset import Dataset
 from recsys.data.timestamps import as_timestamp
 from recsys.data.world import CATEGORY_MEDIAN_PRICE, PERSONAS, Persona, vocabulary_for
 
-__all__ = ["DEFAULT_AS_OF", "GENERATOR_VERSION", "generate"]
+__all__ = ["DEFAULT_AS_OF", "GENERATOR_VERSION", "SECONDS_PER_DAY", "USER_CHUNK", "World", "build_world",
+           "check_generate_args", "chunk_events", "generate", "string_column"]
 
 DEFAULT_AS_OF = pd.Timestamp("2024-12-31")
 """The fixed end of every synthetic history (never "today")."""
@@ -62,20 +63,20 @@ DEFAULT_AS_OF = pd.Timestamp("2024-12-31")
 GENERATOR_VERSION = 1
 """Bump when the generator's output changes; part of the cache key."""
 
-_USER_CHUNK = 4000  # users per chunk of event generation (fixed: part of the stream layout)
+USER_CHUNK = 4000  # users per chunk of event generation (fixed: part of the stream layout)
 _BUCKET_DAYS = 30  # demand is piecewise constant over 30-day buckets
 _SEASON_BOOST = 1.8  # multiplier on in-season categories' session probability
 _PEAK_BOOST = 1.6  # multiplier on a product's demand in its peak season
 _HOLIDAY_BOOST = 1.35  # activity multiplier from 20 November to 23 December
 _WEEKEND_BOOST = 1.12
-_SECONDS_PER_DAY = 86_400
+SECONDS_PER_DAY = 86_400
 _CATEGORY_SHARE = {"Books": 1.3, "Fashion": 1.3, "Electronics": 1.2, "Home & Garden": 1.1, "Travel": 0.6,
                    "Automotive": 0.8}
 _TIER_TARGET = np.array([-0.8, 0.0, 0.8])  # preferred price z-score of budget / mid / premium users
 _TIER_SENSITIVITY_SHIFT = np.array([0.07, 0.0, -0.07])
 
 
-def _obj(values: np.ndarray) -> pd.Series:
+def string_column(values: np.ndarray) -> pd.Series:
     """An object-dtype column that shares the string objects of ``values``
     (pandas 3 would otherwise convert to its ``str`` dtype, and ``Dataset``
     back to object, materialising one Python string per row)."""
@@ -136,7 +137,7 @@ def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def _check_args(n_users: int, n_products: int, days: int, n_personas: int, personas: Sequence[Persona],
+def check_generate_args(n_users: int, n_products: int, days: int, n_personas: int, personas: Sequence[Persona],
                 activity: float, candidates: int, latent_dim: int, seed: int, config: RecsysConfig) -> None:
     """Every parameter's type and range; a ``ConfigError`` naming the first bad one."""
     if not isinstance(personas, Sequence) or not all(isinstance(p, Persona) for p in personas):
@@ -272,15 +273,15 @@ def _make_products(rng: np.random.Generator, n_products: int, days: int, latent_
         price_z[members] = (log_price[members] - log_price[members].mean()) / (sd if sd > 0 else 1.0)
 
     frame = pd.DataFrame({
-        "product_id": _obj([f"product_{i}" for i in range(n_products)]),
-        "name": _obj(names),
-        "category": _obj(np.array(categories, dtype=object)[category]),
-        "description": _obj(descriptions),
-        "tags": _obj(tags),
+        "product_id": string_column([f"product_{i}" for i in range(n_products)]),
+        "name": string_column(names),
+        "category": string_column(np.array(categories, dtype=object)[category]),
+        "description": string_column(descriptions),
+        "tags": string_column(tags),
         "price": price,
         "cost": cost,
         "stock": stock.astype(np.int64),
-        "peak_season": _obj(peaks),
+        "peak_season": string_column(peaks),
     })
     return _Products(frame, category, price, price_z, latent, popularity, trend, launch_day, peak)
 
@@ -342,7 +343,7 @@ def _segment_search(table: np.ndarray, segment: np.ndarray, u: np.ndarray) -> np
 
 
 @dataclass
-class _World:
+class World:
     users: _Users
     products: _Products
     personas: Sequence[Persona]
@@ -358,11 +359,11 @@ class _World:
     scale: float = 1.0
 
 
-def _persona_column(w: _World, name: str, persona: np.ndarray) -> np.ndarray:
+def _persona_column(w: World, name: str, persona: np.ndarray) -> np.ndarray:
     return np.array([getattr(p, name) for p in w.personas])[persona]
 
 
-def _views(rng: np.random.Generator, users_idx: np.ndarray, w: _World) -> dict[str, np.ndarray]:
+def _views(rng: np.random.Generator, users_idx: np.ndarray, w: World) -> dict[str, np.ndarray]:
     """Sessions and product views of the users ``users_idx``.
 
     Returns per view: user, session (chunk-local), time (seconds since the
@@ -382,8 +383,8 @@ def _views(rng: np.random.Generator, users_idx: np.ndarray, w: _World) -> dict[s
     flat = (w.day_cdf + np.arange(len(w.day_cdf))[:, None]).ravel()
     day = np.searchsorted(flat, region + u, side="right") - region * w.days
     day = np.clip(day, U.join_day[s_user], U.leave_day[s_user])
-    time_of_day = np.mod(rng.normal(19.5 * 3600, 3.5 * 3600, S), _SECONDS_PER_DAY)
-    s_time = day * _SECONDS_PER_DAY + time_of_day
+    time_of_day = np.mod(rng.normal(19.5 * 3600, 3.5 * 3600, S), SECONDS_PER_DAY)
+    s_time = day * SECONDS_PER_DAY + time_of_day
 
     s_cat = _sample_rows(rng, U.preference[s_user] * w.season_boost[region, w.day_season[day]])
     persona = U.persona[s_user]
@@ -421,7 +422,7 @@ _EVENT_DTYPES = {"user": np.int32, "product": np.int32, "type": np.int8, "time":
 """Compact per-event columns while generating (rating 0 = no rating)."""
 
 
-def _funnel(rng: np.random.Generator, views: dict[str, np.ndarray], w: _World) -> dict[str, np.ndarray]:
+def _funnel(rng: np.random.Generator, views: dict[str, np.ndarray], w: World) -> dict[str, np.ndarray]:
     """Favorites, carts, purchases and reviews that follow the ``views``.
 
     With ``a = (utility - centre) / scale`` the standardised affinity, ``s``
@@ -455,7 +456,7 @@ def _funnel(rng: np.random.Generator, views: dict[str, np.ndarray], w: _World) -
         (fav, 1, t_view + rng.uniform(5, 90, V), 0, 0),
         (cart, 2, t_cart, qty, 0),
         (buy, 3, t_buy, qty, 0),
-        (review, 4, t_buy + (1.0 + rng.exponential(6.0, V)) * _SECONDS_PER_DAY, 0, rating),
+        (review, 4, t_buy + (1.0 + rng.exponential(6.0, V)) * SECONDS_PER_DAY, 0, rating),
     ]
     columns: dict[str, list[np.ndarray]] = {k: [] for k in _EVENT_DTYPES}
     for mask, code, t, q, r in parts:
@@ -470,7 +471,7 @@ def _funnel(rng: np.random.Generator, views: dict[str, np.ndarray], w: _World) -
     return {k: np.concatenate(v).astype(_EVENT_DTYPES[k]) for k, v in columns.items()}
 
 
-def _calibrate(rng: np.random.Generator, w: _World, sample: int = 2000) -> tuple[float, float]:
+def _calibrate(rng: np.random.Generator, w: World, sample: int = 2000) -> tuple[float, float]:
     """Median and standard deviation of viewed-product utility over the views
     of a random sample of users (a separate random stream): the funnel's
     affinity is standardised with them, so base rates hold at the median
@@ -483,41 +484,22 @@ def _calibrate(rng: np.random.Generator, w: _World, sample: int = 2000) -> tuple
     return float(np.median(utility)), float(max(utility.std(), 1e-6))
 
 
-def generate(
-    n_users: int = 800,
-    n_products: int = 300,
-    days: int = 180,
-    as_of: str | pd.Timestamp = DEFAULT_AS_OF,
-    seed: int = 42,
-    n_personas: int = 8,
-    activity: float = 1.0,
-    candidates: int = 8,
-    latent_dim: int = 16,
-    progress: bool | None = None,
-    config: RecsysConfig = DEFAULT_CONFIG,
-    personas: Sequence[Persona] = PERSONAS,
-) -> Dataset:
-    """Generate a synthetic world (see the module docstring for the model).
+def chunk_events(rng: np.random.Generator, users: np.ndarray, world: World) -> tuple[dict[str, np.ndarray], int]:
+    """The events of the users ``users`` (one chunk): their sessions of views, then
+    the funnel (favorites, carts, purchases, reviews); and the number of sessions,
+    numbered from 0 within the chunk."""
+    views = _views(rng, users, world)
+    return _funnel(rng, views, world), int(views["n_sessions"][0])
 
-    ``n_personas`` uses the first personas of ``personas``; ``activity``
-    scales every user's session rate; ``candidates`` is how many draws from
-    the persona's demand distribution a user chooses among per view (1: pure
-    persona-level taste). Events lie in ``[as_of - days, as_of]``. The
-    hidden personas are in ``dataset.personas`` (``user_id, persona``).
-    ``seed`` must be a non-negative int (``None`` is refused: the data would
-    not be reproducible); ``as_of`` follows the timestamp rule of
-    :mod:`recsys.data.timestamps` (tz-aware -> UTC, zone dropped). A bad
-    parameter is a ``ConfigError`` (a ``ValueError``) naming it.
-    ``progress``: show a tqdm bar over user chunks; ``None`` shows it for
-    large worlds (``n_users * days >= 5e6``) when stderr is a terminal, so
-    notebooks and logs stay clean. It never changes the data.
-    """
-    _check_args(n_users, n_products, days, n_personas, personas, activity, candidates, latent_dim, seed, config)
-    as_of = as_timestamp(as_of, "as_of")  # naive UTC; a tz-aware value is converted (recsys.data.timestamps)
-    start = as_of - pd.Timedelta(days=days)
-    if progress is None:
-        progress = n_users * days >= 5_000_000 and sys.stderr.isatty()
-    personas = tuple(personas[:n_personas])
+
+def build_world(n_users: int, n_products: int, days: int, start: pd.Timestamp, seed: int,
+                personas: Sequence[Persona], activity: float, candidates: int, latent_dim: int,
+                config: RecsysConfig) -> tuple[World, list[np.random.SeedSequence]]:
+    """The world :func:`generate` simulates (users, products, demand by time bucket,
+    seasonal boosts, daily activity, calibration), starting at ``start``, and one seed
+    sequence per chunk of :data:`USER_CHUNK` users: shared with the chunked writer
+    (:mod:`recsys.data.synthetic_stream`), so both draw the same world from one seed."""
+    n_personas = len(personas)
     seq = np.random.SeedSequence(seed)
     s_latent, s_users, s_products, s_events, s_calibration = seq.spawn(5)
     centroids = np.random.default_rng(s_latent).normal(0.0, 1.0, (n_personas, latent_dim))
@@ -556,26 +538,64 @@ def generate(
     day_cdf /= day_cdf[:, -1:]
     day_cdf[:, -1] = 1.0
 
-    world = _World(users, products, personas, demand, order, day_cdf, day_season, boost, n_buckets, days,
+    world = World(users, products, personas, demand, order, day_cdf, day_season, boost, n_buckets, days,
                    candidates)
     world.centre, world.scale = _calibrate(np.random.default_rng(s_calibration), world)
-    n_chunks = -(-n_users // _USER_CHUNK)
-    chunk_seeds = s_events.spawn(n_chunks)
+    return world, s_events.spawn(-(-n_users // USER_CHUNK))
+
+
+def generate(
+    n_users: int = 800,
+    n_products: int = 300,
+    days: int = 180,
+    as_of: str | pd.Timestamp = DEFAULT_AS_OF,
+    seed: int = 42,
+    n_personas: int = 8,
+    activity: float = 1.0,
+    candidates: int = 8,
+    latent_dim: int = 16,
+    progress: bool | None = None,
+    config: RecsysConfig = DEFAULT_CONFIG,
+    personas: Sequence[Persona] = PERSONAS,
+) -> Dataset:
+    """Generate a synthetic world (see the module docstring for the model).
+
+    ``n_personas`` uses the first personas of ``personas``; ``activity``
+    scales every user's session rate; ``candidates`` is how many draws from
+    the persona's demand distribution a user chooses among per view (1: pure
+    persona-level taste). Events lie in ``[as_of - days, as_of]``. The
+    hidden personas are in ``dataset.personas`` (``user_id, persona``).
+    ``seed`` must be a non-negative int (``None`` is refused: the data would
+    not be reproducible); ``as_of`` follows the timestamp rule of
+    :mod:`recsys.data.timestamps` (tz-aware -> UTC, zone dropped). A bad
+    parameter is a ``ConfigError`` (a ``ValueError``) naming it.
+    ``progress``: show a tqdm bar over user chunks; ``None`` shows it for
+    large worlds (``n_users * days >= 5e6``) when stderr is a terminal, so
+    notebooks and logs stay clean. It never changes the data.
+    """
+    check_generate_args(n_users, n_products, days, n_personas, personas, activity, candidates, latent_dim, seed, config)
+    as_of = as_timestamp(as_of, "as_of")  # naive UTC; a tz-aware value is converted (recsys.data.timestamps)
+    start = as_of - pd.Timedelta(days=days)
+    if progress is None:
+        progress = n_users * days >= 5_000_000 and sys.stderr.isatty()
+    personas = tuple(personas[:n_personas])
+    world, chunk_seeds = build_world(n_users, n_products, days, start, seed, personas, activity, candidates,
+                                     latent_dim, config)
+    users, products, regions = world.users, world.products, config.region_names
+    n_chunks = len(chunk_seeds)
     chunks = []
     session_offset = 0
     for i in tqdm(range(n_chunks), desc="generating events", unit="chunk", disable=not progress):
-        idx = np.arange(i * _USER_CHUNK, min((i + 1) * _USER_CHUNK, n_users))
+        idx = np.arange(i * USER_CHUNK, min((i + 1) * USER_CHUNK, n_users))
         rng = np.random.default_rng(chunk_seeds[i])
-        views = _views(rng, idx, world)
-        chunk = _funnel(rng, views, world)
+        chunk, n_sessions = chunk_events(rng, idx, world)
         chunk["session"] += session_offset
-        session_offset += int(views["n_sessions"][0])
+        session_offset += n_sessions
         chunks.append(chunk)
-        del views
     ev = {k: np.concatenate([c.pop(k) for c in chunks]) for k in _EVENT_DTYPES}
     del chunks
 
-    keep = np.flatnonzero(ev["time"] <= days * _SECONDS_PER_DAY)
+    keep = np.flatnonzero(ev["time"] <= days * SECONDS_PER_DAY)
     censored = len(ev["time"]) - len(keep)
     keep = keep[np.lexsort((ev["type"][keep], ev["session"][keep], ev["time"][keep]))]
     ev = {k: v[keep] for k, v in ev.items()}
@@ -591,25 +611,25 @@ def generate(
 
     user_ids = np.array([f"user_{i}" for i in range(n_users)], dtype=object)
     events = pd.DataFrame({
-        "user_id": _obj(user_ids[ev.pop("user")]),
-        "product_id": _obj(products.frame["product_id"].to_numpy(dtype=object)[ev.pop("product")]),
-        "event_type": _obj(np.array(EVENT_TYPES, dtype=object)[ev.pop("type")]),
+        "user_id": string_column(user_ids[ev.pop("user")]),
+        "product_id": string_column(products.frame["product_id"].to_numpy(dtype=object)[ev.pop("product")]),
+        "event_type": string_column(np.array(EVENT_TYPES, dtype=object)[ev.pop("type")]),
         "timestamp": pd.DatetimeIndex(start.as_unit("ns").asm8 + ev.pop("time").astype("timedelta64[s]")),
-        "session_id": _obj(session_names[rank[ev.pop("session")]]),
+        "session_id": string_column(session_names[rank[ev.pop("session")]]),
         "quantity": ev.pop("quantity").astype(np.int64),
         "value": value,
         "rating": rating,
     })
     users_frame = pd.DataFrame({
-        "user_id": _obj(user_ids),
+        "user_id": string_column(user_ids),
         "age": users.age.astype(float),
-        "region": _obj(np.array(regions, dtype=object)[users.region]),
-        "spending_tier": _obj(np.array(config.spending_tier_names, dtype=object)[users.tier]),
+        "region": string_column(np.array(regions, dtype=object)[users.region]),
+        "spending_tier": string_column(np.array(config.spending_tier_names, dtype=object)[users.tier]),
         "price_sensitivity": users.sensitivity,
     })
     persona_frame = pd.DataFrame({
-        "user_id": _obj(user_ids),
-        "persona": _obj(np.array([p.name for p in personas], dtype=object)[users.persona]),
+        "user_id": string_column(user_ids),
+        "persona": string_column(np.array([p.name for p in personas], dtype=object)[users.persona]),
     })
     params: dict[str, Any] = {
         "n_users": n_users, "n_products": n_products, "days": days, "as_of": as_of.isoformat(), "seed": seed,

@@ -68,84 +68,40 @@ class StreamSummary:
     seconds: float
 
 
-def _build_world(n_users: int, n_products: int, days: int, as_of: pd.Timestamp, seed: int, n_personas: int,
-                 activity: float, candidates: int, latent_dim: int, config: RecsysConfig
-                 ) -> tuple[syn._World, list[np.random.SeedSequence], pd.Timestamp]:
-    """The generator's world and per-chunk seeds, exactly as ``generate`` builds them."""
-    personas = tuple(PERSONAS[:n_personas])
-    start = as_of - pd.Timedelta(days=days)
-    seq = np.random.SeedSequence(seed)
-    s_latent, s_users, s_products, s_events, s_calibration = seq.spawn(5)
-    centroids = np.random.default_rng(s_latent).normal(0.0, 1.0, (n_personas, latent_dim))
-    users = syn._make_users(np.random.default_rng(s_users), n_users, days, personas, centroids, activity, config)
-    products = syn._make_products(np.random.default_rng(s_products), n_products, days, latent_dim, config)
-    season_order = list(dict.fromkeys(["winter", "spring", "summer", "autumn"]
-                                      + list(config.seasons.month_to_season.values())))
-    dates = pd.DatetimeIndex(start + pd.to_timedelta(np.arange(days), unit="D"))
-    day_season = syn._season_index(dates, config, season_order)
-    n_buckets = -(-days // syn._BUCKET_DAYS)
-    bucket_mid = np.minimum(np.arange(n_buckets) * syn._BUCKET_DAYS + syn._BUCKET_DAYS / 2, days - 0.5)
-    demand, order = syn._demand_table(products, centroids, n_buckets, day_season[bucket_mid.astype(int)], bucket_mid,
-                                      days, len(config.categories))
-    regions = config.region_names
-    boost = np.ones((len(regions), len(season_order), len(config.categories)))
-    for r, region in enumerate(regions):
-        for s, season in enumerate(season_order):
-            in_season = config.boosted_categories(region, season) if season in config.seasons.month_to_season.values() \
-                else ()
-            for c, category in enumerate(config.categories):
-                if category in in_season:
-                    boost[r, s, c] = syn._SEASON_BOOST
-    region_pref = np.array([users.preference[users.region == r].mean(axis=0) if (users.region == r).any()
-                            else np.full(len(config.categories), 1 / len(config.categories))
-                            for r in range(len(regions))])
-    intensity = np.einsum("rc,rdc->rd", region_pref, boost[:, day_season, :])
-    holiday = ((dates.month == 11) & (dates.day >= 20)) | ((dates.month == 12) & (dates.day <= 23))
-    intensity = intensity * np.where(holiday, syn._HOLIDAY_BOOST, 1.0) * np.where(dates.day_of_week >= 5,
-                                                                                   syn._WEEKEND_BOOST, 1.0)
-    day_cdf = np.cumsum(intensity, axis=1)
-    day_cdf /= day_cdf[:, -1:]
-    day_cdf[:, -1] = 1.0
-    world = syn._World(users, products, personas, demand, order, day_cdf, day_season, boost, n_buckets, days,
-                       candidates)
-    world.centre, world.scale = syn._calibrate(np.random.default_rng(s_calibration), world)
-    chunk_seeds = s_events.spawn(-(-n_users // syn._USER_CHUNK))
-    return world, chunk_seeds, start
-
-
 def stream_chunks(n_users: int = 800, n_products: int = 300, days: int = 180,
                   as_of: str | pd.Timestamp = syn.DEFAULT_AS_OF, seed: int = 42, n_personas: int = 8,
                   activity: float = 1.0, candidates: int = 8, latent_dim: int = 16,
                   config: RecsysConfig = DEFAULT_CONFIG, progress: bool = False):
     """Yield ``("users" | "products" | "personas", frame)`` once, then
     ``("events", frame)`` per chunk of users (see the module docstring)."""
-    syn._check_args(n_users, n_products, days, n_personas, PERSONAS, activity, candidates, latent_dim, seed, config)
+    syn.check_generate_args(n_users, n_products, days, n_personas, PERSONAS, activity, candidates, latent_dim, seed, config)
     as_of = as_timestamp(as_of, "as_of")  # naive UTC, the generator's rule
-    world, chunk_seeds, start = _build_world(n_users, n_products, days, as_of, seed, n_personas, activity,
-                                             candidates, latent_dim, config)
+    start = as_of - pd.Timedelta(days=days)
+    world, chunk_seeds = syn.build_world(n_users, n_products, days, start, seed, tuple(PERSONAS[:n_personas]),
+                                         activity, candidates, latent_dim, config)
     users, products = world.users, world.products
     user_ids = np.array([f"user_{i}" for i in range(n_users)], dtype=object)
     yield "users", pd.DataFrame({
-        "user_id": syn._obj(user_ids),
+        "user_id": syn.string_column(user_ids),
         "age": users.age.astype(float),
-        "region": syn._obj(np.array(config.region_names, dtype=object)[users.region]),
-        "spending_tier": syn._obj(np.array(config.spending_tier_names, dtype=object)[users.tier]),
+        "region": syn.string_column(np.array(config.region_names, dtype=object)[users.region]),
+        "spending_tier": syn.string_column(np.array(config.spending_tier_names, dtype=object)[users.tier]),
         "price_sensitivity": users.sensitivity,
     })
     yield "products", products.frame
     yield "personas", pd.DataFrame({
-        "user_id": syn._obj(user_ids),
-        "persona": syn._obj(np.array([p.name for p in world.personas], dtype=object)[users.persona]),
+        "user_id": syn.string_column(user_ids),
+        "persona": syn.string_column(np.array([p.name for p in world.personas], dtype=object)[users.persona]),
     })
     product_ids = products.frame["product_id"].to_numpy(dtype=object)
     type_names = np.array(EVENT_TYPES, dtype=object)
     start_ns = start.as_unit("ns").asm8
     session_base = 0
     for i in tqdm(range(len(chunk_seeds)), desc="streaming events", unit="chunk", disable=not progress):
-        idx = np.arange(i * syn._USER_CHUNK, min((i + 1) * syn._USER_CHUNK, n_users))
+        idx = np.arange(i * syn.USER_CHUNK, min((i + 1) * syn.USER_CHUNK, n_users))
         rng = np.random.default_rng(chunk_seeds[i])
-        ev = syn._funnel(rng, syn._views(rng, idx, world), world)
-        keep = np.flatnonzero(ev["time"] <= days * syn._SECONDS_PER_DAY)
+        ev, _ = syn.chunk_events(rng, idx, world)
+        keep = np.flatnonzero(ev["time"] <= days * syn.SECONDS_PER_DAY)
         keep = keep[np.lexsort((ev["type"][keep], ev["session"][keep], ev["time"][keep]))]
         ev = {k: v[keep] for k, v in ev.items()}
         uniq, first_seen = np.unique(ev["session"], return_index=True)
@@ -157,11 +113,11 @@ def stream_chunks(n_users: int = 800, n_products: int = 300, days: int = 180,
         session_base += len(uniq)
         is_purchase = ev["type"] == EVENT_TYPES.index("purchase")
         yield "events", pd.DataFrame({
-            "user_id": syn._obj(user_ids[ev["user"]]),
-            "product_id": syn._obj(product_ids[ev["product"]]),
-            "event_type": syn._obj(type_names[ev["type"]]),
+            "user_id": syn.string_column(user_ids[ev["user"]]),
+            "product_id": syn.string_column(product_ids[ev["product"]]),
+            "event_type": syn.string_column(type_names[ev["type"]]),
             "timestamp": pd.DatetimeIndex(start_ns + ev["time"].astype("timedelta64[s]")),
-            "session_id": syn._obj(names[local]),
+            "session_id": syn.string_column(names[local]),
             "quantity": ev["quantity"].astype(np.int64),
             "value": np.where(is_purchase, np.round(ev["quantity"] * products.price[ev["product"]], 2), np.nan),
             "rating": np.where(ev["rating"] > 0, ev["rating"], np.nan),

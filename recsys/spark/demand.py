@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.config import RecsysConfig
-from recsys.data.dataset import _CANONICAL_DTYPE, SCHEMA, Dataset
+from recsys.data.dataset import CANONICAL_DTYPE, SCHEMA, Dataset
 from recsys.demand import LEADING_EVENTS, DemandConfig, DemandModel, DemandPanel
 from recsys.spark.io import SparkInput
 
@@ -57,7 +57,7 @@ def catalogue_dataset(products: pd.DataFrame, as_of: pd.Timestamp, config: Recsy
     """A :class:`Dataset` holding only the catalogue (no users, no events):
     what ``DemandModel`` reads besides the panel."""
     def empty(name: str) -> pd.DataFrame:
-        return pd.DataFrame({c: pd.Series(dtype=_CANONICAL_DTYPE[spec.kind]) for c, spec in SCHEMA[name].items()})
+        return pd.DataFrame({c: pd.Series(dtype=CANONICAL_DTYPE[spec.kind]) for c, spec in SCHEMA[name].items()})
 
     return Dataset(empty("users"), products[list(SCHEMA["products"])], empty("events"), as_of, config=config)
 

@@ -28,7 +28,7 @@ import pandas as pd
 from sklearn.metrics import silhouette_score
 
 from recsys.config import EVENT_TYPES, RecsysConfig
-from recsys.segmentation import FEATURE_GROUPS, SegmentationConfig, UserSegmentation, _mode, _relabel_by_size
+from recsys.segmentation import FEATURE_GROUPS, SegmentationConfig, UserSegmentation, dominant_value, relabel_by_size
 
 __all__ = ["SparkSegments", "fit_segments", "user_features"]
 
@@ -120,7 +120,7 @@ def fit_segments(users: Any, events: Any, products: Any, config: RecsysConfig,
     clusters = model.transform(X).select("user_idx", "user_id", "cluster", "features")
     sizes = dict(clusters.groupBy("cluster").count().collect())
     old = np.repeat(np.arange(len(centers)), [int(sizes.get(c, 0)) for c in range(len(centers))])
-    relabelled, _ = _relabel_by_size(old, centers)
+    relabelled, _ = relabel_by_size(old, centers)
     new_of_old = {int(o): int(n) for o, n in zip(old, relabelled, strict=True)}
     mapping = F.create_map(*[F.lit(v) for pair in sorted(new_of_old.items()) for v in pair])
     labelled = clusters.withColumn("segment", mapping[F.col("cluster")].cast("int")).cache()
@@ -163,7 +163,7 @@ def _summary(users: Any, labels: Any, config: RecsysConfig, segmentation: Segmen
     def dominant(col: str, seg: int) -> str:
         part = counts[col][counts[col]["segment"] == seg]
         values = pd.Series(np.repeat(part[col].to_numpy(dtype=object), part["count"].to_numpy()))
-        return _mode(values, order[col])
+        return dominant_value(values, order[col])
 
     def number(value: Any) -> float:
         return round(float("nan") if value is None else float(value), 6)
