@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from recsys.config import ConfigError, InteractionWeights
 from recsys.data.dataset import Dataset
+from recsys.third_party import import_quietly
 
 __all__ = ["Interactions", "Weighting", "event_weights", "model_matrix", "weighted_matrix"]
 
@@ -162,11 +163,11 @@ def weighted_matrix(dataset: Dataset, weighting: Weighting, user_ids: pd.Index, 
         if weighting.repeats == "log":
             matrix.data = np.log1p(matrix.data)
     if weighting.scheme != "none":
-        from implicit.nearest_neighbours import bm25_weight, tfidf_weight
+        neighbours = import_quietly("implicit.nearest_neighbours")
 
         items = matrix.T.tocoo()
-        weighted = bm25_weight(items, weighting.bm25_k1, weighting.bm25_b) if weighting.scheme == "bm25" \
-            else tfidf_weight(items)
+        weighted = neighbours.bm25_weight(items, weighting.bm25_k1, weighting.bm25_b) if weighting.scheme == "bm25" \
+            else neighbours.tfidf_weight(items)
         matrix = sp.csr_matrix(weighted.T, dtype=np.float64)
     matrix.eliminate_zeros()
     matrix.sort_indices()

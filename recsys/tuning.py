@@ -36,6 +36,7 @@ from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions, Weighting
 from recsys.models.knn import KNNConfig
 from recsys.models.svd import SVDConfig
+from recsys.third_party import import_quietly
 
 __all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "ease_from_params", "fit_hybrid_components", "start_params", "tune",
            "tune_engine", "tuned_document", "validation_score", "write_tuned_config"]
@@ -310,7 +311,7 @@ def tune(
     the module docstring); ``knn``/``svd``/``weights`` are the starting point
     (default: the configured defaults), ``content``/``demographic`` unfitted
     models used as they are (fitted once on the validation training data)."""
-    import optuna
+    optuna = import_quietly("optuna")
 
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender

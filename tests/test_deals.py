@@ -1,4 +1,4 @@
-"""Deals: the seed's formula, price sensitivity, extension points, guardrails
+"""Deals: the design's formula, price sensitivity, extension points, guardrails
 (property-based), selection, the candidate builder and rate limiting."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ AS_OF = pd.Timestamp("2024-12-31")  # winter
 
 
 def seed_final_discount(regional: float, age: float, demand_score: float, seasonal_item: bool) -> float:
-    """The seed's code, transcribed literally (scalar)."""
+    """The design's code, transcribed literally (scalar)."""
     base_discount = regional + age
     demand_factor = max(0.5, 1.0 - (demand_score / 100.0))
     seasonal_factor = 1.2 if seasonal_item else 1.0
@@ -227,7 +227,7 @@ def test_every_guardrail_holds(user, frame, deals_cfg, as_of, num_deals, shuffle
     deals = result.deals
     event(f"deals: {'none' if deals.empty else 'some'}; shortfall: {result.shortfall_reason is not None}")
     event(f"margin clamp binds: {bool(deals['margin_clamped'].any())}")
-    # the seed's keys, and nothing but known products
+    # the design's keys, and nothing but known products
     assert set(SEED_DEAL_KEYS) <= set(deals.columns)
     assert set(deals["product_id"]) <= set(frame["product_id"])
     # bounds, exactly
@@ -259,7 +259,7 @@ def test_every_guardrail_holds(user, frame, deals_cfg, as_of, num_deals, shuffle
     assert ((expiry - as_of) >= pd.Timedelta(days=deals_cfg.expiry_min_days)).all()
     assert ((expiry - as_of) <= pd.Timedelta(days=deals_cfg.expiry_max_days)).all()
     assert (deals["expiry_days"] == expiry_days(deals["demand_score"], deals_cfg)).all()
-    # the formula, where no guardrail binds, is the seed's
+    # the formula, where no guardrail binds, is the design's
     free = ~(deals["margin_clamped"] | deals["cap_bound"] | deals["floor_bound"])
     np.testing.assert_allclose(deals.loc[free, "discount_percentage"] / 100, deals.loc[free, "raw_discount"], rtol=1e-12)
     if not deals_cfg.use_price_sensitivity:

@@ -1,7 +1,7 @@
 """Dynamic personalised deals.
 
 Modules: ``candidates`` (the candidate-frame contract, the four deal types,
-:class:`CandidateBuilder`), ``pricing`` (the seed's formula, price
+:class:`CandidateBuilder`), ``pricing`` (the design's formula, price
 sensitivity, extra factors), ``guardrails`` (bounds, margin floor,
 eligibility), ``rate_limit``, ``generator`` (:class:`DealGenerator`),
 ``audit`` (independent re-check of the rules), ``response`` (simulated

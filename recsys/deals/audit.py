@@ -8,7 +8,7 @@ Re-checks, from the deals frame and the per-user summary of a
 * every discount is within ``[min_discount, max_discount]``;
 * every deal price is at or above ``cost * (1 + min_margin)``;
 * every expiry is ``expiry_min_days..expiry_max_days`` days after ``as_of``;
-* the seed's keys are present and filled; one deal per (user, product); no
+* the design's keys are present and filled; one deal per (user, product); no
   out-of-stock product.
 """
 

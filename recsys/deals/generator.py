@@ -68,7 +68,7 @@ DEAL_COLUMNS = (
        "margin_floor", "stock", "demand_score", "affinity", "affinity_pct", "season"]
     + PRICING_COLUMNS
 )
-"""Columns of the deals frame: ``rank`` 1..n per user, the seed's keys, the
+"""Columns of the deals frame: ``rank`` 1..n per user, the design's keys, the
 fired ``deal_types`` ('|'-joined, and one bool column per type), the
 guardrail flags and the pricing terms (for audit and study).
 ``is_regional_deal`` is True when the ``regional_seasonal`` type fired."""
@@ -116,7 +116,7 @@ class DealResult:
         return len(self._deals["product_id"])
 
     def to_records(self) -> list[dict[str, Any]]:
-        """The deals as JSON-ready dicts (plain Python values): the seed's
+        """The deals as JSON-ready dicts (plain Python values): the design's
         keys plus ``deal_types`` (a list) and ``margin_clamped``."""
         keys = SEED_DEAL_KEYS + ["deal_types", "margin_clamped"]
         values = [np.asarray(self._deals[k]).tolist() for k in keys]

@@ -1,4 +1,4 @@
-"""The deal pricing formula: the seed's, exactly, vectorised over a candidate frame.
+"""The deal pricing formula: the design's, exactly, vectorised over a candidate frame.
 
 Seed formula (SPEC 'Deals'), per product ``i`` for user ``u``::
 
@@ -21,7 +21,7 @@ discount is multiplied by
 where ``s_u`` is the user's price sensitivity and ``s_ref(u)`` the mean of
 the region's and the age group's configured price sensitivity (the region's
 alone for an unknown age). A user exactly as price-sensitive as the typical
-person of their demographic keeps the seed's discount; a more sensitive one
+person of their demographic keeps the design's discount; a more sensitive one
 gets proportionally more, a less sensitive one less. The factor re-targets
 discounts within a demographic rather than raising them across the board,
 because the demographic level is already in ``base_discount``. A user whose
@@ -33,7 +33,7 @@ Extension point: ``extra_factors`` is a sequence of callables
 candidate row (e.g. a loyalty factor); their product multiplies the raw
 discount before the cap. Adding one needs no edit of this module.
 
-The bounds ``[min_discount, max_discount]`` beyond the seed's cap and the
+The bounds ``[min_discount, max_discount]`` beyond the design's cap and the
 margin floor are guardrails, applied in :mod:`recsys.deals.guardrails`.
 """
 
@@ -73,7 +73,7 @@ PRICING_COLUMNS = [
     "raw_discount",
     "formula_discount",
 ]
-"""Columns of :meth:`DealPricer.price`; ``formula_discount`` is the seed's
+"""Columns of :meth:`DealPricer.price`; ``formula_discount`` is the design's
 ``final_discount`` (when price sensitivity is off and there are no extra
 factors)."""
 
@@ -88,7 +88,7 @@ def seed_discount(
     demand_floor: float = 0.5,
     seasonal_factor: float = 1.2,
 ) -> np.ndarray:
-    """The seed's ``final_discount``, vectorised (numpy broadcasting)."""
+    """The design's ``final_discount``, vectorised (numpy broadcasting)."""
     base = np.asarray(regional_preference, dtype=float) + np.asarray(age_preference, dtype=float)
     demand_factor = np.maximum(demand_floor, 1.0 - np.asarray(demand_score, dtype=float) / 100.0)
     seasonal = np.where(np.asarray(is_seasonal, dtype=bool), seasonal_factor, 1.0)
@@ -179,7 +179,7 @@ class DealPricer:
 
     # -- user-level terms ------------------------------------------------------
     def preferences(self, profile: UserProfile) -> tuple[float, float]:
-        """``(regional_preference, age_preference)`` of the seed's base discount."""
+        """``(regional_preference, age_preference)`` of the design's base discount."""
         region = self.config.region(profile.region)
         if profile.age_group == "unknown":
             age_pref = float(np.mean([g.deal_preference for g in self.config.age_groups]))

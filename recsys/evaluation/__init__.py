@@ -4,7 +4,7 @@
 - :mod:`recsys.evaluation.metrics`: precision/recall/NDCG/MAP/hit rate@k, coverage, diversity, novelty.
 - :mod:`recsys.statistics` (re-exported here): percentile bootstrap over users, paired differences.
 - :mod:`recsys.evaluation.comparison`: every model under one protocol, weight sweep, multi-seed
-  aggregation, the seed's "Performance Metrics" table.
+  aggregation, the design's "Performance Metrics" table.
 """
 
 from recsys.evaluation.comparison import (

@@ -16,7 +16,7 @@ Protocol (:func:`run_comparison`)
        users (:mod:`recsys.statistics`); coverage, a statistic of
        the whole set of lists that resampling biases downwards, gets none
        (its spread shows across seeds).
-    4. The hybrid is scored at the seed's weights (40/30/20/10), with each
+    4. The hybrid is scored at the design's weights (40/30/20/10), with each
        strategy left out (its weight shared out over the others in
        proportion), without business rules (stock and spending-tier filters
        off, to separate fusion from filtering), and at the weights that
@@ -428,7 +428,7 @@ def run_comparison(
     components = {s: fitted[name] for s, name in HYBRID_COMPONENTS.items()}
     context = EvaluationContext.from_train(split.train, fitted[HYBRID_COMPONENTS["content"]].item_vectors_)
 
-    # the hybrid family: the seed's weights, leave-one-out, no business rules, tuned on validation
+    # the hybrid family: the design's weights, leave-one-out, no business rules, tuned on validation
     seed_weights = split.train.config.fusion
     hybrids: dict[str, tuple[FusionWeights, bool]] = {"hybrid": (seed_weights, True)}
     for s in STRATEGIES:

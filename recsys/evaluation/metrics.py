@@ -434,7 +434,7 @@ def novelty(recommended: pd.DataFrame, popularity: Mapping[str, float] | pd.Seri
 def seed_diversity_percent(
     recommended: pd.DataFrame, item_categories: Mapping[str, str] | pd.Series, k: int = 10, **cols: str
 ) -> float:
-    """The seed's "Recommendation Diversity 70-85%", made measurable.
+    """The design's "Recommendation Diversity 70-85%", made measurable.
 
     The seed gives a percentage without a definition. This project reads it
     as **intra-list category diversity in percent**: ``100 * ILD_cat@k``, the

@@ -16,6 +16,7 @@ for all items; unknown users score 0.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,7 @@ from recsys.config import ConfigError
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions, Weighting, model_matrix
 from recsys.models.base import Recommender
+from recsys.third_party import import_quietly
 
 __all__ = ["ImplicitALS", "ImplicitBPR", "ImplicitItemKNN", "ImplicitConfig"]
 
@@ -72,7 +74,9 @@ class _ImplicitPeer(Recommender):
         matrix = sp.csr_matrix(model_matrix(dataset, interactions, self.config.weighting), dtype=np.float32)
         self.user_items_ = matrix
         self.model_ = self._make()
-        with threadpool_limits(1):
+        with threadpool_limits(1), warnings.catch_warnings():
+            # implicit converts internally and says so with a wall-clock time (non-reproducible output)
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
             self.model_.fit(matrix, show_progress=False)
 
     def _check_fitted(self) -> None:
@@ -97,7 +101,7 @@ class ImplicitALS(_FactorPeer):
     reason = "Matches your purchase pattern (ALS)"
 
     def _make(self):  # noqa: ANN202
-        from implicit.cpu.als import AlternatingLeastSquares
+        AlternatingLeastSquares = import_quietly("implicit.cpu.als").AlternatingLeastSquares
 
         c = self.config
         return AlternatingLeastSquares(factors=c.factors, regularization=c.regularization, alpha=c.alpha,
@@ -114,7 +118,7 @@ class ImplicitBPR(_FactorPeer):
         super().__init__(config if config is not None else ImplicitConfig(iterations=100, learning_rate=0.05))
 
     def _make(self):  # noqa: ANN202
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
+        BayesianPersonalizedRanking = import_quietly("implicit.cpu.bpr").BayesianPersonalizedRanking
 
         c = self.config
         return BayesianPersonalizedRanking(factors=c.factors, learning_rate=c.learning_rate,
@@ -129,9 +133,9 @@ class ImplicitItemKNN(_ImplicitPeer):
     reason = "Similar to products you bought (implicit k-NN)"
 
     def _make(self):  # noqa: ANN202
-        from implicit.nearest_neighbours import BM25Recommender, CosineRecommender, TFIDFRecommender
-
-        cls = {"cosine": CosineRecommender, "bm25": BM25Recommender, "tfidf": TFIDFRecommender}[self.config.knn]
+        neighbours = import_quietly("implicit.nearest_neighbours")
+        cls = {"cosine": neighbours.CosineRecommender, "bm25": neighbours.BM25Recommender,
+               "tfidf": neighbours.TFIDFRecommender}[self.config.knn]
         return cls(K=self.config.neighbours, num_threads=1)
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
