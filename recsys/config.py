@@ -1,6 +1,6 @@
 """Every domain table of SPEC.md as typed, frozen configuration.
 
-The defaults reproduce the seed's tables exactly. Adding a region is one more
+The defaults reproduce the design's tables exactly. Adding a region is one more
 ``RegionConfig`` in :data:`DEFAULT_REGIONS` (or ``config.with_region(...)``);
 changing a weight is ``config.replace(fusion=FusionWeights(...))``. Every
 constructor validates its values and raises :class:`ConfigError` (a
@@ -312,8 +312,8 @@ DEFAULT_AGE_GROUPS: tuple[AgeGroupConfig, ...] = (
     AgeGroupConfig("middle", 41, 55, ("Home & Garden", "Books", "Health", "Travel", "Automotive"), 0.15, 0.4),
     AgeGroupConfig("senior", 56, 110, ("Books", "Health", "Home & Garden", "Travel"), 0.10, 0.3),
 )
-"""The seed's bands are 18-25, 26-40, 41-55, 55+; the data model admits ages
-from 13, so 'young' starts at 13, and 55 belongs to 'middle' (the seed's
+"""The design's bands are 18-25, 26-40, 41-55, 55+; the data model admits ages
+from 13, so 'young' starts at 13, and 55 belongs to 'middle' (the design's
 bands overlap at 55)."""
 
 DEFAULT_SPENDING_TIERS: tuple[SpendingTierConfig, ...] = (

@@ -1,8 +1,8 @@
-"""The one facade with the seed's operations, as a Python API returning plain dicts.
+"""The one facade with the design's operations, as a Python API returning plain dicts.
 
 ``RecommendationEngine(config)`` trains every stage on one ``Dataset`` and
-answers the seed's service operations (SPEC 'Operations'; seed endpoint in
-brackets), each returning a JSON-serialisable ``dict`` shaped like the seed's
+answers the design's service operations (SPEC 'Operations'; the design's endpoint in
+brackets), each returning a JSON-serialisable ``dict`` shaped like the design's
 response:
 
 =====================  ==========================================================
@@ -114,7 +114,7 @@ class _Serving:
 
 
 class RecommendationEngine:
-    """The seed's service as one object (see the module docstring).
+    """The design's service as one object (see the module docstring).
 
     Parameters
     ----------

@@ -229,7 +229,7 @@ class UserSegmentation:
         return pd.DataFrame(rows)
 
     def summary(self) -> dict[str, Any]:
-        """The seed's ``/segments`` structure: ``user_segments`` (segment_i ->
+        """The design's ``/segments`` structure: ``user_segments`` (segment_i ->
         its six fields) and ``clustering_info`` (n_clusters, algorithm,
         features_used, plus the columns and the silhouette)."""
         frame = self.summary_frame().set_index("segment")
