@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from fake_clock import Clock
 
 from recsys.config import ConfigError, DealConfig
 from recsys.deals.generator import SEED_DEAL_KEYS
@@ -19,14 +20,6 @@ SEED_REC_KEYS = {"product_id", "name", "category", "price", "score", "reason"}
 FULL_KEYS = {"user_id", "recommendations", "deals", "user_profile", "strategy", "timestamp"}
 PROFILE_KEYS = {"region", "age_group", "spending_tier", "price_sensitivity"}
 REALTIME_KEYS = {"recommendations", "method", "stage", "latency_target", "timestamp"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fake_clock import Clock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,14 +22,6 @@ import recsys.engine_store as engine_store
 from recsys.engine import ENGINE_FORMAT_VERSION, EngineFormatError, RecommendationEngine
 from recsys.models.base import MAX_N
 from recsys.models.realtime import RealtimeConfig, RealtimeRecommender
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
