@@ -71,34 +71,45 @@ def _request(endpoint: str, user: str) -> tuple[str, str, dict | None]:
     return "GET", f"{prefix}/deals/{user}?num_deals=5", None
 
 
+async def _closed_loop(send, endpoint: str, users: list[str], clients: int, duration: float,
+                       seed: int) -> tuple[list[float], Counter]:
+    """``clients`` concurrent clients, each sending its next request as soon as the last one answered, for
+    ``duration`` seconds; ``send(method, path, body)`` returns the status code (or an error's class name)."""
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    stop = time.perf_counter() + duration
+
+    async def one_client(i: int) -> None:
+        rng = random.Random(seed * 100_003 + i)
+        while time.perf_counter() < stop:
+            method, path, body = _request(endpoint, rng.choice(users))
+            start = time.perf_counter()
+            statuses[await send(method, path, body)] += 1
+            latencies.append(time.perf_counter() - start)
+
+    await asyncio.gather(*(one_client(i) for i in range(clients)))
+    return latencies, statuses
+
+
 async def _drive_aiohttp(base: str, token: str, endpoint: str, users: list[str], clients: int, duration: float,
                          seed: int) -> tuple[list[float], Counter]:
     """The closed loop on aiohttp (a connection pool of ``clients`` keep-alive connections)."""
     import aiohttp
 
-    latencies: list[float] = []
-    statuses: Counter = Counter()
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(base_url=base, connector=connector,
                                      headers={"Authorization": f"Bearer {token}"},
                                      timeout=aiohttp.ClientTimeout(total=30.0)) as session:
-        stop = time.perf_counter() + duration
 
-        async def one_client(i: int) -> None:
-            rng = random.Random(seed * 100_003 + i)
-            while time.perf_counter() < stop:
-                method, path, body = _request(endpoint, rng.choice(users))
-                start = time.perf_counter()
-                try:
-                    async with session.request(method, path, json=body) as response:
-                        await response.read()
-                        statuses[response.status] += 1
-                except (TimeoutError, aiohttp.ClientError) as err:
-                    statuses[type(err).__name__] += 1
-                latencies.append(time.perf_counter() - start)
+        async def send(method: str, path: str, body: dict | None) -> int | str:
+            try:
+                async with session.request(method, path, json=body) as response:
+                    await response.read()
+                    return response.status
+            except (TimeoutError, aiohttp.ClientError) as err:
+                return type(err).__name__
 
-        await asyncio.gather(*(one_client(i) for i in range(clients)))
-    return latencies, statuses
+        return await _closed_loop(send, endpoint, users, clients, duration, seed)
 
 
 async def _drive(base: str, token: str, endpoint: str, users: list[str], clients: int, duration: float,
@@ -107,28 +118,19 @@ async def _drive(base: str, token: str, endpoint: str, users: list[str], clients
         return await _drive_aiohttp(base, token, endpoint, users, clients, duration, seed)
     import httpx
 
-    latencies: list[float] = []
-    statuses: Counter = Counter()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, limits=limits,
                                  timeout=30.0) as client:
-        stop = time.perf_counter() + duration
 
-        async def one_client(i: int) -> None:
-            rng = random.Random(seed * 100_003 + i)
-            while time.perf_counter() < stop:
-                method, path, body = _request(endpoint, rng.choice(users))
-                start = time.perf_counter()
-                try:
-                    response = await client.request(method, path, json=body)
-                    await response.aread()
-                    statuses[response.status_code] += 1
-                except httpx.HTTPError as err:
-                    statuses[type(err).__name__] += 1
-                latencies.append(time.perf_counter() - start)
+        async def send(method: str, path: str, body: dict | None) -> int | str:
+            try:
+                response = await client.request(method, path, json=body)
+                await response.aread()
+                return response.status_code
+            except httpx.HTTPError as err:
+                return type(err).__name__
 
-        await asyncio.gather(*(one_client(i) for i in range(clients)))
-    return latencies, statuses
+        return await _closed_loop(send, endpoint, users, clients, duration, seed)
 
 
 def _generator_process(args: tuple) -> tuple[list[float], dict, float]:
