@@ -89,7 +89,7 @@ from recsys.models.base import Recommender, check_n
 from recsys.models.content import ContentRecommender
 from recsys.models.hybrid import STRATEGIES, HybridRecommender, check_weights
 from recsys.models.live_history import LiveHistory
-from recsys.models.realtime import FALLBACK_METHOD, RealtimeRecommender
+from recsys.models.realtime import RealtimeRecommender
 from recsys.serialization import iso_utc, jsonable
 from recsys.stage2_state import Stage2State
 
@@ -189,6 +189,8 @@ class RecommendationEngine:
         self._timestamp = iso_utc(dataset.as_of)
         self.realtime_ = RealtimeRecommender(cfg.realtime).fit(dataset, interactions)
         self.content_ = ContentRecommender(cfg.content).fit(dataset, interactions)
+        # Stage 1's product columns -> catalogue columns (the same order today; mapped, not assumed)
+        self._realtime_cols = interactions.product_index(self.realtime_.history_.product_ids)
         self._row_of = {u: i for i, u in enumerate(interactions.user_ids)}
         records = dataset.user_features().set_index("user_id")[_PROFILE_COLUMNS].to_dict(orient="index")
         self._user_records = records
@@ -296,12 +298,11 @@ class RecommendationEngine:
         self._check_trained()
         uid = self._check_user(user_id, requesting_user)
         n = self._n(num_recommendations, "num_recommendations")
-        frame = self.realtime_.recommend_one(uid, n)
-        cols = self.interactions_.product_index(frame["product_id"].to_numpy())
-        method = METHOD_NAMES["fallback"] if set(frame["method"]) == {FALLBACK_METHOD} else METHOD_NAMES["knn"]
+        top = self.realtime_.top_one(uid, n)
+        method = METHOD_NAMES["fallback"] if top.fallback_only else METHOD_NAMES["knn"]
         return {
             "user_id": uid,
-            "recommendations": self._catalogue.records(cols, frame["score"].to_numpy(), frame["reason"].tolist()),
+            "recommendations": self._catalogue.records(self._realtime_cols[top.cols], top.scores, top.reasons),
             "method": method,
             "stage": STAGE_NAMES[1],
             "latency_target": self.engine_config.realtime_latency_target,

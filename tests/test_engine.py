@@ -152,6 +152,23 @@ def test_realtime_for_many_users(engine, small_dataset):
         assert out["method"] == expected
 
 
+def test_realtime_answers_the_stage1_frame(engine, small_dataset):
+    """The array path of ``realtime`` gives the products, scores and reasons of
+    ``RealtimeRecommender.recommend`` (the frame path), in the catalogue's fields."""
+    users = small_dataset.users.user_id.iloc[:15].tolist() + ["visitor_2"]
+    frame = engine.realtime_.recommend(users, n=7)
+    products = small_dataset.products.set_index("product_id")
+    for user, group in frame.groupby("user_id", sort=False):
+        out = engine.realtime(user, 7)
+        assert [r["product_id"] for r in out["recommendations"]] == group.product_id.tolist()
+        assert [r["reason"] for r in out["recommendations"]] == group.reason.tolist()
+        np.testing.assert_allclose([r["score"] for r in out["recommendations"]], group.score, atol=1e-6)
+        for r in out["recommendations"]:
+            assert (r["name"], r["category"], r["price"]) == tuple(products.loc[r["product_id"], ["name", "category", "price"]])
+        fallback = set(group.method) == {"demographic"}
+        assert out["method"] == ("demographic_fallback" if fallback else "realtime_knn")
+
+
 def test_new_events_reach_realtime_at_once(engine, small_dataset):
     user = "visitor_events"
     assert engine.realtime(user)["method"] == "demographic_fallback"

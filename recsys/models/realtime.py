@@ -51,7 +51,7 @@ from recsys.models.live_history import EventUpdate, HistorySnapshot, LiveHistory
 from recsys.models.ranking import take_rows, top_n_dense_row
 from recsys.validation import check_ints
 
-__all__ = ["RealtimeConfig", "RealtimeRecommender", "REALTIME_COLUMNS", "FALLBACK_METHOD"]
+__all__ = ["RealtimeConfig", "RealtimeRecommender", "REALTIME_COLUMNS", "FALLBACK_METHOD", "UserTop"]
 
 REALTIME_COLUMNS = RECOMMENDATION_COLUMNS + ["method"]
 FALLBACK_METHOD = "demographic"
@@ -80,6 +80,30 @@ class RealtimeConfig:
         if self.neighbours not in _NEIGHBOURS:
             raise ConfigError(f"RealtimeConfig.neighbours must be one of {list(_NEIGHBOURS)}, got {self.neighbours!r}")
         check_ints(self, "min_history", "compact_threshold", "n_jobs")
+
+
+@dataclass(frozen=True)
+class UserTop:
+    """One user's real-time top-``n`` as arrays (rank order): ``cols`` index
+    the products, ``scores`` the answering path's score, ``reason_codes`` 0 =
+    the k-NN reason and ``1 + c`` = :data:`REASONS` ``[c]``, ``method_codes``
+    0 = k-NN and 1 = the demographic fallback."""
+
+    cols: np.ndarray
+    scores: np.ndarray
+    reason_codes: np.ndarray
+    method_codes: np.ndarray
+    reason_strings: np.ndarray
+
+    @property
+    def reasons(self) -> list[str]:
+        """The reason of each row, as text."""
+        return self.reason_strings[self.reason_codes].tolist()
+
+    @property
+    def fallback_only(self) -> bool:
+        """True when every row came from the demographic fallback (and there is one)."""
+        return len(self.method_codes) > 0 and bool((self.method_codes == 1).all())
 
 
 class RealtimeRecommender(Recommender):
@@ -234,11 +258,19 @@ class RealtimeRecommender(Recommender):
         return self._frame(ids, *(np.concatenate(column) for column in zip(*parts, strict=True)))
 
     def recommend_one(self, user_id: str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
-        """One user's top-``n``: the real-time request path.
+        """One user's top-``n`` as the frame of ``recommend([user_id], n)``
+        (:meth:`top_one` in :data:`REALTIME_COLUMNS`)."""
+        top = self.top_one(user_id, n, exclude_purchased)
+        return self._frame([user_id], np.zeros(len(top.cols), dtype=np.int64), top.cols, top.scores,
+                           np.arange(1, len(top.cols) + 1), top.reason_codes, top.method_codes)
 
-        Same frame as ``recommend([user_id], n)``, computed from the user's
-        row and the neighbour lists of its items with plain arrays (no sparse
-        objects, nothing proportional to the number of users).
+    def top_one(self, user_id: str, n: int = 10, exclude_purchased: bool = True) -> UserTop:
+        """One user's top-``n`` as arrays: the real-time request path.
+
+        The same products, scores and order as ``recommend([user_id], n)``,
+        computed from the user's row and the neighbour lists of its items with
+        plain arrays (no sparse objects, no frame, nothing proportional to the
+        number of users).
         """
         if not isinstance(user_id, str):
             raise ValueError(f"user_id must be a string, got {type(user_id).__name__}")
@@ -272,9 +304,8 @@ class RealtimeRecommender(Recommender):
             values.append(fb.segment_scores_[seg, order])
             reasons.append(1 + fb.segment_reasons_[seg, fb.product_category_[order]].astype(np.int64))
             methods.append(np.ones(len(order), dtype=np.int64))
-        col = np.concatenate(cols)
-        return self._frame([user_id], np.zeros(len(col), dtype=np.int64), col, np.concatenate(values),
-                           np.arange(1, len(col) + 1), np.concatenate(reasons), np.concatenate(methods))
+        return UserTop(np.concatenate(cols), np.concatenate(values).astype(np.float64, copy=False),
+                       np.concatenate(reasons), np.concatenate(methods), self.reason_strings_)
 
     def _frame(self, ids: Sequence[str], rows: np.ndarray, cols: np.ndarray, scores: np.ndarray, ranks: np.ndarray,
                reason_codes: np.ndarray, method_codes: np.ndarray) -> pd.DataFrame:
