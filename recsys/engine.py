@@ -152,6 +152,14 @@ class RecommendationEngine:
         limiter = RateLimiter.from_config(self.config.deals, self.clock)
         self._deal_generator = DealGenerator(self.config, rules=self.engine_config.deal_rules, rate_limiter=limiter)
 
+    def use_rate_limiter(self, limiter: RateLimiter) -> None:
+        """Count deal requests (``deals``, ``full`` with deals) with ``limiter``
+        from now on: e.g. one every service worker shares through Redis, so a
+        user's limit holds across workers and machines."""
+        if not isinstance(limiter, RateLimiter):
+            raise TypeError(f"limiter must be a RateLimiter, got {type(limiter).__name__}")
+        self._deal_generator.rate_limiter = limiter
+
     # ------------------------------------------------------------------ training
     def train(self, dataset: Dataset, tune: bool = False, tuning: Any = None) -> dict[str, Any]:
         """Fit every stage on ``dataset`` [POST /train]; returns :meth:`model_info`.
