@@ -124,6 +124,16 @@ def test_neighbour_lists_hold_only_the_top_k(small_dataset, model_cls) -> None:
                 assert full[row, kept].min() >= full[row, dropped].max() - 1e-6
 
 
+@pytest.mark.parametrize("model_cls", [ItemKNN, UserKNN])
+def test_one_user_scores_equal_the_block_scores(small_dataset, model_cls) -> None:
+    """``score_users`` of one row (the request path, via ``score_one``) equals that row of a block."""
+    model = model_cls(KNNConfig()).fit(small_dataset)
+    rows = np.array([0, 3, 11, -1, 25])
+    block = model.score_users(rows)
+    for i, row in enumerate(rows):
+        np.testing.assert_array_equal(model.score_users(np.array([row])), block[i : i + 1])
+
+
 def test_block_size_does_not_change_the_neighbours(small_dataset) -> None:
     big = ItemKNN(KNNConfig(k=10)).fit(small_dataset).similarity_
     small = ItemKNN(KNNConfig(k=10, block_entries=1000)).fit(small_dataset).similarity_

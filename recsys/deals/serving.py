@@ -11,6 +11,7 @@ rate limit).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ import pandas as pd
 from recsys.deals.candidates import CandidateBuilder
 from recsys.deals.generator import DealGenerator
 from recsys.models.content import ContentRecommender
-from recsys.serialization import iso_utc, jsonable
+from recsys.serialization import iso_utc
 
 __all__ = ["ContentSimilarity", "UserDeals"]
 
@@ -75,7 +76,11 @@ class UserDeals:
         similarity = self.builder.similarity_to_viewed([user_id], self.similarity, self.similar_seed_items)[0]
         candidates = self.builder.build_block([user_id], scores, demand, similarity)
         result = self.generator.generate({"user_id": user_id, **record}, candidates, as_of, num_deals, season)
-        deals = jsonable(result.to_records())
+        deals = result.to_records()  # plain Python values already: only non-finite floats and expiries to fix
+        expiry = {stamp: iso_utc(stamp) for stamp in {deal["deal_expiry"] for deal in deals}}
         for deal in deals:
-            deal["deal_expiry"] = iso_utc(deal["deal_expiry"])
+            deal["deal_expiry"] = expiry[deal["deal_expiry"]]
+            for key, value in deal.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    deal[key] = None
         return {"deals": deals, "season": result.season, "note": result.shortfall_reason}

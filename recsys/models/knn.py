@@ -229,9 +229,16 @@ class NeighbourRecommender(Recommender):
         return scores.toarray().ravel().astype(np.float32)
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
+        """Dense scores of fitted user rows (-1: unknown, all zero); one known
+        row goes through :meth:`score_one` (same scores, no sparse objects)."""
         self._check_fitted()
         rows = np.asarray(rows, dtype=np.int64)
-        history = take_rows(self._profiles(), rows)
+        profiles = self._profiles()
+        if len(rows) == 1 and 0 <= rows[0] < profiles.shape[0]:
+            start, end = profiles.indptr[rows[0]], profiles.indptr[rows[0] + 1]
+            one = self.score_one(profiles.indices[start:end], profiles.data[start:end], int(rows[0]))
+            return one.astype(np.float64)[None, :]
+        history = take_rows(profiles, rows)
         return self.score_history(history, rows).toarray().astype(np.float64)
 
     def profile_interactions(self) -> Interactions:
