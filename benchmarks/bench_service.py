@@ -372,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
     print("targets (50 clients, thesis model): realtime >= 1,500 req/s, full >= 500 req/s, p99 < 50 ms, "
           "no errors but 429s, < 350 MB RSS per worker")
+    print(f"  closed loop (Little's law): mean latency = clients / throughput, so p99 < {TARGET_P99_MS:.0f} ms at 50 "
+          f"clients needs more than {50 / (TARGET_P99_MS / 1000):,.0f} req/s")
     for r in rows:
         misses = []
         target = TARGETS.get(r["endpoint"])
