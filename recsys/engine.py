@@ -263,7 +263,7 @@ class RecommendationEngine:
         if self.now is None:
             return self.dataset_.as_of
         ts = pd.Timestamp(self.now())
-        return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+        return ts.tz_convert(None) if ts.tzinfo is not None else ts  # to UTC, zone dropped
 
     def _now_iso(self) -> str:
         return self._timestamp if self.now is None else iso_utc(self._now())

@@ -26,11 +26,12 @@ __all__ = ["config_from_json", "config_roundtrip", "config_to_json", "iso_utc", 
 
 
 def iso_utc(ts: Any) -> str:
-    """``2024-01-15T10:30:00Z`` (naive timestamps are taken as UTC)."""
+    """``2024-01-15T10:30:00Z`` (naive timestamps are taken as UTC; seconds truncated)."""
     ts = pd.Timestamp(ts)
     if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+        ts = ts.tz_convert(None)  # to UTC, zone dropped
+    # formatted from the fields: several times faster than strftime, on every request's timestamp
+    return f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}Z"
 
 
 def jsonable(value: Any, digits: int | None = None) -> Any:
