@@ -366,32 +366,48 @@ class RecommendationEngine:
         ``"deals_retry_after_seconds"`` (the recommendations still answer)."""
         self._check_trained()
         uid = self._check_user(user_id, requesting_user)
+        return self.full_many([uid], num_recommendations, include_deals)[0]
+
+    def full_many(self, user_ids: Sequence[str], num_recommendations: int = 10,
+                  include_deals: bool = True) -> list[dict[str, Any]]:
+        """:meth:`full` for several users in one pass (one fused block, one
+        deal block): answer ``i`` equals ``full(user_ids[i], ...)``, each user
+        counting one deal request. The service batches concurrent requests
+        through it (:mod:`recsys.service.batching`)."""
+        self._check_trained()
+        uids = [self._check_user(u, None) for u in user_ids]
         n = self._n(num_recommendations, "num_recommendations")
         serving = self._serving
-        row = self._row_of.get(uid, -1)
-        top = serving.hybrid.fuse_rows(np.array([row], dtype=np.int64), n)
-        recommendations = self._catalogue.records(top.col, top.score, top.reason.tolist())
-        for record, parts in zip(recommendations, top.contributions.tolist(), strict=True):
-            record["contributions"] = {s: round(v, 6) for s, v in zip(STRATEGIES, parts, strict=True)}
-        out: dict[str, Any] = {
-            "user_id": uid,
-            "recommendations": recommendations,
-            "deals": [],
-            "user_profile": self.user_profile(uid),
-            "strategy": "hybrid_enhanced",
-            "fusion_weights": {s: round(float(w), 6) for s, w in zip(STRATEGIES, top.weights[0], strict=True)},
-            "timestamp": self.timestamp,
-        }
-        if include_deals:
-            try:
-                deals = self._deals(serving, uid, row, None, top.component_scores.get("svd"))
-            except RateLimitExceeded as err:
-                out["deals_note"] = str(err)
-                out["deals_retry_after_seconds"] = float(err.retry_after)
-            else:
-                out["deals"] = deals["deals"]
-                out["deals_note"] = deals["note"]
-        return out
+        rows = np.array([self._row_of.get(u, -1) for u in uids], dtype=np.int64)
+        top = serving.hybrid.fuse_rows(rows, n)
+        cuts = np.searchsorted(top.row, np.arange(len(uids) + 1))  # entries are ordered by (row, rank)
+        timestamp = self.timestamp
+        deals = self._deals_many(serving, uids, rows, None, top.component_scores.get("svd")) if include_deals else []
+        answers = []
+        for i, uid in enumerate(uids):
+            a, b = cuts[i], cuts[i + 1]
+            recommendations = self._catalogue.records(top.col[a:b], top.score[a:b], top.reason[a:b].tolist())
+            for record, parts in zip(recommendations, top.contributions[a:b].tolist(), strict=True):
+                record["contributions"] = {s: round(v, 6) for s, v in zip(STRATEGIES, parts, strict=True)}
+            out: dict[str, Any] = {
+                "user_id": uid,
+                "recommendations": recommendations,
+                "deals": [],
+                "user_profile": self.user_profile(uid),
+                "strategy": "hybrid_enhanced",
+                "fusion_weights": {s: round(float(w), 6) for s, w in zip(STRATEGIES, top.weights[i], strict=True)},
+                "timestamp": timestamp,
+            }
+            if include_deals:
+                result = deals[i]
+                if isinstance(result, RateLimitExceeded):
+                    out["deals_note"] = str(result)
+                    out["deals_retry_after_seconds"] = float(result.retry_after)
+                else:
+                    out["deals"] = result["deals"]
+                    out["deals_note"] = result["note"]
+            answers.append(out)
+        return answers
 
     def deals(self, user_id: str, num_deals: int = 5, requesting_user: str | None = None) -> dict[str, Any]:
         """Deals only [GET /deals/{user_id}?num_deals=]: ``num_deals`` in
@@ -399,22 +415,43 @@ class RecommendationEngine:
         (:class:`~recsys.deals.rate_limit.RateLimitExceeded` says when to retry)."""
         self._check_trained()
         uid = self._check_user(user_id, requesting_user)
-        num_deals = self._deal_generator.check_num_deals(num_deals)
-        result = self._deals(self._serving, uid, self._row_of.get(uid, -1), num_deals)
-        return {"user_id": uid, "deals": result["deals"], "num_deals": len(result["deals"]),
-                "requested": num_deals, "note": result["note"],
-                "season": result["season"], "timestamp": self.timestamp}
+        (result,) = self.deals_many([uid], num_deals)
+        if isinstance(result, RateLimitExceeded):
+            raise result
+        return result
 
-    def _deals(self, serving: _Serving, user_id: str, row: int, num_deals: int | None,
-               svd_scores: np.ndarray | None = None) -> dict[str, Any]:
-        """The user's deals (:class:`~recsys.deals.serving.UserDeals`), fed
-        with their Stage 2 affinities (none without history; ``svd_scores``:
-        already computed by the hybrid, as a one-row block)."""
-        affinity = None
-        if row >= 0 and serving.hybrid.has_history(np.array([row]))[0]:
-            affinity = (svd_scores if svd_scores is not None else serving.stage2.svd.score_users(np.array([row])))[0]
+    def deals_many(self, user_ids: Sequence[str], num_deals: int = 5) -> list[dict[str, Any] | RateLimitExceeded]:
+        """:meth:`deals` for several users in one pass: answer ``i`` is
+        ``deals(user_ids[i], num_deals)``, or the
+        :class:`~recsys.deals.rate_limit.RateLimitExceeded` that call would raise."""
+        self._check_trained()
+        uids = [self._check_user(u, None) for u in user_ids]
+        num_deals = self._deal_generator.check_num_deals(num_deals)
+        rows = np.array([self._row_of.get(u, -1) for u in uids], dtype=np.int64)
+        timestamp = self.timestamp
+        return [
+            result if isinstance(result, RateLimitExceeded) else
+            {"user_id": uid, "deals": result["deals"], "num_deals": len(result["deals"]), "requested": num_deals,
+             "note": result["note"], "season": result["season"], "timestamp": timestamp}
+            for uid, result in zip(uids, self._deals_many(self._serving, uids, rows, num_deals), strict=True)
+        ]
+
+    def _deals_many(self, serving: _Serving, user_ids: list[str], rows: np.ndarray, num_deals: int | None,
+                    svd_scores: np.ndarray | None = None) -> list[dict[str, Any] | RateLimitExceeded]:
+        """The users' deals (:meth:`UserDeals.answer_many <recsys.deals.serving.UserDeals.answer_many>`),
+        fed with their Stage 2 affinities (none without history; ``svd_scores``:
+        already computed by the hybrid for these rows)."""
+        history = serving.hybrid.has_history(rows)
+        affinities: list[np.ndarray | None] = [None] * len(user_ids)
+        if history.any():
+            with_history = np.flatnonzero(history)
+            scores = svd_scores[with_history] if svd_scores is not None else \
+                serving.stage2.svd.score_users(rows[with_history])
+            for j, i in enumerate(with_history):
+                affinities[i] = scores[j]
         season = self.config.seasons.season_of(self.dataset_.as_of.month)
-        return self._user_deals.answer(user_id, affinity, serving.stage2.demand, self._now(), num_deals, season)
+        return self._user_deals.answer_many(user_ids, affinities, serving.stage2.demand, self._now(), num_deals,
+                                            season)
 
     # ------------------------------------------------------------------ many users
     def strategies(self) -> dict[str, Recommender]:

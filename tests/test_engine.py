@@ -11,7 +11,7 @@ from fake_clock import Clock
 
 from recsys.config import ConfigError, DealConfig
 from recsys.deals.generator import SEED_DEAL_KEYS
-from recsys.deals.rate_limit import RateLimitExceeded
+from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.deals.serving import ContentSimilarity
 from recsys.engine import ENGINE_FORMAT_VERSION, EngineConfig, EngineFormatError, RecommendationEngine
 from recsys.models.hybrid import STRATEGIES, HybridRecommender
@@ -135,6 +135,39 @@ def test_full_matches_the_hybrid_recommend(engine, small_dataset):
         out = engine.full(user, 6, include_deals=False)
         assert [r["product_id"] for r in out["recommendations"]] == group.product_id.tolist()
         np.testing.assert_allclose([r["score"] for r in out["recommendations"]], group.score, atol=1e-6)
+
+
+@pytest.fixture()
+def unlimited(engine):
+    """The module's engine without a deal rate limit, for one test."""
+    previous = engine._deal_generator.rate_limiter
+    engine.use_rate_limiter(RateLimiter(10**9, 60.0))
+    yield engine
+    engine.use_rate_limiter(previous)
+
+
+def test_full_many_answers_each_user_as_full_does(unlimited, small_dataset):
+    """The batched path (the service's) gives every user exactly ``full``'s answer:
+    known users, a visitor, a repeated user, with and without deals."""
+    users = small_dataset.users.user_id.iloc[:12].tolist() + ["visitor_9", small_dataset.users.user_id.iloc[0]]
+    for include_deals in (True, False):
+        assert unlimited.full_many(users, 6, include_deals) == [unlimited.full(u, 6, include_deals) for u in users]
+    assert unlimited.deals_many(users, 3) == [unlimited.deals(u, 3) for u in users]
+
+
+def test_full_many_counts_each_user_against_the_rate_limit(engine, small_dataset):
+    user, other = small_dataset.users.user_id.iloc[:2].tolist()
+    previous = engine._deal_generator.rate_limiter
+    engine.use_rate_limiter(RateLimiter(1, 60.0))
+    try:
+        first, again, second = engine.full_many([user, user, other], 4)
+        assert first["deals"] and second["deals"] and "deals_retry_after_seconds" not in first
+        assert again["deals"] == [] and again["deals_retry_after_seconds"] > 0
+        assert [len(a["recommendations"]) for a in (first, again, second)] == [4, 4, 4]
+        refused = engine.deals_many([user, other], 2)
+        assert all(isinstance(r, RateLimitExceeded) for r in refused)
+    finally:
+        engine.use_rate_limiter(previous)
 
 
 # --------------------------------------------------------------------------- realtime

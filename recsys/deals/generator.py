@@ -43,7 +43,7 @@ from recsys.deals.candidate_block import CandidateBlock
 from recsys.deals.deal_types import DEAL_TYPES, DealRules, type_arrays, type_labels
 from recsys.deals.guardrails import EXCLUSION_REASONS, eligibility, guard_arrays
 from recsys.deals.pricing import PRICING_COLUMNS, DealPricer, PriceFactor, UserProfile, expiry_days
-from recsys.deals.rate_limit import RateLimiter
+from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 
 __all__ = ["DEAL_COLUMNS", "SEED_DEAL_KEYS", "SUMMARY_COLUMNS", "DealBatch", "DealGenerator", "DealResult"]
 
@@ -242,7 +242,7 @@ class DealGenerator:
         Raises :class:`~recsys.deals.rate_limit.RateLimitExceeded` past the
         per-user rate limit."""
         profile = UserProfile.from_mapping(user, self.config)
-        n_requested = self.check_num_deals(num_deals)
+        self.check_num_deals(num_deals)  # argument errors before candidate errors
         as_of, season = self._when(as_of, season)
         if isinstance(candidates, CandidateBlock):
             if candidates.user_ids.tolist() != [profile.user_id]:
@@ -251,14 +251,53 @@ class DealGenerator:
             block = candidates
         else:
             block = CandidateBlock.from_frame(candidates, profile.user_id)
-        if self.rate_limiter is not None:
-            self.rate_limiter.acquire(profile.user_id)
-        deals, stats = self._run([profile], [user], block, as_of, season, n_requested, as_frame=False)
-        return DealResult(
-            profile.user_id, as_of, season, deals, block.n_products, int(stats["n_eligible"][0]),
-            int(stats["n_requested"][0]), {r: int(stats["excluded"][r][0]) for r in EXCLUSION_REASONS},
-            stats["shortfall_reason"][0],
-        )
+        (result,) = self.generate_each([user], block, as_of, num_deals, season)
+        if isinstance(result, RateLimitExceeded):
+            raise result
+        return result
+
+    def generate_each(
+        self,
+        users: Sequence[Mapping[str, Any]],
+        block: CandidateBlock,
+        as_of: Any,
+        num_deals: int | None = None,
+        season: str | None = None,
+    ) -> list[DealResult | RateLimitExceeded]:
+        """:meth:`generate` for several users at once (the service's batched
+        requests): ``users[i]`` is the user of ``block`` row ``i``. Each user
+        counts one call against the rate limit; a user past it gets the
+        :class:`~recsys.deals.rate_limit.RateLimitExceeded` in place of a
+        result, and the others their :class:`DealResult`, the same as one
+        ``generate`` call each would give."""
+        profiles = [UserProfile.from_mapping(u, self.config) for u in users]
+        if [p.user_id for p in profiles] != list(block.user_ids):
+            raise ValueError("users must be the users of the block, in its order")
+        n_requested = self.check_num_deals(num_deals)
+        as_of, season = self._when(as_of, season)
+        out: list[DealResult | RateLimitExceeded | None] = [None] * len(profiles)
+        allowed = []
+        for i, profile in enumerate(profiles):
+            try:
+                if self.rate_limiter is not None:
+                    self.rate_limiter.acquire(profile.user_id)
+            except RateLimitExceeded as refused:
+                out[i] = refused
+            else:
+                allowed.append(i)
+        if allowed:
+            sub = block if len(allowed) == len(profiles) else block.take(np.asarray(allowed))
+            deals, stats = self._run([profiles[i] for i in allowed], [users[i] for i in allowed], sub, as_of, season,
+                                     n_requested, as_frame=False)
+            ends = np.cumsum(stats["n_deals"])
+            for j, i in enumerate(allowed):
+                start, end = (ends[j - 1] if j else 0), ends[j]
+                out[i] = DealResult(
+                    profiles[i].user_id, as_of, season, {k: v[start:end] for k, v in deals.items()}, sub.n_products,
+                    int(stats["n_eligible"][j]), int(stats["n_requested"][j]),
+                    {r: int(stats["excluded"][r][j]) for r in EXCLUSION_REASONS}, stats["shortfall_reason"][j],
+                )
+        return out  # type: ignore[return-value]
 
     def generate_many(
         self,

@@ -12,7 +12,7 @@ rate limit).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from recsys.deals.candidates import CandidateBuilder
-from recsys.deals.generator import DealGenerator
+from recsys.deals.generator import DealGenerator, DealResult
+from recsys.deals.rate_limit import RateLimitExceeded
 from recsys.models.content import ContentRecommender
 from recsys.serialization import iso_utc
 
@@ -67,15 +68,42 @@ class UserDeals:
         Raises :class:`~recsys.deals.rate_limit.RateLimitExceeded` past the
         per-user rate limit. ``deal_expiry`` is ISO 8601 UTC with ``Z``, as the
         answers' ``timestamp`` (the design's format)."""
-        record = self.user_records.get(user_id)
-        if record is None:
-            return {"deals": [], "season": season,
-                    "note": f"unknown user {user_id!r}: deals need a known profile (region, age, tier)"}
-        n_products = len(demand)
-        scores = np.full(n_products, np.nan) if affinity is None else np.array(affinity, dtype=np.float64)
-        similarity = self.builder.similarity_to_viewed([user_id], self.similarity, self.similar_seed_items)[0]
-        candidates = self.builder.build_block([user_id], scores, demand, similarity)
-        result = self.generator.generate({"user_id": user_id, **record}, candidates, as_of, num_deals, season)
+        (result,) = self.answer_many([user_id], [affinity], demand, as_of, num_deals, season)
+        if isinstance(result, RateLimitExceeded):
+            raise result
+        return result
+
+    def answer_many(self, user_ids: Sequence[str], affinities: Sequence[np.ndarray | None], demand: np.ndarray,
+                    as_of: pd.Timestamp, num_deals: int | None,
+                    season: str) -> list[dict[str, Any] | RateLimitExceeded]:
+        """:meth:`answer` for several users at once (one candidate block):
+        each user's answer, or the :class:`~recsys.deals.rate_limit.RateLimitExceeded`
+        of a user past the rate limit, in the order of ``user_ids``."""
+        out: list[dict[str, Any] | RateLimitExceeded | None] = [None] * len(user_ids)
+        known = []
+        for i, user_id in enumerate(user_ids):
+            if user_id in self.user_records:
+                known.append(i)
+            else:
+                out[i] = {"deals": [], "season": season,
+                          "note": f"unknown user {user_id!r}: deals need a known profile (region, age, tier)"}
+        if known:
+            ids = [user_ids[i] for i in known]
+            scores = np.full((len(ids), len(demand)), np.nan)
+            for j, i in enumerate(known):
+                if affinities[i] is not None:
+                    scores[j] = affinities[i]
+            similarity = self.builder.similarity_to_viewed(ids, self.similarity, self.similar_seed_items)
+            block = self.builder.build_block(ids, scores, demand, similarity)
+            users = [{"user_id": u, **self.user_records[u]} for u in ids]
+            for i, result in zip(known, self.generator.generate_each(users, block, as_of, num_deals, season),
+                                 strict=True):
+                out[i] = result if isinstance(result, RateLimitExceeded) else self._answer(result)
+        return out  # type: ignore[return-value]
+
+    @staticmethod
+    def _answer(result: DealResult) -> dict[str, Any]:
+        """A user's deal result as plain JSON values (``deal_expiry`` ISO 8601 UTC, non-finite floats None)."""
         deals = result.to_records()  # plain Python values already: only non-finite floats and expiries to fix
         expiry = {stamp: iso_utc(stamp) for stamp in {deal["deal_expiry"] for deal in deals}}
         for deal in deals:

@@ -44,6 +44,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from recsys.deals.rate_limit import RateLimitExceeded
 from recsys.engine import RecommendationEngine
 from recsys.service.auth import KeyStore, Principal
+from recsys.service.batching import RequestBatcher
 from recsys.service.clock import utc_now
 from recsys.service.history import EventLog, LocalEventLog, SharedLogUnavailable
 from recsys.service.metrics import MetricsMiddleware, RequestMetrics, render_metrics
@@ -163,6 +164,11 @@ def create_app(
     def answer(response: dict[str, Any]) -> JSONAnswer:
         return JSONAnswer(response)
 
+    # concurrent full/deals requests share one engine pass (the engine serving now: a train job may swap it)
+    full_batcher = RequestBatcher(lambda key, users: state.engine.full_many(users, *key))
+    deals_batcher = RequestBatcher(lambda num_deals, users: state.engine.deals_many(users, num_deals))
+    app.state.batchers = {"full": full_batcher, "deals": deals_batcher}
+
     # -- errors -----------------------------------------------------------------------------------
     @app.exception_handler(RateLimitExceeded)
     async def rate_limited(request: Request, err: RateLimitExceeded) -> JSONResponse:
@@ -213,7 +219,7 @@ def create_app(
         still come, with `deals: []` and `deals_retry_after_seconds`."""
         own_data(who, body.user_id)
         await state.sync()
-        return answer(state.engine.full(body.user_id, body.num_recommendations, include_deals=body.include_deals))
+        return answer(await full_batcher.submit((body.num_recommendations, body.include_deals), body.user_id))
 
     @app.get(f"{PREFIX}/deals/{{user_id}}", response_model=DealsResponse, tags=["recommendations"],
              responses={**_ERRORS, 429: {"model": ErrorResponse, "description": "deal rate limit; see Retry-After"}})
@@ -225,7 +231,7 @@ def create_app(
         """Personalised deals only, rate limited per user."""
         own_data(who, user_id)
         await state.sync()
-        return answer(state.engine.deals(user_id, num_deals))
+        return answer(await deals_batcher.submit(num_deals, user_id))
 
     @app.get(f"{PREFIX}/demo-flow", response_model=DemoFlowResponse, tags=["recommendations"],
              responses={**_ERRORS, 429: {"model": ErrorResponse, "description": "deal rate limit; see Retry-After"}})
