@@ -219,6 +219,7 @@ class Health(BaseModel):
     shared_history: Literal["redis", "in-process"]
     events_applied: int
     pid: int
+    engine_version: str | None = Field(None, description="the engine save this worker serves (None: not saved)")
 
 
 ModelInfoResponse.model_rebuild()
