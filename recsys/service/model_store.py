@@ -7,7 +7,10 @@ behind the pointer ``CURRENT``, :mod:`recsys.engine_store`) and
 ``LATEST``; ``batch-process`` publishes new ones there). The name of a save
 is the **engine version** the service publishes after a ``train`` job
 (:mod:`recsys.service.history`): save names grow with every save, so a
-larger number is a newer model.
+larger number is a newer model. Two workers whose ``train`` jobs save at
+the same moment may both read back the later save's name; both publish it,
+every other worker loads it, and the two training workers keep their own
+engine (trained on the same data with the same configuration).
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def load_current(model_dir: str | Path, clock: Callable[[], pd.Timestamp] = utc_
 
 
 def save_engine(engine: RecommendationEngine, model_dir: str | Path) -> str:
-    """Publish ``engine`` as the model directory's new current save; returns its version.
-    (Two saves at the same instant: the one read back is the later, see the module doc.)"""
+    """Publish ``engine`` as the model directory's new current save; returns its version
+    (of two concurrent saves, the later one's: see the module doc)."""
     engine.save(Path(model_dir) / ENGINE_SUBDIR)
     return current_version(model_dir)
