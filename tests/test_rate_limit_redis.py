@@ -211,3 +211,25 @@ def test_the_service_counts_deals_in_redis_and_answers_429(redis_url, model_dir)
         codes = [client.get(f"{PREFIX}/deals/user_1", headers=headers).status_code for _ in range(limit + 1)]
         assert codes == [200] * limit + [429]
     assert redis.Redis.from_url(redis_url).zcard(f"{prefix}:deal-rate:user_1") == limit
+
+
+def test_the_service_answers_503_when_the_shared_history_store_is_down(model_dir):
+    """The same answer for the event log (``SharedLogUnavailable``) as for the limit: one handler for both."""
+    from recsys.service.history import RedisEventLog
+
+    keys = KeyStore()
+    headers = {"Authorization": f"Bearer {keys.add('ops', admin=True)}"}
+    with contextlib.ExitStack() as redis_up:
+        url = redis_up.enter_context(redis_server())
+        if url is None:
+            pytest.skip("no redis-server binary")
+        engine = load_model(model_dir, clock=lambda: NOW)
+        app = create_app(engine, keys, clock=lambda: NOW, event_log=RedisEventLog(url, "test:log-down"),
+                         rate_limiter=RedisRateLimiter.for_deals(engine.config.deals, url, "test:log-down"))
+        with TestClient(app) as client:
+            assert client.post(f"{PREFIX}/realtime", json={"user_id": "user_0"}, headers=headers).status_code == 200
+            redis_up.close()
+            r = client.post(f"{PREFIX}/realtime", json={"user_id": "user_0"}, headers=headers)
+            assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+            assert r.json()["detail"] == "the shared live history is unavailable; retry shortly"
+            assert client.get("/health").status_code == 200
