@@ -2,10 +2,10 @@
 
 Handlers run on the event loop and call the engine inline, so each engine
 call is atomic with respect to the others in this worker; the only other
-thread is a background job's, which never touches the served engine: a job
-computes (a Stage 2 artifact version, or a whole new engine) off the loop,
-and the result is installed on the loop between two requests -- the atomic
-swap. A failed job leaves the served model as it was and is reported with
+threads are a background job's and an engine load's, which never touch the
+served engine: they compute or read (a Stage 2 artifact version, a whole new
+engine) off the loop, and the result is installed on the loop between two
+requests -- the atomic swap. A failed job leaves the served model as it was and is reported with
 its error (``GET /recommendations/enhanced/jobs/{kind}``, ``model-info``).
 
 Several workers (:mod:`recsys.service.history`): a ``batch-process`` job
