@@ -1,4 +1,5 @@
-"""Two uvicorn workers behind one port, sharing the live history through a real redis-server.
+"""Two uvicorn workers behind one port, sharing the live history, the deal rate limit and the
+trained model through a real redis-server.
 
 CI installs and starts nothing here by hand: the test starts its own
 ``redis-server`` (``.ci/run`` and ``make redis`` install the Debian package
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from recsys.cli import main as cli_main
+from recsys.config import DEFAULT_CONFIG
 from recsys.service import PREFIX
 from recsys.service.processes import redis_server, serve_process
 
@@ -123,3 +125,78 @@ def test_prometheus_sums_both_workers(two_workers):
     line = next(x for x in text.splitlines()
                 if x.startswith('recsys_http_requests_total{method="POST",path="/recommendations/enhanced/realtime"'))
     assert float(line.rsplit(" ", 1)[1]) >= 10
+
+
+def test_a_users_deal_limit_holds_over_both_workers_together(two_workers):
+    """Requests on fresh connections land on both workers; the limit counts them all (before: N x the limit)."""
+    base, admin = two_workers
+    codes, pids = [], set()
+    for _ in range(25):
+        codes.append(fresh("GET", f"{base}{PREFIX}/deals/user_7?num_deals=2", headers=admin))
+        pids.add(fresh("GET", f"{base}/health").json()["pid"])
+    assert len(pids) == 2
+    statuses = [r.status_code for r in codes]
+    limit = statuses.index(429)
+    assert limit == DEFAULT_CONFIG.deals.rate_limit_requests and statuses == [200] * limit + [429] * (len(statuses) - limit), statuses
+    refused = codes[-1]
+    assert int(refused.headers["retry-after"]) >= 1 and refused.json()["retry_after_seconds"] > 0
+    assert "rate limit exceeded for user 'user_7'" in refused.json()["detail"]
+    assert f"at most {limit} deal requests" in refused.json()["detail"]  # the configured limit, for both together
+    r = fresh("POST", f"{base}{PREFIX}/full", json={"user_id": "user_7", "num_recommendations": 3}, headers=admin)
+    assert r.status_code == 200 and r.json()["deals"] == [] and r.json()["deals_retry_after_seconds"] > 0
+
+
+def per_worker_model_info(base: str, admin: dict[str, str], want: int = 2, tries: int = 200) -> dict[int, dict]:
+    infos: dict[int, dict] = {}
+    for _ in range(tries):
+        info = fresh("GET", f"{base}{PREFIX}/model-info", headers=admin).json()
+        infos[info["worker_pid"]] = info
+        if len(infos) == want:
+            break
+    return infos
+
+
+def test_train_on_one_worker_reaches_both_and_fails_no_request(two_workers):
+    base, admin = two_workers
+    before = per_worker_model_info(base, admin)
+    assert len(before) == 2 and {i["served_engine_version"] for i in before.values()} == {"s000001"}
+    codes: list[int] = []
+    stop = threading.Event()
+
+    def load(path: str, body: dict) -> None:
+        with httpx.Client(base_url=base, headers=admin, timeout=30.0) as client:
+            while not stop.is_set():
+                codes.append(client.post(f"{PREFIX}{path}", json=body).status_code)
+
+    threads = [threading.Thread(target=load, args=("/full", {"user_id": f"user_{i}", "include_deals": False}))
+               for i in range(2)]
+    threads += [threading.Thread(target=load, args=("/realtime", {"user_id": f"user_{i}"})) for i in range(2, 4)]
+    for t in threads:
+        t.start()
+    try:
+        r = fresh("POST", f"{base}{PREFIX}/train", headers=admin)
+        assert r.status_code == 202
+        deadline = time.monotonic() + 120
+        while (job := fresh("GET", f"{base}{PREFIX}/jobs/train", headers=admin).json())["status"] == "running":
+            assert time.monotonic() < deadline, "train job did not finish"
+            time.sleep(0.1)
+        assert job["status"] == "completed", job
+        new_version = job["result"]["engine_version"]
+        while True:  # the other worker loads the published version in the background
+            after = per_worker_model_info(base, admin)
+            if len(after) == 2 and {i["served_engine_version"] for i in after.values()} == {new_version}:
+                break
+            assert all(i["engine_load_error"] is None for i in after.values()), after
+            assert time.monotonic() < deadline, f"not every worker serves {new_version}: {after}"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert new_version == "s000002"
+    assert {i["trained_at"] for i in after.values()} == {job["result"]["trained_at"]}
+    assert job["result"]["trained_at"] not in {i["trained_at"] for i in before.values()}
+    assert {i["served_batch_version"] for i in after.values()} == {job["result"]["batch_version"]}
+    assert {i["live_events_applied"] for i in after.values()} == {1}  # the log replayed once in each worker
+    assert len(codes) > 20 and set(codes) == {200}, {c: codes.count(c) for c in set(codes)}
+

@@ -22,7 +22,16 @@ and ``/health``, ``/metrics`` (Prometheus), ``/openapi.json``, ``/docs``
 without a token. Status codes: 401 no or unknown token; 403 a user's token
 for another user's data or an admin path; 422 bad input (the body names the
 field); 429 past the deal rate limit (``Retry-After``); 409 a job of that kind
-is running. No handler answers 500 on any input (fuzzed with schemathesis).
+is running; 503 a store the workers share (Redis) does not answer
+(``Retry-After``). No handler answers 500 on any input (fuzzed with schemathesis).
+
+Several workers (``recsys serve --workers N --redis URL``) share through Redis
+the live history, the job states, the deal rate limit
+(:class:`~recsys.service.rate_limit_redis.RedisRateLimiter`: a user's limit
+holds over all workers together) and the model: a ``train`` job saves its
+engine into the model directory and publishes its version, and every worker
+loads it in the background and swaps it in (:mod:`recsys.service.state`);
+``model-info`` says which engine version a worker serves.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pathlib
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -41,12 +51,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from recsys.deals.rate_limit import RateLimitExceeded
+from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.engine import RecommendationEngine
 from recsys.service.auth import KeyStore, Principal
 from recsys.service.batching import RequestBatcher
 from recsys.service.clock import utc_now
-from recsys.service.history import EventLog, LocalEventLog, SharedLogUnavailable
+from recsys.service.history import EventLog, LocalEventLog, SharedStoreUnavailable
 from recsys.service.metrics import MetricsMiddleware, RequestMetrics, render_metrics
 from recsys.service.schemas import (
     MAX_DEALS,
@@ -130,6 +140,9 @@ def create_app(
     keys: KeyStore,
     clock: Callable[[], pd.Timestamp] = utc_now,
     event_log: EventLog | None = None,
+    rate_limiter: RateLimiter | None = None,
+    model_dir: str | pathlib.Path | None = None,
+    engine_version: str | None = None,
 ) -> FastAPI:
     """The service around a trained ``engine``.
 
@@ -137,9 +150,14 @@ def create_app(
     engines trained by ``train`` jobs (answers' ``timestamp`` and ``deal_expiry``
     come from the engine's ``now``: build it with the same clock). ``event_log``: the shared live history
     (:class:`~recsys.service.history.RedisEventLog` for several workers);
-    in-process by default.
+    in-process by default. ``rate_limiter``: counts deal requests for every
+    engine served (:class:`~recsys.service.rate_limit_redis.RedisRateLimiter`
+    for several workers); in-process by default. ``model_dir``: where
+    ``engine`` was loaded from (``train`` jobs save there; engine versions
+    published by other workers are loaded from there) and ``engine_version``
+    the save it was loaded from (default: the directory's current one).
     """
-    state = ServiceState(engine, event_log or LocalEventLog(), clock)
+    state = ServiceState(engine, event_log or LocalEventLog(), clock, rate_limiter, model_dir, engine_version)
     metrics = RequestMetrics()
 
     @asynccontextmanager
@@ -147,9 +165,16 @@ def create_app(
         ping = getattr(state.event_log, "ping", None)
         if ping is not None:
             await ping()  # a shared log that does not answer stops the worker at start, not on a request
+        ping_limiter = getattr(state.rate_limiter, "ping", None)
+        if ping_limiter is not None:
+            ping_limiter()
         yield
         await state.wait_jobs()
+        await state.wait_engine_load()
         await state.event_log.close()
+        close_limiter = getattr(state.rate_limiter, "close", None)
+        if close_limiter is not None:
+            close_limiter()
 
     app = FastAPI(
         title="recsys recommendation service",
@@ -184,10 +209,10 @@ def create_app(
     async def forbidden(request: Request, err: PermissionError) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=403)
 
-    @app.exception_handler(SharedLogUnavailable)
-    async def log_unavailable(request: Request, err: SharedLogUnavailable) -> JSONResponse:
-        log.error("%s", err)
-        return JSONResponse({"detail": "the shared live history is unavailable; retry shortly",
+    @app.exception_handler(SharedStoreUnavailable)
+    async def store_unavailable(request: Request, err: SharedStoreUnavailable) -> JSONResponse:
+        log.error("%s", err)  # names the store's URL; the answer does not
+        return JSONResponse({"detail": f"{err.what} is unavailable; retry shortly",
                              "retry_after_seconds": 1.0}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(JobInProgress)
@@ -272,12 +297,14 @@ def create_app(
 
     @app.get(f"{PREFIX}/model-info", response_model=ModelInfoResponse, responses=_ERRORS, tags=["admin"])
     async def model_info(who: Admin) -> dict[str, Any]:
-        """What is trained, when, on which data; the latest batch-process and train jobs (a failed job says why)."""
+        """What is trained, when, on which data; the latest batch-process and train jobs (a failed job says why);
+        which Stage 2 and engine versions this worker serves (a failed load of a published one says why)."""
         await state.sync()
         info = state.engine.model_info()
         info.update(batch_job=await state.job("batch-process"), train_job=await state.job("train"),
                     live_events_applied=state.events_applied, shared_history=state.event_log.kind,
-                    served_batch_version=state.batch_version)
+                    served_batch_version=state.batch_version, served_engine_version=state.engine_version,
+                    engine_load_error=state.engine_load_error, worker_pid=os.getpid())
         return info
 
     @app.post(f"{PREFIX}/batch-process", response_model=JobAccepted, status_code=202, tags=["admin"],
@@ -292,7 +319,8 @@ def create_app(
               responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "a train job is running"}})
     async def train(who: Admin) -> dict[str, Any]:
         """Retrain every stage on the model's data in the background; the new engine (with the live
-        events replayed) replaces the served one atomically."""
+        events replayed) replaces the served one atomically, in every worker (saved into the model
+        directory and loaded by the others)."""
         job = await state.start_job("train")
         return {"status": "accepted", "job": job, "status_url": f"{PREFIX}/jobs/train"}
 
@@ -310,7 +338,8 @@ def create_app(
     async def health() -> dict[str, Any]:
         """Liveness: the model is loaded; which live history is used."""
         return {"status": "ok", "model_loaded": hasattr(state.engine, "hybrid_"),
-                "shared_history": state.event_log.kind, "events_applied": state.events_applied, "pid": os.getpid()}
+                "shared_history": state.event_log.kind, "events_applied": state.events_applied, "pid": os.getpid(),
+                "engine_version": state.engine_version}
 
     @app.get("/metrics", tags=["operations"], response_class=Response,
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})

@@ -1,21 +1,34 @@
 """The live history every worker sees: an append-only event log.
 
-Protocol (event sourcing): the served model is the trained engine plus the
-prefix of the log it has applied. ``POST /events`` validates and applies the
-events in the worker that received them, then appends them to the log; every
-worker, before answering a request, reads the entries after its cursor and
-applies them with ``RecommendationEngine.add_events`` (its own entries are
-skipped: they are applied already). Adding events is commutative (weights
-add up per user and product), so workers that apply the same entries in any
-interleaving reach the same rows. A model swapped in (``train``) replays
-the log from the start.
+Protocol (event sourcing): the served model is a saved engine plus the
+prefix of the log it has applied. ``POST /events`` validates the events in
+the worker that received them and appends them to the log; every worker,
+before answering a request, reads the entries after its cursor and applies
+them with ``RecommendationEngine.add_events``. Adding events is commutative
+(weights add up per user and product), so workers that apply the same
+entries in any interleaving reach the same rows. A model swapped in
+(``train``, or a newer engine loaded from the model directory) replays the
+log from the start.
+
+Beside the log, two published versions, read in the same round trip as the
+new entries:
+
+* the **batch version** (``batch-process``): the Stage 2 artifact version
+  every worker reloads;
+* the **engine version** (``train``): the name of the engine save
+  (``sNNNNNN``, :mod:`recsys.engine_store`) the training worker wrote into
+  the model directory, published together with its batch version. A worker
+  that serves another one loads the model directory's current save in a
+  thread, replays the log onto it and swaps it in.
+
+Background job states are kept beside them, so any worker reports a job
+another worker runs.
 
 * :class:`LocalEventLog`: in-process, the single-worker default.
-* :class:`RedisEventLog`: a Redis stream (``XADD`` / ``XRANGE`` after the
-  cursor, exclusive), shared by every worker and machine that uses the same
-  Redis and key prefix. Background job states are a Redis hash beside it, so
-  any worker reports a job another worker runs, and the installed batch
-  version is read in the same round trip as the new events.
+* :class:`RedisEventLog`: a Redis stream ``<prefix>:events`` (``XADD`` /
+  ``XRANGE`` after the cursor, exclusive), hash ``<prefix>:jobs``, keys
+  ``<prefix>:batch_version`` and ``<prefix>:engine_version``, shared by every
+  worker and machine that uses the same Redis and key prefix.
 """
 
 from __future__ import annotations
@@ -25,14 +38,23 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["EventLog", "LocalEventLog", "LogRead", "RedisEventLog", "START", "SharedLogUnavailable", "stream_id_key"]
+__all__ = ["EventLog", "LocalEventLog", "LogRead", "RedisEventLog", "START", "SharedLogUnavailable",
+           "SharedStoreUnavailable", "stream_id_key"]
 
 START = "0-0"
 """The cursor before the first entry."""
 
 
-class SharedLogUnavailable(ConnectionError):
+class SharedStoreUnavailable(ConnectionError):
+    """A store shared by the workers (Redis) did not answer (the service answers 503)."""
+
+    what = "a shared store"
+
+
+class SharedLogUnavailable(SharedStoreUnavailable):
     """The shared event log (Redis) did not answer (the service answers 503)."""
+
+    what = "the shared live history"
 
 
 def stream_id_key(entry_id: str) -> tuple[int, int]:
@@ -43,10 +65,11 @@ def stream_id_key(entry_id: str) -> tuple[int, int]:
 
 @dataclass
 class LogRead:
-    """Entries after a cursor, oldest first, and the newest published batch version."""
+    """Entries after a cursor, oldest first, and the newest published batch and engine versions."""
 
     entries: list[tuple[str, list[dict[str, Any]]]]
     batch_version: str | None = None
+    engine_version: str | None = None
 
 
 class EventLog(Protocol):
@@ -57,6 +80,7 @@ class EventLog(Protocol):
     async def put_job(self, job: dict[str, Any]) -> None: ...
     async def get_job(self, kind: str) -> dict[str, Any] | None: ...
     async def publish_batch_version(self, version: str) -> None: ...
+    async def publish_engine_version(self, version: str, batch_version: str) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -68,6 +92,7 @@ class LocalEventLog:
     _entries: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
     _jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _batch_version: str | None = None
+    _engine_version: str | None = None
 
     async def append(self, records: list[dict[str, Any]]) -> str:
         entry_id = f"{len(self._entries) + 1}-0"
@@ -80,7 +105,7 @@ class LocalEventLog:
     def read_now(self, cursor: str) -> LogRead:
         """The same read, synchronously (no I/O in process)."""
         start = stream_id_key(cursor)[0]  # ids are "<position>-0"
-        return LogRead(self._entries[start:], self._batch_version)
+        return LogRead(self._entries[start:], self._batch_version, self._engine_version)
 
     async def put_job(self, job: dict[str, Any]) -> None:
         self._jobs[job["kind"]] = dict(job)
@@ -92,12 +117,16 @@ class LocalEventLog:
     async def publish_batch_version(self, version: str) -> None:
         self._batch_version = version
 
+    async def publish_engine_version(self, version: str, batch_version: str) -> None:
+        self._engine_version, self._batch_version = version, batch_version
+
     async def close(self) -> None:
         return None
 
 
 class RedisEventLog:
-    """The log in Redis: stream ``<prefix>:events``, hash ``<prefix>:jobs``, key ``<prefix>:batch_version``."""
+    """The log in Redis: stream ``<prefix>:events``, hash ``<prefix>:jobs``, keys ``<prefix>:batch_version``
+    and ``<prefix>:engine_version``."""
 
     kind = "redis"
 
@@ -115,6 +144,7 @@ class RedisEventLog:
         self._events = f"{prefix}:events"
         self._jobs = f"{prefix}:jobs"
         self._version = f"{prefix}:batch_version"
+        self._engine_version = f"{prefix}:engine_version"
 
     async def ping(self) -> None:
         """Raise ``ConnectionError`` (naming the URL) if Redis does not answer."""
@@ -132,9 +162,10 @@ class RedisEventLog:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.xrange(self._events, min=f"({cursor}", max="+", count=self.max_read)
                 pipe.get(self._version)
-                raw, version = await pipe.execute()
+                pipe.get(self._engine_version)
+                raw, version, engine_version = await pipe.execute()
         entries = [(entry_id, json.loads(fields["events"])) for entry_id, fields in raw]
-        return LogRead(entries, version)
+        return LogRead(entries, version, engine_version)
 
     async def put_job(self, job: dict[str, Any]) -> None:
         with self._unavailable():
@@ -148,6 +179,14 @@ class RedisEventLog:
     async def publish_batch_version(self, version: str) -> None:
         with self._unavailable():
             await self._redis.set(self._version, version)
+
+    async def publish_engine_version(self, version: str, batch_version: str) -> None:
+        """Both keys in one transaction: a reader never sees the engine without its batch version."""
+        with self._unavailable():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._engine_version, version)
+                pipe.set(self._version, batch_version)
+                await pipe.execute()
 
     @contextlib.contextmanager
     def _unavailable(self):

@@ -174,6 +174,11 @@ class ModelInfoResponse(BaseModel):
     trained: bool
     batch_job: BatchJob | None = None
     train_job: BatchJob | None = None
+    served_engine_version: str | None = Field(
+        None, description="the engine save (model directory `engine/sNNNNNN`) this worker serves; None: not saved")
+    engine_load_error: str | None = Field(
+        None, description="why this worker could not load the latest published engine (it serves the previous one)")
+    worker_pid: int | None = Field(None, description="the worker process that answered")
 
 
 class DemoFlowResponse(BaseModel):
@@ -219,6 +224,7 @@ class Health(BaseModel):
     shared_history: Literal["redis", "in-process"]
     events_applied: int
     pid: int
+    engine_version: str | None = Field(None, description="the engine save this worker serves (None: not saved)")
 
 
 ModelInfoResponse.model_rebuild()

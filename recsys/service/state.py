@@ -2,11 +2,25 @@
 
 Handlers run on the event loop and call the engine inline, so each engine
 call is atomic with respect to the others in this worker; the only other
-thread is a background job's, which never touches the served engine: a job
-computes (a Stage 2 artifact version, or a whole new engine) off the loop,
-and the result is installed on the loop between two requests -- the atomic
-swap. A failed job leaves the served model as it was and is reported with
+threads are a background job's and an engine load's, which never touch the
+served engine: they compute or read (a Stage 2 artifact version, a whole new
+engine) off the loop, and the result is installed on the loop between two
+requests -- the atomic swap. A failed job leaves the served model as it was and is reported with
 its error (``GET /recommendations/enhanced/jobs/{kind}``, ``model-info``).
+
+Several workers (:mod:`recsys.service.history`): a ``batch-process`` job
+publishes its artifact version, and every worker reloads it at its next
+sync. A ``train`` job saves its new engine into the model directory (before
+any live event is applied to it: a save is a trained model, the log is
+replayed onto it) and publishes the save's version; every other worker sees
+it at its next sync, loads the model directory's current save in a thread
+while it keeps answering from the served engine, replays the log onto it and
+swaps it in the same way. A failed load leaves that worker on its previous
+model and is reported in its ``model-info`` (``engine_load_error``).
+
+Every engine this state serves counts deal requests with the same
+``rate_limiter`` (the Redis one with several workers), so a swap neither
+resets nor splits a user's limit.
 """
 
 from __future__ import annotations
@@ -23,9 +37,12 @@ from typing import Any
 import pandas as pd
 
 from recsys.batch import run_batch
+from recsys.deals.rate_limit import RateLimiter
 from recsys.engine import RecommendationEngine
 from recsys.service.clock import iso
 from recsys.service.history import START, EventLog, LogRead, stream_id_key
+from recsys.service.model_store import current_version, load_current, save_engine, version_number
+from recsys.service.settle import settle_after_swap
 
 __all__ = ["JobInProgress", "ServiceState"]
 
@@ -45,10 +62,19 @@ def events_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 class ServiceState:
-    """The served engine of one worker, synchronised with the shared event log."""
+    """The served engine of one worker, synchronised with the shared event log.
+
+    ``rate_limiter``: counts the deal requests of every engine served here
+    (default: an in-process one with the engine's ``DealConfig`` limit).
+    ``model_dir``: the model directory the engine came from (``train`` jobs
+    save there, published engine versions are loaded from there); None: train
+    jobs swap their engine in this worker only. ``engine_version``: the save
+    ``engine`` was loaded from (default: the model directory's current one).
+    """
 
     def __init__(self, engine: RecommendationEngine, event_log: EventLog,
-                 clock: Callable[[], pd.Timestamp]) -> None:
+                 clock: Callable[[], pd.Timestamp], rate_limiter: RateLimiter | None = None,
+                 model_dir: str | Path | None = None, engine_version: str | None = None) -> None:
         if not hasattr(engine, "hybrid_"):
             raise ValueError("engine: the service needs a trained RecommendationEngine (train or load one first)")
         if engine.artifacts_dir is None:  # batch-process publishes versions somewhere this worker can reload from
@@ -61,13 +87,25 @@ class ServiceState:
         self.events_rejected = 0
         self.batch_version = engine.stage2_.artifacts.version
         self.product_ids = frozenset(engine.dataset_.products["product_id"].tolist())
+        self.rate_limiter = (rate_limiter if rate_limiter is not None
+                             else RateLimiter.from_config(engine.config.deals, engine.clock))
+        engine.use_rate_limiter(self.rate_limiter)
+        self.model_dir = None if model_dir is None else Path(model_dir)
+        if engine_version is None and self.model_dir is not None:
+            engine_version = current_version(self.model_dir)
+        self.engine_version = engine_version
+        self.engine_load_error: str | None = None
+        self._engine_seen = engine_version  # the newest published engine version acted upon
+        self._swapping = False  # a new engine is being replayed and installed here
+        self._engine_load: asyncio.Task | None = None
         self._tasks: dict[str, asyncio.Task] = {}
         self._sync_current: asyncio.Future | None = None
         self._sync_queued: asyncio.Future | None = None
 
     # -- the shared event log ----------------------------------------------------------
     async def sync(self) -> None:
-        """Apply every log entry appended before this call; reload a newer batch version.
+        """Apply every log entry appended before this call; reload a newer batch version;
+        start loading a newer published engine version (in the background).
 
         Single flight: concurrent requests share reads. A read already in flight may
         have started before this request arrived (and miss an entry appended just
@@ -97,8 +135,20 @@ class ServiceState:
 
     def _after_read(self, read: LogRead) -> None:
         self._apply(read)
+        if self._swapping or (self._engine_load is not None and not self._engine_load.done()):
+            return  # the engine being loaded or installed brings its own versions
+        if self._newer_engine_published(read.engine_version):
+            self._engine_seen = read.engine_version
+            self._engine_load = asyncio.get_running_loop().create_task(self._load_engine(read.engine_version))
+            return
         if read.batch_version is not None and read.batch_version != self.batch_version:
             self._reload_batch(read.batch_version)
+
+    def _newer_engine_published(self, version: str | None) -> bool:
+        """A published engine version not acted upon yet, newer than the served one (save names grow)."""
+        if version is None or version == self._engine_seen:
+            return False
+        return version_number(version) > version_number(self.engine_version)
 
     def _apply(self, read: LogRead) -> None:
         """No ``await`` in here: concurrent syncs of this worker cannot apply an entry twice."""
@@ -110,13 +160,17 @@ class ServiceState:
             self._apply_records(self.engine, entry_id, records)
             self.cursor, done = entry_id, key
 
-    def _apply_records(self, engine: RecommendationEngine, entry_id: str, records: list[dict[str, Any]]) -> None:
+    def _apply_records(self, engine: RecommendationEngine, entry_id: str, records: list[dict[str, Any]]) -> int:
+        """Apply one log entry to ``engine``; returns the events applied (0 if refused)."""
         try:
             engine.add_events(events_frame(records))
-            self.events_applied += len(records)
         except ValueError as err:  # validated before it was appended: should not happen; never poison a worker
             self.events_rejected += len(records)
             log.error("event log entry %s not applied: %s", entry_id, err)
+            return 0
+        if engine is self.engine:
+            self.events_applied += len(records)
+        return len(records)
 
     async def append_events(self, records: list[dict[str, Any]]) -> str:
         """Append validated events to the shared log and apply everything up to them here."""
@@ -175,21 +229,69 @@ class ServiceState:
         return {"version": info["version"], "as_of": info["as_of"], "run_seconds": info["run_seconds"]}
 
     async def _run_train_job(self) -> dict[str, Any]:
-        """A new engine trained in a thread on the served engine's data; the whole
-        event log replayed onto it; then it replaces the served engine (one assignment)."""
+        """A new engine trained in a thread on the served engine's data; saved into the
+        model directory (a new engine version); the whole event log replayed onto it;
+        then it replaces the served engine (one assignment) and its version is published."""
         old = self.engine
         new = RecommendationEngine(old.config, old.engine_config, old.weights, artifacts_dir=old.artifacts_dir,
                                    clock=old.clock, now=self.clock)
         info = await asyncio.to_thread(new.train, old.dataset_)
+        version = None
+        if self.model_dir is not None:  # saved before any live event is applied: the log is replayed on loads
+            version = await asyncio.to_thread(save_engine, new, self.model_dir)
+        elif self.event_log.kind != "in-process":
+            log.warning("train job: no model directory to save the new engine in; only worker %d serves it",
+                        os.getpid())
+        self._swapping = True
+        try:
+            applied = await self._install(new, version)
+            if version is not None:
+                self._engine_seen = version
+                await self.event_log.publish_engine_version(version, self.batch_version)
+        finally:
+            self._swapping = False
+        return {"trained_at": info.get("trained_at"), "fit_seconds": info.get("fit_seconds"),
+                "events_replayed": applied, "batch_version": self.batch_version, "engine_version": version}
+
+    async def _install(self, new: RecommendationEngine, version: str | None) -> int:
+        """Replay the whole event log onto ``new`` and serve it; returns the events replayed.
+        The last read and the swap happen with no ``await`` between them."""
+        new.use_rate_limiter(self.rate_limiter)
         cursor, applied = START, 0
-        while True:  # replay; the last read and the swap happen with no await between them
+        while True:
             read = await self.event_log.read_after(cursor)
             if not read.entries:
                 break
             for entry_id, records in read.entries:
-                self._apply_records(new, entry_id, records)
-                cursor, applied = entry_id, applied + len(records)
-        self.engine, self.cursor = new, cursor
+                applied += self._apply_records(new, entry_id, records)
+                cursor = entry_id
+        self.engine, self.cursor, self.events_applied = new, cursor, applied
         self.batch_version = new.stage2_.artifacts.version
-        return {"trained_at": info.get("trained_at"), "fit_seconds": info.get("fit_seconds"),
-                "events_replayed": applied, "batch_version": self.batch_version}
+        self.engine_version = version
+        settle_after_swap()
+        return applied
+
+    async def _load_engine(self, published: str) -> None:
+        """Serve the model directory's current save, announced as ``published`` by another worker:
+        loaded in a thread while requests are answered from the served engine, then installed.
+        A failure leaves the served engine and is reported (``engine_load_error``)."""
+        try:
+            if self.model_dir is None:
+                raise FileNotFoundError("this worker was started without a model directory to load it from")
+            new, loaded = await asyncio.to_thread(load_current, self.model_dir, self.clock)
+            self._swapping = True
+            try:
+                await self._install(new, loaded)
+            finally:
+                self._swapping = False
+        except Exception as err:
+            self.engine_load_error = f"engine version {published} not loaded: {type(err).__name__}: {err}"
+            log.error("%s; still serving %s", self.engine_load_error, self.engine_version)
+        else:
+            self.engine_load_error = None
+            log.info("engine version %s loaded (published %s)", loaded, published)
+
+    async def wait_engine_load(self) -> None:
+        """Wait for a load of a published engine (tests, shutdown)."""
+        if self._engine_load is not None:
+            await asyncio.gather(self._engine_load, return_exceptions=True)

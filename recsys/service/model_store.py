@@ -1,0 +1,83 @@
+"""A model directory: the saved engine the workers serve, and its versions.
+
+A model directory (``recsys train --out DIR``) holds ``engine/`` (a saved
+:class:`~recsys.engine.RecommendationEngine`: immutable saves ``sNNNNNN/``
+behind the pointer ``CURRENT``, :mod:`recsys.engine_store`) and
+``artifacts/`` (its Stage 2 artifact versions ``vNNNNNN/`` behind
+``LATEST``; ``batch-process`` publishes new ones there). The name of a save
+is the **engine version** the service publishes after a ``train`` job
+(:mod:`recsys.service.history`): save names grow with every save, so a
+larger number is a newer model. Two workers whose ``train`` jobs save at
+the same moment may both read back the later save's name; both publish it,
+every other worker loads it, and the two training workers keep their own
+engine (trained on the same data with the same configuration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from recsys import publish
+from recsys.batch import LATEST
+from recsys.engine import RecommendationEngine
+from recsys.engine_store import POINTER, EngineFormatError
+from recsys.service.clock import utc_now
+
+__all__ = ["ARTIFACTS_SUBDIR", "ENGINE_SUBDIR", "check_model_dir", "current_version", "load_current", "load_model",
+           "save_engine", "version_number"]
+
+ENGINE_SUBDIR = "engine"
+ARTIFACTS_SUBDIR = "artifacts"
+
+
+def check_model_dir(model_dir: Path) -> None:
+    """A model directory holds a saved engine (``engine/CURRENT``, engine save format 3)."""
+    if not (Path(model_dir) / ENGINE_SUBDIR / POINTER).exists():
+        raise FileNotFoundError(f"--model {model_dir}: no saved engine {ENGINE_SUBDIR}/{POINTER} "
+                                "(write one with `recsys train`)")
+
+
+def current_version(model_dir: str | Path) -> str:
+    """The name of the current engine save (``sNNNNNN``)."""
+    return publish.read_pointer(Path(model_dir) / ENGINE_SUBDIR, POINTER)
+
+
+def version_number(version: str | None) -> int:
+    """``s000012`` -> 12; -1 for None or a name that is not a save's."""
+    if not version or not version[1:].isdigit():
+        return -1
+    return int(version[1:])
+
+
+def load_model(model_dir: str | Path, clock: Callable[[], pd.Timestamp] = utc_now) -> RecommendationEngine:
+    """The engine of a model directory, serving its latest Stage 2 version; its answers'
+    ``timestamp`` and ``deal_expiry`` come from ``clock`` (pass the app the same clock)."""
+    model_dir = Path(model_dir)
+    check_model_dir(model_dir)
+    engine = RecommendationEngine.load(model_dir / ENGINE_SUBDIR, now=clock,
+                                       artifacts_dir=(model_dir / ARTIFACTS_SUBDIR).resolve())
+    latest = engine.artifacts_dir / LATEST
+    if latest.exists() and latest.read_text().strip() != engine.stage2_.artifacts.version:
+        engine.reload_batch()
+    return engine
+
+
+def load_current(model_dir: str | Path, clock: Callable[[], pd.Timestamp] = utc_now,
+                 attempts: int = 3) -> tuple[RecommendationEngine, str]:
+    """:func:`load_model` and the version it loaded (``CURRENT`` unchanged before and after the load)."""
+    for _ in range(attempts):
+        before = current_version(model_dir)
+        engine = load_model(model_dir, clock)
+        if current_version(model_dir) == before:
+            return engine, before
+    raise EngineFormatError(f"{model_dir}: the engine saves kept changing while loading; try again")
+
+
+def save_engine(engine: RecommendationEngine, model_dir: str | Path) -> str:
+    """Publish ``engine`` as the model directory's new current save; returns its version
+    (of two concurrent saves, the later one's: see the module doc)."""
+    engine.save(Path(model_dir) / ENGINE_SUBDIR)
+    return current_version(model_dir)
