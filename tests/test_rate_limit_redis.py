@@ -95,6 +95,27 @@ def test_same_answers_as_the_in_process_limiter_on_a_random_schedule(redis_url, 
     assert min(outcomes.values()) > 30, outcomes  # the schedule exercises both answers
 
 
+def test_acquire_many_answers_as_acquire_in_turn_in_one_round_trip(redis_url, clock):
+    """A batch of requests (a user may repeat): the same answers as the in-process limiter's
+    acquire calls in that order, refusals not counted."""
+    local_clock = Clock()
+    local_clock.now = clock.now
+    shared, local = limiter(redis_url, 2, 30.0, clock), RateLimiter(2, 30.0, local_clock)
+    batch = ["ann", "bob", "ann", "ann", "cid", "bob", "ann"]
+    for _ in range(2):  # the second round after the window: the same answers again
+        got, want = shared.acquire_many(batch), local.acquire_many(batch)
+        assert [r is None for r in got] == [r is None for r in want] == [True, True, True, False, True, True, False]
+        for g, w in zip(got, want, strict=True):
+            if w is not None:
+                assert g.key == w.key and g.retry_after == pytest.approx(w.retry_after)
+        clock.now += 40
+        local_clock.now += 40
+    clock.now -= 40
+    local_clock.now -= 40
+    assert shared.remaining("ann") == local.remaining("ann") == 0
+    assert shared.acquire_many([]) == []
+
+
 def test_atomic_across_clients(redis_url):
     """Eight clients (own connections) race for one user's calls: exactly `requests` get through."""
     prefix = f"test:{uuid.uuid4().hex[:8]}"

@@ -276,15 +276,9 @@ class DealGenerator:
         n_requested = self.check_num_deals(num_deals)
         as_of, season = self._when(as_of, season)
         out: list[DealResult | RateLimitExceeded | None] = [None] * len(profiles)
-        allowed = []
-        for i, profile in enumerate(profiles):
-            try:
-                if self.rate_limiter is not None:
-                    self.rate_limiter.acquire(profile.user_id)
-            except RateLimitExceeded as refused:
-                out[i] = refused
-            else:
-                allowed.append(i)
+        if self.rate_limiter is not None:
+            out = list(self.rate_limiter.acquire_many([p.user_id for p in profiles]))
+        allowed = [i for i, refused in enumerate(out) if refused is None]
         if allowed:
             sub = block if len(allowed) == len(profiles) else block.take(np.asarray(allowed))
             deals, stats = self._run([profiles[i] for i in allowed], [users[i] for i in allowed], sub, as_of, season,

@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from recsys.config import DealConfig
 from recsys.validation import check_int, check_number
@@ -63,6 +63,19 @@ class RateLimiter:
                 retry_after = self.window_seconds - (now - calls[0])
                 raise RateLimitExceeded(key, self.requests, self.window_seconds, retry_after)
             calls.append(now)
+
+    def acquire_many(self, keys: Sequence[str]) -> list[RateLimitExceeded | None]:
+        """:meth:`acquire` for each key in turn (a key may repeat): None where
+        the call was counted, the :class:`RateLimitExceeded` where it was refused."""
+        out: list[RateLimitExceeded | None] = []
+        for key in keys:
+            try:
+                self.acquire(key)
+            except RateLimitExceeded as refused:
+                out.append(refused)
+            else:
+                out.append(None)
+        return out
 
     def remaining(self, key: str) -> int:
         """Calls ``key`` may still make now."""

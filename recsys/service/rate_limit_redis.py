@@ -13,8 +13,8 @@ window leaves it), kept where every worker sees it:
 * ``PEXPIRE window`` on every accepted call, so an idle user's key vanishes
   once all its calls have left the window.
 
-The engine calls :meth:`RedisRateLimiter.acquire` synchronously inside a
-request (``DealGenerator.generate``), so the client is redis-py's sync one,
+The engine calls :meth:`RedisRateLimiter.acquire_many` synchronously inside a
+request (``DealGenerator.generate_each``: one round trip for a batch of requests), so the client is redis-py's sync one,
 with a short socket timeout and a single immediate retry; a Redis that does
 not answer raises :class:`SharedRateLimitUnavailable` (the service answers
 503), never a 500. Times come from ``clock``: wall time (``time.time``, the
@@ -29,7 +29,7 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from recsys.config import DealConfig
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
@@ -94,14 +94,27 @@ class RedisRateLimiter(RateLimiter):
 
     def acquire(self, key: str) -> None:
         """Count one call for ``key``, or raise :class:`RateLimitExceeded` (nothing counted)."""
+        (refused,) = self.acquire_many([key])
+        if refused is not None:
+            raise refused
+
+    def acquire_many(self, keys: Sequence[str]) -> list[RateLimitExceeded | None]:
+        """One call for each key, in order, in one round trip (a pipeline of the
+        script: each still atomic, so a repeated key counts twice): None where
+        counted, the :class:`RateLimitExceeded` where refused (a batch of requests)."""
         now = float(self.clock())
-        member = f"{now!r}:{os.urandom(8).hex()}"
-        args = [repr(now), repr(now - self.window_seconds), self.requests, member, self._window_ms]
+        args = [repr(now), repr(now - self.window_seconds), self.requests]
         with self._unavailable():
-            accepted, _, oldest = self._acquire(keys=[self.key(key)], args=args)
-        if not accepted:
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys:
+                member = f"{now!r}:{os.urandom(8).hex()}"
+                self._acquire(keys=[self.key(key)], args=[*args, member, self._window_ms], client=pipe)
+            replies = pipe.execute()
+        out: list[RateLimitExceeded | None] = []
+        for key, (accepted, _, oldest) in zip(keys, replies, strict=True):
             retry_after = max(0.0, float(oldest) + self.window_seconds - now)
-            raise RateLimitExceeded(key, self.requests, self.window_seconds, retry_after)
+            out.append(None if accepted else RateLimitExceeded(key, self.requests, self.window_seconds, retry_after))
+        return out
 
     def remaining(self, key: str) -> int:
         """Calls ``key`` may still make now."""
