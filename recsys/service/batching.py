@@ -16,12 +16,13 @@ the service coalesces what arrives together:
 * the flush calls ``run(key, user_ids)`` per key, at most ``max_batch`` users
   at a time (32 by default: 16 users already cost about a third per user of
   one-user calls, and larger blocks only grow the transient arrays), in
-  arrival order, and resolves each request with its own answer; an answer that is an exception (a user past the deal rate limit) is raised
-  in that request's handler only. If a whole call fails, each of its requests
-  is retried alone, so one bad request cannot fail the others.
+  arrival order, and resolves each request with its own answer; an answer
+  that is an exception (a user past the deal rate limit) is raised in that
+  request's handler only. If a whole call fails, each of its requests is
+  retried alone, so one bad request cannot fail the others.
 
 Each answer equals the one-user call's (tested in ``tests/test_engine.py``
-and ``tests/test_service.py``); the batch only changes how many users one
+and ``tests/test_service_batching.py``); the batch only changes how many users one
 pass over the arrays serves.
 """
 
