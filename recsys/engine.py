@@ -417,7 +417,7 @@ class RecommendationEngine:
         uid = self._check_user(user_id, requesting_user)
         (result,) = self.deals_many([uid], num_deals)
         if isinstance(result, RateLimitExceeded):
-            raise result
+            raise result.renewed()
         return result
 
     def deals_many(self, user_ids: Sequence[str], num_deals: int = 5) -> list[dict[str, Any] | RateLimitExceeded]:

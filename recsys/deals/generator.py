@@ -253,7 +253,7 @@ class DealGenerator:
             block = CandidateBlock.from_frame(candidates, profile.user_id)
         (result,) = self.generate_each([user], block, as_of, num_deals, season)
         if isinstance(result, RateLimitExceeded):
-            raise result
+            raise result.renewed()
         return result
 
     def generate_each(

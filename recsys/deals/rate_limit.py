@@ -31,6 +31,13 @@ class RateLimitExceeded(RuntimeError):
             f"retry in {retry_after:.1f} s"
         )
 
+    def renewed(self) -> RateLimitExceeded:
+        """The same refusal as a new exception. Raise this, not a refusal held in a
+        local variable: a raised exception's traceback holds the raising frame, whose
+        local would hold the exception back, a cycle that keeps the frames (and a
+        request's arrays) alive until a full garbage collection."""
+        return RateLimitExceeded(self.key, self.limit, self.window_seconds, self.retry_after)
+
 
 class RateLimiter:
     """At most ``requests`` calls per ``window_seconds`` per key (user id)."""
@@ -72,7 +79,9 @@ class RateLimiter:
             try:
                 self.acquire(key)
             except RateLimitExceeded as refused:
-                out.append(refused)
+                # without its traceback: kept in ``out``, a local of a frame the traceback holds, the
+                # exception would form a cycle keeping every caller's frame (a request's arrays) alive
+                out.append(refused.with_traceback(None))
             else:
                 out.append(None)
         return out

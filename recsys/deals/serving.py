@@ -70,7 +70,7 @@ class UserDeals:
         answers' ``timestamp`` (the design's format)."""
         (result,) = self.answer_many([user_id], [affinity], demand, as_of, num_deals, season)
         if isinstance(result, RateLimitExceeded):
-            raise result
+            raise result.renewed()
         return result
 
     def answer_many(self, user_ids: Sequence[str], affinities: Sequence[np.ndarray | None], demand: np.ndarray,
