@@ -14,7 +14,11 @@ saved parquet, Spark ``local[2]`` (``--master``), JVM heap
 ``--driver-memory`` (in local mode the driver's heap also runs the tasks).
 Peak memory is the largest sum of the resident set sizes of the process
 and all its children (the JVM), sampled every 0.2 s with psutil: for Spark
-that is the Python driver plus the JVM. CPU seconds (user + system of the
+that is the Python driver plus the JVM. At the peak, the split by process
+(JVM, Python driver, pyspark workers) is recorded too, each with the part
+that is not file-backed (RSS minus shared pages: the heaps, without the page
+cache of the shuffle and parquet files the JVM maps), and the peak of that
+part. CPU seconds (user + system of the
 same processes) are reported beside the wall time: on a shared machine the
 wall time depends on the other jobs, the CPU time much less. Figures are merged into
 ``reports/benchmarks/bench_spark.json`` (one key per profile and path).
@@ -42,25 +46,51 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "reports" / "benchmarks" / "bench_spark.json"
 
 
+def process_kind(proc: psutil.Process) -> str:
+    """``jvm`` (Spark's Java process), ``python worker`` (pyspark's daemon and
+    workers) or ``python driver`` (this process)."""
+    name = proc.name()
+    if name.startswith("java"):
+        return "jvm"
+    if proc.pid != os.getpid() and any("pyspark" in part for part in proc.cmdline()):
+        return "python worker"
+    return "python driver" if proc.pid == os.getpid() else name
+
+
 class PeakMemory:
-    """Largest summed RSS of this process and its descendants, and their CPU
-    seconds (user + system, last sample of each process), sampled in a thread."""
+    """Largest summed RSS of this process and its descendants; at that moment,
+    the RSS of each process kind (:func:`process_kind`) and the part of it
+    that is not file-backed (RSS minus shared: heaps and buffers, without the
+    page cache of files the process maps, e.g. Spark's shuffle blocks); the
+    peak of that anonymous part as well; and the CPU seconds (user + system,
+    last sample of each process). Sampled in a thread."""
 
     def __init__(self, interval: float = 0.2) -> None:
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self.interval, self.peak, self.peak_anonymous, self._stop = interval, 0, 0, threading.Event()
+        self.at_peak: dict[str, int] = {}
+        self.anonymous_at_peak: dict[str, int] = {}
         self._cpu: dict[int, float] = {}
+        self._kinds: dict[int, str] = {}
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> int:
         me = psutil.Process()
-        total = 0
+        rss: dict[str, int] = {}
+        anonymous: dict[str, int] = {}
         for proc in [me, *me.children(recursive=True)]:
             try:
-                total += proc.memory_info().rss
+                kind = self._kinds.get(proc.pid) or self._kinds.setdefault(proc.pid, process_kind(proc))
+                info = proc.memory_info()
+                rss[kind] = rss.get(kind, 0) + info.rss
+                anonymous[kind] = anonymous.get(kind, 0) + info.rss - getattr(info, "shared", 0)
                 times = proc.cpu_times()
                 self._cpu[proc.pid] = times.user + times.system
             except psutil.Error:
                 pass
+        total = sum(rss.values())
+        if total > self.peak:
+            self.at_peak, self.anonymous_at_peak = rss, anonymous
+        self.peak_anonymous = max(self.peak_anonymous, sum(anonymous.values()))
         return total
 
     @property
@@ -126,7 +156,10 @@ def run_spark(data: str, master: str, driver_memory: str, partitions: int, rank:
     m = artifacts.manifest
     return {"events": m["n_events"], "users": m["n_users"], "products": m["n_products"],
             "session_start_seconds": start, "job_seconds": total, "read_seconds": m["engine"]["read_seconds"],
-            "steps": m["run"]["step_seconds"], "peak_mb": peak.mb, "cpu_seconds": peak.cpu_seconds, "master": master, "driver_memory": driver_memory,
+            "steps": m["run"]["step_seconds"], "peak_mb": peak.mb, "peak_anonymous_mb": peak.peak_anonymous / 2**20,
+            "peak_by_process_mb": {k: v / 2**20 for k, v in peak.at_peak.items()},
+            "anonymous_at_peak_by_process_mb": {k: v / 2**20 for k, v in peak.anonymous_at_peak.items()},
+            "cpu_seconds": peak.cpu_seconds, "master": master, "driver_memory": driver_memory,
             "shuffle_partitions": partitions, "als_rank": rank, "als_max_iter": max_iter,
             "neighbours_max_items_per_user": max_items_per_user}
 
@@ -146,6 +179,15 @@ def record(profile: str, path: str, result: dict, how: str) -> None:
                                         f"CPU seconds (user + system) of the process tree incl. loading, {how}")
     for step, seconds in result["steps"].items():
         metrics[f"{prefix}_step_{step}_seconds"] = (round(seconds, 1), f"step {step} wall time, {how}")
+    if "peak_anonymous_mb" in result:
+        metrics[f"{prefix}_peak_anonymous_mb"] = (round(result["peak_anonymous_mb"]),
+                                                  f"peak RSS without file-backed pages (MB), {how}")
+    anonymous = result.get("anonymous_at_peak_by_process_mb", {})
+    for kind, mb in result.get("peak_by_process_mb", {}).items():
+        key = kind.replace(" ", "_")
+        metrics[f"{prefix}_peak_{key}_mb"] = (round(mb), f"RSS of the {kind} process(es) at the peak (MB), {how}")
+        metrics[f"{prefix}_peak_{key}_anonymous_mb"] = (
+            round(anonymous.get(kind, 0.0)), f"of which not file-backed (MB), {how}")
     write_benchmark_manifest("bench_spark", metrics)
 
 
@@ -206,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
               f"  ({how})")
         for step, seconds in result["steps"].items():
             print(f"    step {step:<14} {seconds:8.1f} s")
+        anonymous = result.get("anonymous_at_peak_by_process_mb", {})
+        for kind, mb in result.get("peak_by_process_mb", {}).items():
+            print(f"    at the peak: {kind:<14} {mb:8.0f} MB RSS, {anonymous.get(kind, 0):8.0f} MB not file-backed")
+        if "peak_anonymous_mb" in result:
+            print(f"    peak without file-backed pages {result['peak_anonymous_mb']:8.0f} MB")
         record(args.profile, path, result, how)
     print(f"recorded in {REPORT}")
     return 0
