@@ -1,20 +1,12 @@
-"""The service's clock and its time format."""
+"""The service's clock (its time format is :func:`recsys.serialization.iso_utc`)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["iso", "utc_now"]
+__all__ = ["utc_now"]
 
 
 def utc_now() -> pd.Timestamp:
     """The service's default clock: now, in UTC."""
     return pd.Timestamp.now(tz="UTC")
-
-
-def iso(ts: pd.Timestamp) -> str:
-    """``2024-01-15T10:30:00Z`` (naive timestamps are UTC), the design's format."""
-    ts = pd.Timestamp(ts)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -39,7 +39,7 @@ import pandas as pd
 from recsys.batch import run_batch
 from recsys.deals.rate_limit import RateLimiter
 from recsys.engine import RecommendationEngine
-from recsys.service.clock import iso
+from recsys.serialization import iso_utc
 from recsys.service.history import START, EventLog, LogRead, stream_id_key
 from recsys.service.model_store import current_version, load_current, save_engine, version_number
 from recsys.service.settle import settle_after_swap
@@ -194,7 +194,7 @@ class ServiceState:
         running = self._tasks.get(kind)
         if running is not None and not running.done():
             raise JobInProgress(f"a {kind} job is already running in this worker")
-        job = {"job_id": uuid.uuid4().hex, "kind": kind, "status": "running", "started_at": iso(self.clock()),
+        job = {"job_id": uuid.uuid4().hex, "kind": kind, "status": "running", "started_at": iso_utc(self.clock()),
                "finished_at": None, "error": None, "result": None, "worker_pid": os.getpid()}
         await self.event_log.put_job(job)
         runner = self._run_batch_job if kind == "batch-process" else self._run_train_job
@@ -214,7 +214,7 @@ class ServiceState:
         except Exception as err:
             log.error("%s job %s failed: %s: %s", job["kind"], job["job_id"], type(err).__name__, err)
             job.update(status="failed", error=f"{type(err).__name__}: {err}")
-        job["finished_at"] = iso(self.clock())
+        job["finished_at"] = iso_utc(self.clock())
         await self.event_log.put_job(job)
 
     async def _run_batch_job(self) -> dict[str, Any]:
