@@ -70,7 +70,6 @@ class PeakMemory:
         self.at_peak: dict[str, int] = {}
         self.anonymous_at_peak: dict[str, int] = {}
         self._cpu: dict[int, float] = {}
-        self._kinds: dict[int, str] = {}
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> int:
@@ -79,7 +78,7 @@ class PeakMemory:
         anonymous: dict[str, int] = {}
         for proc in [me, *me.children(recursive=True)]:
             try:
-                kind = self._kinds.get(proc.pid) or self._kinds.setdefault(proc.pid, process_kind(proc))
+                kind = process_kind(proc)  # not cached: the JVM starts as pyspark's spark-class script, then execs java
                 info = proc.memory_info()
                 rss[kind] = rss.get(kind, 0) + info.rss
                 anonymous[kind] = anonymous.get(kind, 0) + info.rss - getattr(info, "shared", 0)
