@@ -1,10 +1,13 @@
-"""Shared fixtures: small synthetic worlds, generated once per test session."""
+"""Shared fixtures: small synthetic worlds (generated once per test session), and for the service
+tests a trained model directory and a throw-away redis-server (one of each per test module)."""
 
 from __future__ import annotations
 
 import pytest
 
+from recsys.cli import main as cli_main
 from recsys.data import Dataset, generate, load_or_generate
+from recsys.service.processes import redis_server
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +20,22 @@ def small_dataset() -> Dataset:
 def ci_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     """The ``ci`` profile (seed 42), cached under a session tmp directory."""
     return load_or_generate(profile="ci", seed=42, data_dir=tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def model_dir(small_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A model directory written by ``recsys train --data`` on ``small_dataset``
+    (one per test module: service tests may train into it)."""
+    root = tmp_path_factory.mktemp("service-model")
+    small_dataset.save(root / "data")
+    assert cli_main(["train", "--data", str(root / "data"), "--out", str(root / "model")]) == 0
+    return str(root / "model")
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    """A throw-away redis-server's URL (one per test module); skips without the binary."""
+    with redis_server() as url:
+        if url is None:
+            pytest.skip("no redis-server binary: install it (apt-get install -y redis-server; `make redis`)")
+        yield url

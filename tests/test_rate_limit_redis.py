@@ -14,7 +14,6 @@ import redis
 from fake_clock import Clock
 from fastapi.testclient import TestClient
 
-from recsys.cli import main as cli_main
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.service import PREFIX, KeyStore, create_app
 from recsys.service.history import SharedStoreUnavailable
@@ -23,14 +22,6 @@ from recsys.service.rate_limit_redis import RedisRateLimiter, SharedRateLimitUna
 from recsys.service.server import load_model
 
 WALL = 1_767_225_600.0  # 2026-01-01T00:00:00Z: a wall-clock time, as in service
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    with redis_server() as url:
-        if url is None:
-            pytest.skip("no redis-server binary: install it (apt-get install -y redis-server; `make redis`)")
-        yield url
 
 
 @pytest.fixture()
@@ -188,14 +179,6 @@ def test_redis_down_raises_a_shared_store_error_not_a_rate_limit():
 
 # ---------------------------------------------------------------------------- in the service
 NOW = pd.Timestamp("2025-03-01T12:00:00Z")
-
-
-@pytest.fixture(scope="module")
-def model_dir(small_dataset, tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("limiter-model")
-    small_dataset.save(root / "data")
-    assert cli_main(["train", "--data", str(root / "data"), "--out", str(root / "model")]) == 0
-    return str(root / "model")
 
 
 def test_the_service_answers_503_not_500_when_the_limit_store_is_down(model_dir):

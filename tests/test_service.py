@@ -23,15 +23,6 @@ DEAL_FIELDS = {"product_id", "name", "category", "original_price", "deal_price",
 PROFILE_FIELDS = {"region", "age_group", "spending_tier", "price_sensitivity"}
 
 
-@pytest.fixture(scope="module")
-def model_dir(small_dataset, tmp_path_factory) -> str:
-    """A model directory written by ``recsys train --data``."""
-    root = tmp_path_factory.mktemp("service-model")
-    small_dataset.save(root / "data")
-    assert cli_main(["train", "--data", str(root / "data"), "--out", str(root / "model")]) == 0
-    return str(root / "model")
-
-
 @pytest.fixture()
 def keys() -> tuple[KeyStore, dict[str, str]]:
     store = KeyStore()

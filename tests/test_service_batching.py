@@ -8,7 +8,6 @@ import httpx
 import pandas as pd
 import pytest
 
-from recsys.cli import main as cli_main
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.service import PREFIX, KeyStore, create_app
 from recsys.service.batching import RequestBatcher
@@ -78,14 +77,6 @@ def test_max_batch_must_be_a_positive_int(max_batch) -> None:
 
 
 # ---------------------------------------------------------------------------- over HTTP
-@pytest.fixture(scope="module")
-def model_dir(small_dataset, tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("batching-model")
-    small_dataset.save(root / "data")
-    assert cli_main(["train", "--data", str(root / "data"), "--out", str(root / "model")]) == 0
-    return str(root / "model")
-
-
 def test_concurrent_http_requests_get_the_one_user_answers(model_dir, small_dataset) -> None:
     """Many concurrent full and deals requests (batched) get exactly what the engine
     answers each user alone; past the rate limit only that user's deals are refused."""

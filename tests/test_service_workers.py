@@ -17,15 +17,7 @@ import pytest
 from recsys.cli import main as cli_main
 from recsys.config import DEFAULT_CONFIG
 from recsys.service import PREFIX
-from recsys.service.processes import redis_server, serve_process
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    with redis_server() as url:
-        if url is None:
-            pytest.skip("no redis-server binary: install it (apt-get install -y redis-server; `make redis`)")
-        yield url
+from recsys.service.processes import serve_process
 
 
 @pytest.fixture(scope="module")
