@@ -559,8 +559,8 @@ class RecommendationEngine:
         configs: list[Any] = []
 
         def recsys_config(config_json: dict[str, Any]) -> RecsysConfig:
-            try:
-                configs.extend(configs_from_json(config_json))
+            try:  # replaced, not extended: read_state calls this again when a load races a save and retries
+                configs[:] = configs_from_json(config_json)
             except (KeyError, TypeError, ValueError) as err:
                 raise EngineFormatError(f"{path}: config.json does not hold valid configurations ({err})") from None
             return configs[0]

@@ -145,6 +145,26 @@ def test_a_failed_save_leaves_the_previous_one_loadable(engine, tmp_path, monkey
     assert loaded.full(user, 5, include_deals=False) == engine.full(user, 5, include_deals=False)
 
 
+def test_a_load_that_retries_after_a_racing_save_reads_the_newer_save(engine, tmp_path, monkeypatch):
+    """Deterministic form of the race below: the save being read is replaced (and pruned)
+    after its config was read; the retry reads the config again and must not mix the two."""
+    root = engine.save(tmp_path / "engine")
+    real, calls = engine_store._read_version, []
+
+    def replaced_while_read(path, recsys_config):
+        calls.append(path.name)
+        if len(calls) == 1:
+            real(path, recsys_config)  # read through, config included
+            engine.save(root)  # meanwhile a newer save is published
+            raise FileNotFoundError(path)  # as if this one was pruned under the reader
+        return real(path, recsys_config)
+
+    monkeypatch.setattr(engine_store, "_read_version", replaced_while_read)
+    loaded = RecommendationEngine.load(root)
+    assert len(calls) == 2 and calls[0] != calls[1]
+    assert loaded.data_hash_ == engine.data_hash_ and loaded.engine_config == engine.engine_config
+
+
 def test_loads_during_saves_never_see_a_corrupt_save(engine, tmp_path):
     root = engine.save(tmp_path / "engine")
     errors: list[BaseException] = []
