@@ -58,27 +58,17 @@ class UserDeals:
     user_records: Mapping[str, Mapping[str, Any]]
     similar_seed_items: int
 
-    def answer(self, user_id: str, affinity: np.ndarray | None, demand: np.ndarray, as_of: pd.Timestamp,
-               num_deals: int | None, season: str) -> dict[str, Any]:
-        """``{"deals": [...], "season": ..., "note": ...}`` for ``user_id``.
-
-        ``affinity``: the user's Stage 2 scores over the catalogue, or None
-        for a user without history (the contract's "no affinity"); an
-        unknown user (no profile) gets no deals and a note saying why.
-        Raises :class:`~recsys.deals.rate_limit.RateLimitExceeded` past the
-        per-user rate limit. ``deal_expiry`` is ISO 8601 UTC with ``Z``, as the
-        answers' ``timestamp`` (the design's format)."""
-        (result,) = self.answer_many([user_id], [affinity], demand, as_of, num_deals, season)
-        if isinstance(result, RateLimitExceeded):
-            raise result.renewed()
-        return result
-
     def answer_many(self, user_ids: Sequence[str], affinities: Sequence[np.ndarray | None], demand: np.ndarray,
                     as_of: pd.Timestamp, num_deals: int | None,
                     season: str) -> list[dict[str, Any] | RateLimitExceeded]:
-        """:meth:`answer` for several users at once (one candidate block):
-        each user's answer, or the :class:`~recsys.deals.rate_limit.RateLimitExceeded`
-        of a user past the rate limit, in the order of ``user_ids``."""
+        """``{"deals": [...], "season": ..., "note": ...}`` for each of ``user_ids``
+        (one candidate block), in their order; a user past the per-user rate limit
+        gets its :class:`~recsys.deals.rate_limit.RateLimitExceeded` instead.
+
+        ``affinities[i]``: the user's Stage 2 scores over the catalogue, or None
+        for a user without history (the contract's "no affinity"); an unknown
+        user (no profile) gets no deals and a note saying why. ``deal_expiry``
+        is ISO 8601 UTC with ``Z``, as the answers' ``timestamp`` (the design's format)."""
         out: list[dict[str, Any] | RateLimitExceeded | None] = [None] * len(user_ids)
         known = []
         for i, user_id in enumerate(user_ids):
