@@ -23,7 +23,7 @@ Steps, in process, one thread (BLAS pinned):
 
 The figures are printed and recorded in
 ``reports/benchmarks/bench_deals_<profile>.json``
-(:func:`recsys.reporting.write_benchmark_manifest`).
+(:func:`recsys.runs.reporting.write_benchmark_manifest`).
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from recsys.benchmarking import latencies_ms  # noqa: E402
 from recsys.data import load_or_generate  # noqa: E402
 from recsys.deals import DealGenerator  # noqa: E402
 from recsys.deals.audit import all_passed, audit_deals  # noqa: E402
 from recsys.deals.study import fit_deal_inputs  # noqa: E402
-from recsys.reporting import pin_threads, write_benchmark_manifest  # noqa: E402
+from recsys.runs.benchmarking import latencies_ms  # noqa: E402
+from recsys.runs.reporting import pin_threads, write_benchmark_manifest  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

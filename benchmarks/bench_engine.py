@@ -21,7 +21,7 @@ Target (issue 4): ``full()`` p99 <= 20 ms per user (the seed claims 150-300 ms).
 
 The figures are printed and recorded in
 ``reports/benchmarks/bench_engine_<profile>.json``
-(:func:`recsys.reporting.write_benchmark_manifest`), each with how it was
+(:func:`recsys.runs.reporting.write_benchmark_manifest`), each with how it was
 measured (profile, users, threads, the machine's load average).
 """
 
@@ -38,11 +38,11 @@ for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from recsys.benchmarking import latencies_ms, latency_line, peak_rss_mb  # noqa: E402
 from recsys.config import DEFAULT_CONFIG  # noqa: E402
 from recsys.data import load_or_generate  # noqa: E402
-from recsys.engine import RecommendationEngine  # noqa: E402
-from recsys.reporting import write_benchmark_manifest  # noqa: E402
+from recsys.runs.benchmarking import latencies_ms, latency_line, peak_rss_mb  # noqa: E402
+from recsys.runs.reporting import write_benchmark_manifest  # noqa: E402
+from recsys.serving.engine import RecommendationEngine  # noqa: E402
 
 TARGET_P99_MS = 20.0
 

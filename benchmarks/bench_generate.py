@@ -23,9 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from recsys.benchmarking import peak_rss_gib
 from recsys.data import PROFILES, Dataset, generate
-from recsys.reporting import write_benchmark_manifest
+from recsys.runs.benchmarking import peak_rss_gib
+from recsys.runs.reporting import write_benchmark_manifest
 
 
 def dir_size_mib(directory: Path) -> float:

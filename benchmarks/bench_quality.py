@@ -54,11 +54,11 @@ def load(data: str, profile: str, seed: int, data_dir: str) -> tuple[Dataset, tu
 
 def models(seed: int, data: str, sweep: bool) -> dict[str, Factory]:
     """Name -> factory of every compared model (the peers from ``implicit``)."""
+    from recsys.evaluation.peers.ease import EASE
+    from recsys.evaluation.peers.implicit_peers import ImplicitALS, ImplicitBPR, ImplicitConfig, ImplicitItemKNN
     from recsys.models.baselines import Popularity
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicConfig, DemographicRecommender
-    from recsys.models.ease import EASE
-    from recsys.models.implicit_peers import ImplicitALS, ImplicitBPR, ImplicitConfig, ImplicitItemKNN
     from recsys.models.knn import ItemKNN, KNNConfig
     from recsys.models.svd import PureSVD, SVDConfig
 
@@ -126,14 +126,14 @@ def evaluate(dataset: Dataset, relevant_events: tuple[str, ...], factories: dict
         from recsys.models.hybrid import HybridRecommender
         from recsys.models.knn import ItemKNN
         from recsys.models.svd import PureSVD
-        from recsys.tuning import TuningConfig, budget_note, tune
+        from recsys.research.tuning import TuningConfig, budget_note, tune
 
         start = time.perf_counter()
         result = tune(split.train, TuningConfig(budget_seconds=tune_budget, n_trials=tune_trials, seed=seed,
                                                 validation_days=test_days, relevant_events=relevant_events,
                                                 search_ease=True),
                       demographic=factories["demographic"](), weights=dataset.config.fusion)
-        from recsys.models.ease import EASE
+        from recsys.evaluation.peers.ease import EASE
 
         collaborative = EASE(result.ease) if result.ease is not None else PureSVD(result.svd)
         parts = {"knn": ItemKNN(result.knn).fit(split.train, interactions),
@@ -216,7 +216,7 @@ def main() -> None:
     table, per_user = evaluate(dataset, relevant_events, models(args.seed, args.data, args.sweep), args.k,
                                args.test_days, args.n_boot, args.seed, tune_budget=args.tune_budget,
                                tune_trials=args.tune_trials)
-    from recsys.reporting import write_benchmark_manifest
+    from recsys.runs.reporting import write_benchmark_manifest
 
     how = (f"{args.data}{'' if args.data == 'online_retail' else ' ' + args.profile} seed {args.seed}: last "
            f"{args.test_days:g} days as test, warm users, relevant = bought in the test window and not before, "

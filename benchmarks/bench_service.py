@@ -19,7 +19,7 @@ an admin (backend) token. It prints requests/s, p50/p95/p99 latency (client
 side, from send to full answer), errors (anything but 200; deal answers of
 429 are the rate limit working and counted apart) and each worker's RSS
 after the run, and records them in ``reports/benchmarks/bench_service_<profile>.json``
-(:func:`recsys.reporting.write_benchmark_manifest`).
+(:func:`recsys.runs.reporting.write_benchmark_manifest`).
 
 The load generator runs on the same 2-core machine as the server and takes
 CPU from it: the figures are a lower bound of what the server does alone.
@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.project_paths import reports_root
+from recsys.runs.project_paths import reports_root
 
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = ("realtime", "full", "deals")
@@ -302,13 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     CLIENT_LIBRARY = args.client
 
     from recsys.data.dataset import Dataset  # noqa: F401  (import cost outside the timed runs)
-    from recsys.reporting import write_benchmark_manifest
+    from recsys.runs.reporting import write_benchmark_manifest
     from recsys.service.processes import redis_server, serve_process
 
     model = ensure_model(args.profile, args.seed, Path(args.model or ROOT / "data" / "models" / args.profile))
     current = (model / "engine" / "CURRENT").read_text().strip()
     engine_manifest = (model / "engine" / current / "manifest.json").read_text()
-    from recsys.engine import RecommendationEngine
+    from recsys.serving.engine import RecommendationEngine
 
     with contextlib.redirect_stderr(io.StringIO()):
         engine = RecommendationEngine.load(model / "engine")

@@ -8,7 +8,7 @@ Usage (from the project root)::
 
 Each (profile, path) runs in its own subprocess (``--run``), so one path's
 memory never counts against the other. The in-memory path is
-:func:`recsys.batch.run_batch` on the loaded ``Dataset`` (loading is timed
+:func:`recsys.stage2.job.run_batch` on the loaded ``Dataset`` (loading is timed
 apart); the Spark path is :func:`recsys.spark.job.run_spark_batch` on the
 saved parquet, Spark ``local[2]`` (``--master``), JVM heap
 ``--driver-memory`` (in local mode the driver's heap also runs the tasks).
@@ -116,9 +116,9 @@ class PeakMemory:
 
 
 def run_memory(profile: str, seed: int, data_dir: str) -> dict:
-    from recsys.batch import run_batch
     from recsys.data import load_or_generate
-    from recsys.reporting import pin_threads
+    from recsys.runs.reporting import pin_threads
+    from recsys.stage2.job import run_batch
 
     pin_threads()
     with PeakMemory() as peak:
@@ -164,7 +164,7 @@ def run_spark(data: str, master: str, driver_memory: str, partitions: int, rank:
 
 
 def record(profile: str, path: str, result: dict, how: str) -> None:
-    from recsys.reporting import write_benchmark_manifest
+    from recsys.runs.reporting import write_benchmark_manifest
 
     metrics = {}
     if REPORT.exists():

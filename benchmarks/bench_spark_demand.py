@@ -5,7 +5,7 @@ Usage (from the project root; the xl data set from ``recsys generate --profile x
     .venv/bin/python benchmarks/bench_spark_demand.py --data data/xl-42
 
 ``recsys.spark.demand`` reduces the events to a products x weekly-periods
-panel with Spark, then fits :class:`recsys.demand.DemandModel` (scikit-learn's
+panel with Spark, then fits :class:`recsys.stage2.demand.DemandModel` (scikit-learn's
 HistGradientBoostingRegressor over per-product lag features) on the driver.
 This script times the two parts and samples the Python driver's RSS (every
 0.2 s, psutil) during each, to show which one sets the driver's peak in
@@ -58,10 +58,10 @@ def main() -> int:
     args = parser.parse_args()
 
     from recsys.config import DEFAULT_CONFIG
-    from recsys.demand import DemandConfig, DemandModel
     from recsys.spark.demand import catalogue_dataset, spark_demand_panel
     from recsys.spark.io import read_input
     from recsys.spark.session import spark_session
+    from recsys.stage2.demand import DemandConfig, DemandModel
 
     spark = spark_session(args.master, shuffle_partitions=args.shuffle_partitions, driver_memory=args.driver_memory)
     try:

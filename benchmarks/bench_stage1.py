@@ -45,12 +45,12 @@ for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from recsys.benchmarking import latencies_ms, peak_rss_mb, percentiles  # noqa: E402
 from recsys.data import load_or_generate  # noqa: E402
 from recsys.interactions import Interactions  # noqa: E402
 from recsys.models.knn import KNNConfig  # noqa: E402
 from recsys.models.realtime import RealtimeConfig, RealtimeRecommender  # noqa: E402
-from recsys.reporting import write_benchmark_manifest  # noqa: E402
+from recsys.runs.benchmarking import latencies_ms, peak_rss_mb, percentiles  # noqa: E402
+from recsys.runs.reporting import write_benchmark_manifest  # noqa: E402
 
 TARGET_P99_MS = 5.0
 TARGET_USERS_PER_S = 20_000.0

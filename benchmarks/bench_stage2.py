@@ -5,7 +5,7 @@ Usage (from the project root)::
     .venv/bin/python benchmarks/bench_stage2.py --profile thesis
     .venv/bin/python benchmarks/bench_stage2.py --profile large
 
-Runs :func:`recsys.batch.run_batch` once on the profile's data set (loaded or
+Runs :func:`recsys.stage2.job.run_batch` once on the profile's data set (loaded or
 generated through the cache; generation is not timed) into a temporary
 directory, one thread (BLAS/OpenMP pinned), and prints the wall-clock
 seconds of each step (PureSVD, segmentation, demand, seasonality) and of the
@@ -27,10 +27,11 @@ from pathlib import Path
 for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_key, "1")
 
-from recsys.batch import STEPS, load_latest, run_batch  # noqa: E402
-from recsys.benchmarking import peak_rss_mb  # noqa: E402
 from recsys.data import load_or_generate  # noqa: E402
-from recsys.reporting import pin_threads, write_benchmark_manifest  # noqa: E402
+from recsys.runs.benchmarking import peak_rss_mb  # noqa: E402
+from recsys.runs.reporting import pin_threads, write_benchmark_manifest  # noqa: E402
+from recsys.stage2.artifacts import load_latest  # noqa: E402
+from recsys.stage2.job import STEPS, run_batch  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

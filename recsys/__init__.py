@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):  # lazy: `import recsys` stays light (no scikit-learn, Surprise)
     if name == "RecommendationEngine":
-        from recsys.engine import RecommendationEngine
+        from recsys.serving.engine import RecommendationEngine
 
         return RecommendationEngine
     raise AttributeError(f"module 'recsys' has no attribute {name!r}")

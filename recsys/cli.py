@@ -66,13 +66,13 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from recsys.runner import main_run
+    from recsys.runs.runner import main_run
 
     return main_run(args)
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from recsys.batch import batch_main
+    from recsys.stage2.job import batch_main
 
     if args.engine == "spark":
         from recsys.spark.job import spark_batch_main
@@ -85,7 +85,7 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from recsys.tuning import tune_main
+    from recsys.research.tuning import tune_main
 
     return tune_main(args)
 
@@ -142,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from recsys.parameters import ParameterError
-    from recsys.runner import UsageError
+    from recsys.runs.parameters import ParameterError
+    from recsys.runs.runner import UsageError
 
     args = build_parser().parse_args(argv)
     try:

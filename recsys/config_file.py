@@ -6,7 +6,7 @@ parameter). Its top-level tables are the fields of
 :class:`~recsys.config.RecsysConfig` (``[fusion]``, ``[interactions]``,
 ``[deals]``, ``[seasons]``, ``[[regions]]``, ``[[age_groups]]``,
 ``[[spending_tiers]]``, ``categories``) plus one ``[engine]`` table holding
-the fields of :class:`~recsys.engine.EngineConfig` (``[engine.realtime]``,
+the fields of :class:`~recsys.serving.engine.EngineConfig` (``[engine.realtime]``,
 ``[engine.hybrid]``, ``[engine.batch.segmentation]`` for the number of
 segments, ...)::
 
@@ -49,11 +49,11 @@ from recsys.config import DEFAULT_CONFIG, ConfigError, RecsysConfig
 __all__ = ["ENGINE_TABLE", "ConfigFile", "dump_config_file", "from_mapping", "load_config_file", "to_mapping"]
 
 ENGINE_TABLE = "engine"
-"""The top-level table that holds :class:`~recsys.engine.EngineConfig`."""
+"""The top-level table that holds :class:`~recsys.serving.engine.EngineConfig`."""
 
 
 def _default_engine_config() -> Any:
-    from recsys.engine import EngineConfig
+    from recsys.serving.engine import EngineConfig
 
     return EngineConfig()
 
@@ -63,7 +63,7 @@ class ConfigFile:
     """What a configuration file sets: the domain tables and the engine's component settings."""
 
     recsys: RecsysConfig = DEFAULT_CONFIG
-    engine: Any = field(default_factory=_default_engine_config)  # recsys.engine.EngineConfig
+    engine: Any = field(default_factory=_default_engine_config)  # recsys.serving.engine.EngineConfig
     source: Path | None = None
 
 

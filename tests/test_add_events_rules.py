@@ -8,8 +8,8 @@ import pytest
 
 from recsys.config import DEFAULT_CONFIG
 from recsys.data.errors import DataValidationError
-from recsys.engine import RecommendationEngine
 from recsys.models.live_history import validate_events
+from recsys.serving.engine import RecommendationEngine
 
 AS_OF = pd.Timestamp("2024-06-02")
 PRODUCTS = pd.Index(["p1", "p2"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.benchmarking import latencies_ms, latency_line, peak_rss_gib, peak_rss_mb, percentiles
+from recsys.runs.benchmarking import latencies_ms, latency_line, peak_rss_gib, peak_rss_mb, percentiles
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 PACKAGE = Path(__file__).resolve().parent.parent / "recsys"
@@ -48,4 +48,4 @@ def test_no_benchmark_or_module_defines_its_own_timing_or_memory_helper() -> Non
     scripts = sorted(BENCHMARKS.glob("*.py")) + [p for p in sorted(PACKAGE.rglob("*.py")) if p.name != "benchmarking.py"]
     for script in scripts:
         defined = {node.name for node in ast.walk(ast.parse(script.read_text())) if isinstance(node, ast.FunctionDef)}
-        assert not defined & shared, f"{script.name} redefines {sorted(defined & shared)}; use recsys.benchmarking"
+        assert not defined & shared, f"{script.name} redefines {sorted(defined & shared)}; use recsys.runs.benchmarking"

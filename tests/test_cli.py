@@ -76,7 +76,7 @@ def test_notebooks_are_found_from_the_working_directory(tmp_path, monkeypatch, c
 
 
 def test_batch_command_publishes_a_loadable_version(tmp_path, capsys):
-    from recsys.batch import load_latest
+    from recsys.stage2.artifacts import load_latest
 
     assert main(["generate", "--profile", "ci", "--seed", "3", "--out", str(tmp_path / "data"), "--quiet"]) == 0
     assert main(["batch", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "batch")]) == 0

@@ -6,7 +6,7 @@ import pytest
 
 from recsys.config import DEFAULT_CONFIG, ConfigError, FusionWeights
 from recsys.config_file import ConfigFile, dump_config_file, load_config_file
-from recsys.engine import EngineConfig
+from recsys.serving.engine import EngineConfig
 
 
 def _write(tmp_path, text):

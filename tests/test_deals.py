@@ -536,7 +536,7 @@ def test_rank_percentiles_match_scipy():
 def test_study_on_real_stage2_models(small_dataset):
     from recsys.deals.audit import all_passed, audit_deals
     from recsys.deals.study import binding_rates, deals_by_season, fit_deal_inputs, type_shares
-    from recsys.demand import DemandConfig
+    from recsys.stage2.demand import DemandConfig
 
     inputs = fit_deal_inputs(small_dataset, demand_config=DemandConfig(max_iter=20))
     gen = generator()

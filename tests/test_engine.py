@@ -14,8 +14,8 @@ from recsys.config import ConfigError, DealConfig
 from recsys.deals.generator import SEED_DEAL_KEYS
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.deals.serving import ContentSimilarity
-from recsys.engine import ENGINE_FORMAT_VERSION, EngineConfig, EngineFormatError, RecommendationEngine
 from recsys.models.hybrid import STRATEGIES, HybridRecommender
+from recsys.serving.engine import ENGINE_FORMAT_VERSION, EngineConfig, EngineFormatError, RecommendationEngine
 
 SEED_REC_KEYS = {"product_id", "name", "category", "price", "score", "reason"}
 FULL_KEYS = {"user_id", "recommendations", "deals", "user_profile", "strategy", "timestamp"}
@@ -346,7 +346,7 @@ def test_svd_rebuilt_from_artifacts_equals_a_fitted_one(engine, small_dataset):
 
 
 def test_artifacts_of_other_data_are_refused(small_dataset, engine, tmp_path):
-    from recsys.batch import run_batch
+    from recsys.stage2.job import run_batch
 
     other = small_dataset.restrict_events(small_dataset.events.index % 5 != 0)
     artifacts = run_batch(other, tmp_path / "other")

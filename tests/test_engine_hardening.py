@@ -18,10 +18,10 @@ from fake_clock import Clock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import recsys.engine_store as engine_store
-from recsys.engine import ENGINE_FORMAT_VERSION, EngineFormatError, RecommendationEngine
+import recsys.serving.engine_store as engine_store
 from recsys.models.base import MAX_N
 from recsys.models.realtime import RealtimeConfig, RealtimeRecommender
+from recsys.serving.engine import ENGINE_FORMAT_VERSION, EngineFormatError, RecommendationEngine
 
 
 @pytest.fixture(scope="module")

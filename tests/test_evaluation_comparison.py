@@ -12,7 +12,7 @@ import pytest
 from recsys.config import FusionWeights
 from recsys.evaluation import comparison as C
 from recsys.evaluation.split import temporal_split, validation_split
-from recsys.reporting import DESIGN_PERFORMANCE_CLAIMS, performance_metrics_table
+from recsys.runs.reporting import DESIGN_PERFORMANCE_CLAIMS, performance_metrics_table
 
 CONFIG = C.ComparisonConfig(k=10, test_days=14, validation_days=14, n_boot=200, sweep_step=0.5, seed=3)
 
@@ -182,7 +182,7 @@ def test_performance_metrics_table(tmp_path):
 
 
 def test_user_cap_and_skipped_peer(small_dataset):
-    from recsys.models.surprise_models import SurpriseKNN, SurpriseKNNConfig
+    from recsys.evaluation.peers.surprise_models import SurpriseKNN, SurpriseKNNConfig
 
     factories = {name: spec for name, spec in C.default_factories(0).items() if name in C.HYBRID_COMPONENTS.values()}
     factories["surprise_knn"] = ("single", lambda: SurpriseKNN(SurpriseKNNConfig(max_items=1)))  # refuses to fit

@@ -10,9 +10,9 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics.pairwise import cosine_distances
 
-from recsys import statistics as bs
 from recsys.data.dataset import Dataset
 from recsys.evaluation import metrics as m
+from recsys.evaluation import statistics as bs
 from recsys.evaluation.split import temporal_split, validation_split
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from recsys.runner import discover_notebooks
+from recsys.runs.runner import discover_notebooks
 
 PROJECT = Path(__file__).resolve().parent.parent
 REFERENCE = PROJECT / "tests" / "fixtures" / "headline_metrics_ci.json"

@@ -9,10 +9,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from recsys.data.dataset import Dataset
 from recsys.data.ids import ID_REGEX, check_ids, check_user_id, is_valid_id
-from recsys.engine import RecommendationEngine
 from recsys.models.base import check_user_ids
 from recsys.service.auth import KeyStore
 from recsys.service.schemas import PRODUCT_ID_PATTERN, USER_ID_PATTERN, ProductId, UserId
+from recsys.serving.engine import RecommendationEngine
 
 BAD = ["abc\n", "", "Jane Doe", "x" * 129, "\tabc"]
 

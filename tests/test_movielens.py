@@ -141,12 +141,12 @@ def test_region_of_zip(zip_code, region):
 
 
 def test_pipeline_runs_on_the_fixture():
+    from recsys.evaluation.peers.surprise_models import SurpriseSVD, SurpriseSVDConfig
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
     from recsys.models.knn import ItemKNN
-    from recsys.models.surprise_models import SurpriseSVD, SurpriseSVDConfig
     from recsys.models.svd import PureSVD, SVDConfig
-    from recsys.segmentation import SegmentationConfig, UserSegmentation
+    from recsys.stage2.segmentation import SegmentationConfig, UserSegmentation
 
     ds = load_movielens_100k(FIXTURE)
     users = list(ds.users["user_id"][:5])

@@ -10,9 +10,9 @@ import pytest
 
 from recsys.config import ConfigError
 from recsys.evaluation import comparison as C
-from recsys.runner import aggregate_seed_metrics
+from recsys.evaluation.statistics import aggregate_seeds
+from recsys.runs.runner import aggregate_seed_metrics
 from recsys.serialization import jsonable
-from recsys.statistics import aggregate_seeds
 from recsys.validation import check_int, check_number
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from recsys.project_paths import REPORTS_ENV, reports_root
-from recsys.reporting import write_benchmark_manifest
+from recsys.runs.project_paths import REPORTS_ENV, reports_root
+from recsys.runs.reporting import write_benchmark_manifest
 
 
 def test_reports_root_is_explicit_then_env_then_the_working_directory(tmp_path, monkeypatch):

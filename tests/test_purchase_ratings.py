@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from recsys.data import Dataset
-from recsys.models.purchase_ratings import PurchaseRatingSVD, purchase_ratings, with_purchase_ratings
-from recsys.models.surprise_models import SurpriseSVDConfig
+from recsys.evaluation.peers.purchase_ratings import PurchaseRatingSVD, purchase_ratings, with_purchase_ratings
+from recsys.evaluation.peers.surprise_models import SurpriseSVDConfig
 
 T = pd.Timestamp("2024-01-01")
 

@@ -1,13 +1,13 @@
-"""The category-cap frontier (recsys.diversity) and the segmentation comparison."""
+"""The category-cap frontier (recsys.research.diversity) and the segmentation comparison."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from recsys.diversity import category_cap_frontier, where_reached
 from recsys.evaluation.split import temporal_split
-from recsys.segmentation_comparison import CANDIDATES, choose, compare_segmentations, persona_agreement_table
-from recsys.tuning import fit_hybrid_components
+from recsys.research.diversity import category_cap_frontier, where_reached
+from recsys.research.segmentation_comparison import CANDIDATES, choose, compare_segmentations, persona_agreement_table
+from recsys.research.tuning import fit_hybrid_components
 
 
 def test_frontier_trades_accuracy_for_category_diversity(small_dataset) -> None:

@@ -9,9 +9,9 @@ import scipy.sparse as sp
 
 from recsys.config import ConfigError
 from recsys.data import Dataset
+from recsys.evaluation.peers.ease import EASE, EASEConfig
+from recsys.evaluation.peers.implicit_peers import ImplicitALS, ImplicitBPR, ImplicitConfig, ImplicitItemKNN
 from recsys.interactions import Interactions, Weighting, weighted_matrix
-from recsys.models.ease import EASE, EASEConfig
-from recsys.models.implicit_peers import ImplicitALS, ImplicitBPR, ImplicitConfig, ImplicitItemKNN
 from recsys.models.knn import ItemKNN, KNNConfig
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recsys.data import Dataset
-from recsys.rfm import RFM_SEGMENTS, rfm_profile, rfm_scores, rfm_segment, segment_agreement, segment_crosstab
+from recsys.research.rfm import RFM_SEGMENTS, rfm_profile, rfm_scores, rfm_segment, segment_agreement, segment_crosstab
 
 AS_OF = pd.Timestamp("2024-03-31")
 

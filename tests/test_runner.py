@@ -9,7 +9,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from recsys.runner import (
+from recsys.runs.runner import (
     CommandLineValue,
     NotebookFailed,
     UsageError,
@@ -47,7 +47,7 @@ def _notebook(path: Path, body: str) -> Path:
 def _recording_notebook(path: Path) -> Path:
     return _notebook(
         path,
-        "from recsys.reporting import Report\n"
+        "from recsys.runs.reporting import Report\n"
         "report = Report.start('01_toy', reports_dir)\n"
         "report.metric('seed_times_extra', seed * extra, 'a toy metric')\n",
     )
@@ -101,8 +101,8 @@ def test_aggregate_ignores_non_numeric_metrics():
 
 def test_summary_keeps_the_region_na_as_text(tmp_path):
     """'NA' (North America) is a region, not a missing value, in the summary's tables."""
-    from recsys.reporting import Report
-    from recsys.runner import write_summary
+    from recsys.runs.reporting import Report
+    from recsys.runs.runner import write_summary
 
     report = Report.start("01_toy", tmp_path)
     report.table(pd.DataFrame({"region": ["EU", "NA"], "users": [3, 4]}), "regions", "users by region")
@@ -125,7 +125,7 @@ def test_command_line_values_take_the_type_of_each_notebooks_default(tmp_path):
     )
     params.metadata["tags"] = ["parameters"]
     body = nbformat.v4.new_code_cell(
-        "from recsys.reporting import Report\n"
+        "from recsys.runs.reporting import Report\n"
         "report = Report.start('01_types', reports_dir)\n"
         "report.metric('types', [type(v).__name__ for v in (ranks, ranks[0], alpha, label, flag)])\n"
         "report.metric('values', [list(ranks), alpha, label, flag])\n"
@@ -151,14 +151,14 @@ def test_a_failed_run_writes_an_honest_summary(tmp_path):
     nb_dir.mkdir()
     _recording_notebook(nb_dir / "01_toy.ipynb")
     _notebook(nb_dir / "02_later.ipynb",
-              "from recsys.reporting import Report\nreport = Report.start('02_later', reports_dir)\n"
+              "from recsys.runs.reporting import Report\nreport = Report.start('02_later', reports_dir)\n"
               "report.metric('old_result', 1.0, 'from the earlier run')\n")
     kwargs = dict(notebooks_dir=nb_dir, reports_root=tmp_path / "r", data_dir=tmp_path / "d", echo=_quiet)
     top = run_report("ci", **kwargs)
     assert "old_result" in (top / "summary.md").read_text()
 
     _notebook(nb_dir / "02_later.ipynb",
-              "from recsys.reporting import Report\nreport = Report.start('02_later', reports_dir)\n"
+              "from recsys.runs.reporting import Report\nreport = Report.start('02_later', reports_dir)\n"
               "report.metric('partial', 2.0, 'recorded before the failure')\n"
               "raise RuntimeError('the chapter broke')")
     _notebook(nb_dir / "03_after.ipynb", "x = 1")
@@ -215,7 +215,7 @@ def test_a_bad_config_file_is_refused_before_anything_runs(tmp_path):
 def test_a_declared_table_is_aggregated_across_seeds(tmp_path):
     (tmp_path / "nb").mkdir()
     _notebook(tmp_path / "nb" / "01_tab.ipynb",
-              "import pandas as pd\nfrom recsys.reporting import Report\n"
+              "import pandas as pd\nfrom recsys.runs.reporting import Report\n"
               "report = Report.start('01_tab', reports_dir)\n"
               "report.table(pd.DataFrame({'model': ['a', 'b'], 'metric': ['m', 'm'], 'mean': [seed, 2 * seed]}),\n"
               "             'scores', 'toy scores', across_seeds={'by': ['model', 'metric'], 'value': 'mean'})\n")
@@ -227,8 +227,8 @@ def test_a_declared_table_is_aggregated_across_seeds(tmp_path):
 
 
 def test_summary_tables_show_missing_values_as_empty_cells(tmp_path):
-    from recsys.reporting import Report
-    from recsys.runner import write_summary
+    from recsys.runs.reporting import Report
+    from recsys.runs.runner import write_summary
 
     report = Report.start("01_toy", tmp_path)
     report.table(pd.DataFrame({"metric": ["latency", "rate"], "measured": [float("nan"), 0.5]}), "claims", "toy")

@@ -17,8 +17,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from recsys.data import generate
-from recsys.engine import RecommendationEngine
 from recsys.service import KeyStore, create_app
+from recsys.serving.engine import RecommendationEngine
 
 EXAMPLES_PER_OPERATION = 25
 

@@ -32,22 +32,23 @@ if java_version() is None:
 
 from sklearn.metrics import adjusted_rand_score  # noqa: E402
 
-from recsys.batch import BatchConfig, load_latest, run_batch  # noqa: E402
 from recsys.data import load_or_generate  # noqa: E402
-from recsys.demand import DemandModel, demand_panel  # noqa: E402
-from recsys.engine import EngineConfig, RecommendationEngine, Stage2State  # noqa: E402
 from recsys.evaluation import ndcg_at_k, recall_at_k, temporal_split  # noqa: E402
 from recsys.interactions import Interactions  # noqa: E402
 from recsys.models.knn import ItemKNN, KNNConfig  # noqa: E402
 from recsys.models.svd import PureSVD  # noqa: E402
-from recsys.seasonality import SeasonalFactors  # noqa: E402
-from recsys.segmentation import UserSegmentation, user_feature_frame  # noqa: E402
+from recsys.serving.engine import EngineConfig, RecommendationEngine, Stage2State  # noqa: E402
 from recsys.spark import job as spark_job  # noqa: E402
 from recsys.spark.demand import spark_demand_panel  # noqa: E402
 from recsys.spark.interactions import weighted_interactions  # noqa: E402
 from recsys.spark.io import read_input  # noqa: E402
 from recsys.spark.segments import user_features  # noqa: E402
 from recsys.spark.session import spark_session  # noqa: E402
+from recsys.stage2.artifacts import load_latest  # noqa: E402
+from recsys.stage2.demand import DemandModel, demand_panel  # noqa: E402
+from recsys.stage2.job import BatchConfig, run_batch  # noqa: E402
+from recsys.stage2.seasonality import SeasonalFactors  # noqa: E402
+from recsys.stage2.segmentation import UserSegmentation, user_feature_frame  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),

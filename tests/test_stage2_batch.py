@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys import batch
-from recsys.batch import BatchConfig, batch_main, load_latest, load_version, run_batch
 from recsys.data import Dataset
-from recsys.demand import DemandConfig
 from recsys.models.svd import PureSVD, SVDConfig
-from recsys.segmentation import SegmentationConfig
+from recsys.stage2 import job as batch
+from recsys.stage2.artifacts import load_latest, load_version
+from recsys.stage2.demand import DemandConfig
+from recsys.stage2.job import BatchConfig, batch_main, run_batch
+from recsys.stage2.segmentation import SegmentationConfig
 
 FAST = BatchConfig(svd=SVDConfig(n_factors=10), segmentation=SegmentationConfig(n_init=2),
                    demand=DemandConfig(max_iter=20))
@@ -95,7 +96,7 @@ def test_killed_run_leaves_previous_artifacts_intact(small_dataset: Dataset, tmp
     script = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from recsys import batch
+        from recsys.stage2 import job as batch
         from recsys.data import Dataset
         original = batch.STEPS["demand"]
         def slow(*args):

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from recsys.data import Dataset
-from recsys.demand import DemandConfig, DemandModel, demand_panel, demand_score, forecast_errors
-from recsys.seasonality import SeasonalFactors, SeasonalityConfig
+from recsys.stage2.demand import DemandConfig, DemandModel, demand_panel, demand_score, forecast_errors
+from recsys.stage2.seasonality import SeasonalFactors, SeasonalityConfig
 
 
 @pytest.fixture(scope="module")

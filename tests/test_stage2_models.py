@@ -7,9 +7,7 @@ import pandas as pd
 import pytest
 
 from recsys.data import Dataset
-from recsys.interactions import Interactions
-from recsys.models.base import RECOMMENDATION_COLUMNS
-from recsys.models.surprise_models import (
+from recsys.evaluation.peers.surprise_models import (
     SurpriseKNN,
     SurpriseKNNConfig,
     SurpriseSVD,
@@ -18,6 +16,8 @@ from recsys.models.surprise_models import (
     review_ratings,
     split_ratings,
 )
+from recsys.interactions import Interactions
+from recsys.models.base import RECOMMENDATION_COLUMNS
 from recsys.models.svd import PureSVD, SVDConfig
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recsys.data import Dataset
-from recsys.segmentation import (
+from recsys.stage2.segmentation import (
     FEATURE_GROUPS,
     SegmentationConfig,
     UserSegmentation,

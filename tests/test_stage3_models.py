@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from recsys import Dataset
-from recsys.analysis import example_users, overlap_at_k
 from recsys.config import ConfigError, FusionWeights
 from recsys.evaluation.sweep import simplex_grid, weight_sweep
 from recsys.interactions import Interactions
@@ -27,6 +26,7 @@ from recsys.models.hybrid import (
     HybridRecommender,
     check_weights,
 )
+from recsys.research.analysis import example_users, overlap_at_k
 
 CATS = ["Electronics", "Books", "Fashion", "Travel"]
 AS_OF = pd.Timestamp("2024-01-15")

@@ -1,4 +1,4 @@
-"""Tuning on validation (recsys.tuning): never reads past the training cut; recorded in model_info; TOML out."""
+"""Tuning on validation (recsys.research.tuning): never reads past the training cut; recorded in model_info; TOML out."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from recsys.config import FusionWeights
-from recsys.engine import RecommendationEngine
 from recsys.evaluation.split import temporal_split
 from recsys.models.base import Recommender
 from recsys.models.knn import KNNConfig
 from recsys.models.svd import SVDConfig
-from recsys.tuning import TuningConfig, apply_params, start_params, tune
+from recsys.research.tuning import TuningConfig, apply_params, start_params, tune
+from recsys.serving.engine import RecommendationEngine
 
 QUICK = TuningConfig(budget_seconds=60, n_trials=3, validation_days=14, max_users=200)
 
@@ -69,8 +69,8 @@ def test_recsys_tune_writes_a_config_file(small_dataset, tmp_path) -> None:
 def test_ease_may_serve_the_collaborative_slot_outside_the_engine(small_dataset) -> None:
     import dataclasses
 
-    from recsys.models.ease import EASE, EASEConfig
-    from recsys.tuning import ease_from_params, fit_hybrid_components
+    from recsys.evaluation.peers.ease import EASE, EASEConfig
+    from recsys.research.tuning import ease_from_params, fit_hybrid_components
 
     result = tune(small_dataset, dataclasses.replace(QUICK, n_trials=4, search_ease=True))
     assert "collaborative" in result.trials.columns and result.trials["collaborative"].iloc[0] == "pure_svd"

@@ -799,7 +799,7 @@ def seasonal_boosts_from_factors(
     """Region -> season -> categories whose measured seasonal factor is at
     least ``threshold`` in cells with at least ``min_events`` events
     (``factors``: the long frame ``region, category, season, events, factor``
-    of :class:`recsys.seasonality.SeasonalFactors`), strongest first."""
+    of :class:`recsys.stage2.seasonality.SeasonalFactors`), strongest first."""
     missing = [c for c in ("region", "category", "season", "events", "factor") if c not in factors.columns]
     if missing:
         raise ValueError(f"factors lacks column(s) {missing}; expected SeasonalFactors.factors_")

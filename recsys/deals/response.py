@@ -24,7 +24,7 @@ generator chose), so policies differ only in the discount. Expected values
 are reported (no Bernoulli draws): per user, ``conversions = sum p``,
 ``revenue = sum p * deal_price``, ``margin = sum p * (deal_price - cost)``.
 Intervals are percentile bootstrap intervals over users
-(:mod:`recsys.statistics`); they carry the between-user variation
+(:mod:`recsys.evaluation.statistics`); they carry the between-user variation
 of the simulated expectations, not uncertainty in the model's parameters
 (for that, vary the parameters: :func:`parameter_sweep`).
 """
@@ -40,7 +40,7 @@ import pandas as pd
 
 from recsys.config import DEFAULT_CONFIG, RecsysConfig
 from recsys.deals.guardrails import guard_arrays
-from recsys.statistics import bootstrap_ci, paired_bootstrap
+from recsys.evaluation.statistics import bootstrap_ci, paired_bootstrap
 from recsys.validation import check_numbers
 
 __all__ = [

@@ -7,7 +7,7 @@ every user, deals under several calendars, and the summary tables.
 
 * affinity: :class:`~recsys.models.svd.PureSVD` scores ``(U_k S_k)_u . (V_k)_i``;
   NaN for users without any interaction (no Stage 2 evidence);
-* demand score: :class:`~recsys.demand.DemandModel` (0..100);
+* demand score: :class:`~recsys.stage2.demand.DemandModel` (0..100);
 * similarity to viewed: content (TF-IDF) cosine of each product with the
   user's ``top_k`` most viewed products (:class:`~recsys.models.content.ContentRecommender`).
 """
@@ -24,10 +24,10 @@ from recsys.config import SEASONS
 from recsys.data.dataset import Dataset
 from recsys.deals.candidates import DEAL_TYPES, CandidateBlock, CandidateBuilder
 from recsys.deals.generator import DealBatch, DealGenerator
-from recsys.demand import DemandConfig, DemandModel
 from recsys.interactions import Interactions
 from recsys.models.content import ContentConfig, ContentRecommender
 from recsys.models.svd import PureSVD, SVDConfig
+from recsys.stage2.demand import DemandConfig, DemandModel
 
 __all__ = ["ContentRowSimilarity", "DealInputs", "binding_rates", "deals_by_season", "fit_deal_inputs", "type_shares"]
 

@@ -2,7 +2,7 @@
 
 - :mod:`recsys.evaluation.split`: temporal hold-out, relevance rules, cold-start users, validation window.
 - :mod:`recsys.evaluation.metrics`: precision/recall/NDCG/MAP/hit rate@k, coverage, diversity, novelty.
-- :mod:`recsys.statistics` (re-exported here): percentile bootstrap over users, paired differences.
+- :mod:`recsys.evaluation.statistics` (re-exported here): percentile bootstrap over users, paired differences.
 - :mod:`recsys.evaluation.comparison`: every model under one protocol, weight sweep, multi-seed
   aggregation, the design's "Performance Metrics" table.
 """
@@ -29,7 +29,7 @@ from recsys.evaluation.metrics import (
     seed_diversity_percent,
 )
 from recsys.evaluation.split import TemporalSplit, temporal_split, validation_split
-from recsys.statistics import (
+from recsys.evaluation.statistics import (
     Interval,
     PairedDifference,
     bootstrap_ci,

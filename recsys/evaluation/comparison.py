@@ -13,7 +13,7 @@ Protocol (:func:`run_comparison`)
        :class:`~recsys.models.content.ContentRecommender` fitted on the
        training data) and novelty (popularity among training users); per model
        catalog coverage@k. Means with 95% percentile bootstrap intervals over
-       users (:mod:`recsys.statistics`); coverage, a statistic of
+       users (:mod:`recsys.evaluation.statistics`); coverage, a statistic of
        the whole set of lists that resampling biases downwards, gets none
        (its spread shows across seeds).
     4. The hybrid is scored at the design's weights (40/30/20/10), with each
@@ -50,10 +50,10 @@ from recsys.config import FusionWeights
 from recsys.data.dataset import Dataset
 from recsys.evaluation import metrics as M
 from recsys.evaluation.split import DEFAULT_RELEVANT_EVENTS, TemporalSplit, temporal_split, validation_split
+from recsys.evaluation.statistics import aggregate_seeds, bootstrap_table, paired_bootstrap
 from recsys.evaluation.sweep import hybrid_of, simplex_grid, weight_sweep
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender
-from recsys.statistics import aggregate_seeds, bootstrap_table, paired_bootstrap
 from recsys.validation import ConfigError, check_ints, check_number, check_numbers
 
 __all__ = [
@@ -133,11 +133,11 @@ def default_factories(seed: int = 42) -> dict[str, tuple[str, ModelFactory]]:
     Random and popularity baselines; each hybrid strategy alone (item k-NN,
     PureSVD, content, demographic); Surprise's SVD (ranked by predicted
     rating) and KNNBasic as peers. Seeded models get ``seed``."""
+    from recsys.evaluation.peers.surprise_models import SurpriseKNN, SurpriseSVD, SurpriseSVDConfig
     from recsys.models.baselines import Popularity, RandomRecommender
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
     from recsys.models.knn import ItemKNN
-    from recsys.models.surprise_models import SurpriseKNN, SurpriseSVD, SurpriseSVDConfig
     from recsys.models.svd import PureSVD, SVDConfig
 
     return {
@@ -273,7 +273,7 @@ def paired_differences(
     n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
 ) -> pd.DataFrame:
     """``reference, other, metric, difference, ci_low, ci_high, p_value, verdict, n_users``
-    from :func:`~recsys.statistics.paired_bootstrap` (difference = reference - other)."""
+    from :func:`~recsys.evaluation.statistics.paired_bootstrap` (difference = reference - other)."""
     if reference not in per_user:
         raise ValueError(f"unknown reference model {reference!r}; known: {list(per_user)}")
     missing = [o for o in others if o not in per_user]

@@ -20,7 +20,7 @@ Notation: ``L_u`` the top-k list of user ``u``, ``R_u`` its relevant set,
 
 Each ``<metric>`` returns the mean of ``<metric>_per_user``, which returns a
 ``pd.Series`` indexed by user (sorted) for bootstrap intervals
-(:mod:`recsys.statistics`).
+(:mod:`recsys.evaluation.statistics`).
 
 Bad input (missing columns, nulls, a user listing the same item twice or the
 same rank twice, non-positive ``k``, unknown items) raises ``ValueError``

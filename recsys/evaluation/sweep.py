@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys.analysis import overlap_at_k
 from recsys.config import FusionWeights
 from recsys.models.base import Recommender
 from recsys.models.hybrid import STRATEGIES, HybridConfig, HybridRecommender
+from recsys.research.analysis import overlap_at_k
 
 __all__ = ["hybrid_of", "simplex_grid", "weight_sweep"]
 

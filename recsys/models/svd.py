@@ -6,7 +6,7 @@ time-decayed implicit matrix ``R`` (users x products, see
 and scores ``r_hat_u = r_u V_k V_k^T = (U_k S_k)_u V_k^T``. Missing entries
 count as zeros, which is what makes it a good top-N ranker on implicit data.
 ``affinity`` exposes these scores to the deals ("high affinity, not yet bought").
-The Surprise rating models live in :mod:`recsys.models.surprise_models`.
+The Surprise rating models live in :mod:`recsys.evaluation.peers.surprise_models`.
 """
 
 from __future__ import annotations

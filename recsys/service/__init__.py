@@ -1,4 +1,4 @@
-"""The HTTP recommendation service (FastAPI on uvicorn) around :class:`recsys.engine.RecommendationEngine`.
+"""The HTTP recommendation service (FastAPI on uvicorn) around :class:`recsys.serving.engine.RecommendationEngine`.
 
 See :mod:`recsys.service.app` for the paths and who may call them.
 """

@@ -52,7 +52,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
-from recsys.engine import RecommendationEngine
 from recsys.service.auth import KeyStore, Principal
 from recsys.service.batching import RequestBatcher
 from recsys.service.clock import utc_now
@@ -77,6 +76,7 @@ from recsys.service.schemas import (
     SegmentsResponse,
 )
 from recsys.service.state import JobInProgress, ServiceState
+from recsys.serving.engine import RecommendationEngine
 
 __all__ = ["PREFIX", "create_app", "utc_now"]
 

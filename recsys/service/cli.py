@@ -29,8 +29,8 @@ def _train(args: argparse.Namespace) -> int:
     import time
 
     from recsys.data.dataset import Dataset
-    from recsys.engine import RecommendationEngine
     from recsys.service.server import ARTIFACTS_SUBDIR, ENGINE_SUBDIR
+    from recsys.serving.engine import RecommendationEngine
 
     out = Path(args.out)
     if args.data:

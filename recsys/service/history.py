@@ -16,7 +16,7 @@ new entries:
 * the **batch version** (``batch-process``): the Stage 2 artifact version
   every worker reloads;
 * the **engine version** (``train``): the name of the engine save
-  (``sNNNNNN``, :mod:`recsys.engine_store`) the training worker wrote into
+  (``sNNNNNN``, :mod:`recsys.serving.engine_store`) the training worker wrote into
   the model directory, published together with its batch version. A worker
   that serves another one loads the model directory's current save in a
   thread, replays the log onto it and swaps it in.

@@ -1,8 +1,8 @@
 """A model directory: the saved engine the workers serve, and its versions.
 
 A model directory (``recsys train --out DIR``) holds ``engine/`` (a saved
-:class:`~recsys.engine.RecommendationEngine`: immutable saves ``sNNNNNN/``
-behind the pointer ``CURRENT``, :mod:`recsys.engine_store`) and
+:class:`~recsys.serving.engine.RecommendationEngine`: immutable saves ``sNNNNNN/``
+behind the pointer ``CURRENT``, :mod:`recsys.serving.engine_store`) and
 ``artifacts/`` (its Stage 2 artifact versions ``vNNNNNN/`` behind
 ``LATEST``; ``batch-process`` publishes new ones there). The name of a save
 is the **engine version** the service publishes after a ``train`` job
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys import publish
-from recsys.batch import LATEST
-from recsys.engine import RecommendationEngine
-from recsys.engine_store import POINTER, EngineFormatError
 from recsys.service.clock import utc_now
+from recsys.serving.engine import RecommendationEngine
+from recsys.serving.engine_store import POINTER, EngineFormatError
+from recsys.stage2 import publish
+from recsys.stage2.artifacts import LATEST
 
 __all__ = ["ARTIFACTS_SUBDIR", "ENGINE_SUBDIR", "check_model_dir", "current_version", "load_current", "load_model",
            "save_engine", "version_number"]

@@ -1,7 +1,7 @@
 """Run the service: load a model directory, build the app, hand it to uvicorn.
 
 A model directory (``recsys train --out DIR``, :mod:`recsys.service.model_store`)
-holds ``engine/`` (a saved :class:`~recsys.engine.RecommendationEngine`; a
+holds ``engine/`` (a saved :class:`~recsys.serving.engine.RecommendationEngine`; a
 ``train`` job saves its new engine there) and ``artifacts/`` (its Stage 2
 artifact versions; ``batch-process`` publishes new ones there); a restart
 serves the latest of both. ``recsys serve`` passes its options to the workers

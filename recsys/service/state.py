@@ -36,13 +36,13 @@ from typing import Any
 
 import pandas as pd
 
-from recsys.batch import run_batch
 from recsys.deals.rate_limit import RateLimiter
-from recsys.engine import RecommendationEngine
 from recsys.serialization import iso_utc
 from recsys.service.history import START, EventLog, LogRead, stream_id_key
 from recsys.service.model_store import current_version, load_current, save_engine, version_number
 from recsys.service.settle import settle_after_swap
+from recsys.serving.engine import RecommendationEngine
+from recsys.stage2.job import run_batch
 
 __all__ = ["JobInProgress", "ServiceState"]
 

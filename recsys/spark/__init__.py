@@ -1,4 +1,4 @@
-"""Stage 2 on Apache Spark: the same artifacts as :mod:`recsys.batch`, computed by Spark.
+"""Stage 2 on Apache Spark: the same artifacts as :mod:`recsys.stage2.job`, computed by Spark.
 
 One module per job, in data-flow order:
 
@@ -11,7 +11,7 @@ One module per job, in data-flow order:
 ``segments``           user features, MLlib K-Means, the segment summary
 ``demand``             per-product weekly demand panel by Spark; the regressor on the driver
 ``seasonality``        region x category x season event counts; the factors
-``job``                ``run_spark_batch``: every step, published by :func:`recsys.batch.publish_version`
+``job``                ``run_spark_batch``: every step, published by :func:`recsys.stage2.artifacts.publish_version`
 =====================  ============================================================
 
 pyspark is an optional dependency (``pip install recsys[spark]``); import

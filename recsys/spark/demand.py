@@ -1,11 +1,11 @@
 """Demand with Spark: the per-product weekly panel aggregated by Spark, the regressor on the driver.
 
-The panel is :func:`recsys.demand.demand_panel`'s: periods of
+The panel is :func:`recsys.stage2.demand.demand_panel`'s: periods of
 ``period_days`` counted back from ``as_of`` (``back = floor(age_days /
 period_days)``, complete periods only), per product and period the
 purchased quantity and the view / favorite / cart counts. Spark reduces the
 events to at most ``n_products x n_periods`` rows; the driver then fits
-:class:`recsys.demand.DemandModel` on that panel unchanged (a gradient
+:class:`recsys.stage2.demand.DemandModel` on that panel unchanged (a gradient
 boosting model over per-product features: small enough for one machine).
 """
 
@@ -16,14 +16,14 @@ import pandas as pd
 
 from recsys.config import RecsysConfig
 from recsys.data.dataset import CANONICAL_DTYPE, SCHEMA, Dataset
-from recsys.demand import LEADING_EVENTS, DemandConfig, DemandModel, DemandPanel
 from recsys.spark.io import SparkInput
+from recsys.stage2.demand import LEADING_EVENTS, DemandConfig, DemandModel, DemandPanel
 
 __all__ = ["catalogue_dataset", "fit_demand", "spark_demand_panel"]
 
 
 def spark_demand_panel(data: SparkInput, product_ids: pd.Index, period_days: int) -> DemandPanel:
-    """The :class:`~recsys.demand.DemandPanel` of the events, aggregated by Spark."""
+    """The :class:`~recsys.stage2.demand.DemandPanel` of the events, aggregated by Spark."""
     from pyspark.sql import functions as F
 
     first = data.events.agg(F.min("ts_ns")).first()[0]

@@ -12,8 +12,8 @@ seasonality     Spark counts -> ``seasonal_factors``
 ==============  =================================================================
 
 Every file has the name, columns and row order (users / products in file
-order) of :func:`recsys.batch.run_batch`'s, plus ``item_neighbours.parquet``;
-:func:`recsys.batch.publish_version` writes them into a private temporary
+order) of :func:`recsys.stage2.job.run_batch`'s, plus ``item_neighbours.parquet``;
+:func:`recsys.stage2.artifacts.publish_version` writes them into a private temporary
 directory, fsyncs, writes the manifest last and renames the version into
 place, so an interrupted job leaves ``LATEST`` and every published version
 intact. Large frames reach the driver in blocks of ``block_rows`` rows
@@ -38,7 +38,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recsys.batch import BatchArtifacts, BatchConfig, publish_version
 from recsys.config import DEFAULT_CONFIG, RecsysConfig
 from recsys.models.svd import SVDConfig
 from recsys.spark.collaborative import ALSConfig, fit_als, score_singular_values
@@ -49,6 +48,8 @@ from recsys.spark.neighbours import NeighbourConfig, item_neighbours
 from recsys.spark.seasonality import seasonal_factors
 from recsys.spark.segments import fit_segments
 from recsys.spark.session import spark_session
+from recsys.stage2.artifacts import BatchArtifacts, publish_version
+from recsys.stage2.job import BatchConfig
 
 __all__ = ["SPARK_STEPS", "SparkBatchConfig", "run_spark_batch", "spark_batch_main"]
 

@@ -1,5 +1,5 @@
 """Seasonal factors with Spark: the event counts per (region, category, season) by Spark,
-the factors of :mod:`recsys.seasonality` from those counts on the driver (a
+the factors of :mod:`recsys.stage2.seasonality` from those counts on the driver (a
 few hundred cells): ``share = (n + alpha) / (n_season + alpha C)``,
 ``factor = share / mean over observed seasons of share``.
 """
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from recsys.config import SEASONS, RecsysConfig
-from recsys.seasonality import SeasonalFactors, SeasonalityConfig
 from recsys.spark.io import SparkInput
+from recsys.stage2.seasonality import SeasonalFactors, SeasonalityConfig
 
 __all__ = ["season_column", "seasonal_factors"]
 
@@ -30,7 +30,7 @@ def season_column(config: RecsysConfig) -> Any:
 
 
 def seasonal_factors(data: SparkInput, config: RecsysConfig, seasonality: SeasonalityConfig) -> SeasonalFactors:
-    """A fitted :class:`~recsys.seasonality.SeasonalFactors` (``factors_``;
+    """A fitted :class:`~recsys.stage2.seasonality.SeasonalFactors` (``factors_``;
     ``compare_with_prior`` works on it) from Spark-aggregated counts."""
     from pyspark.sql import functions as F
 

@@ -1,4 +1,4 @@
-"""User features and K-Means segments with Spark (the features of :mod:`recsys.segmentation`).
+"""User features and K-Means segments with Spark (the features of :mod:`recsys.stage2.segmentation`).
 
 Per user: age, one-hot region, ``log1p`` events and distinct sessions,
 ordinal spending tier, event-type shares, category shares and price
@@ -7,7 +7,7 @@ median (exact ``percentile``); z-scored with the population standard
 deviation (as ``StandardScaler``; a constant column keeps scale 1) and the
 same group weights; then MLlib K-Means (k-means|| initialisation, fixed
 seed) and segments renumbered by decreasing size. The summary is the one
-:meth:`recsys.segmentation.UserSegmentation.summary` returns, from Spark
+:meth:`recsys.stage2.segmentation.UserSegmentation.summary` returns, from Spark
 aggregates per segment. The silhouette is scikit-learn's on a fixed sample
 of ``silhouette_sample`` users (by a seeded hash of the user id).
 
@@ -28,7 +28,13 @@ import pandas as pd
 from sklearn.metrics import silhouette_score
 
 from recsys.config import EVENT_TYPES, RecsysConfig
-from recsys.segmentation import FEATURE_GROUPS, SegmentationConfig, UserSegmentation, dominant_value, relabel_by_size
+from recsys.stage2.segmentation import (
+    FEATURE_GROUPS,
+    SegmentationConfig,
+    UserSegmentation,
+    dominant_value,
+    relabel_by_size,
+)
 
 __all__ = ["SparkSegments", "fit_segments", "user_features"]
 

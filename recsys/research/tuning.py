@@ -185,7 +185,7 @@ def apply_params(params: Mapping[str, Any], knn: KNNConfig, svd: SVDConfig,
 
 def ease_from_params(params: Mapping[str, Any]) -> Any:
     """The EASE settings of a trial whose collaborative slot is EASE, else None."""
-    from recsys.models.ease import EASEConfig
+    from recsys.evaluation.peers.ease import EASEConfig
 
     if params.get("collaborative") != "ease":
         return None
@@ -243,7 +243,7 @@ class _Validation:
 
     def component(self, kind: str, config: Any) -> Any:
         from recsys.evaluation.comparison import PrecomputedScores
-        from recsys.models.ease import EASE
+        from recsys.evaluation.peers.ease import EASE
         from recsys.models.knn import ItemKNN
         from recsys.models.svd import PureSVD
 
@@ -414,7 +414,7 @@ def _toml_table(value: Any) -> Any:
 def tuned_document(result: TuningResult) -> dict[str, Any]:
     """The tuned settings as a configuration document: ``[fusion]`` (the
     :class:`~recsys.config.RecsysConfig` table) and ``[engine.realtime.knn]``,
-    ``[engine.batch.svd]`` (:class:`~recsys.engine.EngineConfig` fields by
+    ``[engine.batch.svd]`` (:class:`~recsys.serving.engine.EngineConfig` fields by
     name), plus a ``[tuning]`` table recording the search (ignored by loaders
     that read configuration only)."""
     info = result.info()
@@ -442,7 +442,7 @@ def tune_main(args: Any) -> int:
     from pathlib import Path
 
     from recsys.data.dataset import Dataset as _Dataset
-    from recsys.engine import RecommendationEngine
+    from recsys.serving.engine import RecommendationEngine
 
     dataset = _Dataset.load(Path(args.data))
     engine = RecommendationEngine(dataset.config)
@@ -462,10 +462,10 @@ def fit_hybrid_components(train: Dataset, knn: KNNConfig | None = None, svd: SVD
     """The four hybrid strategies fitted on ``train`` with the given settings
     (defaults: the configured ones; ``content``/``demographic``: unfitted
     models, or already fitted ones, which are used as they are; ``ease``: an
-    :class:`~recsys.models.ease.EASEConfig` serves the collaborative slot instead of PureSVD)."""
+    :class:`~recsys.evaluation.peers.ease.EASEConfig` serves the collaborative slot instead of PureSVD)."""
+    from recsys.evaluation.peers.ease import EASE
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
-    from recsys.models.ease import EASE
     from recsys.models.knn import ItemKNN
     from recsys.models.svd import PureSVD
 

@@ -15,7 +15,7 @@ response:
 ``segments()``          the 8 segments and clustering info [GET /segments]
 ``demo_flow(u)``        one user through every stage [GET /demo-flow]
 ``recommend(...)``      many users at once, any strategy by name (evaluation)
-``save`` / ``load``     versioned saves without pickle (:mod:`recsys.engine_store`)
+``save`` / ``load``     versioned saves without pickle (:mod:`recsys.serving.engine_store`)
 =====================  ==========================================================
 
 Models are shared, never refitted twice: the Stage 1 real-time recommender's
@@ -23,8 +23,8 @@ item k-NN and demographic models are the hybrid's ``knn`` and
 ``demographic`` strategies; Stage 2's PureSVD is its ``svd`` strategy and
 gives the deals their affinities; the content model gives "similar to viewed".
 
-Stage 2 runs as the batch job of :mod:`recsys.batch` (``train`` and
-``batch_process`` call :func:`~recsys.batch.run_batch`); the engine serves
+Stage 2 runs as the batch job of :mod:`recsys.stage2.job` (``train`` and
+``batch_process`` call :func:`~recsys.stage2.job.run_batch`); the engine serves
 from the artifact set it published (into ``artifacts_dir``, or a temporary
 directory), and :meth:`RecommendationEngine.reload_batch` picks up the latest
 complete version written by an external ``recsys batch`` run. Artifacts of
@@ -73,8 +73,6 @@ import numpy as np
 import pandas as pd
 
 import recsys
-from recsys.batch import BatchArtifacts, load_latest, run_batch
-from recsys.catalogue import Catalogue
 from recsys.config import DEFAULT_CONFIG, FusionWeights, RecsysConfig
 from recsys.data.dataset import Dataset
 from recsys.data.ids import check_user_id
@@ -82,8 +80,6 @@ from recsys.deals.candidates import CandidateBuilder
 from recsys.deals.generator import DealGenerator
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.deals.serving import ContentSimilarity, UserDeals
-from recsys.engine_config import EngineConfig, configs_from_json, configs_to_json
-from recsys.engine_store import ENGINE_FORMAT_VERSION, EngineFormatError, read_state, write_state
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n
 from recsys.models.content import ContentRecommender
@@ -91,7 +87,12 @@ from recsys.models.hybrid import STRATEGIES, HybridRecommender, check_weights
 from recsys.models.live_history import LiveHistory
 from recsys.models.realtime import RealtimeRecommender
 from recsys.serialization import iso_utc, jsonable
-from recsys.stage2_state import Stage2State
+from recsys.serving.catalogue import Catalogue
+from recsys.serving.engine_config import EngineConfig, configs_from_json, configs_to_json
+from recsys.serving.engine_store import ENGINE_FORMAT_VERSION, EngineFormatError, read_state, write_state
+from recsys.serving.stage2_state import Stage2State
+from recsys.stage2.artifacts import BatchArtifacts, load_latest
+from recsys.stage2.job import run_batch
 
 __all__ = ["ENGINE_FORMAT_VERSION", "EngineConfig", "EngineFormatError", "RecommendationEngine", "Stage2State",
            "jsonable"]
@@ -164,8 +165,8 @@ class RecommendationEngine:
     def train(self, dataset: Dataset, tune: bool = False, tuning: Any = None) -> dict[str, Any]:
         """Fit every stage on ``dataset`` [POST /train]; returns :meth:`model_info`.
         ``tune=True``: first search the k-NN, PureSVD and fusion settings on a
-        validation window cut from ``dataset`` itself (:func:`recsys.tuning.tune_engine`;
-        ``tuning``: a :class:`recsys.tuning.TuningConfig`)."""
+        validation window cut from ``dataset`` itself (:func:`recsys.research.tuning.tune_engine`;
+        ``tuning``: a :class:`recsys.research.tuning.TuningConfig`)."""
         if not isinstance(dataset, Dataset):
             raise TypeError(f"train expects a recsys Dataset, got {type(dataset).__name__}")
         if dataset.config != self.config:
@@ -177,7 +178,7 @@ class RecommendationEngine:
                 f"{len(dataset.events)} events)"
             )
         if tune:
-            from recsys.tuning import tune_engine
+            from recsys.research.tuning import tune_engine
 
             tune_engine(self, dataset, tuning)
         with self._lock:
@@ -208,7 +209,7 @@ class RecommendationEngine:
                                      self._deal_generator, records, cfg.similar_seed_items)
 
     def _run_batch(self) -> BatchArtifacts:
-        """Run the Stage 2 job (:func:`recsys.batch.run_batch`): into
+        """Run the Stage 2 job (:func:`recsys.stage2.job.run_batch`): into
         ``artifacts_dir`` as a new published version, or, without one, into a
         temporary directory that is removed once the artifacts are in memory."""
         if self.artifacts_dir is not None:
@@ -538,7 +539,7 @@ class RecommendationEngine:
     def save(self, path: str | Path) -> Path:
         """Publish a save under directory ``path`` (a new version, switched
         atomically; the previous save stays loadable if this one fails).
-        No pickle: see :mod:`recsys.engine_store` for the layout."""
+        No pickle: see :mod:`recsys.serving.engine_store` for the layout."""
         self._check_trained()
         fit = getattr(self, "fit_seconds_", None)
         info = {"recsys_version": recsys.__version__, "data_hash": self.data_hash_, "as_of": self._timestamp,

@@ -2,7 +2,7 @@
 
 Candidates (all with ``n_clusters`` segments, users in ``dataset.users`` order):
 
-* ``kmeans_features``: the Stage 2 model (:class:`~recsys.segmentation.UserSegmentation`):
+* ``kmeans_features``: the Stage 2 model (:class:`~recsys.stage2.segmentation.UserSegmentation`):
   K-Means on the standardized demographic and behaviour features;
 * ``gmm_features``: a Gaussian mixture (diagonal covariances) on the same features;
 * ``kmeans_svd``: K-Means on behaviour embeddings, the PureSVD user factors
@@ -34,7 +34,7 @@ from sklearn.mixture import GaussianMixture
 
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
-from recsys.segmentation import SegmentationConfig, UserSegmentation, persona_agreement
+from recsys.stage2.segmentation import SegmentationConfig, UserSegmentation, persona_agreement
 
 __all__ = ["CANDIDATES", "SegmentationComparison", "choose", "compare_segmentations", "persona_agreement_table"]
 

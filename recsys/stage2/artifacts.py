@@ -1,7 +1,4 @@
-"""Stage 2 as a job: recompute every batch artifact and publish it atomically.
-
-``run_batch(dataset, out_dir)`` fits PureSVD, the user segmentation, the
-demand model and the seasonal factors, and writes them as one *version*:
+"""The Stage 2 artifact format: one immutable version directory per batch run.
 
     out_dir/
       v000001/            a complete, immutable artifact set
@@ -12,76 +9,70 @@ demand model and the seasonal factors, and writes them as one *version*:
       v000002/
       LATEST              the name of the newest complete version
 
-Publication protocol: everything is written into a private temporary
-directory ``out_dir/.tmp-<pid>-<random>``, files fsynced, the manifest
-written last; the directory is then renamed to its version name (atomic on
-POSIX) and ``LATEST`` is replaced atomically (write ``LATEST.tmp``, fsync,
-``os.replace``). A run that fails or is killed at any point leaves
-``LATEST`` and every published version untouched; its temporary directory
-is removed (on an exception) or swept by the next run (when killed).
-:func:`load_latest` reads the version ``LATEST`` names and checks every
-file against the manifest's sha256. The artifact files are byte-identical
-for the same data and configuration; only ``manifest.json`` carries the
-wall-clock time and duration of the run.
+Written by both jobs, the in-memory one (:mod:`recsys.stage2.job`) and the Spark one
+(:mod:`recsys.spark.job`), through :func:`publish_version`; read by :func:`load_version`, which
+checks every file's sha256 against the manifest and every table's columns against
+:data:`ARTIFACT_COLUMNS`, so a job that writes the wrong shape is refused by name.
+
+Publication protocol (:mod:`recsys.stage2.publish`): everything is written into a private
+temporary directory ``out_dir/.tmp-<pid>-<random>``, files fsynced, the manifest written last; the
+directory is then renamed to its version name (atomic on POSIX) and ``LATEST`` is replaced
+atomically. A run that fails or is killed at any point leaves ``LATEST`` and every published
+version untouched; its temporary directory is removed (on an exception) or swept by the next run
+(when killed). The artifact files are byte-identical for the same data and configuration; only
+``manifest.json`` carries the wall-clock time and duration of the run.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from recsys.data.dataset import Dataset
-from recsys.demand import DemandConfig, DemandModel
-from recsys.interactions import Interactions
 from recsys.models.base import check_user_ids
-from recsys.models.svd import PureSVD, SVDConfig
-from recsys.publish import (
+from recsys.serialization import jsonable
+from recsys.stage2.publish import (
     fsync_dir,
     fsync_file,
     new_tmp_dir,
     point_to,
     prune,
     publish,
+    read_pointer,
     sha256_file,
     sweep_stale_tmp,
     version_pattern,
 )
-from recsys.seasonality import SeasonalFactors, SeasonalityConfig
-from recsys.segmentation import SegmentationConfig, UserSegmentation
-from recsys.serialization import jsonable
-from recsys.validation import check_ints
 
-__all__ = ["ARTIFACT_FORMAT", "BatchArtifacts", "BatchConfig", "batch_main", "load_latest", "load_version",
-           "publish_version", "run_batch", "save_artifacts"]
+__all__ = ["ARTIFACT_COLUMNS", "ARTIFACT_FORMAT", "LATEST", "ArtifactFormatError", "BatchArtifacts",
+           "latest_version", "load_latest", "load_version", "publish_version", "save_artifacts"]
 
 ARTIFACT_FORMAT = 1
 LATEST = "LATEST"
 _VERSION = version_pattern("v")
 
+ARTIFACT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "svd_user_factors": ("user_id",),
+    "svd_item_factors": ("product_id",),
+    "svd_singular_values": ("singular_value",),
+    "segments": ("user_id", "segment"),
+    "demand": ("product_id", "last_period_demand", "predicted_demand", "demand_score"),
+    "demand_errors": ("model", "mae", "rmse", "wape"),
+    "seasonal_factors": ("region", "category", "season", "factor"),
+}
+"""The columns every artifact table must have (factor tables add ``f0..f{k-1}``)."""
 
-@dataclass(frozen=True)
-class BatchConfig:
-    """Settings of every Stage 2 component, and how many versions to keep."""
 
-    svd: SVDConfig = field(default_factory=SVDConfig)
-    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
-    demand: DemandConfig = field(default_factory=DemandConfig)
-    seasonality: SeasonalityConfig = field(default_factory=SeasonalityConfig)
-    keep_versions: int = 5
-
-    def __post_init__(self) -> None:
-        check_ints(self, "keep_versions")
+class ArtifactFormatError(ValueError):
+    """A version directory that is not a complete artifact set of this format."""
 
 
 @dataclass
@@ -130,81 +121,9 @@ class BatchArtifacts:
         return self.demand.set_index("product_id")["demand_score"]
 
 
-# --------------------------------------------------------------------------- steps
-def _step_svd(dataset: Dataset, interactions: Interactions, config: BatchConfig) -> dict[str, Any]:
-    model = PureSVD(config.svd).fit(dataset, interactions)
-    cols = [f"f{i}" for i in range(model.item_factors_.shape[1])]
-    users = pd.DataFrame(model.user_factors_, columns=cols).assign(user_id=np.asarray(interactions.user_ids, object))
-    items = pd.DataFrame(model.item_factors_, columns=cols).assign(
-        product_id=np.asarray(interactions.product_ids, object))
-    return {
-        "frames": {
-            "svd_user_factors": users[["user_id", *cols]],
-            "svd_item_factors": items[["product_id", *cols]],
-            "svd_singular_values": pd.DataFrame({"singular_value": model.singular_values_}),
-        },
-        "metrics": {"svd_n_factors": len(cols), "svd_explained_energy": model.explained_energy_},
-    }
-
-
-def _step_segments(dataset: Dataset, interactions: Interactions, config: BatchConfig) -> dict[str, Any]:
-    seg = UserSegmentation(config.segmentation).fit(dataset)
-    segments = pd.DataFrame({"user_id": np.asarray(seg.labels_.index, object), "segment": seg.labels_.to_numpy()})
-    return {
-        "frames": {"segments": segments},
-        "json": {"segment_summary": seg.summary()},
-        "metrics": {"segmentation_silhouette": seg.silhouette_, "segmentation_inertia": seg.inertia_},
-    }
-
-
-def _step_demand(dataset: Dataset, interactions: Interactions, config: BatchConfig) -> dict[str, Any]:
-    model = DemandModel(config.demand).fit(dataset)
-    errors = model.errors_.set_index("model")
-    return {
-        "frames": {"demand": model.forecast_, "demand_errors": model.errors_},
-        "metrics": {f"demand_{m}_{e}": float(errors.loc[m, e]) for m in errors.index for e in errors.columns},
-    }
-
-
-def _step_seasonality(dataset: Dataset, interactions: Interactions, config: BatchConfig) -> dict[str, Any]:
-    factors = SeasonalFactors(config.seasonality).fit(dataset)
-    return {
-        "frames": {"seasonal_factors": factors.factors_},
-        "metrics": {f"seasonal_{k}": v for k, v in factors.compare_with_prior().items()},
-    }
-
-
-STEPS: dict[str, Callable[[Dataset, Interactions, BatchConfig], dict[str, Any]]] = {
-    "svd": _step_svd,
-    "segments": _step_segments,
-    "demand": _step_demand,
-    "seasonality": _step_seasonality,
-}
-"""The batch steps in order (a module-level table: tests patch a step to fail midway)."""
-
-
 # --------------------------------------------------------------------------- writing
 def _write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(jsonable(payload), indent=2, sort_keys=True, default=str) + "\n")
-
-
-def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None = None) -> BatchArtifacts:
-    """Recompute every Stage 2 artifact from ``dataset`` and publish them as
-    a new version under ``out_dir`` (see the module docstring)."""
-    if not isinstance(dataset, Dataset):
-        raise TypeError(f"run_batch expects a recsys Dataset, got {type(dataset).__name__}")
-    if dataset.n_users == 0 or dataset.n_products == 0 or dataset.events.empty:
-        raise ValueError(
-            f"cannot run the batch on an empty data set ({dataset.n_users} users, {dataset.n_products} products, "
-            f"{len(dataset.events)} events)"
-        )
-    config = config or BatchConfig()
-    interactions = Interactions.from_dataset(dataset)
-    header = {"data_hash": dataset.content_hash(), "as_of": dataset.as_of.isoformat(), "n_users": dataset.n_users,
-              "n_products": dataset.n_products, "n_events": len(dataset.events),
-              "config": dataclasses.asdict(config)}
-    steps = [(name, functools.partial(step, dataset, interactions, config)) for name, step in STEPS.items()]
-    return publish_version(out_dir, steps, header, config.keep_versions)
 
 
 def publish_version(out_dir: str | Path, steps: list[tuple[str, Callable[[], dict[str, Any]]]],
@@ -306,7 +225,7 @@ def load_version(out_dir: str | Path, version: str, verify: bool = True) -> Batc
         raise FileNotFoundError(f"{path} is not a complete batch version (no manifest.json)")
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("format") != ARTIFACT_FORMAT:
-        raise ValueError(f"{path}: artifact format {manifest.get('format')!r}, expected {ARTIFACT_FORMAT}")
+        raise ArtifactFormatError(f"{path}: artifact format {manifest.get('format')!r}, expected {ARTIFACT_FORMAT}")
     for filename, digest in manifest["files"].items():
         file = path / filename
         if not file.exists():
@@ -315,7 +234,12 @@ def load_version(out_dir: str | Path, version: str, verify: bool = True) -> Batc
             raise ValueError(f"{path}: {filename} does not match its sha256 in the manifest (corrupted)")
 
     def frame(stem: str) -> pd.DataFrame:
-        return pd.read_parquet(path / f"{stem}.parquet")
+        table = pd.read_parquet(path / f"{stem}.parquet")
+        missing = [c for c in ARTIFACT_COLUMNS[stem] if c not in table.columns]
+        if missing:
+            raise ArtifactFormatError(f"{path}: {stem}.parquet lacks column(s) {missing} "
+                                      f"(has {list(table.columns)})")
+        return table
 
     return BatchArtifacts(
         version=version,
@@ -341,8 +265,7 @@ def load_latest(out_dir: str | Path, verify: bool = True) -> BatchArtifacts:
     return load_version(out_dir, pointer.read_text().strip(), verify=verify)
 
 
-def batch_main(data_dir: Path, out_dir: Path, config: BatchConfig | None = None) -> Path:
-    """CLI entry (``recsys batch --data DIR --out DIR``): load the saved data
-    set, run the batch, return the published version's directory."""
-    dataset = Dataset.load(data_dir)
-    return run_batch(dataset, out_dir, config).path
+def latest_version(out_dir: str | Path) -> str | None:
+    """The version ``LATEST`` names under ``out_dir``, or None before the first publication."""
+    pointer = Path(out_dir) / LATEST
+    return read_pointer(Path(out_dir), LATEST) if pointer.exists() else None

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.dataset import Dataset
+from recsys.evaluation.peers.surprise_models import SurpriseSVD, SurpriseSVDConfig
 from recsys.interactions import Interactions
-from recsys.models.surprise_models import SurpriseSVD, SurpriseSVDConfig
 
 __all__ = ["PurchaseRatingSVD", "purchase_ratings", "with_purchase_ratings"]
 
@@ -65,7 +65,7 @@ def with_purchase_ratings(dataset: Dataset, cap_quantile: float = 0.99) -> Datas
 
 
 class PurchaseRatingSVD(SurpriseSVD):
-    """:class:`~recsys.models.surprise_models.SurpriseSVD` fitted on ratings derived from
+    """:class:`~recsys.evaluation.peers.surprise_models.SurpriseSVD` fitted on ratings derived from
     purchases (:func:`purchase_ratings`), ranking by predicted rating.
 
     Any review events of the data set are replaced by the derived ratings;

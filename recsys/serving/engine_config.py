@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from recsys.batch import BatchConfig
 from recsys.config import FusionWeights, RecsysConfig
 from recsys.deals.deal_types import DealRules
 from recsys.models.content import ContentConfig
 from recsys.models.hybrid import HybridConfig
 from recsys.models.realtime import RealtimeConfig
 from recsys.serialization import config_from_json, config_roundtrip, config_to_json
+from recsys.stage2.job import BatchConfig
 from recsys.validation import check_ints
 
 __all__ = ["EngineConfig", "configs_from_json", "configs_to_json"]

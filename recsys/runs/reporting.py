@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys import project_paths
+from recsys.runs import project_paths
 from recsys.serialization import jsonable
 
 __all__ = ["Report", "DESIGN_PERFORMANCE_CLAIMS", "performance_metrics_table", "pin_threads", "set_thesis_style",
@@ -251,7 +251,7 @@ def write_benchmark_manifest(
     so the evaluation's "Performance Metrics" table can cite them. The
     description must say how the value was measured (profile, users, threads).
     The reports root: ``reports_root``, else ``$RECSYS_REPORTS``, else ``./reports``
-    (:func:`recsys.project_paths.reports_root`)."""
+    (:func:`recsys.runs.project_paths.reports_root`)."""
     path = project_paths.reports_root(reports_root) / "benchmarks" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest = {

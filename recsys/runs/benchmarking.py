@@ -2,7 +2,7 @@
 
 Used by every ``benchmarks/bench_*.py`` script (and meant for the notebooks'
 latency tables); the figures they record go through
-:func:`recsys.reporting.write_benchmark_manifest`.
+:func:`recsys.runs.reporting.write_benchmark_manifest`.
 
 - :func:`peak_rss_mb` / :func:`peak_rss_gib`: the process's peak resident set
   size so far, ``getrusage(RUSAGE_SELF).ru_maxrss`` (KiB on Linux) / 1024

@@ -1,6 +1,6 @@
 """The installed Stage 2 artifact set, adapted for serving.
 
-:class:`Stage2State` turns a :class:`~recsys.batch.BatchArtifacts` set into
+:class:`Stage2State` turns a :class:`~recsys.stage2.artifacts.BatchArtifacts` set into
 what Stage 3 and the deals read: the PureSVD strategy rebuilt from the
 stored factors (:meth:`~recsys.models.svd.PureSVD.from_factors`, aligned to
 the engine's catalogue and users), the demand scores in catalogue order and
@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys.batch import BatchArtifacts
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.svd import PureSVD, SVDConfig
 from recsys.serialization import iso_utc
+from recsys.stage2.artifacts import BatchArtifacts
 
 __all__ = ["Stage2State"]
 
@@ -36,7 +36,7 @@ class Stage2State:
     @classmethod
     def from_artifacts(cls, artifacts: BatchArtifacts, dataset: Dataset, interactions: Interactions,
                        data_hash: str) -> Stage2State:
-        """Adapter from :class:`~recsys.batch.BatchArtifacts`; refuses
+        """Adapter from :class:`~recsys.stage2.artifacts.BatchArtifacts`; refuses
         artifacts computed on other data (their data hash differs)."""
         if artifacts.data_hash != data_hash:
             raise ValueError(

@@ -34,9 +34,9 @@ from typing import Any
 
 import pandas as pd
 
-from recsys import project_paths
-from recsys.parameters import ParameterError, coerce, declared_defaults, split_assignment
-from recsys.reporting import THREAD_ENV, pin_threads
+from recsys.runs import project_paths
+from recsys.runs.parameters import ParameterError, coerce, declared_defaults, split_assignment
+from recsys.runs.reporting import THREAD_ENV, pin_threads
 
 __all__ = [
     "CommandLineValue",
@@ -68,7 +68,7 @@ class UsageError(ValueError):
 
 class CommandLineValue(str):
     """A ``-p`` value as typed on the command line: converted, per notebook, to the type of
-    that notebook's default (:func:`recsys.parameters.coerce`)."""
+    that notebook's default (:func:`recsys.runs.parameters.coerce`)."""
 
 
 def parse_parameter(text: str) -> tuple[str, CommandLineValue]:
@@ -199,7 +199,7 @@ def run_report(
     anything when an argument is wrong, and :class:`NotebookFailed` after the
     summary is written when a notebook fails."""
     from recsys.config_file import load_config_file
-    from recsys.environment import environment_record
+    from recsys.runs.environment import environment_record
 
     if profile not in PROFILES:
         raise UsageError(f"--profile: unknown profile {profile!r}; expected one of {list(PROFILES)}")
@@ -416,8 +416,8 @@ def write_summary(
 
 def aggregate_seed_metrics(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> pd.DataFrame:
     """Numeric metrics across seeds: ``notebook, metric, mean, std, min, max,
-    n_seeds`` (:func:`recsys.statistics.aggregate_seeds`; std is NaN for a single seed)."""
-    from recsys.statistics import aggregate_seeds
+    n_seeds`` (:func:`recsys.evaluation.statistics.aggregate_seeds`; std is NaN for a single seed)."""
+    from recsys.evaluation.statistics import aggregate_seeds
 
     columns = ["notebook", "metric", "mean", "std", "min", "max", "n_seeds"]
     tables = {
@@ -502,8 +502,8 @@ def write_multi_seed_summary(
 
 def _tables_across_seeds(top: Path, seed_dirs: Sequence[Path]) -> list[tuple[str, str, pd.DataFrame]]:
     """Every table a notebook declared with ``across_seeds={"by": [...], "value": column}``,
-    aggregated over the seeds (:func:`recsys.statistics.aggregate_seeds`)."""
-    from recsys.statistics import aggregate_seeds
+    aggregated over the seeds (:func:`recsys.evaluation.statistics.aggregate_seeds`)."""
+    from recsys.evaluation.statistics import aggregate_seeds
 
     declared: dict[str, dict[str, Any]] = {}
     for seed_dir in seed_dirs:

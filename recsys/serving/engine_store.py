@@ -8,7 +8,7 @@ Layout (format version 3) of ``RecommendationEngine.save(root)``::
         manifest.json         format version, library versions, data hash, as_of, sha256 of every file
         config.json           RecsysConfig, EngineConfig and fusion weights as plain JSON
         data/                 the training Dataset (parquet + its manifest, ``Dataset.save``)
-        stage2/v000007/       the served Stage 2 artifact set (parquet + JSON, ``recsys.batch``)
+        stage2/v000007/       the served Stage 2 artifact set (parquet + JSON, ``recsys.stage2.job``)
         live/matrix.npz       Stage 1 live history (``scipy.sparse.save_npz``), bought.npz,
         live/changed.npy      rows changed since the fit, users.json (row order), segments.json
 
@@ -22,7 +22,7 @@ refitted on load (the Stage 2 artifacts, the live history and the new
 users' segments are restored as saved). Surprise models are not part of the
 serving state and are never saved here.
 
-Publication follows :mod:`recsys.publish`: a save is written into a private
+Publication follows :mod:`recsys.stage2.publish`: a save is written into a private
 temporary directory, renamed to the next ``sNNNNNN`` and ``CURRENT`` is
 switched atomically, so a failed save leaves the previous one loadable and
 a concurrent load always reads one complete save (it retries when a newer
@@ -45,11 +45,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 import recsys
-from recsys import publish
-from recsys.batch import BatchArtifacts, load_version, save_artifacts
 from recsys.config import RecsysConfig
 from recsys.data.dataset import Dataset
 from recsys.models.live_history import HistorySnapshot
+from recsys.stage2 import publish
+from recsys.stage2.artifacts import BatchArtifacts, load_version, save_artifacts
 
 __all__ = ["ENGINE_FORMAT_VERSION", "POINTER", "EngineFormatError", "StoredEngine", "read_state", "write_state"]
 

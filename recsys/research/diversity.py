@@ -24,8 +24,8 @@ import pandas as pd
 
 from recsys.config import FusionWeights
 from recsys.evaluation import metrics as M
+from recsys.evaluation.statistics import bootstrap_table, paired_bootstrap
 from recsys.models.base import Recommender
-from recsys.statistics import bootstrap_table, paired_bootstrap
 
 __all__ = ["category_cap_frontier", "where_reached"]
 
