@@ -54,11 +54,11 @@ def load(data: str, profile: str, seed: int, data_dir: str) -> tuple[Dataset, tu
 
 def models(seed: int, data: str, sweep: bool) -> dict[str, Factory]:
     """Name -> factory of every compared model (the peers from ``implicit``)."""
-    from recsys.evaluation.peers.ease import EASE
     from recsys.evaluation.peers.implicit_peers import ImplicitALS, ImplicitBPR, ImplicitConfig, ImplicitItemKNN
     from recsys.models.baselines import Popularity
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicConfig, DemographicRecommender
+    from recsys.models.ease import EASE
     from recsys.models.knn import ItemKNN, KNNConfig
     from recsys.models.svd import PureSVD, SVDConfig
 
@@ -133,7 +133,7 @@ def evaluate(dataset: Dataset, relevant_events: tuple[str, ...], factories: dict
                                                 validation_days=test_days, relevant_events=relevant_events,
                                                 search_ease=True),
                       demographic=factories["demographic"](), weights=dataset.config.fusion)
-        from recsys.evaluation.peers.ease import EASE
+        from recsys.models.ease import EASE
 
         collaborative = EASE(result.ease) if result.ease is not None else PureSVD(result.svd)
         parts = {"knn": ItemKNN(result.knn).fit(split.train, interactions),

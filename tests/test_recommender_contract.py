@@ -19,7 +19,6 @@ from stage1_helpers import assert_valid_top_n, purchased_pairs
 import recsys
 import recsys.models.knn as knn_module
 from recsys.evaluation.comparison import PrecomputedScores
-from recsys.evaluation.peers.ease import EASE, EASEConfig
 from recsys.evaluation.peers.implicit_peers import ImplicitALS, ImplicitBPR, ImplicitConfig, ImplicitItemKNN
 from recsys.evaluation.peers.purchase_ratings import PurchaseRatingSVD
 from recsys.evaluation.peers.surprise_models import SurpriseKNN, SurpriseKNNConfig, SurpriseSVD, SurpriseSVDConfig
@@ -27,6 +26,7 @@ from recsys.models.base import MAX_N, Recommender
 from recsys.models.baselines import Popularity, RandomRecommender
 from recsys.models.content import ContentRecommender
 from recsys.models.demographic import DemographicRecommender
+from recsys.models.ease import EASE, EASEConfig
 from recsys.models.hybrid import HybridRecommender, default_components
 from recsys.models.knn import ItemKNN, UserKNN, sparse_product
 from recsys.models.realtime import RealtimeRecommender

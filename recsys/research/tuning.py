@@ -12,12 +12,20 @@ Search: Optuna's TPE sampler (Bergstra et al. 2011) with a fixed ``seed``
 (``min(10, n_trials // 3)``, at least 3, random start-up trials), stopped after ``n_trials`` trials or ``budget_seconds`` seconds, whichever
 comes first. Searched: the item k-NN's learned and profile inputs (time-decay
 half-life or none, repeats raw/log/binary, TF-IDF/BM25 weighting), ``k`` and
-shrinkage; PureSVD's rank and input; the four fusion weights (four uniform
-draws normalised to sum 1). The first trial is the current configuration, so
+shrinkage; the collaborative slot (PureSVD's rank and input, or EASE's
+regularisation and input, where the catalogue has at most
+:data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products); the four fusion
+weights (four uniform draws normalised to sum 1). The first trial is the current configuration, so
 the search can only keep or improve the validation metric. The search record
 (every trial, the best values, the validation metric of the current and the
 best configuration) is returned as :class:`TuningResult` and kept in the
 engine's ``model_info()["tuning"]``.
+
+One code path: ``engine.train(dataset, tune=True)`` calls
+:func:`tune_configs` (this module never imports the engine) and applies the
+returned :class:`TuningResult` (``RecommendationEngine.apply_tuning``); the
+notebooks' served row trains such an engine on their training split, so what
+they report is what ``recsys train --tune`` serves.
 """
 
 from __future__ import annotations
@@ -38,8 +46,8 @@ from recsys.models.knn import KNNConfig
 from recsys.models.svd import SVDConfig
 from recsys.third_party import import_quietly
 
-__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "ease_from_params", "fit_hybrid_components", "start_params", "tune",
-           "tune_engine", "tuned_document", "validation_score", "write_tuned_config"]
+__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "ease_from_params", "fit_hybrid_components",
+           "start_params", "tune", "tune_configs", "tuned_document", "validation_score", "write_tuned_config"]
 
 STRATEGIES = ("knn", "svd", "content", "demographic")
 
@@ -53,8 +61,10 @@ class TuningConfig:
     types among purchase/cart), ``max_users`` (seeded sample of validation
     users, bounds time), ``search_fusion`` / ``search_knn`` / ``search_svd``;
     ``search_ease``: the collaborative slot may be served by EASE instead of
-    PureSVD (searched with its regularisation and input; the engine keeps
-    PureSVD, its Stage 2 model, so :func:`tune_engine` turns this off)."""
+    PureSVD (searched with its regularisation and input); None (default):
+    searched when the catalogue has at most
+    :data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products, the bound up to
+    which the engine serves EASE."""
 
     budget_seconds: float = 120.0
     n_trials: int = 60
@@ -67,7 +77,7 @@ class TuningConfig:
     search_fusion: bool = True
     search_knn: bool = True
     search_svd: bool = True
-    search_ease: bool = False
+    search_ease: bool | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget_seconds, (int, float)) or not self.budget_seconds > 0:
@@ -185,7 +195,7 @@ def apply_params(params: Mapping[str, Any], knn: KNNConfig, svd: SVDConfig,
 
 def ease_from_params(params: Mapping[str, Any]) -> Any:
     """The EASE settings of a trial whose collaborative slot is EASE, else None."""
-    from recsys.evaluation.peers.ease import EASEConfig
+    from recsys.models.ease import EASEConfig
 
     if params.get("collaborative") != "ease":
         return None
@@ -243,7 +253,7 @@ class _Validation:
 
     def component(self, kind: str, config: Any) -> Any:
         from recsys.evaluation.comparison import PrecomputedScores
-        from recsys.evaluation.peers.ease import EASE
+        from recsys.models.ease import EASE
         from recsys.models.knn import ItemKNN
         from recsys.models.svd import PureSVD
 
@@ -321,6 +331,10 @@ def tune(
     knn, svd = knn or KNNConfig(), svd or SVDConfig()
     weights = weights or dataset.config.fusion
     started = time.perf_counter()
+    if config.search_ease is None:
+        from recsys.models.ease import SERVABLE_MAX_ITEMS
+
+        config = dataclasses.replace(config, search_ease=dataset.n_products <= SERVABLE_MAX_ITEMS)
     problem = _Validation(dataset, config, content or ContentRecommender(), demographic or DemographicRecommender(),
                           hybrid_config or HybridConfig())
     n_users, n_items = problem.interactions.shape
@@ -376,25 +390,20 @@ def budget_note(result: TuningResult) -> str:
 
 
 # -- the engine's hook and the configuration file ----------------------------------------------------------------------
-def tune_engine(engine: Any, dataset: Dataset, config: TuningConfig | None = None) -> TuningResult:
-    """``engine.train(dataset, tune=True)``: search on a validation window of
-    ``dataset`` (the data the engine is about to be trained on, nothing later),
-    then set the engine's k-NN and PureSVD settings and fusion weights to the
-    best found and keep the record in ``engine.tuning_`` (shown by ``model_info``)."""
+def tune_configs(dataset: Dataset, engine_config: Any, weights: FusionWeights,
+                 config: TuningConfig | None = None) -> TuningResult:
+    """The search ``engine.train(dataset, tune=True)`` runs: from the engine's
+    settings (``engine_config``: an :class:`~recsys.serving.engine_config.EngineConfig`,
+    ``weights``) on a validation window of ``dataset`` (the data the engine is
+    about to be trained on, nothing later); the engine applies the result."""
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
 
-    cfg = engine.engine_config
-    config = dataclasses.replace(config or TuningConfig(), search_ease=False)  # the engine's slot is Stage 2's PureSVD
-    result = tune(dataset, config, knn=cfg.realtime.knn, svd=cfg.batch.svd, weights=engine.weights,
+    cfg = engine_config
+    result = tune(dataset, config, knn=cfg.realtime.knn, svd=cfg.batch.svd, weights=weights,
                   content=ContentRecommender(cfg.content), demographic=DemographicRecommender(cfg.realtime.fallback),
                   hybrid_config=cfg.hybrid)
-    result.design_weights = engine.config.fusion
-    realtime = dataclasses.replace(cfg.realtime, knn=result.knn)
-    batch = dataclasses.replace(cfg.batch, svd=result.svd)
-    engine.engine_config = dataclasses.replace(cfg, realtime=realtime, batch=batch)
-    engine.weights = result.weights
-    engine.tuning_ = result.info()
+    result.design_weights = dataset.config.fusion
     return result
 
 
@@ -442,13 +451,12 @@ def tune_main(args: Any) -> int:
     from pathlib import Path
 
     from recsys.data.dataset import Dataset as _Dataset
-    from recsys.serving.engine import RecommendationEngine
+    from recsys.serving.engine_config import EngineConfig
 
     dataset = _Dataset.load(Path(args.data))
-    engine = RecommendationEngine(dataset.config)
     config = TuningConfig(budget_seconds=float(args.budget), n_trials=int(args.trials), seed=int(args.seed),
                           validation_days=float(args.validation_days))
-    result = tune_engine(engine, dataset, config)
+    result = tune_configs(dataset, EngineConfig(), dataset.config.fusion, config)
     out = write_tuned_config(result, args.out)
     print(budget_note(result))
     print(f"fusion weights: tuned {result.weights.as_dict()} vs design {result.design_weights.as_dict()}")
@@ -462,10 +470,10 @@ def fit_hybrid_components(train: Dataset, knn: KNNConfig | None = None, svd: SVD
     """The four hybrid strategies fitted on ``train`` with the given settings
     (defaults: the configured ones; ``content``/``demographic``: unfitted
     models, or already fitted ones, which are used as they are; ``ease``: an
-    :class:`~recsys.evaluation.peers.ease.EASEConfig` serves the collaborative slot instead of PureSVD)."""
-    from recsys.evaluation.peers.ease import EASE
+    :class:`~recsys.models.ease.EASEConfig` serves the collaborative slot instead of PureSVD)."""
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
+    from recsys.models.ease import EASE
     from recsys.models.knn import ItemKNN
     from recsys.models.svd import PureSVD
 

@@ -19,9 +19,9 @@ response:
 =====================  ==========================================================
 
 Models are shared, never refitted twice: the Stage 1 real-time recommender's
-item k-NN and demographic models are the hybrid's ``knn`` and
-``demographic`` strategies; Stage 2's PureSVD is its ``svd`` strategy and
-gives the deals their affinities; the content model gives "similar to viewed".
+item k-NN and demographic models are the hybrid's ``knn`` and ``demographic`` strategies; Stage 2's PureSVD
+gives the deals their affinities and fills the hybrid's ``svd`` slot unless tuning chose EASE there and the
+catalogue fits (``EngineConfig.ease``); the content model gives "similar to viewed".
 
 Stage 2 runs as the batch job of :mod:`recsys.stage2.job` (``train`` and
 ``batch_process`` call :func:`~recsys.stage2.job.run_batch`); the engine serves
@@ -83,6 +83,7 @@ from recsys.deals.serving import ContentSimilarity, UserDeals
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n
 from recsys.models.content import ContentRecommender
+from recsys.models.ease import EASE, collaborative_slot
 from recsys.models.hybrid import STRATEGIES, HybridRecommender, check_weights
 from recsys.models.live_history import LiveHistory
 from recsys.models.realtime import RealtimeRecommender
@@ -164,9 +165,9 @@ class RecommendationEngine:
     # ------------------------------------------------------------------ training
     def train(self, dataset: Dataset, tune: bool = False, tuning: Any = None) -> dict[str, Any]:
         """Fit every stage on ``dataset`` [POST /train]; returns :meth:`model_info`.
-        ``tune=True``: first search the k-NN, PureSVD and fusion settings on a
-        validation window cut from ``dataset`` itself (:func:`recsys.research.tuning.tune_engine`;
-        ``tuning``: a :class:`recsys.research.tuning.TuningConfig`)."""
+        ``tune=True``: first search the k-NN, collaborative (PureSVD or EASE) and fusion settings on a
+        validation window cut from ``dataset`` (:func:`recsys.research.tuning.tune_configs`; ``tuning``:
+        a ``TuningConfig``) and :meth:`apply_tuning`; ``fit_seconds`` excludes the search (its time: ``tuning``)."""
         if not isinstance(dataset, Dataset):
             raise TypeError(f"train expects a recsys Dataset, got {type(dataset).__name__}")
         if dataset.config != self.config:
@@ -178,9 +179,9 @@ class RecommendationEngine:
                 f"{len(dataset.events)} events)"
             )
         if tune:
-            from recsys.research.tuning import tune_engine
+            from recsys.research.tuning import tune_configs
 
-            tune_engine(self, dataset, tuning)
+            self.apply_tuning(tune_configs(dataset, self.engine_config, self.weights, tuning))
         with self._lock:
             started = time.perf_counter()
             self._fit_models(dataset)
@@ -188,6 +189,13 @@ class RecommendationEngine:
             self.fit_seconds_ = time.perf_counter() - started
             self._trained_at = self._now_iso()
         return self.model_info()
+
+    def apply_tuning(self, result: Any) -> None:
+        """Use a search's result (:class:`recsys.research.tuning.TuningResult`) for the next :meth:`train`."""
+        cfg = self.engine_config
+        self.engine_config = replace(cfg, realtime=replace(cfg.realtime, knn=result.knn),
+                                     batch=replace(cfg.batch, svd=result.svd), ease=result.ease)
+        self.weights, self.tuning_ = check_weights(result.weights), result.info()
 
     def _fit_models(self, dataset: Dataset) -> None:
         """Stage 1, the content model and the per-request lookups (everything but Stage 2)."""
@@ -198,6 +206,8 @@ class RecommendationEngine:
         self._timestamp = iso_utc(dataset.as_of)
         self.realtime_ = RealtimeRecommender(cfg.realtime).fit(dataset, interactions)
         self.content_ = ContentRecommender(cfg.content).fit(dataset, interactions)
+        ease = collaborative_slot(cfg.ease, dataset.n_products)["model"] == "ease"  # else Stage 2's PureSVD
+        self.ease_ = EASE(cfg.ease).fit(dataset, interactions) if ease else None
         # Stage 1's product columns -> catalogue columns (the same order today; mapped, not assumed)
         self._realtime_cols = interactions.product_index(self.realtime_.history_.product_ids)
         self._row_of = {u: i for i, u in enumerate(interactions.user_ids)}
@@ -221,7 +231,7 @@ class RecommendationEngine:
         """Serve from a (new) artifact set: build Stages 2-3 aside, publish by one assignment."""
         stage2 = Stage2State.from_artifacts(artifacts, self.dataset_, self.interactions_, self.data_hash_)
         components: dict[str, Recommender] = {
-            "knn": self.realtime_.knn_, "svd": stage2.svd, "content": self.content_,
+            "knn": self.realtime_.knn_, "svd": self.__dict__.get("ease_") or stage2.svd, "content": self.content_,
             "demographic": self.realtime_.fallback_,
         }
         hybrid = HybridRecommender.from_fitted(components, self.weights, self.engine_config.hybrid)
@@ -383,7 +393,8 @@ class RecommendationEngine:
         top = serving.hybrid.fuse_rows(rows, n)
         cuts = np.searchsorted(top.row, np.arange(len(uids) + 1))  # entries are ordered by (row, rank)
         timestamp = self.timestamp
-        deals = self._deals_many(serving, uids, rows, None, top.component_scores.get("svd")) if include_deals else []
+        affinity = top.component_scores.get("svd") if serving.hybrid.components_.get("svd") is serving.stage2.svd else None
+        deals = self._deals_many(serving, uids, rows, None, affinity) if include_deals else []
         answers = []
         for i, uid in enumerate(uids):
             a, b = cuts[i], cuts[i + 1]
@@ -459,10 +470,9 @@ class RecommendationEngine:
         """The fitted strategies by name (shared objects, not copies)."""
         self._check_trained()
         serving = self._serving
-        return {
-            "hybrid": serving.hybrid, "realtime": self.realtime_, "knn": self.realtime_.knn_,
-            "svd": serving.stage2.svd, "content": self.content_, "demographic": self.realtime_.fallback_,
-        }
+        ease = {"ease": self.ease_} if self.__dict__.get("ease_") is not None else {}
+        return {"hybrid": serving.hybrid, "realtime": self.realtime_, "knn": self.realtime_.knn_,
+                "svd": serving.stage2.svd, "content": self.content_, "demographic": self.realtime_.fallback_, **ease}
 
     def recommend(self, user_ids: Sequence[str] | str, n: int = 10, strategy: str = "hybrid",
                   exclude_purchased: bool = True) -> pd.DataFrame:
@@ -496,6 +506,7 @@ class RecommendationEngine:
                              "k": self.realtime_.config.knn.k, "min_history": self.realtime_.config.min_history},
                 "content": {"class": "ContentRecommender", **self.content_.config.__dict__},
                 "stage2": serving.stage2.info(),
+                "collaborative": collaborative_slot(self.engine_config.ease, ds.n_products),
                 "hybrid": serving.hybrid.describe(),
             },
             "fit_seconds": round(getattr(self, "fit_seconds_", float("nan")), 3),

@@ -8,6 +8,7 @@ from typing import Any
 from recsys.config import FusionWeights, RecsysConfig
 from recsys.deals.deal_types import DealRules
 from recsys.models.content import ContentConfig
+from recsys.models.ease import EASEConfig
 from recsys.models.hybrid import HybridConfig
 from recsys.models.realtime import RealtimeConfig
 from recsys.serialization import config_from_json, config_roundtrip, config_to_json
@@ -21,7 +22,13 @@ __all__ = ["EngineConfig", "configs_from_json", "configs_to_json"]
 class EngineConfig:
     """Component settings of the engine (the domain tables live in
     :class:`~recsys.config.RecsysConfig`). ``similar_seed_items``: how many
-    of the user's most-viewed products define "similar to viewed" deals."""
+    of the user's most-viewed products define "similar to viewed" deals.
+    ``ease``: None (default) lets Stage 2's PureSVD fill the hybrid's
+    collaborative slot; an :class:`~recsys.models.ease.EASEConfig` serves EASE
+    there instead (fitted at train time, catalogues up to
+    :data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products; above it the slot
+    falls back to PureSVD and ``model_info`` says so). Stage 2's PureSVD still
+    gives the deals their affinities either way."""
 
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
@@ -30,6 +37,7 @@ class EngineConfig:
     deal_rules: DealRules = field(default_factory=DealRules)
     similar_seed_items: int = 5
     realtime_latency_target: str = "< 100ms"
+    ease: EASEConfig | None = None
 
     def __post_init__(self) -> None:
         check_ints(self, "similar_seed_items")
