@@ -68,3 +68,30 @@ def test_slot_shares_sum_to_one(trained, small_dataset) -> None:
     split, _, parts = trained
     shares = slot_shares(HybridRecommender.from_fitted(parts, small_dataset.config.fusion), list(split.warm_users[:50]))
     assert shares.sum() == pytest.approx(1.0) and (shares >= 0).all()
+
+
+def test_the_engine_serves_the_learned_fusion_and_reloads_it(small_dataset, tmp_path) -> None:
+    import dataclasses
+
+    import pandas as pd
+
+    from recsys.research.tuning import TuningConfig, tune_configs
+    from recsys.serving.engine import RecommendationEngine
+    from recsys.serving.engine_config import EngineConfig
+
+    quick = TuningConfig(n_trials=2, validation_days=14, max_users=200)
+    result = tune_configs(small_dataset, EngineConfig(), small_dataset.config.fusion, quick)
+    choice = result.fusion_choice
+    assert choice["chosen"] in ("learned", "weighted") and {"learned", "weighted"} <= set(choice)
+    assert pd.Timestamp(choice["ranker_cut"]) < pd.Timestamp(choice["validation_cut"])  # nested windows
+    result.learned_fusion = dataclasses.replace(QUICK, validation_days=14.0)  # serve it whatever won
+    engine = RecommendationEngine()
+    engine.apply_tuning(result)
+    info = engine.train(small_dataset)
+    assert isinstance(engine.hybrid_, LearnedFusion)
+    assert info["models"]["hybrid"]["fusion"].startswith("learned") and info["tuning"]["fusion_choice"] == choice
+    user = str(small_dataset.users["user_id"].iloc[3])
+    assert len(engine.full(user, 5)["recommendations"]) == 5
+    loaded = RecommendationEngine.load(engine.save(tmp_path / "model"))
+    assert isinstance(loaded.hybrid_, LearnedFusion)
+    pd.testing.assert_frame_equal(engine.recommend([user], 10), loaded.recommend([user], 10))

@@ -42,7 +42,7 @@ from recsys.models.base import Recommender
 from recsys.models.hybrid import STRATEGIES, HybridConfig, HybridRecommender
 from recsys.validation import check_ints
 
-__all__ = ["FEATURES", "LearnedFusion", "LearnedFusionConfig", "RankerFit", "train_ranker"]
+__all__ = ["FEATURES", "LearnedFusion", "LearnedFusionConfig", "RankerFit", "served_fusion", "train_ranker"]
 
 _PER_STRATEGY = ("score", "norm", "rank", "weight")
 FEATURES: tuple[str, ...] = tuple(f"{s}_{f}" for s in STRATEGIES for f in _PER_STRATEGY) + (
@@ -240,3 +240,11 @@ def train_ranker(train: Dataset, parts_on: Any, weights: FusionWeights, hybrid_c
     return RankerFit(model=ranker.booster_.model_to_string(), cut=str(split.cut), users=len(users),
                      queries=len(groups), rows=int(sum(groups)), candidate_recall=hits / max(len(relevant), 1),
                      seconds=time.perf_counter() - started)
+
+
+def served_fusion(components: Mapping[str, Recommender], weights: FusionWeights, config: HybridConfig | None,
+                  model: str | None) -> HybridRecommender:
+    """The engine's Stage 3: the learned fusion when a ranker ``model`` was trained, else the weighted hybrid."""
+    if model is None:
+        return HybridRecommender.from_fitted(components, weights, config)
+    return LearnedFusion.from_fitted(components, weights, config, model=model)

@@ -2,12 +2,12 @@
 
 Protocol (:func:`compare_fusions`): an engine is trained on the training
 split with ``tune=True`` (the served configuration: the tuner's strategies
-and weights, chosen on a validation window of the training data); the learned
-fusion (:mod:`recsys.models.learned_fusion`) is trained on the same
-validation window over strategies with the served settings, then re-ranks the
-served hybrid's candidates of strategies fitted on the whole training split.
-All three fusions share the served strategies; they differ in the fusion
-step only. Each is scored once on the test window; differences are paired
+and weights, chosen on a validation window of the training data, and the
+fusion the tuner chose there); the learned fusion
+(:mod:`recsys.models.learned_fusion`) is trained on the validation window
+over strategies with the served settings, then re-ranks the candidates of
+the strategies fitted on the whole training split. All three fusions share
+the served strategies; they differ in the fusion step only. Each is scored once on the test window; differences are paired
 bootstrap intervals over users (:func:`recsys.evaluation.comparison.paired_differences`).
 
 What each strategy contributes (:func:`slot_shares`, :func:`ablation`):
@@ -23,7 +23,7 @@ What each strategy contributes (:func:`slot_shares`, :func:`ablation`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,9 +33,9 @@ from recsys.config import FusionWeights
 from recsys.data.dataset import Dataset
 from recsys.evaluation import metrics as M
 from recsys.models.hybrid import STRATEGIES, HybridRecommender
-from recsys.models.learned_fusion import LearnedFusion, LearnedFusionConfig, RankerFit, train_ranker
+from recsys.models.learned_fusion import LearnedFusion, LearnedFusionConfig, train_ranker
 
-__all__ = ["FusionComparison", "ablation", "compare_fusions", "served_parts_on", "slot_shares"]
+__all__ = ["FusionComparison", "ablation", "compare_fusions", "engine_ranker", "served_parts_on", "slot_shares"]
 
 
 def served_parts_on(engine_config: Any, keep: tuple[str, ...] = STRATEGIES) -> Any:
@@ -52,6 +52,16 @@ def served_parts_on(engine_config: Any, keep: tuple[str, ...] = STRATEGIES) -> A
         return {s: parts[s] for s in keep}
 
     return parts_on
+
+
+def engine_ranker(dataset: Dataset, engine_config: Any, weights: FusionWeights) -> str | None:
+    """The ranker an engine with ``engine_config.learned_fusion`` serves (LightGBM text, trained on the
+    validation window of ``dataset`` over strategies with the engine's settings); None without it.
+    Deterministic (seeded, one thread), so a loaded engine retrains the same model."""
+    if engine_config.learned_fusion is None:
+        return None
+    return train_ranker(dataset, served_parts_on(engine_config), weights, engine_config.hybrid,
+                        engine_config.learned_fusion).model
 
 
 def slot_shares(model: HybridRecommender, users: list[str], n: int = 10) -> pd.Series:
@@ -79,55 +89,58 @@ def _per_user(model: HybridRecommender, users: list[str], relevant: pd.DataFrame
 
 @dataclass
 class FusionComparison:
-    """Per-user test metrics by fusion (``design``, ``served``, ``learned``),
-    the served weights, the ranker's record and the fitted fusions."""
+    """Per-user test metrics by fusion (``design``: 40/30/20/10, ``tuned``:
+    the tuned weights, ``learned``: LambdaRank), the tuned weights, the
+    ranker's text model and the fitted fusions."""
 
     per_user: dict[str, pd.DataFrame]
     weights: FusionWeights
-    ranker: RankerFit
+    ranker: str
     models: dict[str, HybridRecommender]
 
 
 def compare_fusions(train: Dataset, served: Any, users: list[str], relevant: pd.DataFrame, k: int = 10,
-                    config: LearnedFusionConfig | None = None,
-                    relevant_events: tuple[str, ...] | None = None) -> FusionComparison:
+                    config: LearnedFusionConfig | None = None) -> FusionComparison:
     """The three fusions over the served strategies (``served``: an engine
-    trained on ``train`` with ``tune=True``), scored on ``users``/``relevant`` (the test window)."""
+    trained on ``train`` with ``tune=True``), scored on ``users``/``relevant``
+    (the test window). The ranker is the served one when the engine serves the
+    learned fusion, else trained the same way (``config``: default the engine's)."""
     parts = dict(served.hybrid_.components_)
-    ranker = train_ranker(train, served_parts_on(served.engine_config), served.weights, served.engine_config.hybrid,
-                          config, relevant_events)
+    cfg = served.engine_config
+    ranker = served.__dict__.get("ranker_") or engine_ranker(
+        train, replace(cfg, learned_fusion=config or cfg.learned_fusion or LearnedFusionConfig()), served.weights)
     models = {
-        "design": HybridRecommender.from_fitted(parts, served.config.fusion, served.engine_config.hybrid),
-        "served": served.hybrid_,
-        "learned": LearnedFusion.from_fitted(parts, served.weights, served.engine_config.hybrid, model=ranker.model),
+        "design": HybridRecommender.from_fitted(parts, served.config.fusion, cfg.hybrid),
+        "tuned": HybridRecommender.from_fitted(parts, served.weights, cfg.hybrid),
+        "learned": LearnedFusion.from_fitted(parts, served.weights, cfg.hybrid, model=ranker),
     }
     per_user = {name: _per_user(model, users, relevant, k) for name, model in models.items()}
     return FusionComparison(per_user, served.weights, ranker, models)
 
 
 def ablation(train: Dataset, comparison: FusionComparison, served: Any, users: list[str], relevant: pd.DataFrame,
-             k: int = 10, config: LearnedFusionConfig | None = None,
-             relevant_events: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
+             k: int = 10, config: LearnedFusionConfig | None = None) -> dict[str, pd.DataFrame]:
     """Per-user metrics of each fusion without one strategy: ``{"<fusion>_no_<s>": frame}``."""
-    parts = comparison.models["served"].components_
+    parts = comparison.models["tuned"].components_
+    cfg = served.engine_config
+    config = config or cfg.learned_fusion or LearnedFusionConfig()
     out: dict[str, pd.DataFrame] = {}
     for s in STRATEGIES:
         keep = tuple(t for t in STRATEGIES if t != s)
         rest = {t: parts[t] for t in keep}
-        for label, weights in (("design", served.config.fusion), ("served", comparison.weights)):
+        for label, weights in (("design", served.config.fusion), ("tuned", comparison.weights)):
             w = {t: (0.0 if t == s else getattr(weights, t)) for t in STRATEGIES}
             total = sum(w.values())
             if total <= 0:
                 continue
             w = FusionWeights(**{t: v / total for t, v in w.items()})
-            model = HybridRecommender.from_fitted(rest, w, served.engine_config.hybrid)
+            model = HybridRecommender.from_fitted(rest, w, cfg.hybrid)
             out[f"{label}_no_{s}"] = _per_user(model, users, relevant, k)
         w = {t: (0.0 if t == s else getattr(comparison.weights, t)) for t in STRATEGIES}
         if sum(w.values()) <= 0:
             w = {t: (0.0 if t == s else 1.0) for t in STRATEGIES}
         w = FusionWeights(**{t: v / sum(w.values()) for t, v in w.items()})
-        fit = train_ranker(train, served_parts_on(served.engine_config, keep), w, served.engine_config.hybrid,
-                           config, relevant_events)
-        model = LearnedFusion.from_fitted(rest, w, served.engine_config.hybrid, model=fit.model)
+        fit = train_ranker(train, served_parts_on(cfg, keep), w, cfg.hybrid, config)
+        model = LearnedFusion.from_fitted(rest, w, cfg.hybrid, model=fit.model)
         out[f"learned_no_{s}"] = _per_user(model, users, relevant, k)
     return out

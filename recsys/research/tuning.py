@@ -46,7 +46,8 @@ from recsys.models.knn import KNNConfig
 from recsys.models.svd import SVDConfig
 from recsys.third_party import import_quietly
 
-__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "ease_from_params", "fit_hybrid_components",
+__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "choose_fusion", "ease_from_params",
+           "fit_hybrid_components",
            "start_params", "tune", "tune_configs", "tuned_document", "validation_score", "write_tuned_config"]
 
 STRATEGIES = ("knn", "svd", "content", "demographic")
@@ -64,10 +65,14 @@ class TuningConfig:
     PureSVD (searched with its regularisation and input); None (default):
     searched when the catalogue has at most
     :data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products, the bound up to
-    which the engine serves EASE."""
+    which the engine serves EASE; ``learned_fusion``: after the search,
+    :func:`tune_configs` also trains the LambdaRank fusion and keeps it when
+    it beats the tuned weights on the validation window (:func:`choose_fusion`).
+    Defaults: 24 trials (the binding limit, so a search is reproducible) and
+    600 s, a safety cap a search on the thesis profile stays well inside."""
 
-    budget_seconds: float = 120.0
-    n_trials: int = 60
+    budget_seconds: float = 600.0
+    n_trials: int = 24
     validation_days: float = 28.0
     k: int = 10
     metric: str = "ndcg"
@@ -78,6 +83,7 @@ class TuningConfig:
     search_knn: bool = True
     search_svd: bool = True
     search_ease: bool | None = None
+    learned_fusion: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget_seconds, (int, float)) or not self.budget_seconds > 0:
@@ -112,6 +118,8 @@ class TuningResult:
     seconds: float
     design_weights: FusionWeights = field(default_factory=FusionWeights)
     ease: Any = None
+    learned_fusion: Any = None
+    fusion_choice: dict[str, Any] | None = None
 
     def info(self) -> dict[str, Any]:
         """JSON-ready summary for ``model_info``."""
@@ -132,6 +140,8 @@ class TuningResult:
             "svd": _plain(self.svd),
             "collaborative": "ease" if self.ease is not None else "pure_svd",
             "ease": _plain(self.ease) if self.ease is not None else None,
+            "fusion": "learned" if self.learned_fusion is not None else "weighted",
+            "fusion_choice": self.fusion_choice,
             "trials": self.trials.to_dict(orient="records"),
         }
 
@@ -395,16 +405,66 @@ def tune_configs(dataset: Dataset, engine_config: Any, weights: FusionWeights,
     """The search ``engine.train(dataset, tune=True)`` runs: from the engine's
     settings (``engine_config``: an :class:`~recsys.serving.engine_config.EngineConfig`,
     ``weights``) on a validation window of ``dataset`` (the data the engine is
-    about to be trained on, nothing later); the engine applies the result."""
+    about to be trained on, nothing later), then, with ``config.learned_fusion``,
+    :func:`choose_fusion`; the engine applies the result."""
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
 
+    config = config or TuningConfig()
     cfg = engine_config
     result = tune(dataset, config, knn=cfg.realtime.knn, svd=cfg.batch.svd, weights=weights,
                   content=ContentRecommender(cfg.content), demographic=DemographicRecommender(cfg.realtime.fallback),
                   hybrid_config=cfg.hybrid)
     result.design_weights = dataset.config.fusion
+    if config.learned_fusion:
+        tuned = dataclasses.replace(cfg, realtime=dataclasses.replace(cfg.realtime, knn=result.knn),
+                                    batch=dataclasses.replace(cfg.batch, svd=result.svd), ease=result.ease)
+        started = time.perf_counter()
+        result.fusion_choice = choose_fusion(dataset, tuned, result.weights, config)
+        result.seconds += time.perf_counter() - started
+        if result.fusion_choice["chosen"] == "learned":
+            result.learned_fusion = _fusion_config(config)
     return result
+
+
+def _fusion_config(config: TuningConfig) -> Any:
+    from recsys.models.learned_fusion import LearnedFusionConfig
+
+    return LearnedFusionConfig(seed=config.seed, validation_days=float(config.validation_days))
+
+
+def choose_fusion(dataset: Dataset, engine_config: Any, weights: FusionWeights, config: TuningConfig) -> dict[str, Any]:
+    """Learned or weighted fusion, decided on the validation window of
+    ``dataset`` (the tuner's, ``[as_of - d, as_of)``): the strategies (the
+    engine's settings) are fitted before it, the ranker is trained on the
+    window before that (``[as_of - 2d, as_of - d)``, :func:`~recsys.models.learned_fusion.train_ranker`),
+    and both fusions over the same strategies are scored on the window
+    (``metric@k``, the tuner's users). ``"learned"`` when its mean is higher."""
+    from recsys.evaluation import metrics as M
+    from recsys.evaluation.comparison import sample_users
+    from recsys.evaluation.split import validation_split
+    from recsys.models.hybrid import HybridRecommender
+    from recsys.models.learned_fusion import LearnedFusion, train_ranker
+    from recsys.research.fusion_study import served_parts_on
+
+    kinds = config.relevant_events or tuple(
+        t for t in ("purchase", "cart") if t in set(dataset.events["event_type"].unique())) or ("purchase",)
+    split = validation_split(dataset, config.validation_days, relevant_events=kinds)
+    users = sample_users(split.warm_users, config.max_users, config.seed)
+    relevant = split.relevant[split.relevant["user_id"].isin(users)]
+    parts_on = served_parts_on(engine_config)
+    ranker = train_ranker(split.train, parts_on, weights, engine_config.hybrid, _fusion_config(config), kinds)
+    parts = parts_on(split.train)
+    models = {"weighted": HybridRecommender.from_fitted(parts, weights, engine_config.hybrid),
+              "learned": LearnedFusion.from_fitted(parts, weights, engine_config.hybrid, model=ranker.model)}
+    values = {}
+    for name, model in models.items():
+        recs = model.recommend(users, n=config.k)[["user_id", "product_id", "rank"]]
+        per_user = M.ranking_metrics_per_user(recs, relevant, config.k)
+        values[name] = float(per_user[config.metric].reindex(pd.Index(users)).fillna(0.0).mean())
+    return {"metric": f"{config.metric}@{config.k}", "validation_cut": str(split.cut), "users": len(users),
+            "ranker_cut": ranker.cut, "ranker_queries": ranker.queries, **values,
+            "chosen": "learned" if values["learned"] > values["weighted"] else "weighted"}
 
 
 def _toml_table(value: Any) -> Any:
@@ -459,6 +519,8 @@ def tune_main(args: Any) -> int:
     result = tune_configs(dataset, EngineConfig(), dataset.config.fusion, config)
     out = write_tuned_config(result, args.out)
     print(budget_note(result))
+    if result.fusion_choice is not None:
+        print(f"fusion: {result.fusion_choice}")
     print(f"fusion weights: tuned {result.weights.as_dict()} vs design {result.design_weights.as_dict()}")
     print(f"wrote {out}")
     return 0

@@ -85,8 +85,11 @@ from recsys.models.base import Recommender, check_n
 from recsys.models.content import ContentRecommender
 from recsys.models.ease import EASE, collaborative_slot
 from recsys.models.hybrid import STRATEGIES, HybridRecommender, check_weights
+from recsys.models.learned_fusion import served_fusion
 from recsys.models.live_history import LiveHistory
 from recsys.models.realtime import RealtimeRecommender
+from recsys.research.fusion_study import engine_ranker
+from recsys.research.tuning import tune_configs
 from recsys.serialization import iso_utc, jsonable
 from recsys.serving.catalogue import Catalogue
 from recsys.serving.engine_config import EngineConfig, configs_from_json, configs_to_json
@@ -179,8 +182,6 @@ class RecommendationEngine:
                 f"{len(dataset.events)} events)"
             )
         if tune:
-            from recsys.research.tuning import tune_configs
-
             self.apply_tuning(tune_configs(dataset, self.engine_config, self.weights, tuning))
         with self._lock:
             started = time.perf_counter()
@@ -193,8 +194,8 @@ class RecommendationEngine:
     def apply_tuning(self, result: Any) -> None:
         """Use a search's result (:class:`recsys.research.tuning.TuningResult`) for the next :meth:`train`."""
         cfg = self.engine_config
-        self.engine_config = replace(cfg, realtime=replace(cfg.realtime, knn=result.knn),
-                                     batch=replace(cfg.batch, svd=result.svd), ease=result.ease)
+        self.engine_config = replace(cfg, realtime=replace(cfg.realtime, knn=result.knn), ease=result.ease,
+                                     batch=replace(cfg.batch, svd=result.svd), learned_fusion=result.learned_fusion)
         self.weights, self.tuning_ = check_weights(result.weights), result.info()
 
     def _fit_models(self, dataset: Dataset) -> None:
@@ -208,6 +209,7 @@ class RecommendationEngine:
         self.content_ = ContentRecommender(cfg.content).fit(dataset, interactions)
         ease = collaborative_slot(cfg.ease, dataset.n_products)["model"] == "ease"  # else Stage 2's PureSVD
         self.ease_ = EASE(cfg.ease).fit(dataset, interactions) if ease else None
+        self.ranker_ = engine_ranker(dataset, cfg, self.weights)  # None: the weighted fusion
         # Stage 1's product columns -> catalogue columns (the same order today; mapped, not assumed)
         self._realtime_cols = interactions.product_index(self.realtime_.history_.product_ids)
         self._row_of = {u: i for i, u in enumerate(interactions.user_ids)}
@@ -230,11 +232,9 @@ class RecommendationEngine:
     def _install_stage2(self, artifacts: BatchArtifacts) -> None:
         """Serve from a (new) artifact set: build Stages 2-3 aside, publish by one assignment."""
         stage2 = Stage2State.from_artifacts(artifacts, self.dataset_, self.interactions_, self.data_hash_)
-        components: dict[str, Recommender] = {
-            "knn": self.realtime_.knn_, "svd": self.__dict__.get("ease_") or stage2.svd, "content": self.content_,
-            "demographic": self.realtime_.fallback_,
-        }
-        hybrid = HybridRecommender.from_fitted(components, self.weights, self.engine_config.hybrid)
+        components: dict[str, Recommender] = {"knn": self.realtime_.knn_, "svd": self.__dict__.get("ease_") or stage2.svd,
+                                               "content": self.content_, "demographic": self.realtime_.fallback_}
+        hybrid = served_fusion(components, self.weights, self.engine_config.hybrid, self.__dict__.get("ranker_"))
         self._serving = _Serving(stage2, hybrid)
 
     @property
