@@ -63,7 +63,12 @@ def test_recsys_tune_writes_a_config_file(small_dataset, tmp_path) -> None:
     assert FusionWeights(**doc["fusion"])
     assert KNNConfig(**doc["engine"]["realtime"]["knn"]).k >= 1
     assert SVDConfig(**doc["engine"]["batch"]["svd"]).n_factors >= 1
-    assert doc["tuning"]["n_trials"] == 2
+    import json
+
+    assert json.loads(out.with_suffix(".search.json").read_text())["n_trials"] == 2
+    from recsys.config_file import load_config_file
+
+    assert load_config_file(out).engine.realtime.knn == KNNConfig(**doc["engine"]["realtime"]["knn"])
 
 
 def test_ease_may_fill_the_collaborative_slot(small_dataset) -> None:
@@ -144,3 +149,15 @@ def test_the_search_offers_ease_only_where_the_engine_serves_it(small_dataset, m
     assert "collaborative" in tune(small_dataset, QUICK).trials.columns  # 150 products: within the bound
     monkeypatch.setattr(ease_module, "SERVABLE_MAX_ITEMS", small_dataset.n_products - 1)
     assert "collaborative" not in tune(small_dataset, QUICK).trials.columns
+
+
+def test_a_tuned_file_with_ease_and_the_learned_fusion_loads_as_engine_settings(small_dataset, tmp_path) -> None:
+    from recsys.config_file import load_config_file
+    from recsys.models.learned_fusion import LearnedFusionConfig
+    from recsys.research.tuning import write_tuned_config
+
+    result = _ease_result(small_dataset)
+    result.learned_fusion = LearnedFusionConfig(seed=3, validation_days=14.0)
+    loaded = load_config_file(write_tuned_config(result, tmp_path / "tuned.toml"))
+    assert loaded.engine.ease == result.ease and loaded.engine.learned_fusion == result.learned_fusion
+    assert loaded.engine.realtime.knn == result.knn and loaded.engine.batch.svd == result.svd

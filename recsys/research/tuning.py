@@ -481,28 +481,34 @@ def _toml_table(value: Any) -> Any:
 
 
 def tuned_document(result: TuningResult) -> dict[str, Any]:
-    """The tuned settings as a configuration document: ``[fusion]`` (the
+    """The tuned settings as a configuration document (:mod:`recsys.config_file`
+    format, so ``--config`` reads it): ``[fusion]`` (the
     :class:`~recsys.config.RecsysConfig` table) and ``[engine.realtime.knn]``,
-    ``[engine.batch.svd]`` (:class:`~recsys.serving.engine.EngineConfig` fields by
-    name), plus a ``[tuning]`` table recording the search (ignored by loaders
-    that read configuration only)."""
-    info = result.info()
-    return {
-        "fusion": result.weights.as_dict(),
-        "engine": {"realtime": {"knn": _toml_table(result.knn)}, "batch": {"svd": _toml_table(result.svd)}},
-        "tuning": {k: _toml_table(v) for k, v in info.items() if k not in ("trials", "knn", "svd") and v is not None},
-    }
+    ``[engine.batch.svd]``, plus ``[engine.ease]`` / ``[engine.learned_fusion]``
+    when the search chose them (:class:`~recsys.serving.engine_config.EngineConfig`
+    fields by name)."""
+    engine: dict[str, Any] = {"realtime": {"knn": _toml_table(result.knn)}, "batch": {"svd": _toml_table(result.svd)}}
+    if result.ease is not None:
+        engine["ease"] = _toml_table(result.ease)
+    if result.learned_fusion is not None:
+        engine["learned_fusion"] = _toml_table(result.learned_fusion)
+    return {"fusion": result.weights.as_dict(), "engine": engine}
 
 
 def write_tuned_config(result: TuningResult, path: str | Any) -> Any:
-    """Write :func:`tuned_document` as TOML (``tomli_w``) to ``path``."""
+    """Write :func:`tuned_document` as TOML (``tomli_w``) to ``path`` and the
+    search record (:meth:`TuningResult.info`) as JSON beside it (``<path>.search.json``)."""
+    import json
     from pathlib import Path
 
     import tomli_w
 
+    from recsys.serialization import jsonable
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(tomli_w.dumps(tuned_document(result)))
+    path.with_suffix(".search.json").write_text(json.dumps(jsonable(result.info()), indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -522,7 +528,7 @@ def tune_main(args: Any) -> int:
     if result.fusion_choice is not None:
         print(f"fusion: {result.fusion_choice}")
     print(f"fusion weights: tuned {result.weights.as_dict()} vs design {result.design_weights.as_dict()}")
-    print(f"wrote {out}")
+    print(f"wrote {out} (the search record: {out.with_suffix('.search.json')})")
     return 0
 
 
