@@ -10,7 +10,8 @@ changes. For user ``u`` and candidate ``i`` the ranker reads (:data:`FEATURES`):
   strategy's effective weight (0 when it cannot answer ``u``);
 - the user's history length ``log(1 + |I_u|)`` and days since their last event;
 - the product's popularity ``log(1 + users)``, price, category (categorical)
-  and days since its last event.
+  and days since its last event;
+- the weighted fusion's score and rank of ``i`` (the ranker starts from it).
 
 **Training** (:func:`train_ranker`): the strategies are fitted on the events
 before a validation cut (``as_of - validation_days`` of the training data;
@@ -47,7 +48,7 @@ __all__ = ["FEATURES", "LearnedFusion", "LearnedFusionConfig", "RankerFit", "ser
 _PER_STRATEGY = ("score", "norm", "rank", "weight")
 FEATURES: tuple[str, ...] = tuple(f"{s}_{f}" for s in STRATEGIES for f in _PER_STRATEGY) + (
     "user_history", "user_recency_days", "product_popularity", "product_price", "product_category",
-    "product_recency_days")
+    "product_recency_days", "weighted_score", "weighted_rank")
 CATEGORY_FEATURE = FEATURES.index("product_category")
 
 
@@ -122,7 +123,7 @@ class LearnedFusion(HybridRecommender):
                                                ((as_of - last_u) / days).to_numpy(dtype=np.float64)])
 
     def features(self, rows: np.ndarray, cand: np.ndarray, valid: np.ndarray, blocks: Mapping[str, np.ndarray],
-                 weights: np.ndarray) -> np.ndarray:
+                 weights: np.ndarray, contrib: np.ndarray | None = None) -> np.ndarray:
         """Feature tensor (rows x candidates x :data:`FEATURES`), float32, NaN where missing."""
         n_rows, width = cand.shape
         out = np.full((n_rows, width, len(FEATURES)), np.nan, dtype=np.float32)
@@ -144,13 +145,20 @@ class LearnedFusion(HybridRecommender):
         user = np.where(known[:, None], self.user_features_[np.where(known, rows, 0)], np.nan)
         out[:, :, 16:18] = user[:, None, :]
         out[:, :, 18:22] = self.product_features_[cand]
+        if contrib is not None:  # the weighted fusion's own score and rank: the ranker starts from it
+            fused = np.where(valid, contrib.sum(axis=0), -np.inf)
+            order = np.argsort(-fused, axis=1, kind="stable")
+            ranks = np.empty_like(order)
+            np.put_along_axis(ranks, order, np.arange(1, width + 1)[None, :], axis=1)
+            out[:, :, 22] = np.where(valid, fused, np.nan)
+            out[:, :, 23] = np.where(valid, ranks, np.nan)
         return out
 
     def candidate_features(self, rows: np.ndarray, n: int = 1, exclude_purchased: bool = True) -> tuple:
         """The weighted hybrid's candidates of ``rows`` and their features:
         ``(cand, valid, x, (contrib, blocks, weights))``."""
         cand, valid, _, contrib, blocks, weights = super()._fuse(rows, n, exclude_purchased)
-        return cand, valid, self.features(rows, cand, valid, blocks, weights), (contrib, blocks, weights)
+        return cand, valid, self.features(rows, cand, valid, blocks, weights, contrib), (contrib, blocks, weights)
 
     def _fuse(self, rows: np.ndarray, n: int, exclude_purchased: bool) -> tuple:
         if self.booster_ is None:
