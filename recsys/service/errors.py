@@ -1,18 +1,18 @@
 """Errors that say whose fault they are: the service's exception handlers.
 
-=====================================================  ======  =====================================
-raised                                                 status  body
-=====================================================  ======  =====================================
-request body/path/query outside the schema (pydantic)  422     ``detail``: each bad field (no input echoed)
-:class:`~recsys.validation.InvalidRequest` (the        422     ``detail``: the message naming the input
-engine's id, count and parameter checks)
-``PermissionError`` (another user's data)              403     ``detail``
-:class:`~recsys.deals.rate_limit.RateLimitExceeded`     429     ``detail``, ``retry_after_seconds``; ``Retry-After``
-:class:`~recsys.service.state.JobInProgress`           409     ``detail``
-:class:`~recsys.service.history.SharedStoreUnavailable` 503    ``detail`` (the store's URL only logged); ``Retry-After``
-anything else (a server fault, a plain ``ValueError``  500     ``{"detail": "internal error", "request_id": ...}``;
-included)                                                      logged with its traceback and the request id
-=====================================================  ======  =====================================
+* 422: a request body, path or query outside the schema (pydantic; ``detail``
+  lists each bad field, no input echoed back), or an
+  :class:`~recsys.validation.InvalidRequest` from the engine's id, count and
+  parameter checks (``detail``: the message naming the input);
+* 403: ``PermissionError`` (another user's data);
+* 429: :class:`~recsys.deals.rate_limit.RateLimitExceeded` (``detail``,
+  ``retry_after_seconds``, a ``Retry-After`` header);
+* 409: :class:`~recsys.service.state.JobInProgress`;
+* 503: :class:`~recsys.service.history.SharedStoreUnavailable` (the store's
+  URL is logged, not answered; ``Retry-After``);
+* 500: anything else -- a server fault, a plain ``ValueError`` from a bug
+  included: logged with its traceback and a request id, answered
+  ``{"detail": "internal error", "request_id": ...}``.
 
 The 500 is answered by :class:`InternalErrorMiddleware` (not an
 ``exception_handler(Exception)``, which Starlette re-raises to the server

@@ -18,9 +18,12 @@ while it keeps answering from the served engine, replays the log onto it and
 swaps it in the same way. A failed load leaves that worker on its previous
 model and is reported in its ``model-info`` (``engine_load_error``).
 
-Every engine this state serves counts deal requests with the same
-``rate_limiter`` (the Redis one with several workers), so a swap neither
-resets nor splits a user's limit.
+The engine is reached through its public methods only (``prepare_batch`` /
+``install_batch``, ``retrained_copy``, ``batch_version``, ...; no batch or
+publish module, no fitted attribute). The deal requests of every engine this
+state serves are counted by the one ``rate_limiter`` it passes into each
+deals call (the Redis one with several workers), so a swap neither resets nor
+splits a user's limit.
 """
 
 from __future__ import annotations
