@@ -388,7 +388,7 @@ def test_recsys_train_writes_a_model_directory_that_load_model_serves(model_dir,
     assert (engine_dir / current / "manifest.json").is_file()
     engine = load_model(model_dir, clock=lambda: NOW)
     assert engine.artifacts_dir == (Path(model_dir) / "artifacts").resolve()
-    assert engine.stage2_.artifacts.version == (Path(model_dir) / "artifacts" / "LATEST").read_text().strip()
+    assert engine.batch_version == (Path(model_dir) / "artifacts" / "LATEST").read_text().strip()
     assert pd.Timestamp(engine.realtime("user_0", 3)["timestamp"]) == NOW
     with pytest.raises(FileNotFoundError, match="engine/CURRENT"):
         load_model(tmp_path)
