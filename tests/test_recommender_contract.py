@@ -29,6 +29,7 @@ from recsys.models.demographic import DemographicRecommender
 from recsys.models.ease import EASE, EASEConfig
 from recsys.models.hybrid import HybridRecommender, default_components
 from recsys.models.knn import ItemKNN, UserKNN, sparse_product
+from recsys.models.learned_fusion import LearnedFusion, LearnedFusionConfig, train_ranker
 from recsys.models.realtime import RealtimeRecommender
 from recsys.models.svd import PureSVD, SVDConfig
 
@@ -40,6 +41,17 @@ class _PrecomputedPureSVD:
     def fit(self, dataset) -> PrecomputedScores:
         model = PureSVD(SVDConfig(n_factors=8)).fit(dataset)
         return PrecomputedScores(model, np.arange(dataset.n_users))
+
+
+class _TrainedLearnedFusion:
+    """Trains a small LambdaRank ranker on the data set's last 14 days, then fits the learned fusion."""
+
+    def fit(self, dataset) -> LearnedFusion:
+        from recsys.research.tuning import fit_hybrid_components
+
+        ranker = train_ranker(dataset, fit_hybrid_components, dataset.config.fusion,
+                              config=LearnedFusionConfig(n_estimators=10, validation_days=14.0, max_users=200))
+        return LearnedFusion(ranker.model, components=default_components).fit(dataset)
 
 
 FACTORIES = {
@@ -60,6 +72,7 @@ FACTORIES = {
     "ImplicitBPR": lambda: ImplicitBPR(ImplicitConfig(factors=8, iterations=3)),
     "ImplicitItemKNN": lambda: ImplicitItemKNN(ImplicitConfig(neighbours=10)),
     "PrecomputedScores": _PrecomputedPureSVD,
+    "LearnedFusion": _TrainedLearnedFusion,
 }
 
 
