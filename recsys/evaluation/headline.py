@@ -46,6 +46,10 @@ MODELS: tuple[tuple[str, str], ...] = (
     ("hybrid_served", "**hybrid as served** (`engine.train(tune=True)`: every setting tuned on validation)"),
 )
 PEERS = ("ease", "pure_svd", "item_knn", "implicit_cosine", "implicit_als", "implicit_bpr", "hybrid")
+SHORT = {"popularity": "popularity", "implicit_cosine": "implicit cosine k-NN", "implicit_als": "implicit ALS",
+         "implicit_bpr": "implicit BPR", "item_knn": "item k-NN", "pure_svd": "PureSVD", "ease": "EASE",
+         "hybrid": "the hybrid at the design's weights", "fusion_design": "the design's weights",
+         "fusion_tuned": "the tuned weights"}
 
 
 class MissingMetric(KeyError):
@@ -75,28 +79,27 @@ def _verdict(low: float, high: float) -> str:
     return "beats" if low > 0 else "trails" if high < 0 else "ties"
 
 
-def _pair(m: _Reader, notebook: str, other: str, k: int) -> str:
-    base = f"served_minus/{other}/ndcg@{k}"
+def _pair(m: _Reader, notebook: str, other: str, k: int, prefix: str = "served_minus") -> str:
+    """``beats EASE (+0.012 [0.004, 0.021]; +5.1% relative)``: a paired difference and its verdict."""
+    base = f"{prefix}/{other}/ndcg@{k}"
     d, low, high = (m(notebook, f"{base}/{f}") for f in ("difference", "ci_low", "ci_high"))
-    return f"{_verdict(low, high)} {other.replace('_', ' ')} ({d:+.3f} [{low:.3f}, {high:.3f}])"
+    relative = ""
+    if other == "ease":
+        relative = f"; {100 * d / m(notebook, f'ndcg@{k}/ease'):+.1f}% relative"
+    return f"{_verdict(low, high)} {SHORT.get(other, other)} ({d:+.3f} [{low:.3f}, {high:.3f}]{relative})"
 
 
 def _fusion(m: _Reader, notebook: str, k: int, where: str) -> str:
     """The three fusions over the served strategies, learned minus each, and the slot shares."""
     values = {f: m(notebook, f"ndcg@{k}/fusion_{f}") for f in ("design", "tuned", "learned")}
-    served = "learned" if m(notebook, "served/fusion_is_learned") else "tuned weights"
-    pairs = []
-    for other in ("fusion_design", "fusion_tuned", "ease"):
-        base = f"learned_minus/{other}/ndcg@{k}"
-        if m.has(notebook, f"{base}/difference"):
-            d, low, high = (m(notebook, f"{base}/{f}") for f in ("difference", "ci_low", "ci_high"))
-            pairs.append(f"{_verdict(low, high)} {other.removeprefix('fusion_').replace('_', ' ')} "
-                         f"({d:+.3f} [{low:.3f}, {high:.3f}])")
+    served = "learned" if m(notebook, "served/fusion_is_learned") else "weighted (tuned weights)"
+    pairs = [_pair(m, notebook, other, k, "learned_minus") for other in ("fusion_design", "fusion_tuned", "ease")
+             if m.has(notebook, f"learned_minus/{other}/ndcg@{k}/difference")]
     shares = ", ".join(f"{s} {100 * m(notebook, f'slot_share/learned/{s}'):.0f}%"
                        for s in ("knn", "svd", "content", "demographic"))
     return (f"{where}: over the served strategies, NDCG@{k} with the design's weights {values['design']:.3f}, the "
             f"tuned weights {values['tuned']:.3f}, the learned LambdaRank fusion {values['learned']:.3f}; the learned "
-            f"fusion {', '.join(pairs)}; the engine serves the {served} (chosen on validation). Slots won under the "
+            f"fusion {', '.join(pairs)}; the engine serves the {served} fusion (chosen on validation). Slots won under the "
             f"learned fusion: {shares}.")
 
 
@@ -129,7 +132,7 @@ def render(metrics: Mapping[str, Mapping[str, Any]], profile: str, seed: int, k:
     r_slot = "EASE" if m(RETAIL, "served/collaborative_is_ease") else "PureSVD"
     retail = (f"On real data (UCI Online Retail, last 30 days as test, {m(RETAIL, 'users_evaluated/warm'):,.0f} "
               f"customers; notebook 09), NDCG@{k}: "
-              + ", ".join(f"{name} {m(RETAIL, f'ndcg@{k}/{name}'):.3f}" for name in
+              + ", ".join(f"{SHORT[name]} {m(RETAIL, f'ndcg@{k}/{name}'):.3f}" for name in
                           ("popularity", "implicit_cosine", "implicit_als", "item_knn", "pure_svd", "ease", "hybrid")
                           if m.has(RETAIL, f"ndcg@{k}/{name}"))
               + f"; the hybrid as served {m(RETAIL, f'ndcg@{k}/hybrid_served'):.3f} "
