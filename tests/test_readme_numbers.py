@@ -27,9 +27,9 @@ def test_the_readme_block_is_the_rendering_of_the_reports_metrics() -> None:
     assert used == fixture["metrics"]  # the fixture holds exactly what the block reads
 
 
-def test_no_number_of_a_test_window_choice_survives() -> None:
+def test_no_row_chosen_after_a_look_at_the_test_window_survives() -> None:
     readme = (PROJECT / "README.md").read_text()
-    assert "0.123" not in readme and "one look at the test window" not in readme
+    assert "one look at the test window" not in readme and "tuned by TPE 0.123" not in readme
 
 
 def test_a_missing_metric_is_named() -> None:
