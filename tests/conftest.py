@@ -39,3 +39,19 @@ def redis_url():
         if url is None:
             pytest.skip("no redis-server binary: install it (apt-get install -y redis-server; `make redis`)")
         yield url
+
+
+# -- test tiers (markers registered in pyproject.toml; `make test-fast` deselects them) ---------------------------
+#: a test that uses one of these fixtures belongs to that tier, whatever file it is in
+_TIER_OF_FIXTURE = {"redis_url": "processes", "spark": "spark"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tier markers that follow from what a test uses: nbval's notebook cells are
+    ``notebooks``; a test using a redis-server or Spark fixture is ``processes`` or ``spark``."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebooks)
+        for fixture, tier in _TIER_OF_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(getattr(pytest.mark, tier))

@@ -11,6 +11,7 @@ collect the operations): a small world and a trained engine, about 2 s.
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -19,6 +20,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from recsys.data import generate
 from recsys.service import KeyStore, create_app
 from recsys.serving.engine import RecommendationEngine
+
+pytestmark = pytest.mark.fuzz
 
 EXAMPLES_PER_OPERATION = 25
 

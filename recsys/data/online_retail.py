@@ -371,22 +371,9 @@ def _derived_price_sensitivity(clean: pd.DataFrame, product_price: pd.Series) ->
     return (0.3 + 0.6 * (1.0 - level)).clip(0.3, 0.9)
 
 
-def to_dataset(
-    clean: pd.DataFrame,
-    *,
-    category_scheme: Scheme = "retail",
-    price_sensitivity: Literal["unknown", "derived"] = "unknown",
-    default_stock: int = 100,
-    cost_ratio: float | None = None,
-    config: RecsysConfig = DEFAULT_CONFIG,
-) -> Dataset:
-    """Map clean Online Retail lines onto a :class:`Dataset` (rules in the module docstring).
-
-    ``cost_ratio``: None keeps every cost unknown (NaN); a number in (0, 1)
-    sets ``cost = cost_ratio * price``, an *assumed* margin (recorded in
-    ``meta``) for the deal guardrails, which never price below cost and
-    give no deal where the cost is unknown.
-    """
+def _check_to_dataset_args(clean: pd.DataFrame, category_scheme: object, price_sensitivity: object,
+                           default_stock: object, cost_ratio: object, config: RecsysConfig) -> None:
+    """:func:`to_dataset`'s arguments; a ``ValueError`` naming the first bad one."""
     if category_scheme not in ("retail", "spec"):
         raise ValueError(f"category_scheme must be 'retail' or 'spec', got {category_scheme!r}")
     if price_sensitivity not in ("unknown", "derived"):
@@ -404,6 +391,25 @@ def to_dataset(
     unknown_regions = sorted({"EU", "NA", "Asia", "Other"} - set(config.region_names))
     if unknown_regions:
         raise ValueError(f"config lacks the region(s) {unknown_regions} that COUNTRY_REGION maps onto")
+
+
+def to_dataset(
+    clean: pd.DataFrame,
+    *,
+    category_scheme: Scheme = "retail",
+    price_sensitivity: Literal["unknown", "derived"] = "unknown",
+    default_stock: int = 100,
+    cost_ratio: float | None = None,
+    config: RecsysConfig = DEFAULT_CONFIG,
+) -> Dataset:
+    """Map clean Online Retail lines onto a :class:`Dataset` (rules in the module docstring).
+
+    ``cost_ratio``: None keeps every cost unknown (NaN); a number in (0, 1)
+    sets ``cost = cost_ratio * price``, an *assumed* margin (recorded in
+    ``meta``) for the deal guardrails, which never price below cost and
+    give no deal where the cost is unknown.
+    """
+    _check_to_dataset_args(clean, category_scheme, price_sensitivity, default_stock, cost_ratio, config)
 
     clean = clean.sort_values(["InvoiceDate", "InvoiceNo"], kind="stable").reset_index(drop=True)
     customer = clean["CustomerID"].astype("int64")
