@@ -1,9 +1,11 @@
-"""Shared fixtures: small synthetic worlds (generated once per test session), and for the service
-tests a trained model directory and a throw-away redis-server (one of each per test module)."""
+"""Shared fixtures: small synthetic worlds (generated once per test session), one trained engine
+per test module, and for the service tests a trained model directory and a throw-away redis-server
+(one of each per test module). Also the test tiers: markers that follow from what a test uses."""
 
 from __future__ import annotations
 
 import pytest
+from fake_clock import Clock
 
 from recsys.cli import main as cli_main
 from recsys.data import Dataset, generate, load_or_generate
@@ -20,6 +22,23 @@ def small_dataset() -> Dataset:
 def ci_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     """The ``ci`` profile (seed 42), cached under a session tmp directory."""
     return load_or_generate(profile="ci", seed=42, data_dir=tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def clock() -> Clock:
+    """The settable clock of :func:`engine`'s rate limiter (one per test module; tests move ``now``)."""
+    return Clock()
+
+
+@pytest.fixture(scope="module")
+def engine(small_dataset: Dataset, clock: Clock):
+    """A :class:`~recsys.serving.engine.RecommendationEngine` trained on ``small_dataset`` with the
+    default configuration and :func:`clock` (one per test module: tests may add events to it)."""
+    from recsys.serving.engine import RecommendationEngine
+
+    eng = RecommendationEngine(clock=clock)
+    eng.train(small_dataset)
+    return eng
 
 
 @pytest.fixture(scope="module")
