@@ -122,3 +122,19 @@ def test_the_service_imports_and_serve_help_runs_without_the_notebook_and_resear
                             cwd=PROJECT, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "usage: recsys serve" in result.stdout and "served without" in result.stdout
+
+
+def test_the_readme_layout_lists_every_room_and_top_level_module_and_nothing_else() -> None:
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Package layout", 1)[1].split("```", 2)[1]
+    inside = block.split("recsys/\n", 1)[1].split("\nnotebooks/", 1)[0]
+    listed_rooms = {line.split()[0].rstrip("/") for line in inside.splitlines() if line.startswith("  ")
+                    and line.split()[0].endswith("/")}
+    heads = [line.strip().split("   ")[0] for line in inside.splitlines() if line.startswith("  ") and line[2] != " "]
+    listed_modules = {name.strip(",") for head in heads for name in head.split() if name.strip(",").endswith(".py")}
+    rooms = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    modules = {p.name for p in PACKAGE.glob("*.py") if not p.name.startswith("_")}
+    assert listed_rooms == rooms, f"README lists {sorted(listed_rooms)}, the tree has {sorted(rooms)}"
+    assert listed_modules == modules, f"README lists {sorted(listed_modules)}, the tree has {sorted(modules)}"
+    for top in ("notebooks/", "tests/", "benchmarks/"):
+        assert f"\n{top}" in block and (PROJECT / top).is_dir(), top
