@@ -138,3 +138,28 @@ def test_the_readme_layout_lists_every_room_and_top_level_module_and_nothing_els
     assert listed_modules == modules, f"README lists {sorted(listed_modules)}, the tree has {sorted(modules)}"
     for top in ("notebooks/", "tests/", "benchmarks/"):
         assert f"\n{top}" in block and (PROJECT / top).is_dir(), top
+
+
+def test_a_command_whose_extra_is_missing_names_the_extra(monkeypatch, capsys) -> None:
+    import recsys.research.tuning as tuning
+    from recsys.cli import main
+
+    def no_optuna(args):
+        raise ModuleNotFoundError("No module named 'optuna'", name="optuna")
+
+    monkeypatch.setattr(tuning, "tune_main", no_optuna)
+    assert main(["tune", "--data", "nowhere", "--out", "tuned.toml"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("recsys tune: error: optuna is not installed") and "[research]" in err
+
+
+def test_a_missing_module_of_no_extra_is_not_hidden(monkeypatch) -> None:
+    import recsys.research.tuning as tuning
+    from recsys.cli import main
+
+    def broken(args):
+        raise ModuleNotFoundError("No module named 'recsys.nothing'", name="recsys.nothing")
+
+    monkeypatch.setattr(tuning, "tune_main", broken)
+    with pytest.raises(ModuleNotFoundError, match="recsys.nothing"):
+        main(["tune", "--data", "nowhere", "--out", "tuned.toml"])
