@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 from fake_clock import Clock
+from service_processes import redis_server
 
 from recsys.cli import main as cli_main
 from recsys.data import Dataset, generate, load_or_generate
-from recsys.service.processes import redis_server
 
 
 @pytest.fixture(scope="session")
