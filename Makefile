@@ -38,7 +38,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@# setuptools announces its editable finder ("Editable installation", information only) as a warning: silenced by its message
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet --no-deps -e .
 	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
 	  echo "$(LOCK) does not satisfy pyproject.toml: run 'make lock'"; exit 1; }
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (recsys)" >/dev/null
