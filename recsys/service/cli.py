@@ -16,7 +16,9 @@ from a running service within a second or two (it re-reads a changed keys file).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +27,21 @@ from recsys.cli_types import dataset_dir, id_value, in_range, out_dir, writable_
 __all__ = ["add_service_commands"]
 
 
+def _one_line(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A ``ValueError`` (a bad keys file, no such key, a bad user id) is one line and exit status 2."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except ValueError as err:
+            print(f"recsys keys {args.keys_command}: error: {err}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+@_one_line
 def _keys_add(args: argparse.Namespace) -> int:
     from recsys.service.auth import add_key_main
 
@@ -38,6 +55,7 @@ def _keys_add(args: argparse.Namespace) -> int:
     return 0
 
 
+@_one_line
 def _keys_list(args: argparse.Namespace) -> int:
     from recsys.service.auth import KeyStore
 
@@ -51,6 +69,7 @@ def _keys_list(args: argparse.Namespace) -> int:
     return 0
 
 
+@_one_line
 def _keys_revoke(args: argparse.Namespace) -> int:
     from recsys.service.auth import KeyStore
 
