@@ -128,7 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
                         max_headers=args.max_headers, rate_per_second=args.rate_limit, burst=args.burst,
                         max_in_flight_per_client=args.max_in_flight)
         serve(args.model, args.api_keys, args.host, args.port, args.workers, _redis_url(args), args.redis_prefix,
-              args.access_log, limits, args.event_clock_skew, args.limit_concurrency)
+              args.access_log, limits, args.event_clock_skew, args.limit_concurrency, args.http)
     except (ValueError, OSError, StartupError) as err:  # a bad option, file or store, named in the message
         print(f"recsys serve: error: {err}", file=sys.stderr)
         return 2
@@ -190,6 +190,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                        default=lim.max_in_flight_per_client, help="requests of one client in progress (429); 0: no limit")
     serve.add_argument("--limit-concurrency", type=in_range(int, "--limit-concurrency", 1, 10**6), default=1024,
                        help="connections and requests of a worker at once (uvicorn answers 503 past it)")
+    serve.add_argument("--http", choices=["h11", "httptools"], default="h11",
+                       help="HTTP parser: h11 buffers at most 1 MB of request line and headers per connection; "
+                            "httptools is faster but buffers any header size")
     serve.add_argument("--event-clock-skew", type=in_range(float, "--event-clock-skew", 0, 86400), default=300.0,
                        help="seconds an event's timestamp may be ahead of the service's clock")
     serve.set_defaults(func=_serve)

@@ -17,8 +17,9 @@ options, the keys file, the model directory and Redis before starting
 model that does not load is the same one line); with several, a worker that
 cannot start writes its one-line cause into ``RECSYS_STARTUP_FAILURE_FILE``
 and stops the supervisor (no endless respawn), and ``serve`` raises it.
-HTTP is parsed by h11 with at most ``h11_max_incomplete_event_size`` bytes
-of request line and headers buffered per connection.
+HTTP is parsed by h11 by default, with at most ``h11_max_incomplete_event_size``
+bytes of request line and headers buffered per connection (``--http httptools``
+is faster, but buffers headers of any size).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def check_options(host: str, port: int, workers: int, redis_url: str | None) -> 
 def serve(model: str | Path, api_keys: str | Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           redis_url: str | None = None, redis_prefix: str | None = None, access_log: bool = False,
           limits: Limits | None = None, event_clock_skew_seconds: float = 300.0,
-          limit_concurrency: int | None = None) -> None:
+          limit_concurrency: int | None = None, http: str = "h11") -> None:
     """``recsys serve``: check the inputs once, then run uvicorn with ``workers`` processes.
     Raises ``ValueError`` for a bad option, :class:`StartupError` when the service cannot start."""
     import uvicorn
@@ -154,7 +155,7 @@ def serve(model: str | Path, api_keys: str | Path, host: str = "127.0.0.1", port
                                redis_url=redis_url, redis_prefix=redis_prefix, metrics_dir=metrics_dir,
                                limits=limits or Limits(), event_clock_skew_seconds=event_clock_skew_seconds,
                                startup_failure_file=failure_file)
-    server = {"host": host, "port": port, "access_log": access_log, "log_level": "info", "http": "h11",
+    server = {"host": host, "port": port, "access_log": access_log, "log_level": "info", "http": http,
               "h11_max_incomplete_event_size": HEADER_BUFFER_BYTES, "limit_concurrency": limit_concurrency}
     if workers == 1:  # built here: a model that does not load is one line, before anything listens
         app = app_from_settings(settings)
