@@ -7,7 +7,9 @@ In this order, each answered without reading the body and without calling the ap
 2. **per client** (the peer address): more than ``max_in_flight_per_client``
    requests of one client in progress at once, or past its request rate (a
    token bucket: ``rate_per_second`` tokens a second, at most ``burst`` saved):
-   429 with ``Retry-After``; ``/health``, ``/ready`` and ``/metrics`` are exempt;
+   429 with ``Retry-After``; ``/health``, ``/ready`` and ``/metrics`` are exempt. Counted in
+   each worker (N workers admit N times the rate); behind a proxy every client has the proxy's
+   address, so set ``--rate-limit 0`` there and limit at the proxy;
 3. **token** on the paths that need one (``/recommendations/enhanced/...``):
    no bearer token or an unknown, revoked or expired one: 401 (the route's
    dependency checks it again and applies the per-user rules, 403);
