@@ -1,7 +1,10 @@
-"""Command line: ``recsys generate | run | batch | tune | keys | train | serve``.
+"""Command line: ``recsys generate | run | runs | batch | tune | keys | train | serve``.
 
     recsys generate --profile ci --seed 42 --out data/ci-42
     recsys run --profile thesis [--seeds 1,2,3] [-p test_days=21 ...] [--config my.toml]
+    recsys runs list --profile ci
+    recsys runs compare previous latest --profile ci [--rel-tol 1e-6]
+    recsys runs prune --keep 5 --profile ci
     recsys batch --data data/ci-42 --out data/ci-42-batch [--engine spark --master local[2]]
     recsys tune --data data/ci-42 --budget 120 --out tuned.toml
 
@@ -71,6 +74,33 @@ def _run(args: argparse.Namespace) -> int:
     return main_run(args)
 
 
+def _runs(args: argparse.Namespace) -> int:
+    """``recsys runs list | compare A B | prune --keep N`` over ``<reports>/<profile>/runs/``."""
+    import json
+
+    from recsys.runs import history, project_paths
+
+    profile_dir = project_paths.reports_root(args.reports) / args.profile
+    if args.runs_command == "list":
+        runs = history.list_runs(profile_dir)
+        if args.json:
+            print(json.dumps([{**r.__dict__, "path": str(r.path)} for r in runs], indent=2))
+        else:
+            print(f"{profile_dir / history.RUNS}  (* = {history.LATEST})")
+            print(history.format_runs(runs))
+        return 0
+    if args.runs_command == "compare":
+        a, b = history.resolve_run(profile_dir, args.a), history.resolve_run(profile_dir, args.b)
+        comparison = history.compare_runs(a, b, rel_tol=args.rel_tol, abs_tol=args.abs_tol)
+        print(json.dumps(comparison.as_dict(), indent=2, default=str) if args.json
+              else history.format_comparison(comparison))
+        return 0
+    removed = history.prune(profile_dir, args.keep, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} {len(removed)} run(s) of {profile_dir / history.RUNS}" + "".join(f"\n  {p.name}" for p in removed))
+    return 0
+
+
 def _batch(args: argparse.Namespace) -> int:
     from recsys.stage2.job import batch_main
 
@@ -114,7 +144,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks-dir", default=None, help="folder of the NN_*.ipynb notebooks (default: ./notebooks)")
     run.add_argument("--reports", default=None, help="reports root (default: ./reports)")
     run.add_argument("--data", default=None, help="data cache directory (default: ./data)")
+    run.add_argument("--quiet", action="store_true", help="one line per notebook, no progress line per cell")
     run.set_defaults(func=_run)
+
+    runs = sub.add_parser("runs", help="the kept runs of a profile: list, compare two, prune old ones")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, parser_class=_Parser)
+    for name, text in (("list", "every run, oldest first; * marks latest"),
+                       ("compare", "what changed from run A to run B: metrics, figures, settings, environment"),
+                       ("prune", "delete all but the newest N runs (never the one latest points to)")):
+        cmd = runs_sub.add_parser(name, help=text)
+        cmd.add_argument("--profile", choices=["ci", "thesis", "large"], default="thesis")
+        cmd.add_argument("--reports", default=None, help="reports root (default: ./reports or $RECSYS_REPORTS)")
+        if name == "compare":
+            cmd.add_argument("a", help="run id, unique prefix, 'latest', 'previous' or a run folder")
+            cmd.add_argument("b", help="the same for the second run")
+            cmd.add_argument("--rel-tol", type=float, default=1e-6, help="relative tolerance of a metric")
+            cmd.add_argument("--abs-tol", type=float, default=1e-9, help="absolute tolerance of a metric")
+        if name == "prune":
+            cmd.add_argument("--keep", type=int, required=True, help="runs to keep (at least 1)")
+            cmd.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+        if name in ("list", "compare"):
+            cmd.add_argument("--json", action="store_true", help="machine-readable output")
+        cmd.set_defaults(func=_runs)
 
     batch = sub.add_parser("batch", help="recompute all Stage 2 artifacts atomically")
     batch.add_argument("--data", required=True, help="a directory written by Dataset.save / recsys generate")
@@ -142,13 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from recsys.runs.history import HistoryError
     from recsys.runs.parameters import ParameterError
     from recsys.runs.runner import UsageError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (*USAGE_ERRORS, ParameterError, UsageError) as error:
+    except (*USAGE_ERRORS, ParameterError, UsageError, HistoryError) as error:
         print(f"recsys {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -198,12 +198,18 @@ class Report:
     def prefix(self) -> str:
         return self.notebook.split("_", 1)[0]
 
-    def figure(self, fig: Any, name: str, caption: str) -> Path:
-        """Save a figure as ``figures/<NN>_<name>.{pdf,png}``; returns the PNG path."""
+    def figure(self, fig: Any, name: str, caption: str, source: str | None = None) -> Path:
+        """Save a figure as ``figures/<NN>_<name>.{pdf,png}``; returns the PNG path.
+
+        ``source``: where the data came from when it is not this run (e.g. ``"the committed benchmark record
+        benchmarks/results/bench_spark.json"``); the summary's caption says so."""
         stem = f"{self.prefix}_{name}"
         pdf, png = save_figure(fig, self.root / "figures" / stem)
         self.figures = [f for f in self.figures if f["name"] != stem]
-        self.figures.append({"name": stem, "caption": caption, "pdf": f"figures/{pdf.name}", "png": f"figures/{png.name}"})
+        entry = {"name": stem, "caption": caption, "pdf": f"figures/{pdf.name}", "png": f"figures/{png.name}"}
+        if source:
+            entry["source"] = source
+        self.figures.append(entry)
         self._write()
         return png
 
@@ -285,13 +291,17 @@ DESIGN_PERFORMANCE_CLAIMS: tuple[_Claim, ...] = (
 
 def _recorded_metrics(reports_dir: Path, exclude_notebooks: Sequence[str]) -> list[dict[str, Any]]:
     """Headline metrics of the manifests in ``artifacts/`` (notebooks) and of
-    benchmark manifests (same format) in ``reports_dir/benchmarks/`` or the
-    profile-independent ``reports_dir/../benchmarks/`` (``make benchmarks``),
+    benchmark manifests (same format) in ``reports_dir/benchmarks/`` and in the nearest
+    ``benchmarks/`` folder of an ancestor (the reports root's, written by ``make benchmarks``),
     if present."""
     rows = []
     paths = sorted((reports_dir / "artifacts").glob("*.json"))
-    for bench_dir in (reports_dir / "benchmarks", reports_dir.parent / "benchmarks"):
-        paths += sorted(bench_dir.glob("*.json"))
+    paths += sorted((reports_dir / "benchmarks").glob("*.json"))
+    # the reports root's benchmarks/: reports/<profile>/runs/<id>[/seed_<s>] (or the old reports/<profile>)
+    for ancestor in list(reports_dir.parents)[:4]:
+        if (ancestor / "benchmarks").is_dir():
+            paths += sorted((ancestor / "benchmarks").glob("*.json"))
+            break
     for path in paths:
         try:
             manifest = json.loads(path.read_text())
