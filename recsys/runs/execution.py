@@ -4,6 +4,8 @@
 
 - the kernel talks to us over IPC sockets in a private temporary folder, not TCP, so ipykernel has no
   reason to warn that it "is running over TCP without encryption";
+- the kernel is not sent SIGINT before its shutdown (jupyter_client's habit, which made a fast notebook's
+  kernel log ``KeyboardInterrupt caught in kernel``);
 - the kernel process's own stdout and stderr (its log: warnings, ``[IPKernelApp] ERROR`` lines) go to
   ``<notebook>.kernel.log`` beside the executed notebook instead of the terminal;
 - after each code cell, ``progress(line)`` is called with the cell's number, elapsed seconds and the
@@ -42,6 +44,16 @@ def _register() -> None:
     from papermill.engines import NBClientEngine, papermill_engines
     from papermill.utils import merge_kwargs, remove_args
 
+    class _KernelManager(AsyncKernelManager):
+        """jupyter_client interrupts (SIGINT) a kernel before asking it to shut down; when the signal lands
+        while the idle kernel handles a message, it logs ``KeyboardInterrupt caught in kernel``. Every cell
+        has finished when we shut down, so the shutdown request alone is sent (a kernel that does not exit
+        in time is still killed)."""
+
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
     class _Engine(NBClientEngine):
         @classmethod
         def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
@@ -53,7 +65,7 @@ def _register() -> None:
                                  kernel_name=kernel_name, log_output=log_output, stdout_file=stdout_file,
                                  stderr_file=stderr_file)
             with tempfile.TemporaryDirectory(prefix="recsys-kernel-") as sockets, open(kernel_log, "w") as log:
-                km = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=str(Path(sockets) / "k"))
+                km = _KernelManager(kernel_name=kernel_name, transport="ipc", ip=str(Path(sockets) / "k"))
                 client = PapermillNotebookClient(nb_man, km=km, **final)
                 return client.execute(stdout=log, stderr=log)
 

@@ -27,7 +27,7 @@ import pandas as pd
 from recsys.runs import project_paths
 from recsys.serialization import jsonable
 
-__all__ = ["Report", "DESIGN_PERFORMANCE_CLAIMS", "performance_metrics_table", "pin_threads", "set_thesis_style",
+__all__ = ["Report", "DESIGN_PERFORMANCE_CLAIMS", "legend_outside", "plain_log_axis", "performance_metrics_table", "pin_threads", "set_thesis_style",
            "set_display_precision", "rounded", "save_figure", "save_table", "write_benchmark_manifest",
            "DISPLAY_DECIMALS", "THREAD_ENV"]
 
@@ -112,6 +112,27 @@ def set_thesis_style() -> None:
     )
     if _in_notebook():
         _show_figures_inline()
+
+
+def plain_log_axis(ax: Any, which: str = "x") -> None:
+    """A log axis with plain tick labels (``50, 100, 200, 500``, never ``6x10^1``): major ticks at 1, 2 and 5
+    times each power of ten, labelled with ``%g``; minor ticks unlabelled."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def legend_outside(ax: Any, where: str = "right", **kwargs: Any) -> Any:
+    """The axes' legend outside the plotting area (``right``: beside it, top-aligned; ``below``: under the
+    x label), so it covers no data; ``savefig(bbox_inches="tight")`` keeps it in the saved file."""
+    if where == "below":
+        placement = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.18), "ncol": kwargs.pop("ncol", 3)}
+    else:
+        placement = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
+    return ax.legend(**{"frameon": False, **placement, **kwargs})
 
 
 def _show_figures_inline() -> None:
