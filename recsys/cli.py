@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import NoReturn
@@ -59,10 +60,14 @@ def _generate(args: argparse.Namespace) -> int:
     if args.profile in STREAMED_PROFILES:  # too large for memory: partitioned parquet, chunk by chunk
         return generate_main(args.profile, args.seed, Path(args.out), args.quiet)
     from recsys.data.synthetic import generate
+    from recsys.runs.progress import Steps
 
-    dataset = generate(**resolve_params(args.profile, args.seed), progress=not args.quiet)
+    steps = Steps("generate", enabled=not args.quiet)
+    with steps.step(f"generate profile {args.profile}, seed {args.seed}"):
+        dataset = generate(**resolve_params(args.profile, args.seed), progress=not args.quiet)
     dataset.meta["profile"] = args.profile
-    out = dataset.save(Path(args.out))
+    with steps.step(f"save to {args.out}"):
+        out = dataset.save(Path(args.out))
     rows = ", ".join(f"{name}={len(getattr(dataset, name)):,}" for name in ("users", "products", "events"))
     print(f"wrote {out} ({rows}; content hash {dataset.content_hash()[:12]})")
     return 0
@@ -102,15 +107,21 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from recsys.stage2.job import batch_main
+    from recsys.runs.progress import Steps, timed_table
+    from recsys.stage2.job import STEPS, batch_main
 
+    steps = Steps("batch", enabled=not args.quiet)
     if args.engine == "spark":
         from recsys.spark.job import spark_batch_main
 
-        path = spark_batch_main(args.data, Path(args.out), args.master, args.shuffle_partitions, args.driver_memory)
+        with steps.step(f"Spark job on {args.master}"):
+            path = spark_batch_main(args.data, Path(args.out), args.master, args.shuffle_partitions,
+                                    args.driver_memory)
     else:
-        path = batch_main(Path(args.data), Path(args.out))
-    print(f"batch artifacts: {path}")
+        with timed_table(STEPS, steps):  # a line per Stage 2 step (svd, segments, demand, seasonality)
+            path = batch_main(Path(args.data), Path(args.out))
+    print(f"batch artifacts: {path} ({time.perf_counter() - steps.started:.1f} s"
+          + "".join(f"; {name} {sec:.1f} s" for name, sec in steps.seconds.items()) + ")")
     return 0
 
 
@@ -175,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--master", default="local[2]", help="Spark master: local[n], spark://host:port, yarn, k8s://...")
     batch.add_argument("--shuffle-partitions", type=int, default=8, help="spark.sql.shuffle.partitions (Spark only)")
     batch.add_argument("--driver-memory", default="2g", help="spark.driver.memory (Spark only)")
+    batch.add_argument("--quiet", action="store_true", help="no step lines on stderr")
     batch.set_defaults(func=_batch)
 
     from recsys.service.cli import add_service_commands  # keys, train, serve
@@ -188,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--seed", type=int, default=42, help="seed of the TPE sampler")
     tune.add_argument("--validation-days", type=float, default=28.0, help="validation window at the end of the data")
     tune.add_argument("--out", required=True, help="configuration file to write (.toml)")
+    tune.add_argument("--quiet", action="store_true", help="no progress line per trial on stderr")
     tune.set_defaults(func=_tune)
     return parser
 

@@ -40,7 +40,12 @@ def ci_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=PROJECT, capture_output=True, text=True, timeout=3600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return root / "reports" / "ci"
+    assert "without encryption" not in result.stderr + result.stdout
+    assert "Passed unknown parameter" not in result.stderr + result.stdout
+    assert "KeyboardInterrupt" not in result.stderr + result.stdout
+    latest = root / "reports" / "ci" / "latest"
+    assert latest.is_symlink() and latest.resolve().parent.name == "runs"
+    return latest
 
 
 def test_every_notebook_runs_and_is_summarised(ci_report):
@@ -54,6 +59,12 @@ def test_every_notebook_runs_and_is_summarised(ci_report):
     assert record["environment"]["packages"]["numpy"] and "## Environment" in summary
     pngs = sorted((ci_report / "figures").glob("*.png"))
     assert pngs and all(p.with_suffix(".pdf").exists() for p in pngs)
+    assert all(n["status"] == "ok" for n in record["notebooks"])
+    for log in sorted((ci_report / "notebooks").glob("*.kernel.log")):
+        assert log.read_text() == "", f"{log.name}: the kernel logged {log.read_text()[:300]}"
+    index = (ci_report / "index.html").read_text()
+    assert all(f"notebooks/{nb.stem}.html" in index for nb in notebooks)
+    assert all((ci_report / "notebooks" / f"{nb.stem}.html").exists() for nb in notebooks)
 
 
 def test_every_saved_figure_is_shown_inline(ci_report):

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["GROUP_LABELS", "MODEL_LABELS", "STRATEGY_LABELS", "group_label", "model_label", "model_labels",
-           "segment_label"]
+           "segment_label", "segment_labels"]
 
 STRATEGY_LABELS: dict[str, str] = {
     "knn": "item k-NN",
@@ -83,3 +84,17 @@ def group_label(group: str) -> str:
 def segment_label(segment: int, summary: str) -> str:
     """A segment named by its summary, with its number for reference: ``"2: young, price-sensitive"``."""
     return f"{int(segment)}: {summary}" if summary else f"segment {int(segment)}"
+
+
+def segment_labels(summary: Any) -> dict[Any, str]:
+    """Readable names of K-Means segments from their summary frame (``UserSegmentation.summary_frame()``:
+    ``segment, avg_age, dominant_region, dominant_age_group, dominant_spending_tier, avg_price_sensitivity``),
+    e.g. ``"2: Asia, young (28), budget, sens. 0.79"``; keyed by ``"segment_2"`` and by ``2`` so that frames
+    indexed either way can be renamed."""
+    out: dict[Any, str] = {}
+    for row in summary.itertuples(index=False):
+        number = int(str(row.segment).rsplit("_", 1)[-1])
+        text = (f"{row.dominant_region}, {row.dominant_age_group} ({row.avg_age:.0f}), {row.dominant_spending_tier}, "
+                f"sens. {row.avg_price_sensitivity:.2f}")
+        out[row.segment] = out[number] = segment_label(number, text)
+    return out

@@ -27,7 +27,7 @@ import pandas as pd
 from recsys.runs import project_paths
 from recsys.serialization import jsonable
 
-__all__ = ["Report", "DESIGN_PERFORMANCE_CLAIMS", "legend_outside", "plain_log_axis", "performance_metrics_table", "pin_threads", "set_thesis_style",
+__all__ = ["Report", "DESIGN_PERFORMANCE_CLAIMS", "legend_outside", "plain_log_axis", "recorded_source", "performance_metrics_table", "pin_threads", "set_thesis_style",
            "set_display_precision", "rounded", "save_figure", "save_table", "write_benchmark_manifest",
            "DISPLAY_DECIMALS", "THREAD_ENV"]
 
@@ -112,6 +112,17 @@ def set_thesis_style() -> None:
     )
     if _in_notebook():
         _show_figures_inline()
+
+
+def recorded_source(path: str | os.PathLike[str]) -> str:
+    """The data source of a figure drawn from a benchmark record rather than from the run (for
+    ``report.figure(..., source=...)``): the committed record (``benchmarks/results/``) or one written on this
+    machine by a benchmark script (``reports/benchmarks/``)."""
+    parts = Path(path).resolve().parts
+    shown = "/".join(parts[-3:])
+    if parts[-3:-1] == ("benchmarks", "results"):
+        return f"the committed benchmark record {shown}, not this run"
+    return f"the benchmark record {shown}, written on this machine by a benchmark script, not this run"
 
 
 def plain_log_axis(ax: Any, which: str = "x") -> None:
