@@ -10,11 +10,11 @@ A name not in :data:`MODEL_LABELS` is composed by rule (``hybrid_no_<part>`` -> 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = ["GROUP_LABELS", "MODEL_LABELS", "STRATEGY_LABELS", "group_label", "model_label", "model_labels",
-           "segment_label", "segment_labels"]
+           "segment_label", "segment_labels", "segment_summary"]
 
 STRATEGY_LABELS: dict[str, str] = {
     "knn": "item k-NN",
@@ -92,9 +92,19 @@ def segment_labels(summary: Any) -> dict[Any, str]:
     e.g. ``"2: Asia, young (28), budget, sens. 0.79"``; keyed by ``"segment_2"`` and by ``2`` so that frames
     indexed either way can be renamed."""
     out: dict[Any, str] = {}
-    for row in summary.itertuples(index=False):
-        number = int(str(row.segment).rsplit("_", 1)[-1])
-        text = (f"{row.dominant_region}, {row.dominant_age_group} ({row.avg_age:.0f}), {row.dominant_spending_tier}, "
-                f"sens. {row.avg_price_sensitivity:.2f}")
-        out[row.segment] = out[number] = segment_label(number, text)
+    for row in summary.to_dict(orient="records"):
+        number = int(str(row["segment"]).rsplit("_", 1)[-1])
+        out[row["segment"]] = out[number] = segment_label(number, segment_summary(row))
     return out
+
+
+def segment_summary(row: Mapping[str, Any]) -> str:
+    """A segment's summary in words from its ``/segments`` fields: dominant region, age group (mean age),
+    spending tier and mean price sensitivity, e.g. ``"Asia, young (28), budget, sens. 0.79"``."""
+    age = row.get("avg_age")
+    sensitivity = row.get("avg_price_sensitivity")
+    return (f"{row.get('dominant_region')}, {row.get('dominant_age_group')}"
+            + (f" ({age:.0f})" if isinstance(age, (int, float)) and age == age else "")
+            + f", {row.get('dominant_spending_tier')}"
+            + (f", sens. {sensitivity:.2f}" if isinstance(sensitivity, (int, float)) and sensitivity == sensitivity
+               else ""))
