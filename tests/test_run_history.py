@@ -195,6 +195,16 @@ def test_a_report_of_the_old_layout_is_moved_into_the_history(project):
     assert not (legacy / "summary.md").exists()
 
 
+
+def test_figures_of_notebooks_run_by_hand_are_not_taken_for_a_run(project):
+    by_hand = project["reports_root"] / "ci" / "figures"
+    by_hand.mkdir(parents=True)
+    (by_hand / "01_x.png").write_bytes(b"png")
+    run_report("ci", **project)
+    assert (by_hand / "01_x.png").exists()
+    assert not [d for d in (project["reports_root"] / "ci" / "runs").iterdir() if d.name.endswith("-legacy")]
+
+
 def test_summary_and_record_name_where_each_figures_data_came_from(project):
     top = run_report("ci", command_line=["recsys", "run", "--profile", "ci"], **project)
     summary = (top / "summary.md").read_text()

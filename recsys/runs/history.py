@@ -124,14 +124,15 @@ def latest_run(profile_dir: Path) -> str | None:
 
 
 def migrate_legacy_report(profile_dir: Path) -> Path | None:
-    """Move a report of the old layout (files directly in ``reports/<profile>/``) into ``runs/<id>-legacy/``
-    (id from its ``metrics.json`` time), so it is neither lost nor read as the current run."""
-    legacy = [p for p in profile_dir.iterdir() if p.name not in (RUNS, LATEST) and not p.name.startswith(".")] \
-        if profile_dir.is_dir() else []
-    if not legacy:
-        return None
+    """Move a report of the old runner (``metrics.json`` and the rest directly in ``reports/<profile>/``) into
+    ``runs/<id>-legacy/`` (id from its ``metrics.json`` time), so it is neither lost nor read as the current
+    run. Without a ``metrics.json`` there nothing moves: figures and tables there come from notebooks run by
+    hand (their default ``reports_dir``: JupyterLab, ``make notebooks``, nbval), not from a run."""
     stamp = profile_dir / "metrics.json"
-    when = datetime.fromtimestamp((stamp if stamp.exists() else legacy[0]).stat().st_mtime, UTC)
+    if not stamp.is_file() or stamp.is_symlink():
+        return None
+    legacy = [p for p in profile_dir.iterdir() if p.name not in (RUNS, LATEST) and not p.name.startswith(".")]
+    when = datetime.fromtimestamp(stamp.stat().st_mtime, UTC)
     target = profile_dir / RUNS / f"{run_id_for(when)}-legacy"
     target.mkdir(parents=True, exist_ok=True)
     for path in legacy:
