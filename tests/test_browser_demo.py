@@ -75,12 +75,12 @@ def test_demo_shows_a_users_deals_and_changes_after_a_purchase(server, tmp_path)
         assert page.locator("#rec-rows tr").first.locator(".parts").text_content().count("/") == 3
         page.screenshot(path=str(shots / "demo-before.png"), full_page=True)
 
-        top = page.locator("#rec-rows tr").first.get_attribute("data-product")
-        page.locator("#rec-rows tr").first.locator("button[data-event=purchase]").click()
+        top = page.locator("#rt-rows tr").first.get_attribute("data-product")
+        page.locator("#rt-rows tr").first.locator("button[data-event=purchase]").click()
         page.wait_for_selector("#changes:not([hidden])", timeout=30_000)
-        after = page.locator("#rec-rows tr").evaluate_all("rows => rows.map(r => r.dataset.product)")
+        after = page.locator("#rt-rows tr").evaluate_all("rows => rows.map(r => r.dataset.product)")
         assert top not in after
-        assert f"recommendations: {top} left the list" in page.text_content("#change-list")
+        assert f"real time (Stage 1): {top} left the list" in page.text_content("#change-list")
         assert page.text_content("#status") == "showing user_0 after the purchase"
         page.screenshot(path=str(shots / "demo-after-purchase.png"), full_page=True)
         page.close()

@@ -1,6 +1,7 @@
 """The demo page: a person picks a user and sees the recommendations, each strategy's contribution and reason,
 the deals with their prices, discount, reason and expiry, and the user's segment; posting an event (view,
-cart, purchase) shows how the answer changes.
+cart, purchase) shows how the answer changes: at once in the Stage 1 real-time list (a purchased product
+leaves it, the k-NN neighbours move), in Stage 3 and the deals after the next ``train``.
 
 Paths (mounted by :func:`recsys.service.app.create_app`):
 
@@ -8,8 +9,9 @@ Paths (mounted by :func:`recsys.service.app.create_app`):
 ``/demo``                  GET     the page (``static/demo.html``; plain HTML, CSS and JavaScript)  none
 ``/demo/demo.js|.css``     GET     its script and style, packaged with the service               none
 ``/demo/api/me``           GET     the token's user, whether it is an admin's, suggested users    any token
-``/demo/api/users/{id}``   GET     profile, segment with its summary, recommendations with        the user's, or
-                                   contributions and reasons, deals (counts as a deal request)    admin
+``/demo/api/users/{id}``   GET     profile, segment with its summary, Stage 1 real-time list,     the user's, or
+                                   Stage 3 recommendations with contributions and reasons, deals  admin
+                                   (counts as a deal request)
 ``/demo/api/events``       POST    one view / cart / purchase of a product by the user, into the   the user's, or
                                    shared live history at the engine's clock                       admin
 =========================  ======  =============================================================  ================
@@ -78,11 +80,13 @@ async def me(who: User, state: State) -> dict[str, Any]:
 async def user_view(user_id: Annotated[str, PathParam(pattern=USER_ID_PATTERN)], who: User,
                     state: State) -> JSONAnswer:
     """What the page shows of one user: the Stage 3 answer (recommendations with ``contributions`` and
-    ``reason``, deals), the profile, and the segment with its summary."""
+    ``reason``, deals), the Stage 1 real-time list (which counts a posted event at once; Stage 3 and the
+    deals see it after the next ``train``), the profile, and the segment with its summary."""
     own_data(who, user_id)
     await state.sync()
     engine = state.engine
     answer = engine.full(user_id, 10, include_deals=True, rate_limiter=state.rate_limiter)
+    realtime = engine.realtime(user_id, 10)
     profile = engine.user_profile(user_id)
     segment = None
     if profile.get("segment"):
@@ -92,6 +96,7 @@ async def user_view(user_id: Annotated[str, PathParam(pattern=USER_ID_PATTERN)],
     return JSONAnswer({
         "user_id": user_id, "profile": profile, "segment": segment,
         "recommendations": answer["recommendations"], "deals": answer["deals"],
+        "realtime": realtime["recommendations"], "realtime_method": realtime["method"],
         "deals_retry_after_seconds": answer.get("deals_retry_after_seconds"), "timestamp": answer["timestamp"],
     })
 

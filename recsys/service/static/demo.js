@@ -3,6 +3,7 @@
 "use strict";
 
 const STRATEGIES = ["knn", "svd", "content", "demographic"];
+const LABELS = { realtime: "real time (Stage 1)", recommendations: "hybrid (Stage 3)", deals: "deals" };
 const state = { token: sessionStorage.getItem("recsys-demo-token") || "", user: null, last: null, admin: false };
 
 const $ = (id) => document.getElementById(id);
@@ -92,15 +93,39 @@ function renderRecommendations(view, previous) {
     numbers.textContent = STRATEGIES.map((s) => Number(contributions[s] || 0).toFixed(3)).join(" / ");
     parts.append(bars, numbers);
     cell(row, rec.reason);
-    const actions = cell(row, "", "actions");
-    for (const kind of ["view", "cart", "purchase"]) {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.textContent = kind;
-      button.dataset.event = kind;
-      button.addEventListener("click", () => postEvent(rec.product_id, kind));
-      actions.appendChild(button);
-    }
+    eventButtons(cell(row, "", "actions"), rec.product_id);
+    body.appendChild(row);
+  });
+}
+
+function eventButtons(td, productId) {
+  for (const kind of ["view", "cart", "purchase"]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = kind;
+    button.dataset.event = kind;
+    button.addEventListener("click", () => postEvent(productId, kind));
+    td.appendChild(button);
+  }
+}
+
+function renderRealtime(view, previous) {
+  $("realtime").hidden = false;
+  $("realtime-method").textContent = view.realtime_method;
+  const before = new Set(previous ? previous.realtime.map((r) => r.product_id) : []);
+  const body = $("rt-rows");
+  body.replaceChildren();
+  view.realtime.forEach((rec, i) => {
+    const row = document.createElement("tr");
+    row.dataset.product = rec.product_id;
+    if (previous && !before.has(rec.product_id)) row.className = "new";
+    cell(row, i + 1, "num");
+    cell(row, rec.name + " (" + rec.product_id + ")");
+    cell(row, rec.category);
+    cell(row, money(rec.price), "num");
+    cell(row, Number(rec.score).toFixed(3), "num");
+    cell(row, rec.reason);
+    eventButtons(cell(row, "", "actions"), rec.product_id);
     body.appendChild(row);
   });
 }
@@ -132,14 +157,13 @@ function renderChanges(previous, view, event) {
   list.replaceChildren();
   const ids = (v, key) => v[key].map((r) => r.product_id);
   const lines = [];
-  for (const key of ["recommendations", "deals"]) {
+  for (const key of ["realtime", "recommendations", "deals"]) {
     const before = ids(previous, key), after = ids(view, key);
-    for (const p of before) if (!after.includes(p)) lines.push(["removed", key + ": " + p + " left the list"]);
-    for (const p of after) if (!before.includes(p)) lines.push(["added", key + ": " + p + " entered the list"]);
+    for (const p of before) if (!after.includes(p)) lines.push(["removed", LABELS[key] + ": " + p + " left the list"]);
+    for (const p of after) if (!before.includes(p)) lines.push(["added", LABELS[key] + ": " + p + " entered the list"]);
+    const moved = after.filter((p, i) => before.includes(p) && before.indexOf(p) !== i).length;
+    if (moved) lines.push(["", LABELS[key] + ": " + moved + " product(s) changed rank"]);
   }
-  const moved = ids(view, "recommendations").filter((p, i) => ids(previous, "recommendations").indexOf(p) !== i
-    && ids(previous, "recommendations").includes(p)).length;
-  if (moved) lines.push(["", moved + " recommendation(s) changed rank"]);
   if (!lines.length) lines.push(["", "no change in the lists (scores may still have moved)"]);
   const head = document.createElement("li");
   head.textContent = "after " + event.event_type + " of " + event.product_id + ":";
@@ -160,6 +184,7 @@ async function show(userId, event) {
     const previous = state.user === userId ? state.last : null;
     state.user = userId;
     renderProfile(view);
+    renderRealtime(view, event ? previous : null);
     renderRecommendations(view, event ? previous : null);
     renderDeals(view);
     if (event && previous) renderChanges(previous, view, event); else $("changes").hidden = true;
