@@ -91,6 +91,10 @@ def test_multi_seed_run_reports_spread(tmp_path):
     assert row["n_seeds"] == 3
     assert "seed 2" in (top / "summary.md").read_text()
     assert json.loads((top / "seed_3" / "metrics.json").read_text())["metrics"] == {"01_toy": {"seed_times_extra": 30}}
+    index = (top / "index.html").read_text()
+    assert all(f'href="seed_{s}/index.html"' in index for s in (1, 2, 3)) and "seed_times_extra" in index
+    assert "01_toy:seed_times_extra" not in index  # a first run: nothing to compare with
+    assert "seed_times_extra" in (top / "seed_2" / "index.html").read_text()
 
 
 def test_aggregate_ignores_non_numeric_metrics():
