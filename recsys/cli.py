@@ -18,7 +18,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from recsys.config import ConfigError
 
@@ -101,6 +101,20 @@ def _runs(args: argparse.Namespace) -> int:
     verb = "would delete" if args.dry_run else "deleted"
     print(f"{verb} {len(removed)} run(s) of {profile_dir / history.RUNS}" + "".join(f"\n  {p.name}" for p in removed))
     return 0
+
+
+def _with_stage2_steps(func: Any, job: str) -> Any:
+    """``func`` (a subcommand) with a step line per Stage 2 step on stderr (``recsys train`` runs the job)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from recsys.runs.progress import Steps, timed_table
+        from recsys.stage2.job import STEPS
+
+        steps = Steps(job)
+        with timed_table(STEPS, steps):
+            return func(args)
+
+    return run
 
 
 def _batch(args: argparse.Namespace) -> int:
@@ -189,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     from recsys.service.cli import add_service_commands  # keys, train, serve
 
     add_service_commands(sub)
+    train = sub.choices["train"]
+    train.set_defaults(func=_with_stage2_steps(train.get_default("func"), "train"))
 
     tune = sub.add_parser("tune", help="tune k-NN, PureSVD and fusion weights on a validation window; write TOML")
     tune.add_argument("--data", required=True, help="a directory written by Dataset.save / recsys generate")

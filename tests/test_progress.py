@@ -26,7 +26,7 @@ def test_steps_print_start_and_time_and_keep_the_table_intact():
     assert re.fullmatch(r"\[recsys job\] b FAILED after \d+\.\d s", lines[3])
 
 
-def test_generate_and_batch_report_their_steps(tmp_path, capsys):
+def test_generate_batch_and_train_report_their_steps(tmp_path, capsys):
     assert main(["generate", "--profile", "ci", "--out", str(tmp_path / "data")]) == 0
     assert main(["batch", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "batch")]) == 0
     captured = capsys.readouterr()
@@ -35,3 +35,6 @@ def test_generate_and_batch_report_their_steps(tmp_path, capsys):
     assert re.search(r"batch artifacts: .*v000001 \(\d+\.\d s; svd \d+\.\d s; segments", captured.out)
     assert main(["batch", "--quiet", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "batch")]) == 0
     assert "[recsys batch]" not in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "model")]) == 0
+    err = capsys.readouterr().err
+    assert all(re.search(rf"\[recsys train\] {step} done in \d+\.\d s", err) for step in ("svd", "demand"))
