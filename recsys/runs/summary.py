@@ -118,6 +118,34 @@ def _run_lines(run: Mapping[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _notebook_lines(manifest: Mapping[str, Any], report_dir: Path, run: Mapping[str, Any] | None) -> list[str]:
+    """One notebook's section of ``summary.md``: metrics, tables, figures (with their data source)."""
+    lines: list[str] = []
+    name = manifest["notebook"]
+    lines += [f"## {name}", "", f"Executed notebook: [notebooks/{name}.ipynb](notebooks/{name}.ipynb)", ""]
+    if manifest.get("metrics"):
+        lines += ["| metric | value | description |", "|---|---|---|"]
+        for metric, entry in sorted(manifest["metrics"].items()):
+            value = entry["value"]
+            shown = f"{value:.4f}" if isinstance(value, float) else json.dumps(value)
+            lines.append(f"| `{metric}` | {shown} | {entry.get('description', '')} |")
+        lines.append("")
+    for table in manifest.get("tables", []):
+        lines += [f"**Table {table['name']}**: {table['caption']} ([csv]({table['csv']}), [tex]({table['tex']}))", ""]
+        csv = report_dir / table["csv"]
+        if csv.exists():
+            lines += [_markdown_table(pd.read_csv(csv, keep_default_na=False, na_values=[""])), ""]
+    for figure in manifest.get("figures", []):
+        lines += [
+            f"**Figure {figure['name']}**: {figure['caption']} {figure_source(figure, run)} "
+            f"([pdf]({figure['pdf']}))",
+            "",
+            f"![{figure['name']}]({figure['png']})",
+            "",
+        ]
+    return lines
+
+
 def write_summary(
     report_dir: Path,
     profile: str,
@@ -175,28 +203,7 @@ def write_summary(
         lines.append("")
     lines += _environment_lines(environment)
     for manifest in manifests:
-        name = manifest["notebook"]
-        lines += [f"## {name}", "", f"Executed notebook: [notebooks/{name}.ipynb](notebooks/{name}.ipynb)", ""]
-        if manifest.get("metrics"):
-            lines += ["| metric | value | description |", "|---|---|---|"]
-            for metric, entry in sorted(manifest["metrics"].items()):
-                value = entry["value"]
-                shown = f"{value:.4f}" if isinstance(value, float) else json.dumps(value)
-                lines.append(f"| `{metric}` | {shown} | {entry.get('description', '')} |")
-            lines.append("")
-        for table in manifest.get("tables", []):
-            lines += [f"**Table {table['name']}**: {table['caption']} ([csv]({table['csv']}), [tex]({table['tex']}))", ""]
-            csv = report_dir / table["csv"]
-            if csv.exists():
-                lines += [_markdown_table(pd.read_csv(csv, keep_default_na=False, na_values=[""])), ""]
-        for figure in manifest.get("figures", []):
-            lines += [
-                f"**Figure {figure['name']}**: {figure['caption']} {figure_source(figure, run)} "
-                f"([pdf]({figure['pdf']}))",
-                "",
-                f"![{figure['name']}]({figure['png']})",
-                "",
-            ]
+        lines += _notebook_lines(manifest, report_dir, run)
     path = report_dir / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path
