@@ -16,7 +16,7 @@ from browser_helpers import Watch, chromium
 
 from recsys.runs.runner import run_report
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.notebooks]  # the toy run executes a notebook
 LOCAL = ("file://", "data:")
 
 

@@ -26,6 +26,7 @@ def test_steps_print_start_and_time_and_keep_the_table_intact():
     assert re.fullmatch(r"\[recsys job\] b FAILED after \d+\.\d s", lines[3])
 
 
+@pytest.mark.slow  # generates a data set, runs the batch and trains a model
 def test_generate_batch_and_train_report_their_steps(tmp_path, capsys):
     assert main(["generate", "--profile", "ci", "--out", str(tmp_path / "data")]) == 0
     assert main(["batch", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "batch")]) == 0

@@ -62,6 +62,7 @@ def test_run_ids_sort_in_start_order_and_never_collide(tmp_path):
     assert sorted([*ids, later]) == [*ids, later]
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_runs_are_kept_and_latest_follows_success(project):
     first = run_report("ci", **project)
     second = run_report("ci", parameters={"scale": 2.0}, **project)
@@ -76,6 +77,7 @@ def test_runs_are_kept_and_latest_follows_success(project):
     assert history.resolve_run(profile_dir, "previous") == first
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_a_bad_parameter_exits_2_and_leaves_the_previous_run_and_latest(project, capsys):
     good = run_report("ci", **project)
     profile_dir = project["reports_root"] / "ci"
@@ -109,6 +111,7 @@ def test_declared_types_win_over_ambiguous_defaults(tmp_path):
         type_prototype("set[int]", where="x")
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_a_notebook_gets_only_the_parameters_it_declares_and_the_kernel_is_quiet(tmp_path):
     """No 'Passed unknown parameter' (papermill), no TCP warning (the kernel runs over IPC), a progress line per
     cell; the kernel log beside the executed notebook holds no error (at most ipykernel's shutdown notice)."""
@@ -130,6 +133,7 @@ def test_a_notebook_gets_only_the_parameters_it_declares_and_the_kernel_is_quiet
     assert len(cells) == 3  # the parameters cell, the injected one, the body
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_a_kernel_error_fails_the_notebook(tmp_path):
     """A cell that returns but makes the kernel log an error (here: written to the kernel's own stderr)
     is not ok."""
@@ -146,6 +150,7 @@ def test_a_kernel_error_fails_the_notebook(tmp_path):
     assert not (tmp_path / "r" / "ci" / "latest").exists()
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_compare_names_the_changed_metric_and_figures(project, capsys):
     run_report("ci", **project)
     run_report("ci", parameters={"scale": 2.0}, **project)
@@ -172,6 +177,7 @@ def test_compare_ignores_the_order_of_blas_entries(tmp_path):
         ("blas[openblas:/a].num_threads", 1, 2)]
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_list_and_prune_keep_latest(project, capsys):
     runs = [run_report("ci", **project) for _ in range(3)]
     reports = ["--profile", "ci", "--reports", str(project["reports_root"])]
@@ -187,6 +193,7 @@ def test_list_and_prune_keep_latest(project, capsys):
     assert "no run 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_a_report_of_the_old_layout_is_moved_into_the_history(project):
     legacy = project["reports_root"] / "ci"
     legacy.mkdir(parents=True)
@@ -199,6 +206,7 @@ def test_a_report_of_the_old_layout_is_moved_into_the_history(project):
 
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_figures_of_notebooks_run_by_hand_are_not_taken_for_a_run(project):
     by_hand = project["reports_root"] / "ci" / "figures"
     by_hand.mkdir(parents=True)
@@ -208,6 +216,7 @@ def test_figures_of_notebooks_run_by_hand_are_not_taken_for_a_run(project):
     assert not [d for d in (project["reports_root"] / "ci" / "runs").iterdir() if d.name.endswith("-legacy")]
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_summary_and_record_name_where_each_figures_data_came_from(project):
     top = run_report("ci", command_line=["recsys", "run", "--profile", "ci"], **project)
     summary = (top / "summary.md").read_text()
@@ -218,6 +227,7 @@ def test_summary_and_record_name_where_each_figures_data_came_from(project):
     assert record["command_line"] == ["recsys", "run", "--profile", "ci"]
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_html_report_is_offline_and_links_everything(project):
     run_report("ci", **project)
     top = run_report("ci", parameters={"scale": 3.0}, **project)
@@ -233,6 +243,7 @@ def test_html_report_is_offline_and_links_everything(project):
     assert "data:image/png;base64" in notebook_page
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_unknown_parameter_is_still_refused_before_anything_is_written(project):
     with pytest.raises(UsageError, match="declared by no notebook"):
         run_report("ci", parameters=dict([parse_parameter("nope=1")]), **project)
