@@ -19,7 +19,8 @@ path                     method  answer                                         
 =======================  ======  ================================================  =====================
 
 and ``/health``, ``/metrics`` (Prometheus), ``/openapi.json``, ``/docs``
-without a token. Status codes (:mod:`recsys.service.errors`): 401 no or
+without a token; the demo page ``/demo`` and its JSON paths under ``/demo/api`` (the user's token, or
+admin; :mod:`recsys.service.demo`). Status codes (:mod:`recsys.service.errors`): 401 no or
 unknown token; 403 a user's token for another user's data or an admin path;
 422 bad input (the body names the field; the engine's checks raise
 :class:`~recsys.validation.InvalidRequest`); 429 past the deal rate limit
@@ -52,6 +53,7 @@ import pandas as pd
 from fastapi import FastAPI
 
 from recsys.deals.rate_limit import RateLimiter
+from recsys.service import demo
 from recsys.service.auth import KeyStore
 from recsys.service.deps import PREFIX
 from recsys.service.errors import InternalErrorMiddleware, add_error_handlers
@@ -120,7 +122,7 @@ def create_app(
     )
     app.state.service, app.state.keys = state, keys
     app.state.metrics = metrics = RequestMetrics(multiprocess_metrics)
-    for router in ROUTERS:
+    for router in (*ROUTERS, demo.router):
         app.include_router(router)
     add_error_handlers(app)
     templates = {route.endpoint: route.path for route in app.routes if hasattr(route, "endpoint")}
