@@ -351,6 +351,6 @@ def test_docs_and_redoc_reference_no_external_url(engine_factory, tokens_and_sto
                 assert client.get(asset).status_code == 200, asset
         spec = client.get("/openapi.json").json()
         assert spec["info"]["description"].startswith("Personalised e-commerce recommendations")
-        assert {t["name"] for t in spec["tags"]} == {"recommendations", "admin", "operations"}
+        assert {"recommendations", "admin", "operations"} <= {t["name"] for t in spec["tags"]}
         assert "\n\nPaths (the design's" not in spec["info"]["description"]
     assert "fastapi-offline==" in open("requirements.lock").read()  # the assets' package is locked

@@ -20,7 +20,8 @@ path                     method  answer                                         
 
 and ``/health`` (liveness), ``/ready`` (readiness), ``/metrics`` (Prometheus),
 ``/openapi.json``, ``/docs`` and ``/redoc`` (served from the packaged
-assets of ``fastapi-offline``: no CDN) without a token. Before any of it,
+assets of ``fastapi-offline``: no CDN) without a token; the demo page ``/demo`` and its JSON paths under
+``/demo/api`` (the user's token, or admin; :mod:`recsys.service.demo`). Before any of it,
 :class:`~recsys.service.limits.LimitsMiddleware` enforces the header, body,
 per-client and token limits without reading the body. Status codes (:mod:`recsys.service.errors`): 401 no or
 unknown token; 403 a user's token for another user's data or an admin path;
@@ -57,6 +58,7 @@ from fastapi_offline import FastAPIOffline
 
 from recsys._version import __version__
 from recsys.deals.rate_limit import RateLimiter
+from recsys.service import demo
 from recsys.service.auth import KeysFile, KeyStore
 from recsys.service.deps import PREFIX
 from recsys.service.errors import InternalErrorMiddleware, add_error_handlers
@@ -94,6 +96,7 @@ TAGS = [
     {"name": "recommendations", "description": "A user's recommendations and deals (the user's token, or an admin's)."},
     {"name": "admin", "description": "Live events, segments, model information and background jobs (admin token)."},
     {"name": "operations", "description": "Liveness, readiness and Prometheus metrics (no token)."},
+    {"name": "demo", "description": "The JSON paths of the demo page `/demo` (the user's token, or an admin's)."},
 ]
 
 
@@ -172,12 +175,12 @@ def create_app(
     app.state.service, app.state.keys = state, keys
     app.state.on_startup_failure = on_startup_failure
     app.state.metrics = metrics = RequestMetrics(multiprocess_metrics)
-    for router in ROUTERS:
+    for router in (*ROUTERS, demo.router):
         app.include_router(router)
     add_error_handlers(app)
     templates = {route.endpoint: route.path for route in app.routes if hasattr(route, "endpoint")}
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics, templates=templates)  # times the 500s too
     app.add_middleware(LimitsMiddleware, limits=limits or Limits(), keys=lambda: app.state.keys,
-                       protected=PREFIX)  # outermost: before anything reads the body
+                       protected=(PREFIX, "/demo/api"))  # outermost: before anything reads the body
     return app

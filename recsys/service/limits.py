@@ -10,7 +10,7 @@ In this order, each answered without reading the body and without calling the ap
    429 with ``Retry-After``; ``/health``, ``/ready`` and ``/metrics`` are exempt. Counted in
    each worker (N workers admit N times the rate); behind a proxy every client has the proxy's
    address, so set ``--rate-limit 0`` there and limit at the proxy;
-3. **token** on the paths that need one (``/recommendations/enhanced/...``):
+3. **token** on the paths that need one (``/recommendations/enhanced/...``, ``/demo/api/...``):
    no bearer token or an unknown, revoked or expired one: 401 (the route's
    dependency checks it again and applies the per-user rules, 403);
 4. **declared body size**: a ``Content-Length`` above ``max_body_bytes``: 413.
@@ -92,9 +92,9 @@ class LimitsMiddleware:
     """Pure ASGI middleware enforcing :class:`Limits` (the module docstring says in which order).
 
     ``keys``: the key store in force at each request (a callable: the keys file may be reloaded);
-    ``protected``: the path prefix whose requests need a token."""
+    ``protected``: the path prefixes whose requests need a token."""
 
-    def __init__(self, app: Any, limits: Limits, keys: Callable[[], KeyStore], protected: str,
+    def __init__(self, app: Any, limits: Limits, keys: Callable[[], KeyStore], protected: str | tuple[str, ...],
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.app, self.limits, self.keys, self.protected = app, limits, keys, protected
         self._buckets = _Buckets(limits.rate_per_second, limits.burst, limits.max_clients, clock)
