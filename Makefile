@@ -102,8 +102,11 @@ MODEL ?= data/models/$(PROFILE)
 PORT  ?= 8000
 serve: $(STAMP)
 	@test -f $(MODEL)/engine/CURRENT || $(BIN)/recsys train --profile $(PROFILE) --out $(MODEL)
-	@echo "development admin token (use: curl -H 'Authorization: Bearer <token>' ...):"
-	@$(BIN)/recsys keys add --user dev-admin --admin --file $(MODEL)/dev-keys.json
+	@# one development key, reused: made only when its token file or the keys file is missing
+	@test -s $(MODEL)/dev-token -a -s $(MODEL)/dev-keys.json || { rm -f $(MODEL)/dev-keys.json; umask 077; \
+	  $(BIN)/recsys keys add --user dev-admin --admin --file $(MODEL)/dev-keys.json > $(MODEL)/dev-token; }
+	@echo "development admin token (in $(MODEL)/dev-token; use: curl -H 'Authorization: Bearer <token>' ...):"
+	@cat $(MODEL)/dev-token
 	@echo "docs: http://127.0.0.1:$(PORT)/docs"
 	$(BIN)/recsys serve --model $(MODEL) --api-keys $(MODEL)/dev-keys.json --host 127.0.0.1 --port $(PORT)
 

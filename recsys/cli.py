@@ -8,8 +8,10 @@
     recsys batch --data data/ci-42 --out data/ci-42-batch [--engine spark --master local[2]]
     recsys tune --data data/ci-42 --budget 120 --out tuned.toml
 
-A user error (a bad argument, parameter, seed list, notebook selection or
-configuration file) prints one line naming it and exits with status 2.
+A user error (a bad argument, parameter, seed list, notebook selection,
+configuration file, a missing or unwritable file or directory) prints one
+line naming it and exits with status 2; Ctrl-C prints one line and exits
+with status 130. ``--help`` of every subcommand shows the defaults.
 """
 
 from __future__ import annotations
@@ -20,14 +22,25 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from recsys.cli_types import dataset_dir, out_dir, out_file
 from recsys.config import ConfigError
 
-USAGE_ERRORS: tuple[type[Exception], ...] = (ConfigError,)
+USAGE_ERRORS: tuple[type[Exception], ...] = (ConfigError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                                             PermissionError, FileExistsError)
 """Exceptions that are the user's mistake: one line on stderr, exit status 2 (extended in :func:`main`)."""
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions as written; every option's default in its help."""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument in one line (``recsys: error: ...``) and exits 2."""
+    """argparse that reports a bad argument in one line (``recsys: error: ...``) and exits 2;
+    ``--help`` shows the defaults."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -143,19 +156,19 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="recsys", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="recsys", description=__doc__)
     parser.add_argument("--version", action="version", version=f"recsys {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     gen = sub.add_parser("generate", help="generate a synthetic data set and save it as parquet")
-    gen.add_argument("--profile", choices=["ci", "thesis", "large", "xl"], default="ci")
-    gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--out", required=True, help="output directory")
+    gen.add_argument("--profile", choices=["ci", "thesis", "large", "xl"], default="ci", help="size of the data set")
+    gen.add_argument("--seed", type=int, default=42, help="seed of the generator")
+    gen.add_argument("--out", required=True, type=out_dir("--out"), help="output directory")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_generate)
 
     run = sub.add_parser("run", help="execute all numbered notebooks with papermill into reports/<profile>/")
-    run.add_argument("--profile", choices=["ci", "thesis", "large"], default="thesis")
+    run.add_argument("--profile", choices=["ci", "thesis", "large"], default="thesis", help="size of the data set")
     run.add_argument("--seeds", type=_seed_list, default=None, help="comma-separated seeds, e.g. 1,2,3 (default 42)")
     run.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",
                      help="set a notebook parameter (repeatable), typed like its default in each notebook that "
@@ -190,8 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(func=_runs)
 
     batch = sub.add_parser("batch", help="recompute all Stage 2 artifacts atomically")
-    batch.add_argument("--data", required=True, help="a directory written by Dataset.save / recsys generate")
-    batch.add_argument("--out", required=True, help="artifact directory (versions + LATEST pointer)")
+    batch.add_argument("--data", required=True, type=dataset_dir("--data"),
+                       help="a directory written by Dataset.save / recsys generate")
+    batch.add_argument("--out", required=True, type=out_dir("--out"), help="artifact directory (versions + LATEST pointer)")
     batch.add_argument("--engine", choices=["memory", "spark"], default="memory",
                        help="memory: pandas/scipy in this process; spark: Apache Spark (pip install recsys[spark])")
     batch.add_argument("--master", default="local[2]", help="Spark master: local[n], spark://host:port, yarn, k8s://...")
@@ -207,12 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_with_stage2_steps(train.get_default("func"), "train"))
 
     tune = sub.add_parser("tune", help="tune k-NN, PureSVD and fusion weights on a validation window; write TOML")
-    tune.add_argument("--data", required=True, help="a directory written by Dataset.save / recsys generate")
+    tune.add_argument("--data", required=True, type=dataset_dir("--data"),
+                      help="a directory written by Dataset.save / recsys generate")
     tune.add_argument("--budget", type=float, default=120.0, help="search wall-time budget in seconds")
     tune.add_argument("--trials", type=int, default=60, help="at most this many trials")
     tune.add_argument("--seed", type=int, default=42, help="seed of the TPE sampler")
     tune.add_argument("--validation-days", type=float, default=28.0, help="validation window at the end of the data")
-    tune.add_argument("--out", required=True, help="configuration file to write (.toml)")
+    tune.add_argument("--out", required=True, type=out_file("--out"), help="configuration file to write (.toml)")
     tune.add_argument("--quiet", action="store_true", help="no progress line per trial on stderr")
     tune.set_defaults(func=_tune)
     return parser
@@ -223,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     from recsys.runs.parameters import ParameterError
     from recsys.runs.runner import UsageError
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("recsys: interrupted", file=sys.stderr)
+        return 130
     try:
         return int(args.func(args) or 0)
     except (*USAGE_ERRORS, ParameterError, UsageError, HistoryError) as error:
@@ -237,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"recsys {args.command}: error: {message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"recsys {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
