@@ -33,12 +33,13 @@ class Steps:
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
-        """Time the block as step ``name`` (a step that raises is reported as failed, and re-raised)."""
+        """Time the block as step ``name`` (a step that raises is reported as failed, and re-raised;
+        Ctrl-C is re-raised silently: the command prints its one 'interrupted' line)."""
         self.line(f"{name} ...")
         t0 = time.perf_counter()
         try:
             yield
-        except BaseException:
+        except Exception:
             self.line(f"{name} FAILED after {time.perf_counter() - t0:.1f} s")
             raise
         self.seconds[name] = time.perf_counter() - t0
