@@ -1,8 +1,8 @@
 """README's "Results at a glance" = what recsys.evaluation.headline renders from the report's metrics.
 
 The fixture ``tests/fixtures/readme_metrics_thesis.json`` holds the metrics the block reads, copied from
-``reports/thesis/metrics.json`` of a ``make report`` run by ``python -m recsys.evaluation.headline
-reports/thesis/metrics.json --fixture tests/fixtures/readme_metrics_thesis.json`` (which rewrites the README
+``reports/thesis/latest/metrics.json`` of a ``make report`` run by ``python -m recsys.evaluation.headline
+reports/thesis/latest/metrics.json --fixture tests/fixtures/readme_metrics_thesis.json`` (which rewrites the README
 block at the same time). A hand edit of a README number, or a fixture from another run, fails here.
 """
 

@@ -1,12 +1,12 @@
 """The README's "Results at a glance", generated from the metrics of a ``make report`` run.
 
-Every number of the block comes from ``reports/<profile>/metrics.json`` (the
+Every number of the block comes from ``reports/<profile>/latest/metrics.json`` (the
 ``metrics`` that notebooks 04, 08 and 09 record through
 :class:`recsys.runs.reporting.Report`); nothing is typed by hand, so the README
 cannot drift from the report. The block sits between :data:`BEGIN` and
 :data:`END` in ``README.md``;
 
-    python -m recsys.evaluation.headline reports/thesis/metrics.json --readme README.md \\
+    python -m recsys.evaluation.headline reports/thesis/latest/metrics.json --readme README.md \\
         --fixture tests/fixtures/readme_metrics_thesis.json
 
 rewrites it and keeps the metrics it used in the fixture, against which
@@ -120,7 +120,7 @@ def render(metrics: Mapping[str, Mapping[str, Any]], profile: str, seed: int, k:
     """The block (without the markers) and the metrics it read ``{notebook: {name: value}}``."""
     m = _Reader(metrics)
     slot = "EASE" if m(EVAL, "served/collaborative_is_ease") else "PureSVD"
-    head = (f"Generated from `reports/{profile}/metrics.json` of `make report` (profile `{profile}`: "
+    head = (f"Generated from `reports/{profile}/latest/metrics.json` of `make report` (profile `{profile}`: "
             f"{m(EVAL, 'data/users'):,.0f} users, {m(EVAL, 'data/products'):,.0f} products, "
             f"{m(EVAL, 'data/events'):,.0f} events; seed {seed}; 28-day temporal test window; relevant = cart or "
             f"purchase of a product not bought before; {m(EVAL, 'users_evaluated/warm'):,.0f} warm test users; 95% "
@@ -180,7 +180,7 @@ def used_metrics(metrics_json: str | Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Rewrite the README block from a run's metrics; optionally keep the metrics used as a fixture."""
     parser = argparse.ArgumentParser(prog="python -m recsys.evaluation.headline", description=__doc__.split("\n")[0])
-    parser.add_argument("metrics", help="reports/<profile>/metrics.json of a make report run")
+    parser.add_argument("metrics", help="reports/<profile>/latest/metrics.json of a make report run")
     parser.add_argument("--readme", default="README.md")
     parser.add_argument("--fixture", default=None, help="write the metrics used here (JSON)")
     args = parser.parse_args(argv)
