@@ -193,3 +193,54 @@ def test_outcomes_are_purchases_of_the_product_within_the_expiry() -> None:
     assert out["margin"].tolist() == [40.0, 0.0, 15.0]
     with pytest.raises(ValueError, match="events lack"):
         join_outcomes(frame, events.drop(columns=["timestamp"]))
+
+
+@pytest.fixture(scope="module")
+def engines(small_dataset):
+    from recsys.serving.engine import RecommendationEngine
+    from recsys.serving.engine_config import EngineConfig
+
+    off = RecommendationEngine(small_dataset.config)
+    off.train(small_dataset)
+    on = RecommendationEngine(small_dataset.config, EngineConfig(
+        exploration=ExplorationConfig(enabled=True, epsilon=0.3, holdout_share=0.25)))
+    on.train(small_dataset)
+    for engine in (off, on):
+        engine._deal_generator.rate_limiter = None
+    return off, on
+
+
+def test_engine_answers_carry_policy_and_propensity_and_log_every_decision(engines, small_dataset) -> None:
+    off, on = engines
+    users = small_dataset.users["user_id"].tolist()
+    plain = off.deals_many(users, 5)
+    assert all(d["propensity"] == 1.0 and d["arm"] == "formula" and d["policy"] == "seed_formula"
+               for a in plain for d in a["deals"])
+    sink = MemoryDecisionLog()
+    on.use_decision_sink(sink)
+    answers = on.deals_many(users, 5)
+    logged = sink.read()
+    assert set(logged.columns) == set(DECISION_COLUMNS)
+    assert logged["segment"].str.startswith("segment_").all()
+    held = set(logged.loc[logged["arm"] == "holdout", "user_id"])
+    for answer in answers:
+        if answer["user_id"] in held:
+            assert answer["deals"] == [] and answer["note"].startswith("holdout")
+        for deal in answer["deals"]:
+            assert deal["arm"] in ("formula", "explore") and 0 < deal["propensity"] <= 1
+            assert deal["policy_version"] == "1+eps0.3+hold0.25"
+    n_users = logged["user_id"].nunique()
+    assert abs(len(held) / n_users - 0.25) < 4 * np.sqrt(0.25 * 0.75 / n_users)
+    # the logged propensity is the policy's probability of the logged discount
+    policy = LoggingPolicy(on.engine_config.exploration, small_dataset.config.deals)
+    top = 1 - 1.05 * logged["cost"] / logged["original_price"]
+    assert np.allclose(logged["propensity"], policy.probability(logged["discount"], logged["formula_discount"], top))
+    offered = logged[logged["offered"]]
+    by_pair = {(a["user_id"], d["product_id"]): d for a in answers for d in a["deals"]}
+    assert len(by_pair) == len(offered)
+    for row in offered.itertuples():
+        assert by_pair[(row.user_id, row.product_id)]["propensity"] == pytest.approx(row.propensity)
+    assert on.deals_many(users[:20], 5) == answers[:20]  # the same request gets the same answer
+    on.use_decision_sink(None)
+    with pytest.raises(TypeError, match="write"):
+        on.use_decision_sink(object())

@@ -33,8 +33,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-__all__ = ["DECISION_COLUMNS", "DecisionSink", "MemoryDecisionLog", "ParquetDecisionLog", "decisions_frame",
-           "join_outcomes"]
+__all__ = ["DECISION_COLUMNS", "DecisionSink", "MemoryDecisionLog", "ParquetDecisionLog", "check_sink",
+           "decisions_frame", "join_outcomes"]
 
 DECISION_COLUMNS: tuple[str, ...] = (
     "user_id", "product_id", "rank", "decided_at", "period", "expires_at", "policy", "policy_version", "variant",
@@ -49,6 +49,13 @@ class DecisionSink(Protocol):
     """Where decisions go: ``write(frame)`` with :data:`DECISION_COLUMNS`."""
 
     def write(self, decisions: pd.DataFrame) -> None: ...
+
+
+def check_sink(sink: Any) -> DecisionSink | None:
+    """``sink`` if it is None or has ``write(frame)``, else ``TypeError``."""
+    if sink is not None and not isinstance(sink, DecisionSink):
+        raise TypeError(f"a decision sink must have a write(frame) method, got {type(sink).__name__}")
+    return sink
 
 
 def _check(decisions: pd.DataFrame) -> pd.DataFrame:

@@ -45,7 +45,7 @@ from recsys.deals.guardrails import EXCLUSION_REASONS, eligibility, guard_arrays
 from recsys.deals.pricing import PRICING_COLUMNS, DealPricer, PriceFactor, UserProfile, expiry_days
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 
-__all__ = ["DEAL_COLUMNS", "SEED_DEAL_KEYS", "SUMMARY_COLUMNS", "DealBatch", "DealGenerator", "DealResult"]
+__all__ = ["DEAL_COLUMNS", "POLICY_KEYS", "SEED_DEAL_KEYS", "SUMMARY_COLUMNS", "DealBatch", "DealGenerator", "DealResult"]
 
 SEED_DEAL_KEYS = [
     "product_id",
@@ -72,6 +72,10 @@ DEAL_COLUMNS = (
 fired ``deal_types`` ('|'-joined, and one bool column per type), the
 guardrail flags and the pricing terms (for audit and study).
 ``is_regional_deal`` is True when the ``regional_seasonal`` type fired."""
+
+POLICY_KEYS = ["policy", "policy_version", "variant", "arm", "propensity"]
+"""Keys a :class:`~recsys.deals.exploration.LoggingPolicy` adds to each deal
+(:meth:`DealResult.to_records` passes them on when present)."""
 
 SUMMARY_COLUMNS = (
     ["user_id", "n_deals", "n_requested", "n_candidates", "n_eligible", "shortfall_reason"]
@@ -117,8 +121,10 @@ class DealResult:
 
     def to_records(self) -> list[dict[str, Any]]:
         """The deals as JSON-ready dicts (plain Python values): the design's
-        keys plus ``deal_types`` (a list) and ``margin_clamped``."""
+        keys plus ``deal_types`` (a list) and ``margin_clamped``, and the
+        :data:`POLICY_KEYS` when a logging policy set them."""
         keys = SEED_DEAL_KEYS + ["deal_types", "margin_clamped"]
+        keys += [k for k in POLICY_KEYS if k in self._deals]  # set when a logging policy priced the deals
         values = [np.asarray(self._deals[k]).tolist() for k in keys]
         records = [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
         for row in records:

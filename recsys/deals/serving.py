@@ -7,6 +7,14 @@ products the user views most (:class:`ContentSimilarity`). It builds a
 one-user :class:`~recsys.deals.candidates.CandidateBlock` and runs the
 :class:`~recsys.deals.generator.DealGenerator` (which applies the per-user
 rate limit).
+
+With a :class:`~recsys.deals.exploration.LoggingPolicy` (``policy``), the
+deals are priced by it (exploration, holdout) and carry ``policy,
+policy_version, variant, arm, propensity``; a held-out user gets no deals and
+a note saying so. With a ``sink``
+(:class:`~recsys.deals.decision_log.DecisionSink`) every decision, the
+held-out ones included, is logged with its context (region, age group,
+segment, demand score, season).
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from recsys.deals.candidates import CandidateBuilder
+from recsys.deals.decision_log import DecisionSink, decisions_frame
+from recsys.deals.exploration import LoggingPolicy, period_of
 from recsys.deals.generator import DealGenerator, DealResult
 from recsys.deals.rate_limit import RateLimitExceeded
 from recsys.models.content import ContentRecommender
@@ -57,10 +67,13 @@ class UserDeals:
     generator: DealGenerator
     user_records: Mapping[str, Mapping[str, Any]]
     similar_seed_items: int
+    policy: LoggingPolicy | None = None
+    sink: DecisionSink | None = None
+    variant: str = ""
 
     def answer_many(self, user_ids: Sequence[str], affinities: Sequence[np.ndarray | None], demand: np.ndarray,
-                    as_of: pd.Timestamp, num_deals: int | None,
-                    season: str) -> list[dict[str, Any] | RateLimitExceeded]:
+                    as_of: pd.Timestamp, num_deals: int | None, season: str,
+                    segments: Mapping[str, Any] | None = None) -> list[dict[str, Any] | RateLimitExceeded]:
         """``{"deals": [...], "season": ..., "note": ...}`` for each of ``user_ids``
         (one candidate block), in their order; a user past the per-user rate limit
         gets its :class:`~recsys.deals.rate_limit.RateLimitExceeded` instead.
@@ -86,10 +99,42 @@ class UserDeals:
             similarity = self.builder.similarity_to_viewed(ids, self.similarity, self.similar_seed_items)
             block = self.builder.build_block(ids, scores, demand, similarity)
             users = [{"user_id": u, **self.user_records[u]} for u in ids]
-            for i, result in zip(known, self.generator.generate_each(users, block, as_of, num_deals, season),
-                                 strict=True):
+            results = self.generator.generate_each(users, block, as_of, num_deals, season)
+            if self.policy is not None:
+                results = self._apply_policy(results, as_of, segments or {})
+            for i, result in zip(known, results, strict=True):
                 out[i] = result if isinstance(result, RateLimitExceeded) else self._answer(result)
         return out  # type: ignore[return-value]
+
+    def _apply_policy(self, results: list[DealResult | RateLimitExceeded], as_of: pd.Timestamp,
+                      segments: Mapping[str, Any]) -> list[DealResult | RateLimitExceeded]:
+        """Price each result by the logging policy, log every decision, and keep
+        only the offered deals (none for a held-out user) in the results."""
+        assert self.policy is not None
+        period = period_of(as_of, self.policy.config.period_days)
+        out: list[DealResult | RateLimitExceeded] = []
+        logged = []
+        for result in results:
+            if isinstance(result, RateLimitExceeded):
+                out.append(result)
+                continue
+            applied = self.policy.apply(result.deals, period)
+            applied["variant"] = np.full(len(applied["arm"]), self.variant, dtype=object)
+            logged.append(applied)
+            offered = applied["arm"] != "holdout"
+            held_out = bool(len(offered)) and not offered.any()
+            note = ("holdout: no deals for this user in this period (deal evaluation, "
+                    f"{self.policy.name} {self.policy.version})") if held_out else result.shortfall_reason
+            out.append(DealResult(result.user_id, result.as_of, result.season,
+                                  {k: v[offered] for k, v in applied.items()}, result.n_candidates,
+                                  result.n_eligible, result.n_requested, result.excluded, note))
+        if self.sink is not None and logged:
+            merged = {k: np.concatenate([a[k] for a in logged]) for k in logged[0]}
+            context = {u: {"region": r.get("region"), "age_group": r.get("age_group"),
+                           "segment": f"segment_{segments[u]}" if u in segments else "unknown"}
+                       for u in set(merged["user_id"].tolist()) for r in [self.user_records[u]]}
+            self.sink.write(decisions_frame(merged, context, as_of, period, self.variant))
+        return out
 
     @staticmethod
     def _answer(result: DealResult) -> dict[str, Any]:

@@ -77,6 +77,8 @@ from recsys.config import DEFAULT_CONFIG, FusionWeights, RecsysConfig
 from recsys.data.dataset import Dataset
 from recsys.data.ids import check_user_id
 from recsys.deals.candidates import CandidateBuilder
+from recsys.deals.decision_log import DecisionSink, check_sink
+from recsys.deals.exploration import LoggingPolicy
 from recsys.deals.generator import DealGenerator
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.deals.serving import ContentSimilarity, UserDeals
@@ -152,6 +154,7 @@ class RecommendationEngine:
         self._lock = threading.RLock()
         limiter = RateLimiter.from_config(self.config.deals, self.clock)
         self._deal_generator = DealGenerator(self.config, rules=self.engine_config.deal_rules, rate_limiter=limiter)
+        self.decision_sink: DecisionSink | None = None
 
     def use_rate_limiter(self, limiter: RateLimiter) -> None:
         """Count deal requests (``deals``, ``full`` with deals) with ``limiter``
@@ -160,6 +163,12 @@ class RecommendationEngine:
         if not isinstance(limiter, RateLimiter):
             raise TypeError(f"limiter must be a RateLimiter, got {type(limiter).__name__}")
         self._deal_generator.rate_limiter = limiter
+
+    def use_decision_sink(self, sink: DecisionSink | None) -> None:
+        """Log every deal decision to ``sink`` from now on (:mod:`recsys.deals.decision_log`; None: stop)."""
+        self.decision_sink = check_sink(sink)
+        if hasattr(self, "_user_deals"):
+            self._user_deals.sink = sink
 
     # ------------------------------------------------------------------ training
     def train(self, dataset: Dataset, tune: bool = False, tuning: Any = None) -> dict[str, Any]:
@@ -206,7 +215,8 @@ class RecommendationEngine:
         products = dataset.products
         self._catalogue = Catalogue(products)
         self._user_deals = UserDeals(CandidateBuilder(dataset), ContentSimilarity(self.content_),
-                                     self._deal_generator, records, cfg.similar_seed_items)
+                                     self._deal_generator, records, cfg.similar_seed_items,
+                                     LoggingPolicy(cfg.exploration, self.config.deals), self.decision_sink)
 
     def _run_batch(self) -> BatchArtifacts:
         """Run the Stage 2 job (:func:`recsys.stage2.job.run_batch`): into
@@ -452,7 +462,7 @@ class RecommendationEngine:
                 affinities[i] = scores[j]
         season = self.config.seasons.season_of(self.dataset_.as_of.month)
         return self._user_deals.answer_many(user_ids, affinities, serving.stage2.demand, self._now(), num_deals,
-                                            season)
+                                            season, serving.stage2.segments)
 
     # ------------------------------------------------------------------ many users
     def strategies(self) -> dict[str, Recommender]:
