@@ -1,9 +1,10 @@
-"""Command line: ``recsys generate | run | batch | tune | keys | train | serve``.
+"""Command line: ``recsys generate | run | batch | tune | experiment | keys | train | serve``.
 
     recsys generate --profile ci --seed 42 --out data/ci-42
     recsys run --profile thesis [--seeds 1,2,3] [-p test_days=21 ...] [--config my.toml]
     recsys batch --data data/ci-42 --out data/ci-42-batch [--engine spark --master local[2]]
     recsys tune --data data/ci-42 --budget 120 --out tuned.toml
+    recsys experiment report --decisions decisions/ --data data/ci-42 [--experiment NAME] [--control VARIANT]
 
 A user error (a bad argument, parameter, seed list, notebook selection or
 configuration file) prints one line naming it and exits with status 2.
@@ -90,6 +91,25 @@ def _tune(args: argparse.Namespace) -> int:
     return tune_main(args)
 
 
+def _experiment(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from recsys.data.dataset import Dataset
+    from recsys.research.experiment_report import report_from_files
+
+    try:
+        events = Dataset.load(args.data).events
+        table = report_from_files(args.decisions, events, args.experiment, args.control, args.n_boot)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"recsys experiment report: error: {error}", file=sys.stderr)
+        return 2
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.round(4).to_string(index=False))
+    if args.out:
+        table.to_csv(args.out, index=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="recsys", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"recsys {_version()}")
@@ -138,6 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--validation-days", type=float, default=28.0, help="validation window at the end of the data")
     tune.add_argument("--out", required=True, help="configuration file to write (.toml)")
     tune.set_defaults(func=_tune)
+
+    experiment = sub.add_parser("experiment", help="A/B experiments on deal policies")
+    experiment_sub = experiment.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    report = experiment_sub.add_parser("report", help="per-variant conversions, revenue and margin with intervals")
+    report.add_argument("--decisions", required=True, help="decision log folder (recsys.deals.decision_log)")
+    report.add_argument("--data", required=True, help="a data set directory whose events hold the outcomes")
+    report.add_argument("--experiment", default=None, help="only this experiment's variants")
+    report.add_argument("--control", default=None, help="the control variant (default: first by name)")
+    report.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    report.add_argument("--out", default=None, help="also write the table as CSV here")
+    report.set_defaults(func=_experiment)
     return parser
 
 

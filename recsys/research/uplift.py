@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["holdout_uplift", "qini_coefficient", "qini_curve", "uplift_at_k"]
+__all__ = ["holdout_uplift", "qini_coefficient", "qini_curve", "two_sample_difference", "uplift_at_k"]
 
 
 def holdout_uplift(units: pd.DataFrame, metrics: Sequence[str], n_boot: int = 1000, confidence: float = 0.95,
@@ -46,20 +46,29 @@ def holdout_uplift(units: pd.DataFrame, metrics: Sequence[str], n_boot: int = 10
     n_t, n_c = int(treated.sum()), int((~treated).sum())
     if n_t == 0 or n_c == 0:
         raise ValueError(f"uplift needs treated and held-out units, got {n_t} treated and {n_c} held out")
-    rng = np.random.default_rng(seed)
-    idx_t = rng.integers(0, n_t, size=(n_boot, n_t))
-    idx_c = rng.integers(0, n_c, size=(n_boot, n_c))
-    alpha = 1 - confidence
     rows = []
     for metric in metrics:
         values = units[metric].to_numpy(dtype=float)
         t, c = values[treated], values[~treated]
-        stats = t[idx_t].mean(axis=1) - c[idx_c].mean(axis=1)
-        low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+        diff, low, high = two_sample_difference(t, c, n_boot, confidence, seed)
         rows.append({"metric": metric, "treated": float(t.mean()), "holdout": float(c.mean()),
-                     "uplift": float(t.mean() - c.mean()), "ci_low": float(low), "ci_high": float(high),
-                     "n_treated": n_t, "n_holdout": n_c})
+                     "uplift": diff, "ci_low": low, "ci_high": high, "n_treated": n_t, "n_holdout": n_c})
     return pd.DataFrame(rows)
+
+
+def two_sample_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, confidence: float = 0.95,
+                          seed: int = 0) -> tuple[float, float, float]:
+    """``mean(a) - mean(b)`` of two independent samples and its percentile
+    bootstrap interval (each sample resampled on its own, seeded)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.size == 0 or b.size == 0 or np.isnan(a).any() or np.isnan(b).any():
+        raise ValueError(f"two non-empty samples without NaN are needed, got sizes {a.size} and {b.size}")
+    rng = np.random.default_rng(seed)
+    stats = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(axis=1) - \
+        b[rng.integers(0, b.size, size=(n_boot, b.size))].mean(axis=1)
+    alpha = 1 - confidence
+    low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return float(a.mean() - b.mean()), float(low), float(high)
 
 
 def _ranked(outcome: object, treated: object, score: object) -> tuple[np.ndarray, np.ndarray]:

@@ -78,7 +78,7 @@ from recsys.data.dataset import Dataset
 from recsys.data.ids import check_user_id
 from recsys.deals.candidates import CandidateBuilder
 from recsys.deals.decision_log import DecisionSink, check_sink
-from recsys.deals.exploration import LoggingPolicy
+from recsys.deals.experiment import build_user_deals
 from recsys.deals.generator import DealGenerator
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.deals.serving import ContentSimilarity, UserDeals
@@ -214,9 +214,9 @@ class RecommendationEngine:
         self._user_records = records
         products = dataset.products
         self._catalogue = Catalogue(products)
-        self._user_deals = UserDeals(CandidateBuilder(dataset), ContentSimilarity(self.content_),
-                                     self._deal_generator, records, cfg.similar_seed_items,
-                                     LoggingPolicy(cfg.exploration, self.config.deals), self.decision_sink)
+        base = UserDeals(CandidateBuilder(dataset), ContentSimilarity(self.content_), self._deal_generator, records,
+                         cfg.similar_seed_items, sink=self.decision_sink)
+        self._user_deals = build_user_deals(base, self.config, cfg.exploration, cfg.experiment)
 
     def _run_batch(self) -> BatchArtifacts:
         """Run the Stage 2 job (:func:`recsys.stage2.job.run_batch`): into
