@@ -15,6 +15,7 @@ from recsys.deals.decision_log import (
     join_outcomes,
 )
 from recsys.deals.exploration import ExplorationConfig, LoggingPolicy, period_of, stable_uniform
+from recsys.deals.rate_limit import RateLimiter
 
 DEALS = DealConfig()
 
@@ -206,7 +207,7 @@ def engines(small_dataset):
         exploration=ExplorationConfig(enabled=True, epsilon=0.3, holdout_share=0.25)))
     on.train(small_dataset)
     for engine in (off, on):
-        engine._deal_generator.rate_limiter = None
+        engine.use_rate_limiter(RateLimiter(10**6, 1.0))
     return off, on
 
 

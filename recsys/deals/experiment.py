@@ -28,7 +28,7 @@ from recsys.config import ConfigError, RecsysConfig
 from recsys.deals.decision_log import DecisionSink
 from recsys.deals.exploration import ExplorationConfig, LoggingPolicy, stable_uniform
 from recsys.deals.generator import DealGenerator
-from recsys.deals.rate_limit import RateLimitExceeded
+from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.deals.serving import UserDeals
 
 __all__ = ["ExperimentConfig", "Variant", "VariantDeals", "build_user_deals"]
@@ -96,10 +96,10 @@ class ExperimentConfig:
 class VariantDeals:
     """The deals path under an experiment: each user is answered by their
     variant's :class:`~recsys.deals.serving.UserDeals` (same candidates, rate
-    limiter and sink; the variant's pricing and logging policy)."""
+    sink and the caller's rate limiter; the variant's pricing and logging policy)."""
 
-    def __init__(self, experiment: ExperimentConfig, arms: Mapping[str, UserDeals], base: DealGenerator) -> None:
-        self.experiment, self.arms, self.base = experiment, dict(arms), base
+    def __init__(self, experiment: ExperimentConfig, arms: Mapping[str, UserDeals]) -> None:
+        self.experiment, self.arms = experiment, dict(arms)
 
     @property
     def sink(self) -> DecisionSink | None:
@@ -112,16 +112,16 @@ class VariantDeals:
 
     def answer_many(self, user_ids: Sequence[str], affinities: Sequence[np.ndarray | None], demand: np.ndarray,
                     as_of: pd.Timestamp, num_deals: int | None, season: str,
+                    rate_limiter: RateLimiter | None = None,
                     segments: Mapping[str, Any] | None = None) -> list[dict[str, Any] | RateLimitExceeded]:
         """:meth:`UserDeals.answer_many`, each user through their variant."""
         variants = self.experiment.assign(list(user_ids))
         out: list[dict[str, Any] | RateLimitExceeded | None] = [None] * len(user_ids)
         for name, arm in self.arms.items():
-            arm.generator.rate_limiter = self.base.rate_limiter  # the engine may have swapped it
             idx = np.flatnonzero(variants == name)
             if len(idx):
                 answers = arm.answer_many([user_ids[i] for i in idx], [affinities[i] for i in idx], demand, as_of,
-                                          num_deals, season, segments)
+                                          num_deals, season, rate_limiter, segments)
                 for i, answer in zip(idx, answers, strict=True):
                     out[i] = answer
         return out  # type: ignore[return-value]
@@ -137,8 +137,8 @@ def build_user_deals(base: UserDeals, config: RecsysConfig, exploration: Explora
     arms = {}
     for v in experiment.variants:
         generator = DealGenerator(config, rules=base.generator.rules, use_price_sensitivity=v.use_price_sensitivity,
-                                  rate_limiter=base.generator.rate_limiter or False)
+                                  rate_limiter=False)  # the caller's limiter applies (answer_many)
         arms[v.name] = UserDeals(base.builder, base.similarity, generator, base.user_records,
                                  base.similar_seed_items, LoggingPolicy(v.exploration, config.deals), base.sink,
                                  f"{experiment.name}:{v.name}")
-    return VariantDeals(experiment, arms, base.generator)
+    return VariantDeals(experiment, arms)
