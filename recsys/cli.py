@@ -4,7 +4,8 @@
     recsys run --profile thesis [--seeds 1,2,3] [-p test_days=21 ...] [--config my.toml]
     recsys batch --data data/ci-42 --out data/ci-42-batch [--engine spark --master local[2]]
     recsys tune --data data/ci-42 --budget 120 --out tuned.toml
-    recsys experiment report --decisions decisions/ --data data/ci-42 [--experiment NAME] [--control VARIANT]
+    recsys experiment start --model model/ --config experiment.toml      (stop --model model/)
+    recsys experiment report --decisions model/decisions --data data/ci-42 [--experiment NAME] [--control VARIANT]
 
 A user error (a bad argument, parameter, seed list, notebook selection or
 configuration file) prints one line naming it and exits with status 2.
@@ -88,6 +89,31 @@ def _tune(args: argparse.Namespace) -> int:
     return tune_main(args)
 
 
+def _experiment_set(args: argparse.Namespace) -> int:
+    """Publish the model directory's engine with an experiment started (from a TOML file) or stopped."""
+    import tomllib
+
+    from recsys.deals.experiment import ExperimentConfig
+    from recsys.serialization import config_from_json
+    from recsys.serving.model_dir import load_current, save_engine
+
+    if args.action == "start":
+        try:
+            with open(args.config, "rb") as handle:
+                experiment = config_from_json(ExperimentConfig, tomllib.load(handle))
+        except (OSError, tomllib.TOMLDecodeError, ValueError, TypeError) as error:
+            raise ConfigError(f"--config {args.config}: {error}") from None
+    else:
+        experiment = ExperimentConfig()
+    engine, _ = load_current(args.model)
+    engine.deal_policy(experiment=experiment)
+    version = save_engine(engine, args.model)
+    what = f"experiment {experiment.name!r} ({', '.join(v.name for v in experiment.variants)})" \
+        if experiment.active else "no experiment"
+    print(f"{args.model}: engine version {version} serves {what}; running services load it on their next request")
+    return 0
+
+
 def _experiment(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -166,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     report.add_argument("--out", default=None, help="also write the table as CSV here")
     report.set_defaults(func=_experiment)
+    start = experiment_sub.add_parser("start", help="serve an A/B experiment (TOML) from a model directory")
+    start.add_argument("--model", required=True, help="model directory (recsys train --out)")
+    start.add_argument("--config", required=True, metavar="FILE.toml",
+                       help="name, salt and [[variants]] (name, share, use_price_sensitivity, [variants.exploration])")
+    start.set_defaults(func=_experiment_set)
+    stop = experiment_sub.add_parser("stop", help="end the A/B experiment of a model directory")
+    stop.add_argument("--model", required=True, help="model directory (recsys train --out)")
+    stop.set_defaults(func=_experiment_set)
     return parser
 
 

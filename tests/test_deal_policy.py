@@ -245,3 +245,17 @@ def test_engine_answers_carry_policy_and_propensity_and_log_every_decision(engin
     on.use_decision_sink(None)
     with pytest.raises(TypeError, match="write"):
         on.use_decision_sink(object())
+
+
+def test_parquet_log_buffers_until_flush_rows(tmp_path) -> None:
+    frame = decisions(LoggingPolicy(ExplorationConfig(), DEALS))  # 3 rows
+    log = ParquetDecisionLog(tmp_path / "log", flush_rows=5)
+    log.write(frame)
+    assert log.read().empty  # 3 waiting
+    log.write(frame)
+    assert len(log.read()) == 6  # 6 >= 5: one part
+    log.write(frame)
+    log.flush()
+    assert len(log.read()) == 9 and len(list((tmp_path / "log").glob("part-*.parquet"))) == 2
+    with pytest.raises(ValueError, match="flush_rows"):
+        ParquetDecisionLog(tmp_path / "x", flush_rows=0)

@@ -88,17 +88,32 @@ class MemoryDecisionLog:
 
 class ParquetDecisionLog:
     """Decisions as parquet parts in ``directory`` (created on first write);
-    :meth:`read` returns them all in write order."""
+    :meth:`read` returns the written parts in write order. ``flush_rows``:
+    decisions are kept in memory until this many are waiting (then one part
+    is written), or until :meth:`flush` (a service flushes at shutdown)."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, flush_rows: int = 1) -> None:
         self.directory = Path(directory)
         if self.directory.exists() and not self.directory.is_dir():
             raise ValueError(f"decision log {self.directory} exists and is not a folder")
+        if isinstance(flush_rows, bool) or not isinstance(flush_rows, int) or flush_rows < 1:
+            raise ValueError(f"flush_rows must be an int >= 1, got {flush_rows!r}")
+        self.flush_rows = flush_rows
+        self._waiting: list[pd.DataFrame] = []
 
     def write(self, decisions: pd.DataFrame) -> None:
         frame = _check(decisions)
-        if frame.empty:
+        if not frame.empty:
+            self._waiting.append(frame)
+        if sum(len(f) for f in self._waiting) >= self.flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the waiting decisions as one part (nothing if none wait)."""
+        if not self._waiting:
             return
+        frame = pd.concat(self._waiting, ignore_index=True)
+        self._waiting = []
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"part-{pd.Timestamp.now(tz='UTC').value:020d}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = self.directory / f".{name}.tmp"

@@ -87,7 +87,8 @@ from recsys.data.dataset import Dataset
 from recsys.data.ids import check_user_id
 from recsys.deals.candidates import CandidateBuilder
 from recsys.deals.decision_log import DecisionSink, check_sink
-from recsys.deals.experiment import build_user_deals
+from recsys.deals.experiment import ExperimentConfig, VariantDeals, build_user_deals
+from recsys.deals.exploration import ExplorationConfig
 from recsys.deals.generator import DealGenerator
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.deals.serving import ContentSimilarity, UserDeals
@@ -179,8 +180,7 @@ class RecommendationEngine(Stage2Jobs):
     def use_decision_sink(self, sink: DecisionSink | None) -> None:
         """Log every deal decision to ``sink`` from now on (:mod:`recsys.deals.decision_log`; None: stop)."""
         self.decision_sink = check_sink(sink)
-        if hasattr(self, "_user_deals"):
-            self._user_deals.sink = sink
+        self._user_deals = self._deals_path() if "_user_deals" in self.__dict__ else None  # type: ignore[assignment]
 
     # ------------------------------------------------------------------ training
     def train(self, dataset: Dataset, tune: bool = False, tuning: Any = None) -> dict[str, Any]:
@@ -227,9 +227,23 @@ class RecommendationEngine(Stage2Jobs):
         products = dataset.products
         self._catalogue = Catalogue(products)
         self._product_ids = frozenset(products["product_id"].tolist())
-        base = UserDeals(CandidateBuilder(dataset), ContentSimilarity(self.content_), self._deal_generator, records,
-                         cfg.similar_seed_items, sink=self.decision_sink)
-        self._user_deals = build_user_deals(base, self.config, cfg.exploration, cfg.experiment)
+        self._user_deals = self._deals_path()
+
+    def _deals_path(self) -> UserDeals | VariantDeals:
+        base = UserDeals(CandidateBuilder(self.dataset_), ContentSimilarity(self.content_), self._deal_generator,
+                         self._user_records, self.engine_config.similar_seed_items, sink=self.decision_sink)
+        return build_user_deals(base, self.config, self.engine_config.exploration, self.engine_config.experiment)
+
+    def deal_policy(self, exploration: ExplorationConfig | None = None,
+                    experiment: ExperimentConfig | None = None) -> tuple[ExplorationConfig, ExperimentConfig]:
+        """The deals' logging policy and A/B experiment; given ones replace them from now on (kept in the save)."""
+        self._check_trained()
+        cfg = self.engine_config
+        if exploration is not None or experiment is not None:
+            self.engine_config = cfg = replace(cfg, exploration=exploration or cfg.exploration,
+                                               experiment=cfg.experiment if experiment is None else experiment)
+            self._user_deals = self._deals_path()
+        return cfg.exploration, cfg.experiment
 
     # ------------------------------------------------------------------ checks
     @property
