@@ -40,6 +40,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -102,12 +103,15 @@ class ExplorationConfig:
                 raise ConfigError(f"ExplorationConfig.{name} must be a non-empty string, got {getattr(self, name)!r}")
 
 
+@lru_cache(maxsize=1 << 18)
+def _text_key(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
 def _key64(values: Any) -> np.ndarray:
-    """A stable 64-bit key per value (blake2b of its text), computed once per distinct value."""
-    codes, uniques = pd.factorize(pd.Series(np.asarray(values, dtype=object).ravel()).astype(str))
-    table = np.array([int.from_bytes(hashlib.blake2b(str(v).encode(), digest_size=8).digest(), "little")
-                      for v in uniques], dtype=np.uint64)
-    return table[codes] if len(uniques) else np.zeros(0, dtype=np.uint64)
+    """A stable 64-bit key per value: blake2b of its text (cached per text)."""
+    flat = np.asarray(values, dtype=object).ravel()
+    return np.fromiter((_text_key(str(v)) for v in flat), dtype=np.uint64, count=len(flat))
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

@@ -116,6 +116,10 @@ class DealResult:
             self._deals = pd.DataFrame(self._deals)
         return self._deals
 
+    def deal_columns(self) -> pd.DataFrame | Mapping[str, np.ndarray]:
+        """The deal columns as held (a mapping of arrays is not turned into a frame)."""
+        return self._deals
+
     @property
     def n_deals(self) -> int:
         return len(self._deals["product_id"])

@@ -31,12 +31,17 @@ import pandas as pd
 from recsys.deals.candidates import CandidateBuilder
 from recsys.deals.decision_log import DecisionSink, decisions_frame
 from recsys.deals.exploration import LoggingPolicy, period_of
-from recsys.deals.generator import DealGenerator, DealResult
+from recsys.deals.generator import SEED_DEAL_KEYS, DealGenerator, DealResult
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.models.content import ContentRecommender
 from recsys.serialization import iso_utc
 
 __all__ = ["ContentSimilarity", "UserDeals"]
+
+_POLICY_INPUTS = list(dict.fromkeys(
+    SEED_DEAL_KEYS + ["deal_types", "margin_clamped", "user_id", "rank", "expiry_days", "cost", "margin_floor",
+                      "demand_score", "season"]))
+"""The deal columns the answer, the logging policy and the decision log read."""
 
 
 class ContentSimilarity:
@@ -118,33 +123,37 @@ class UserDeals:
 
     def _apply_policy(self, results: list[DealResult | RateLimitExceeded], as_of: pd.Timestamp,
                       segments: Mapping[str, Any]) -> list[DealResult | RateLimitExceeded]:
-        """Price each result by the logging policy, log every decision, and keep
-        only the offered deals (none for a held-out user) in the results."""
+        """Price the results by the logging policy (one pass over all their deals),
+        log every decision, and keep only the offered deals (none for a held-out
+        user) in the results."""
         assert self.policy is not None
         period = period_of(as_of, self.policy.config.period_days)
-        out: list[DealResult | RateLimitExceeded] = []
-        logged = []
-        for result in results:
-            if isinstance(result, RateLimitExceeded):
-                out.append(result)
-                continue
-            applied = self.policy.apply(result.deals, period)
-            applied["variant"] = np.full(len(applied["arm"]), self.variant, dtype=object)
-            logged.append(applied)
-            offered = applied["arm"] != "holdout"
-            held_out = bool(len(offered)) and not offered.any()
+        done = [r for r in results if not isinstance(r, RateLimitExceeded)]
+        if not done:
+            return results
+        columns = [r.deal_columns() for r in done]
+        merged = {k: np.concatenate([np.asarray(c[k]) for c in columns]) for k in _POLICY_INPUTS}
+        applied = self.policy.apply(merged, period)
+        applied["variant"] = np.full(len(applied["arm"]), self.variant, dtype=object)
+        offered = applied["arm"] != "holdout"
+        cuts = np.cumsum([r.n_deals for r in done])[:-1]
+        pieces = {k: np.split(v, cuts) for k, v in applied.items()}
+        kept = np.split(offered, cuts)
+        renewed = {}
+        for j, result in enumerate(done):
+            keep = kept[j]
+            held_out = bool(len(keep)) and not keep.any()
             note = ("holdout: no deals for this user in this period (deal evaluation, "
                     f"{self.policy.name} {self.policy.version})") if held_out else result.shortfall_reason
-            out.append(DealResult(result.user_id, result.as_of, result.season,
-                                  {k: v[offered] for k, v in applied.items()}, result.n_candidates,
-                                  result.n_eligible, result.n_requested, result.excluded, note))
-        if self.sink is not None and logged:
-            merged = {k: np.concatenate([a[k] for a in logged]) for k in logged[0]}
+            renewed[id(result)] = DealResult(result.user_id, result.as_of, result.season,
+                                             {k: v[j][keep] for k, v in pieces.items()}, result.n_candidates,
+                                             result.n_eligible, result.n_requested, result.excluded, note)
+        if self.sink is not None and len(offered):
             context = {u: {"region": r.get("region"), "age_group": r.get("age_group"),
                            "segment": f"segment_{segments[u]}" if u in segments else "unknown"}
-                       for u in set(merged["user_id"].tolist()) for r in [self.user_records[u]]}
-            self.sink.write(decisions_frame(merged, context, as_of, period, self.variant))
-        return out
+                       for u in set(applied["user_id"].tolist()) for r in [self.user_records[u]]}
+            self.sink.write(decisions_frame(applied, context, as_of, period, self.variant))
+        return [r if isinstance(r, RateLimitExceeded) else renewed[id(r)] for r in results]
 
     @staticmethod
     def _answer(result: DealResult) -> dict[str, Any]:

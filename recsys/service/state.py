@@ -98,7 +98,7 @@ class ServiceState:
         self.model_dir = None if model_dir is None else Path(model_dir)
         # every deal decision (with its propensity) into the model directory's decision log
         self.decision_log = (None if self.model_dir is None
-                             else ParquetDecisionLog(self.model_dir / DECISIONS_SUBDIR, flush_rows=256))
+                             else ParquetDecisionLog(self.model_dir / DECISIONS_SUBDIR, flush_rows=4096))
         engine.use_decision_sink(self.decision_log)
         if engine_version is None and self.model_dir is not None:
             engine_version = current_version(self.model_dir)
