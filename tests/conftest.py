@@ -1,9 +1,11 @@
-"""Shared fixtures: small synthetic worlds (generated once per test session), and for the service
-tests a trained model directory and a throw-away redis-server (one of each per test module)."""
+"""Shared fixtures: small synthetic worlds (generated once per test session), one trained engine
+per test module, and for the service tests a trained model directory and a throw-away redis-server
+(one of each per test module). Also the test tiers: markers that follow from what a test uses."""
 
 from __future__ import annotations
 
 import pytest
+from fake_clock import Clock
 from service_processes import redis_server
 
 from recsys.cli import main as cli_main
@@ -23,6 +25,23 @@ def ci_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
 
 
 @pytest.fixture(scope="module")
+def clock() -> Clock:
+    """The settable clock of :func:`engine`'s rate limiter (one per test module; tests move ``now``)."""
+    return Clock()
+
+
+@pytest.fixture(scope="module")
+def engine(small_dataset: Dataset, clock: Clock):
+    """A :class:`~recsys.serving.engine.RecommendationEngine` trained on ``small_dataset`` with the
+    default configuration and :func:`clock` (one per test module: tests may add events to it)."""
+    from recsys.serving.engine import RecommendationEngine
+
+    eng = RecommendationEngine(clock=clock)
+    eng.train(small_dataset)
+    return eng
+
+
+@pytest.fixture(scope="module")
 def model_dir(small_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A model directory written by ``recsys train --data`` on ``small_dataset``
     (one per test module: service tests may train into it)."""
@@ -39,3 +58,19 @@ def redis_url():
         if url is None:
             pytest.skip("no redis-server binary: install it (apt-get install -y redis-server; `make redis`)")
         yield url
+
+
+# -- test tiers (markers registered in pyproject.toml; `make test-fast` deselects them) ---------------------------
+#: a test that uses one of these fixtures belongs to that tier, whatever file it is in
+_TIER_OF_FIXTURE = {"redis_url": "processes", "spark": "spark"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tier markers that follow from what a test uses: nbval's notebook cells are
+    ``notebooks``; a test using a redis-server or Spark fixture is ``processes`` or ``spark``."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebooks)
+        for fixture, tier in _TIER_OF_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(getattr(pytest.mark, tier))

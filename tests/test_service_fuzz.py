@@ -27,6 +27,8 @@ from recsys.serving.catalogue import Catalogue
 from recsys.serving.engine import RecommendationEngine
 from recsys.validation import InvalidRequest
 
+pytestmark = pytest.mark.fuzz
+
 EXAMPLES_PER_OPERATION = 25
 
 
