@@ -107,3 +107,22 @@ def test_qini_curve_by_hand() -> None:
         qini_curve([1, 0], [True], [0.1, 0.2])
     with pytest.raises(ValueError, match="share"):
         uplift_at_k(y, t, s, 0)
+
+
+def test_simulated_experiment_recovers_the_true_difference() -> None:
+    from recsys.research.experiment_report import experiment_report
+    from recsys.research.ope_simulation import simulate_experiment
+
+    world = small_world()
+    outcomes = simulate_experiment(world, {"a": "no_deals", "b": "seed_formula"}, n_visits=4000, seed=5)
+    assert set(outcomes["variant"]) == {"a", "b"}
+    by_user = outcomes.groupby("user_id")["variant"].nunique()
+    assert (by_user == 1).all()  # a user stays in one variant
+    table = experiment_report(outcomes, control="a", n_boot=500).set_index(["variant", "metric"])
+    truth = world.true_values().set_index(["policy", "metric"])["value"]
+    for metric in ("conversions", "margin"):
+        row = table.loc[("b", metric)]
+        true_diff = truth["seed_formula", metric] - truth["no_deals", metric]
+        assert row["vs_control_ci_low"] <= true_diff <= row["vs_control_ci_high"], (metric, row.to_dict(), true_diff)
+    with pytest.raises(ValueError, match="unknown target"):
+        simulate_experiment(world, {"a": "magic", "b": "no_deals"}, 10, 1)

@@ -1,14 +1,16 @@
 """The report of an A/B experiment on deal policies, from the decision log
 and the events (``recsys experiment report``).
 
-Unit: a user in a period (the logging policy's assignment unit; users are
-assigned to variants for the whole experiment). Per unit, the decisions'
-outcomes (:func:`~recsys.deals.decision_log.join_outcomes`) are summed:
-``conversions`` (offered products bought within their expiry), ``revenue``
-and ``margin``. Per variant: the mean per unit with its percentile bootstrap
-interval, and the difference to the control variant with a two-sample
-bootstrap interval (the variants' users are disjoint). Held-out users stay
-in their variant (intention to treat: the holdout is part of the policy).
+The value is per user and period: the decisions' outcomes
+(:func:`~recsys.deals.decision_log.join_outcomes`) of a user in a period are
+summed (``conversions``: offered products bought within their expiry,
+``revenue``, ``margin``), then averaged over the user's periods. Users are
+what the experiment randomises (a user keeps a variant for the whole
+experiment), so users are the resampling unit: per variant, the mean over
+users with its percentile bootstrap interval, and the difference to the
+control variant with a two-sample bootstrap over the two variants' users.
+Held-out users stay in their variant (intention to treat: the holdout is
+part of the policy).
 """
 
 from __future__ import annotations
@@ -26,19 +28,24 @@ OUTCOME_METRICS: tuple[str, ...] = ("conversions", "revenue", "margin")
 
 def experiment_report(outcomes: pd.DataFrame, control: str | None = None, n_boot: int = 1000,
                       confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """One row per (variant, metric): ``units, users, decisions,
-    holdout_share, mean, ci_low, ci_high, vs_control, vs_control_ci_low,
-    vs_control_ci_high`` (``control``: a variant name; default the first in
-    sorted order)."""
+    """One row per (variant, metric): ``users, user_periods, decisions,
+    holdout_share`` (of user-periods), ``mean, ci_low, ci_high`` (per user
+    and period), ``vs_control, vs_control_ci_low, vs_control_ci_high``
+    (``control``: a variant name; default the first in sorted order)."""
     needed = ["user_id", "period", "variant", "arm", "converted", "revenue", "margin"]
     missing = [c for c in needed if c not in outcomes.columns]
     if missing:
         raise ValueError(f"outcomes lack column(s) {missing}: join the decisions with the events first")
     if outcomes.empty:
         raise ValueError("no decisions to report on")
-    units = outcomes.groupby(["variant", "user_id", "period"], sort=True).agg(
+    periods = outcomes.groupby(["variant", "user_id", "period"], sort=True).agg(
         conversions=("converted", "sum"), revenue=("revenue", "sum"), margin=("margin", "sum"),
         decisions=("arm", "size"), held_out=("arm", lambda a: bool((a == "holdout").all()))).reset_index()
+    if (periods.groupby("user_id")["variant"].nunique() > 1).any():
+        raise ValueError("a user appears in several variants: the log mixes experiments (filter by experiment)")
+    units = periods.groupby(["variant", "user_id"], sort=True).agg(
+        conversions=("conversions", "mean"), revenue=("revenue", "mean"), margin=("margin", "mean"),
+        decisions=("decisions", "sum"), held_out=("held_out", "mean"), periods=("period", "size")).reset_index()
     variants = sorted(units["variant"].unique())
     control = variants[0] if control is None else control
     if control not in variants:
@@ -49,7 +56,7 @@ def experiment_report(outcomes: pd.DataFrame, control: str | None = None, n_boot
         base = units[units["variant"] == control]
         for metric in OUTCOME_METRICS:
             interval = bootstrap_ci(part[metric].to_numpy(float), n_boot, confidence, seed)
-            row = {"variant": variant, "metric": metric, "units": len(part), "users": part["user_id"].nunique(),
+            row = {"variant": variant, "metric": metric, "users": len(part), "user_periods": int(part["periods"].sum()),
                    "decisions": int(part["decisions"].sum()), "holdout_share": float(part["held_out"].mean()),
                    "mean": interval.estimate, "ci_low": interval.ci_low, "ci_high": interval.ci_high}
             if variant == control:

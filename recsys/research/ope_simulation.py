@@ -45,7 +45,8 @@ from recsys.deals.exploration import ExplorationConfig, LoggingPolicy
 from recsys.deals.response import ResponseModel
 from recsys.evaluation.off_policy import ESTIMATORS
 
-__all__ = ["METRICS", "TARGETS", "OfferWorld", "estimate_all", "grade", "simulate_log", "summarise_grades"]
+__all__ = ["METRICS", "TARGETS", "OfferWorld", "estimate_all", "grade", "simulate_experiment", "simulate_log",
+           "summarise_grades"]
 
 TARGETS: tuple[str, ...] = ("no_deals", "uniform_15", "seed_formula", "formula_price_sensitivity", "margin_seeking")
 METRICS: tuple[str, ...] = ("conversions", "revenue", "margin")
@@ -200,6 +201,41 @@ def simulate_log(world: OfferWorld, n_visits: int, seed: int) -> pd.DataFrame:
     for metric, r in world.rewards(bought, decided["discount"], rows).items():
         log[metric] = r
     return log
+
+
+def simulate_experiment(world: OfferWorld, variants: dict[str, str], n_visits: int, seed: int,
+                        salt: str = "experiment") -> pd.DataFrame:
+    """An A/B experiment on the synthetic world: ``n_visits`` visits of users
+    drawn uniformly; each user is in variant ``k`` by a hash of (salt, user)
+    with equal shares (:class:`~recsys.deals.experiment.ExperimentConfig`),
+    and every offer of the visit gets the discount of the variant's target
+    policy (``variants``: variant name -> a name of :data:`TARGETS`), bought
+    with the purchase model's probability. Returns outcome rows as
+    :func:`~recsys.deals.decision_log.join_outcomes` gives them (``user_id,
+    period, variant, arm, converted, revenue, margin``) for
+    :func:`~recsys.research.experiment_report.experiment_report`."""
+    from recsys.deals.experiment import ExperimentConfig, Variant
+
+    unknown = [t for t in variants.values() if t not in world.targets]
+    if unknown:
+        raise ValueError(f"unknown target policies {unknown}; known: {list(world.targets)}")
+    experiment = ExperimentConfig("simulated", tuple(Variant(name, 1 / len(variants)) for name in variants), salt)
+    rng = np.random.default_rng(seed)
+    picked = rng.integers(0, len(world.users), n_visits)
+    lengths = np.diff(world.starts)[picked]
+    visit = np.repeat(np.arange(n_visits), lengths)
+    rows = np.repeat(world.starts[picked], lengths) + np.arange(len(visit)) - np.repeat(np.cumsum(lengths) - lengths,
+                                                                                       lengths)
+    users = world.offers["user_id"].to_numpy()[rows]
+    variant = experiment.assign(users)
+    discount = np.zeros(len(rows))
+    for name, target in variants.items():
+        here = variant == name
+        discount[here] = world.targets[target][rows[here]]
+    bought = (rng.random(len(rows)) < world.purchase_probability(discount, rows)).astype(float)
+    rewards = world.rewards(bought, discount, rows)
+    return pd.DataFrame({"user_id": users, "period": visit, "variant": variant, "arm": "formula",
+                         "converted": bought, "revenue": rewards["revenue"], "margin": rewards["margin"]})
 
 
 def _reward_model(world: OfferWorld, log: pd.DataFrame) -> LogisticRegression:
