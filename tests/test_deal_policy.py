@@ -117,6 +117,7 @@ def test_period_of() -> None:
         ({"epsilon": 1.5}, "epsilon"),
         ({"holdout_share": 1.0}, "holdout_share must be < 1"),
         ({"levels": (0.3, 0.1)}, "levels"),
+        ({"levels": ("a", 0.1)}, "levels must be numbers"),
         ({"radius": -1}, "radius"),
         ({"period_days": 0}, "period_days"),
         ({"salt": ""}, "salt"),

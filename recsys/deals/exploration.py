@@ -89,7 +89,10 @@ class ExplorationConfig:
                 raise ConfigError(f"ExplorationConfig.{name} must be a number in [0, {high}], got {value!r}")
         if self.holdout_share == 1.0:
             raise ConfigError("ExplorationConfig.holdout_share must be < 1 (a holdout of everyone offers nothing)")
-        levels = tuple(float(v) for v in self.levels)
+        try:
+            levels = tuple(float(v) for v in self.levels)
+        except (TypeError, ValueError):
+            raise ConfigError(f"ExplorationConfig.levels must be numbers, got {self.levels!r}") from None
         if not levels or any(not 0 < v < 1 for v in levels) or list(levels) != sorted(set(levels)):
             raise ConfigError(f"ExplorationConfig.levels must be increasing distinct fractions in (0, 1), got {self.levels!r}")
         object.__setattr__(self, "levels", levels)
