@@ -31,7 +31,7 @@ from recsys.deals.generator import DealGenerator
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.deals.serving import UserDeals
 
-__all__ = ["ExperimentConfig", "Variant", "VariantDeals", "build_user_deals"]
+__all__ = ["ExperimentConfig", "ExplorationConfig", "Variant", "VariantDeals", "build_user_deals"]  # ExplorationConfig: re-exported
 
 
 @dataclass(frozen=True)

@@ -87,8 +87,7 @@ from recsys.data.dataset import Dataset
 from recsys.data.ids import check_user_id
 from recsys.deals.candidates import CandidateBuilder
 from recsys.deals.decision_log import DecisionSink, check_sink
-from recsys.deals.experiment import ExperimentConfig, VariantDeals, build_user_deals
-from recsys.deals.exploration import ExplorationConfig
+from recsys.deals.experiment import ExperimentConfig, ExplorationConfig, VariantDeals, build_user_deals
 from recsys.deals.generator import DealGenerator
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.deals.serving import ContentSimilarity, UserDeals
@@ -261,10 +260,11 @@ class RecommendationEngine(Stage2Jobs):
         self._check_trained()
         return self.data_hash_
 
-    def knows_user(self, user_id: str) -> bool:
-        """``user_id`` is a user of the data set trained on (live events may add others)."""
+    def knows_user(self, user_id: str, live: bool = False) -> bool:
+        """``user_id`` is a user of the data set trained on; with ``live``, also one that live events
+        (:meth:`add_events`) have added since."""
         self._check_trained()
-        return user_id in self._user_records
+        return user_id in self._user_records or (live and self.realtime_.history_.row_of(user_id) >= 0)
 
     def knows_product(self, product_id: str) -> bool:
         """``product_id`` is in the catalogue trained on."""
