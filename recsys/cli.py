@@ -201,6 +201,28 @@ def _experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_experiment_commands(sub: Any) -> None:
+    """``recsys experiment report | start | stop``."""
+    experiment = sub.add_parser("experiment", help="A/B experiments on deal policies")
+    experiment_sub = experiment.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    report = experiment_sub.add_parser("report", help="per-variant conversions, revenue and margin with intervals")
+    report.add_argument("--decisions", required=True, help="decision log folder (recsys.deals.decision_log)")
+    report.add_argument("--data", required=True, help="a data set directory whose events hold the outcomes")
+    report.add_argument("--experiment", default=None, help="only this experiment's variants")
+    report.add_argument("--control", default=None, help="the control variant (default: first by name)")
+    report.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    report.add_argument("--out", default=None, help="also write the table as CSV here")
+    report.set_defaults(func=_experiment)
+    start = experiment_sub.add_parser("start", help="serve an A/B experiment (TOML) from a model directory")
+    start.add_argument("--model", required=True, help="model directory (recsys train --out)")
+    start.add_argument("--config", required=True, metavar="FILE.toml",
+                       help="name, salt and [[variants]] (name, share, use_price_sensitivity, [variants.exploration])")
+    start.set_defaults(func=_experiment_set)
+    stop = experiment_sub.add_parser("stop", help="end the A/B experiment of a model directory")
+    stop.add_argument("--model", required=True, help="model directory (recsys train --out)")
+    stop.set_defaults(func=_experiment_set)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="recsys", description=__doc__)
     parser.add_argument("--version", action="version", version=f"recsys {_version()}")
@@ -277,24 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--quiet", action="store_true", help="no progress line per trial on stderr")
     tune.set_defaults(func=_tune)
 
-    experiment = sub.add_parser("experiment", help="A/B experiments on deal policies")
-    experiment_sub = experiment.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    report = experiment_sub.add_parser("report", help="per-variant conversions, revenue and margin with intervals")
-    report.add_argument("--decisions", required=True, help="decision log folder (recsys.deals.decision_log)")
-    report.add_argument("--data", required=True, help="a data set directory whose events hold the outcomes")
-    report.add_argument("--experiment", default=None, help="only this experiment's variants")
-    report.add_argument("--control", default=None, help="the control variant (default: first by name)")
-    report.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
-    report.add_argument("--out", default=None, help="also write the table as CSV here")
-    report.set_defaults(func=_experiment)
-    start = experiment_sub.add_parser("start", help="serve an A/B experiment (TOML) from a model directory")
-    start.add_argument("--model", required=True, help="model directory (recsys train --out)")
-    start.add_argument("--config", required=True, metavar="FILE.toml",
-                       help="name, salt and [[variants]] (name, share, use_price_sensitivity, [variants.exploration])")
-    start.set_defaults(func=_experiment_set)
-    stop = experiment_sub.add_parser("stop", help="end the A/B experiment of a model directory")
-    stop.add_argument("--model", required=True, help="model directory (recsys train --out)")
-    stop.set_defaults(func=_experiment_set)
+    _add_experiment_commands(sub)
     return parser
 
 
