@@ -121,6 +121,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     await state.wait_jobs()
     await state.wait_engine_load()
+    if state.decision_log is not None:
+        state.decision_log.flush()
     await state.event_log.close()
     await state.job_lock.close()
     close_limiter = getattr(state.rate_limiter, "close", None)

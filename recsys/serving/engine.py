@@ -86,23 +86,23 @@ from recsys.config import DEFAULT_CONFIG, FusionWeights, RecsysConfig
 from recsys.data.dataset import Dataset
 from recsys.data.ids import check_user_id
 from recsys.deals.candidates import CandidateBuilder
+from recsys.deals.decision_log import DecisionSink, check_sink
+from recsys.deals.experiment import ExperimentConfig, ExplorationConfig, VariantDeals, build_user_deals
 from recsys.deals.generator import DealGenerator
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.deals.serving import ContentSimilarity, UserDeals
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n
 from recsys.models.content import ContentRecommender
-from recsys.models.ease import EASE, collaborative_slot
 from recsys.models.hybrid import STRATEGIES, check_weights
 from recsys.models.live_history import LiveHistory
 from recsys.models.realtime import RealtimeRecommender
-from recsys.research.fusion_study import engine_ranker
-from recsys.research.tuning import tune_configs
 from recsys.serialization import iso_utc, jsonable
 from recsys.serving.catalogue import Catalogue
 from recsys.serving.engine_batch import STAGE_NAMES, PreparedBatch, Stage2Jobs, _Serving
 from recsys.serving.engine_config import EngineConfig, configs_from_json, configs_to_json
 from recsys.serving.engine_store import ENGINE_FORMAT_VERSION, EngineFormatError, read_state, write_state
+from recsys.serving.engine_tuning import collaborative_slot, fit_served_extras, tune_configs, tuned_settings
 from recsys.serving.stage2_state import Stage2State
 from recsys.validation import InvalidRequest
 
@@ -152,6 +152,7 @@ class RecommendationEngine(Stage2Jobs):
         #: the default limiter of deal requests; a call may pass its own (the service's)
         self.rate_limiter = RateLimiter.from_config(self.config.deals, self.clock)
         self._deal_generator = DealGenerator(self.config, rules=self.engine_config.deal_rules, rate_limiter=False)
+        self.decision_sink: DecisionSink | None = None
 
     def use_rate_limiter(self, limiter: RateLimiter) -> None:
         """Count deal requests (``deals``, ``full`` with deals) of calls that pass
@@ -176,12 +177,16 @@ class RecommendationEngine(Stage2Jobs):
         new.train(self.dataset_)
         return new
 
+    def use_decision_sink(self, sink: DecisionSink | None) -> None:
+        """Log every deal decision to ``sink`` from now on (:mod:`recsys.deals.decision_log`; None: stop)."""
+        self.decision_sink = check_sink(sink)
+        self._user_deals = self._deals_path() if "_user_deals" in self.__dict__ else None  # type: ignore[assignment]
+
     # ------------------------------------------------------------------ training
     def train(self, dataset: Dataset, tune: bool = False, tuning: Any = None) -> dict[str, Any]:
         """Fit every stage on ``dataset`` [POST /train]; returns :meth:`model_info`.
-        ``tune=True``: first search the k-NN, collaborative (PureSVD or EASE) and fusion settings on a
-        validation window cut from ``dataset`` (:func:`recsys.research.tuning.tune_configs`; ``tuning``:
-        a ``TuningConfig``) and :meth:`apply_tuning`; ``fit_seconds`` excludes the search (its time: ``tuning``)."""
+        ``tune=True``: search a validation window of ``dataset`` first (:func:`recsys.research.tuning.tune_configs`,
+        ``tuning``: a ``TuningConfig``), then :meth:`apply_tuning`; ``fit_seconds`` excludes the search."""
         if not isinstance(dataset, Dataset):
             raise TypeError(f"train expects a recsys Dataset, got {type(dataset).__name__}")
         if dataset.config != self.config:
@@ -204,10 +209,7 @@ class RecommendationEngine(Stage2Jobs):
 
     def apply_tuning(self, result: Any) -> None:
         """Use a search's result (:class:`recsys.research.tuning.TuningResult`) for the next :meth:`train`."""
-        cfg = self.engine_config
-        self.engine_config = replace(cfg, realtime=replace(cfg.realtime, knn=result.knn), ease=result.ease,
-                                     batch=replace(cfg.batch, svd=result.svd), learned_fusion=result.learned_fusion)
-        self.weights, self.tuning_ = check_weights(result.weights), result.info()
+        self.engine_config, self.weights, self.tuning_ = tuned_settings(self.engine_config, result)
 
     def _fit_models(self, dataset: Dataset) -> None:
         """Stage 1, the content model and the per-request lookups (everything but Stage 2)."""
@@ -218,9 +220,7 @@ class RecommendationEngine(Stage2Jobs):
         self._timestamp = iso_utc(dataset.as_of)
         self.realtime_ = RealtimeRecommender(cfg.realtime).fit(dataset, interactions)
         self.content_ = ContentRecommender(cfg.content).fit(dataset, interactions)
-        ease = collaborative_slot(cfg.ease, dataset.n_products)["model"] == "ease"  # else Stage 2's PureSVD
-        self.ease_ = EASE(cfg.ease).fit(dataset, interactions) if ease else None
-        self.ranker_ = engine_ranker(dataset, cfg, self.weights)  # None: the weighted fusion
+        self.ease_, self.ranker_ = fit_served_extras(dataset, interactions, cfg, self.weights)  # None: not served
         # Stage 1's product columns -> catalogue columns (the same order today; mapped, not assumed)
         self._realtime_cols = interactions.product_index(self.realtime_.history_.product_ids)
         self._row_of = {u: i for i, u in enumerate(interactions.user_ids)}
@@ -229,8 +229,23 @@ class RecommendationEngine(Stage2Jobs):
         products = dataset.products
         self._catalogue = Catalogue(products)
         self._product_ids = frozenset(products["product_id"].tolist())
-        self._user_deals = UserDeals(CandidateBuilder(dataset), ContentSimilarity(self.content_),
-                                     self._deal_generator, records, cfg.similar_seed_items)
+        self._user_deals = self._deals_path()
+
+    def _deals_path(self) -> UserDeals | VariantDeals:
+        base = UserDeals(CandidateBuilder(self.dataset_), ContentSimilarity(self.content_), self._deal_generator,
+                         self._user_records, self.engine_config.similar_seed_items, sink=self.decision_sink)
+        return build_user_deals(base, self.config, self.engine_config.exploration, self.engine_config.experiment)
+
+    def deal_policy(self, exploration: ExplorationConfig | None = None,
+                    experiment: ExperimentConfig | None = None) -> tuple[ExplorationConfig, ExperimentConfig]:
+        """The deals' logging policy and A/B experiment; given ones replace them from now on (kept in the save)."""
+        self._check_trained()
+        cfg = self.engine_config
+        if exploration is not None or experiment is not None:
+            self.engine_config = cfg = replace(cfg, exploration=exploration or cfg.exploration,
+                                               experiment=cfg.experiment if experiment is None else experiment)
+            self._user_deals = self._deals_path()
+        return cfg.exploration, cfg.experiment
 
     # ------------------------------------------------------------------ checks
     @property
@@ -451,16 +466,15 @@ class RecommendationEngine(Stage2Jobs):
                 affinities[i] = scores[j]
         season = self.config.seasons.season_of(self.dataset_.as_of.month)
         return self._user_deals.answer_many(user_ids, affinities, serving.stage2.demand, self._now(), num_deals,
-                                            season, limiter)
+                                            season, limiter, serving.stage2.segments)
 
     # ------------------------------------------------------------------ many users
     def strategies(self) -> dict[str, Recommender]:
         """The fitted strategies by name (shared objects, not copies)."""
         self._check_trained()
         serving = self._serving
-        ease = {"ease": self.ease_} if self.__dict__.get("ease_") is not None else {}
-        return {"hybrid": serving.hybrid, "realtime": self.realtime_, "knn": self.realtime_.knn_,
-                "svd": serving.stage2.svd, "content": self.content_, "demographic": self.realtime_.fallback_, **ease}
+        return {"hybrid": serving.hybrid, "realtime": self.realtime_, "knn": self.realtime_.knn_, "svd": serving.stage2.svd,
+                "content": self.content_, "demographic": self.realtime_.fallback_, **({"ease": self.ease_} if self.ease_ else {})}
 
     def recommend(self, user_ids: Sequence[str] | str, n: int = 10, strategy: str = "hybrid",
                   exclude_purchased: bool = True) -> pd.DataFrame:
@@ -493,8 +507,7 @@ class RecommendationEngine(Stage2Jobs):
                 "realtime": {"class": type(self.realtime_).__name__, "neighbours": self.realtime_.config.neighbours,
                              "k": self.realtime_.config.knn.k, "min_history": self.realtime_.config.min_history},
                 "content": {"class": "ContentRecommender", **self.content_.config.__dict__},
-                "stage2": serving.stage2.info(),
-                "collaborative": collaborative_slot(self.engine_config.ease, ds.n_products),
+                "stage2": serving.stage2.info(), "collaborative": collaborative_slot(self.engine_config.ease, ds.n_products),
                 "hybrid": serving.hybrid.describe(),
             },
             "fit_seconds": round(getattr(self, "fit_seconds_", float("nan")), 3),

@@ -7,6 +7,8 @@ from typing import Any
 
 from recsys.config import FusionWeights, RecsysConfig
 from recsys.deals.deal_types import DealRules
+from recsys.deals.experiment import ExperimentConfig
+from recsys.deals.exploration import ExplorationConfig
 from recsys.models.content import ContentConfig
 from recsys.models.ease import EASEConfig
 from recsys.models.hybrid import HybridConfig
@@ -23,7 +25,10 @@ __all__ = ["EngineConfig", "configs_from_json", "configs_to_json"]
 class EngineConfig:
     """Component settings of the engine (the domain tables live in
     :class:`~recsys.config.RecsysConfig`). ``similar_seed_items``: how many
-    of the user's most-viewed products define "similar to viewed" deals.
+    of the user's most-viewed products define "similar to viewed" deals;
+    ``exploration``: the deals' logging policy (off by default: the formula,
+    propensity 1; :mod:`recsys.deals.exploration`); ``experiment``: an A/B
+    experiment over deal policies (none by default; :mod:`recsys.deals.experiment`).
     ``ease``: None (default) lets Stage 2's PureSVD fill the hybrid's
     collaborative slot; an :class:`~recsys.models.ease.EASEConfig` serves EASE
     there instead (fitted at train time, catalogues up to
@@ -41,6 +46,8 @@ class EngineConfig:
     hybrid: HybridConfig = field(default_factory=HybridConfig)
     deal_rules: DealRules = field(default_factory=DealRules)
     similar_seed_items: int = 5
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     realtime_latency_target: str = "< 100ms"
     ease: EASEConfig | None = None
     learned_fusion: LearnedFusionConfig | None = None
