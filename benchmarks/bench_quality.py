@@ -5,6 +5,7 @@ Usage (from the project root)::
     .venv/bin/python benchmarks/bench_quality.py --data online_retail
     .venv/bin/python benchmarks/bench_quality.py --data synthetic --profile thesis
     .venv/bin/python benchmarks/bench_quality.py --data online_retail --sweep   # weighting variants too
+    .venv/bin/python benchmarks/bench_quality.py --data synthetic --served      # + the served hybrid, fusions
 
 Protocol (the issue's; the evaluation chapter's): the last ``--test-days``
 days are the test window (:func:`recsys.evaluation.split.temporal_split`),
@@ -28,11 +29,11 @@ for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_key, "1")
 
 import pandas as pd  # noqa: E402
-from recsys.evaluation.bootstrap import bootstrap_table, paired_bootstrap  # noqa: E402
 
 from recsys.data.dataset import Dataset  # noqa: E402
 from recsys.evaluation import metrics as M  # noqa: E402
 from recsys.evaluation.split import temporal_split  # noqa: E402
+from recsys.evaluation.statistics import bootstrap_table, paired_bootstrap  # noqa: E402
 from recsys.interactions import Interactions, Weighting  # noqa: E402
 from recsys.models.base import Recommender  # noqa: E402
 
@@ -54,11 +55,11 @@ def load(data: str, profile: str, seed: int, data_dir: str) -> tuple[Dataset, tu
 
 def models(seed: int, data: str, sweep: bool) -> dict[str, Factory]:
     """Name -> factory of every compared model (the peers from ``implicit``)."""
-    from recsys.evaluation.peers.ease import EASE
     from recsys.evaluation.peers.implicit_peers import ImplicitALS, ImplicitBPR, ImplicitConfig, ImplicitItemKNN
     from recsys.models.baselines import Popularity
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicConfig, DemographicRecommender
+    from recsys.models.ease import EASE
     from recsys.models.knn import ItemKNN, KNNConfig
     from recsys.models.svd import PureSVD, SVDConfig
 
@@ -89,7 +90,7 @@ def models(seed: int, data: str, sweep: bool) -> dict[str, Factory]:
 
 def evaluate(dataset: Dataset, relevant_events: tuple[str, ...], factories: dict[str, Factory], k: int,
              test_days: float, n_boot: int, seed: int, hybrid: bool = True,
-             tune_budget: float = 0.0, tune_trials: int = 24) -> tuple[pd.DataFrame, dict]:
+             served: bool = False, tune_trials: int = 24, data: str = "synthetic") -> tuple[pd.DataFrame, dict]:
     split = temporal_split(dataset, test_days, relevant_events=relevant_events)
     users = split.warm_users
     relevant = split.relevant[split.relevant["user_id"].isin(users)]
@@ -122,37 +123,44 @@ def evaluate(dataset: Dataset, relevant_events: tuple[str, ...], factories: dict
         rows.append({"model": "hybrid", "ndcg": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"],
                      "fit_s": float("nan"), "recommend_s": float("nan")})
         print(f"{'hybrid':32s} NDCG@{k} {ci['mean']:.4f} [{ci['ci_low']:.4f}, {ci['ci_high']:.4f}]", flush=True)
-    if tune_budget:
-        from recsys.models.hybrid import HybridRecommender
-        from recsys.models.knn import ItemKNN
-        from recsys.models.svd import PureSVD
-        from recsys.research.tuning import TuningConfig, budget_note, tune
-
-        start = time.perf_counter()
-        result = tune(split.train, TuningConfig(budget_seconds=tune_budget, n_trials=tune_trials, seed=seed,
-                                                validation_days=test_days, relevant_events=relevant_events,
-                                                search_ease=True),
-                      demographic=factories["demographic"](), weights=dataset.config.fusion)
-        from recsys.evaluation.peers.ease import EASE
-
-        collaborative = EASE(result.ease) if result.ease is not None else PureSVD(result.svd)
-        parts = {"knn": ItemKNN(result.knn).fit(split.train, interactions),
-                 "svd": collaborative.fit(split.train, interactions),
-                 "content": fitted["content"], "demographic": fitted["demographic"]}
-        model = HybridRecommender.from_fitted({s: m for s, m in parts.items() if getattr(result.weights, s) > 0},
-                                              result.weights)
-        recs = model.recommend(users, n=k, exclude_purchased=True)
-        per_user["hybrid_tuned"] = M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], relevant, k)
-        ci = bootstrap_table(per_user["hybrid_tuned"][["ndcg"]], n_boot, 0.95, seed).iloc[0]
-        rows.append({"model": "hybrid_tuned", "ndcg": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"],
-                     "fit_s": time.perf_counter() - start, "recommend_s": float("nan")})
-        print(f"{'hybrid_tuned':32s} NDCG@{k} {ci['mean']:.4f} [{ci['ci_low']:.4f}, {ci['ci_high']:.4f}]", flush=True)
-        print(budget_note(result))
-        print(f"tuned weights {result.weights.as_dict()} vs design {dataset.config.fusion.as_dict()}")
-        print(f"tuned params {result.params}")
+    if served:
+        _served_rows(dataset, split, relevant_events, users, relevant, k, test_days, n_boot, seed, tune_trials,
+                     data, rows, per_user)
     table = pd.DataFrame(rows)
     print(f"{len(users)} warm users, {len(relevant)} relevant pairs, cut {split.cut}")
     return table, per_user
+
+
+def _served_rows(dataset: Dataset, split, relevant_events, users, relevant, k, test_days, n_boot, seed, tune_trials,
+                 data, rows, per_user) -> None:
+    """The hybrid as ``engine.train(tune=True)`` serves it (trained on the training split) and the three
+    fusions over its strategies (``recsys.research.fusion_study``): rows and per-user metrics added in place."""
+    from recsys.models.demographic import DemographicConfig
+    from recsys.models.realtime import RealtimeConfig
+    from recsys.research.fusion_study import compare_fusions
+    from recsys.research.tuning import TuningConfig
+    from recsys.serving.engine import RecommendationEngine
+    from recsys.serving.engine_config import EngineConfig
+
+    fallback = DemographicConfig(category_weight=0.0) if data == "online_retail" else DemographicConfig()
+    engine = RecommendationEngine(dataset.config, EngineConfig(realtime=RealtimeConfig(fallback=fallback)))
+    start = time.perf_counter()
+    engine.train(split.train, tune=True, tuning=TuningConfig(n_trials=tune_trials, seed=seed, validation_days=test_days,
+                                                             relevant_events=relevant_events))
+    info = engine.model_info()
+    print(f"served: search {info['tuning']['seconds']:.1f} s, fit {info['fit_seconds']:.1f} s, collaborative "
+          f"{info['models']['collaborative']['model']}, fusion {info['tuning']['fusion']}, "
+          f"choice {info['tuning']['fusion_choice']}", flush=True)
+    recs = engine.recommend(users, n=k)
+    per_user["hybrid_served"] = M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], relevant, k)
+    fusions = compare_fusions(split.train, engine, list(users), relevant, k)
+    per_user.update({f"fusion_{name}": frame for name, frame in fusions.per_user.items()})
+    for name in ("hybrid_served", "fusion_design", "fusion_tuned", "fusion_learned"):
+        ci = bootstrap_table(per_user[name][["ndcg"]], n_boot, 0.95, seed).iloc[0]
+        rows.append({"model": name, "ndcg": ci["mean"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"],
+                     "fit_s": time.perf_counter() - start if name == "hybrid_served" else float("nan"),
+                     "recommend_s": float("nan")})
+        print(f"{name:32s} NDCG@{k} {ci['mean']:.4f} [{ci['ci_low']:.4f}, {ci['ci_high']:.4f}]", flush=True)
 
 
 def paired_vs(per_user: dict, reference: str, others: list[str], n_boot: int, seed: int) -> pd.DataFrame:
@@ -200,9 +208,9 @@ def main() -> None:
     parser.add_argument("--test-days", type=float, default=30)
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--sweep", action="store_true", help="also score weighting variants of k-NN and PureSVD")
-    parser.add_argument("--tune-budget", type=float, default=0.0,
-                        help="also tune the hybrid on a validation window of the training data (seconds; 0: no)")
-    parser.add_argument("--tune-trials", type=int, default=24, help="trial cap of the tuning (the binding limit)")
+    parser.add_argument("--served", action="store_true",
+                        help="also the hybrid as engine.train(tune=True) serves it, and the three fusions")
+    parser.add_argument("--tune-trials", type=int, default=24, help="trial cap of the served hybrid's search")
     parser.add_argument("--evaluation", action="store_true",
                         help="run notebook 08's protocol (run_comparison) before/after the per-model inputs instead")
     parser.add_argument("--max-users", type=int, default=None)
@@ -214,8 +222,8 @@ def main() -> None:
         print(table.round(4).to_string())
         return
     table, per_user = evaluate(dataset, relevant_events, models(args.seed, args.data, args.sweep), args.k,
-                               args.test_days, args.n_boot, args.seed, tune_budget=args.tune_budget,
-                               tune_trials=args.tune_trials)
+                               args.test_days, args.n_boot, args.seed, served=args.served,
+                               tune_trials=args.tune_trials, data=args.data)
     from recsys.runs.reporting import write_benchmark_manifest
 
     how = (f"{args.data}{'' if args.data == 'online_retail' else ' ' + args.profile} seed {args.seed}: last "
@@ -232,9 +240,10 @@ def main() -> None:
         print(table.sort_values("ndcg", ascending=False).round(4).to_string(index=False))
         peers = ["implicit_cosine", "implicit_als", "implicit_bpr", "pure_svd", "ease", "item_knn"]
         print(paired_vs(per_user, "hybrid", peers, args.n_boot, args.seed).round(4).to_string(index=False))
-        if "hybrid_tuned" in per_user:
-            print(paired_vs(per_user, "hybrid_tuned", [*peers, "hybrid"], args.n_boot, args.seed).round(4)
-                  .to_string(index=False))
+        for name in ("hybrid_served", "fusion_learned"):
+            if name in per_user:
+                others = [*peers, "hybrid", *(f for f in ("fusion_design", "fusion_tuned") if name == "fusion_learned")]
+                print(paired_vs(per_user, name, others, args.n_boot, args.seed).round(4).to_string(index=False))
         print(paired_vs(per_user, "item_knn", ["implicit_cosine"], args.n_boot, args.seed).round(4)
               .to_string(index=False))
 

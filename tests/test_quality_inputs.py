@@ -9,9 +9,9 @@ import scipy.sparse as sp
 
 from recsys.config import ConfigError
 from recsys.data import Dataset
-from recsys.evaluation.peers.ease import EASE, EASEConfig
 from recsys.evaluation.peers.implicit_peers import ImplicitALS, ImplicitBPR, ImplicitConfig, ImplicitItemKNN
 from recsys.interactions import Interactions, Weighting, weighted_matrix
+from recsys.models.ease import EASE, EASEConfig
 from recsys.models.knn import ItemKNN, KNNConfig
 
 
@@ -100,9 +100,10 @@ def test_ease_is_the_closed_form(small_dataset) -> None:
     p = np.linalg.inv(gram)
     expected = np.eye(x.shape[1]) - p / np.diag(p)[None, :]
     np.fill_diagonal(expected, 0.0)
-    np.testing.assert_allclose(model.weights_, expected, atol=1e-10)
+    assert model.weights_.dtype == np.float32  # solved in float64, kept in float32 (half the memory)
+    np.testing.assert_allclose(model.weights_, expected, atol=1e-6)
     assert np.all(np.diag(model.weights_) == 0)
-    np.testing.assert_allclose(model.score_users(np.array([0, 3])), x[[0, 3]] @ expected, atol=1e-10)
+    np.testing.assert_allclose(model.score_users(np.array([0, 3])), x[[0, 3]] @ expected, atol=1e-5)
     with pytest.raises(ValueError, match="max_items"):
         EASE(EASEConfig(max_items=10)).fit(small_dataset)
 

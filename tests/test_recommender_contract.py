@@ -18,7 +18,6 @@ from stage1_helpers import assert_valid_top_n, purchased_pairs
 
 import recsys
 from recsys.evaluation.comparison import PrecomputedScores
-from recsys.evaluation.peers.ease import EASE, EASEConfig
 from recsys.evaluation.peers.implicit_peers import ImplicitALS, ImplicitBPR, ImplicitConfig, ImplicitItemKNN
 from recsys.evaluation.peers.purchase_ratings import PurchaseRatingSVD
 from recsys.evaluation.peers.surprise_models import SurpriseKNN, SurpriseKNNConfig, SurpriseSVD, SurpriseSVDConfig
@@ -26,8 +25,10 @@ from recsys.models.base import MAX_N, Recommender
 from recsys.models.baselines import Popularity, RandomRecommender
 from recsys.models.content import ContentRecommender
 from recsys.models.demographic import DemographicRecommender
+from recsys.models.ease import EASE, EASEConfig
 from recsys.models.hybrid import HybridRecommender, default_components
 from recsys.models.knn import ItemKNN, UserKNN
+from recsys.models.learned_fusion import LearnedFusion, LearnedFusionConfig, train_ranker
 from recsys.models.realtime import RealtimeRecommender
 from recsys.models.svd import PureSVD, SVDConfig
 
@@ -39,6 +40,17 @@ class _PrecomputedPureSVD:
     def fit(self, dataset) -> PrecomputedScores:
         model = PureSVD(SVDConfig(n_factors=8)).fit(dataset)
         return PrecomputedScores(model, np.arange(dataset.n_users))
+
+
+class _TrainedLearnedFusion:
+    """Trains a small LambdaRank ranker on the data set's last 14 days, then fits the learned fusion."""
+
+    def fit(self, dataset) -> LearnedFusion:
+        from recsys.research.tuning import fit_hybrid_components
+
+        ranker = train_ranker(dataset, fit_hybrid_components, dataset.config.fusion,
+                              config=LearnedFusionConfig(n_estimators=10, validation_days=14.0, max_users=200))
+        return LearnedFusion(ranker.model, components=default_components).fit(dataset)
 
 
 FACTORIES = {
@@ -59,6 +71,7 @@ FACTORIES = {
     "ImplicitBPR": lambda: ImplicitBPR(ImplicitConfig(factors=8, iterations=3)),
     "ImplicitItemKNN": lambda: ImplicitItemKNN(ImplicitConfig(neighbours=10)),
     "PrecomputedScores": _PrecomputedPureSVD,
+    "LearnedFusion": _TrainedLearnedFusion,
 }
 
 

@@ -63,13 +63,18 @@ def test_recsys_tune_writes_a_config_file(small_dataset, tmp_path) -> None:
     assert FusionWeights(**doc["fusion"])
     assert KNNConfig(**doc["engine"]["realtime"]["knn"]).k >= 1
     assert SVDConfig(**doc["engine"]["batch"]["svd"]).n_factors >= 1
-    assert doc["tuning"]["n_trials"] == 2
+    import json
+
+    assert json.loads(out.with_suffix(".search.json").read_text())["n_trials"] == 2
+    from recsys.config_file import load_config_file
+
+    assert load_config_file(out).engine.realtime.knn == KNNConfig(**doc["engine"]["realtime"]["knn"])
 
 
-def test_ease_may_serve_the_collaborative_slot_outside_the_engine(small_dataset) -> None:
+def test_ease_may_fill_the_collaborative_slot(small_dataset) -> None:
     import dataclasses
 
-    from recsys.evaluation.peers.ease import EASE, EASEConfig
+    from recsys.models.ease import EASE, EASEConfig
     from recsys.research.tuning import ease_from_params, fit_hybrid_components
 
     result = tune(small_dataset, dataclasses.replace(QUICK, n_trials=4, search_ease=True))
@@ -79,3 +84,80 @@ def test_ease_may_serve_the_collaborative_slot_outside_the_engine(small_dataset)
     assert config == EASEConfig(l2=100.0, weighting=config.weighting) and config.weighting.half_life_days is None
     parts = fit_hybrid_components(small_dataset, ease=config)
     assert isinstance(parts["svd"], EASE)
+
+
+def test_tuning_never_imports_the_engine() -> None:
+    """One direction only: the engine calls the tuner and applies its result."""
+    import ast
+    import inspect
+
+    import recsys.research.tuning as tuning
+
+    tree = ast.parse(inspect.getsource(tuning))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "recsys.serving.engine" not in imported and "recsys.serving" not in imported
+
+
+def _ease_result(dataset, l2: float = 200.0):
+    """A search result whose collaborative slot is EASE (the settings the tuner would return)."""
+    import dataclasses
+
+    from recsys.models.ease import EASEConfig
+    from recsys.research.tuning import ease_from_params
+
+    result = tune(dataset, dataclasses.replace(QUICK, n_trials=1, search_ease=True))
+    result.ease = ease_from_params({"collaborative": "ease", "ease_l2": l2, "ease_half_life": "30"})
+    assert isinstance(result.ease, EASEConfig)
+    return result
+
+
+def test_the_engine_serves_ease_when_the_search_chose_it(small_dataset, tmp_path) -> None:
+    from recsys.models.ease import EASE
+
+    engine = RecommendationEngine()
+    engine.apply_tuning(_ease_result(small_dataset))
+    info = engine.train(small_dataset)
+    assert info["models"]["collaborative"]["model"] == "ease"
+    assert isinstance(engine.hybrid_.components_["svd"], EASE)
+    assert engine.strategies()["svd"] is engine.stage2_.svd  # deals keep Stage 2's PureSVD affinities
+    user = str(small_dataset.users["user_id"].iloc[0])
+    answer = engine.full(user, 5)
+    assert len(answer["recommendations"]) == 5
+    loaded = RecommendationEngine.load(engine.save(tmp_path / "model"))
+    assert isinstance(loaded.hybrid_.components_["svd"], EASE)
+    a = engine.recommend([user], 10)[["product_id", "score"]]
+    b = loaded.recommend([user], 10)[["product_id", "score"]]
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_ease_above_the_servable_bound_falls_back_to_pure_svd(small_dataset, monkeypatch) -> None:
+    import recsys.models.ease as ease_module
+
+    monkeypatch.setattr(ease_module, "SERVABLE_MAX_ITEMS", small_dataset.n_products - 1)
+    engine = RecommendationEngine()
+    engine.apply_tuning(_ease_result(small_dataset))
+    info = engine.train(small_dataset)
+    assert info["models"]["collaborative"]["model"] == "pure_svd"
+    assert "exceed the servable bound" in info["models"]["collaborative"]["reason"]
+    assert engine.hybrid_.components_["svd"] is engine.stage2_.svd
+
+
+def test_the_search_offers_ease_only_where_the_engine_serves_it(small_dataset, monkeypatch) -> None:
+    import recsys.models.ease as ease_module
+
+    assert "collaborative" in tune(small_dataset, QUICK).trials.columns  # 150 products: within the bound
+    monkeypatch.setattr(ease_module, "SERVABLE_MAX_ITEMS", small_dataset.n_products - 1)
+    assert "collaborative" not in tune(small_dataset, QUICK).trials.columns
+
+
+def test_a_tuned_file_with_ease_and_the_learned_fusion_loads_as_engine_settings(small_dataset, tmp_path) -> None:
+    from recsys.config_file import load_config_file
+    from recsys.models.learned_fusion import LearnedFusionConfig
+    from recsys.research.tuning import write_tuned_config
+
+    result = _ease_result(small_dataset)
+    result.learned_fusion = LearnedFusionConfig(seed=3, validation_days=14.0)
+    loaded = load_config_file(write_tuned_config(result, tmp_path / "tuned.toml"))
+    assert loaded.engine.ease == result.ease and loaded.engine.learned_fusion == result.learned_fusion
+    assert loaded.engine.realtime.knn == result.knn and loaded.engine.batch.svd == result.svd

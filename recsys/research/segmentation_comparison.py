@@ -14,8 +14,8 @@ Candidates (all with ``n_clusters`` segments, users in ``dataset.users`` order):
 Selection criteria that never read the personas: the silhouette in the
 candidate's own space (a sample of at most ``silhouette_sample`` users), and
 stability, the mean adjusted Rand index between the labelings of
-``n_seeds`` random initialisations (1 = every seed finds the same
-segments). :func:`choose` ranks by stability, then silhouette; only after the
+``n_seeds`` seeds, each the best of ``n_init`` initialisations (1 = every
+seed finds the same segments). :func:`choose` ranks by stability, then silhouette; only after the
 choice does :func:`persona_agreement_table` report agreement with the
 personas (synthetic data) -- the criteria cannot have been tuned on them.
 """
@@ -70,16 +70,19 @@ def _embeddings(dataset: Dataset, svd_rank: int, seed: int) -> dict[str, np.ndar
             "_index": order}
 
 
-def _cluster(name: str, x: np.ndarray, k: int, seed: int) -> np.ndarray:
+def _cluster(name: str, x: np.ndarray, k: int, seed: int, n_init: int) -> np.ndarray:
     if name.startswith("gmm"):
-        return GaussianMixture(n_components=k, covariance_type="diag", random_state=seed, reg_covar=1e-4).fit_predict(x)
-    return KMeans(n_clusters=k, n_init=1, random_state=seed).fit_predict(x)
+        return GaussianMixture(n_components=k, covariance_type="diag", random_state=seed, reg_covar=1e-4,
+                               n_init=n_init).fit_predict(x)
+    return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(x)
 
 
 def compare_segmentations(dataset: Dataset, n_clusters: int = 8, n_seeds: int = 5, svd_rank: int = 16,
                           seed: int = 42, silhouette_sample: int = 3000,
-                          candidates: Sequence[str] = CANDIDATES) -> SegmentationComparison:
-    """Fit every candidate with ``n_seeds`` initialisations; measure silhouette and stability."""
+                          candidates: Sequence[str] = CANDIDATES, n_init: int = 10) -> SegmentationComparison:
+    """Fit every candidate with ``n_seeds`` seeds (each the best of ``n_init``
+    initialisations, as Stage 2's K-Means; one initialisation gets stuck in
+    local optima); measure silhouette and stability."""
     import time
 
     unknown = [c for c in candidates if c not in CANDIDATES]
@@ -91,7 +94,7 @@ def compare_segmentations(dataset: Dataset, n_clusters: int = 8, n_seeds: int = 
     for name in candidates:
         x = spaces[name.split("_", 1)[1]]
         start = time.perf_counter()
-        runs = [_cluster(name, x, n_clusters, seed + s) for s in range(n_seeds)]
+        runs = [_cluster(name, x, n_clusters, seed + s, n_init) for s in range(n_seeds)]
         seconds = (time.perf_counter() - start) / n_seeds
         stability = float(np.mean([adjusted_rand_score(a, b) for a, b in itertools.combinations(runs, 2)])) \
             if n_seeds > 1 else float("nan")

@@ -12,12 +12,20 @@ Search: Optuna's TPE sampler (Bergstra et al. 2011) with a fixed ``seed``
 (``min(10, n_trials // 3)``, at least 3, random start-up trials), stopped after ``n_trials`` trials or ``budget_seconds`` seconds, whichever
 comes first. Searched: the item k-NN's learned and profile inputs (time-decay
 half-life or none, repeats raw/log/binary, TF-IDF/BM25 weighting), ``k`` and
-shrinkage; PureSVD's rank and input; the four fusion weights (four uniform
-draws normalised to sum 1). The first trial is the current configuration, so
+shrinkage; the collaborative slot (PureSVD's rank and input, or EASE's
+regularisation and input, where the catalogue has at most
+:data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products); the four fusion
+weights (four uniform draws normalised to sum 1). The first trial is the current configuration, so
 the search can only keep or improve the validation metric. The search record
 (every trial, the best values, the validation metric of the current and the
 best configuration) is returned as :class:`TuningResult` and kept in the
 engine's ``model_info()["tuning"]``.
+
+One code path: ``engine.train(dataset, tune=True)`` calls
+:func:`tune_configs` (this module never imports the engine) and applies the
+returned :class:`TuningResult` (``RecommendationEngine.apply_tuning``); the
+notebooks' served row trains such an engine on their training split, so what
+they report is what ``recsys train --tune`` serves.
 """
 
 from __future__ import annotations
@@ -38,8 +46,9 @@ from recsys.models.knn import KNNConfig
 from recsys.models.svd import SVDConfig
 from recsys.third_party import import_quietly
 
-__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "ease_from_params", "fit_hybrid_components", "start_params", "tune",
-           "tune_engine", "tuned_document", "validation_score", "write_tuned_config"]
+__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "choose_fusion", "ease_from_params",
+           "fit_hybrid_components",
+           "start_params", "tune", "tune_configs", "tuned_document", "validation_score", "write_tuned_config"]
 
 STRATEGIES = ("knn", "svd", "content", "demographic")
 
@@ -53,11 +62,17 @@ class TuningConfig:
     types among purchase/cart), ``max_users`` (seeded sample of validation
     users, bounds time), ``search_fusion`` / ``search_knn`` / ``search_svd``;
     ``search_ease``: the collaborative slot may be served by EASE instead of
-    PureSVD (searched with its regularisation and input; the engine keeps
-    PureSVD, its Stage 2 model, so :func:`tune_engine` turns this off)."""
+    PureSVD (searched with its regularisation and input); None (default):
+    searched when the catalogue has at most
+    :data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products, the bound up to
+    which the engine serves EASE; ``learned_fusion``: after the search,
+    :func:`tune_configs` also trains the LambdaRank fusion and keeps it when
+    it beats the tuned weights on the validation window (:func:`choose_fusion`).
+    Defaults: 24 trials (the binding limit, so a search is reproducible) and
+    600 s, a safety cap a search on the thesis profile stays well inside."""
 
-    budget_seconds: float = 120.0
-    n_trials: int = 60
+    budget_seconds: float = 600.0
+    n_trials: int = 24
     validation_days: float = 28.0
     k: int = 10
     metric: str = "ndcg"
@@ -67,7 +82,8 @@ class TuningConfig:
     search_fusion: bool = True
     search_knn: bool = True
     search_svd: bool = True
-    search_ease: bool = False
+    search_ease: bool | None = None
+    learned_fusion: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget_seconds, (int, float)) or not self.budget_seconds > 0:
@@ -102,6 +118,8 @@ class TuningResult:
     seconds: float
     design_weights: FusionWeights = field(default_factory=FusionWeights)
     ease: Any = None
+    learned_fusion: Any = None
+    fusion_choice: dict[str, Any] | None = None
 
     def info(self) -> dict[str, Any]:
         """JSON-ready summary for ``model_info``."""
@@ -122,6 +140,8 @@ class TuningResult:
             "svd": _plain(self.svd),
             "collaborative": "ease" if self.ease is not None else "pure_svd",
             "ease": _plain(self.ease) if self.ease is not None else None,
+            "fusion": "learned" if self.learned_fusion is not None else "weighted",
+            "fusion_choice": self.fusion_choice,
             "trials": self.trials.to_dict(orient="records"),
         }
 
@@ -185,7 +205,7 @@ def apply_params(params: Mapping[str, Any], knn: KNNConfig, svd: SVDConfig,
 
 def ease_from_params(params: Mapping[str, Any]) -> Any:
     """The EASE settings of a trial whose collaborative slot is EASE, else None."""
-    from recsys.evaluation.peers.ease import EASEConfig
+    from recsys.models.ease import EASEConfig
 
     if params.get("collaborative") != "ease":
         return None
@@ -243,7 +263,7 @@ class _Validation:
 
     def component(self, kind: str, config: Any) -> Any:
         from recsys.evaluation.comparison import PrecomputedScores
-        from recsys.evaluation.peers.ease import EASE
+        from recsys.models.ease import EASE
         from recsys.models.knn import ItemKNN
         from recsys.models.svd import PureSVD
 
@@ -322,6 +342,10 @@ def tune(
     knn, svd = knn or KNNConfig(), svd or SVDConfig()
     weights = weights or dataset.config.fusion
     started = time.perf_counter()
+    if config.search_ease is None:
+        from recsys.models.ease import SERVABLE_MAX_ITEMS
+
+        config = dataclasses.replace(config, search_ease=dataset.n_products <= SERVABLE_MAX_ITEMS)
     problem = _Validation(dataset, config, content or ContentRecommender(), demographic or DemographicRecommender(),
                           hybrid_config or HybridConfig())
     n_users, n_items = problem.interactions.shape
@@ -379,27 +403,72 @@ def budget_note(result: TuningResult) -> str:
 
 
 # -- the engine's hook and the configuration file ----------------------------------------------------------------------
-def tune_engine(engine: Any, dataset: Dataset, config: TuningConfig | None = None,
-                on_trial: Any = None) -> TuningResult:
-    """``engine.train(dataset, tune=True)``: search on a validation window of
-    ``dataset`` (the data the engine is about to be trained on, nothing later),
-    then set the engine's k-NN and PureSVD settings and fusion weights to the
-    best found and keep the record in ``engine.tuning_`` (shown by ``model_info``)."""
+def tune_configs(dataset: Dataset, engine_config: Any, weights: FusionWeights,
+                 config: TuningConfig | None = None, on_trial: Any = None) -> TuningResult:
+    """The search ``engine.train(dataset, tune=True)`` runs: from the engine's
+    settings (``engine_config``: an :class:`~recsys.serving.engine_config.EngineConfig`,
+    ``weights``) on a validation window of ``dataset`` (the data the engine is
+    about to be trained on, nothing later), then, with ``config.learned_fusion``,
+    :func:`choose_fusion`; the engine applies the result. ``on_trial(study,
+    trial)``: called after every trial (progress lines)."""
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
 
-    cfg = engine.engine_config
-    config = dataclasses.replace(config or TuningConfig(), search_ease=False)  # the engine's slot is Stage 2's PureSVD
-    result = tune(dataset, config, knn=cfg.realtime.knn, svd=cfg.batch.svd, weights=engine.weights,
+    config = config or TuningConfig()
+    cfg = engine_config
+    result = tune(dataset, config, knn=cfg.realtime.knn, svd=cfg.batch.svd, weights=weights,
                   content=ContentRecommender(cfg.content), demographic=DemographicRecommender(cfg.realtime.fallback),
                   hybrid_config=cfg.hybrid, on_trial=on_trial)
-    result.design_weights = engine.config.fusion
-    realtime = dataclasses.replace(cfg.realtime, knn=result.knn)
-    batch = dataclasses.replace(cfg.batch, svd=result.svd)
-    engine.engine_config = dataclasses.replace(cfg, realtime=realtime, batch=batch)
-    engine.weights = result.weights
-    engine.tuning_ = result.info()
+    result.design_weights = dataset.config.fusion
+    if config.learned_fusion:
+        tuned = dataclasses.replace(cfg, realtime=dataclasses.replace(cfg.realtime, knn=result.knn),
+                                    batch=dataclasses.replace(cfg.batch, svd=result.svd), ease=result.ease)
+        started = time.perf_counter()
+        result.fusion_choice = choose_fusion(dataset, tuned, result.weights, config)
+        result.seconds += time.perf_counter() - started
+        if result.fusion_choice["chosen"] == "learned":
+            result.learned_fusion = _fusion_config(config)
     return result
+
+
+def _fusion_config(config: TuningConfig) -> Any:
+    from recsys.models.learned_fusion import LearnedFusionConfig
+
+    return LearnedFusionConfig(seed=config.seed, validation_days=float(config.validation_days))
+
+
+def choose_fusion(dataset: Dataset, engine_config: Any, weights: FusionWeights, config: TuningConfig) -> dict[str, Any]:
+    """Learned or weighted fusion, decided on the validation window of
+    ``dataset`` (the tuner's, ``[as_of - d, as_of)``): the strategies (the
+    engine's settings) are fitted before it, the ranker is trained on the
+    window before that (``[as_of - 2d, as_of - d)``, :func:`~recsys.models.learned_fusion.train_ranker`),
+    and both fusions over the same strategies are scored on the window
+    (``metric@k``, the tuner's users). ``"learned"`` when its mean is higher."""
+    from recsys.evaluation import metrics as M
+    from recsys.evaluation.comparison import sample_users
+    from recsys.evaluation.split import validation_split
+    from recsys.models.hybrid import HybridRecommender
+    from recsys.models.learned_fusion import LearnedFusion, train_ranker
+    from recsys.research.fusion_study import served_parts_on
+
+    kinds = config.relevant_events or tuple(
+        t for t in ("purchase", "cart") if t in set(dataset.events["event_type"].unique())) or ("purchase",)
+    split = validation_split(dataset, config.validation_days, relevant_events=kinds)
+    users = sample_users(split.warm_users, config.max_users, config.seed)
+    relevant = split.relevant[split.relevant["user_id"].isin(users)]
+    parts_on = served_parts_on(engine_config)
+    ranker = train_ranker(split.train, parts_on, weights, engine_config.hybrid, _fusion_config(config), kinds)
+    parts = parts_on(split.train)
+    models = {"weighted": HybridRecommender.from_fitted(parts, weights, engine_config.hybrid),
+              "learned": LearnedFusion.from_fitted(parts, weights, engine_config.hybrid, model=ranker.model)}
+    values = {}
+    for name, model in models.items():
+        recs = model.recommend(users, n=config.k)[["user_id", "product_id", "rank"]]
+        per_user = M.ranking_metrics_per_user(recs, relevant, config.k)
+        values[name] = float(per_user[config.metric].reindex(pd.Index(users)).fillna(0.0).mean())
+    return {"metric": f"{config.metric}@{config.k}", "validation_cut": str(split.cut), "users": len(users),
+            "ranker_cut": ranker.cut, "ranker_queries": ranker.queries, **values,
+            "chosen": "learned" if values["learned"] > values["weighted"] else "weighted"}
 
 
 def _toml_table(value: Any) -> Any:
@@ -416,28 +485,34 @@ def _toml_table(value: Any) -> Any:
 
 
 def tuned_document(result: TuningResult) -> dict[str, Any]:
-    """The tuned settings as a configuration document: ``[fusion]`` (the
+    """The tuned settings as a configuration document (:mod:`recsys.config_file`
+    format, so ``--config`` reads it): ``[fusion]`` (the
     :class:`~recsys.config.RecsysConfig` table) and ``[engine.realtime.knn]``,
-    ``[engine.batch.svd]`` (:class:`~recsys.serving.engine.EngineConfig` fields by
-    name), plus a ``[tuning]`` table recording the search (ignored by loaders
-    that read configuration only)."""
-    info = result.info()
-    return {
-        "fusion": result.weights.as_dict(),
-        "engine": {"realtime": {"knn": _toml_table(result.knn)}, "batch": {"svd": _toml_table(result.svd)}},
-        "tuning": {k: _toml_table(v) for k, v in info.items() if k not in ("trials", "knn", "svd") and v is not None},
-    }
+    ``[engine.batch.svd]``, plus ``[engine.ease]`` / ``[engine.learned_fusion]``
+    when the search chose them (:class:`~recsys.serving.engine_config.EngineConfig`
+    fields by name)."""
+    engine: dict[str, Any] = {"realtime": {"knn": _toml_table(result.knn)}, "batch": {"svd": _toml_table(result.svd)}}
+    if result.ease is not None:
+        engine["ease"] = _toml_table(result.ease)
+    if result.learned_fusion is not None:
+        engine["learned_fusion"] = _toml_table(result.learned_fusion)
+    return {"fusion": result.weights.as_dict(), "engine": engine}
 
 
 def write_tuned_config(result: TuningResult, path: str | Any) -> Any:
-    """Write :func:`tuned_document` as TOML (``tomli_w``) to ``path``."""
+    """Write :func:`tuned_document` as TOML (``tomli_w``) to ``path`` and the
+    search record (:meth:`TuningResult.info`) as JSON beside it (``<path>.search.json``)."""
+    import json
     from pathlib import Path
 
     import tomli_w
 
+    from recsys.serialization import jsonable
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(tomli_w.dumps(tuned_document(result)))
+    path.with_suffix(".search.json").write_text(json.dumps(jsonable(result.info()), indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -447,12 +522,11 @@ def tune_main(args: Any) -> int:
 
     from recsys.data.dataset import Dataset as _Dataset
     from recsys.runs.progress import Steps
-    from recsys.serving.engine import RecommendationEngine
+    from recsys.serving.engine_config import EngineConfig
 
     steps = Steps("tune", enabled=not getattr(args, "quiet", False))
     with steps.step(f"load {args.data}"):
         dataset = _Dataset.load(Path(args.data))
-    engine = RecommendationEngine(dataset.config)
     config = TuningConfig(budget_seconds=float(args.budget), n_trials=int(args.trials), seed=int(args.seed),
                           validation_days=float(args.validation_days))
 
@@ -464,11 +538,13 @@ def tune_main(args: Any) -> int:
                    f"{time.perf_counter() - steps.started:.0f} of {config.budget_seconds:.0f} s budget)")
 
     with steps.step(f"search (at most {config.n_trials} trials, {config.budget_seconds:.0f} s)"):
-        result = tune_engine(engine, dataset, config, on_trial=on_trial)
+        result = tune_configs(dataset, EngineConfig(), dataset.config.fusion, config, on_trial=on_trial)
     out = write_tuned_config(result, args.out)
     print(budget_note(result))
+    if result.fusion_choice is not None:
+        print(f"fusion: {result.fusion_choice}")
     print(f"fusion weights: tuned {result.weights.as_dict()} vs design {result.design_weights.as_dict()}")
-    print(f"wrote {out}")
+    print(f"wrote {out} (the search record: {out.with_suffix('.search.json')})")
     return 0
 
 
@@ -478,10 +554,10 @@ def fit_hybrid_components(train: Dataset, knn: KNNConfig | None = None, svd: SVD
     """The four hybrid strategies fitted on ``train`` with the given settings
     (defaults: the configured ones; ``content``/``demographic``: unfitted
     models, or already fitted ones, which are used as they are; ``ease``: an
-    :class:`~recsys.evaluation.peers.ease.EASEConfig` serves the collaborative slot instead of PureSVD)."""
-    from recsys.evaluation.peers.ease import EASE
+    :class:`~recsys.models.ease.EASEConfig` serves the collaborative slot instead of PureSVD)."""
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
+    from recsys.models.ease import EASE
     from recsys.models.knn import ItemKNN
     from recsys.models.svd import PureSVD
 

@@ -27,9 +27,9 @@ one assignment), ``retrained_copy()``, ``batch_version``, ``data_hash``,
 worker); model directories: :mod:`recsys.serving.model_dir`.
 
 Models are shared, never refitted twice: the Stage 1 real-time recommender's
-item k-NN and demographic models are the hybrid's ``knn`` and
-``demographic`` strategies; Stage 2's PureSVD is its ``svd`` strategy and
-gives the deals their affinities; the content model gives "similar to viewed".
+item k-NN and demographic models are the hybrid's ``knn`` and ``demographic`` strategies; Stage 2's PureSVD
+gives the deals their affinities and fills the hybrid's ``svd`` slot unless tuning chose EASE there and the
+catalogue fits (``EngineConfig.ease``); the content model gives "similar to viewed".
 
 Stage 2 runs as the batch job of :mod:`recsys.stage2.job` (called from
 :mod:`recsys.serving.engine_batch` only); the engine serves
@@ -102,6 +102,7 @@ from recsys.serving.catalogue import Catalogue
 from recsys.serving.engine_batch import STAGE_NAMES, PreparedBatch, Stage2Jobs, _Serving
 from recsys.serving.engine_config import EngineConfig, configs_from_json, configs_to_json
 from recsys.serving.engine_store import ENGINE_FORMAT_VERSION, EngineFormatError, read_state, write_state
+from recsys.serving.engine_tuning import collaborative_slot, fit_served_extras, tune_configs, tuned_settings
 from recsys.serving.stage2_state import Stage2State
 from recsys.validation import InvalidRequest
 
@@ -184,9 +185,8 @@ class RecommendationEngine(Stage2Jobs):
     # ------------------------------------------------------------------ training
     def train(self, dataset: Dataset, tune: bool = False, tuning: Any = None) -> dict[str, Any]:
         """Fit every stage on ``dataset`` [POST /train]; returns :meth:`model_info`.
-        ``tune=True``: first search the k-NN, PureSVD and fusion settings on a
-        validation window cut from ``dataset`` itself (:func:`recsys.research.tuning.tune_engine`;
-        ``tuning``: a :class:`recsys.research.tuning.TuningConfig`)."""
+        ``tune=True``: search a validation window of ``dataset`` first (:func:`recsys.research.tuning.tune_configs`,
+        ``tuning``: a ``TuningConfig``), then :meth:`apply_tuning`; ``fit_seconds`` excludes the search."""
         if not isinstance(dataset, Dataset):
             raise TypeError(f"train expects a recsys Dataset, got {type(dataset).__name__}")
         if dataset.config != self.config:
@@ -198,9 +198,7 @@ class RecommendationEngine(Stage2Jobs):
                 f"{len(dataset.events)} events)"
             )
         if tune:
-            from recsys.research.tuning import tune_engine
-
-            tune_engine(self, dataset, tuning)
+            self.apply_tuning(tune_configs(dataset, self.engine_config, self.weights, tuning))
         with self._lock:
             started = time.perf_counter()
             self._fit_models(dataset)
@@ -208,6 +206,10 @@ class RecommendationEngine(Stage2Jobs):
             self.fit_seconds_ = time.perf_counter() - started
             self._trained_at = self._now_iso()
         return self.model_info()
+
+    def apply_tuning(self, result: Any) -> None:
+        """Use a search's result (:class:`recsys.research.tuning.TuningResult`) for the next :meth:`train`."""
+        self.engine_config, self.weights, self.tuning_ = tuned_settings(self.engine_config, result)
 
     def _fit_models(self, dataset: Dataset) -> None:
         """Stage 1, the content model and the per-request lookups (everything but Stage 2)."""
@@ -218,6 +220,7 @@ class RecommendationEngine(Stage2Jobs):
         self._timestamp = iso_utc(dataset.as_of)
         self.realtime_ = RealtimeRecommender(cfg.realtime).fit(dataset, interactions)
         self.content_ = ContentRecommender(cfg.content).fit(dataset, interactions)
+        self.ease_, self.ranker_ = fit_served_extras(dataset, interactions, cfg, self.weights)  # None: not served
         # Stage 1's product columns -> catalogue columns (the same order today; mapped, not assumed)
         self._realtime_cols = interactions.product_index(self.realtime_.history_.product_ids)
         self._row_of = {u: i for i, u in enumerate(interactions.user_ids)}
@@ -388,8 +391,8 @@ class RecommendationEngine(Stage2Jobs):
         top = serving.hybrid.fuse_rows(rows, n)
         cuts = np.searchsorted(top.row, np.arange(len(uids) + 1))  # entries are ordered by (row, rank)
         timestamp = self.timestamp
-        deals = self._deals_many(serving, uids, rows, None, limiter, top.component_scores.get("svd")) \
-            if include_deals else []
+        affinity = top.component_scores.get("svd") if serving.hybrid.components_.get("svd") is serving.stage2.svd else None
+        deals = self._deals_many(serving, uids, rows, None, limiter, affinity) if include_deals else []
         answers = []
         for i, uid in enumerate(uids):
             a, b = cuts[i], cuts[i + 1]
@@ -470,10 +473,8 @@ class RecommendationEngine(Stage2Jobs):
         """The fitted strategies by name (shared objects, not copies)."""
         self._check_trained()
         serving = self._serving
-        return {
-            "hybrid": serving.hybrid, "realtime": self.realtime_, "knn": self.realtime_.knn_,
-            "svd": serving.stage2.svd, "content": self.content_, "demographic": self.realtime_.fallback_,
-        }
+        return {"hybrid": serving.hybrid, "realtime": self.realtime_, "knn": self.realtime_.knn_, "svd": serving.stage2.svd,
+                "content": self.content_, "demographic": self.realtime_.fallback_, **({"ease": self.ease_} if self.ease_ else {})}
 
     def recommend(self, user_ids: Sequence[str] | str, n: int = 10, strategy: str = "hybrid",
                   exclude_purchased: bool = True) -> pd.DataFrame:
@@ -506,7 +507,7 @@ class RecommendationEngine(Stage2Jobs):
                 "realtime": {"class": type(self.realtime_).__name__, "neighbours": self.realtime_.config.neighbours,
                              "k": self.realtime_.config.knn.k, "min_history": self.realtime_.config.min_history},
                 "content": {"class": "ContentRecommender", **self.content_.config.__dict__},
-                "stage2": serving.stage2.info(),
+                "stage2": serving.stage2.info(), "collaborative": collaborative_slot(self.engine_config.ease, ds.n_products),
                 "hybrid": serving.hybrid.describe(),
             },
             "fit_seconds": round(getattr(self, "fit_seconds_", float("nan")), 3),

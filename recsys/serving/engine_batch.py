@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from recsys.models.base import Recommender
 from recsys.models.hybrid import HybridRecommender
+from recsys.models.learned_fusion import served_fusion
 from recsys.serialization import jsonable
 from recsys.serving.stage2_state import Stage2State
 from recsys.stage2.artifacts import LATEST, BatchArtifacts, load_latest
@@ -92,11 +93,13 @@ class Stage2Jobs:
     def _build_serving(self, artifacts: BatchArtifacts) -> _Serving:
         """Stages 2-3 built aside from an artifact set (nothing served changes)."""
         stage2 = Stage2State.from_artifacts(artifacts, self.dataset_, self.interactions_, self.data_hash_)
-        components: dict[str, Recommender] = {
-            "knn": self.realtime_.knn_, "svd": stage2.svd, "content": self.content_,
+        components: dict[str, Recommender] = {  # the collaborative slot: EASE when served (EngineConfig.ease)
+            "knn": self.realtime_.knn_, "svd": self.__dict__.get("ease_") or stage2.svd, "content": self.content_,
             "demographic": self.realtime_.fallback_,
         }
-        return _Serving(stage2, HybridRecommender.from_fitted(components, self.weights, self.engine_config.hybrid))
+        # Stage 3: the learned fusion when a ranker was trained (EngineConfig.learned_fusion), else the weighted one
+        return _Serving(stage2, served_fusion(components, self.weights, self.engine_config.hybrid,
+                                              self.__dict__.get("ranker_")))
 
     def _install_stage2(self, artifacts: BatchArtifacts) -> None:
         """Serve from a (new) artifact set: build Stages 2-3 aside, publish by one assignment."""

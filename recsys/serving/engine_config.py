@@ -10,7 +10,9 @@ from recsys.deals.deal_types import DealRules
 from recsys.deals.experiment import ExperimentConfig
 from recsys.deals.exploration import ExplorationConfig
 from recsys.models.content import ContentConfig
+from recsys.models.ease import EASEConfig
 from recsys.models.hybrid import HybridConfig
+from recsys.models.learned_fusion import LearnedFusionConfig
 from recsys.models.realtime import RealtimeConfig
 from recsys.serialization import config_from_json, config_roundtrip, config_to_json
 from recsys.stage2.job import BatchConfig
@@ -26,7 +28,17 @@ class EngineConfig:
     of the user's most-viewed products define "similar to viewed" deals;
     ``exploration``: the deals' logging policy (off by default: the formula,
     propensity 1; :mod:`recsys.deals.exploration`); ``experiment``: an A/B
-    experiment over deal policies (none by default; :mod:`recsys.deals.experiment`)."""
+    experiment over deal policies (none by default; :mod:`recsys.deals.experiment`).
+    ``ease``: None (default) lets Stage 2's PureSVD fill the hybrid's
+    collaborative slot; an :class:`~recsys.models.ease.EASEConfig` serves EASE
+    there instead (fitted at train time, catalogues up to
+    :data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products; above it the slot
+    falls back to PureSVD and ``model_info`` says so). Stage 2's PureSVD still
+    gives the deals their affinities either way. ``learned_fusion``: None
+    (default) serves the weighted fusion; a
+    :class:`~recsys.models.learned_fusion.LearnedFusionConfig` serves the
+    LambdaRank fusion, its ranker trained at train time (and again, the same,
+    at load) on the validation window of the training data."""
 
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
@@ -37,6 +49,8 @@ class EngineConfig:
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     realtime_latency_target: str = "< 100ms"
+    ease: EASEConfig | None = None
+    learned_fusion: LearnedFusionConfig | None = None
 
     def __post_init__(self) -> None:
         check_ints(self, "similar_seed_items")

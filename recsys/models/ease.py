@@ -8,7 +8,12 @@ With ``X`` the users x items input (``EASEConfig.weighting``) and
 the minimiser of ``||X - X B||_F^2 + lambda ||B||_F^2`` under ``diag(B) = 0``.
 A user's scores are ``x_u B``; an unknown user (row -1) is scored as the mean
 user. One regularisation parameter; ``B`` is dense items x items (memory
-``8 n_items^2`` bytes), so :class:`EASEConfig` bounds the catalogue size.
+``4 n_items^2`` bytes once fitted, kept as float32; the fit inverts the
+Gram matrix in float64, ``8 n_items^2`` bytes more), so :class:`EASEConfig`
+bounds the catalogue size: ``max_items`` (default 20,000: a 1.6 GB ``B``) for
+evaluation, and the engine serves EASE only up to
+:data:`SERVABLE_MAX_ITEMS` products (10,000: ``B`` 400 MB float32, 800 MB
+more while fitting); above it the collaborative slot falls back to PureSVD.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions, Weighting, model_matrix
 from recsys.models.base import Recommender
 
-__all__ = ["EASE", "EASEConfig"]
+__all__ = ["EASE", "EASEConfig", "SERVABLE_MAX_ITEMS", "collaborative_slot"]
+
+SERVABLE_MAX_ITEMS = 10_000
+"""Largest catalogue whose EASE the engine serves (dense float32 ``B``: 400 MB at the bound)."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ class EASEConfig:
 
 class EASE(Recommender):
     """Closed-form EASE (see the module docstring). Learned state: ``weights_``
-    (``B``, items x items float64), ``profiles_`` (the input ``X``)."""
+    (``B``, items x items float32), ``profiles_`` (the input ``X``)."""
 
     name = "ease"
     reason = "Often bought together with your products"
@@ -65,7 +73,8 @@ class EASE(Recommender):
         p = la.inv(gram, overwrite_a=True, check_finite=False)
         b = p / (-np.diag(p))[None, :]
         b[np.diag_indices(n_items)] = 0.0
-        self.weights_ = b
+        self.weights_ = b.astype(np.float32)
+        del p, b
         self.profiles_ = x
         self.mean_profile_ = np.asarray(x.mean(axis=0)).ravel()
 
@@ -73,6 +82,17 @@ class EASE(Recommender):
         if not hasattr(self, "weights_"):
             raise RuntimeError("EASE is not fitted: call fit(dataset) first")
         rows = np.asarray(rows, dtype=np.int64)
-        profiles = self.profiles_[np.where(rows >= 0, rows, 0)].toarray()
+        profiles = self.profiles_[np.where(rows >= 0, rows, 0)].toarray().astype(np.float32)
         profiles[rows < 0] = self.mean_profile_
-        return profiles @ self.weights_
+        return (profiles @ self.weights_).astype(np.float64)
+
+
+def collaborative_slot(config: EASEConfig | None, n_products: int) -> dict[str, object]:
+    """Which model fills the engine's collaborative slot, and why: ``"ease"``
+    when ``config`` is given and ``n_products <= SERVABLE_MAX_ITEMS``, else ``"pure_svd"``."""
+    if config is None:
+        return {"model": "pure_svd", "reason": "configured (EngineConfig.ease is None)"}
+    if n_products <= SERVABLE_MAX_ITEMS:
+        return {"model": "ease", "l2": config.l2, "max_items": SERVABLE_MAX_ITEMS}
+    return {"model": "pure_svd", "reason": f"EASE configured but {n_products} products exceed the servable bound "
+            f"of {SERVABLE_MAX_ITEMS} (dense float32 item x item matrix)"}

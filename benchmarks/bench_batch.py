@@ -1,0 +1,136 @@
+"""Batch path side by side with ``implicit`` (issue 23): fit and top-10 throughput, one process, one thread.
+
+Usage (from the project root; the large profile takes about 75 s to generate once)::
+
+    .venv/bin/python benchmarks/bench_batch.py --profile large
+    .venv/bin/python benchmarks/bench_batch.py --profile thesis --users 5000
+
+Measured in one process, BLAS and ``implicit`` pinned to one thread, on the same data:
+
+* fit: the project's item k-NN (``ItemKNN``, default inputs) against ``implicit``'s
+  ``CosineRecommender`` (the same ``K``) on the binary matrix;
+* top-10 throughput (users/s, purchased items excluded) for ``--users`` users with history:
+  PureSVD (``recommend``) against ``implicit``'s ALS (its own batched ``recommend``,
+  ``filter_already_liked_items=True``), and the hybrid's batch path (``HybridRecommender.recommend``
+  at the design's weights over the engine's strategies);
+* ``engine.train(dataset)`` (no tuning): wall time and the peak resident memory of a
+  separate child process that only trains (so the peers above do not count).
+
+Targets (issue 23): k-NN fit <= implicit cosine fit; hybrid >= 5,000 users/s; PureSVD >=
+implicit ALS users/s; ``engine.train`` at large <= 35 s and <= 1.5 GB peak. The figures are
+recorded in ``reports/benchmarks/bench_batch_<profile>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_key, "1")
+
+import numpy as np  # noqa: E402
+
+from recsys.data import load_or_generate  # noqa: E402
+from recsys.interactions import Interactions  # noqa: E402
+from recsys.runs.reporting import write_benchmark_manifest  # noqa: E402
+
+_TRAIN_CHILD = """
+import json, os, resource, sys, time
+from recsys.data import load_or_generate
+from recsys.serving.engine import RecommendationEngine
+ds = load_or_generate(profile=sys.argv[1], seed=int(sys.argv[2]), data_dir=sys.argv[3])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+RecommendationEngine(ds.config).train(ds)
+print(json.dumps({"seconds": time.perf_counter() - t,
+                  "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                  "data_gib": before / 2**20}))
+"""
+
+
+def _timed(fn, *args, **kwargs) -> tuple[object, float]:
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def train_in_child(profile: str, seed: int, data_dir: str) -> dict[str, float]:
+    """``engine.train`` in a fresh process: wall seconds and its peak RSS (GiB; ``data_gib``: after loading)."""
+    import json
+
+    out = subprocess.run([sys.executable, "-c", _TRAIN_CHILD, profile, str(seed), data_dir], check=True,
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1",
+                                                                "OPENBLAS_NUM_THREADS": "1"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="large")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--users", type=int, default=20_000, help="users whose top-10 is timed")
+    parser.add_argument("--no-train", action="store_true", help="skip the engine.train child process")
+    args = parser.parse_args()
+
+    import implicit.cpu.als
+    import implicit.nearest_neighbours
+    from threadpoolctl import threadpool_limits
+
+    from recsys.models.content import ContentRecommender
+    from recsys.models.demographic import DemographicRecommender
+    from recsys.models.hybrid import HybridRecommender
+    from recsys.models.knn import ItemKNN, KNNConfig
+    from recsys.models.svd import PureSVD, SVDConfig
+
+    dataset = load_or_generate(profile=args.profile, seed=args.seed, data_dir=args.data_dir)
+    inter = Interactions.from_dataset(dataset)
+    binary = inter.matrix.tocsr().astype(np.float32)
+    binary.data[:] = 1.0
+    rng = np.random.default_rng(args.seed)
+    warm = np.flatnonzero(np.diff(inter.matrix.indptr) > 0)
+    rows = np.sort(rng.choice(warm, size=min(args.users, len(warm)), replace=False))
+    users = list(inter.user_ids[rows])
+    print(f"{args.profile}: {dataset.n_users:,} users, {dataset.n_products:,} products, {len(dataset.events):,} events; "
+          f"timing top-10 of {len(users):,} users; one thread", flush=True)
+    figures: dict[str, tuple[float, str]] = {}
+    with threadpool_limits(1):
+        knn, knn_s = _timed(ItemKNN(KNNConfig()).fit, dataset, inter)
+        cosine = implicit.nearest_neighbours.CosineRecommender(K=KNNConfig().k, num_threads=1)
+        _, cosine_s = _timed(cosine.fit, binary, show_progress=False)
+        print(f"item k-NN fit {knn_s:.2f} s; implicit cosine fit {cosine_s:.2f} s; ratio {knn_s / cosine_s:.2f}x")
+        svd, svd_fit_s = _timed(PureSVD(SVDConfig(random_state=args.seed)).fit, dataset, inter)
+        als = implicit.cpu.als.AlternatingLeastSquares(factors=64, iterations=15, random_state=args.seed, num_threads=1)
+        _, als_fit_s = _timed(als.fit, binary, show_progress=False)
+        _, svd_s = _timed(svd.recommend, users, 10)
+        _, als_s = _timed(als.recommend, rows, binary[rows], N=10, filter_already_liked_items=True)
+        print(f"top-10: PureSVD {len(users) / svd_s:,.0f} users/s (fit {svd_fit_s:.1f} s); implicit ALS "
+              f"{len(users) / als_s:,.0f} users/s (fit {als_fit_s:.1f} s); ratio {als_s / svd_s:.2f}x", flush=True)
+        parts = {"knn": knn, "svd": svd, "content": ContentRecommender().fit(dataset, inter),
+                 "demographic": DemographicRecommender().fit(dataset, inter)}
+        hybrid = HybridRecommender.from_fitted(parts, dataset.config.fusion)
+        _, hybrid_s = _timed(hybrid.recommend, users, 10)
+        print(f"top-10: hybrid batch {len(users) / hybrid_s:,.0f} users/s (target 5,000)", flush=True)
+    figures.update({
+        "knn_fit_s": (knn_s, "ItemKNN(KNNConfig()).fit, one thread"),
+        "implicit_cosine_fit_s": (cosine_s, "implicit CosineRecommender(K=KNNConfig().k).fit on the binary matrix"),
+        "puresvd_top10_users_per_s": (len(users) / svd_s, "PureSVD.recommend(users, 10), purchased excluded"),
+        "implicit_als_top10_users_per_s": (len(users) / als_s, "implicit ALS recommend(N=10, filter liked)"),
+        "hybrid_top10_users_per_s": (len(users) / hybrid_s, "HybridRecommender.recommend(users, 10), design weights"),
+    })
+    if not args.no_train:
+        train = train_in_child(args.profile, args.seed, args.data_dir)
+        print(f"engine.train (no tuning, own process): {train['seconds']:.1f} s, peak RSS {train['peak_gib']:.2f} GiB "
+              f"(after loading the data: {train['data_gib']:.2f} GiB)")
+        figures["engine_train_s"] = (train["seconds"], "engine.train(dataset), no tuning, child process, one thread")
+        figures["engine_train_peak_gib"] = (train["peak_gib"], "peak RSS of that child process (ru_maxrss)")
+    path = write_benchmark_manifest(f"bench_batch_{args.profile}", figures)
+    print(f"recorded {path}")
+
+
+if __name__ == "__main__":
+    main()

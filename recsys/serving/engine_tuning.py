@@ -1,0 +1,40 @@
+"""The engine's tuning path, kept apart from the facade: the search it runs and what applying its result means.
+
+``engine.train(dataset, tune=True)`` calls :func:`~recsys.research.tuning.tune_configs` (which never imports
+the engine) and applies the returned result with :func:`tuned_settings`; :func:`fit_served_extras` fits what a
+tuned configuration adds to the served models: EASE in the collaborative slot (:func:`collaborative_slot`) and
+the learned fusion's ranker (:func:`recsys.research.fusion_study.engine_ranker`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from recsys.config import FusionWeights
+from recsys.data.dataset import Dataset
+from recsys.interactions import Interactions
+from recsys.models.ease import EASE, collaborative_slot
+from recsys.models.hybrid import check_weights
+from recsys.research.fusion_study import engine_ranker
+from recsys.research.tuning import tune_configs
+
+__all__ = ["collaborative_slot", "fit_served_extras", "tune_configs", "tuned_settings"]
+
+
+def tuned_settings(engine_config: Any, result: Any) -> tuple[Any, FusionWeights, dict[str, Any]]:
+    """``(engine_config, weights, record)`` after a search (:class:`~recsys.research.tuning.TuningResult`):
+    its k-NN, PureSVD, EASE and learned-fusion settings, its weights, and its record for ``model_info``."""
+    cfg = engine_config
+    tuned = replace(cfg, realtime=replace(cfg.realtime, knn=result.knn), batch=replace(cfg.batch, svd=result.svd),
+                    ease=result.ease, learned_fusion=result.learned_fusion)
+    return tuned, check_weights(result.weights), result.info()
+
+
+def fit_served_extras(dataset: Dataset, interactions: Interactions, engine_config: Any,
+                      weights: FusionWeights) -> tuple[EASE | None, str | None]:
+    """EASE when it fills the collaborative slot (else None: Stage 2's PureSVD) and the ranker's text model
+    when the engine serves the learned fusion (else None: the weighted fusion)."""
+    ease = collaborative_slot(engine_config.ease, dataset.n_products)["model"] == "ease"
+    model = EASE(engine_config.ease).fit(dataset, interactions) if ease else None
+    return model, engine_ranker(dataset, engine_config, weights)
