@@ -39,3 +39,15 @@ def redis_url():
         if url is None:
             pytest.skip("no redis-server binary: install it (apt-get install -y redis-server; `make redis`)")
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throw-away PostgreSQL server's URL (one per test session, ``recsys.store.cluster``);
+    skips, saying why, where none can be started."""
+    from recsys.store.cluster import postgres_server
+
+    with postgres_server() as (url, reason):
+        if url is None:
+            pytest.skip(f"no PostgreSQL server: {reason}")
+        yield url
