@@ -4,6 +4,7 @@
     recsys run --profile thesis [--seeds 1,2,3] [-p test_days=21 ...] [--config my.toml]
     recsys batch --data data/ci-42 --out data/ci-42-batch [--engine spark --master local[2]]
     recsys tune --data data/ci-42 --budget 120 --out tuned.toml
+    recsys export --database sqlite:///model/events.db --base model --out data/live [--cutoff EVENT_ID]
 
 A user error (a bad argument, parameter, seed list, notebook selection or
 configuration file) prints one line naming it and exits with status 2.
@@ -84,6 +85,23 @@ def _batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from recsys.store.training import export_main
+
+    try:
+        data = export_main(args.database, args.base, Path(args.out), args.cutoff)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"recsys export: error: {err}", file=sys.stderr)
+        return 2
+    r = data.report
+    dropped = ", ".join(f"{k}: {v:,}" for k, v in r["stored_events_dropped"].items())
+    print(f"wrote {args.out} ({r['users']:,} users, {r['products']:,} products, {r['events']:,} events: "
+          f"{r['base_events']:,} base + {r['stored_events_used']:,} stored through event id {r['cutoff_event_id']}; "
+          f"dropped {dropped}; incomplete new products dropped: {r['new_products_dropped_incomplete']:,}; "
+          f"users given default profile fields: {r['users_defaulted']:,})")
+    return 0
+
+
 def _tune(args: argparse.Namespace) -> int:
     from recsys.research.tuning import tune_main
 
@@ -125,6 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--shuffle-partitions", type=int, default=8, help="spark.sql.shuffle.partitions (Spark only)")
     batch.add_argument("--driver-memory", default="2g", help="spark.driver.memory (Spark only)")
     batch.set_defaults(func=_batch)
+
+    export = sub.add_parser("export", help="write the base data set plus the event store as a data set directory")
+    export.add_argument("--database", default=None, metavar="URL",
+                        help="sqlite:///FILE or postgresql://... (default: the model directory's events.db)")
+    export.add_argument("--base", required=True,
+                        help="the base data set: a data set directory, or a model directory (its base/)")
+    export.add_argument("--out", required=True, help="data set directory to write (recsys train --data, recsys batch)")
+    export.add_argument("--cutoff", type=int, default=None, metavar="EVENT_ID",
+                        help="include stored events with id <= EVENT_ID (default: every committed event)")
+    export.set_defaults(func=_export)
 
     from recsys.service.cli import add_service_commands  # keys, train, serve
 
