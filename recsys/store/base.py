@@ -48,6 +48,9 @@ log = logging.getLogger("recsys.store")
 
 EVENT_FRAME_COLUMNS = ["id", "user_id", "product_id", "event_type", "timestamp", "rating", "quantity", "value",
                        "session_id"]
+_EVENT_DTYPES = {"id": "int64", "user_id": object, "product_id": object, "event_type": object,
+                 "timestamp": "datetime64[ns]", "rating": "float64", "quantity": "float64", "value": "float64",
+                 "session_id": object}
 _EVENT_SELECT = "SELECT id, user_id, product_id, event_type, ts, rating, quantity, value, session_id FROM events"
 
 
@@ -343,7 +346,9 @@ class EventStore(ABC):
         if limit is not None:
             sql, params = sql + " LIMIT ?", [*params, int(limit)]
         rows = self._read_all(sql, params)
-        columns = list(zip(*rows, strict=True)) if rows else [[] for _ in EVENT_FRAME_COLUMNS]
+        if not rows:  # the common case of a worker that is up to date: no frame to build
+            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _EVENT_DTYPES.items()})
+        columns = list(zip(*rows, strict=True))
         frame = pd.DataFrame({
             "id": np.asarray(columns[0], dtype=np.int64),
             "user_id": pd.Series(columns[1], dtype=object),
