@@ -303,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from recsys.data.dataset import Dataset  # noqa: F401  (import cost outside the timed runs)
     from recsys.runs.reporting import write_benchmark_manifest
-    from recsys.service.processes import redis_server, serve_process
+    sys.path.insert(0, str(ROOT / "tests"))  # the test suite's process launchers (throw-away redis, recsys serve)
+    from service_processes import redis_server, serve_process
 
     model = ensure_model(args.profile, args.seed, Path(args.model or ROOT / "data" / "models" / args.profile))
     current = (model / "engine" / "CURRENT").read_text().strip()

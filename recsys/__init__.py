@@ -1,5 +1,6 @@
 """recsys: a reproducible multi-stage e-commerce recommender with personalized deals."""
 
+from recsys._version import __version__
 from recsys.config import DEFAULT_CONFIG, ConfigError, RecsysConfig
 from recsys.data import PROFILES, Dataset, DataValidationError, generate, load_or_generate
 
@@ -11,10 +12,10 @@ __all__ = [
     "DataValidationError",
     "Dataset",
     "RecsysConfig",
+    "__version__",
     "generate",
     "load_or_generate",
 ]
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str):  # lazy: `import recsys` stays light (no scikit-learn, Surprise)

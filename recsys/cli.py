@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import NoReturn
 
@@ -42,12 +41,10 @@ def _seed_list(text: str) -> list[int]:
 
 
 def _version() -> str:
-    try:
-        return version("recsys")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        from recsys import __version__
+    """The source tree's version (:mod:`recsys._version`; the installed metadata is read from it)."""
+    from recsys._version import __version__
 
-        return __version__
+    return __version__
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -11,11 +11,17 @@ import math
 import numbers
 from typing import Any
 
-__all__ = ["ConfigError", "check_int", "check_ints", "check_number", "check_numbers"]
+__all__ = ["ConfigError", "InvalidRequest", "check_int", "check_ints", "check_number", "check_numbers"]
 
 
 class ConfigError(ValueError):
     """An invalid configuration value (the message names the field)."""
+
+
+class InvalidRequest(ValueError):
+    """A request's own input is invalid: a malformed id, a count or a parameter out of
+    range (the message names it). The service answers it with 422; any other exception
+    escaping a request is a server fault (500, logged)."""
 
 
 def _int_rule(low: int, high: int | None) -> str:

@@ -4,10 +4,10 @@ tests a trained model directory and a throw-away redis-server (one of each per t
 from __future__ import annotations
 
 import pytest
+from service_processes import redis_server
 
 from recsys.cli import main as cli_main
 from recsys.data import Dataset, generate, load_or_generate
-from recsys.service.processes import redis_server
 
 
 @pytest.fixture(scope="session")

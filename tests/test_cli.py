@@ -41,6 +41,19 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"recsys {version('recsys')}"
 
 
+def test_the_version_is_written_once_in_recsys_version():
+    """``recsys/_version.py`` is the one place: pyproject reads it, the package and the CLI report it."""
+    import tomllib
+
+    import recsys
+    from recsys._version import __version__
+
+    pyproject = tomllib.loads((Path(recsys.__file__).parents[1] / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "recsys._version.__version__"}
+    assert recsys.__version__ == __version__ == version("recsys")
+
+
 @pytest.mark.parametrize(
     ("argv", "named"),
     [

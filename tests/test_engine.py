@@ -141,7 +141,7 @@ def test_full_matches_the_hybrid_recommend(engine, small_dataset):
 @pytest.fixture()
 def unlimited(engine):
     """The module's engine without a deal rate limit, for one test."""
-    previous = engine._deal_generator.rate_limiter
+    previous = engine.rate_limiter
     engine.use_rate_limiter(RateLimiter(10**9, 60.0))
     yield engine
     engine.use_rate_limiter(previous)
@@ -158,7 +158,7 @@ def test_full_many_answers_each_user_as_full_does(unlimited, small_dataset):
 
 def test_full_many_counts_each_user_against_the_rate_limit(engine, small_dataset):
     user, other = small_dataset.users.user_id.iloc[:2].tolist()
-    previous = engine._deal_generator.rate_limiter
+    previous = engine.rate_limiter
     engine.use_rate_limiter(RateLimiter(1, 60.0))
     try:
         first, again, second = engine.full_many([user, user, other], 4)
@@ -176,7 +176,7 @@ def test_refused_deal_requests_leave_no_reference_cycles(engine, small_dataset):
     request (a cycle holding every request's arrays until a full collection: a
     worker's memory grew by 200 MB in a load test before this was fixed)."""
     users = small_dataset.users.user_id.iloc[:6].tolist()
-    previous = engine._deal_generator.rate_limiter
+    previous = engine.rate_limiter
     engine.use_rate_limiter(RateLimiter(1, 60.0))
     try:
         engine.full_many(users, 5)  # each user's one allowed request
@@ -243,7 +243,7 @@ def test_new_events_reach_realtime_at_once(engine, small_dataset):
 def test_deals_rate_limit_and_retry(engine, small_dataset, clock):
     user = small_dataset.users.user_id.iloc[3]
     limit = small_dataset.config.deals.rate_limit_requests
-    engine._deal_generator.rate_limiter.reset()
+    engine.rate_limiter.reset()
     first = as_json(engine.deals(user, num_deals=3))
     assert first["num_deals"] == len(first["deals"]) <= 3 and first["user_id"] == user
     for _ in range(limit - 1):
@@ -364,7 +364,7 @@ def test_recommend_any_strategy(engine, small_dataset):
 
 
 def test_demo_flow(engine, small_dataset):
-    engine._deal_generator.rate_limiter.reset()
+    engine.rate_limiter.reset()
     out = as_json(engine.demo_flow())
     user = "user_0" if "user_0" in set(small_dataset.users.user_id) else small_dataset.users.user_id.iloc[0]
     assert out["user_id"] == user and set(out["stages"]) == {"stage_1", "stage_2", "stage_3"}
@@ -375,7 +375,7 @@ def test_demo_flow(engine, small_dataset):
 
 # --------------------------------------------------------------------------- persistence
 def test_save_load_answers_identically(engine, small_dataset, tmp_path):
-    engine._deal_generator.rate_limiter.reset()
+    engine.rate_limiter.reset()
     engine.save(tmp_path / "engine")
     loaded = RecommendationEngine.load(tmp_path / "engine")
     users = small_dataset.users.user_id.iloc[::25].tolist() + ["visitor_x"]

@@ -277,7 +277,7 @@ def test_engine_requests_while_events_arrive(engine, small_dataset):
 # --------------------------------------------------------------------------- huge n
 def test_huge_n_is_bounded_by_the_catalogue(engine, small_dataset):
     user = small_dataset.users.user_id.iloc[1]
-    engine._deal_generator.rate_limiter.reset()
+    engine.rate_limiter.reset()
     out = engine.full(user, 10**9, include_deals=False)
     assert 0 < len(out["recommendations"]) <= small_dataset.n_products
     assert len(engine.realtime(user, 10**9)["recommendations"]) <= small_dataset.n_products
@@ -304,7 +304,7 @@ def test_bad_n_is_a_value_error_naming_it(engine, small_dataset, n):
 # --------------------------------------------------------------------------- JSON, clock
 def test_every_answer_is_plain_json(engine, small_dataset):
     user = small_dataset.users.user_id.iloc[2]
-    engine._deal_generator.rate_limiter.reset()
+    engine.rate_limiter.reset()
     answer = engine.deals(user, np.int64(3))
     assert type(answer["requested"]) is int and json.dumps(answer, allow_nan=False)
     for result in (engine.full(user, np.int64(4)), engine.realtime(user, np.int32(3)), engine.model_info(),
@@ -346,7 +346,7 @@ sizes = st.one_of(st.integers(min_value=-5, max_value=400), st.integers(min_valu
 @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(user=user_ids, n=sizes, op=st.sampled_from(["full", "realtime", "deals", "recommend"]))
 def test_engine_calls_answer_or_refuse_with_a_value_error(engine, user, n, op):
-    engine._deal_generator.rate_limiter.reset()
+    engine.rate_limiter.reset()
     try:
         if op == "full":
             out = engine.full(user, n)

@@ -13,13 +13,13 @@ import pytest
 import redis
 from fake_clock import Clock
 from fastapi.testclient import TestClient
+from service_processes import free_port, redis_server
 
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.service import PREFIX, KeyStore, create_app
 from recsys.service.history import SharedStoreUnavailable
-from recsys.service.processes import free_port, redis_server
 from recsys.service.rate_limit_redis import RedisRateLimiter, SharedRateLimitUnavailable
-from recsys.service.server import load_model
+from recsys.serving.model_dir import load_model
 
 WALL = 1_767_225_600.0  # 2026-01-01T00:00:00Z: a wall-clock time, as in service
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from recsys.cli import main as cli_main
 from recsys.service import PREFIX, KeyStore, create_app
-from recsys.service.server import load_model
+from recsys.serving.model_dir import load_model
 
 NOW = pd.Timestamp("2025-03-01T12:00:00Z")
 RECOMMENDATION_FIELDS = {"product_id", "name", "category", "price", "score", "reason"}
@@ -283,12 +283,12 @@ def test_batch_process_swaps_in_a_new_version_while_requests_keep_being_answered
 
 
 def test_a_failed_batch_job_leaves_the_previous_model_and_says_why(client, monkeypatch):
-    import recsys.service.state as state_module
+    import recsys.serving.engine_batch as engine_batch
 
     def broken(*args, **kwargs):
         raise OSError("disk full while writing svd.parquet")
 
-    monkeypatch.setattr(state_module, "run_batch", broken)
+    monkeypatch.setattr(engine_batch, "run_batch", broken)
     h = auth(client, "admin")
     before = client.get(f"{PREFIX}/model-info", headers=h).json()["served_batch_version"]
     assert client.post(f"{PREFIX}/batch-process", headers=h).status_code == 202
@@ -388,7 +388,7 @@ def test_recsys_train_writes_a_model_directory_that_load_model_serves(model_dir,
     assert (engine_dir / current / "manifest.json").is_file()
     engine = load_model(model_dir, clock=lambda: NOW)
     assert engine.artifacts_dir == (Path(model_dir) / "artifacts").resolve()
-    assert engine.stage2_.artifacts.version == (Path(model_dir) / "artifacts" / "LATEST").read_text().strip()
+    assert engine.batch_version == (Path(model_dir) / "artifacts" / "LATEST").read_text().strip()
     assert pd.Timestamp(engine.realtime("user_0", 3)["timestamp"]) == NOW
     with pytest.raises(FileNotFoundError, match="engine/CURRENT"):
         load_model(tmp_path)

@@ -4,21 +4,28 @@ Every operation gets schema-valid and schema-violating requests (hypothesis,
 ``EXAMPLES_PER_OPERATION`` derandomized examples per operation, so it is
 bounded and repeatable in CI), each sent with an admin token, a user token
 and no token. Checks: no 5xx, and every answer conforms to the responses the
-schema documents. The app is built at import (schemathesis needs it to
+schema documents. "No 5xx" is not true by construction: only
+:class:`~recsys.validation.InvalidRequest` (and schema violations) answer
+422; any other exception, a plain ``ValueError`` from a bug included, is a 500,
+and the same check then fails (:func:`test_the_check_fails_on_a_bug_inside_the_engine`). The app is built at import (schemathesis needs it to
 collect the operations): a small world and a trained engine, about 2 s.
 """
 
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from recsys.data import generate
 from recsys.service import KeyStore, create_app
+from recsys.serving.catalogue import Catalogue
 from recsys.serving.engine import RecommendationEngine
+from recsys.validation import InvalidRequest
 
 EXAMPLES_PER_OPERATION = 25
 
@@ -43,3 +50,23 @@ def test_no_request_produces_a_server_error(case):
     for who in ("admin", "user", None):
         headers = {} if who is None else {"Authorization": f"Bearer {APP.state.fuzz_tokens[who]}"}
         case.call_and_validate(headers=headers, checks=[not_a_server_error, response_schema_conformance])
+
+
+def test_only_invalid_requests_are_422():
+    handlers = APP.exception_handlers
+    assert InvalidRequest in handlers and ValueError not in handlers and Exception not in handlers
+
+
+def test_the_check_fails_on_a_bug_inside_the_engine(monkeypatch):
+    """The fuzz check can fail: a ValueError raised deep in the engine is a 500 it reports."""
+
+    def bug(*args, **kwargs):
+        raise ValueError("a bug, not bad input")
+
+    case = schema["/recommendations/enhanced/realtime"]["POST"].Case(body={"user_id": "user_0"},
+                                                                      media_type="application/json")
+    headers = {"Authorization": f"Bearer {APP.state.fuzz_tokens['admin']}"}
+    case.call_and_validate(headers=headers, checks=[not_a_server_error])  # passes without the bug
+    monkeypatch.setattr(Catalogue, "records", bug)
+    with pytest.raises(FailureGroup, match="Server error"):
+        case.call_and_validate(headers=headers, checks=[not_a_server_error])

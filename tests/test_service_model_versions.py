@@ -20,8 +20,8 @@ from recsys.cli import main as cli_main
 from recsys.deals.rate_limit import RateLimitExceeded
 from recsys.service import PREFIX, KeyStore, create_app
 from recsys.service.history import LocalEventLog
-from recsys.service.model_store import current_version, load_current, load_model
 from recsys.service.state import ServiceState
+from recsys.serving.model_dir import current_version, load_current, load_model
 
 NOW = pd.Timestamp("2025-03-01T12:00:00Z")
 EVENT = {"user_id": "late_user", "product_id": "product_9", "event_type": "purchase",
@@ -61,7 +61,7 @@ def test_a_trained_engine_is_saved_published_and_loaded_by_the_other_worker(mode
         await a.append_events([EVENT])
         await b.sync()
         for _ in range(a.engine.config.deals.rate_limit_requests):  # b's user_0 uses up the deal limit
-            b.engine.deals("user_0")
+            await b.deals_batcher.submit(5, "user_0")
         job = await train(a)
         assert job["status"] == "completed" and job["result"]["engine_version"] == "s000002", job
         assert a.engine_version == current_version(model) == "s000002" and a.events_applied == 1
@@ -73,8 +73,8 @@ def test_a_trained_engine_is_saved_published_and_loaded_by_the_other_worker(mode
         assert b.events_applied == 1  # the log replayed once onto the loaded engine
         assert b.engine.realtime("late_user", 5) == a.engine.realtime("late_user", 5)
         assert b.engine.realtime("late_user", 5)["method"] == "realtime_knn"
-        with pytest.raises(RateLimitExceeded):  # the same limiter serves the new engine: the limit holds
-            b.engine.deals("user_0")
+        with pytest.raises(RateLimitExceeded):  # the worker's limiter counts for the new engine: the limit holds
+            await b.deals_batcher.submit(5, "user_0")
         await b.sync()
         assert b.engine_version == "s000002" and b._engine_load.done()  # nothing more to load
 

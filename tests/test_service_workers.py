@@ -13,11 +13,11 @@ import time
 
 import httpx
 import pytest
+from service_processes import serve_process
 
 from recsys.cli import main as cli_main
 from recsys.config import DEFAULT_CONFIG
 from recsys.service import PREFIX
-from recsys.service.processes import serve_process
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from recsys.validation import InvalidRequest
+
 __all__ = ["ID_PATTERN", "ID_REGEX", "ID_RULE", "MAX_ID_LENGTH", "check_ids", "check_user_id", "invalid_id_mask", "is_valid_id"]
 
 MAX_ID_LENGTH = 128
@@ -65,8 +67,9 @@ def check_ids(ids: object, kind: str = "user") -> list[str]:
 
 def check_user_id(user_id: object) -> str:
     """One request's ``user_id``: returned unchanged when it is an id, else a
-    ``ValueError`` naming it (the engine's per-request check)."""
+    :class:`~recsys.validation.InvalidRequest` naming it (the engine's per-request check)."""
     if not isinstance(user_id, str):
-        raise ValueError(f"user_id must be a string, got {type(user_id).__name__} {user_id!r}")
-    (uid,) = check_ids([user_id], "user")
-    return uid
+        raise InvalidRequest(f"user_id must be a string, got {type(user_id).__name__} {user_id!r}")
+    if not is_valid_id(user_id):
+        raise InvalidRequest(f"malformed user id(s) {[user_id]!r}: expected {ID_RULE}")
+    return user_id

@@ -44,6 +44,7 @@ from recsys.deals.deal_types import DEAL_TYPES, DealRules, type_arrays, type_lab
 from recsys.deals.guardrails import EXCLUSION_REASONS, eligibility, guard_arrays
 from recsys.deals.pricing import PRICING_COLUMNS, DealPricer, PriceFactor, UserProfile, expiry_days
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
+from recsys.validation import InvalidRequest
 
 __all__ = ["DEAL_COLUMNS", "SEED_DEAL_KEYS", "SUMMARY_COLUMNS", "DealBatch", "DealGenerator", "DealResult"]
 
@@ -212,7 +213,8 @@ class DealGenerator:
         if num_deals is None:
             return None
         if isinstance(num_deals, bool) or not isinstance(num_deals, numbers.Integral) or not 1 <= num_deals <= max_deals:
-            raise ValueError(f"num_deals must be an int in 1..{max_deals} (DealConfig.max_deals) or None, got {num_deals!r}")
+            raise InvalidRequest(
+                f"num_deals must be an int in 1..{max_deals} (DealConfig.max_deals) or None, got {num_deals!r}")
         return int(num_deals)
 
     def _when(self, as_of: Any, season: str | None) -> tuple[pd.Timestamp, str]:

@@ -5,8 +5,9 @@ fitted: the user's Stage 2 affinities (none without history), the
 products' demand scores, and the content similarity of the catalogue to the
 products the user views most (:class:`ContentSimilarity`). It builds a
 one-user :class:`~recsys.deals.candidates.CandidateBlock` and runs the
-:class:`~recsys.deals.generator.DealGenerator` (which applies the per-user
-rate limit).
+:class:`~recsys.deals.generator.DealGenerator`. The per-user rate limit is the
+caller's: the :class:`~recsys.deals.rate_limit.RateLimiter` passed to
+:meth:`UserDeals.answer_many` (the service passes its in-process or Redis one).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd
 
 from recsys.deals.candidates import CandidateBuilder
 from recsys.deals.generator import DealGenerator, DealResult
-from recsys.deals.rate_limit import RateLimitExceeded
+from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.models.content import ContentRecommender
 from recsys.serialization import iso_utc
 
@@ -59,11 +60,14 @@ class UserDeals:
     similar_seed_items: int
 
     def answer_many(self, user_ids: Sequence[str], affinities: Sequence[np.ndarray | None], demand: np.ndarray,
-                    as_of: pd.Timestamp, num_deals: int | None,
-                    season: str) -> list[dict[str, Any] | RateLimitExceeded]:
+                    as_of: pd.Timestamp, num_deals: int | None, season: str,
+                    rate_limiter: RateLimiter | None = None) -> list[dict[str, Any] | RateLimitExceeded]:
         """``{"deals": [...], "season": ..., "note": ...}`` for each of ``user_ids``
         (one candidate block), in their order; a user past the per-user rate limit
         gets its :class:`~recsys.deals.rate_limit.RateLimitExceeded` instead.
+        ``rate_limiter``: the caller's limiter (in-process, or shared by every
+        service worker), counting one call per known user; None: no limit here
+        (the generator's own limiter, if it has one, still applies).
 
         ``affinities[i]``: the user's Stage 2 scores over the catalogue, or None
         for a user without history (the contract's "no affinity"); an unknown
@@ -77,6 +81,11 @@ class UserDeals:
             else:
                 out[i] = {"deals": [], "season": season,
                           "note": f"unknown user {user_id!r}: deals need a known profile (region, age, tier)"}
+        if known and rate_limiter is not None:
+            refusals = rate_limiter.acquire_many([user_ids[i] for i in known])
+            for i, refused in zip(known, refusals, strict=True):
+                out[i] = refused
+            known = [i for i, refused in zip(known, refusals, strict=True) if refused is None]
         if known:
             ids = [user_ids[i] for i in known]
             scores = np.full((len(ids), len(demand)), np.nan)

@@ -22,6 +22,7 @@ from recsys.data.dataset import Dataset
 from recsys.data.ids import check_ids
 from recsys.interactions import Interactions
 from recsys.models.ranking import RECOMMENDATION_COLUMNS, take_rows, top_n_indices
+from recsys.validation import InvalidRequest
 
 __all__ = ["MAX_N", "RECOMMENDATION_COLUMNS", "Recommender", "check_n", "check_user_ids", "top_n_frame"]
 
@@ -33,14 +34,14 @@ MAX_N = 2**31 - 1
 
 
 def check_n(n: object, name: str = "n", limit: int | None = None) -> int:
-    """``n`` must be an int (not a bool) in ``1..MAX_N``; else a ValueError
+    """``n`` must be an int (not a bool) in ``1..MAX_N``; else an InvalidRequest (a ValueError)
     naming it. With ``limit`` (the catalogue size), the result is
     ``min(n, limit)``: nothing larger is ever allocated, and no list can be
     longer than the catalogue anyway."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"{name} must be a positive int, got {n!r}")
+        raise InvalidRequest(f"{name} must be a positive int, got {n!r}")
     if n > MAX_N:
-        raise ValueError(f"{name} must be at most {MAX_N}, got {n!r}")
+        raise InvalidRequest(f"{name} must be at most {MAX_N}, got {n!r}")
     n = int(n)
     return max(1, min(n, int(limit))) if limit is not None else n
 

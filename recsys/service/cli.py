@@ -29,8 +29,7 @@ def _train(args: argparse.Namespace) -> int:
     import time
 
     from recsys.data.dataset import Dataset
-    from recsys.service.server import ARTIFACTS_SUBDIR, ENGINE_SUBDIR
-    from recsys.serving.engine import RecommendationEngine
+    from recsys.serving.model_dir import train_model_dir
 
     out = Path(args.out)
     if args.data:
@@ -42,9 +41,7 @@ def _train(args: argparse.Namespace) -> int:
         dataset = load_or_generate(profile=args.profile, seed=args.seed, data_dir=args.data_dir)
         source = f"profile {args.profile}, seed {args.seed}"
     started = time.perf_counter()
-    engine = RecommendationEngine(artifacts_dir=out / ARTIFACTS_SUBDIR)
-    engine.train(dataset)
-    engine.save(out / ENGINE_SUBDIR)
+    train_model_dir(dataset, out)
     print(f"trained on {source} ({dataset.n_users:,} users, {dataset.n_products:,} products, "
           f"{len(dataset.events):,} events) in {time.perf_counter() - started:.1f} s; model: {out}")
     return 0

@@ -10,7 +10,6 @@ figures are summed at ``/metrics`` (prometheus-client's multiprocess mode).
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -24,7 +23,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075
 class RequestMetrics:
     """The two request metrics in their own registry (one per app, so tests can build many apps)."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess: bool = False) -> None:
+        self.multiprocess = multiprocess  # several workers: each writes to PROMETHEUS_MULTIPROC_DIR
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("recsys_http_requests_total", "HTTP requests answered",
                                 ["method", "path", "status"], registry=self.registry)
@@ -38,7 +38,7 @@ class RequestMetrics:
 
 def render_metrics(metrics: RequestMetrics) -> tuple[bytes, str]:
     """The text exposition format; all workers' figures in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if metrics.multiprocess:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST

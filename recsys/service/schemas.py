@@ -99,6 +99,7 @@ class ErrorResponse(BaseModel):
 
     detail: Any
     retry_after_seconds: float | None = None
+    request_id: str | None = Field(None, description="500 only: names the logged traceback")
 
 
 class Recommendation(BaseModel):

@@ -18,9 +18,12 @@ while it keeps answering from the served engine, replays the log onto it and
 swaps it in the same way. A failed load leaves that worker on its previous
 model and is reported in its ``model-info`` (``engine_load_error``).
 
-Every engine this state serves counts deal requests with the same
-``rate_limiter`` (the Redis one with several workers), so a swap neither
-resets nor splits a user's limit.
+The engine is reached through its public methods only (``prepare_batch`` /
+``install_batch``, ``retrained_copy``, ``batch_version``, ...; no batch or
+publish module, no fitted attribute). The deal requests of every engine this
+state serves are counted by the one ``rate_limiter`` it passes into each
+deals call (the Redis one with several workers), so a swap neither resets nor
+splits a user's limit.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -38,11 +40,11 @@ import pandas as pd
 
 from recsys.deals.rate_limit import RateLimiter
 from recsys.serialization import iso_utc
+from recsys.service.batching import RequestBatcher
 from recsys.service.history import START, EventLog, LogRead, stream_id_key
-from recsys.service.model_store import current_version, load_current, save_engine, version_number
 from recsys.service.settle import settle_after_swap
 from recsys.serving.engine import RecommendationEngine
-from recsys.stage2.job import run_batch
+from recsys.serving.model_dir import current_version, load_current, save_engine, version_number
 
 __all__ = ["JobInProgress", "ServiceState"]
 
@@ -75,21 +77,22 @@ class ServiceState:
     def __init__(self, engine: RecommendationEngine, event_log: EventLog,
                  clock: Callable[[], pd.Timestamp], rate_limiter: RateLimiter | None = None,
                  model_dir: str | Path | None = None, engine_version: str | None = None) -> None:
-        if not hasattr(engine, "hybrid_"):
+        if not isinstance(engine, RecommendationEngine) or not engine.is_trained:
             raise ValueError("engine: the service needs a trained RecommendationEngine (train or load one first)")
-        if engine.artifacts_dir is None:  # batch-process publishes versions somewhere this worker can reload from
-            engine.artifacts_dir = Path(tempfile.mkdtemp(prefix="recsys-service-artifacts-"))
         self.engine = engine
         self.event_log = event_log
         self.clock = clock
         self.cursor = START
         self.events_applied = 0
         self.events_rejected = 0
-        self.batch_version = engine.stage2_.artifacts.version
-        self.product_ids = frozenset(engine.dataset_.products["product_id"].tolist())
+        self.batch_version = engine.batch_version
         self.rate_limiter = (rate_limiter if rate_limiter is not None
                              else RateLimiter.from_config(engine.config.deals, engine.clock))
-        engine.use_rate_limiter(self.rate_limiter)
+        # concurrent full/deals requests share one engine pass (of the engine serving then: a job may swap it)
+        self.full_batcher = RequestBatcher(
+            lambda key, users: self.engine.full_many(users, *key, rate_limiter=self.rate_limiter))
+        self.deals_batcher = RequestBatcher(
+            lambda num_deals, users: self.engine.deals_many(users, num_deals, rate_limiter=self.rate_limiter))
         self.model_dir = None if model_dir is None else Path(model_dir)
         if engine_version is None and self.model_dir is not None:
             engine_version = current_version(self.model_dir)
@@ -221,21 +224,21 @@ class ServiceState:
         """Stage 2 in a thread, published as a new artifact version; then swapped in
         here (one call on the loop) and announced so every worker reloads it."""
         engine = self.engine
-        artifacts = await asyncio.to_thread(run_batch, engine.dataset_, engine.artifacts_dir,
-                                            engine.engine_config.batch)
-        info = engine.reload_batch()  # raises before changing anything if the version does not fit
-        self.batch_version = artifacts.version
-        await self.event_log.publish_batch_version(artifacts.version)
-        return {"version": info["version"], "as_of": info["as_of"], "run_seconds": info["run_seconds"]}
+        prepared = await asyncio.to_thread(engine.prepare_batch)
+        if engine is not self.engine:
+            raise RuntimeError(f"batch version {prepared.version} not installed: a train job replaced the engine "
+                               "meanwhile (it brings its own Stage 2 version)")
+        info = engine.install_batch(prepared)
+        self.batch_version = prepared.version
+        await self.event_log.publish_batch_version(prepared.version)
+        return info
 
     async def _run_train_job(self) -> dict[str, Any]:
         """A new engine trained in a thread on the served engine's data; saved into the
         model directory (a new engine version); the whole event log replayed onto it;
         then it replaces the served engine (one assignment) and its version is published."""
-        old = self.engine
-        new = RecommendationEngine(old.config, old.engine_config, old.weights, artifacts_dir=old.artifacts_dir,
-                                   clock=old.clock, now=self.clock)
-        info = await asyncio.to_thread(new.train, old.dataset_)
+        new = await asyncio.to_thread(self.engine.retrained_copy, self.clock)
+        info = new.model_info()
         version = None
         if self.model_dir is not None:  # saved before any live event is applied: the log is replayed on loads
             version = await asyncio.to_thread(save_engine, new, self.model_dir)
@@ -256,7 +259,6 @@ class ServiceState:
     async def _install(self, new: RecommendationEngine, version: str | None) -> int:
         """Replay the whole event log onto ``new`` and serve it; returns the events replayed.
         The last read and the swap happen with no ``await`` between them."""
-        new.use_rate_limiter(self.rate_limiter)
         cursor, applied = START, 0
         while True:
             read = await self.event_log.read_after(cursor)
@@ -266,7 +268,7 @@ class ServiceState:
                 applied += self._apply_records(new, entry_id, records)
                 cursor = entry_id
         self.engine, self.cursor, self.events_applied = new, cursor, applied
-        self.batch_version = new.stage2_.artifacts.version
+        self.batch_version = new.batch_version
         self.engine_version = version
         settle_after_swap()
         return applied

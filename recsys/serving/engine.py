@@ -18,13 +18,21 @@ response:
 ``save`` / ``load``     versioned saves without pickle (:mod:`recsys.serving.engine_store`)
 =====================  ==========================================================
 
+What a service needs beyond them (it uses nothing else: no fitted
+attribute, no batch or publish module): ``prepare_batch()`` /
+``install_batch(p)`` (a Stage 2 version built in a worker thread, served by
+one assignment), ``retrained_copy()``, ``batch_version``, ``data_hash``,
+``is_trained``, ``knows_user(u)`` / ``knows_product(p)``, and the
+``rate_limiter=`` argument of the deal paths (a limiter shared by every
+worker); model directories: :mod:`recsys.serving.model_dir`.
+
 Models are shared, never refitted twice: the Stage 1 real-time recommender's
 item k-NN and demographic models are the hybrid's ``knn`` and
 ``demographic`` strategies; Stage 2's PureSVD is its ``svd`` strategy and
 gives the deals their affinities; the content model gives "similar to viewed".
 
-Stage 2 runs as the batch job of :mod:`recsys.stage2.job` (``train`` and
-``batch_process`` call :func:`~recsys.stage2.job.run_batch`); the engine serves
+Stage 2 runs as the batch job of :mod:`recsys.stage2.job` (called from
+:mod:`recsys.serving.engine_batch` only); the engine serves
 from the artifact set it published (into ``artifacts_dir``, or a temporary
 directory), and :meth:`RecommendationEngine.reload_batch` picks up the latest
 complete version written by an external ``recsys batch`` run. Artifacts of
@@ -54,6 +62,8 @@ assignment under the engine's lock. ``train`` replaces every model: run it
 before serving (or train a new engine and swap it in).
 
 Responses are plain JSON types (:func:`recsys.serialization.jsonable`).
+Deal requests are counted per user by the ``rate_limiter`` a call passes
+(default: the engine's :attr:`rate_limiter`, ``DealConfig``'s limit and window).
 Past the per-user deal rate limit, ``full`` still answers its
 recommendations, with ``"deals": []`` and ``"deals_retry_after_seconds"``;
 ``deals`` raises :class:`~recsys.deals.rate_limit.RateLimitExceeded`.
@@ -61,11 +71,10 @@ recommendations, with ``"deals": []`` and ``"deals_retry_after_seconds"``;
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -83,38 +92,25 @@ from recsys.deals.serving import ContentSimilarity, UserDeals
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n
 from recsys.models.content import ContentRecommender
-from recsys.models.hybrid import STRATEGIES, HybridRecommender, check_weights
+from recsys.models.hybrid import STRATEGIES, check_weights
 from recsys.models.live_history import LiveHistory
 from recsys.models.realtime import RealtimeRecommender
 from recsys.serialization import iso_utc, jsonable
 from recsys.serving.catalogue import Catalogue
+from recsys.serving.engine_batch import STAGE_NAMES, PreparedBatch, Stage2Jobs, _Serving
 from recsys.serving.engine_config import EngineConfig, configs_from_json, configs_to_json
 from recsys.serving.engine_store import ENGINE_FORMAT_VERSION, EngineFormatError, read_state, write_state
 from recsys.serving.stage2_state import Stage2State
-from recsys.stage2.artifacts import BatchArtifacts, load_latest
-from recsys.stage2.job import run_batch
+from recsys.validation import InvalidRequest
 
-__all__ = ["ENGINE_FORMAT_VERSION", "EngineConfig", "EngineFormatError", "RecommendationEngine", "Stage2State",
-           "jsonable"]
+__all__ = ["ENGINE_FORMAT_VERSION", "EngineConfig", "EngineFormatError", "PreparedBatch", "RecommendationEngine",
+           "Stage2State", "jsonable"]
 
-STAGE_NAMES = {
-    1: "Stage 1: Real-time Scoring",
-    2: "Stage 2: Batch Processing",
-    3: "Stage 3: Hybrid Enrichment",
-}
 METHOD_NAMES = {"knn": "realtime_knn", "fallback": "demographic_fallback"}
 _PROFILE_COLUMNS = ["age", "region", "age_group", "spending_tier", "price_sensitivity"]
 
 
-@dataclass(frozen=True)
-class _Serving:
-    """Stages 2-3 as served: replaced as a whole, never modified."""
-
-    stage2: Stage2State
-    hybrid: HybridRecommender
-
-
-class RecommendationEngine:
+class RecommendationEngine(Stage2Jobs):
     """The design's service as one object (see the module docstring).
 
     Parameters
@@ -150,16 +146,32 @@ class RecommendationEngine:
         self.clock = clock
         self.now = now
         self._lock = threading.RLock()
-        limiter = RateLimiter.from_config(self.config.deals, self.clock)
-        self._deal_generator = DealGenerator(self.config, rules=self.engine_config.deal_rules, rate_limiter=limiter)
+        #: the default limiter of deal requests; a call may pass its own (the service's)
+        self.rate_limiter = RateLimiter.from_config(self.config.deals, self.clock)
+        self._deal_generator = DealGenerator(self.config, rules=self.engine_config.deal_rules, rate_limiter=False)
 
     def use_rate_limiter(self, limiter: RateLimiter) -> None:
-        """Count deal requests (``deals``, ``full`` with deals) with ``limiter``
-        from now on: e.g. one every service worker shares through Redis, so a
-        user's limit holds across workers and machines."""
+        """Count deal requests (``deals``, ``full`` with deals) of calls that pass
+        no limiter of their own with ``limiter`` from now on."""
+        self.rate_limiter = self._limiter(limiter)
+
+    def _limiter(self, limiter: RateLimiter | None) -> RateLimiter:
+        if limiter is None:
+            return self.rate_limiter
         if not isinstance(limiter, RateLimiter):
-            raise TypeError(f"limiter must be a RateLimiter, got {type(limiter).__name__}")
-        self._deal_generator.rate_limiter = limiter
+            raise TypeError(f"rate_limiter must be a RateLimiter, got {type(limiter).__name__}")
+        return limiter
+
+    def retrained_copy(self, now: Callable[[], pd.Timestamp] | None = None) -> RecommendationEngine:
+        """A new engine with this one's configuration, clock and artifact directory,
+        trained on this one's data (slow: run it in a worker thread; this engine
+        is only read). ``now``: the new engine's wall clock (default: this one's)."""
+        self._check_trained()
+        new = type(self)(self.config, self.engine_config, self.weights, self.artifacts_dir, self.clock,
+                         now if now is not None else self.now)
+        new.rate_limiter = self.rate_limiter
+        new.train(self.dataset_)
+        return new
 
     # ------------------------------------------------------------------ training
     def train(self, dataset: Dataset, tune: bool = False, tuning: Any = None) -> dict[str, Any]:
@@ -205,50 +217,35 @@ class RecommendationEngine:
         self._user_records = records
         products = dataset.products
         self._catalogue = Catalogue(products)
+        self._product_ids = frozenset(products["product_id"].tolist())
         self._user_deals = UserDeals(CandidateBuilder(dataset), ContentSimilarity(self.content_),
                                      self._deal_generator, records, cfg.similar_seed_items)
 
-    def _run_batch(self) -> BatchArtifacts:
-        """Run the Stage 2 job (:func:`recsys.stage2.job.run_batch`): into
-        ``artifacts_dir`` as a new published version, or, without one, into a
-        temporary directory that is removed once the artifacts are in memory."""
-        if self.artifacts_dir is not None:
-            return run_batch(self.dataset_, self.artifacts_dir, self.engine_config.batch)
-        with tempfile.TemporaryDirectory(prefix="recsys-batch-") as tmp:
-            return run_batch(self.dataset_, tmp, self.engine_config.batch)
-
-    def _install_stage2(self, artifacts: BatchArtifacts) -> None:
-        """Serve from a (new) artifact set: build Stages 2-3 aside, publish by one assignment."""
-        stage2 = Stage2State.from_artifacts(artifacts, self.dataset_, self.interactions_, self.data_hash_)
-        components: dict[str, Recommender] = {
-            "knn": self.realtime_.knn_, "svd": stage2.svd, "content": self.content_,
-            "demographic": self.realtime_.fallback_,
-        }
-        hybrid = HybridRecommender.from_fitted(components, self.weights, self.engine_config.hybrid)
-        self._serving = _Serving(stage2, hybrid)
-
-    @property
-    def stage2_(self) -> Stage2State:
-        return self._serving.stage2
-
-    @property
-    def hybrid_(self) -> HybridRecommender:
-        return self._serving.hybrid
-
-    def reload_batch(self) -> dict[str, Any]:
-        """Read the latest complete artifact set from ``artifacts_dir`` (e.g.
-        written by an hourly ``recsys batch`` run) and serve from it."""
-        self._check_trained()
-        if self.artifacts_dir is None:
-            raise ValueError("reload_batch needs an engine with artifacts_dir set")
-        with self._lock:
-            self._install_stage2(load_latest(self.artifacts_dir))
-        return jsonable(self.stage2_.info())
-
     # ------------------------------------------------------------------ checks
+    @property
+    def is_trained(self) -> bool:
+        """True once trained (or loaded): every request method answers."""
+        return "_serving" in self.__dict__
+
     def _check_trained(self) -> None:
-        if "_serving" not in self.__dict__:
+        if not self.is_trained:
             raise RuntimeError("the engine is not trained: call train(dataset) first")
+
+    @property
+    def data_hash(self) -> str:
+        """The content hash of the data set trained on."""
+        self._check_trained()
+        return self.data_hash_
+
+    def knows_user(self, user_id: str) -> bool:
+        """``user_id`` is a user of the data set trained on (live events may add others)."""
+        self._check_trained()
+        return user_id in self._user_records
+
+    def knows_product(self, product_id: str) -> bool:
+        """``product_id`` is in the catalogue trained on."""
+        self._check_trained()
+        return product_id in self._product_ids
 
     @staticmethod
     def _check_user(user_id: Any, requesting_user: str | None) -> str:
@@ -327,25 +324,6 @@ class RecommendationEngine:
                 "new_users": [str(u) for u in update.new_users], "purchases": int(update.purchases)}
 
     # ------------------------------------------------------------------ Stage 2
-    def batch_process(self) -> dict[str, Any]:
-        """Stage 2 [POST /batch-process]: run the batch job (SVD, segments,
-        demand, seasonal factors; published atomically when ``artifacts_dir``
-        is set), serve from the new artifact set, and summarise it."""
-        self._check_trained()
-        with self._lock:
-            self._install_stage2(self._run_batch())
-            stage2 = self.stage2_
-        info = stage2.info()
-        return jsonable({
-            "status": "completed",
-            "stage": STAGE_NAMES[2],
-            "artifacts": {k: info[k] for k in ("version", "as_of", "data_hash")},
-            "n_segments": len(stage2.artifacts.segment_summary.get("user_segments", {})),
-            "metrics": info["metrics"],
-            "duration_seconds": info["run_seconds"],
-            "timestamp": self.timestamp,
-        })
-
     def segments(self) -> dict[str, Any]:
         """[GET /segments]: per segment ``size, avg_age, dominant_region,
         dominant_age_group, avg_price_sensitivity, dominant_spending_tier``
@@ -360,30 +338,34 @@ class RecommendationEngine:
         num_recommendations: int = 10,
         include_deals: bool = True,
         requesting_user: str | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> dict[str, Any]:
         """Stage 3 [POST /full]: hybrid recommendations with per-strategy
         contributions, the user's deals, profile and ``strategy:
         "hybrid_enhanced"``. Past the deal rate limit: ``"deals": []`` and
-        ``"deals_retry_after_seconds"`` (the recommendations still answer)."""
+        ``"deals_retry_after_seconds"`` (the recommendations still answer).
+        ``rate_limiter``: counts the deal request (default: :attr:`rate_limiter`)."""
         self._check_trained()
         uid = self._check_user(user_id, requesting_user)
-        return self.full_many([uid], num_recommendations, include_deals)[0]
+        return self.full_many([uid], num_recommendations, include_deals, rate_limiter)[0]
 
-    def full_many(self, user_ids: Sequence[str], num_recommendations: int = 10,
-                  include_deals: bool = True) -> list[dict[str, Any]]:
+    def full_many(self, user_ids: Sequence[str], num_recommendations: int = 10, include_deals: bool = True,
+                  rate_limiter: RateLimiter | None = None) -> list[dict[str, Any]]:
         """:meth:`full` for several users in one pass (one fused block, one
         deal block): answer ``i`` equals ``full(user_ids[i], ...)``, each user
-        counting one deal request. The service batches concurrent requests
+        counting one deal request with ``rate_limiter``. The service batches concurrent requests
         through it (:mod:`recsys.service.batching`)."""
         self._check_trained()
         uids = [self._check_user(u, None) for u in user_ids]
         n = self._n(num_recommendations, "num_recommendations")
+        limiter = self._limiter(rate_limiter)
         serving = self._serving
         rows = np.array([self._row_of.get(u, -1) for u in uids], dtype=np.int64)
         top = serving.hybrid.fuse_rows(rows, n)
         cuts = np.searchsorted(top.row, np.arange(len(uids) + 1))  # entries are ordered by (row, rank)
         timestamp = self.timestamp
-        deals = self._deals_many(serving, uids, rows, None, top.component_scores.get("svd")) if include_deals else []
+        deals = self._deals_many(serving, uids, rows, None, limiter, top.component_scores.get("svd")) \
+            if include_deals else []
         answers = []
         for i, uid in enumerate(uids):
             a, b = cuts[i], cuts[i + 1]
@@ -410,34 +392,39 @@ class RecommendationEngine:
             answers.append(out)
         return answers
 
-    def deals(self, user_id: str, num_deals: int = 5, requesting_user: str | None = None) -> dict[str, Any]:
+    def deals(self, user_id: str, num_deals: int = 5, requesting_user: str | None = None,
+              rate_limiter: RateLimiter | None = None) -> dict[str, Any]:
         """Deals only [GET /deals/{user_id}?num_deals=]: ``num_deals`` in
-        ``1..DealConfig.max_deals``; rate limited per user
-        (:class:`~recsys.deals.rate_limit.RateLimitExceeded` says when to retry)."""
+        ``1..DealConfig.max_deals``; rate limited per user by ``rate_limiter`` (default:
+        :attr:`rate_limiter`; :class:`~recsys.deals.rate_limit.RateLimitExceeded` says when to retry)."""
         self._check_trained()
         uid = self._check_user(user_id, requesting_user)
-        (result,) = self.deals_many([uid], num_deals)
+        (result,) = self.deals_many([uid], num_deals, rate_limiter)
         if isinstance(result, RateLimitExceeded):
             raise result.renewed()
         return result
 
-    def deals_many(self, user_ids: Sequence[str], num_deals: int = 5) -> list[dict[str, Any] | RateLimitExceeded]:
+    def deals_many(self, user_ids: Sequence[str], num_deals: int = 5,
+                   rate_limiter: RateLimiter | None = None) -> list[dict[str, Any] | RateLimitExceeded]:
         """:meth:`deals` for several users in one pass: answer ``i`` is
         ``deals(user_ids[i], num_deals)``, or the
         :class:`~recsys.deals.rate_limit.RateLimitExceeded` that call would raise."""
         self._check_trained()
         uids = [self._check_user(u, None) for u in user_ids]
         num_deals = self._deal_generator.check_num_deals(num_deals)
+        limiter = self._limiter(rate_limiter)
         rows = np.array([self._row_of.get(u, -1) for u in uids], dtype=np.int64)
         timestamp = self.timestamp
         return [
             result if isinstance(result, RateLimitExceeded) else
             {"user_id": uid, "deals": result["deals"], "num_deals": len(result["deals"]), "requested": num_deals,
              "note": result["note"], "season": result["season"], "timestamp": timestamp}
-            for uid, result in zip(uids, self._deals_many(self._serving, uids, rows, num_deals), strict=True)
+            for uid, result in zip(uids, self._deals_many(self._serving, uids, rows, num_deals, limiter),
+                                   strict=True)
         ]
 
     def _deals_many(self, serving: _Serving, user_ids: list[str], rows: np.ndarray, num_deals: int | None,
+                    limiter: RateLimiter,
                     svd_scores: np.ndarray | None = None) -> list[dict[str, Any] | RateLimitExceeded]:
         """The users' deals (:meth:`UserDeals.answer_many <recsys.deals.serving.UserDeals.answer_many>`),
         fed with their Stage 2 affinities (none without history; ``svd_scores``:
@@ -452,7 +439,7 @@ class RecommendationEngine:
                 affinities[i] = scores[j]
         season = self.config.seasons.season_of(self.dataset_.as_of.month)
         return self._user_deals.answer_many(user_ids, affinities, serving.stage2.demand, self._now(), num_deals,
-                                            season)
+                                            season, limiter)
 
     # ------------------------------------------------------------------ many users
     def strategies(self) -> dict[str, Recommender]:
@@ -470,7 +457,7 @@ class RecommendationEngine:
         (:meth:`strategies`): the evaluation entry point."""
         models = self.strategies()
         if strategy not in models:
-            raise ValueError(f"unknown strategy {strategy!r}; expected one of {sorted(models)}")
+            raise InvalidRequest(f"unknown strategy {strategy!r}; expected one of {sorted(models)}")
         return models[strategy].recommend(user_ids, self._n(n, "n"), exclude_purchased)
 
     # ------------------------------------------------------------------ info and demo
@@ -502,7 +489,7 @@ class RecommendationEngine:
             "tuning": getattr(self, "tuning_", None),
         })
 
-    def demo_flow(self, user_id: str | None = None) -> dict[str, Any]:
+    def demo_flow(self, user_id: str | None = None, rate_limiter: RateLimiter | None = None) -> dict[str, Any]:
         """[GET /demo-flow]: one user (default: ``user_0`` if present, else the
         first user) through Stage 1, Stage 2 and Stage 3. Counts as one deal
         request for the rate limit."""
@@ -530,7 +517,7 @@ class RecommendationEngine:
             "stages": {
                 "stage_1": self.realtime(uid, 5),
                 "stage_2": stage2,
-                "stage_3": self.full(uid, 10, include_deals=True),
+                "stage_3": self.full(uid, 10, include_deals=True, rate_limiter=rate_limiter),
             },
             "timestamp": self.timestamp,
         })

@@ -1,4 +1,4 @@
-"""Real processes for the service tests and benchmark: a throw-away redis-server and ``recsys serve``."""
+"""Real processes for the service tests and benchmark (test-only): a throw-away redis-server and ``recsys serve``."""
 
 from __future__ import annotations
 

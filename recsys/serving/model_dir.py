@@ -5,7 +5,7 @@ A model directory (``recsys train --out DIR``) holds ``engine/`` (a saved
 behind the pointer ``CURRENT``, :mod:`recsys.serving.engine_store`) and
 ``artifacts/`` (its Stage 2 artifact versions ``vNNNNNN/`` behind
 ``LATEST``; ``batch-process`` publishes new ones there). The name of a save
-is the **engine version** the service publishes after a ``train`` job
+is the **engine version** a service publishes after a ``train`` job
 (:mod:`recsys.service.history`): save names grow with every save, so a
 larger number is a newer model. Two workers whose ``train`` jobs save at
 the same moment may both read back the later save's name; both publish it,
@@ -20,17 +20,31 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.service.clock import utc_now
+from recsys.data.dataset import Dataset
 from recsys.serving.engine import RecommendationEngine
 from recsys.serving.engine_store import POINTER, EngineFormatError
 from recsys.stage2 import publish
-from recsys.stage2.artifacts import LATEST
 
 __all__ = ["ARTIFACTS_SUBDIR", "ENGINE_SUBDIR", "check_model_dir", "current_version", "load_current", "load_model",
-           "save_engine", "version_number"]
+           "save_engine", "train_model_dir", "utc_now", "version_number"]
 
 ENGINE_SUBDIR = "engine"
 ARTIFACTS_SUBDIR = "artifacts"
+
+
+def utc_now() -> pd.Timestamp:
+    """The wall clock of a served engine: now, in UTC."""
+    return pd.Timestamp.now(tz="UTC")
+
+
+def train_model_dir(dataset: Dataset, out: str | Path) -> RecommendationEngine:
+    """Train an engine on ``dataset`` into a new model directory ``out`` (its Stage 2
+    version under ``artifacts/``, the engine saved under ``engine/``)."""
+    out = Path(out)
+    engine = RecommendationEngine(artifacts_dir=out / ARTIFACTS_SUBDIR)
+    engine.train(dataset)
+    engine.save(out / ENGINE_SUBDIR)
+    return engine
 
 
 def check_model_dir(model_dir: Path) -> None:
@@ -59,8 +73,8 @@ def load_model(model_dir: str | Path, clock: Callable[[], pd.Timestamp] = utc_no
     check_model_dir(model_dir)
     engine = RecommendationEngine.load(model_dir / ENGINE_SUBDIR, now=clock,
                                        artifacts_dir=(model_dir / ARTIFACTS_SUBDIR).resolve())
-    latest = engine.artifacts_dir / LATEST
-    if latest.exists() and latest.read_text().strip() != engine.stage2_.artifacts.version:
+    latest = engine.latest_batch_version()
+    if latest is not None and latest != engine.batch_version:
         engine.reload_batch()
     return engine
 

@@ -1,0 +1,66 @@
+"""Admin paths: ``/segments``, ``/model-info``, the background jobs ``/batch-process`` and
+``/train``, and their states ``/jobs/{kind}``."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path
+
+from recsys.service.deps import ERRORS, PREFIX, Admin, JSONAnswer, State
+from recsys.service.schemas import BatchJob, ErrorResponse, JobAccepted, ModelInfoResponse, SegmentsResponse
+
+router = APIRouter(prefix=PREFIX, tags=["admin"])
+
+
+def _busy(kind: str) -> dict[int | str, dict[str, Any]]:
+    return {**ERRORS, 409: {"model": ErrorResponse, "description": f"a {kind} job is running"}}
+
+
+@router.get("/segments", response_model=SegmentsResponse, responses=ERRORS)
+async def segments(who: Admin, state: State) -> JSONAnswer:
+    """Segments (size, average age, dominant region, age group, tier, price sensitivity) and clustering info."""
+    await state.sync()
+    return JSONAnswer(state.engine.segments())
+
+
+@router.get("/model-info", response_model=ModelInfoResponse, responses=ERRORS)
+async def model_info(who: Admin, state: State) -> dict[str, Any]:
+    """What is trained, when, on which data; the latest batch-process and train jobs (a failed job says why);
+    which Stage 2 and engine versions this worker serves (a failed load of a published one says why)."""
+    await state.sync()
+    info = state.engine.model_info()
+    info.update(batch_job=await state.job("batch-process"), train_job=await state.job("train"),
+                live_events_applied=state.events_applied, shared_history=state.event_log.kind,
+                served_batch_version=state.batch_version, served_engine_version=state.engine_version,
+                engine_load_error=state.engine_load_error, worker_pid=os.getpid())
+    return info
+
+
+@router.post("/batch-process", response_model=JobAccepted, status_code=202, responses=_busy("batch"))
+async def batch_process(who: Admin, state: State) -> dict[str, Any]:
+    """Stage 2 (SVD, segments, demand, seasonality) in the background; the new artifacts are swapped in
+    atomically when complete. Requests meanwhile are answered from the previous model."""
+    job = await state.start_job("batch-process")
+    return {"status": "accepted", "job": job, "status_url": f"{PREFIX}/jobs/batch-process"}
+
+
+@router.post("/train", response_model=JobAccepted, status_code=202, responses=_busy("train"))
+async def train(who: Admin, state: State) -> dict[str, Any]:
+    """Retrain every stage on the model's data in the background; the new engine (with the live
+    events replayed) replaces the served one atomically, in every worker (saved into the model
+    directory and loaded by the others)."""
+    job = await state.start_job("train")
+    return {"status": "accepted", "job": job, "status_url": f"{PREFIX}/jobs/train"}
+
+
+@router.get("/jobs/{kind}", response_model=BatchJob,
+            responses={**ERRORS, 404: {"model": ErrorResponse, "description": "no job of that kind yet"}})
+async def job_status(kind: Annotated[str, Path(pattern="^(batch-process|train)$")], who: Admin,
+                     state: State) -> dict[str, Any]:
+    """The latest job of `kind` (`batch-process` or `train`): running, completed, or failed with the error."""
+    job = await state.job(kind)
+    if job is None:
+        raise HTTPException(404, f"no {kind} job has run yet")
+    return job
