@@ -384,7 +384,7 @@ class ServiceState:
                     "training_data": training, "stored_events_dropped": report["stored_events_dropped"],
                     "new_products_dropped_incomplete": report["new_products_dropped_incomplete"],
                     "users_defaulted": report["users_defaulted"], "events_replayed": applied,
-                    "batch_version": self.batch_version, "engine_version": version}
+                    "version": self.batch_version, "batch_version": self.batch_version, "engine_version": version}
         finally:
             await lease.release()
 
