@@ -52,3 +52,19 @@ def test_concurrent_catch_ups_share_reads_and_see_every_prior_event(tmp_path):
         asyncio.run(scenario())
         assert feed.cursor == 15 and sum(calls) == 15
         assert len(calls) <= 3  # 21 callers, at most a read in flight and one queued (plus none empty)
+
+
+def test_feed_applies_product_and_profile_changes_once(tmp_path):
+    with open_store(f"sqlite:///{tmp_path}/e.db") as store:
+        seen = []
+        feed = LiveFeed(store, 0, lambda frame: None,
+                        apply_changes=lambda p, u: seen.append((p["product_id"].tolist(), u["user_id"].tolist())))
+        store.upsert_products([{"product_id": "p1", "stock": 0}])
+        store.upsert_profiles([{"user_id": "u1", "region": "EU"}])
+        feed.catch_up_blocking()
+        assert seen == [(["p1"], ["u1"])] and feed.revision == store.revision() == 2
+        feed.catch_up_blocking()
+        assert len(seen) == 1  # nothing new
+        store.upsert_products([{"product_id": "p2", "price": 3.0}])
+        asyncio.run(feed.catch_up())
+        assert seen[-1] == (["p2"], [])

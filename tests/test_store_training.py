@@ -116,3 +116,14 @@ def test_spark_batch_reads_an_export(small_dataset, tmp_path):
                      "--engine", "spark", "--master", "local[1]"]) == 0
     artifacts = load_latest(tmp_path / "artifacts")
     assert "spark-user" in set(artifacts.segments["user_id"])
+
+
+def test_an_exported_base_is_not_counted_twice(small_dataset, store):
+    product = small_dataset.products["product_id"].iloc[0]
+    store.append_events([{"user_id": f"e{i}", "product_id": product, "event_type": "view",
+                          "timestamp": _ts(small_dataset, 1)} for i in range(4)])
+    exported = training_dataset(small_dataset, store).dataset
+    store.append_events([{"user_id": "later", "product_id": product, "event_type": "view",
+                          "timestamp": _ts(small_dataset, 2)}])
+    again = training_dataset(exported, store)
+    assert again.report["stored_events"] == 1 and len(again.dataset.events) == len(small_dataset.events) + 5

@@ -10,7 +10,9 @@ path                     method  answer                                         
 ``/full``                POST    Stage 3 hybrid + deals, user profile, strategy     the user's, or admin
 ``/deals/{user_id}``     GET     deals only (``?num_deals=``), rate limited: 429    the user's, or admin
 ``/demo-flow``           GET     one user through every stage (``?user_id=``)       the user's, or admin
-``/events``              POST    new events, counted at once in Stage 1             admin
+``/events``              POST    new events, durable, counted at once in Stage 1    admin
+``/products``            PUT     upsert products (price, cost, stock at once)       admin
+``/profiles``            PUT     upsert user profiles (region, age group, tier)     admin
 ``/segments``            GET     segments and clustering info                       admin
 ``/model-info``          GET     what is trained, on which data, job states         admin
 ``/batch-process``       POST    Stage 2 job in the background (202)                admin
@@ -18,7 +20,13 @@ path                     method  answer                                         
 ``/jobs/{kind}``         GET     state of the latest job of that kind               admin
 =======================  ======  ================================================  =====================
 
-and ``/health``, ``/metrics`` (Prometheus), ``/openapi.json``, ``/docs``
+With an event store (``recsys serve`` always has one: SQLite in the model
+directory by default, ``--database postgresql://...``), ``/events``,
+``/products`` and ``/profiles`` answer 2xx only after their commit; every
+worker applies the stored rows after its model's training cutoff before
+answering; ``/train`` and ``/batch-process`` both retrain on the base data
+plus the store up to a cutoff (:mod:`recsys.service.loop`). Also
+``/health``, ``/metrics`` (Prometheus), ``/openapi.json``, ``/docs``
 without a token. Status codes (:mod:`recsys.service.errors`): 401 no or
 unknown token; 403 a user's token for another user's data or an admin path;
 422 bad input (the body names the field; the engine's checks raise
@@ -44,6 +52,7 @@ loads it in the background and swaps it in (:mod:`recsys.service.state`);
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -61,6 +70,7 @@ from recsys.service.routers import ROUTERS
 from recsys.service.state import ServiceState
 from recsys.serving.engine import RecommendationEngine
 from recsys.serving.model_dir import utc_now
+from recsys.store import EventStore
 
 __all__ = ["PREFIX", "create_app", "utc_now"]
 
@@ -76,10 +86,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     ping_limiter = getattr(state.rate_limiter, "ping", None)
     if ping_limiter is not None:
         ping_limiter()
+    schedule = None
+    if state.store is not None:
+        await state.sync()  # catch up with the store before the first answer
+        every = app.state.batch_every
+        if every:
+            schedule = asyncio.create_task(state.run_scheduled(every))
     yield
+    if schedule is not None:
+        schedule.cancel()
+        await asyncio.gather(schedule, return_exceptions=True)
     await state.wait_jobs()
     await state.wait_engine_load()
     await state.event_log.close()
+    if state.store is not None:
+        await asyncio.to_thread(state.store.close)
     close_limiter = getattr(state.rate_limiter, "close", None)
     if close_limiter is not None:
         close_limiter()
@@ -94,6 +115,9 @@ def create_app(
     model_dir: str | pathlib.Path | None = None,
     engine_version: str | None = None,
     multiprocess_metrics: bool = False,
+    store: EventStore | None = None,
+    base_dir: str | pathlib.Path | None = None,
+    batch_every: float | None = None,
 ) -> FastAPI:
     """The service around a trained ``engine``.
 
@@ -109,8 +133,12 @@ def create_app(
     published by other workers are loaded from there) and ``engine_version``
     the save it was loaded from (default: the directory's current one).
     ``multiprocess_metrics``: sum every worker's metrics (``PROMETHEUS_MULTIPROC_DIR`` set).
+    ``store``: the event store (events durable before the answer, products, profiles; the worker
+    catches up with it before serving); ``base_dir``: the base data set that ``train`` and
+    ``batch-process`` add the stored data to; ``batch_every``: seconds between scheduled batches.
     """
-    state = ServiceState(engine, event_log or LocalEventLog(), clock, rate_limiter, model_dir, engine_version)
+    state = ServiceState(engine, event_log or LocalEventLog(), clock, rate_limiter, model_dir, engine_version,
+                         store, base_dir)
     app = FastAPI(
         title="recsys recommendation service",
         version="1.0",
@@ -118,7 +146,7 @@ def create_app(
         description=(__doc__ or "").split("\n\n")[0],
         lifespan=_lifespan,
     )
-    app.state.service, app.state.keys = state, keys
+    app.state.service, app.state.keys, app.state.batch_every = state, keys, batch_every
     app.state.metrics = metrics = RequestMetrics(multiprocess_metrics)
     for router in ROUTERS:
         app.include_router(router)

@@ -3,6 +3,7 @@
     recsys keys add --user USER_ID [--admin] --file KEYS
     recsys train (--profile ci|thesis|large | --data DIR) --out MODEL_DIR
     recsys serve --model MODEL_DIR --api-keys KEYS [--host 127.0.0.1] [--port 8000] [--workers N] [--redis URL]
+                 [--database URL] [--batch-every 1h]
 """
 
 from __future__ import annotations
@@ -48,12 +49,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from recsys.service.loop import parse_interval
     from recsys.service.server import serve
+    from recsys.store import StoreError
 
     try:
+        batch_every = None if args.batch_every is None else parse_interval(args.batch_every)
         serve(args.model, args.api_keys, args.host, args.port, args.workers, args.redis, args.redis_prefix,
-              args.access_log)
-    except (ValueError, FileNotFoundError) as err:  # a bad option or file, named in the message
+              args.access_log, args.database, batch_every)
+    except (ValueError, FileNotFoundError, StoreError) as err:  # a bad option, file or database, named
         print(f"recsys serve: {err}", file=sys.stderr)
         return 2
     return 0
@@ -86,5 +90,11 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (>1 needs --redis)")
     serve.add_argument("--redis", default=None, metavar="URL", help="shared live history, e.g. redis://127.0.0.1:6379/0")
     serve.add_argument("--redis-prefix", default=None, help="Redis key prefix (default: recsys:<model data hash>)")
+    serve.add_argument("--database", default=None, metavar="URL",
+                       help="event store: sqlite:///FILE or postgresql://user@host/db (default: SQLite "
+                            "events.db in the model directory)")
+    serve.add_argument("--batch-every", default=None, metavar="DURATION",
+                       help="retrain on the base data plus the store on this schedule, e.g. 1h (one run at a "
+                            "time across workers: a lock in the database)")
     serve.add_argument("--access-log", action="store_true", help="log every request line (never headers or tokens)")
     serve.set_defaults(func=_serve)

@@ -25,7 +25,8 @@ from recsys.service.history import EventLog, LocalEventLog, RedisEventLog
 from recsys.service.rate_limit_redis import RedisRateLimiter
 from recsys.service.settings import ServiceSettings
 from recsys.service.settle import settle_after_load
-from recsys.serving.model_dir import check_model_dir, load_current
+from recsys.serving.model_dir import check_model_dir, ensure_base, load_current
+from recsys.store import open_store
 
 __all__ = ["app_from_env", "app_from_settings", "serve"]
 
@@ -44,8 +45,10 @@ def app_from_settings(settings: ServiceSettings) -> FastAPI:
         prefix = settings.redis_prefix or f"recsys:{engine.data_hash[:16]}"
         event_log = RedisEventLog(settings.redis_url, prefix)
         limiter = RedisRateLimiter.for_deals(engine.config.deals, settings.redis_url, prefix)
+    store = open_store(settings.database(model_dir), engine.config)
     return create_app(engine, keys, event_log=event_log, rate_limiter=limiter, model_dir=model_dir,
-                      engine_version=version, multiprocess_metrics=settings.metrics_dir is not None)
+                      engine_version=version, multiprocess_metrics=settings.metrics_dir is not None,
+                      store=store, base_dir=ensure_base(model_dir, engine, version), batch_every=settings.batch_every)
 
 
 def app_from_env() -> FastAPI:
@@ -54,7 +57,8 @@ def app_from_env() -> FastAPI:
 
 
 def serve(model: str | Path, api_keys: str | Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          redis_url: str | None = None, redis_prefix: str | None = None, access_log: bool = False) -> None:
+          redis_url: str | None = None, redis_prefix: str | None = None, access_log: bool = False,
+          database: str | None = None, batch_every: float | None = None) -> None:
     """``recsys serve``: check the inputs once, then run uvicorn with ``workers`` processes."""
     import uvicorn
 
@@ -68,7 +72,9 @@ def serve(model: str | Path, api_keys: str | Path, host: str = "127.0.0.1", port
     if workers > 1 and metrics_dir is None:
         metrics_dir = Path(tempfile.mkdtemp(prefix="recsys-prometheus-"))
     settings = ServiceSettings(model_dir=Path(model).resolve(), api_keys=Path(api_keys).resolve(),
-                               redis_url=redis_url, redis_prefix=redis_prefix, metrics_dir=metrics_dir)
+                               redis_url=redis_url, redis_prefix=redis_prefix, metrics_dir=metrics_dir,
+                               database_url=database, batch_every=batch_every)
+    open_store(settings.database(settings.model_dir)).close()  # fail early, naming the database; migrate once
     os.environ.update(settings.to_env())  # the workers' settings (uvicorn starts them from an import string)
     uvicorn.run("recsys.service.server:app_from_env", factory=True, host=host, port=port, workers=workers,
                 access_log=access_log, log_level="info")

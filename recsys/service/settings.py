@@ -13,6 +13,8 @@ variable                   field
 ``RECSYS_API_KEYS``        ``api_keys``: the keys file (``recsys keys add``)
 ``RECSYS_REDIS_URL``       ``redis_url``: shared live history, jobs, rate limit (optional)
 ``RECSYS_REDIS_PREFIX``    ``redis_prefix``: key prefix (default ``recsys:<data hash>``)
+``RECSYS_DATABASE``        ``database_url``: the event store (default ``sqlite:///<model dir>/events.db``)
+``RECSYS_BATCH_EVERY``     ``batch_every``: seconds between scheduled batches (unset: none)
 ``PROMETHEUS_MULTIPROC_DIR``  ``metrics_dir``: per-worker metric files (several workers)
 =========================  ===========================================================
 """
@@ -23,12 +25,13 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = ["ENV", "ServiceSettings"]
 
 ENV = {"model_dir": "RECSYS_MODEL", "api_keys": "RECSYS_API_KEYS", "redis_url": "RECSYS_REDIS_URL",
-       "redis_prefix": "RECSYS_REDIS_PREFIX", "metrics_dir": "PROMETHEUS_MULTIPROC_DIR"}
+       "redis_prefix": "RECSYS_REDIS_PREFIX", "database_url": "RECSYS_DATABASE", "batch_every": "RECSYS_BATCH_EVERY",
+       "metrics_dir": "PROMETHEUS_MULTIPROC_DIR"}
 
 
 class ServiceSettings(BaseModel):
@@ -40,6 +43,8 @@ class ServiceSettings(BaseModel):
     api_keys: Path | None = None
     redis_url: str | None = None
     redis_prefix: str | None = None
+    database_url: str | None = None
+    batch_every: float | None = Field(None, gt=0)
     metrics_dir: Path | None = None
 
     @classmethod
@@ -57,6 +62,12 @@ class ServiceSettings(BaseModel):
     def to_env(self) -> dict[str, str]:
         """The variables that carry these settings to the workers (the unset ones left out)."""
         return {ENV[field]: str(value) for field, value in self.model_dump().items() if value is not None}
+
+    def database(self, model_dir: Path) -> str:
+        """The event store's URL: ``database_url``, else SQLite in the model directory."""
+        from recsys.store import DEFAULT_DATABASE_FILE
+
+        return self.database_url or f"sqlite:///{Path(model_dir) / DEFAULT_DATABASE_FILE}"
 
     def require_model(self) -> tuple[Path, Path]:
         """The model directory and keys file a worker serves; ``ValueError`` naming a missing one."""

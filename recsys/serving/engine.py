@@ -99,6 +99,7 @@ from recsys.serialization import iso_utc, jsonable
 from recsys.serving.catalogue import Catalogue
 from recsys.serving.engine_batch import STAGE_NAMES, PreparedBatch, Stage2Jobs, _Serving
 from recsys.serving.engine_config import EngineConfig, configs_from_json, configs_to_json
+from recsys.serving.engine_live import LiveUpdates
 from recsys.serving.engine_store import ENGINE_FORMAT_VERSION, EngineFormatError, read_state, write_state
 from recsys.serving.stage2_state import Stage2State
 from recsys.validation import InvalidRequest
@@ -110,7 +111,7 @@ METHOD_NAMES = {"knn": "realtime_knn", "fallback": "demographic_fallback"}
 _PROFILE_COLUMNS = ["age", "region", "age_group", "spending_tier", "price_sensitivity"]
 
 
-class RecommendationEngine(Stage2Jobs):
+class RecommendationEngine(Stage2Jobs, LiveUpdates):
     """The design's service as one object (see the module docstring).
 
     Parameters
@@ -162,15 +163,16 @@ class RecommendationEngine(Stage2Jobs):
             raise TypeError(f"rate_limiter must be a RateLimiter, got {type(limiter).__name__}")
         return limiter
 
-    def retrained_copy(self, now: Callable[[], pd.Timestamp] | None = None) -> RecommendationEngine:
+    def retrained_copy(self, now: Callable[[], pd.Timestamp] | None = None,
+                       dataset: Dataset | None = None) -> RecommendationEngine:
         """A new engine with this one's configuration, clock and artifact directory,
-        trained on this one's data (slow: run it in a worker thread; this engine
-        is only read). ``now``: the new engine's wall clock (default: this one's)."""
+        trained on ``dataset`` (default: this one's data; slow: run it in a worker thread;
+        this engine is only read). ``now``: the new engine's wall clock (default: this one's)."""
         self._check_trained()
         new = type(self)(self.config, self.engine_config, self.weights, self.artifacts_dir, self.clock,
                          now if now is not None else self.now)
         new.rate_limiter = self.rate_limiter
-        new.train(self.dataset_)
+        new.train(self.dataset_ if dataset is None else dataset)
         return new
 
     # ------------------------------------------------------------------ training
@@ -487,6 +489,7 @@ class RecommendationEngine(Stage2Jobs):
             },
             "fit_seconds": round(getattr(self, "fit_seconds_", float("nan")), 3),
             "tuning": getattr(self, "tuning_", None),
+            "training_data": self.training_data(),
         })
 
     def demo_flow(self, user_id: str | None = None, rate_limiter: RateLimiter | None = None) -> dict[str, Any]:

@@ -51,6 +51,8 @@ EVENT_FRAME_COLUMNS = ["id", "user_id", "product_id", "event_type", "timestamp",
 _EVENT_DTYPES = {"id": "int64", "user_id": object, "product_id": object, "event_type": object,
                  "timestamp": "datetime64[ns]", "rating": "float64", "quantity": "float64", "value": "float64",
                  "session_id": object}
+_REVISION_SQL = ("SELECT MAX(r) FROM (SELECT COALESCE(MAX(revision), 0) AS r FROM products "
+                 "UNION ALL SELECT COALESCE(MAX(revision), 0) FROM user_profiles) AS revisions")
 _EVENT_SELECT = "SELECT id, user_id, product_id, event_type, ts, rating, quantity, value, session_id FROM events"
 
 
@@ -280,14 +282,18 @@ class EventStore(ABC):
         return results
 
     def _upsert(self, cur: Any, kind: str, rows: Sequence[tuple], now: Any) -> int:
+        """Insert or merge ``rows``; every row written gets the next store revision (under the write lock)."""
         table, key, fields = (("products", "product_id", PRODUCT_FIELDS) if kind == "products"
                               else ("user_profiles", "user_id", PROFILE_FIELDS))
-        columns = ", ".join((key, *fields, "updated_at"))
-        marks = ", ".join("?" * (len(fields) + 2))
+        cur.execute(_REVISION_SQL)
+        revision = int(cur.fetchone()[0]) + 1
+        columns = ", ".join((key, *fields, "updated_at", "revision"))
+        marks = ", ".join("?" * (len(fields) + 3))
         updates = ", ".join(f"{f} = COALESCE(excluded.{f}, {table}.{f})" for f in fields)
         cur.executemany(self._sql(f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT ({key}) "
-                                  f"DO UPDATE SET {updates}, updated_at = excluded.updated_at"),
-                        [(*row, now) for row in rows])
+                                  f"DO UPDATE SET {updates}, updated_at = excluded.updated_at, "
+                                  f"revision = excluded.revision"),
+                        [(*row, now, revision) for row in rows])
         return len(rows)
 
     # ------------------------------------------------------------------ leases (one batch at a time)
@@ -362,18 +368,26 @@ class EventStore(ABC):
         })
         return frame
 
-    def products(self) -> pd.DataFrame:
-        """Stored products: ``product_id`` and :data:`PRODUCT_FIELDS` (None/NaN where never given)."""
-        return self._frame("SELECT product_id, name, category, description, price, cost, stock, updated_at "
-                           "FROM products ORDER BY product_id", ["product_id", *PRODUCT_FIELDS, "updated_at"])
+    def products(self, after_revision: int = 0) -> pd.DataFrame:
+        """Stored products (changed after ``after_revision``): ``product_id``, :data:`PRODUCT_FIELDS`
+        (None/NaN where never given), ``updated_at``, ``revision``."""
+        return self._frame("SELECT product_id, name, category, description, price, cost, stock, updated_at, revision "
+                           "FROM products WHERE revision > ? ORDER BY product_id",
+                           ["product_id", *PRODUCT_FIELDS, "updated_at", "revision"], after_revision)
 
-    def profiles(self) -> pd.DataFrame:
-        """Stored user profiles: ``user_id`` and :data:`PROFILE_FIELDS` (None where never given)."""
-        return self._frame("SELECT user_id, region, age_group, spending_tier, updated_at FROM user_profiles "
-                           "ORDER BY user_id", ["user_id", *PROFILE_FIELDS, "updated_at"])
+    def profiles(self, after_revision: int = 0) -> pd.DataFrame:
+        """Stored user profiles (changed after ``after_revision``): ``user_id``, :data:`PROFILE_FIELDS`
+        (None where never given), ``updated_at``, ``revision``."""
+        return self._frame("SELECT user_id, region, age_group, spending_tier, updated_at, revision FROM user_profiles "
+                           "WHERE revision > ? ORDER BY user_id",
+                           ["user_id", *PROFILE_FIELDS, "updated_at", "revision"], after_revision)
 
-    def _frame(self, sql: str, columns: list[str]) -> pd.DataFrame:
-        rows = self._read_all(sql)
+    def revision(self) -> int:
+        """The newest product/profile revision (0: no upsert yet)."""
+        return int(self._read_one(_REVISION_SQL)[0])
+
+    def _frame(self, sql: str, columns: list[str], after_revision: int) -> pd.DataFrame:
+        rows = self._read_all(sql, (int(after_revision),))
         frame = pd.DataFrame.from_records(rows, columns=columns)
         frame["updated_at"] = self._ts_column(frame["updated_at"].tolist())
         for column in ("price", "cost", "stock"):  # numbers, NaN where never given

@@ -10,6 +10,11 @@ returned. Catch-ups are single flight: concurrent callers share the read in
 flight, or the one queued after it, so each caller returns having seen
 every event committed before it called.
 
+Product and profile upserts follow the same way: each catch-up first reads
+the rows changed after the feed's ``revision`` and hands them to
+``apply_changes(products, profiles)`` (a new feed starts at revision 0: every
+stored row, applied idempotently).
+
 A new model (trained through a later cutoff) gets a new feed: the events
 before its cutoff are never read again, so a worker's memory and start-up
 work are bounded by the events since the last published batch.
@@ -32,14 +37,26 @@ class LiveFeed:
     """Events after ``cursor`` in ``store``, applied with ``apply(frame)`` (see the module doc)."""
 
     def __init__(self, store: EventStore, cursor: int, apply: Callable[[pd.DataFrame], Any],
-                 batch_size: int = 100_000) -> None:
+                 batch_size: int = 100_000,
+                 apply_changes: Callable[[pd.DataFrame, pd.DataFrame], Any] | None = None) -> None:
         self.store = store
         self.cursor = int(cursor)
         self.apply = apply
+        self.apply_changes = apply_changes
         self.batch_size = batch_size
         self.applied = 0  # events applied through this feed
+        self.revision = 0  # product/profile rows applied up to this revision
         self._current: asyncio.Future | None = None
         self._queued: asyncio.Future | None = None
+
+    def _changes(self) -> None:
+        """Apply the product and profile rows changed after ``revision`` (blocking)."""
+        if self.apply_changes is None:
+            return
+        revision = self.store.revision()
+        if revision > self.revision:
+            self.apply_changes(self.store.products(self.revision), self.store.profiles(self.revision))
+            self.revision = revision
 
     def _step(self) -> int:
         """Read one batch after the cursor and apply it (blocking); the events applied."""
@@ -53,12 +70,14 @@ class LiveFeed:
 
     def catch_up_blocking(self) -> int:
         """Apply everything committed so far, in this thread (start-up); the events applied."""
+        self._changes()
         total = 0
         while n := self._step():
             total += n
         return total
 
     async def _run(self) -> int:
+        await asyncio.to_thread(self._changes)
         total = 0
         while n := await asyncio.to_thread(self._step):
             total += n

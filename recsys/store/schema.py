@@ -7,10 +7,11 @@ Schema version 1 (both dialects; ``?`` placeholders, rewritten for psycopg)::
            ts, rating, quantity, value, session_id,   (assigned by the writer inside the transaction
            received_at)                               that holds the store's write lock)
     products(product_id PK, name, category,          upserts: NULL = not given (the base data
-             description, price, cost, stock,         set's value, or the previous upsert's, stays)
-             updated_at)
-    user_profiles(user_id PK, region, age_group,     upserts, the same rule
-                  spending_tier, updated_at)
+             description, price, cost, stock,         set's value, or the previous upsert's, stays);
+             updated_at, revision)                    ``revision``: one counter over both tables,
+    user_profiles(user_id PK, region, age_group,     set by each upsert (the workers read the rows
+                  spending_tier, updated_at,          changed after the revision they have seen)
+                  revision)
     batch_runs(id PK, cutoff_event_id, cutoff_time,  one row per published batch: what it was trained
                started_at, finished_at, info)         on (``info``: JSON)
     locks(name PK, holder, expires_at)               named leases (SQLite; PostgreSQL uses advisory locks)
@@ -45,9 +46,11 @@ _V1 = [
     "received_at {ts} NOT NULL)",
     "CREATE INDEX events_user ON events (user_id)",
     "CREATE TABLE products (product_id TEXT PRIMARY KEY, name TEXT, category TEXT, description TEXT, "
-    "price {real}, cost {real}, stock {int}, updated_at {ts} NOT NULL)",
+    "price {real}, cost {real}, stock {int}, updated_at {ts} NOT NULL, revision {id} NOT NULL)",
+    "CREATE INDEX products_revision ON products (revision)",
     "CREATE TABLE user_profiles (user_id TEXT PRIMARY KEY, region TEXT, age_group TEXT, spending_tier TEXT, "
-    "updated_at {ts} NOT NULL)",
+    "updated_at {ts} NOT NULL, revision {id} NOT NULL)",
+    "CREATE INDEX user_profiles_revision ON user_profiles (revision)",
     "CREATE TABLE batch_runs (id {id} PRIMARY KEY, cutoff_event_id {id} NOT NULL, cutoff_time {ts} NOT NULL, "
     "started_at {ts} NOT NULL, finished_at {ts} NOT NULL, info TEXT NOT NULL)",
     "CREATE TABLE locks (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at {real} NOT NULL)",

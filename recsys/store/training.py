@@ -14,7 +14,8 @@
   most common region and spending tier, ``age`` and ``price_sensitivity``
   unknown (NaN), counted in ``users_defaulted``;
 * **events**: the base events plus every stored event with
-  ``id <= cutoff``; ``session_id`` ``live-<user_id>`` where not given,
+  ``id <= cutoff`` (and after the base's own cutoff, when the base was
+  itself exported from the store: no event counts twice); ``session_id`` ``live-<user_id>`` where not given,
   ``quantity`` 1 for carts and purchases (0 otherwise) where not given, a
   purchase's ``value`` ``quantity x price`` at the product's price in the
   data set where not given. Stored events of an unknown product or with a
@@ -155,7 +156,8 @@ def training_dataset(base: Dataset, store: EventStore, cutoff: int | None = None
     stored events' times."""
     cutoff = store.last_event_id() if cutoff is None else int(cutoff)
     cutoff_time = pd.Timestamp(utc_now() if cutoff_time is None else cutoff_time)
-    stored = store.events(after=0, through=cutoff)
+    already = int((base.meta.get("store") or {}).get("cutoff_event_id", 0))  # a base exported from this store
+    stored = store.events(after=already, through=max(cutoff, already))
     products, new_products, products_dropped = _products(base.products, store.products())
     events, dropped = _events(stored, products, cutoff_time)
     users, defaulted = _users(base, store.profiles(), events["user_id"])

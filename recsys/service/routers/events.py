@@ -15,9 +15,9 @@ router = APIRouter(prefix=PREFIX, tags=["admin"])
 
 @router.post("/events", response_model=EventsResponse, responses=ERRORS)
 async def events(body: EventsRequest, who: Admin, state: State) -> dict[str, Any]:
-    """New events: appended to the shared live history and counted at once in Stage 1 by every worker."""
-    engine = state.engine
-    unknown = [(i, e.product_id) for i, e in enumerate(body.events) if not engine.knows_product(e.product_id)]
+    """New events: committed to the event store before the answer (durable), counted at once in Stage 1
+    by every worker (this one before it answers, the others at their next request)."""
+    unknown = [(i, e.product_id) for i, e in enumerate(body.events) if not state.knows_product(e.product_id)]
     if unknown:
         i, product = unknown[0]
         raise RequestValidationError([{
@@ -29,4 +29,4 @@ async def events(body: EventsRequest, who: Admin, state: State) -> dict[str, Any
     return {"events": len(records), "users_updated": len(users),
             "new_users": sorted(u for u in users if not state.engine.knows_user(u)),
             "purchases": sum(r["event_type"] == "purchase" for r in records),
-            "shared": state.event_log.kind == "redis", "entry_id": entry_id}
+            "shared": state.event_log.kind == "redis", "durable": state.store is not None, "entry_id": entry_id}
