@@ -138,3 +138,108 @@ def test_recsys_serve_loses_no_acknowledged_event_to_sigkill(model_copy, tmp_pat
         assert health["events_applied"] == 20
         answer = httpx.post(f"{base}{PREFIX}/realtime", headers=h, json={"user_id": "killed-19"}).json()
         assert answer["method"] == "realtime_knn"
+
+
+@pytest.fixture()
+def restartable_redis():
+    """A redis-server without persistence on a fixed free port; ``restart()`` empties it."""
+    import subprocess
+
+    from service_processes import free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server binary: install it (apt-get install -y redis-server; `make redis`)")
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    state = {}
+
+    def start():
+        import redis
+
+        state["process"] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=port)
+        for _ in range(200):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def restart():
+        state["process"].kill()
+        state["process"].wait()
+        start()
+
+    start()
+    yield f"redis://127.0.0.1:{port}/0", restart
+    state["process"].kill()
+    state["process"].wait()
+
+
+def test_two_workers_on_postgres_survive_sigkill_and_an_empty_redis(model_copy, tmp_path, postgres_url,
+                                                                      restartable_redis):
+    from recsys.service.auth import add_key_main
+
+    redis_url, restart_redis = restartable_redis
+    keys = tmp_path / "keys.json"
+    h = {"Authorization": f"Bearer {add_key_main('ops', True, keys)}"}
+    database = _fresh_postgres(postgres_url)
+    args = dict(workers=2, redis_url=redis_url, extra_args=["--database", database])
+
+    def fresh(method, url, **kw):  # a new connection each time: requests spread over both workers
+        with httpx.Client(timeout=60) as client:
+            return client.request(method, url, headers=h, **kw)
+
+    def methods(base, user):
+        seen = {}
+        for _ in range(60):
+            answer = fresh("POST", f"{base}{PREFIX}/realtime", json={"user_id": user})
+            if answer.status_code == 503:  # the first use of a connection to the restarted Redis; retry after
+                assert answer.headers["retry-after"] == "1"
+                continue
+            assert answer.status_code == 200, answer.text
+            seen[fresh("GET", f"{base}/health").json()["pid"]] = answer.json()["method"]
+        return seen
+
+    with serve_process(model_copy, keys, log_path=tmp_path / "serve1.log", **args) as (base, process):
+        events = [_view("pg-user", p) for p in ("product_3", "product_4", "product_5")]
+        assert fresh("POST", f"{base}{PREFIX}/events", json={"events": events}).json()["durable"] is True
+        seen = methods(base, "pg-user")
+        assert len(seen) == 2 and set(seen.values()) == {"realtime_knn"}
+        restart_redis()
+        assert set(methods(base, "pg-user").values()) == {"realtime_knn"}
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    with serve_process(model_copy, keys, log_path=tmp_path / "serve2.log", **args) as (base, _):
+        seen = methods(base, "pg-user")
+        assert len(seen) == 2 and set(seen.values()) == {"realtime_knn"}
+        assert fresh("POST", f"{base}{PREFIX}/train").status_code == 202
+        for _ in range(1200):
+            job = fresh("GET", f"{base}{PREFIX}/jobs/train").json()
+            if job["status"] != "running":
+                break
+            time.sleep(0.1)
+        assert job["status"] == "completed", job
+        assert job["result"]["training_data"]["cutoff_event_id"] == 3
+        infos = {}
+        for _ in range(200):
+            info = fresh("GET", f"{base}{PREFIX}/model-info").json()
+            infos[info["worker_pid"]] = info["training_data"]
+            if len(infos) == 2 and all(i["cutoff_event_id"] == 3 for i in infos.values()):
+                break
+            time.sleep(0.1)
+        assert len(infos) == 2 and {i["cutoff_event_id"] for i in infos.values()} == {3}
+        assert set(methods(base, "pg-user").values()) == {"realtime_knn"}
+
+
+def _fresh_postgres(url: str) -> str:
+    import uuid
+
+    import psycopg
+
+    name = f"s_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + f"/{name}"
