@@ -99,7 +99,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await state.wait_jobs()
     await state.wait_engine_load()
     await state.event_log.close()
-    if state.store is not None:
+    if state.store is not None and getattr(app.state, "owns_store", False):  # opened by recsys serve for this app
         await asyncio.to_thread(state.store.close)
     close_limiter = getattr(state.rate_limiter, "close", None)
     if close_limiter is not None:

@@ -98,7 +98,7 @@ class ProductIn(BaseModel):
     """A product upsert: fields left out keep their value (a new product needs name, category, price, stock
     to join the catalogue at the next training)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     product_id: ProductId
     name: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     category: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
@@ -118,7 +118,7 @@ class ProductsRequest(BaseModel):
 class ProfileIn(BaseModel):
     """A user profile upsert: fields left out keep their value."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     user_id: UserId
     region: Literal[DEFAULT_CONFIG.region_names] | None = None  # type: ignore[valid-type]
     age_group: Literal[DEFAULT_CONFIG.age_group_names] | None = None  # type: ignore[valid-type]

@@ -46,9 +46,11 @@ def app_from_settings(settings: ServiceSettings) -> FastAPI:
         event_log = RedisEventLog(settings.redis_url, prefix)
         limiter = RedisRateLimiter.for_deals(engine.config.deals, settings.redis_url, prefix)
     store = open_store(settings.database(model_dir), engine.config)
-    return create_app(engine, keys, event_log=event_log, rate_limiter=limiter, model_dir=model_dir,
-                      engine_version=version, multiprocess_metrics=settings.metrics_dir is not None,
-                      store=store, base_dir=ensure_base(model_dir, engine, version), batch_every=settings.batch_every)
+    app = create_app(engine, keys, event_log=event_log, rate_limiter=limiter, model_dir=model_dir,
+                     engine_version=version, multiprocess_metrics=settings.metrics_dir is not None,
+                     store=store, base_dir=ensure_base(model_dir, engine, version), batch_every=settings.batch_every)
+    app.state.owns_store = True  # closed when the worker stops
+    return app
 
 
 def app_from_env() -> FastAPI:

@@ -50,6 +50,7 @@ from recsys.store.base import EventStore
 from recsys.store.base import utc_now as store_now
 from recsys.store.live import LiveFeed
 from recsys.store.schema import PROFILE_FIELDS
+from recsys.validation import InvalidRequest
 
 __all__ = ["JobInProgress", "ServiceState", "StoreMissing"]
 
@@ -205,7 +206,10 @@ class ServiceState:
         """Append validated events to the shared log and apply everything up to them here. With an
         event store: committed there first (durable when this returns; the id of the last one)."""
         if self.store is not None:
-            _, last = await self.store.append_events_async(records)
+            try:
+                _, last = await self.store.append_events_async(records)
+            except ValueError as err:  # the store's row rules (e.g. a rating on an event that is not a review)
+                raise InvalidRequest(str(err)) from None
             await self.sync()
             return str(last)
         entry_id = await self.event_log.append(records)
@@ -263,13 +267,19 @@ class ServiceState:
 
     async def upsert_products(self, records: list[dict[str, Any]]) -> int:
         """Commit product upserts to the store, then apply them here (the other workers at their next sync)."""
-        written = await self._require_store().upsert_products_async(records)
+        try:
+            written = await self._require_store().upsert_products_async(records)
+        except ValueError as err:
+            raise InvalidRequest(str(err)) from None
         await self.sync()
         return written
 
     async def upsert_profiles(self, records: list[dict[str, Any]]) -> int:
         """Commit user profile upserts to the store, then apply them here (the others at their next sync)."""
-        written = await self._require_store().upsert_profiles_async(records)
+        try:
+            written = await self._require_store().upsert_profiles_async(records)
+        except ValueError as err:
+            raise InvalidRequest(str(err)) from None
         await self.sync()
         return written
 
