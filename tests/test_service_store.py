@@ -76,6 +76,7 @@ def test_events_survive_a_restart_and_train_counts_them(model_copy, tmp_path):
         assert client.get("/health").json()["events_applied"] == 0  # entries before the cutoff: not replayed
         assert _method(client, "newcomer") == "realtime_knn"  # now from the trained model
         client.post(f"{PREFIX}/events", json={"events": [_view("third")]})
+        assert _method(client, "third") == "realtime_knn"  # a read applies what was stored before it
         assert client.get("/health").json()["events_applied"] == 1
     with open_store(database) as store:
         assert store.last_batch_run()["cutoff_event_id"] == 2

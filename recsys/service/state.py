@@ -204,13 +204,14 @@ class ServiceState:
 
     async def append_events(self, records: list[dict[str, Any]]) -> str:
         """Append validated events to the shared log and apply everything up to them here. With an
-        event store: committed there first (durable when this returns; the id of the last one)."""
+        event store: committed there (durable when this returns; the id of the last one); every worker,
+        this one included, applies them before its next answer (reads sync first), so the write path
+        does not wait for the engine update."""
         if self.store is not None:
             try:
                 _, last = await self.store.append_events_async(records)
             except ValueError as err:  # the store's row rules (e.g. a rating on an event that is not a review)
                 raise InvalidRequest(str(err)) from None
-            await self.sync()
             return str(last)
         entry_id = await self.event_log.append(records)
         await self.sync()

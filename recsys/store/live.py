@@ -77,11 +77,7 @@ class LiveFeed:
         return total
 
     async def _run(self) -> int:
-        await asyncio.to_thread(self._changes)
-        total = 0
-        while n := await asyncio.to_thread(self._step):
-            total += n
-        return total
+        return await asyncio.to_thread(self.catch_up_blocking)  # one hop: the reads and the applies together
 
     async def catch_up(self) -> None:
         """Apply every event committed before this call (single flight, off the event loop)."""
