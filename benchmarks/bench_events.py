@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "/recommendations/enhanced"
@@ -228,14 +229,19 @@ def main(argv: list[str] | None = None) -> int:
                 stores.append(("postgresql", lambda name: _pg_database(pg_url, name)))
         for store_name, url_of in stores:
             with serve_process(model, keys, extra_args=["--database", url_of("throughput")],
-                               log_path=tmp / f"serve-{store_name}.log") as (url, _):
+                               log_path=tmp / f"serve-{store_name}.log") as (url, process):
+                server = psutil.Process(process.pid)
                 for per_request in (1, args.batch):
                     throughput(url, token, products, per_request, 10, 1.0, when.isoformat())  # warm-up
+                    cpu = sum(server.cpu_times()[:2])
                     r = throughput(url, token, products, per_request, args.concurrency, args.duration,
                                    when.isoformat())
+                    cpu_ms = 1000 * (sum(server.cpu_times()[:2]) - cpu) / max(1, r["requests_per_s"] * args.duration)
                     print(f"{store_name}: {per_request:>4} event(s)/request, {args.concurrency} clients: "
                           f"{r['requests_per_s']:,.0f} req/s, {r['events_per_s']:,.0f} events/s, "
-                          f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, errors {r['errors']}", flush=True)
+                          f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, errors {r['errors']}; server CPU "
+                          f"{cpu_ms:.3f} ms/request (one core's worth: {1000 / cpu_ms:,.0f} req/s, "
+                          f"{1000 * per_request / cpu_ms:,.0f} events/s)", flush=True)
                     key = f"{store_name}/events_per_request_{per_request}"
                     what = f"{per_request} event(s) per request, {args.concurrency} clients, {args.duration:g} s; {how}"
                     metrics[f"events_durable_requests_per_s/{key}"] = (r["requests_per_s"], f"2xx per second; {what}")
@@ -243,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                                        f"second; {what}")
                     metrics[f"events_post_latency_ms_p99/{key}"] = (r["p99_ms"], f"p99 of POST /events; {what}")
                     metrics[f"events_errors/{key}"] = (r["errors"], f"answers other than 200; {what}")
+                    metrics[f"events_server_cpu_ms_per_request/{key}"] = (cpu_ms, f"server process CPU (user+system) "
+                                                                                  f"per 2xx; {what}")
                 record_visibility(metrics, store_name, 1, visibility(url, token, products, args.visible_samples,
                                                                      when.isoformat()), how)
             if redis_url is not None:

@@ -70,6 +70,7 @@ class _Op:
     kind: str
     rows: Sequence[Any]
     future: Future = field(default_factory=Future)
+    payload: Any = None  # the rows prepared for the dialect's bulk insert (built by the caller's thread)
 
 
 class EventStore(ABC):
@@ -159,20 +160,39 @@ class EventStore(ABC):
         return self.url
 
     # ------------------------------------------------------------------ writes
-    def _submit(self, kind: str, rows: Sequence[Any]) -> Future:
+    def _submit(self, kind: str, rows: Sequence[Any], payload: Any = None) -> Future:
         if self._closed:
             raise StoreError(f"{self.safe_url}: the store is closed")
-        op = _Op(kind, rows)
+        op = _Op(kind, rows, payload=payload)
         self._queue.put(op)
         return op.future
 
+    def _event_rows(self, records: Sequence[Mapping[str, Any]]) -> list[tuple]:
+        """Checked rows with the time already in the database's form (the caller's thread does that work)."""
+        ts = self._ts_param
+        return [(u, p, k, ts(t), r, q, v, s) for u, p, k, t, r, q, v, s in event_rows(records)]
+
+    def _event_payload(self, rows: list[tuple]) -> Any:
+        """The rows as :meth:`_insert_events` takes them (default: the rows)."""
+        return rows
+
+    def _insert_events(self, cur: Any, first: int, ops: list[_Op], now: Any) -> None:
+        """Insert the events of ``ops``, in order, with ids from ``first`` (default: ``executemany``)."""
+        rows = [row for op in ops for row in op.rows]
+        cur.executemany(self._sql("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                        [(first + i, *row, now) for i, row in enumerate(rows)])
+
+    def _submit_events(self, records: Sequence[Mapping[str, Any]]) -> Future:
+        rows = self._event_rows(records)
+        return self._submit("events", rows, self._event_payload(rows))
+
     def append_events(self, records: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
         """Append events durably; returns the ``(first, last)`` ids given to them (after the commit)."""
-        return self._submit("events", event_rows(records)).result()
+        return self._submit_events(records).result()
 
     async def append_events_async(self, records: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
         """:meth:`append_events` for an event loop: awaits the commit without blocking the loop."""
-        return await asyncio.wrap_future(self._submit("events", event_rows(records)))
+        return await asyncio.wrap_future(self._submit_events(records))
 
     def upsert_products(self, records: Sequence[Mapping[str, Any]]) -> int:
         """Insert or update products (fields left out keep their value); returns the rows written."""
@@ -252,34 +272,33 @@ class EventStore(ABC):
         cur = conn.cursor()
         self._begin_write(cur)
         now = self._ts_param(utc_now())
-        next_id: int | None = None
-        results: list[Any] = []
+        results: dict[int, Any] = {}
+        events = [op for op in ops if op.kind == "events"]
+        if events:  # one insert for every request's events: ids in queue order
+            cur.execute("SELECT COALESCE(MAX(id), 0) FROM events")
+            first = int(cur.fetchone()[0]) + 1
+            self._insert_events(cur, first, events, now)
+            for op in events:
+                results[id(op)] = (first, first + len(op.rows) - 1)
+                first += len(op.rows)
         for op in ops:
             if op.kind == "events":
-                if next_id is None:
-                    cur.execute("SELECT COALESCE(MAX(id), 0) FROM events")
-                    next_id = int(cur.fetchone()[0]) + 1
-                first = next_id
-                cur.executemany(self._sql("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-                                [(first + i, u, p, k, self._ts_param(ts), r, q, v, s, now)
-                                 for i, (u, p, k, ts, r, q, v, s) in enumerate(op.rows)])
-                next_id = first + len(op.rows)
-                results.append((first, next_id - 1))
-            elif op.kind in ("products", "profiles"):
-                results.append(self._upsert(cur, op.kind, op.rows, now))
+                continue
+            if op.kind in ("products", "profiles"):
+                results[id(op)] = self._upsert(cur, op.kind, op.rows, now)
             elif op.kind == "batch_run":
                 cutoff_id, cutoff_time, started, info = op.rows[0]
                 cur.execute("SELECT COALESCE(MAX(id), 0) FROM batch_runs")
                 run_id = int(cur.fetchone()[0]) + 1
                 cur.execute(self._sql("INSERT INTO batch_runs VALUES (?, ?, ?, ?, ?, ?)"),
                             (run_id, cutoff_id, self._ts_param(cutoff_time), self._ts_param(started), now, info))
-                results.append(run_id)
+                results[id(op)] = run_id
             elif op.kind == "lock":
-                results.append(self._lease(cur, *op.rows[0]))
+                results[id(op)] = self._lease(cur, *op.rows[0])
             else:  # pragma: no cover - the kinds above are the only ones submitted
                 raise ValueError(f"unknown store operation {op.kind!r}")
         conn.commit()
-        return results
+        return [results[id(op)] for op in ops]
 
     def _upsert(self, cur: Any, kind: str, rows: Sequence[tuple], now: Any) -> int:
         """Insert or merge ``rows``; every row written gets the next store revision (under the write lock)."""

@@ -44,7 +44,6 @@ _V1 = [
     "CREATE TABLE events (id {id} PRIMARY KEY, user_id TEXT NOT NULL, product_id TEXT NOT NULL, "
     "event_type TEXT NOT NULL, ts {ts} NOT NULL, rating {real}, quantity {int}, value {real}, session_id TEXT, "
     "received_at {ts} NOT NULL)",
-    "CREATE INDEX events_user ON events (user_id)",
     "CREATE TABLE products (product_id TEXT PRIMARY KEY, name TEXT, category TEXT, description TEXT, "
     "price {real}, cost {real}, stock {int}, updated_at {ts} NOT NULL, revision {id} NOT NULL)",
     "CREATE INDEX products_revision ON products (revision)",
