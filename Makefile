@@ -26,6 +26,7 @@ export PYTHONHASHSEED=0
 help:
 	@echo "make report      run every notebook at PROFILE=$(PROFILE) (SEEDS=$(SEEDS), CONFIG=file.toml) into reports/$(PROFILE)/"
 	@echo "make test        ruff, unit tests, nbval over notebooks/, the ci profile end to end with headline metrics (what CI runs)"
+	@echo "make test-fast   the quick tier: no spark, processes, fuzz, notebooks or slow tests (under 2 minutes)"
 	@echo "make notebooks   re-execute the stored notebooks in place at the ci profile"
 	@echo "make lab         JupyterLab on notebooks/ with the project's kernel"
 	@echo "make benchmarks  the speed benchmarks (large profile; minutes)"
@@ -37,7 +38,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@# setuptools announces its editable finder ("Editable installation", information only) as a warning: silenced by its message
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet --no-deps -e .
 	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
 	  echo "$(LOCK) does not satisfy pyproject.toml: run 'make lock'"; exit 1; }
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (recsys)" >/dev/null
@@ -67,10 +69,13 @@ java-check:
 
 test: $(STAMP) java-check
 	$(BIN)/ruff check recsys tests benchmarks
-	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider tests notebooks
+	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider \
+	  --durations=25 tests notebooks
 
+# The quick tier (under 2 minutes): no Spark, no server processes, no fuzzing, no notebooks, nothing slow
+# (the markers are registered in pyproject.toml).
 test-fast: $(STAMP)
-	$(BIN)/pytest -p no:cacheprovider -m "not slow" tests
+	$(BIN)/pytest -p no:cacheprovider -m "not (spark or processes or fuzz or notebooks or slow)" --durations=10 tests
 
 notebooks: $(STAMP)
 	for nb in notebooks/[0-9][0-9]_*.ipynb; do \

@@ -176,6 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     except (*USAGE_ERRORS, ParameterError, UsageError) as error:
         print(f"recsys {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as error:  # a command whose extra is not installed: say which one
+        from recsys.third_party import missing_extra
+
+        message = missing_extra(error)
+        if message is None:
+            raise
+        print(f"recsys {args.command}: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""Shared fixtures: small synthetic worlds (generated once per test session), and for the service
-tests a trained model directory and a throw-away redis-server (one of each per test module)."""
+"""Shared fixtures: small synthetic worlds (generated once per test session), one trained engine
+per test module, and for the service tests a trained model directory and a throw-away redis-server
+(one of each per test module). Also the test tiers: markers that follow from what a test uses."""
 
 from __future__ import annotations
 
 import pytest
+from fake_clock import Clock
 from service_processes import redis_server
 
 from recsys.cli import main as cli_main
@@ -20,6 +22,23 @@ def small_dataset() -> Dataset:
 def ci_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     """The ``ci`` profile (seed 42), cached under a session tmp directory."""
     return load_or_generate(profile="ci", seed=42, data_dir=tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def clock() -> Clock:
+    """The settable clock of :func:`engine`'s rate limiter (one per test module; tests move ``now``)."""
+    return Clock()
+
+
+@pytest.fixture(scope="module")
+def engine(small_dataset: Dataset, clock: Clock):
+    """A :class:`~recsys.serving.engine.RecommendationEngine` trained on ``small_dataset`` with the
+    default configuration and :func:`clock` (one per test module: tests may add events to it)."""
+    from recsys.serving.engine import RecommendationEngine
+
+    eng = RecommendationEngine(clock=clock)
+    eng.train(small_dataset)
+    return eng
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +70,19 @@ def postgres_url():
         if url is None:
             pytest.skip(f"no PostgreSQL server: {reason}")
         yield url
+
+
+# -- test tiers (markers registered in pyproject.toml; `make test-fast` deselects them) ---------------------------
+#: a test that uses one of these fixtures belongs to that tier, whatever file it is in
+_TIER_OF_FIXTURE = {"redis_url": "processes", "postgres_url": "processes", "spark": "spark"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tier markers that follow from what a test uses: nbval's notebook cells are
+    ``notebooks``; a test using a redis-server or Spark fixture is ``processes`` or ``spark``."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebooks)
+        for fixture, tier in _TIER_OF_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(getattr(pytest.mark, tier))

@@ -9,7 +9,6 @@ import pytest
 from recsys.config import DEFAULT_CONFIG
 from recsys.data.errors import DataValidationError
 from recsys.models.live_history import validate_events
-from recsys.serving.engine import RecommendationEngine
 
 AS_OF = pd.Timestamp("2024-06-02")
 PRODUCTS = pd.Index(["p1", "p2"])
@@ -54,9 +53,7 @@ def test_good_amounts_pass():
     assert batch.is_purchase.tolist() == [True, False]
 
 
-def test_engine_add_events_refuses_a_negative_purchase_quantity_and_changes_nothing(small_dataset):
-    engine = RecommendationEngine()
-    engine.train(small_dataset)
+def test_engine_add_events_refuses_a_negative_purchase_quantity_and_changes_nothing(engine, small_dataset):
     user = str(small_dataset.users.user_id.iloc[0])
     product = str(small_dataset.products.product_id.iloc[0])
     before = engine.realtime(user, 5)["recommendations"]

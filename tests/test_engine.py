@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from fake_clock import Clock
 
 from recsys.config import ConfigError, DealConfig
 from recsys.deals.generator import SEED_DEAL_KEYS
@@ -21,18 +20,6 @@ SEED_REC_KEYS = {"product_id", "name", "category", "price", "score", "reason"}
 FULL_KEYS = {"user_id", "recommendations", "deals", "user_profile", "strategy", "timestamp"}
 PROFILE_KEYS = {"region", "age_group", "spending_tier", "price_sensitivity"}
 REALTIME_KEYS = {"recommendations", "method", "stage", "latency_target", "timestamp"}
-
-
-@pytest.fixture(scope="module")
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(scope="module")
-def engine(small_dataset, clock) -> RecommendationEngine:
-    eng = RecommendationEngine(clock=clock)
-    eng.train(small_dataset)
-    return eng
 
 
 def as_json(obj: dict) -> dict:

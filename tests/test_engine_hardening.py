@@ -25,13 +25,6 @@ from recsys.serving.engine import ENGINE_FORMAT_VERSION, EngineFormatError, Reco
 
 
 @pytest.fixture(scope="module")
-def engine(small_dataset) -> RecommendationEngine:
-    eng = RecommendationEngine(clock=Clock())
-    eng.train(small_dataset)
-    return eng
-
-
-@pytest.fixture(scope="module")
 def saved(engine, tmp_path_factory) -> Path:
     return engine.save(tmp_path_factory.mktemp("saved") / "engine")
 

@@ -12,7 +12,6 @@ from recsys.data.ids import ID_REGEX, check_ids, check_user_id, is_valid_id
 from recsys.models.base import check_user_ids
 from recsys.service.auth import KeyStore
 from recsys.service.schemas import PRODUCT_ID_PATTERN, USER_ID_PATTERN, ProductId, UserId
-from recsys.serving.engine import RecommendationEngine
 
 BAD = ["abc\n", "", "Jane Doe", "x" * 129, "\tabc"]
 
@@ -40,13 +39,6 @@ def test_the_service_patterns_are_the_data_rule():
         assert is_valid_id(good) and check_user_id(good) == good
         assert TypeAdapter(UserId).validate_python(good) == good
         KeyStore().add(good)
-
-
-@pytest.fixture(scope="module")
-def engine(small_dataset) -> RecommendationEngine:
-    eng = RecommendationEngine()
-    eng.train(small_dataset)
-    return eng
 
 
 def test_engine_refuses_a_trailing_newline_id(engine):

@@ -21,6 +21,8 @@ from recsys.service.history import SharedStoreUnavailable
 from recsys.service.rate_limit_redis import RedisRateLimiter, SharedRateLimitUnavailable
 from recsys.serving.model_dir import load_model
 
+pytestmark = pytest.mark.processes  # a redis-server per module
+
 WALL = 1_767_225_600.0  # 2026-01-01T00:00:00Z: a wall-clock time, as in service
 
 

@@ -17,7 +17,6 @@ import scipy.sparse as sp
 from stage1_helpers import assert_valid_top_n, purchased_pairs
 
 import recsys
-import recsys.models.knn as knn_module
 from recsys.evaluation.comparison import PrecomputedScores
 from recsys.evaluation.peers.ease import EASE, EASEConfig
 from recsys.evaluation.peers.implicit_peers import ImplicitALS, ImplicitBPR, ImplicitConfig, ImplicitItemKNN
@@ -28,7 +27,7 @@ from recsys.models.baselines import Popularity, RandomRecommender
 from recsys.models.content import ContentRecommender
 from recsys.models.demographic import DemographicRecommender
 from recsys.models.hybrid import HybridRecommender, default_components
-from recsys.models.knn import ItemKNN, UserKNN, sparse_product
+from recsys.models.knn import ItemKNN, UserKNN
 from recsys.models.realtime import RealtimeRecommender
 from recsys.models.svd import PureSVD, SVDConfig
 
@@ -149,39 +148,6 @@ def test_huge_n_is_bounded_by_the_catalogue(fitted, small_dataset):
     name, model = fitted
     frame = model.recommend(["user_0", "user_1", "stranger_1"], n=MAX_N)
     assert frame.groupby("user_id").size().max() <= small_dataset.n_products, name
-
-
-# --------------------------------------------------------------------------- the private scipy kernel
-def _random_csr(seed: int, shape: tuple[int, int]) -> sp.csr_matrix:
-    return sp.random(*shape, density=0.05, format="csr", dtype=np.float32, random_state=seed)
-
-
-def test_the_private_scipy_kernel_is_used_where_present(monkeypatch):
-    assert knn_module._csr_matmat is not None, "this scipy has no csr_matmat: the fast path never runs"
-    calls = []
-    real = knn_module._csr_matmat
-
-    def spy(*args):
-        calls.append(1)
-        return real(*args)
-
-    monkeypatch.setattr(knn_module, "_csr_matmat", spy)
-    left, right = _random_csr(1, (40, 30)), _random_csr(2, (30, 50))
-    out = sparse_product(left, right)
-    assert calls == [1]
-    np.testing.assert_allclose(out.toarray(), (left @ right).toarray(), rtol=1e-6)
-
-
-def test_a_failing_private_kernel_falls_back_to_the_public_product(monkeypatch):
-    def broken(*args):
-        raise TypeError("csr_matmat() takes 11 arguments (12 given)")
-
-    monkeypatch.setattr(knn_module, "_csr_matmat", broken)
-    left, right = _random_csr(3, (40, 30)), _random_csr(4, (30, 50))
-    out = sparse_product(left, right)
-    np.testing.assert_array_equal(out.toarray(), (left @ right).toarray())
-    monkeypatch.setattr(knn_module, "_csr_matmat", None)
-    np.testing.assert_array_equal(sparse_product(left, right).toarray(), (left @ right).toarray())
 
 
 def test_top_n_sparse_takes_float64_scores_as_float32():

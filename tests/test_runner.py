@@ -71,6 +71,7 @@ def test_unknown_parameter_is_refused(tmp_path):
         run_report("ci", parameters={"nope": 1}, notebooks_dir=tmp_path / "nb", reports_root=tmp_path / "r")
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_failing_notebook_names_notebook_and_cell(tmp_path):
     (tmp_path / "nb").mkdir()
     _notebook(tmp_path / "nb" / "01_broken.ipynb", "raise ValueError('boom in the chapter')")
@@ -79,6 +80,7 @@ def test_failing_notebook_names_notebook_and_cell(tmp_path):
                    echo=lambda *a, **k: None)
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_multi_seed_run_reports_spread(tmp_path):
     (tmp_path / "nb").mkdir()
     _recording_notebook(tmp_path / "nb" / "01_toy.ipynb")
@@ -115,6 +117,7 @@ def _quiet(*args, **kwargs):
     return None
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_command_line_values_take_the_type_of_each_notebooks_default(tmp_path):
     """`-p ranks=5,10` reaches the notebook as a tuple of ints, as its default is."""
     (tmp_path / "nb").mkdir()
@@ -144,6 +147,7 @@ def test_command_line_values_take_the_type_of_each_notebooks_default(tmp_path):
                    reports_root=tmp_path / "r", echo=_quiet)
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_a_failed_run_writes_an_honest_summary(tmp_path):
     """The failed notebook is named with its cell; results of an earlier run and of the failed
     notebook's partial manifest are gone; notebooks after it are marked as not run."""
@@ -176,6 +180,7 @@ def test_a_failed_run_writes_an_honest_summary(tmp_path):
     assert [n["status"] for n in record["notebooks"]] == ["ok", "failed"]
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_summary_records_the_environment_and_the_configuration(tmp_path):
     (tmp_path / "nb").mkdir()
     nb = _recording_notebook(tmp_path / "nb" / "01_toy.ipynb")
@@ -212,6 +217,7 @@ def test_a_bad_config_file_is_refused_before_anything_runs(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.notebooks  # executes notebooks through papermill
 def test_a_declared_table_is_aggregated_across_seeds(tmp_path):
     (tmp_path / "nb").mkdir()
     _notebook(tmp_path / "nb" / "01_tab.ipynb",

@@ -32,6 +32,8 @@ from recsys.serving.engine import RecommendationEngine
 from recsys.store import open_store
 from recsys.validation import InvalidRequest
 
+pytestmark = pytest.mark.fuzz
+
 EXAMPLES_PER_OPERATION = 25
 
 

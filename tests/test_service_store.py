@@ -121,6 +121,7 @@ def test_a_second_batch_waits_for_the_stores_lock(model_copy, tmp_path):
         assert job["status"] == "failed" and "batch lock" in job["error"]
 
 
+@pytest.mark.processes
 def test_recsys_serve_loses_no_acknowledged_event_to_sigkill(model_copy, tmp_path):
     keys = tmp_path / "keys.json"
     from recsys.service.auth import add_key_main
@@ -179,6 +180,7 @@ def restartable_redis():
     state["process"].wait()
 
 
+@pytest.mark.processes
 def test_two_workers_on_postgres_survive_sigkill_and_an_empty_redis(model_copy, tmp_path, postgres_url,
                                                                       restartable_redis):
     from recsys.service.auth import add_key_main

@@ -19,6 +19,8 @@ from recsys.cli import main as cli_main
 from recsys.config import DEFAULT_CONFIG
 from recsys.service import PREFIX
 
+pytestmark = pytest.mark.processes  # uvicorn workers and a redis-server
+
 
 @pytest.fixture(scope="module")
 def two_workers(small_dataset, tmp_path_factory, redis_url):

@@ -51,6 +51,7 @@ from recsys.stage2.seasonality import SeasonalFactors  # noqa: E402
 from recsys.stage2.segmentation import UserSegmentation, user_feature_frame  # noqa: E402
 
 pytestmark = [
+    pytest.mark.spark,
     pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
 ]

@@ -14,7 +14,7 @@ from recsys.interactions import Interactions
 from recsys.models.base import Recommender
 from recsys.models.baselines import Popularity, PopularityConfig, RandomRecommender
 from recsys.models.demographic import REASONS, DemographicConfig, DemographicRecommender
-from recsys.models.knn import ItemKNN, KNNConfig, UserKNN, sparse_product
+from recsys.models.knn import ItemKNN, KNNConfig, UserKNN
 from recsys.models.ranking import first_allowed, top_n_positive, topk_positions
 
 STRATEGIES = [
@@ -346,15 +346,3 @@ def test_top_n_positive_matches_sorting_reference(seed: int) -> None:
 
 def test_top_n_positive_declines_float64() -> None:
     assert top_n_positive(sp.csr_matrix(np.ones((2, 3))), None, 2) is None
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_sparse_product_equals_scipy(seed: int) -> None:
-    left = sp.random(30, 200, density=0.05, format="csr", random_state=seed, dtype=np.float32)
-    right = sp.random(200, 150, density=0.1, format="csr", random_state=seed + 7, dtype=np.float32)
-    got, want = sparse_product(left, right), (left @ right).tocsr()
-    assert got.dtype == np.float32 and got.shape == want.shape
-    assert np.array_equal(got.indptr, want.indptr)
-    assert np.array_equal(got.indices, want.indices) and np.array_equal(got.data, want.data)
-    both64 = sparse_product(left.astype(np.float64), right.astype(np.float64))
-    assert np.allclose(both64.toarray(), want.toarray(), rtol=1e-6)

@@ -87,6 +87,7 @@ def test_failure_midway_leaves_previous_artifacts_intact(
     assert art.version == "v000001" and art.manifest["data_hash"] == small_dataset.content_hash()
 
 
+@pytest.mark.processes  # starts the batch job in a child process and kills it
 def test_killed_run_leaves_previous_artifacts_intact(small_dataset: Dataset, tmp_path: Path) -> None:
     data_dir, out = tmp_path / "data", tmp_path / "out"
     small_dataset.save(data_dir)

@@ -178,6 +178,7 @@ while True:
 """
 
 
+@pytest.mark.processes
 def test_acknowledged_events_survive_sigkill(store_url):
     process = subprocess.Popen([sys.executable, "-c", _WRITER, store_url], stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -93,6 +93,7 @@ def test_export_names_a_missing_base(tmp_path, capsys):
     assert "neither a data set directory" in capsys.readouterr().err
 
 
+@pytest.mark.spark
 @pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
 @pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")
 def test_spark_batch_reads_an_export(small_dataset, tmp_path):

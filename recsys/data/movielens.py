@@ -189,6 +189,28 @@ def _category(genres: tuple[str, ...]) -> str:
     return named[0] if named else "unknown"
 
 
+def _events(ratings: pd.DataFrame, bought: pd.Series, price: float) -> pd.DataFrame:
+    """One review per rating and one purchase (quantity 1 at ``price``) per rating in ``bought``;
+    a session is a user's day. Sorted by (timestamp, user, product, event type)."""
+    user_id = "user_" + ratings["user"].astype(str)
+    product_id = "product_" + ratings["item"].astype(str)
+    session = user_id + "_" + ratings["timestamp"].dt.strftime("%Y%m%d")
+    reviews = pd.DataFrame({
+        "user_id": user_id, "product_id": product_id, "event_type": "review", "timestamp": ratings["timestamp"],
+        "session_id": session, "quantity": 0, "value": np.nan, "rating": ratings["rating"].astype("float64"),
+    })
+    purchases = pd.DataFrame({
+        "user_id": user_id[bought], "product_id": product_id[bought], "event_type": "purchase",
+        "timestamp": ratings.loc[bought, "timestamp"], "session_id": session[bought], "quantity": 1,
+        "value": float(price), "rating": np.nan,
+    })
+    events = pd.concat([reviews, purchases], ignore_index=True)
+    events = events.sort_values(["timestamp", "user_id", "product_id", "event_type"], kind="stable")
+    events = events.reset_index(drop=True).astype({"user_id": object, "product_id": object, "session_id": object,
+                                                    "event_type": object})
+    return events
+
+
 def load_movielens_100k(
     directory: str | os.PathLike[str],
     *,
@@ -226,23 +248,8 @@ def load_movielens_100k(
                                 f"{name}, e.g. {ratings.loc[unknown, column].head(3).tolist()}", where)
 
     ratings = ratings.sort_values(["timestamp", "user", "item"], kind="stable").reset_index(drop=True)
-    user_id = "user_" + ratings["user"].astype(str)
-    product_id = "product_" + ratings["item"].astype(str)
-    session = user_id + "_" + ratings["timestamp"].dt.strftime("%Y%m%d")
-    reviews = pd.DataFrame({
-        "user_id": user_id, "product_id": product_id, "event_type": "review", "timestamp": ratings["timestamp"],
-        "session_id": session, "quantity": 0, "value": np.nan, "rating": ratings["rating"].astype("float64"),
-    })
     bought = ratings["rating"] >= purchase_threshold
-    purchases = pd.DataFrame({
-        "user_id": user_id[bought], "product_id": product_id[bought], "event_type": "purchase",
-        "timestamp": ratings.loc[bought, "timestamp"], "session_id": session[bought], "quantity": 1,
-        "value": float(price), "rating": np.nan,
-    })
-    events = pd.concat([reviews, purchases], ignore_index=True)
-    events = events.sort_values(["timestamp", "user_id", "product_id", "event_type"], kind="stable")
-    events = events.reset_index(drop=True).astype({"user_id": object, "product_id": object, "session_id": object,
-                                                    "event_type": object})
+    events = _events(ratings, bought, float(price))
 
     ages = user_table["age"].astype("float64")
     inside = ages.between(13, 110)

@@ -74,21 +74,40 @@ Mapping (:func:`to_dataset`) -- every rule is stated where it is coded:
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from recsys.config import DEFAULT_CONFIG, RecsysConfig
-from recsys.data.dataset import Dataset, DataValidationError
-from recsys.data.errors import DataFileError
+from recsys.data.dataset import Dataset
+from recsys.data.online_retail_files import (
+    CITATION,
+    CSV_ENCODINGS,
+    ENV_VAR,
+    RAW_COLUMNS,
+    UCI_ID,
+    check_raw_columns,
+    default_online_retail_path,
+    load_online_retail,
+    resolve_online_retail_path,
+    verify_bundled_file,
+)
+from recsys.data.online_retail_keywords import (
+    CATEGORY_RULES,
+    COUNTRY_REGION,
+    RETAIL_CATEGORIES,
+    RETAIL_TO_SPEC_CATEGORY,
+    SEASON_KEYWORDS,
+    SERVICE_DESCRIPTIONS,
+    categorize_description,
+    peak_season,
+)
 from recsys.data.tiers import spending_tiers_by_rank
 from recsys.data.timestamps import naive_utc
 
@@ -119,303 +138,10 @@ __all__ = [
     "to_dataset",
 ]
 
-ENV_VAR = "RECSYS_ONLINE_RETAIL"
-UCI_ID = 352
-UCI_URL = "https://archive.ics.uci.edu/dataset/352/online+retail"
-CITATION = (
-    "Daqing Chen, Sai Liang Sain, Kun Guo, 'Data mining for the online retail industry: A case study of "
-    "RFM model-based customer segmentation using data mining', Journal of Database Marketing and Customer "
-    "Strategy Management 19(3), 2012. UCI Machine Learning Repository, data set id 352 (CC BY 4.0)."
-)
-
-RAW_COLUMNS: tuple[str, ...] = (
-    "InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country",
-)
-
 PRODUCT_CODE_PATTERN = re.compile(r"^\d{5}[A-Za-z]{0,2}$")
 """A product stock code: five digits and an optional one- or two-letter variant suffix."""
 
-SERVICE_DESCRIPTIONS: frozenset[str] = frozenset({
-    "NEXT DAY CARRIAGE", "PACKING CHARGE", "POSTAGE", "DOTCOM POSTAGE", "CARRIAGE", "MANUAL", "BANK CHARGES",
-    "AMAZON FEE", "DISCOUNT", "SAMPLES", "ADJUST BAD DEBT", "CRUK COMMISSION",
-})
-"""Descriptions (upper case, stripped) of service lines: removed with the
-non-product codes even when the stock code looks like a product's."""
-
-_EU = (
-    "United Kingdom", "EIRE", "Ireland", "Channel Islands", "Germany", "France", "Spain", "Netherlands", "Belgium",
-    "Switzerland", "Portugal", "Norway", "Italy", "Finland", "Cyprus", "Sweden", "Austria", "Denmark", "Poland",
-    "Iceland", "Greece", "Malta", "European Community", "Lithuania", "Czech Republic", "Luxembourg",
-)
-_NA = ("USA", "United States", "Canada")
-_ASIA = (
-    "Japan", "Hong Kong", "Singapore", "Israel", "Lebanon", "Bahrain", "Saudi Arabia", "United Arab Emirates",
-    "China", "Korea", "Thailand",
-)
-_OTHER = ("Australia", "RSA", "Brazil", "Unspecified")
-
-COUNTRY_REGION: Mapping[str, str] = {
-    **{c: "EU" for c in _EU},
-    **{c: "NA" for c in _NA},
-    **{c: "Asia" for c in _ASIA},
-    **{c: "Other" for c in _OTHER},
-}
-"""Country -> region. EU is geographic Europe (with the UK, the Channel
-Islands, EFTA states, Cyprus and the data's "European Community"); NA is the
-USA and Canada; Asia is geographic Asia including the Middle East; Other is
-Australia, South Africa (RSA), Brazil and "Unspecified". A country not listed
-maps to "Other" and is counted in the data set's ``meta``."""
-
-CATEGORY_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Seasonal", ("CHRISTMAS", "XMAS", "ADVENT", "SANTA", "REINDEER", "SNOWFLAKE", "SNOWMAN", "NATIVITY", "BAUBLE",
-                  "EASTER", "HALLOWEEN", "VALENTINE", "BLACKCHRISTMAS", "GINGERBREAD")),
-    ("Bath & Beauty", ("SOAP", "BATH", "BATHROOM", "LIP GLOSS", "NAIL", "MAKE UP", "COSMETIC", "SPONGE", "PERFUME",
-                       "LAVENDER SCENT", "HAND CREAM", "TISSUES", "PLASTERS", "HOT WATER BOTTLE", "WASHBAG",
-                       "FLANNEL", "FRAGRANCE", "OILS", "TOILETRY", "SHOWER CAP", "MIRROR COMPACT")),
-    ("Jewellery & Accessories", ("NECKLACE", "NECKL", "BRACELET", "EARRINGS", "RING", "CHARM", "DIAMANTE",
-                                 "BROOCH", "HAIR", "BEADS", "BEAD", "PURSE", "WALLET", "UMBRELLA", "SCARF",
-                                 "GLOVES", "HAT", "SUNGLASSES", "BANGLE", "PENDANT", "JEWEL", "KEY RING",
-                                 "KEYRING", "KEYRINGS", "BADGE", "BADGES", "SLIDE", "SLIDES", "CLIP",
-                                 "CLIPS", "EAR MUFF", "HEADPHONES", "EARRING", "GLASSES CASE", "SOCK")),
-    ("Bags", ("BAG", "BAGS", "HANDBAG", "SHOPPER", "TOTE", "BACKPACK", "RUCKSACK")),
-    ("Travel", ("PASSPORT", "LUGGAGE", "TRAVEL")),
-    ("Candles & Lighting", ("CANDLE", "CANDLES", "LIGHT", "LIGHTS", "T-LIGHT", "LANTERN", "LAMP", "INCENSE",
-                            "NIGHTLIGHT", "TEALIGHT", "OIL BURNER", "CANDLEHOLDER", "LAMPSHADE", "BULB",
-                            "MATCHES", "TORCH")),
-    ("Kitchen & Dining", ("MUG", "MUGS", "CUP", "CUPS", "SAUCER", "BOWL", "BOWLS", "PLATE", "PLATES", "CUTLERY",
-                          "TEA", "COFFEE", "CAKE", "CAKES", "CAKESTAND", "BAKING", "LUNCH", "JAR", "JARS", "TRAY",
-                          "PANTRY", "KITCHEN", "APRON", "TOWEL", "NAPKINS", "DISH", "BOTTLE", "JAM", "SPOON",
-                          "SPOONS", "CHOPSTICKS", "TEAPOT", "JUG", "BEAKER", "PAN", "COASTER", "COASTERS",
-                          "PLACEMATS", "RECIPE", "GLASS", "TUMBLER", "FOOD", "SNACK", "EGG CUP", "BREAD", "MOULD",
-                          "CASES", "TRAYS", "TIN", "TINS", "CANISTER", "GRINDER", "CAKE STAND", "NAPKIN",
-                          "SUGAR", "TONGS", "BISCUIT", "CUTTERS", "CUTTER", "PLACE SETTINGS", "EGG COSY", "DOILY",
-                          "DOILIES", "CHOPPING", "FORK", "KNIFE", "WHISK", "SIEVE", "CONTAINER", "CADDY", "BUTTER",
-                          "GOBLET", "WINE", "PLACEMAT", "SALT", "PEPPER", "POPSICLES", "ICE LOLLY", "CORER")),
-    ("Stationery & Cards", ("CARD", "CARDS", "PAPER", "NOTEBOOK", "NOTEBOOKS", "PEN", "PENS", "PENCIL", "PENCILS",
-                            "WRAP", "STICKER", "STICKERS", "TAPE", "RIBBON", "RIBBONS", "ENVELOPE", "ENVELOPES",
-                            "CALENDAR", "BOOK", "BOOKS", "ERASER", "RUBBER", "NOTE", "NOTEPAD", "DIARY", "JOURNAL",
-                            "STAMP", "STAMPS", "CRAYONS", "CHALK", "SHARPENER", "RULER", "GIFT TAG", "TAGS",
-                            "POSTCARD", "POSTCARDS", "MEMO", "ORGANISER", "STATIONERY", "SCISSOR", "SCISSORS",
-                            "HOLE PUNCH", "CLIPBOARD", "FOLDER", "FILE", "BOOKMARK", "WRAPPING", "MEMOBOARD",
-                            "SKETCHBOOK", "STENCIL")),
-    ("Toys & Games", ("TOY", "TOYS", "JIGSAW", "GAME", "GAMES", "DOLL", "DOLLS", "PUZZLE", "PLAYING", "SPACEBOY",
-                      "SKIPPING", "DOMINOES", "SOLDIER", "SOLDIERS", "TEDDY", "BALLOON", "BALLOONS", "KIDS",
-                      "CHILDRENS", "CHILDS", "DOLLY", "SPINNING TOP", "YO-YO", "MARBLES", "PAINTING SET",
-                      "COLOURING", "KNITTING", "SEWING", "CRAFT", "KIT", "FELTCRAFT", "MAGIC", "LUDO", "CLAY",
-                      "INFLATABLE", "HELICOPTER", "PAINT", "PATCHES", "ANIMAL", "ANIMALS", "FARM", "SPORTING",
-                      "SNAKES", "LADDERS", "SKITTLES", "RACING", "WINDMILL", "SPADE", "KITE", "BINGO",
-                      "NAUGHTS", "PUPPET", "CREEPY CRAWLIES", "KNITTED", "EGG HUNT")),
-    ("Garden", ("GARDEN", "PLANT", "PLANTER", "WATERING", "BIRD", "BIRDHOUSE", "FEEDER", "PARASOL", "DOORMAT",
-                "GNOME", "FLOWER POT", "SEED", "SEEDS", "TRELLIS", "HERB", "HERBS", "OUTDOOR", "PICNIC",
-                "WICKER", "TOADSTOOL", "TOADSTOOLS", "FLY SWAT", "KNEELING", "HAMMOCK", "CHIME", "CAMPING",
-                "SPIRIT LEVEL")),
-    ("Party", ("PARTY", "BIRTHDAY", "BUNTING", "CONFETTI", "PINATA", "STRAWS", "HONEYCOMB", "FLAG", "SOMBRERO",
-               "FANCY DRESS", "MASK", "CRACKERS", "TOAST ITS")),
-    ("Home Decor", ("FRAME", "FRAMES", "MIRROR", "CLOCK", "SIGN", "CUSHION", "DECORATION", "DECORATIONS",
-                    "HANGING", "HEART", "HEARTS", "DOORSTOP", "HOOK", "HOOKS", "DRAWER", "CABINET", "STORAGE",
-                    "BOX", "BOXES", "BASKET", "TILE", "WALL", "ORNAMENT", "VASE", "GARLAND", "WREATH", "DOOR",
-                    "KNOB", "CHEST", "SHELF", "RACK", "HOLDER", "STAND", "PLAQUE", "THROW", "QUILT", "BLANKET",
-                    "CURTAIN", "ART", "PICTURE", "PHOTO", "DOORKNOB", "TRINKET", "CHANDELIER", "MAGNET",
-                    "MAGNETS", "BELL", "BELLS", "BUTTERFLY", "HOTTIE", "WARMER", "LETTER", "LETTERS", "NUMBER",
-                    "BOTTLES", "FAN", "MOBILE", "PAPERWEIGHT", "CHALKBOARD", "BLACKBOARD", "FLOWER", "FLOWERS",
-                    "STOOL", "CHAIR", "TABLE", "MAT", "FEATHER", "FILLER PAD", "COVER", "SCENTED", "POT",
-                    "POTS", "PEG", "PEGS", "WOODEN", "METAL", "ZINC", "ENAMEL", "CERAMIC", "DECO", "TIDY",
-                    "CRATES", "BASE")),
-)
-"""Description -> retail category: the first rule with a keyword in the
-description wins (keywords match whole words or whole phrases, case
-insensitive); no match -> ``"Other"``. Order matters: a "CHRISTMAS LIGHT" is
-Seasonal, a "LUNCH BAG" is a bag, a "T-LIGHT HOLDER" is lighting. Home Decor
-comes last and also catches generic materials (wooden, metal, zinc, ceramic,
-enamel): in a giftware shop an otherwise unnamed object is a decoration."""
-
-RETAIL_CATEGORIES: tuple[str, ...] = tuple(name for name, _ in CATEGORY_RULES) + ("Other",)
-
-RETAIL_TO_SPEC_CATEGORY: Mapping[str, str] = {
-    "Seasonal": "Home & Garden",
-    "Bath & Beauty": "Beauty",
-    "Jewellery & Accessories": "Fashion",
-    "Bags": "Fashion",
-    "Travel": "Travel",
-    "Candles & Lighting": "Home & Garden",
-    "Kitchen & Dining": "Home & Garden",
-    "Stationery & Cards": "Books",
-    "Toys & Games": "Gaming",
-    "Party": "Home & Garden",
-    "Garden": "Home & Garden",
-    "Home Decor": "Home & Garden",
-    "Other": "Home & Garden",
-}
-"""Retail category -> the closest of the ten configured categories, so that
-config-based priors apply (``category_scheme="spec"``). The retailer sells
-giftware and homeware: most products land in Home & Garden; Electronics,
-Sports, Automotive and Health have no products."""
-
-SEASON_KEYWORDS: Mapping[str, tuple[str, ...]] = {
-    "winter": ("CHRISTMAS", "XMAS", "ADVENT", "SANTA", "REINDEER", "SNOWFLAKE", "SNOWMAN", "NATIVITY", "BAUBLE",
-               "HOT WATER BOTTLE", "HAND WARMER", "VALENTINE"),
-    "spring": ("EASTER", "BUNNY", "CHICK", "CHICKS", "SPRING"),
-    "summer": ("SUMMER", "BEACH", "PICNIC", "PARASOL", "SUNGLASSES", "SEASIDE"),
-    "autumn": ("HALLOWEEN", "PUMPKIN", "AUTUMN"),
-}
-"""Description keywords that mark a product's peak season (checked in this
-order; no keyword -> ``"none"``)."""
-
 Scheme = Literal["retail", "spec"]
-
-
-def _keyword_regex(keywords: tuple[str, ...]) -> re.Pattern[str]:
-    alternatives = sorted({re.escape(k) for k in keywords}, key=len, reverse=True)
-    return re.compile(r"(?<![A-Z0-9])(" + "|".join(alternatives) + r")(?![A-Z0-9])")
-
-
-_CATEGORY_REGEX = tuple((name, _keyword_regex(words)) for name, words in CATEGORY_RULES)
-_SEASON_REGEX = tuple((season, _keyword_regex(words)) for season, words in SEASON_KEYWORDS.items())
-
-
-def categorize_description(description: object) -> tuple[str, tuple[str, ...]]:
-    """The retail category of one description and the keywords that decided it
-    (``("Other", ())`` when no rule matches or the description is missing)."""
-    if not isinstance(description, str):
-        return "Other", ()
-    text = description.upper()
-    for name, regex in _CATEGORY_REGEX:
-        found = regex.findall(text)
-        if found:
-            return name, tuple(dict.fromkeys(k.lower() for k in found))
-    return "Other", ()
-
-
-def _peak_season(description: object) -> str:
-    if not isinstance(description, str):
-        return "none"
-    text = description.upper()
-    for season, regex in _SEASON_REGEX:
-        if regex.search(text):
-            return season
-    return "none"
-
-
-# -- locating and loading -----------------------------------------------------
-BUNDLED_RELATIVE_PATH = Path("data", "online-retail", "online_retail.parquet")
-BUNDLED_SHA256 = "e6419d2511c1b227cf958310808d8848cc1ce6e3cd3fa351d4cf677f31f8e1ad"
-"""sha256 of the Online Retail parquet the project ships (``data/online-retail/README.md``)."""
-
-
-def default_online_retail_path() -> Path:
-    """The shipped ``data/online-retail/online_retail.parquet``: looked up in the working
-    directory and its parents (notebooks run in ``notebooks/``), then beside the package's
-    source tree; the first that exists, else the working directory's candidate."""
-    cwd = Path.cwd().resolve()
-    candidates = [d / BUNDLED_RELATIVE_PATH for d in (cwd, *cwd.parents)]
-    candidates.append(Path(__file__).resolve().parents[2] / BUNDLED_RELATIVE_PATH)
-    return next((c for c in candidates if c.is_file()), candidates[0])
-
-
-def verify_bundled_file(path: Path) -> None:
-    """Raise :class:`DataValidationError` when the shipped file's sha256 is not :data:`BUNDLED_SHA256`."""
-    import hashlib
-
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != BUNDLED_SHA256:
-        raise DataValidationError(
-            str(path), None,
-            f"sha256 {digest} differs from the shipped Online Retail file's {BUNDLED_SHA256} (corrupt or "
-            f"replaced; restore it with `git checkout -- data/online-retail`, or pass another file by parameter "
-            f"or {ENV_VAR})",
-        )
-
-
-def resolve_online_retail_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """``path`` if given, else ``$RECSYS_ONLINE_RETAIL`` if set, else the default path."""
-    if path is not None and str(path) != "":
-        return Path(path).expanduser()
-    env = os.environ.get(ENV_VAR, "")
-    return Path(env).expanduser() if env else default_online_retail_path()
-
-
-def _missing_file_message(path: Path) -> str:
-    return (
-        f"UCI Online Retail file not found at {path}. Download the 'Online Retail' data set "
-        f"(UCI Machine Learning Repository, data set id {UCI_ID}, {UCI_URL}; the Excel file 'Online Retail.xlsx' "
-        f"or a parquet/CSV export with columns {list(RAW_COLUMNS)}) and pass its path, or set the environment "
-        f"variable {ENV_VAR}, or place it at {default_online_retail_path()} (where the project ships it). "
-        f"Cite: {CITATION}"
-    )
-
-
-CSV_ENCODINGS: tuple[str, ...] = ("utf-8", "cp1252", "latin-1")
-"""Encodings tried in order for a CSV without an explicit ``encoding``; latin-1 decodes any byte."""
-
-
-def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
-    """The CSV decoded strictly with ``encoding``, or with the first of
-    :data:`CSV_ENCODINGS` that decodes every byte; ``raw.attrs["encoding"]`` records it."""
-    if encoding is not None:
-        try:
-            codecs.lookup(encoding)
-        except (LookupError, TypeError):
-            raise ValueError(f"encoding must be a codec name such as 'utf-8' or 'cp1252', got {encoding!r}") from None
-    for candidate in (encoding,) if encoding else CSV_ENCODINGS:
-        try:
-            raw = pd.read_csv(path, dtype={"InvoiceNo": str, "StockCode": str},
-                              encoding="utf-8-sig" if candidate == "utf-8" else candidate)
-        except UnicodeDecodeError as error:
-            if encoding:
-                raise DataFileError(path, f"not valid {encoding} text ({error})") from None
-            continue
-        raw.attrs["encoding"] = candidate
-        return raw
-    raise DataFileError(path, f"could not be decoded as any of {list(CSV_ENCODINGS)}")  # latin-1 never fails
-
-
-def load_online_retail(path: str | os.PathLike[str] | None = None, encoding: str | None = None) -> pd.DataFrame:
-    """Read the raw transactions (``.parquet``, ``.csv`` or ``.xlsx``) unchanged.
-
-    ``encoding`` (CSV only): None detects it (see the module docstring); the
-    encoding used is in ``raw.attrs["encoding"]`` and then in the cleaning
-    report. Raises ``FileNotFoundError`` saying where to get the file when it
-    is absent, and ``ValueError`` naming the missing columns when it is not
-    the Online Retail table.
-    """
-    path = resolve_online_retail_path(path)
-    if not path.is_file():
-        raise FileNotFoundError(_missing_file_message(path))
-    if path.parts[-3:] == BUNDLED_RELATIVE_PATH.parts:
-        verify_bundled_file(path)
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow as pa
-
-        try:
-            raw = pd.read_parquet(path)
-        except (pa.ArrowException, OSError) as error:
-            raise DataFileError(path, f"not a readable parquet file ({type(error).__name__}: {error})") from None
-    elif suffix == ".csv":
-        try:
-            raw = _read_csv(path, encoding)
-        except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
-            raise DataFileError(path, f"not a readable CSV file ({type(error).__name__}: {error})") from None
-    elif suffix in (".xlsx", ".xls"):
-        try:
-            raw = pd.read_excel(path, dtype={"InvoiceNo": str, "StockCode": str})
-        except ImportError as error:
-            raise ImportError(
-                f"reading {path.name} needs an Excel reader ({error}); install openpyxl "
-                "(pip install openpyxl) or convert the file to .parquet or .csv once"
-            ) from error
-    else:
-        raise ValueError(f"unsupported Online Retail file type {suffix!r} ({path}); expected .parquet, .csv or .xlsx")
-    _check_raw_columns(raw, str(path))
-    return raw
-
-
-def _check_raw_columns(raw: object, where: str) -> None:
-    if not isinstance(raw, pd.DataFrame):
-        raise ValueError(f"expected the raw Online Retail table as a pandas DataFrame, got {type(raw).__name__}")
-    missing = [c for c in RAW_COLUMNS if c not in raw.columns]
-    if missing:
-        raise ValueError(f"{where}: missing Online Retail column(s) {missing}; expected {list(RAW_COLUMNS)}")
 
 
 # -- cleaning -----------------------------------------------------------------
@@ -514,7 +240,7 @@ def clean_online_retail(raw: pd.DataFrame) -> tuple[pd.DataFrame, CleaningReport
     and the :class:`CleaningReport`. Odd values never raise: they are counted
     in the "malformed values" step.
     """
-    _check_raw_columns(raw, "raw Online Retail frame")
+    check_raw_columns(raw, "raw Online Retail frame")
     df = _normalise(raw.reset_index(drop=True))
     invoice, code = df["InvoiceNo"], df["StockCode"]
     quantity, price = df["Quantity"], df["UnitPrice"]
@@ -645,6 +371,28 @@ def _derived_price_sensitivity(clean: pd.DataFrame, product_price: pd.Series) ->
     return (0.3 + 0.6 * (1.0 - level)).clip(0.3, 0.9)
 
 
+def _check_to_dataset_args(clean: pd.DataFrame, category_scheme: object, price_sensitivity: object,
+                           default_stock: object, cost_ratio: object, config: RecsysConfig) -> None:
+    """:func:`to_dataset`'s arguments; a ``ValueError`` naming the first bad one."""
+    if category_scheme not in ("retail", "spec"):
+        raise ValueError(f"category_scheme must be 'retail' or 'spec', got {category_scheme!r}")
+    if price_sensitivity not in ("unknown", "derived"):
+        raise ValueError(f"price_sensitivity must be 'unknown' or 'derived', got {price_sensitivity!r}")
+    if isinstance(default_stock, bool) or not isinstance(default_stock, (int, np.integer)) or default_stock < 0:
+        raise ValueError(f"default_stock must be a non-negative int, got {default_stock!r}")
+    if cost_ratio is not None and (isinstance(cost_ratio, bool) or not isinstance(cost_ratio, (int, float))
+                                   or not 0 < cost_ratio < 1):
+        raise ValueError(f"cost_ratio must be None or a number in (0, 1), got {cost_ratio!r}")
+    check_raw_columns(clean, "clean Online Retail frame")
+    if clean.empty:
+        raise ValueError("the clean Online Retail frame is empty: nothing to map onto a Dataset")
+    if clean["CustomerID"].isna().any() or not (clean["Quantity"] > 0).all() or not (clean["UnitPrice"] > 0).all():
+        raise ValueError("to_dataset expects the output of clean_online_retail (customer set, quantity and price > 0)")
+    unknown_regions = sorted({"EU", "NA", "Asia", "Other"} - set(config.region_names))
+    if unknown_regions:
+        raise ValueError(f"config lacks the region(s) {unknown_regions} that COUNTRY_REGION maps onto")
+
+
 def to_dataset(
     clean: pd.DataFrame,
     *,
@@ -661,23 +409,7 @@ def to_dataset(
     ``meta``) for the deal guardrails, which never price below cost and
     give no deal where the cost is unknown.
     """
-    if category_scheme not in ("retail", "spec"):
-        raise ValueError(f"category_scheme must be 'retail' or 'spec', got {category_scheme!r}")
-    if price_sensitivity not in ("unknown", "derived"):
-        raise ValueError(f"price_sensitivity must be 'unknown' or 'derived', got {price_sensitivity!r}")
-    if isinstance(default_stock, bool) or not isinstance(default_stock, (int, np.integer)) or default_stock < 0:
-        raise ValueError(f"default_stock must be a non-negative int, got {default_stock!r}")
-    if cost_ratio is not None and (isinstance(cost_ratio, bool) or not isinstance(cost_ratio, (int, float))
-                                   or not 0 < cost_ratio < 1):
-        raise ValueError(f"cost_ratio must be None or a number in (0, 1), got {cost_ratio!r}")
-    _check_raw_columns(clean, "clean Online Retail frame")
-    if clean.empty:
-        raise ValueError("the clean Online Retail frame is empty: nothing to map onto a Dataset")
-    if clean["CustomerID"].isna().any() or not (clean["Quantity"] > 0).all() or not (clean["UnitPrice"] > 0).all():
-        raise ValueError("to_dataset expects the output of clean_online_retail (customer set, quantity and price > 0)")
-    unknown_regions = sorted({"EU", "NA", "Asia", "Other"} - set(config.region_names))
-    if unknown_regions:
-        raise ValueError(f"config lacks the region(s) {unknown_regions} that COUNTRY_REGION maps onto")
+    _check_to_dataset_args(clean, category_scheme, price_sensitivity, default_stock, cost_ratio, config)
 
     clean = clean.sort_values(["InvoiceDate", "InvoiceNo"], kind="stable").reset_index(drop=True)
     customer = clean["CustomerID"].astype("int64")
@@ -751,7 +483,7 @@ def _products(clean: pd.DataFrame, scheme: Scheme, default_stock: int) -> pd.Dat
         "price": price.to_numpy(dtype="float64"),
         "cost": np.nan,
         "stock": np.full(len(codes), default_stock, dtype="int64"),
-        "peak_season": np.asarray([_peak_season(d) for d in description], dtype=object),
+        "peak_season": np.asarray([peak_season(d) for d in description], dtype=object),
         "stock_code": np.asarray(codes, dtype=object),
         "retail_category": np.asarray(retail, dtype=object),
     })

@@ -38,7 +38,6 @@ the last day, a review written later) are censored; their count is kept in
 
 from __future__ import annotations
 
-import math
 import numbers
 import sys
 from collections.abc import Sequence
@@ -51,8 +50,9 @@ from tqdm import tqdm
 
 from recsys.config import DEFAULT_CONFIG, EVENT_TYPES, ConfigError, RecsysConfig
 from recsys.data.dataset import Dataset
+from recsys.data.synthetic_population import Products, Users, make_products, make_users, sample_rows, string_column
 from recsys.data.timestamps import as_timestamp
-from recsys.data.world import CATEGORY_MEDIAN_PRICE, PERSONAS, Persona, vocabulary_for
+from recsys.data.world import PERSONAS, Persona
 
 __all__ = ["DEFAULT_AS_OF", "GENERATOR_VERSION", "SECONDS_PER_DAY", "USER_CHUNK", "World", "build_world",
            "check_generate_args", "chunk_events", "generate", "string_column"]
@@ -70,64 +70,13 @@ _PEAK_BOOST = 1.6  # multiplier on a product's demand in its peak season
 _HOLIDAY_BOOST = 1.35  # activity multiplier from 20 November to 23 December
 _WEEKEND_BOOST = 1.12
 SECONDS_PER_DAY = 86_400
-_CATEGORY_SHARE = {"Books": 1.3, "Fashion": 1.3, "Electronics": 1.2, "Home & Garden": 1.1, "Travel": 0.6,
-                   "Automotive": 0.8}
 _TIER_TARGET = np.array([-0.8, 0.0, 0.8])  # preferred price z-score of budget / mid / premium users
-_TIER_SENSITIVITY_SHIFT = np.array([0.07, 0.0, -0.07])
-
-
-def string_column(values: np.ndarray) -> pd.Series:
-    """An object-dtype column that shares the string objects of ``values``
-    (pandas 3 would otherwise convert to its ``str`` dtype, and ``Dataset``
-    back to object, materialising one Python string per row)."""
-    return pd.Series(np.asarray(values, dtype=object), dtype=object, copy=False)
-
-
-def _title(text: str) -> str:
-    """Capitalise each word's first letter only ("RPG game" -> "RPG Game")."""
-    return " ".join(word[:1].upper() + word[1:] for word in text.split())
-
-
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
-
-
-def _sample_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
-    """One categorical draw per row of ``probs`` (rows need not be normalised)."""
-    cdf = np.cumsum(probs, axis=1)
-    u = rng.random(len(probs)) * cdf[:, -1]
-    return np.minimum((u[:, None] >= cdf).sum(axis=1), probs.shape[1] - 1)
-
-
-@dataclass
-class _Users:
-    persona: np.ndarray
-    age: np.ndarray
-    region: np.ndarray
-    tier: np.ndarray
-    sensitivity: np.ndarray
-    preference: np.ndarray  # n_users x n_categories, rows sum to 1
-    taste: np.ndarray  # n_users x latent_dim
-    rate: np.ndarray  # sessions per day while active
-    join_day: np.ndarray  # first active day
-    leave_day: np.ndarray  # last active day
-
-
-@dataclass
-class _Products:
-    frame: pd.DataFrame
-    category: np.ndarray
-    price: np.ndarray
-    price_z: np.ndarray
-    latent: np.ndarray
-    popularity: np.ndarray
-    trend: np.ndarray
-    launch_day: np.ndarray
-    peak: np.ndarray  # season index, -1 for none
 
 
 _MAX_ACTIVITY = 1000.0  # sessions-per-month multiplier; beyond it the event count is unbounded in practice
@@ -166,132 +115,12 @@ def check_generate_args(n_users: int, n_products: int, days: int, n_personas: in
         )
 
 
-def _make_users(rng: np.random.Generator, n_users: int, days: int, personas: Sequence[Persona],
-                centroids: np.ndarray, activity: float, config: RecsysConfig) -> _Users:
-    categories, regions = config.categories, config.region_names
-    weights = np.array([p.weight for p in personas])
-    persona = rng.choice(len(personas), size=n_users, p=weights / weights.sum())
-
-    age_mean = np.array([p.age_mean for p in personas])[persona]
-    age_sd = np.array([p.age_sd for p in personas])[persona]
-    age = np.clip(np.rint(rng.normal(age_mean, age_sd)), 16, 90)
-
-    tilt = np.array([[p.region_tilt.get(r, 1.0) for r in regions] for p in personas])
-    region = _sample_rows(rng, tilt[persona])
-    tier = _sample_rows(rng, np.array([p.tier_probs for p in personas])[persona])
-
-    group_names = list(config.age_group_names)
-    group = np.array([group_names.index(g) for g in config.age_groups_of(pd.Series(age))])
-    region_ps = np.array([config.region(r).price_sensitivity for r in regions])
-    group_ps = np.array([g.price_sensitivity for g in config.age_groups])
-    persona_ps = np.array([p.price_sensitivity for p in personas])
-    sensitivity = (0.5 * persona_ps[persona] + 0.25 * region_ps[region] + 0.25 * group_ps[group]
-                   + _TIER_SENSITIVITY_SHIFT[tier] + rng.normal(0.0, 0.07, n_users))
-    sensitivity = np.round(np.clip(sensitivity, 0.3, 0.9), 3)
-
-    persona_w = np.array([[p.categories.get(c, 0.0) + 0.02 for c in categories] for p in personas])
-    region_cat = np.array([[c in config.region(r).categories for c in categories] for r in regions], dtype=float)
-    group_cat = np.array([[c in g.categories for c in categories] for g in config.age_groups], dtype=float)
-    logits = (np.log(persona_w[persona]) + 0.5 * region_cat[region] + 0.4 * group_cat[group]
-              + rng.normal(0.0, 0.5, (n_users, len(categories))))
-    preference = np.exp(logits - logits.max(axis=1, keepdims=True))
-    preference /= preference.sum(axis=1, keepdims=True)
-
-    taste = centroids[persona] + rng.normal(0.0, 0.8, (n_users, centroids.shape[1]))
-    per_month = np.array([p.sessions_per_month for p in personas])[persona]
-    rate = per_month / 30.0 * activity * rng.lognormal(-0.5 * 0.6**2, 0.6, n_users)
-    # Active window: 75% are customers from the start, the rest join during
-    # the window; 20% churn (leave) at a uniform day after joining.
-    join_day = np.where(rng.random(n_users) < 0.75, 0, rng.integers(0, days, n_users))
-    leave_day = np.where(rng.random(n_users) < 0.2, join_day + (rng.random(n_users) * (days - join_day)).astype(int),
-                         days - 1)
-    return _Users(persona, age, region, tier, sensitivity, preference, taste, rate, join_day, leave_day)
-
-
-def _make_products(rng: np.random.Generator, n_products: int, days: int, latent_dim: int,
-                   config: RecsysConfig) -> _Products:
-    categories = config.categories
-    n_cat = len(categories)
-    share = np.array([_CATEGORY_SHARE.get(c, 1.0) for c in categories])
-    category = np.concatenate([np.arange(n_cat), rng.choice(n_cat, n_products - n_cat, p=share / share.sum())])
-    category = rng.permutation(category)
-    vocab = [vocabulary_for(c) for c in categories]
-
-    def pick(sizes: list[int]) -> np.ndarray:
-        return (rng.random(n_products) * np.array(sizes)[category]).astype(np.int64)
-
-    subtype = pick([len(v.subtypes) for v in vocab])
-    brand = pick([len(v.brands) for v in vocab])
-    material = pick([len(v.materials) for v in vocab])
-    n_features = np.array([len(v.features) for v in vocab])[category]
-    feature1 = (rng.random(n_products) * n_features).astype(np.int64)
-    feature2 = (feature1 + 1 + (rng.random(n_products) * (n_features - 1)).astype(np.int64)) % n_features
-    pitch = pick([len(v.pitch) for v in vocab])
-    model = rng.integers(100, 1000, n_products)
-    letters = np.array(list("ABCDEFGHKLMPRSTVXZ"))[rng.integers(0, 18, n_products)]
-    extra = rng.random(n_products)
-
-    median = np.array([CATEGORY_MEDIAN_PRICE.get(c, 40.0) for c in categories])[category]
-    sub_factor = np.array([vocab[c].subtypes[s].price_factor for c, s in zip(category, subtype, strict=True)])
-    brand_level = np.array([np.linspace(0.75, 1.4, len(v.brands)) for v in vocab], dtype=object)
-    brand_factor = np.array([brand_level[c][b] for c, b in zip(category, brand, strict=True)])
-    price = np.round(np.maximum(median * sub_factor * brand_factor * rng.lognormal(0.0, 0.35, n_products), 0.99), 2)
-    cost = np.round(price * rng.uniform(0.35, 0.75, n_products), 2)
-    cost = np.clip(cost, 0.01, price - 0.01)
-    stock = np.where(rng.random(n_products) < 0.05, 0, rng.negative_binomial(2, 0.04, n_products) + 1)
-
-    seasons = list(config.seasons.month_to_season.values())
-    season_order = list(dict.fromkeys(["winter", "spring", "summer", "autumn"] + seasons))
-    generic = ("Free delivery.", "Customer favourite.", "New arrival.", "Great value.", "A perfect gift.")
-    names, descriptions, tags, peaks = [], [], [], []
-    for i in range(n_products):
-        v, c = vocab[category[i]], categories[category[i]]
-        sub = v.subtypes[subtype[i]]
-        f1, f2 = v.features[feature1[i]], v.features[feature2[i]]
-        mat, brand_name = v.materials[material[i]], v.brands[brand[i]]
-        names.append(f"{brand_name} {_title(sub.noun)} {letters[i]}{model[i]}")
-        text = f"{brand_name} {sub.noun} in {mat}. Features: {f1}, {f2}. {v.pitch[pitch[i]]}"
-        if extra[i] < 0.5:
-            text += " " + generic[int(extra[i] * 10)]
-        descriptions.append(text)
-        tags.append("|".join(dict.fromkeys([c.lower(), sub.noun, f1, f2, mat])))
-        peaks.append(sub.peak_season)
-    peak = np.array([season_order.index(s) if s in season_order else -1 for s in peaks])
-
-    n_sub = max(len(v.subtypes) for v in vocab)
-    subtype_vec = rng.normal(0.0, 1.0 / math.sqrt(latent_dim), (n_cat, n_sub, latent_dim))
-    latent = subtype_vec[category, subtype] + rng.normal(0.0, 0.7 / math.sqrt(latent_dim), (n_products, latent_dim))
-    popularity = rng.lognormal(0.0, 1.0, n_products)
-    trend = rng.normal(0.0, 0.8, n_products)
-    launch_day = np.where(rng.random(n_products) < 0.15, rng.integers(0, days, n_products), 0)
-
-    log_price = np.log(price)
-    price_z = np.zeros(n_products)
-    for c in range(n_cat):
-        members = category == c
-        sd = log_price[members].std()
-        price_z[members] = (log_price[members] - log_price[members].mean()) / (sd if sd > 0 else 1.0)
-
-    frame = pd.DataFrame({
-        "product_id": string_column([f"product_{i}" for i in range(n_products)]),
-        "name": string_column(names),
-        "category": string_column(np.array(categories, dtype=object)[category]),
-        "description": string_column(descriptions),
-        "tags": string_column(tags),
-        "price": price,
-        "cost": cost,
-        "stock": stock.astype(np.int64),
-        "peak_season": string_column(peaks),
-    })
-    return _Products(frame, category, price, price_z, latent, popularity, trend, launch_day, peak)
-
-
 def _season_index(dates: pd.DatetimeIndex, config: RecsysConfig, season_order: list[str]) -> np.ndarray:
     table = np.array([season_order.index(config.seasons.season_of(m)) for m in range(1, 13)])
     return table[dates.month.to_numpy() - 1]
 
 
-def _demand_table(products: _Products, centroids: np.ndarray, n_buckets: int, bucket_season: np.ndarray,
+def _demand_table(products: Products, centroids: np.ndarray, n_buckets: int, bucket_season: np.ndarray,
                   bucket_mid: np.ndarray, days: int, n_cat: int) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative demand per (persona, bucket) block and category, for one
     ``searchsorted`` draw: block ``b``, category ``c`` and ``u ~ U[0, 1)``
@@ -344,8 +173,8 @@ def _segment_search(table: np.ndarray, segment: np.ndarray, u: np.ndarray) -> np
 
 @dataclass
 class World:
-    users: _Users
-    products: _Products
+    users: Users
+    products: Products
     personas: Sequence[Persona]
     demand: np.ndarray  # see _demand_table
     demand_order: np.ndarray
@@ -386,7 +215,7 @@ def _views(rng: np.random.Generator, users_idx: np.ndarray, w: World) -> dict[st
     time_of_day = np.mod(rng.normal(19.5 * 3600, 3.5 * 3600, S), SECONDS_PER_DAY)
     s_time = day * SECONDS_PER_DAY + time_of_day
 
-    s_cat = _sample_rows(rng, U.preference[s_user] * w.season_boost[region, w.day_season[day]])
+    s_cat = sample_rows(rng, U.preference[s_user] * w.season_boost[region, w.day_season[day]])
     persona = U.persona[s_user]
     n_views = 1 + rng.poisson(_persona_column(w, "views_per_session", persona) - 1.0)
 
@@ -394,7 +223,7 @@ def _views(rng: np.random.Generator, users_idx: np.ndarray, w: World) -> dict[st
     V = len(v_sess)
     v_user = s_user[v_sess]
     switch = rng.random(V) < 0.2  # a fifth of views stray from the session's intent
-    v_cat = np.where(switch, _sample_rows(rng, U.preference[v_user]), s_cat[v_sess])
+    v_cat = np.where(switch, sample_rows(rng, U.preference[v_user]), s_cat[v_sess])
     block = persona[v_sess] * w.n_buckets + np.minimum(day[v_sess] // _BUCKET_DAYS, w.n_buckets - 1)
     segment = np.repeat(block * n_cat + v_cat, w.candidates)
     found = _segment_search(w.demand, segment, rng.random(V * w.candidates))
@@ -503,8 +332,8 @@ def build_world(n_users: int, n_products: int, days: int, start: pd.Timestamp, s
     seq = np.random.SeedSequence(seed)
     s_latent, s_users, s_products, s_events, s_calibration = seq.spawn(5)
     centroids = np.random.default_rng(s_latent).normal(0.0, 1.0, (n_personas, latent_dim))
-    users = _make_users(np.random.default_rng(s_users), n_users, days, personas, centroids, activity, config)
-    products = _make_products(np.random.default_rng(s_products), n_products, days, latent_dim, config)
+    users = make_users(np.random.default_rng(s_users), n_users, days, personas, centroids, activity, config)
+    products = make_products(np.random.default_rng(s_products), n_products, days, latent_dim, config)
 
     season_order = list(dict.fromkeys(["winter", "spring", "summer", "autumn"]
                                       + list(config.seasons.month_to_season.values())))
@@ -542,6 +371,30 @@ def build_world(n_users: int, n_products: int, days: int, start: pd.Timestamp, s
                    candidates)
     world.centre, world.scale = _calibrate(np.random.default_rng(s_calibration), world)
     return world, s_events.spawn(-(-n_users // USER_CHUNK))
+
+
+def _all_events(world: World, chunk_seeds: Sequence[np.random.SeedSequence], n_users: int, days: int,
+                progress: bool) -> tuple[dict[str, np.ndarray], int, int]:
+    """Every user chunk's events (chunk ``i``: users ``i * USER_CHUNK`` on, drawn with
+    ``chunk_seeds[i]``), those after the window's end dropped, sorted by (time,
+    session, type). Returns the events, how many were censored and how many
+    session ids were drawn."""
+    chunks = []
+    session_offset = 0
+    for i in tqdm(range(len(chunk_seeds)), desc="generating events", unit="chunk", disable=not progress):
+        idx = np.arange(i * USER_CHUNK, min((i + 1) * USER_CHUNK, n_users))
+        rng = np.random.default_rng(chunk_seeds[i])
+        chunk, n_sessions = chunk_events(rng, idx, world)
+        chunk["session"] += session_offset
+        session_offset += n_sessions
+        chunks.append(chunk)
+    ev = {k: np.concatenate([c.pop(k) for c in chunks]) for k in _EVENT_DTYPES}
+    del chunks
+
+    keep = np.flatnonzero(ev["time"] <= days * SECONDS_PER_DAY)
+    censored = len(ev["time"]) - len(keep)
+    keep = keep[np.lexsort((ev["type"][keep], ev["session"][keep], ev["time"][keep]))]
+    return {k: v[keep] for k, v in ev.items()}, censored, session_offset
 
 
 def generate(
@@ -582,24 +435,7 @@ def generate(
     world, chunk_seeds = build_world(n_users, n_products, days, start, seed, personas, activity, candidates,
                                      latent_dim, config)
     users, products, regions = world.users, world.products, config.region_names
-    n_chunks = len(chunk_seeds)
-    chunks = []
-    session_offset = 0
-    for i in tqdm(range(n_chunks), desc="generating events", unit="chunk", disable=not progress):
-        idx = np.arange(i * USER_CHUNK, min((i + 1) * USER_CHUNK, n_users))
-        rng = np.random.default_rng(chunk_seeds[i])
-        chunk, n_sessions = chunk_events(rng, idx, world)
-        chunk["session"] += session_offset
-        session_offset += n_sessions
-        chunks.append(chunk)
-    ev = {k: np.concatenate([c.pop(k) for c in chunks]) for k in _EVENT_DTYPES}
-    del chunks
-
-    keep = np.flatnonzero(ev["time"] <= days * SECONDS_PER_DAY)
-    censored = len(ev["time"]) - len(keep)
-    keep = keep[np.lexsort((ev["type"][keep], ev["session"][keep], ev["time"][keep]))]
-    ev = {k: v[keep] for k, v in ev.items()}
-    del keep
+    ev, censored, session_offset = _all_events(world, chunk_seeds, n_users, days, progress)
     # Session ids numbered in order of first appearance in time.
     _, first_seen = np.unique(ev["session"], return_index=True)
     rank = np.empty(session_offset, dtype=np.int64)

@@ -385,6 +385,47 @@ def _best_weights(sweep: pd.DataFrame, metric: str) -> FusionWeights:
     return FusionWeights(**{s: float(best[s]) for s in STRATEGIES})
 
 
+def _fit_factories(
+    factories: Mapping[str, tuple[str, ModelFactory]], train: Dataset, interactions: Interactions,
+    say: Callable[[str], None],
+) -> tuple[dict[str, Recommender], dict[str, float], dict[str, str], list[dict[str, str]]]:
+    """Fit every factory's model on ``train``: the fitted models, their fit seconds, their
+    groups, and the peers skipped because they refuse this size (a hybrid strategy never is)."""
+    fitted: dict[str, Recommender] = {}
+    fit_seconds: dict[str, float] = {}
+    groups: dict[str, str] = {}
+    skipped = []
+    for name, (group, factory) in factories.items():
+        model = factory()
+        try:
+            fit_seconds[name] = _timed_fit(model, train, interactions)
+        except ValueError as error:  # a peer that refuses this size (e.g. Surprise's dense k-NN)
+            if name in HYBRID_COMPONENTS.values():
+                raise
+            skipped.append({"model": name, "group": group, "reason": str(error)})
+            say(f"skipped {name}: {error}")
+            continue
+        fitted[name], groups[name] = model, group
+        say(f"fitted {name}")
+    return fitted, fit_seconds, groups, skipped
+
+
+def _validation_tuned_weights(factories: Mapping[str, tuple[str, ModelFactory]], validation: TemporalSplit,
+                              config: ComparisonConfig) -> tuple[pd.DataFrame, FusionWeights]:
+    """The hybrid's weight sweep on the validation split (components refitted on its train part)
+    and the best weights by ``config.sweep_metric``."""
+    val_interactions = Interactions.from_dataset(validation.train)
+    val_components = {}
+    for s, name in HYBRID_COMPONENTS.items():
+        model = factories[name][1]()
+        model.fit(validation.train, val_interactions)
+        val_components[s] = model
+    val_users = sample_users(validation.warm_users, config.max_users, config.seed)
+    sweep = validation_sweep(val_components, validation, simplex_grid(config.sweep_step), config.k, val_users)
+    best = _best_weights(sweep, config.sweep_metric)
+    return sweep, best
+
+
 def run_comparison(
     dataset: Dataset,
     config: ComparisonConfig | None = None,
@@ -409,22 +450,7 @@ def run_comparison(
     cold_relevant = split.cold_relevant[split.cold_relevant["user_id"].isin(cold)]
     train_interactions = Interactions.from_dataset(split.train)
 
-    fitted: dict[str, Recommender] = {}
-    fit_seconds: dict[str, float] = {}
-    groups: dict[str, str] = {}
-    skipped = []
-    for name, (group, factory) in factories.items():
-        model = factory()
-        try:
-            fit_seconds[name] = _timed_fit(model, split.train, train_interactions)
-        except ValueError as error:  # a peer that refuses this size (e.g. Surprise's dense k-NN)
-            if name in HYBRID_COMPONENTS.values():
-                raise
-            skipped.append({"model": name, "group": group, "reason": str(error)})
-            say(f"skipped {name}: {error}")
-            continue
-        fitted[name], groups[name] = model, group
-        say(f"fitted {name}")
+    fitted, fit_seconds, groups, skipped = _fit_factories(factories, split.train, train_interactions, say)
     components = {s: fitted[name] for s, name in HYBRID_COMPONENTS.items()}
     context = EvaluationContext.from_train(split.train, fitted[HYBRID_COMPONENTS["content"]].item_vectors_)
 
@@ -435,15 +461,7 @@ def run_comparison(
         hybrids[f"hybrid_no_{s}"] = (leave_one_out_weights(seed_weights, s), True)
     hybrids["hybrid_no_rules"] = (seed_weights, False)
 
-    val_interactions = Interactions.from_dataset(validation.train)
-    val_components = {}
-    for s, name in HYBRID_COMPONENTS.items():
-        model = factories[name][1]()
-        model.fit(validation.train, val_interactions)
-        val_components[s] = model
-    val_users = sample_users(validation.warm_users, config.max_users, config.seed)
-    sweep = validation_sweep(val_components, validation, simplex_grid(config.sweep_step), config.k, val_users)
-    best = _best_weights(sweep, config.sweep_metric)
+    sweep, best = _validation_tuned_weights(factories, validation, config)
     hybrids["hybrid_tuned"] = (best, True)
     say(f"weight sweep: {len(sweep)} points, best {best.as_dict()}")
 

@@ -35,10 +35,10 @@ import scipy.sparse as sp
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions, Weighting, model_matrix
 from recsys.models.base import Recommender, check_n
+from recsys.models.kernels import history_scores, sparse_product
 from recsys.models.ranking import (
     entries_frame,
     first_allowed,
-    gather_counts,
     keep_topk,
     ranked_entries,
     row_of_entries,
@@ -46,11 +46,6 @@ from recsys.models.ranking import (
     top_n_positive,
 )
 from recsys.validation import check_ints, check_numbers
-
-try:  # scipy's own sparse-product kernel (what ``a @ b`` runs after sizing its output)
-    from scipy.sparse._sparsetools import csr_matmat as _csr_matmat
-except ImportError:  # pragma: no cover - a scipy without it takes the public product
-    _csr_matmat = None
 
 #: the k-NN's default input, chosen on Online Retail and the synthetic thesis profile (benchmarks/bench_quality.py):
 #: repeats counted once (at the most recent, strongest event), 30-day half-life, TF-IDF over users
@@ -103,45 +98,6 @@ class KNNConfig:
 
 def _row_norms(matrix: sp.csr_matrix) -> np.ndarray:
     return np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-
-
-def sparse_product(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
-    """``left @ right`` (CSR float32, 32-bit indices), computed in one pass.
-
-    scipy's product first counts the output entries exactly (a symbolic pass
-    costing about a quarter of the product), then runs its numeric kernel.
-    Row ``u`` of the product has at most ``sum_i |right_i|`` entries over the
-    columns ``i`` of ``left_u``, a bound read off the row lengths, so this
-    sizes the output by that bound and calls the same kernel once: identical
-    entries, order and sums. Other dtypes (or a scipy without the kernel)
-    take the public product. Indices of the result are not sorted.
-    """
-    n_rows, n_cols = left.shape[0], right.shape[1]
-    if (
-        _csr_matmat is None
-        or left.dtype != np.float32
-        or right.dtype != np.float32
-        or left.shape[1] != right.shape[0]
-    ):
-        return (left @ right).tocsr()
-    bound = int(np.diff(right.indptr)[left.indices[: left.indptr[-1]]].sum(dtype=np.int64))
-    if bound >= np.iinfo(np.int32).max or right.nnz >= np.iinfo(np.int32).max:
-        return (left @ right).tocsr()
-    i32 = np.int32
-    indptr = np.empty(n_rows + 1, dtype=i32)
-    indices = np.empty(bound, dtype=i32)
-    data = np.empty(bound, dtype=np.float32)
-    try:
-        _csr_matmat(n_rows, n_cols,
-                    left.indptr.astype(i32, copy=False), left.indices.astype(i32, copy=False), left.data,
-                    right.indptr.astype(i32, copy=False), right.indices.astype(i32, copy=False), right.data,
-                    indptr, indices, data)
-    except (TypeError, ValueError):  # a private kernel whose signature changed in another scipy release
-        return (left @ right).tocsr()
-    nnz = int(indptr[-1])
-    out = sp.csr_matrix((data[:nnz], indices[:nnz], indptr), shape=(n_rows, n_cols), copy=False)
-    out.has_sorted_indices = False
-    return out
 
 
 def cosine_topk(
@@ -347,16 +303,9 @@ class ItemKNN(NeighbourRecommender):
     def score_one(
         self, items: np.ndarray, weights: np.ndarray, row: int = -1, fresh: bool = False
     ) -> np.ndarray:
-        """``x_u @ W`` for one user without building sparse objects: gathers
-        the neighbour lists of ``items`` and accumulates them in float32 in
-        the order scipy's sparse product does, so the scores are identical."""
-        sim = self.similarity_
-        items = np.asarray(items, dtype=np.int64)
-        starts = sim.indptr[items].astype(np.int64)
-        flat, local, _ = gather_counts(starts, sim.indptr[items + 1] - starts)
-        scores = np.zeros(sim.shape[1], dtype=np.float32)
-        np.add.at(scores, sim.indices[flat], np.asarray(weights, dtype=np.float32)[local] * sim.data[flat])
-        return scores
+        """``x_u @ W`` for one user without building sparse objects
+        (:func:`~recsys.models.kernels.history_scores`; identical scores)."""
+        return history_scores(self.similarity_, items, weights)
 
     def neighbours(self, product_id: str, n: int | None = None) -> pd.DataFrame:
         """The stored neighbours of one product: ``neighbour_id, similarity, rank``."""

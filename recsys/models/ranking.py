@@ -281,6 +281,33 @@ def _decode_keys(keys: np.ndarray, col_bits: int, n_cols: int) -> tuple[np.ndarr
     return cols, (keys >> col_bits).astype(np.int32).view(np.float32)
 
 
+def _sampled_bounds(data: np.ndarray, indptr: np.ndarray, counts: np.ndarray, k_cut: np.ndarray,
+                    sample: int) -> np.ndarray:
+    """Per row, a float32 lower bound of its ``k_cut``-th largest entry (:func:`top_n_positive`):
+    the ``k_cut``-th largest of ``sample`` strided distinct entries of the row where the row is
+    longer than ``k_cut`` and ``k_cut <= sample``, else 0; never below the smallest positive float32."""
+    bound = np.zeros(len(counts), dtype=np.float32)
+    cut = np.flatnonzero((counts > k_cut) & (k_cut <= sample))
+    if len(cut):
+        shift = sample.bit_length() - 1
+        small = int(counts.max()) * sample < 1 << 31  # 32-bit positions: half the memory traffic
+        idx = np.int32 if small else np.int64
+        step = np.arange(sample, dtype=idx)[None, :] * counts[cut].astype(idx)[:, None]
+        picked = data[indptr[cut].astype(idx)[:, None] + (step >> shift)]
+        short = np.flatnonzero(counts[cut] < sample)
+        if len(short):  # a row shorter than the sample repeats positions: keep each entry once
+            offsets = step[short] >> shift
+            repeated = np.zeros(offsets.shape, dtype=bool)
+            repeated[:, 1:] = offsets[:, 1:] == offsets[:, :-1]
+            rows_short = picked[short]
+            rows_short[repeated] = -np.inf
+            picked[short] = rows_short
+        bound[cut] = np.maximum(_kth_smallest(picked, sample - k_cut[cut]), 0)
+    # at least the smallest positive float32: ">= bound" then also means "> 0"
+    np.maximum(bound, np.finfo(np.float32).smallest_subnormal, out=bound)
+    return bound
+
+
 def top_n_positive(
     scores: sp.csr_matrix, banned: sp.csr_matrix | None, n: int, sample: int = 256
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
@@ -309,27 +336,9 @@ def top_n_positive(
     counts = np.diff(indptr).astype(np.int64)
     n_banned = np.diff(banned.indptr).astype(np.int64) if banned is not None else np.zeros(n_rows, dtype=np.int64)
     k = n + n_banned
-    bound = np.zeros(n_rows, dtype=np.float32)
     # rounding k up to n + 2^j keeps the bound valid and needs few partition passes
     k_cut = n + np.where(n_banned > 0, 1 << np.ceil(np.log2(np.maximum(n_banned, 1))).astype(np.int64), 0)
-    cut = np.flatnonzero((counts > k_cut) & (k_cut <= sample))
-    if len(cut):
-        shift = sample.bit_length() - 1
-        small = int(counts.max()) * sample < 1 << 31  # 32-bit positions: half the memory traffic
-        idx = np.int32 if small else np.int64
-        step = np.arange(sample, dtype=idx)[None, :] * counts[cut].astype(idx)[:, None]
-        picked = data[indptr[cut].astype(idx)[:, None] + (step >> shift)]
-        short = np.flatnonzero(counts[cut] < sample)
-        if len(short):  # a row shorter than the sample repeats positions: keep each entry once
-            offsets = step[short] >> shift
-            repeated = np.zeros(offsets.shape, dtype=bool)
-            repeated[:, 1:] = offsets[:, 1:] == offsets[:, :-1]
-            rows_short = picked[short]
-            rows_short[repeated] = -np.inf
-            picked[short] = rows_short
-        bound[cut] = np.maximum(_kth_smallest(picked, sample - k_cut[cut]), 0)
-    # at least the smallest positive float32: ">= bound" then also means "> 0"
-    np.maximum(bound, np.finfo(np.float32).smallest_subnormal, out=bound)
+    bound = _sampled_bounds(data, indptr, counts, k_cut, sample)
     cand = np.flatnonzero(data >= np.repeat(bound, counts))
     cand_counts = np.diff(np.searchsorted(cand, indptr))
     col_bits = max(1, (n_cols - 1).bit_length())

@@ -11,16 +11,21 @@ transaction (``busy_timeout`` waits for it).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 
 from recsys.config import DEFAULT_CONFIG, RecsysConfig
 from recsys.store.base import EventStore
+
+try:  # the service's JSON library (recsys[service]); the standard library's otherwise
+    import orjson
+except ImportError:  # pragma: no cover - recsys[service] is installed in every test environment
+    orjson = None
 
 __all__ = ["SQLiteStore", "sqlite_path"]
 
@@ -63,8 +68,10 @@ class SQLiteStore(EventStore):
         cur.execute("BEGIN IMMEDIATE")
 
     def _event_payload(self, rows: list[tuple]) -> bytes:
-        """The rows as one JSON array (orjson, on the caller's thread)."""
-        return orjson.dumps(rows)
+        """The rows as one JSON array (on the caller's thread; orjson where installed, as with the service)."""
+        if orjson is not None:
+            return orjson.dumps(rows)
+        return json.dumps(rows, separators=(",", ":")).encode()
 
     def _insert_events(self, cur: Any, first: int, ops: list[Any], now: Any) -> None:
         """One statement for the whole batch: SQLite expands one JSON array itself (``json_each``), so the
