@@ -246,3 +246,31 @@ def _fresh_postgres(url: str) -> str:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_batch_every_runs_the_loop_once_per_interval(model_copy, tmp_path):
+    from recsys.service.loop import parse_interval
+
+    assert (parse_interval("1h"), parse_interval("30m"), parse_interval("90"), parse_interval("1.5s")) == (
+        3600.0, 1800.0, 90.0, 1.5)
+    with pytest.raises(ValueError, match="positive duration"):
+        parse_interval("soon")
+    database = f"sqlite:///{tmp_path}/events.db"
+    keys = KeyStore()
+    token = keys.add("ops", admin=True)
+    engine, version = load_current(model_copy, clock=lambda: NOW)
+    app = create_app(engine, keys, clock=lambda: NOW, model_dir=model_copy, engine_version=version,
+                     store=open_store(database, engine.config), base_dir=ensure_base(model_copy, engine, version),
+                     batch_every=1.0)
+    with TestClient(app) as client, open_store(database) as store:
+        client.headers["Authorization"] = f"Bearer {token}"
+        client.post(f"{PREFIX}/events", json={"events": [_view("scheduled")]})
+        for _ in range(600):
+            run = store.last_batch_run()
+            if run is not None:
+                break
+            time.sleep(0.1)
+        assert run is not None and run["cutoff_event_id"] == 1 and run["info"]["kind"] == "batch-process"
+        assert _wait_job(client, "batch-process")["status"] == "completed"
+        info = client.get(f"{PREFIX}/model-info").json()["training_data"]
+        assert info["cutoff_event_id"] == 1
