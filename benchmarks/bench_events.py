@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--visible-samples", type=int, default=200)
     parser.add_argument("--restart-events", default="10000,100000,1000000")
     parser.add_argument("--postgres", action="store_true", help="also run against a throw-away PostgreSQL")
+    parser.add_argument("--train-events", type=int, default=100_000,
+                        help="stored events for the train-time run (0: skip it)")
+    parser.add_argument("--only-train", action="store_true", help="only the train-time run (no service runs)")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -225,6 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     metrics: dict[str, tuple[float, str]] = {}
     how = (f"benchmarks/bench_events.py --profile {args.profile}: recsys serve, 1 worker, 127.0.0.1; aiohttp "
            f"closed-loop clients on the same {os.cpu_count()}-core machine (load average before: {load})")
+    if args.train_events:
+        seconds, report = train_time(model, args.train_events, users, products, when, args.seed)
+        print(f"train on base + {args.train_events:,} stored events (thesis model's configuration, in process): "
+              f"{seconds:.1f} s; trained on {report['events']:,} events, {report['users']:,} users", flush=True)
+        metrics[f"events_train_seconds/sqlite/events_{args.train_events}"] = (
+            seconds, f"recsys.service.loop.train_on_store: training data set built from base + {args.train_events} "
+                     f"stored events, Stages 1-3 fitted; one process; {how}")
+    if args.only_train:
+        path = write_benchmark_manifest(f"bench_events_{args.profile}_train", metrics)
+        print(f"figures recorded in {path}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp, postgres_server() as (pg_url, pg_reason), \
             redis_server() as redis_url:
         tmp = Path(tmp)
@@ -284,6 +298,23 @@ def main(argv: list[str] | None = None) -> int:
     path = write_benchmark_manifest(f"bench_events_{args.profile}", metrics)
     print(f"figures recorded in {path}")
     return 0
+
+
+def train_time(model: Path, n: int, users: list[str], products: list[str], when: pd.Timestamp,
+               seed: int) -> tuple[float, dict]:
+    """Seconds of :func:`recsys.service.loop.train_on_store` over ``n`` stored events (a fresh SQLite store)."""
+    from recsys.service.loop import train_on_store
+    from recsys.serving.model_dir import load_current
+    from recsys.store import open_store
+
+    engine, _ = load_current(model)
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        url = f"sqlite:///{tmp}/events.db"
+        fill_store(url, n, users, products, when, seed)
+        with open_store(url) as store:
+            started = time.perf_counter()
+            new, report = train_on_store(engine, store, model / "base", engine.now)
+            return time.perf_counter() - started, report
 
 
 def record_visibility(metrics: dict, store_name: str, workers: int, v: dict, how: str) -> None:
