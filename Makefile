@@ -21,17 +21,18 @@ export MKL_NUM_THREADS=1
 export NUMEXPR_NUM_THREADS=1
 export PYTHONHASHSEED=0
 
-.PHONY: help venv java-check lock lock-upgrade report report-ci test test-fast notebooks lint lab benchmarks clean serve redis
+.PHONY: help venv java-check lock lock-upgrade report report-ci runs test test-fast notebooks lint lab benchmarks clean serve redis
 
 help:
-	@echo "make report      run every notebook at PROFILE=$(PROFILE) (SEEDS=$(SEEDS), CONFIG=file.toml) into reports/$(PROFILE)/"
+	@echo "make report      run every notebook at PROFILE=$(PROFILE) (SEEDS=$(SEEDS), CONFIG=file.toml) into reports/$(PROFILE)/runs/<id>/ (latest: reports/$(PROFILE)/latest)"
+	@echo "make runs        list the kept runs of PROFILE=$(PROFILE) (recsys runs list|compare|prune)"
 	@echo "make test        ruff, unit tests, nbval over notebooks/, the ci profile end to end with headline metrics (what CI runs)"
-	@echo "make test-fast   the quick tier: no spark, processes, fuzz, notebooks or slow tests (under 2 minutes)"
+	@echo "make test-fast   the quick tier: no spark, processes, fuzz, notebooks, slow or browser tests (under 2 minutes)"
 	@echo "make notebooks   re-execute the stored notebooks in place at the ci profile"
-	@echo "make lab         JupyterLab on notebooks/ with the project's kernel"
+	@echo "make lab         JupyterLab on notebooks/ with the project's kernel (--allow-root when run as root)"
 	@echo "make benchmarks  the speed benchmarks (large profile; minutes)"
 	@echo "make lock        refresh $(LOCK) from pyproject.toml (keeps existing pins; make lock-upgrade takes the newest)"
-	@echo "make serve       the HTTP service on 127.0.0.1:$(PORT) (trains the thesis model if missing; prints a dev key)"
+	@echo "make serve       the HTTP service on 127.0.0.1:$(PORT) (PORT=8000; trains the thesis model if missing; prints a dev key)"
 	@echo "make redis       install redis-server (Debian package) where missing: the multi-worker tests start it"
 
 $(STAMP): pyproject.toml $(LOCK)
@@ -63,6 +64,9 @@ report: $(STAMP)
 report-ci: $(STAMP)
 	$(BIN)/recsys run --profile ci
 
+runs: $(STAMP)
+	$(BIN)/recsys runs list --profile $(PROFILE)
+
 # The Spark tests (tests/test_spark_*.py) need Java 17+; without it they skip, saying so.
 java-check:
 	@java -version >/dev/null 2>&1 || echo "NOTE: no Java runtime: the Spark tests will be skipped. Install Java 17+, e.g. 'apt-get install -y openjdk-17-jre-headless'"
@@ -75,7 +79,7 @@ test: $(STAMP) java-check
 # The quick tier (under 2 minutes): no Spark, no server processes, no fuzzing, no notebooks, nothing slow
 # (the markers are registered in pyproject.toml).
 test-fast: $(STAMP)
-	$(BIN)/pytest -p no:cacheprovider -m "not (spark or processes or fuzz or notebooks or slow)" --durations=10 tests
+	$(BIN)/pytest -p no:cacheprovider -m "not (spark or processes or fuzz or notebooks or slow or browser)" --durations=10 tests
 
 notebooks: $(STAMP)
 	for nb in notebooks/[0-9][0-9]_*.ipynb; do \
@@ -86,8 +90,9 @@ notebooks: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check recsys tests benchmarks
 
+# Jupyter refuses to start as root unless told: add --allow-root there (containers, CI machines).
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 benchmarks: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python "$$b" --profile large || exit 1; done
@@ -97,8 +102,11 @@ MODEL ?= data/models/$(PROFILE)
 PORT  ?= 8000
 serve: $(STAMP)
 	@test -f $(MODEL)/engine/CURRENT || $(BIN)/recsys train --profile $(PROFILE) --out $(MODEL)
-	@echo "development admin token (use: curl -H 'Authorization: Bearer <token>' ...):"
-	@$(BIN)/recsys keys add --user dev-admin --admin --file $(MODEL)/dev-keys.json
+	@# one development key, reused: made only when its token file or the keys file is missing
+	@test -s $(MODEL)/dev-token -a -s $(MODEL)/dev-keys.json || { rm -f $(MODEL)/dev-keys.json; umask 077; \
+	  $(BIN)/recsys keys add --user dev-admin --admin --file $(MODEL)/dev-keys.json > $(MODEL)/dev-token; }
+	@echo "development admin token (in $(MODEL)/dev-token; use: curl -H 'Authorization: Bearer <token>' ...):"
+	@cat $(MODEL)/dev-token
 	@echo "docs: http://127.0.0.1:$(PORT)/docs"
 	$(BIN)/recsys serve --model $(MODEL) --api-keys $(MODEL)/dev-keys.json --host 127.0.0.1 --port $(PORT)
 

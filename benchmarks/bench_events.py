@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 stores.append(("postgresql", lambda name: _pg_database(pg_url, name)))
         for store_name, url_of in stores:
-            with serve_process(model, keys, extra_args=["--database", url_of("throughput")],
+            with serve_process(model, keys, extra=("--database", url_of("throughput")),
                                log_path=tmp / f"serve-{store_name}.log") as (url, process):
                 server = psutil.Process(process.pid)
                 for per_request in (1, args.batch):
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                      when.isoformat()), how)
             if redis_url is not None:
                 with serve_process(model, keys, workers=2, redis_url=redis_url,
-                                   extra_args=["--database", url_of("visibility2")],
+                                   extra=("--database", url_of("visibility2")),
                                    log_path=tmp / f"serve-{store_name}-2.log") as (url, _):
                     record_visibility(metrics, store_name, 2, visibility(url, token, products, args.visible_samples,
                                                                          when.isoformat()), how)

@@ -337,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"skipping {workers} workers: no redis-server binary (make redis)")
                 continue
             with serve_process(model, keys, workers=workers, redis_url=redis_url if workers > 1 else None,
-                               nice=args.server_nice, log_path=Path(tmp) / f"serve-{workers}.log") as (base, proc):
+                               nice=args.server_nice, log_path=Path(tmp) / f"serve-{workers}.log",
+                               extra=("--rate-limit", "0")) as (base, proc):  # one load generator: one client address
                 pids = worker_pids(proc.pid)
                 for endpoint in endpoints:
                     if args.warmup > 0:

@@ -31,6 +31,7 @@ EXTRA_OF: dict[str, str] = {
     "matplotlib_inline": "notebooks", "ipykernel": "notebooks",
     "fastapi": "service", "uvicorn": "service", "pydantic": "service", "prometheus_client": "service",
     "redis": "service", "httpx": "service", "orjson": "service", "starlette": "service",
+    "fastapi_offline": "service",
     "pyspark": "spark",
 }
 

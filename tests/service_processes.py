@@ -78,16 +78,15 @@ def redis_server() -> Iterator[str | None]:
 
 @contextlib.contextmanager
 def serve_process(model: str | Path, keys: str | Path, workers: int = 1, redis_url: str | None = None,
-                  nice: int = 0, log_path: str | Path | None = None, extra_args: list[str] | None = None,
-                  port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``recsys serve`` on a free port (or ``port``) of 127.0.0.1, with ``extra_args`` (e.g.
-    ``["--database", URL]``); yields (base URL, process)."""
-    port = port or free_port()
+                  nice: int = 0, log_path: str | Path | None = None,
+                  extra: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``recsys serve`` on a free port of 127.0.0.1 (``extra``: more options); yields (base URL, process)."""
+    port = free_port()
     command = [sys.executable, "-m", "recsys.cli", "serve", "--model", str(model), "--api-keys", str(keys),
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     if redis_url:
         command += ["--redis", redis_url]
-    command += extra_args or []
+    command += list(extra)
     if nice:
         command = ["nice", "-n", str(nice), *command]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -99,6 +99,9 @@ def test_batch_command_publishes_a_loadable_version(tmp_path, capsys):
     assert artifacts.path.name == "v000001"
 
 
-def test_batch_command_names_a_missing_data_directory(tmp_path):
-    with pytest.raises(FileNotFoundError, match="manifest.json"):
+def test_batch_command_names_a_missing_data_directory(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
         main(["batch", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "batch")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "argument --data: directory" in err and "does not exist" in err

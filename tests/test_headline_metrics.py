@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from recsys.runs.execution import kernel_errors
 from recsys.runs.runner import discover_notebooks
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,12 @@ def ci_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=PROJECT, capture_output=True, text=True, timeout=3600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return root / "reports" / "ci"
+    assert "without encryption" not in result.stderr + result.stdout
+    assert "Passed unknown parameter" not in result.stderr + result.stdout
+    assert "KeyboardInterrupt" not in result.stderr + result.stdout
+    latest = root / "reports" / "ci" / "latest"
+    assert latest.is_symlink() and latest.resolve().parent.name == "runs"
+    return latest
 
 
 def test_every_notebook_runs_and_is_summarised(ci_report):
@@ -54,6 +60,12 @@ def test_every_notebook_runs_and_is_summarised(ci_report):
     assert record["environment"]["packages"]["numpy"] and "## Environment" in summary
     pngs = sorted((ci_report / "figures").glob("*.png"))
     assert pngs and all(p.with_suffix(".pdf").exists() for p in pngs)
+    assert all(n["status"] == "ok" for n in record["notebooks"])
+    for log in sorted((ci_report / "notebooks").glob("*.kernel.log")):
+        assert kernel_errors(log) == [] and "without encryption" not in log.read_text(), log.read_text()[:300]
+    index = (ci_report / "index.html").read_text()
+    assert all(f"notebooks/{nb.stem}.html" in index for nb in notebooks)
+    assert all((ci_report / "notebooks" / f"{nb.stem}.html").exists() for nb in notebooks)
 
 
 def test_every_saved_figure_is_shown_inline(ci_report):

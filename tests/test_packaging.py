@@ -22,6 +22,7 @@ DISTRIBUTION = {
     "surprise": "scikit-surprise", "optuna": "optuna", "matplotlib": "matplotlib", "seaborn": "seaborn",
     "papermill": "papermill", "fastapi": "fastapi", "uvicorn": "uvicorn", "pydantic": "pydantic",
     "prometheus_client": "prometheus-client", "redis": "redis", "httpx": "httpx", "orjson": "orjson",
+    "fastapi_offline": "fastapi-offline",
     "pyspark": "pyspark",
 }
 #: a room (folder under recsys/) may import at module level what its extra installs
@@ -148,7 +149,7 @@ def test_a_command_whose_extra_is_missing_names_the_extra(monkeypatch, capsys) -
         raise ModuleNotFoundError("No module named 'optuna'", name="optuna")
 
     monkeypatch.setattr(tuning, "tune_main", no_optuna)
-    assert main(["tune", "--data", "nowhere", "--out", "tuned.toml"]) == 1
+    assert main(["tune", "--data", ".", "--out", "tuned.toml"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("recsys tune: error: optuna is not installed") and "[research]" in err
 
@@ -162,4 +163,4 @@ def test_a_missing_module_of_no_extra_is_not_hidden(monkeypatch) -> None:
 
     monkeypatch.setattr(tuning, "tune_main", broken)
     with pytest.raises(ModuleNotFoundError, match="recsys.nothing"):
-        main(["tune", "--data", "nowhere", "--out", "tuned.toml"])
+        main(["tune", "--data", ".", "--out", "tuned.toml"])

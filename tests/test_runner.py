@@ -93,6 +93,10 @@ def test_multi_seed_run_reports_spread(tmp_path):
     assert row["n_seeds"] == 3
     assert "seed 2" in (top / "summary.md").read_text()
     assert json.loads((top / "seed_3" / "metrics.json").read_text())["metrics"] == {"01_toy": {"seed_times_extra": 30}}
+    index = (top / "index.html").read_text()
+    assert all(f'href="seed_{s}/index.html"' in index for s in (1, 2, 3)) and "seed_times_extra" in index
+    assert "01_toy:seed_times_extra" not in index  # a first run: nothing to compare with
+    assert "seed_times_extra" in (top / "seed_2" / "index.html").read_text()
 
 
 def test_aggregate_ignores_non_numeric_metrics():
@@ -149,8 +153,8 @@ def test_command_line_values_take_the_type_of_each_notebooks_default(tmp_path):
 
 @pytest.mark.notebooks  # executes notebooks through papermill
 def test_a_failed_run_writes_an_honest_summary(tmp_path):
-    """The failed notebook is named with its cell; results of an earlier run and of the failed
-    notebook's partial manifest are gone; notebooks after it are marked as not run."""
+    """The failed notebook is named with its cell in the failed run's own folder; its partial manifest is not
+    reported; notebooks after it are marked as not run; the earlier good run and ``latest`` stay as they were."""
     nb_dir = tmp_path / "nb"
     nb_dir.mkdir()
     _recording_notebook(nb_dir / "01_toy.ipynb")
@@ -158,8 +162,11 @@ def test_a_failed_run_writes_an_honest_summary(tmp_path):
               "from recsys.runs.reporting import Report\nreport = Report.start('02_later', reports_dir)\n"
               "report.metric('old_result', 1.0, 'from the earlier run')\n")
     kwargs = dict(notebooks_dir=nb_dir, reports_root=tmp_path / "r", data_dir=tmp_path / "d", echo=_quiet)
-    top = run_report("ci", **kwargs)
-    assert "old_result" in (top / "summary.md").read_text()
+    good = run_report("ci", **kwargs)
+    assert "old_result" in (good / "summary.md").read_text()
+    latest = tmp_path / "r" / "ci" / "latest"
+    assert latest.resolve() == good.resolve()
+    good_summary = (good / "summary.md").read_bytes()
 
     _notebook(nb_dir / "02_later.ipynb",
               "from recsys.runs.reporting import Report\nreport = Report.start('02_later', reports_dir)\n"
@@ -168,8 +175,10 @@ def test_a_failed_run_writes_an_honest_summary(tmp_path):
     _notebook(nb_dir / "03_after.ipynb", "x = 1")
     with pytest.raises(NotebookFailed, match="02_later.ipynb failed in cell"):
         run_report("ci", **kwargs)
-    summary = (top / "summary.md").read_text()
-    record = json.loads((top / "metrics.json").read_text())
+    failed = sorted((tmp_path / "r" / "ci" / "runs").iterdir())[-1]
+    assert failed != good
+    summary = (failed / "summary.md").read_text()
+    record = json.loads((failed / "metrics.json").read_text())
     assert "FAILED: notebook `02_later`, cell 2: RuntimeError: the chapter broke" in summary
     assert "old_result" not in summary and "partial" not in summary
     assert "| 03_after | not run | |" in summary
@@ -178,6 +187,8 @@ def test_a_failed_run_writes_an_honest_summary(tmp_path):
     assert record["not_run"] == ["03_after"]
     assert set(record["metrics"]) == {"01_toy"}
     assert [n["status"] for n in record["notebooks"]] == ["ok", "failed"]
+    assert "FAILED" in (failed / "index.html").read_text()
+    assert latest.resolve() == good.resolve() and (good / "summary.md").read_bytes() == good_summary
 
 
 @pytest.mark.notebooks  # executes notebooks through papermill

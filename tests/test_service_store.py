@@ -189,7 +189,7 @@ def test_two_workers_on_postgres_survive_sigkill_and_an_empty_redis(model_copy, 
     keys = tmp_path / "keys.json"
     h = {"Authorization": f"Bearer {add_key_main('ops', True, keys)}"}
     database = _fresh_postgres(postgres_url)
-    args = dict(workers=2, redis_url=redis_url, extra_args=["--database", database])
+    args = dict(workers=2, redis_url=redis_url, extra=("--database", database))
 
     def fresh(method, url, **kw):  # a new connection each time: requests spread over both workers
         with httpx.Client(timeout=60) as client:

@@ -1,5 +1,8 @@
 """Figures of the evaluation chapter, drawn from the tidy tables of
-:mod:`recsys.evaluation.comparison` (deterministic: no randomness, fixed order)."""
+:mod:`recsys.evaluation.comparison` (deterministic: no randomness, fixed order).
+
+Models and groups are shown by their readable names (:mod:`recsys.runs.names`), legends sit outside the
+data, and log axes have plain tick labels (:func:`recsys.runs.reporting.plain_log_axis`)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from recsys.evaluation.comparison import METRIC_LABELS
+from recsys.runs.names import group_label, model_label, model_labels
+from recsys.runs.reporting import legend_outside, plain_log_axis
 
 __all__ = ["metric_bars", "sweep_facets", "timing_bars", "tradeoff_scatter"]
 
@@ -38,14 +43,16 @@ def metric_bars(table: pd.DataFrame, metrics: Sequence[str], k: int = 10, ncols:
         high = np.nan_to_num(part["ci_high"].to_numpy(dtype=float) - mean, nan=0.0)
         colors = [_GROUP_COLORS.get(g, "#555555") for g in part["group"]]
         ax.barh(y, mean, xerr=[low, high], color=colors, error_kw={"elinewidth": 0.8, "capsize": 1.5})
-        ax.set_yticks(y, models)
+        ax.set_yticks(y, model_labels(models))
         ax.invert_yaxis()
         ax.set_title(_label(metric, k))
     for ax in axes.ravel()[len(metrics):]:
         ax.set_visible(False)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _GROUP_COLORS.values()]
-    fig.legend(handles, list(_GROUP_COLORS), loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    present = [g for g in _GROUP_COLORS if g in set(table["group"])]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=_GROUP_COLORS[g]) for g in present]
+    fig.tight_layout()
+    fig.legend(handles, [group_label(g) for g in present], loc="upper center", ncol=2, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
     return fig
 
 
@@ -110,7 +117,8 @@ def tradeoff_scatter(table: pd.DataFrame, x: str = "ild_category", y: str = "ndc
     ax.set_ylabel(_label(y, k))
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=c) for c in _GROUP_COLORS.values()]
     present = [g for g in _GROUP_COLORS if g in set(groups.reindex(order))]
-    ax.legend([handles[list(_GROUP_COLORS).index(g)] for g in present], present, loc="best", frameon=False)
+    legend_outside(ax, "below", handles=[handles[list(_GROUP_COLORS).index(g)] for g in present],
+                   labels=[group_label(g) for g in present], ncol=2)
     fig.tight_layout()
     renderer = fig.canvas.get_renderer()
     placed = []
@@ -119,7 +127,7 @@ def tradeoff_scatter(table: pd.DataFrame, x: str = "ild_category", y: str = "ndc
     for model in sorted(order, key=lambda m: -wide.loc[m, ("mean", y)]):
         point = (wide.loc[model, ("mean", x)], wide.loc[model, ("mean", y)])
         for offset, ha, va in offsets:
-            label = ax.annotate(model, point, textcoords="offset points", xytext=offset, ha=ha, va=va, fontsize=6.5)
+            label = ax.annotate(model_label(model), point, textcoords="offset points", xytext=offset, ha=ha, va=va, fontsize=6.5)
             box = label.get_window_extent(renderer)
             if not any(box.overlaps(other) for other in placed) or offset == offsets[-1][0]:
                 placed.append(box)
@@ -140,8 +148,9 @@ def timing_bars(timings: pd.DataFrame):
                                  strict=True):
         ax.barh(np.arange(len(models)), np.maximum(timings[column].to_numpy(dtype=float), 1e-5), color=colors)
         ax.set_xscale("log")
+        plain_log_axis(ax, "x")
         ax.set_title(title)
-        ax.set_yticks(np.arange(len(models)), models)
+        ax.set_yticks(np.arange(len(models)), model_labels(models))
     axes[0].invert_yaxis()
     fig.tight_layout()
     return fig

@@ -306,6 +306,7 @@ def tune(
     content: Any = None,
     demographic: Any = None,
     hybrid_config: Any = None,
+    on_trial: Any = None,
 ) -> TuningResult:
     """Search the hybrid's settings on a validation window of ``dataset`` (see
     the module docstring); ``knn``/``svd``/``weights`` are the starting point
@@ -342,7 +343,9 @@ def tune(
         first["collaborative"] = "pure_svd"
     study.enqueue_trial({k: v for k, v in first.items() if _searched(k, config)})
     remaining = config.budget_seconds - (time.perf_counter() - started)
-    study.optimize(objective, n_trials=config.n_trials, timeout=max(remaining, 1e-3), gc_after_trial=False)
+    callbacks = [lambda study, trial: on_trial(study, trial)] if on_trial is not None else None
+    study.optimize(objective, n_trials=config.n_trials, timeout=max(remaining, 1e-3), gc_after_trial=False,
+                   callbacks=callbacks)
     trials = pd.DataFrame([{"number": t.number, "value": t.value, "seconds": t.user_attrs.get("seconds"),
                             **t.params} for t in study.trials if t.value is not None])
     best = study.best_trial
@@ -376,7 +379,8 @@ def budget_note(result: TuningResult) -> str:
 
 
 # -- the engine's hook and the configuration file ----------------------------------------------------------------------
-def tune_engine(engine: Any, dataset: Dataset, config: TuningConfig | None = None) -> TuningResult:
+def tune_engine(engine: Any, dataset: Dataset, config: TuningConfig | None = None,
+                on_trial: Any = None) -> TuningResult:
     """``engine.train(dataset, tune=True)``: search on a validation window of
     ``dataset`` (the data the engine is about to be trained on, nothing later),
     then set the engine's k-NN and PureSVD settings and fusion weights to the
@@ -388,7 +392,7 @@ def tune_engine(engine: Any, dataset: Dataset, config: TuningConfig | None = Non
     config = dataclasses.replace(config or TuningConfig(), search_ease=False)  # the engine's slot is Stage 2's PureSVD
     result = tune(dataset, config, knn=cfg.realtime.knn, svd=cfg.batch.svd, weights=engine.weights,
                   content=ContentRecommender(cfg.content), demographic=DemographicRecommender(cfg.realtime.fallback),
-                  hybrid_config=cfg.hybrid)
+                  hybrid_config=cfg.hybrid, on_trial=on_trial)
     result.design_weights = engine.config.fusion
     realtime = dataclasses.replace(cfg.realtime, knn=result.knn)
     batch = dataclasses.replace(cfg.batch, svd=result.svd)
@@ -442,13 +446,25 @@ def tune_main(args: Any) -> int:
     from pathlib import Path
 
     from recsys.data.dataset import Dataset as _Dataset
+    from recsys.runs.progress import Steps
     from recsys.serving.engine import RecommendationEngine
 
-    dataset = _Dataset.load(Path(args.data))
+    steps = Steps("tune", enabled=not getattr(args, "quiet", False))
+    with steps.step(f"load {args.data}"):
+        dataset = _Dataset.load(Path(args.data))
     engine = RecommendationEngine(dataset.config)
     config = TuningConfig(budget_seconds=float(args.budget), n_trials=int(args.trials), seed=int(args.seed),
                           validation_days=float(args.validation_days))
-    result = tune_engine(engine, dataset, config)
+
+    def on_trial(study: Any, trial: Any) -> None:
+        value = float("nan") if trial.value is None else trial.value
+        best = max((t.value for t in study.trials if t.value is not None), default=float("nan"))
+        steps.line(f"trial {trial.number + 1}/{config.n_trials}: {value:.4f} in "
+                   f"{trial.user_attrs.get('seconds', 0.0):.1f} s (best {best:.4f}; "
+                   f"{time.perf_counter() - steps.started:.0f} of {config.budget_seconds:.0f} s budget)")
+
+    with steps.step(f"search (at most {config.n_trials} trials, {config.budget_seconds:.0f} s)"):
+        result = tune_engine(engine, dataset, config, on_trial=on_trial)
     out = write_tuned_config(result, args.out)
     print(budget_note(result))
     print(f"fusion weights: tuned {result.weights.as_dict()} vs design {result.design_weights.as_dict()}")

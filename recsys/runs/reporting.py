@@ -27,7 +27,7 @@ import pandas as pd
 from recsys.runs import project_paths
 from recsys.serialization import jsonable
 
-__all__ = ["Report", "DESIGN_PERFORMANCE_CLAIMS", "performance_metrics_table", "pin_threads", "set_thesis_style",
+__all__ = ["Report", "DESIGN_PERFORMANCE_CLAIMS", "legend_outside", "plain_log_axis", "recorded_source", "performance_metrics_table", "pin_threads", "set_thesis_style",
            "set_display_precision", "rounded", "save_figure", "save_table", "write_benchmark_manifest",
            "DISPLAY_DECIMALS", "THREAD_ENV"]
 
@@ -114,6 +114,38 @@ def set_thesis_style() -> None:
         _show_figures_inline()
 
 
+def recorded_source(path: str | os.PathLike[str]) -> str:
+    """The data source of a figure drawn from a benchmark record rather than from the run (for
+    ``report.figure(..., source=...)``): the committed record (``benchmarks/results/``) or one written on this
+    machine by a benchmark script (``reports/benchmarks/``)."""
+    parts = Path(path).resolve().parts
+    shown = "/".join(parts[-3:])
+    if parts[-3:-1] == ("benchmarks", "results"):
+        return f"the committed benchmark record {shown}, not this run"
+    return f"the benchmark record {shown}, written on this machine by a benchmark script, not this run"
+
+
+def plain_log_axis(ax: Any, which: str = "x") -> None:
+    """A log axis with plain tick labels (``50, 100, 200, 500``, never ``6x10^1``): major ticks at 1, 2 and 5
+    times each power of ten, labelled with ``%g``; minor ticks unlabelled."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def legend_outside(ax: Any, where: str = "right", **kwargs: Any) -> Any:
+    """The axes' legend outside the plotting area (``right``: beside it, top-aligned; ``below``: under the
+    x label), so it covers no data; ``savefig(bbox_inches="tight")`` keeps it in the saved file."""
+    if where == "below":
+        placement = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.18), "ncol": kwargs.pop("ncol", 3)}
+    else:
+        placement = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
+    return ax.legend(**{"frameon": False, **placement, **kwargs})
+
+
 def _show_figures_inline() -> None:
     """Inline PNG figures in the kernel, whatever ``MPLBACKEND`` says, without volatile metadata."""
     import matplotlib.pyplot as plt
@@ -198,12 +230,18 @@ class Report:
     def prefix(self) -> str:
         return self.notebook.split("_", 1)[0]
 
-    def figure(self, fig: Any, name: str, caption: str) -> Path:
-        """Save a figure as ``figures/<NN>_<name>.{pdf,png}``; returns the PNG path."""
+    def figure(self, fig: Any, name: str, caption: str, source: str | None = None) -> Path:
+        """Save a figure as ``figures/<NN>_<name>.{pdf,png}``; returns the PNG path.
+
+        ``source``: where the data came from when it is not this run (e.g. ``"the committed benchmark record
+        benchmarks/results/bench_spark.json"``); the summary's caption says so."""
         stem = f"{self.prefix}_{name}"
         pdf, png = save_figure(fig, self.root / "figures" / stem)
         self.figures = [f for f in self.figures if f["name"] != stem]
-        self.figures.append({"name": stem, "caption": caption, "pdf": f"figures/{pdf.name}", "png": f"figures/{png.name}"})
+        entry = {"name": stem, "caption": caption, "pdf": f"figures/{pdf.name}", "png": f"figures/{png.name}"}
+        if source:
+            entry["source"] = source
+        self.figures.append(entry)
         self._write()
         return png
 
@@ -285,13 +323,17 @@ DESIGN_PERFORMANCE_CLAIMS: tuple[_Claim, ...] = (
 
 def _recorded_metrics(reports_dir: Path, exclude_notebooks: Sequence[str]) -> list[dict[str, Any]]:
     """Headline metrics of the manifests in ``artifacts/`` (notebooks) and of
-    benchmark manifests (same format) in ``reports_dir/benchmarks/`` or the
-    profile-independent ``reports_dir/../benchmarks/`` (``make benchmarks``),
+    benchmark manifests (same format) in ``reports_dir/benchmarks/`` and in the nearest
+    ``benchmarks/`` folder of an ancestor (the reports root's, written by ``make benchmarks``),
     if present."""
     rows = []
     paths = sorted((reports_dir / "artifacts").glob("*.json"))
-    for bench_dir in (reports_dir / "benchmarks", reports_dir.parent / "benchmarks"):
-        paths += sorted(bench_dir.glob("*.json"))
+    paths += sorted((reports_dir / "benchmarks").glob("*.json"))
+    # the reports root's benchmarks/: reports/<profile>/runs/<id>[/seed_<s>] (or the old reports/<profile>)
+    for ancestor in list(reports_dir.parents)[:4]:
+        if (ancestor / "benchmarks").is_dir():
+            paths += sorted((ancestor / "benchmarks").glob("*.json"))
+            break
     for path in paths:
         try:
             manifest = json.loads(path.read_text())

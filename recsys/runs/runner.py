@@ -1,42 +1,43 @@
-"""Run the numbered notebooks headlessly with papermill and write the report.
+"""Run the numbered notebooks headlessly with papermill; keep every run.
 
-``run_report(profile="thesis", seeds=(42,))`` executes every
-``notebooks/NN_*.ipynb`` (of the working directory, or ``notebooks_dir``) in
-order into ``reports/<profile>/`` (one seed) or ``reports/<profile>/seed_<s>/``
-(several seeds), with the parameters ``profile, seed, data_dir, reports_dir``,
-``config_file`` (the copied ``--config`` file, for notebooks that declare it)
-and any ``-p name=value`` the caller gives. Threads are pinned in the kernels'
-environment.
+``run_report(profile="thesis", seeds=(42,))`` executes every ``notebooks/NN_*.ipynb`` (of the working
+directory, or ``notebooks_dir``) in order into a new run folder ``reports/<profile>/runs/<run-id>/`` (one
+seed) or its ``seed_<s>/`` subfolders (several seeds); the run id is the UTC start time
+(:mod:`recsys.runs.history`). ``reports/<profile>/latest`` points to the newest run that succeeded and is
+moved only when a run succeeds, so ``reports/<profile>/latest/metrics.json`` is always a good run's.
 
-Honest runs: the report folder is emptied at the start, so nothing from an
-earlier run is shown as current. If a notebook fails, the run stops there and
-still writes ``summary.md`` and ``metrics.json``, which name the failed
-notebook, its cell and the error, and list only results of notebooks that
-succeeded in this run; :class:`NotebookFailed` is raised afterwards.
-``metrics.json`` and ``summary.md`` also record the environment (Python, OS,
-CPU, BLAS, package versions, git commit and dirty flag) and each notebook's
-wall time. With several seeds the top-level summary reports the mean and
-spread of every metric across seeds, and aggregates every table a notebook
-declared with ``report.table(..., across_seeds={"by": [...], "value": ...})``.
+Each notebook gets only the parameters its ``parameters`` cell declares: ``profile, seed, data_dir,
+reports_dir, config_file`` (the copied ``--config`` file) and any ``-p name=value`` the caller gives,
+typed by the notebook's declared type or default (:mod:`recsys.runs.parameters`). Every argument is
+checked before anything is written: a wrong one raises :class:`UsageError` and leaves the reports folder
+as it was. Threads are pinned in the kernels' environment.
+
+Honest runs: if a notebook fails (a cell raises, or its kernel logs an error), the run stops there and
+still writes ``summary.md`` and ``metrics.json`` naming the failed notebook, its cell and the error, with
+only the results of notebooks that succeeded; :class:`NotebookFailed` is raised afterwards and ``latest``
+stays where it was. ``metrics.json`` records the run id, start time, command line, configuration,
+content hash of every input data set, the environment and each notebook's wall time; ``index.html``
+(:mod:`recsys.runs.html`) shows the run in a browser, compared with the previous one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from recsys.runs import project_paths
-from recsys.runs.parameters import ParameterError, coerce, declared_defaults, split_assignment
+from recsys.runs import history, project_paths
+from recsys.runs.parameters import Declared, ParameterError, coerce_declared, declared_parameters, split_assignment
 from recsys.runs.reporting import THREAD_ENV, pin_threads
+from recsys.runs.summary import Timing, aggregate_seed_metrics, write_multi_seed_summary, write_summary
 
 __all__ = [
     "CommandLineValue",
@@ -96,89 +97,180 @@ def discover_notebooks(notebooks_dir: Path, only: Iterable[str] | None = None) -
     return found
 
 
-@dataclass
-class _Timing:
-    notebook: str
-    seconds: float
-    status: str = "ok"
 
 
 @dataclass
 class _SeedRun:
     seed: int
     out: Path
-    timings: list[_Timing] = field(default_factory=list)
+    timings: list[Timing] = field(default_factory=list)
     failure: NotebookFailed | None = None
     not_run: list[str] = field(default_factory=list)
 
 
-def _register_tuple_translator(kernel_name: str = "python3") -> None:
-    """papermill writes a tuple parameter as the *string* ``"(5, 10)"``; for our kernel it is
-    written as a tuple literal (every other type as papermill's Python translator does)."""
-    from papermill.translators import PythonTranslator, papermill_translators
-
-    class _TupleTranslator(PythonTranslator):
-        @classmethod
-        def translate(cls, val: Any) -> str:
-            if isinstance(val, tuple):
-                items = ", ".join(cls.translate(v) for v in val)
-                return f"({items},)" if len(val) == 1 else f"({items})"
-            return super().translate(val)
-
-        @classmethod
-        def translate_list(cls, val: list[Any]) -> str:
-            return "[" + ", ".join(cls.translate(v) for v in val) + "]"
-
-    papermill_translators.register(kernel_name, _TupleTranslator)
-
-
-def _execute(notebook: Path, output: Path, parameters: Mapping[str, Any]) -> None:
-    import papermill
+def _execute(notebook: Path, output: Path, parameters: Mapping[str, Any],
+             progress: Callable[[str], None] | None) -> None:
     from papermill.exceptions import PapermillExecutionError
 
-    _register_tuple_translator()
+    from recsys.runs.execution import KernelError, execute_notebook
+
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(output),
-            parameters=dict(parameters),
-            kernel_name="python3",
-            cwd=str(notebook.parent),
-            progress_bar=False,
-            log_output=False,
-        )
+        execute_notebook(notebook, output, parameters, progress=progress)
     except PapermillExecutionError as error:
         raise NotebookFailed(
             f"{notebook.name} failed in cell {error.cell_index} (execution count {error.exec_count}): "
             f"{error.ename}: {error.evalue}\n  executed notebook with the traceback: {output}",
             notebook=notebook.stem, cell=error.cell_index, error=f"{error.ename}: {error.evalue}",
         ) from error
+    except KernelError as error:
+        raise NotebookFailed(f"{error}\n  executed notebook: {output}", notebook=notebook.stem,
+                             error=f"kernel error: {error.line}") from error
 
 
 def _typed_parameters(
-    parameters: Mapping[str, Any], declared: Mapping[Path, Mapping[str, Any]]
+    parameters: Mapping[str, Any], declared: Mapping[Path, Mapping[str, Declared]]
 ) -> dict[Path, dict[str, Any]]:
-    """Per notebook, the given parameters it declares, command-line text typed by its defaults."""
+    """Per notebook, the given parameters it declares, command-line text typed by its declared types."""
     unknown = set(parameters) - set().union(*(d.keys() for d in declared.values()))
     if unknown:
         raise UsageError(f"parameter(s) {sorted(unknown)} are declared by no notebook's parameters cell")
     typed: dict[Path, dict[str, Any]] = {}
-    for path, defaults in declared.items():
+    for path, params in declared.items():
         typed[path] = {}
         for name, value in parameters.items():
-            if name not in defaults:
+            if name not in params:
                 continue
             if isinstance(value, CommandLineValue):
-                value = coerce(name, str(value), defaults[name], where=path.name)
+                value = coerce_declared(name, str(value), params[name], where=path.name)
             typed[path][name] = value
     return typed
 
 
-def _clear_report(top: Path) -> None:
-    """Empty the report folder so that nothing of an earlier run is read as a result of this one."""
-    if top.exists():
-        shutil.rmtree(top)
-    top.mkdir(parents=True)
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _input_records(run_started: float, declared: Mapping[Path, Mapping[str, Declared]],
+                   typed: Mapping[Path, Mapping[str, Any]], data_dir: Path, profile: str, seed: int,
+                   config_file: Path | None) -> list[dict[str, Any]]:
+    """The content hash of every input data set of one seed's run: the synthetic data set of (profile, seed,
+    configuration) and any other data set written to ``data_dir`` during the run (``Dataset.content_hash``),
+    the Online Retail file and every file or folder a notebook's ``*_file``/``*_path``/``*_dir`` parameter
+    names (sha256 of the bytes; a folder: of its JSON files)."""
+    from recsys.config_file import load_config_file
+    from recsys.data.cache import cache_key, resolve_params
+
+    records: dict[str, dict[str, Any]] = {}
+
+    def dataset(directory: Path, name: str) -> None:
+        manifest = directory / "manifest.json"
+        if manifest.is_file():
+            content = json.loads(manifest.read_text()).get("content_hash")
+            if content:
+                records[str(directory)] = {"name": name, "path": str(directory), "hash": content,
+                                           "hash_kind": "Dataset.content_hash"}
+
+    def file(path: Path, name: str) -> None:
+        if path.is_file():
+            records[str(path)] = {"name": name, "path": str(path), "hash": _sha256(path), "hash_kind": "sha256"}
+        elif path.is_dir():
+            for json_file in sorted(path.glob("*.json")):
+                file(json_file, name)
+
+    if any("data_dir" in d and "profile" in d for d in declared.values()):
+        recsys_config = load_config_file(config_file).recsys
+        expected = data_dir / f"{profile}-{cache_key(resolve_params(profile, seed), recsys_config)}"
+        dataset(expected, f"synthetic, profile {profile}, seed {seed}")
+    for manifest in sorted(data_dir.glob("*/manifest.json")) if data_dir.is_dir() else []:
+        if manifest.stat().st_mtime >= run_started and str(manifest.parent) not in records:
+            dataset(manifest.parent, f"data set written during the run ({manifest.parent.name})")
+    for path, params in declared.items():
+        values = {name: d.default for name, d in params.items()} | dict(typed.get(path, {}))
+        if "online_retail_path" in values:
+            from recsys.data.online_retail import resolve_online_retail_path
+
+            file(resolve_online_retail_path(values["online_retail_path"]), "UCI Online Retail")
+        for name, value in sorted(values.items()):
+            if name in RESERVED_PARAMETERS or not isinstance(value, str) or not value:
+                continue
+            if name.endswith(("_file", "_path", "_dir")):
+                file((path.parent / value).resolve(), f"{path.stem}: {name}")
+    return sorted(records.values(), key=lambda r: (r["name"], r["path"]))
+
+
+@dataclass
+class _Plan:
+    """A checked run: what to execute, with which parameters, where."""
+
+    profile: str
+    seeds: list[int]
+    paths: list[Path]
+    declared: dict[Path, dict[str, Declared]]
+    typed: dict[Path, dict[str, Any]]
+    parameters: dict[str, Any]
+    profile_dir: Path
+    data_dir: Path
+    config_file: Path | None
+
+
+def _plan(profile: str, seeds: Sequence[int], parameters: Mapping[str, Any] | None, notebooks: Iterable[str] | None,
+          reports_root: Path | None, data_dir: Path | None, notebooks_dir: Path | None,
+          config_file: Path | None) -> _Plan:
+    """Check every argument; raise :class:`UsageError` (or ``ConfigError``) before anything is written."""
+    from recsys.config_file import load_config_file
+
+    if profile not in PROFILES:
+        raise UsageError(f"--profile: unknown profile {profile!r}; expected one of {list(PROFILES)}")
+    if not seeds:
+        raise UsageError("--seeds must name at least one seed")
+    parameters = dict(parameters or {})
+    for reserved in RESERVED_PARAMETERS:
+        if reserved in parameters:
+            raise UsageError(f"-p {reserved}: set by the runner; use the matching option instead")
+    cwd = Path.cwd()
+    notebooks_dir = Path(notebooks_dir or cwd / "notebooks").resolve()
+    paths = discover_notebooks(notebooks_dir, notebooks)
+    try:
+        declared = {p: declared_parameters(p) for p in paths}
+        typed = _typed_parameters(parameters, declared)
+    except ParameterError as error:
+        raise UsageError(str(error)) from error
+    if config_file is not None:
+        load_config_file(config_file)  # validate before running anything (ConfigError names the key)
+    root = project_paths.reports_root(reports_root or None)
+    return _Plan(profile, [int(s) for s in seeds], paths, declared, typed, parameters, root / profile,
+                 Path(data_dir or cwd / "data").resolve(), config_file)
+
+
+def _run_seed(plan: _Plan, seed: int, out: Path, config_copy: Path | None, echo: Any, progress: bool) -> _SeedRun:
+    """Execute the plan's notebooks for one seed into ``out`` (stops at the first failure)."""
+    (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    run = _SeedRun(seed=seed, out=out)
+    for i, notebook in enumerate(plan.paths, 1):
+        if run.failure is not None:
+            run.not_run.append(notebook.stem)
+            continue
+        echo(f"[{plan.profile} seed={seed}] ({i}/{len(plan.paths)}) {notebook.name}", flush=True)
+        started = time.perf_counter()
+        base = {"profile": plan.profile, "seed": seed, "data_dir": str(plan.data_dir), "reports_dir": str(out)}
+        if config_copy is not None:
+            base["config_file"] = str(config_copy)
+        given = {k: v for k, v in base.items() if k in plan.declared[notebook]}  # only what it declares
+        try:
+            _execute(notebook, out / "notebooks" / notebook.name, {**given, **plan.typed[notebook]},
+                     progress=(lambda line: echo(line, flush=True)) if progress else None)
+        except NotebookFailed as failure:
+            run.failure = failure
+            run.timings.append(Timing(notebook.stem, time.perf_counter() - started, "failed"))
+            echo(f"  FAILED after {run.timings[-1].seconds:.1f} s: {failure.error}", flush=True)
+            continue
+        run.timings.append(Timing(notebook.stem, time.perf_counter() - started))
+        echo(f"  done in {run.timings[-1].seconds:.1f} s", flush=True)
+    return run
 
 
 def run_report(
@@ -191,338 +283,70 @@ def run_report(
     notebooks_dir: Path | None = None,
     config_file: Path | None = None,
     echo: Any = print,
+    command_line: Sequence[str] | None = None,
+    progress: bool = True,
+    html: bool = True,
 ) -> Path:
-    """Execute the notebooks for each seed; return the top-level report folder.
+    """Execute the notebooks for each seed into a new run folder; return it.
 
     Paths default to ``notebooks/``, ``reports/`` (or ``$RECSYS_REPORTS``) and ``data/`` of the working
-    directory. Raises :class:`UsageError` (or ``ConfigError``) before running
-    anything when an argument is wrong, and :class:`NotebookFailed` after the
-    summary is written when a notebook fails."""
-    from recsys.config_file import load_config_file
+    directory. Raises :class:`UsageError` (or ``ConfigError``) before writing anything when an argument is
+    wrong, and :class:`NotebookFailed` after the summary is written when a notebook fails. ``progress``: a
+    line per executed cell (through ``echo``); ``html``: write ``index.html``."""
     from recsys.runs.environment import environment_record
 
-    if profile not in PROFILES:
-        raise UsageError(f"--profile: unknown profile {profile!r}; expected one of {list(PROFILES)}")
-    if not seeds:
-        raise UsageError("--seeds must name at least one seed")
-    parameters = dict(parameters or {})
-    for reserved in RESERVED_PARAMETERS:
-        if reserved in parameters:
-            raise UsageError(f"-p {reserved}: set by the runner; use the matching option instead")
-    cwd = Path.cwd()
-    notebooks_dir = Path(notebooks_dir or cwd / "notebooks").resolve()
-    reports_root = project_paths.reports_root(reports_root or None)
-    data_dir = Path(data_dir or cwd / "data").resolve()
-    paths = discover_notebooks(notebooks_dir, notebooks)
-    declared = {p: declared_defaults(p) for p in paths}
-    try:
-        typed = _typed_parameters(parameters, declared)
-    except ParameterError as error:
-        raise UsageError(str(error)) from error
-    if config_file is not None:
-        load_config_file(config_file)  # validate before running anything (ConfigError names the key)
+    plan = _plan(profile, seeds, parameters, notebooks, reports_root, data_dir, notebooks_dir, config_file)
     os.environ.update(THREAD_ENV)
     pin_threads()  # the environment record then shows the BLAS thread count the kernels use
-    environment = environment_record(notebooks_dir.parent)
-
-    top = reports_root / profile
-    _clear_report(top)
+    environment = environment_record(plan.paths[0].parent.parent)
+    started_at, started = datetime.now(UTC), time.perf_counter()
+    history.migrate_legacy_report(plan.profile_dir)
+    run_id, top = history.create_run_dir(plan.profile_dir, started_at)
     config_copy = None
     if config_file is not None:
         config_copy = top / CONFIG_COPY
         shutil.copyfile(config_file, config_copy)
+    echo(f"run {run_id}: {len(plan.paths)} notebook(s) x {len(plan.seeds)} seed(s) into {top}", flush=True)
+    record: dict[str, Any] = {
+        "run_id": run_id,
+        "started": started_at.isoformat(timespec="seconds"),
+        "command_line": list(command_line) if command_line is not None else None,
+        "configuration": {
+            "config_file": CONFIG_COPY if config_copy else None,
+            "config_sha256": _sha256(config_copy) if config_copy else None,
+            "parameters_typed": {p.stem: v for p, v in plan.typed.items() if v},
+            "notebooks": [p.stem for p in plan.paths],
+        },
+    }
     runs: list[_SeedRun] = []
-    for seed in seeds:
-        out = top if len(seeds) == 1 else top / f"seed_{seed}"
-        (out / "notebooks").mkdir(parents=True, exist_ok=True)
-        run = _SeedRun(seed=int(seed), out=out)
-        for i, notebook in enumerate(paths, 1):
-            if run.failure is not None:
-                run.not_run.append(notebook.stem)
-                continue
-            echo(f"[{profile} seed={seed}] ({i}/{len(paths)}) {notebook.name} ...", end="", flush=True)
-            started = time.perf_counter()
-            base = {"profile": profile, "seed": int(seed), "data_dir": str(data_dir), "reports_dir": str(out)}
-            if config_copy is not None and "config_file" in declared[notebook]:
-                base["config_file"] = str(config_copy)
-            try:
-                _execute(notebook, out / "notebooks" / notebook.name, {**base, **typed[notebook]})
-            except NotebookFailed as failure:
-                run.failure = failure
-                run.timings.append(_Timing(notebook.stem, time.perf_counter() - started, "failed"))
-                echo(" FAILED", flush=True)
-                continue
-            run.timings.append(_Timing(notebook.stem, time.perf_counter() - started))
-            echo(f" {run.timings[-1].seconds:.1f} s", flush=True)
-        write_summary(out, profile=profile, seed=seed, parameters=parameters, timings=run.timings,
+    for seed in plan.seeds:
+        out = top if len(plan.seeds) == 1 else top / f"seed_{seed}"
+        run = _run_seed(plan, seed, out, config_copy, echo, progress)
+        seed_record = {**record, "inputs": _input_records(started_at.timestamp(), plan.declared, plan.typed,
+                                                          plan.data_dir, plan.profile, seed, config_copy),
+                       "seconds": round(time.perf_counter() - started, 1)}
+        write_summary(out, profile=plan.profile, seed=seed, parameters=plan.parameters, timings=run.timings,
                       failure=run.failure, not_run=run.not_run, environment=environment,
-                      config_file=config_copy)
+                      config_file=config_copy, run=seed_record)
         runs.append(run)
         if run.failure is not None:
             break
-    if len(seeds) > 1:
-        write_multi_seed_summary(top, profile, seeds, [r.out for r in runs if r.failure is None], parameters,
-                                 environment=environment, failure=runs[-1].failure, failed_seed=runs[-1].seed,
-                                 config_file=config_copy)
-    echo(f"report: {top / 'summary.md'}")
+    if len(plan.seeds) > 1:
+        record["seconds"] = round(time.perf_counter() - started, 1)
+        record["inputs"] = [i for r in runs for i in json.loads((r.out / "metrics.json").read_text())["inputs"]]
+        write_multi_seed_summary(top, plan.profile, plan.seeds, [r.out for r in runs if r.failure is None],
+                                 plan.parameters, environment=environment, failure=runs[-1].failure,
+                                 failed_seed=runs[-1].seed, config_file=config_copy, run=record)
+    if runs[-1].failure is None:
+        history.mark_latest(plan.profile_dir, run_id)
+    if html:
+        from recsys.runs.html import write_html_report
+
+        echo(f"html report: {write_html_report(top)}", flush=True)
+    echo(f"report: {top / 'summary.md'}" + ("" if runs[-1].failure else f" (now {plan.profile_dir / 'latest'})"))
     if runs[-1].failure is not None:
         raise runs[-1].failure
     return top
-
-
-def _manifests(report_dir: Path, notebooks: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """The artifact manifests of ``report_dir``; only those of ``notebooks`` when given."""
-    manifests = [json.loads(p.read_text()) for p in sorted((report_dir / "artifacts").glob("*.json"))]
-    if notebooks is None:
-        return manifests
-    keep = set(notebooks)
-    return [m for m in manifests if m["notebook"] in keep]
-
-
-def _markdown_table(df: pd.DataFrame, max_rows: int = 25) -> str:
-    shown = df.head(max_rows)
-    header = "| " + " | ".join(str(c) for c in shown.columns) + " |"
-    rule = "|" + "|".join("---" for _ in shown.columns) + "|"
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return "" if v != v else f"{v:.4f}"  # NaN: an empty cell
-        return str(v).replace("|", "\\|")
-
-    rows = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-    more = [f"\n*({len(df) - max_rows} more rows in the CSV)*"] if len(df) > max_rows else []
-    return "\n".join([header, rule, *rows, *more])
-
-
-def _collect_metrics(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {
-        m["notebook"]: {name: entry["value"] for name, entry in sorted(m.get("metrics", {}).items())}
-        for m in manifests
-    }
-
-
-def _failure_record(failure: NotebookFailed | None) -> dict[str, Any] | None:
-    if failure is None:
-        return None
-    return {"notebook": failure.notebook, "cell": failure.cell, "error": failure.error}
-
-
-def _environment_lines(environment: Mapping[str, Any] | None) -> list[str]:
-    if not environment:
-        return []
-    git = environment.get("git", {})
-    commit = git.get("commit")
-    state = "unknown (not a git work tree)" if commit is None else (
-        f"`{commit[:12]}`" + (" with uncommitted changes (dirty)" if git.get("dirty") else " (clean)"))
-    blas = "; ".join(
-        f"{b.get('internal_api', b.get('user_api'))} {b.get('version', '')} ({b.get('num_threads')} thread(s))".strip()
-        for b in environment.get("blas", [])
-    ) or "none found"
-    packages = environment.get("packages", {})
-    key = ("numpy", "scipy", "pandas", "scikit-learn", "scikit-surprise", "matplotlib", "papermill")
-    lines = [
-        "## Environment",
-        "",
-        f"- Python {environment.get('python')} ({environment.get('python_implementation')}) on {environment.get('os')}",
-        f"- CPU: {environment.get('cpu')} ({environment.get('cpu_count')} logical cores, {environment.get('machine')})",
-        f"- BLAS: {blas}",
-        f"- git commit: {state}",
-        "- key packages: " + ", ".join(f"{n} {packages[n]}" for n in key if n in packages),
-        f"- every package version ({len(packages)}): `metrics.json` -> `environment.packages`",
-        "",
-    ]
-    return lines
-
-
-def write_summary(
-    report_dir: Path,
-    profile: str,
-    seed: int,
-    parameters: Mapping[str, Any],
-    timings: Sequence[_Timing] = (),
-    failure: NotebookFailed | None = None,
-    not_run: Sequence[str] = (),
-    environment: Mapping[str, Any] | None = None,
-    config_file: Path | None = None,
-) -> Path:
-    """``metrics.json`` and ``summary.md`` from the manifests of the notebooks that succeeded
-    (all manifests when ``timings`` is empty, for a summary written outside a run)."""
-    succeeded = [t.notebook for t in timings if t.status == "ok"] if timings else None
-    manifests = _manifests(report_dir, succeeded)
-    metrics = _collect_metrics(manifests)
-    record = {
-        "profile": profile,
-        "seed": int(seed),
-        "status": "failed" if failure is not None else "ok",
-        "failed": _failure_record(failure),
-        "not_run": list(not_run),
-        "parameters": {k: v for k, v in sorted(parameters.items())},
-        "config_file": config_file.name if config_file is not None else None,
-        "notebooks": [{"notebook": t.notebook, "status": t.status, "seconds": round(t.seconds, 1)} for t in timings],
-        "metrics": metrics,
-        "environment": dict(environment) if environment else None,
-    }
-    (report_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-    lines = [f"# recsys report: profile `{profile}`, seed {seed}", ""]
-    if failure is not None:
-        lines += [
-            f"**FAILED: notebook `{failure.notebook}`, cell {failure.cell}: {failure.error}**",
-            "",
-            f"The run stopped there ([executed notebook with the traceback](notebooks/{failure.notebook}.ipynb))"
-            + (f"; not run: {', '.join(f'`{n}`' for n in not_run)}" if not_run else "")
-            + ". Only the notebooks that succeeded in this run are reported below.",
-            "",
-        ]
-    lines += [
-        "Generated by `recsys run`; every figure, table and metric below names the notebook that made it.",
-        f"Parameters: `{json.dumps(dict(parameters), sort_keys=True, default=str)}`." if parameters
-        else "Parameters: defaults.",
-        f"Configuration file: [{config_file.name}]({os.path.relpath(config_file, report_dir)})." if config_file
-        else "Configuration: defaults (no `--config`).",
-        "",
-    ]
-    if timings:
-        lines += ["| notebook | status | wall time (s) |", "|---|---|---|"]
-        lines += [f"| {t.notebook} | {t.status} | {t.seconds:.1f} |" for t in timings]
-        lines += [f"| {n} | not run | |" for n in not_run]
-        lines.append("")
-    lines += _environment_lines(environment)
-    for manifest in manifests:
-        name = manifest["notebook"]
-        lines += [f"## {name}", "", f"Executed notebook: [notebooks/{name}.ipynb](notebooks/{name}.ipynb)", ""]
-        if manifest.get("metrics"):
-            lines += ["| metric | value | description |", "|---|---|---|"]
-            for metric, entry in sorted(manifest["metrics"].items()):
-                value = entry["value"]
-                shown = f"{value:.4f}" if isinstance(value, float) else json.dumps(value)
-                lines.append(f"| `{metric}` | {shown} | {entry.get('description', '')} |")
-            lines.append("")
-        for table in manifest.get("tables", []):
-            lines += [f"**Table {table['name']}**: {table['caption']} ([csv]({table['csv']}), [tex]({table['tex']}))", ""]
-            csv = report_dir / table["csv"]
-            if csv.exists():
-                lines += [_markdown_table(pd.read_csv(csv, keep_default_na=False, na_values=[""])), ""]
-        for figure in manifest.get("figures", []):
-            lines += [
-                f"**Figure {figure['name']}**: {figure['caption']} ([pdf]({figure['pdf']}))",
-                "",
-                f"![{figure['name']}]({figure['png']})",
-                "",
-            ]
-    path = report_dir / "summary.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def aggregate_seed_metrics(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> pd.DataFrame:
-    """Numeric metrics across seeds: ``notebook, metric, mean, std, min, max,
-    n_seeds`` (:func:`recsys.evaluation.statistics.aggregate_seeds`; std is NaN for a single seed)."""
-    from recsys.evaluation.statistics import aggregate_seeds
-
-    columns = ["notebook", "metric", "mean", "std", "min", "max", "n_seeds"]
-    tables = {
-        seed: pd.DataFrame(
-            [(nb, metric, float(v)) for nb, values in metrics.items() for metric, v in values.items()
-             if isinstance(v, (int, float)) and not isinstance(v, bool)],
-            columns=["notebook", "metric", "value"],
-        )
-        for seed, metrics in per_seed.items()
-    }
-    if not tables or all(t.empty for t in tables.values()):
-        return pd.DataFrame(columns=columns)
-    out = aggregate_seeds(tables, value="value", by=("notebook", "metric"))
-    return out.sort_values(["notebook", "metric"], kind="stable").reset_index(drop=True)[columns]
-
-
-def write_multi_seed_summary(
-    top: Path,
-    profile: str,
-    seeds: Sequence[int],
-    seed_dirs: Sequence[Path],
-    parameters: Mapping[str, Any],
-    environment: Mapping[str, Any] | None = None,
-    failure: NotebookFailed | None = None,
-    failed_seed: int | None = None,
-    config_file: Path | None = None,
-) -> Path:
-    """The top-level summary of a multi-seed run over the seeds whose run completed (``seed_dirs``)."""
-    completed = [int(d.name.removeprefix("seed_")) for d in seed_dirs]
-    per_seed = {seed: json.loads((d / "metrics.json").read_text())["metrics"] for seed, d in zip(completed, seed_dirs,
-                                                                                                   strict=True)}
-    table = aggregate_seed_metrics(per_seed)
-    top.mkdir(parents=True, exist_ok=True)
-    table.to_csv(top / "metrics_across_seeds.csv", index=False, float_format="%.6f", lineterminator="\n")
-    record = {
-        "profile": profile,
-        "seeds": [int(s) for s in seeds],
-        "completed_seeds": completed,
-        "status": "failed" if failure is not None else "ok",
-        "failed": _failure_record(failure),
-        "parameters": dict(parameters),
-        "config_file": config_file.name if config_file is not None else None,
-        "metrics": {str(s): m for s, m in per_seed.items()},
-        "environment": dict(environment) if environment else None,
-    }
-    (top / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-    lines = [f"# recsys report: profile `{profile}`, seeds {', '.join(map(str, seeds))}", ""]
-    if failure is not None:
-        lines += [
-            f"**FAILED: notebook `{failure.notebook}`, cell {failure.cell}: {failure.error}** (seed {failed_seed}). "
-            f"The run stopped there; the figures below cover only the seeds that completed: "
-            f"{', '.join(map(str, completed)) or 'none'}.",
-            "",
-        ]
-    lines += [
-        "Mean and spread (sample standard deviation, min, max) of every numeric headline metric across seeds "
-        "(data generation and every model seeded by the run's seed). Per-seed reports: "
-        + ", ".join(f"[seed {s}]({d.relative_to(top)}/summary.md)" for s, d in zip(completed, seed_dirs, strict=True)),
-        f"Parameters: `{json.dumps(dict(parameters), sort_keys=True, default=str)}`." if parameters
-        else "Parameters: defaults.",
-        f"Configuration file: [{config_file.name}]({config_file.name})." if config_file else "",
-        "",
-        _markdown_table(table, max_rows=len(table) or 1),
-        "",
-    ]
-    for name, caption, aggregated in _tables_across_seeds(top, seed_dirs):
-        csv = f"{name}_across_seeds.csv"
-        aggregated.to_csv(top / csv, index=False, float_format="%.6f", lineterminator="\n")
-        lines += [
-            f"## Table {name} across seeds",
-            "",
-            f"{caption} Mean and spread across seeds ([csv]({csv})).",
-            "",
-            _markdown_table(aggregated, max_rows=len(aggregated) or 1),
-            "",
-        ]
-    lines += _environment_lines(environment)
-    path = top / "summary.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def _tables_across_seeds(top: Path, seed_dirs: Sequence[Path]) -> list[tuple[str, str, pd.DataFrame]]:
-    """Every table a notebook declared with ``across_seeds={"by": [...], "value": column}``,
-    aggregated over the seeds (:func:`recsys.evaluation.statistics.aggregate_seeds`)."""
-    from recsys.evaluation.statistics import aggregate_seeds
-
-    declared: dict[str, dict[str, Any]] = {}
-    for seed_dir in seed_dirs:
-        for manifest in _manifests(seed_dir):
-            for table in manifest.get("tables", []):
-                if table.get("across_seeds"):
-                    declared.setdefault(table["name"], table)
-    out = []
-    for name, table in declared.items():
-        spec = table["across_seeds"]
-        frames = {}
-        for seed_dir in seed_dirs:
-            csv = seed_dir / table["csv"]
-            if csv.exists():
-                frames[int(seed_dir.name.removeprefix("seed_"))] = pd.read_csv(csv, keep_default_na=False,
-                                                                              na_values=[""])
-        if frames:
-            out.append((name, table["caption"], aggregate_seeds(frames, value=spec["value"], by=tuple(spec["by"]))))
-    return out
 
 
 def main_run(args: Any) -> int:
@@ -539,6 +363,8 @@ def main_run(args: Any) -> int:
             data_dir=Path(args.data) if args.data else None,
             notebooks_dir=Path(args.notebooks_dir) if args.notebooks_dir else None,
             config_file=Path(args.config) if args.config else None,
+            command_line=getattr(args, "command_line", None) or ["recsys", *sys.argv[1:]],
+            progress=not getattr(args, "quiet", False),
         )
     except NotebookFailed as error:
         print(f"\nFAILED: {error}", file=sys.stderr)

@@ -26,8 +26,12 @@ directory by default, ``--database postgresql://...``), ``/events``,
 worker applies the stored rows after its model's training cutoff before
 answering; ``/train`` and ``/batch-process`` both retrain on the base data
 plus the store up to a cutoff (:mod:`recsys.service.loop`). Also
-``/health``, ``/metrics`` (Prometheus), ``/openapi.json``, ``/docs``
-without a token. Status codes (:mod:`recsys.service.errors`): 401 no or
+and ``/health`` (liveness), ``/ready`` (readiness), ``/metrics`` (Prometheus),
+``/openapi.json``, ``/docs`` and ``/redoc`` (served from the packaged
+assets of ``fastapi-offline``: no CDN) without a token; the demo page ``/demo`` and its JSON paths under
+``/demo/api`` (the user's token, or admin; :mod:`recsys.service.demo`). Before any of it,
+:class:`~recsys.service.limits.LimitsMiddleware` enforces the header, body,
+per-client and token limits without reading the body. Status codes (:mod:`recsys.service.errors`): 401 no or
 unknown token; 403 a user's token for another user's data or an admin path;
 422 bad input (the body names the field; the engine's checks raise
 :class:`~recsys.validation.InvalidRequest`); 429 past the deal rate limit
@@ -59,12 +63,17 @@ from contextlib import asynccontextmanager
 
 import pandas as pd
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
+from recsys._version import __version__
 from recsys.deals.rate_limit import RateLimiter
-from recsys.service.auth import KeyStore
+from recsys.service import demo
+from recsys.service.auth import KeysFile, KeyStore
 from recsys.service.deps import PREFIX
 from recsys.service.errors import InternalErrorMiddleware, add_error_handlers
 from recsys.service.history import EventLog, LocalEventLog
+from recsys.service.jobs import JobLock
+from recsys.service.limits import Limits, LimitsMiddleware
 from recsys.service.metrics import MetricsMiddleware, RequestMetrics
 from recsys.service.routers import ROUTERS
 from recsys.service.state import ServiceState
@@ -72,7 +81,33 @@ from recsys.serving.engine import RecommendationEngine
 from recsys.serving.model_dir import utc_now
 from recsys.store import EventStore
 
-__all__ = ["PREFIX", "create_app", "utc_now"]
+__all__ = ["API_DESCRIPTION", "PREFIX", "create_app", "utc_now"]
+
+API_DESCRIPTION = """\
+Personalised e-commerce recommendations in three stages: **Stage 1** real-time item k-NN on the live
+event history (`/realtime`), **Stage 2** batch segmentation, demand and seasonality (`/batch-process`,
+`/segments`), **Stage 3** hybrid recommendations with personalised deals (`/full`, `/deals/{user_id}`).
+
+**Authentication**: every `/recommendations/enhanced/...` path needs `Authorization: Bearer <token>`
+(`recsys keys add`); a user's token reads only that user's data, admin paths need an admin token.
+Bodies above the configured size (1 MB by default) get 413, oversized headers 431, a client past its
+request rate or concurrency 429.
+
+**Numbers**: money (`price`, `original_price`, `deal_price`) is rounded to cents (half up) in every
+answer, every other fraction (`score`, `discount_percentage`, ...) to 4 decimals; the engine keeps full
+precision internally. Times are ISO 8601 UTC strings.
+
+**Errors**: 401 no or unknown token, 403 not yours, 409 a job is running, 413/431 too large,
+422 bad input (`detail` names the field), 429 rate limited (`Retry-After`), 503 a shared store is down
+(`Retry-After`), 500 a server fault (a `request_id` names the logged traceback).
+"""
+
+TAGS = [
+    {"name": "recommendations", "description": "A user's recommendations and deals (the user's token, or an admin's)."},
+    {"name": "admin", "description": "Live events, segments, model information and background jobs (admin token)."},
+    {"name": "operations", "description": "Liveness, readiness and Prometheus metrics (no token)."},
+    {"name": "demo", "description": "The JSON paths of the demo page `/demo` (the user's token, or an admin's)."},
+]
 
 
 @asynccontextmanager
@@ -80,12 +115,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Shared stores that do not answer stop the worker at start, not on a request; jobs and loads
     finish before the stores close."""
     state: ServiceState = app.state.service
-    ping = getattr(state.event_log, "ping", None)
-    if ping is not None:
-        await ping()
-    ping_limiter = getattr(state.rate_limiter, "ping", None)
-    if ping_limiter is not None:
-        ping_limiter()
+    try:
+        ping = getattr(state.event_log, "ping", None)
+        if ping is not None:
+            await ping()
+        ping_limiter = getattr(state.rate_limiter, "ping", None)
+        if ping_limiter is not None:
+            ping_limiter()
+        await state.job_lock.ping()
+    except Exception as err:
+        failed = getattr(app.state, "on_startup_failure", None)
+        if failed is not None:  # recsys serve: one line and exit, no respawn
+            failed(str(err))
+        raise
     schedule = None
     if state.store is not None:
         await state.sync()  # catch up with the store before the first answer
@@ -99,6 +141,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await state.wait_jobs()
     await state.wait_engine_load()
     await state.event_log.close()
+    await state.job_lock.close()
     if state.store is not None and getattr(app.state, "owns_store", False):  # opened by recsys serve for this app
         await asyncio.to_thread(state.store.close)
     close_limiter = getattr(state.rate_limiter, "close", None)
@@ -108,7 +151,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(
     engine: RecommendationEngine,
-    keys: KeyStore,
+    keys: KeyStore | KeysFile,
     clock: Callable[[], pd.Timestamp] = utc_now,
     event_log: EventLog | None = None,
     rate_limiter: RateLimiter | None = None,
@@ -118,6 +161,10 @@ def create_app(
     store: EventStore | None = None,
     base_dir: str | pathlib.Path | None = None,
     batch_every: float | None = None,
+    limits: Limits | None = None,
+    job_lock: JobLock | None = None,
+    event_clock_skew_seconds: float = 300.0,
+    on_startup_failure: Callable[[str], None] | None = None,
 ) -> FastAPI:
     """The service around a trained ``engine``.
 
@@ -133,25 +180,36 @@ def create_app(
     published by other workers are loaded from there) and ``engine_version``
     the save it was loaded from (default: the directory's current one).
     ``multiprocess_metrics``: sum every worker's metrics (``PROMETHEUS_MULTIPROC_DIR`` set).
+    ``limits``: :class:`~recsys.service.limits.Limits` (default: its defaults). ``job_lock``: one
+    background job at a time (:mod:`recsys.service.jobs`; default: in this process).
+    ``event_clock_skew_seconds``: how far in the future (by ``clock``) an event's timestamp may be.
+    ``on_startup_failure``: called with the cause when a shared store does not answer at start
+    (``recsys serve``: one line, then the worker exits).
     ``store``: the event store (events durable before the answer, products, profiles; the worker
     catches up with it before serving); ``base_dir``: the base data set that ``train`` and
     ``batch-process`` add the stored data to; ``batch_every``: seconds between scheduled batches.
     """
     state = ServiceState(engine, event_log or LocalEventLog(), clock, rate_limiter, model_dir, engine_version,
-                         store, base_dir)
-    app = FastAPI(
+                         job_lock=job_lock, event_clock_skew_seconds=event_clock_skew_seconds, store=store,
+                         base_dir=base_dir)
+    app = FastAPIOffline(
         title="recsys recommendation service",
-        version="1.0",
+        version=__version__,
         summary="Real-time k-NN, hybrid recommendations with personalised deals, segments, batch jobs",
-        description=(__doc__ or "").split("\n\n")[0],
+        description=API_DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=_lifespan,
     )
-    app.state.service, app.state.keys, app.state.batch_every = state, keys, batch_every
+    app.state.service, app.state.keys = state, keys
+    app.state.on_startup_failure = on_startup_failure
+    app.state.batch_every = batch_every
     app.state.metrics = metrics = RequestMetrics(multiprocess_metrics)
-    for router in ROUTERS:
+    for router in (*ROUTERS, demo.router):
         app.include_router(router)
     add_error_handlers(app)
     templates = {route.endpoint: route.path for route in app.routes if hasattr(route, "endpoint")}
     app.add_middleware(InternalErrorMiddleware)
-    app.add_middleware(MetricsMiddleware, metrics=metrics, templates=templates)  # outermost: times the 500s too
+    app.add_middleware(MetricsMiddleware, metrics=metrics, templates=templates)  # times the 500s too
+    app.add_middleware(LimitsMiddleware, limits=limits or Limits(), keys=lambda: app.state.keys,
+                       protected=(PREFIX, "/demo/api"))  # outermost: before anything reads the body
     return app

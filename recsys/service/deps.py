@@ -15,7 +15,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from recsys.service.auth import KeyStore, Principal
+from recsys.service.auth import KeysFile, KeyStore, Principal
+from recsys.service.rounding import round_answer
 from recsys.service.schemas import ErrorResponse
 from recsys.service.state import ServiceState
 
@@ -25,7 +26,8 @@ PREFIX = "/recommendations/enhanced"
 
 
 class JSONAnswer(Response):
-    """An engine answer (plain JSON types) serialised by orjson. Handlers return it
+    """An engine answer (plain JSON types) serialised by orjson, money rounded to cents and other
+    fractions to 4 decimals (:mod:`recsys.service.rounding`). Handlers return it
     directly, so FastAPI does not re-validate the dict against the response model
     (the model still documents the answer in the OpenAPI schema; the fuzz test
     checks that answers conform to it)."""
@@ -33,7 +35,7 @@ class JSONAnswer(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return orjson.dumps(round_answer(content))
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -51,13 +53,13 @@ def get_state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
-def get_keys(request: Request) -> KeyStore:
+def get_keys(request: Request) -> KeyStore | KeysFile:
     """The accepted API keys."""
     return request.app.state.keys
 
 
 async def principal(
-    keys: Annotated[KeyStore, Depends(get_keys)],
+    keys: Annotated[KeyStore | KeysFile, Depends(get_keys)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The token's owner; 401 without a token or with an unknown one (the token is never logged)."""

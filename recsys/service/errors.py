@@ -9,7 +9,8 @@
   ``retry_after_seconds``, a ``Retry-After`` header);
 * 409: :class:`~recsys.service.state.JobInProgress`;
 * 503: :class:`~recsys.service.history.SharedStoreUnavailable` (the store's
-  URL is logged, not answered; ``Retry-After``), the event store failing a
+  URL, password masked, is logged at most once every 5 s per store, not
+  answered; ``Retry-After``), the event store failing a
   write or read (:class:`~recsys.store.StoreError`: nothing was acknowledged)
   or missing (:class:`~recsys.service.state.StoreMissing`);
 * 500: anything else -- a server fault, a plain ``ValueError`` from a bug
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from typing import Any
 
@@ -70,9 +72,26 @@ async def _busy(request: Request, err: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(err)}, status_code=409)
 
 
+_LOG_EVERY_SECONDS = 5.0
+_last_logged: dict[str, float] = {}
+_suppressed: dict[str, int] = {}
+
+
+def _log_throttled(message: str) -> None:
+    """Log ``message`` at most once every 5 s per store (an outage is one line per period, with a count)."""
+    key = message.partition(":")[0]
+    now = time.monotonic()
+    if now - _last_logged.get(key, -math.inf) < _LOG_EVERY_SECONDS:
+        _suppressed[key] = _suppressed.get(key, 0) + 1
+        return
+    more = _suppressed.pop(key, 0)
+    _last_logged[key] = now
+    log.error("%s%s", message, f" (and {more} more like it in the last {_LOG_EVERY_SECONDS:g} s)" if more else "")
+
+
 async def _store_unavailable(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, SharedStoreUnavailable)
-    log.error("%s", err)  # names the store's URL; the answer does not
+    _log_throttled(str(err))  # names the store by its redacted URL; the answer does not
     return JSONResponse({"detail": f"{err.what} is unavailable; retry shortly", "retry_after_seconds": 1.0},
                         status_code=503, headers={"Retry-After": "1"})
 

@@ -38,6 +38,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from recsys.service.redact import redact_text, redact_url
+
 __all__ = ["EventLog", "LocalEventLog", "LogRead", "RedisEventLog", "START", "SharedLogUnavailable",
            "SharedStoreUnavailable", "stream_id_key"]
 
@@ -135,6 +137,7 @@ class RedisEventLog:
         import redis.asyncio as redis
 
         self.url = url
+        self.where = redact_url(url)  # what messages name: the password masked
         self.prefix = prefix
         self.max_read = max_read
         # a bounded pool that waits for a free connection (reads are single-flight per worker, see ServiceState.sync)
@@ -151,7 +154,7 @@ class RedisEventLog:
         try:
             await self._redis.ping()
         except Exception as err:  # redis raises its own ConnectionError subclasses
-            raise ConnectionError(f"Redis at {self.url} does not answer: {err}") from None
+            raise ConnectionError(f"Redis at {self.where} does not answer: {redact_text(str(err))}") from None
 
     async def append(self, records: list[dict[str, Any]]) -> str:
         with self._unavailable():
@@ -195,7 +198,7 @@ class RedisEventLog:
         try:
             yield
         except RedisError as err:
-            raise SharedLogUnavailable(f"shared event log at {self.url}: {type(err).__name__}: {err}") from None
+            raise SharedLogUnavailable(f"shared event log at {self.where}: {type(err).__name__}: {redact_text(str(err))}") from None
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from recsys.config import DealConfig
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.service.history import SharedStoreUnavailable
+from recsys.service.redact import redact_text, redact_url
 
 __all__ = ["ACQUIRE_SCRIPT", "RedisRateLimiter", "SharedRateLimitUnavailable"]
 
@@ -74,6 +75,7 @@ class RedisRateLimiter(RateLimiter):
         from redis.retry import Retry
 
         self.url = url
+        self.where = redact_url(url)  # what messages name: the password masked
         self.prefix = prefix
         # one immediate retry (a pooled connection broken by a Redis restart), never the default
         # exponential backoff: the call blocks a worker's event loop while it waits
@@ -144,7 +146,7 @@ class RedisRateLimiter(RateLimiter):
         try:
             self._redis.ping()
         except Exception as err:  # redis raises its own ConnectionError subclasses
-            raise ConnectionError(f"Redis at {self.url} does not answer: {err}") from None
+            raise ConnectionError(f"Redis at {self.where} does not answer: {redact_text(str(err))}") from None
 
     def close(self) -> None:
         self._redis.close()
@@ -157,7 +159,7 @@ class RedisRateLimiter(RateLimiter):
             yield
         except RedisError as err:
             raise SharedRateLimitUnavailable(
-                f"shared deal rate limit at {self.url}: {type(err).__name__}: {err}") from None
+                f"shared deal rate limit at {self.where}: {type(err).__name__}: {redact_text(str(err))}") from None
 
 
 def _glob_escape(text: str) -> str:

@@ -9,10 +9,19 @@ is a 422 whose body names the field. Responses carry the design's fields
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from recsys.config import DEFAULT_CONFIG, EVENT_TYPES
 from recsys.data.ids import ID_REGEX
@@ -60,15 +69,30 @@ class FullRequest(BaseModel):
     include_deals: bool = True
 
 
+ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}:?\d{2})?)?$")
+"""The timestamp shapes accepted: a date, or a date and time with an optional zone (none: UTC)."""
+
+
+def _iso_8601_string(value: Any) -> Any:
+    """Timestamps come as ISO 8601 strings only: numbers (seconds? milliseconds?) are refused."""
+    if not isinstance(value, str) or not ISO_8601.fullmatch(value):
+        raise ValueError("timestamp must be an ISO 8601 string such as '2024-05-01T12:00:00Z'")
+    return value
+
+
 class EventIn(BaseModel):
-    """One interaction event, as in the data set's ``events`` table."""
+    """One interaction event, as in the data set's ``events`` table. Strict: ``rating`` is an
+    integer 1..5 and only on a ``review`` (where it is required); ``timestamp`` an ISO 8601
+    string (a zone is converted to UTC; none means UTC), at most the service's clock skew
+    (``recsys serve --event-clock-skew``, 300 s) in the future."""
 
     model_config = ConfigDict(extra="forbid")
-    user_id: UserId
-    product_id: ProductId
+    user_id: Annotated[UserId, Field(strict=True)]
+    product_id: Annotated[ProductId, Field(strict=True)]
     event_type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
-    timestamp: datetime
-    rating: float | None = Field(None, ge=1, le=5, description="1..5, required for reviews")
+    timestamp: Annotated[datetime, BeforeValidator(_iso_8601_string)]
+    rating: Annotated[int, Field(strict=True, ge=1, le=5)] | None = Field(
+        None, description="an integer 1..5: required on reviews, refused on other events")
 
     @field_validator("timestamp")
     @classmethod
@@ -81,9 +105,11 @@ class EventIn(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _review_has_rating(self) -> EventIn:
+    def _rating_on_reviews_only(self) -> EventIn:
         if self.event_type == "review" and self.rating is None:
-            raise ValueError("a review needs a rating in 1..5")
+            raise ValueError("a review needs a rating, an integer 1..5")
+        if self.event_type != "review" and self.rating is not None:
+            raise ValueError(f"a rating belongs on a review only, not on a {self.event_type!r} event")
         return self
 
 
@@ -266,12 +292,15 @@ class JobAccepted(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(description="degraded: a store the data paths need does not answer")
+    causes: list[str] = Field(default_factory=list, description="why degraded (each store and its error)")
     model_loaded: bool
     shared_history: Literal["redis", "in-process"]
     events_applied: int
     pid: int
     engine_version: str | None = Field(None, description="the engine save this worker serves (None: not saved)")
+    batch_version: str | None = Field(None, description="the Stage 2 artifact version this worker serves")
+    engine_load_error: str | None = Field(None, description="why a published engine could not be loaded here")
 
 
 ModelInfoResponse.model_rebuild()

@@ -42,6 +42,7 @@ from recsys.deals.rate_limit import RateLimiter
 from recsys.serialization import iso_utc
 from recsys.service.batching import RequestBatcher
 from recsys.service.history import START, EventLog, LogRead, stream_id_key
+from recsys.service.jobs import JobLock, LocalJobLock
 from recsys.service.loop import BatchLease, train_on_store
 from recsys.service.settle import settle_after_swap
 from recsys.serving.engine import RecommendationEngine
@@ -87,6 +88,7 @@ class ServiceState:
     def __init__(self, engine: RecommendationEngine, event_log: EventLog,
                  clock: Callable[[], pd.Timestamp], rate_limiter: RateLimiter | None = None,
                  model_dir: str | Path | None = None, engine_version: str | None = None,
+                 job_lock: JobLock | None = None, event_clock_skew_seconds: float = 300.0,
                  store: EventStore | None = None, base_dir: str | Path | None = None) -> None:
         if not isinstance(engine, RecommendationEngine) or not engine.is_trained:
             raise ValueError("engine: the service needs a trained RecommendationEngine (train or load one first)")
@@ -96,7 +98,9 @@ class ServiceState:
         self.cursor = START
         self.events_applied = 0
         self.events_rejected = 0
-        self.batch_version = engine.batch_version
+        self._batch_seen = engine.batch_version  # the newest published batch version acted upon
+        self.job_lock: JobLock = job_lock if job_lock is not None else LocalJobLock()
+        self.event_clock_skew = pd.Timedelta(seconds=event_clock_skew_seconds)
         self.rate_limiter = (rate_limiter if rate_limiter is not None
                              else RateLimiter.from_config(engine.config.deals, engine.clock))
         # concurrent full/deals requests share one engine pass (of the engine serving then: a job may swap it)
@@ -121,6 +125,11 @@ class ServiceState:
         self.events_not_in_catalogue = 0  # stored events of products the served model does not know yet
         self.stored_products: frozenset[str] = frozenset()  # stored products the served model does not know yet
         self.feed = self._feed_for(engine) if store is not None else None
+
+    @property
+    def batch_version(self) -> str | None:
+        """The Stage 2 version the served engine uses (what is served is what is reported)."""
+        return self.engine.batch_version
 
     # -- the shared event log ----------------------------------------------------------
     async def sync(self) -> None:
@@ -171,7 +180,7 @@ class ServiceState:
             self._engine_seen = read.engine_version
             self._engine_load = asyncio.get_running_loop().create_task(self._load_engine(read.engine_version))
             return
-        if read.batch_version is not None and read.batch_version != self.batch_version:
+        if read.batch_version is not None and read.batch_version != self._batch_seen:
             self._reload_batch(read.batch_version)
 
     def _newer_engine_published(self, version: str | None) -> bool:
@@ -222,7 +231,26 @@ class ServiceState:
             self.engine.reload_batch()
         except Exception as err:  # e.g. a machine without the shared artifacts directory
             log.error("batch version %s published but not loadable here: %s", version, err)
-        self.batch_version = version  # do not retry on every request
+        self._batch_seen = version  # do not retry on every request
+
+    async def unavailable(self, timeout: float = 2.0) -> list[str]:
+        """What the data paths need and does not answer now (the shared live history, the deal rate
+        limit, the job lock), each named with its error; empty when all answer."""
+        checks: list[tuple[str, Any]] = []
+        ping = getattr(self.event_log, "ping", None)
+        if ping is not None:
+            checks.append(("shared live history", ping()))
+        ping_limiter = getattr(self.rate_limiter, "ping", None)
+        if ping_limiter is not None:
+            checks.append(("deal rate limit", asyncio.to_thread(ping_limiter)))
+        checks.append(("job lock", self.job_lock.ping()))
+        causes = []
+        for what, check in checks:
+            try:
+                await asyncio.wait_for(check, timeout)
+            except Exception as err:  # each store raises its own errors; the message is redacted at the source
+                causes.append(f"{what}: {type(err).__name__}: {err}" if str(err) else f"{what}: {type(err).__name__}")
+        return causes
 
     # -- the event store -----------------------------------------------------------------
     def _feed_for(self, engine: RecommendationEngine) -> LiveFeed:
@@ -289,16 +317,25 @@ class ServiceState:
         return await self.event_log.get_job(kind)
 
     async def start_job(self, kind: str, lease: BatchLease | None = None) -> dict[str, Any]:
-        """Start ``batch-process`` or ``train`` in the background; 409 while one of that kind runs here.
-        ``lease``: the store's batch lock, already held for this job (a scheduled run)."""
-        running = self._tasks.get(kind)
-        if running is not None and not running.done():
+        """Start ``batch-process`` or ``train`` in the background; 409 while a job of either kind runs
+        in any worker sharing the job lock (:mod:`recsys.service.jobs`). ``lease``: the event store's
+        batch lock, already held for this job (a scheduled run; released when the job ends)."""
+        job_id = uuid.uuid4().hex
+        holder = await self.job_lock.acquire(kind, job_id)
+        if holder is not None:
             if lease is not None:
                 await lease.release()
-            raise JobInProgress(f"a {kind} job is already running in this worker")
-        job = {"job_id": uuid.uuid4().hex, "kind": kind, "status": "running", "started_at": iso_utc(self.clock()),
+            raise JobInProgress(f"a {holder.get('kind')} job is running (worker pid {holder.get('worker_pid')}); "
+                                "train and batch-process run one at a time")
+        job = {"job_id": job_id, "kind": kind, "status": "running", "started_at": iso_utc(self.clock()),
                "finished_at": None, "error": None, "result": None, "worker_pid": os.getpid()}
-        await self.event_log.put_job(job)
+        try:
+            await self.event_log.put_job(job)
+        except BaseException:
+            await self.job_lock.release(job_id)
+            if lease is not None:
+                await lease.release()
+            raise
         if self.store is not None:
             async def runner() -> dict[str, Any]:
                 return await self._run_store_job(kind, lease)
@@ -321,7 +358,10 @@ class ServiceState:
             log.error("%s job %s failed: %s: %s", job["kind"], job["job_id"], type(err).__name__, err)
             job.update(status="failed", error=f"{type(err).__name__}: {err}")
         job["finished_at"] = iso_utc(self.clock())
-        await self.event_log.put_job(job)
+        try:
+            await self.event_log.put_job(job)
+        finally:
+            await self.job_lock.release(job["job_id"])
 
     async def _run_batch_job(self) -> dict[str, Any]:
         """Stage 2 in a thread, published as a new artifact version; then swapped in
@@ -332,7 +372,7 @@ class ServiceState:
             raise RuntimeError(f"batch version {prepared.version} not installed: a train job replaced the engine "
                                "meanwhile (it brings its own Stage 2 version)")
         info = engine.install_batch(prepared)
-        self.batch_version = prepared.version
+        self._batch_seen = prepared.version
         await self.event_log.publish_batch_version(prepared.version)
         return info
 
@@ -441,7 +481,7 @@ class ServiceState:
                 applied += self._apply_records(new, entry_id, records)
                 cursor = entry_id
         self.engine, self.cursor, self.events_applied = new, cursor, applied
-        self.batch_version = new.batch_version
+        self._batch_seen = new.batch_version
         self.engine_version = version
         settle_after_swap()
         return applied

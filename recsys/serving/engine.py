@@ -239,10 +239,11 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         self._check_trained()
         return self.data_hash_
 
-    def knows_user(self, user_id: str) -> bool:
-        """``user_id`` is a user of the data set trained on (live events may add others)."""
+    def knows_user(self, user_id: str, live: bool = False) -> bool:
+        """``user_id`` is a user of the data set trained on; with ``live``, also one that live events
+        (:meth:`add_events`) have added since."""
         self._check_trained()
-        return user_id in self._user_records
+        return user_id in self._user_records or (live and self.realtime_.history_.row_of(user_id) >= 0)
 
     def knows_product(self, product_id: str) -> bool:
         """``product_id`` is in the catalogue trained on."""

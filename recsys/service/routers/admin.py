@@ -30,8 +30,11 @@ async def model_info(who: Admin, state: State) -> dict[str, Any]:
     """What is trained, when, on which data; the latest batch-process and train jobs (a failed job says why);
     which Stage 2 and engine versions this worker serves (a failed load of a published one says why)."""
     await state.sync()
+    batch_job, train_job = await state.job("batch-process"), await state.job("train")
+    # no await from here: the engine described and the versions reported are the ones served (a swap
+    # happens only between two awaits)
     info = state.engine.model_info()
-    info.update(batch_job=await state.job("batch-process"), train_job=await state.job("train"),
+    info.update(batch_job=batch_job, train_job=train_job,
                 live_events_applied=state.events_applied, shared_history=state.event_log.kind,
                 served_batch_version=state.batch_version, served_engine_version=state.engine_version,
                 engine_load_error=state.engine_load_error, worker_pid=os.getpid())

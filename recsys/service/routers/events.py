@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 
@@ -13,21 +14,33 @@ from recsys.service.schemas import EventsRequest, EventsResponse
 router = APIRouter(prefix=PREFIX, tags=["admin"])
 
 
+def _refuse(i: int, field: str, msg: str) -> RequestValidationError:
+    return RequestValidationError([{"type": "value_error", "loc": ("body", "events", i, field), "msg": msg}])
+
+
 @router.post("/events", response_model=EventsResponse, responses=ERRORS)
 async def events(body: EventsRequest, who: Admin, state: State) -> dict[str, Any]:
     """New events: committed to the event store before the answer (durable), counted at once in Stage 1
-    by every worker (this one before it answers, the others at their next request)."""
+    by every worker (each applies the store before its next answer).
+    `new_users`: the users no earlier event (trained on, or posted before) names."""
     unknown = [(i, e.product_id) for i, e in enumerate(body.events) if not state.knows_product(e.product_id)]
     if unknown:
         i, product = unknown[0]
-        raise RequestValidationError([{
-            "type": "value_error", "loc": ("body", "events", i, "product_id"),
-            "msg": f"unknown product {product!r} ({len(unknown)} event(s) name products not in the catalogue)"}])
+        raise _refuse(i, "product_id", f"unknown product {product!r} "
+                                       f"({len(unknown)} event(s) name products not in the catalogue)")
+    now = pd.Timestamp(state.clock())
+    latest = (now.tz_convert("UTC").tz_localize(None) if now.tzinfo else now) + state.event_clock_skew
+    future = [i for i, e in enumerate(body.events) if pd.Timestamp(e.timestamp) > latest]
+    if future:
+        raise _refuse(future[0], "timestamp", f"timestamp in the future: later than the service's clock plus "
+                                              f"{state.event_clock_skew.total_seconds():g} s of allowed skew "
+                                              f"({len(future)} event(s))")
     mode = "python" if state.store is not None else "json"  # the store takes datetimes; a Redis log JSON
     records = [e.model_dump(mode=mode) for e in body.events]
-    entry_id = await state.append_events(records)
     users = {r["user_id"] for r in records}
-    return {"events": len(records), "users_updated": len(users),
-            "new_users": sorted(u for u in users if not state.engine.knows_user(u)),
+    await state.sync()  # every earlier post applied: a user they named is not new
+    new_users = sorted(u for u in users if not state.engine.knows_user(u, live=True))
+    entry_id = await state.append_events(records)
+    return {"events": len(records), "users_updated": len(users), "new_users": new_users,
             "purchases": sum(r["event_type"] == "purchase" for r in records),
             "shared": state.event_log.kind == "redis", "durable": state.store is not None, "entry_id": entry_id}
