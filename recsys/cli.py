@@ -173,6 +173,19 @@ def _tune(args: argparse.Namespace) -> int:
     return tune_main(args)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    """``recsys export``: the base data set plus the event store as a data set directory."""
+    export = sub.add_parser("export", help="write the base data set plus the event store as a data set directory")
+    export.add_argument("--database", default=None, metavar="URL",
+                        help="sqlite:///FILE or postgresql://... (default: the model directory's events.db)")
+    export.add_argument("--base", required=True,
+                        help="the base data set: a data set directory, or a model directory (its base/)")
+    export.add_argument("--out", required=True, help="data set directory to write (recsys train --data, recsys batch)")
+    export.add_argument("--cutoff", type=int, default=None, metavar="EVENT_ID",
+                        help="include stored events with id <= EVENT_ID (default: every committed event)")
+    export.set_defaults(func=_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="recsys", description=__doc__)
     parser.add_argument("--version", action="version", version=f"recsys {_version()}")
@@ -232,15 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--quiet", action="store_true", help="no step lines on stderr")
     batch.set_defaults(func=_batch)
 
-    export = sub.add_parser("export", help="write the base data set plus the event store as a data set directory")
-    export.add_argument("--database", default=None, metavar="URL",
-                        help="sqlite:///FILE or postgresql://... (default: the model directory's events.db)")
-    export.add_argument("--base", required=True,
-                        help="the base data set: a data set directory, or a model directory (its base/)")
-    export.add_argument("--out", required=True, help="data set directory to write (recsys train --data, recsys batch)")
-    export.add_argument("--cutoff", type=int, default=None, metavar="EVENT_ID",
-                        help="include stored events with id <= EVENT_ID (default: every committed event)")
-    export.set_defaults(func=_export)
+    _add_export(sub)
 
     from recsys.service.cli import add_service_commands  # keys, train, serve
 
