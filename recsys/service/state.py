@@ -468,7 +468,7 @@ class ServiceState:
             feed = self._feed_for(new)
             await feed.catch_up()
             self.engine, self.feed, self.events_applied = new, feed, feed.applied
-            self.batch_version = new.batch_version
+            self._batch_seen = new.batch_version
             self.engine_version = version
             settle_after_swap()
             return feed.applied
