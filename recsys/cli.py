@@ -1,4 +1,4 @@
-"""Command line: ``recsys generate | run | runs | batch | tune | keys | train | serve``.
+"""Command line: ``recsys generate | run | runs | batch | tune | experiment | keys | train | serve``.
 
     recsys generate --profile ci --seed 42 --out data/ci-42
     recsys run --profile thesis [--seeds 1,2,3] [-p test_days=21 ...] [--config my.toml]
@@ -8,6 +8,8 @@
     recsys batch --data data/ci-42 --out data/ci-42-batch [--engine spark --master local[2]]
     recsys tune --data data/ci-42 --budget 120 --out tuned.toml
     recsys export --database sqlite:///model/events.db --base model --out data/live [--cutoff EVENT_ID]
+    recsys experiment start --model model/ --config experiment.toml      (stop --model model/)
+    recsys experiment report --decisions model/decisions --data data/ci-42 [--experiment NAME] [--control VARIANT]
 
 A user error (a bad argument, parameter, seed list, notebook selection,
 configuration file, a missing or unwritable file or directory) prints one
@@ -186,6 +188,72 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     export.set_defaults(func=_export)
 
 
+def _experiment_set(args: argparse.Namespace) -> int:
+    """Publish the model directory's engine with an experiment started (from a TOML file) or stopped."""
+    import tomllib
+
+    from recsys.deals.experiment import ExperimentConfig
+    from recsys.serialization import config_from_json
+    from recsys.serving.model_dir import load_current, save_engine
+
+    if args.action == "start":
+        try:
+            with open(args.config, "rb") as handle:
+                experiment = config_from_json(ExperimentConfig, tomllib.load(handle))
+        except (OSError, tomllib.TOMLDecodeError, ValueError, TypeError) as error:
+            raise ConfigError(f"--config {args.config}: {error}") from None
+    else:
+        experiment = ExperimentConfig()
+    engine, _ = load_current(args.model)
+    engine.deal_policy(experiment=experiment)
+    version = save_engine(engine, args.model)
+    what = f"experiment {experiment.name!r} ({', '.join(v.name for v in experiment.variants)})" \
+        if experiment.active else "no experiment"
+    print(f"{args.model}: engine version {version} serves {what} (services started from it; a running one: PUT /experiment)")
+    return 0
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from recsys.data.dataset import Dataset
+    from recsys.research.experiment_report import report_from_files
+
+    try:
+        events = Dataset.load(args.data).events
+        table = report_from_files(args.decisions, events, args.experiment, args.control, args.n_boot)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"recsys experiment report: error: {error}", file=sys.stderr)
+        return 2
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.round(4).to_string(index=False))
+    if args.out:
+        table.to_csv(args.out, index=False)
+    return 0
+
+
+def _add_experiment_commands(sub: Any) -> None:
+    """``recsys experiment report | start | stop``."""
+    experiment = sub.add_parser("experiment", help="A/B experiments on deal policies")
+    experiment_sub = experiment.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    report = experiment_sub.add_parser("report", help="per-variant conversions, revenue and margin with intervals")
+    report.add_argument("--decisions", required=True, help="decision log folder (recsys.deals.decision_log)")
+    report.add_argument("--data", required=True, help="a data set directory whose events hold the outcomes")
+    report.add_argument("--experiment", default=None, help="only this experiment's variants")
+    report.add_argument("--control", default=None, help="the control variant (default: first by name)")
+    report.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    report.add_argument("--out", default=None, help="also write the table as CSV here")
+    report.set_defaults(func=_experiment)
+    start = experiment_sub.add_parser("start", help="serve an A/B experiment (TOML) from a model directory")
+    start.add_argument("--model", required=True, help="model directory (recsys train --out)")
+    start.add_argument("--config", required=True, metavar="FILE.toml",
+                       help="name, salt and [[variants]] (name, share, use_price_sensitivity, [variants.exploration])")
+    start.set_defaults(func=_experiment_set)
+    stop = experiment_sub.add_parser("stop", help="end the A/B experiment of a model directory")
+    stop.add_argument("--model", required=True, help="model directory (recsys train --out)")
+    stop.set_defaults(func=_experiment_set)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="recsys", description=__doc__)
     parser.add_argument("--version", action="version", version=f"recsys {_version()}")
@@ -263,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", required=True, type=out_file("--out"), help="configuration file to write (.toml)")
     tune.add_argument("--quiet", action="store_true", help="no progress line per trial on stderr")
     tune.set_defaults(func=_tune)
+
+    _add_experiment_commands(sub)
     return parser
 
 

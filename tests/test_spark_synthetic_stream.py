@@ -39,11 +39,12 @@ def test_stream_writes_generate_s_events_in_parts_with_its_content_hash(tmp_path
     assert streamed.events["session_id"].nunique() == reference.events["session_id"].nunique()
 
 
-def test_xl_profile_is_past_one_machine_and_streamed_by_the_cli():
+def test_xl_profile_is_past_one_machine_and_streamed_by_the_cli(tmp_path):
     xl = get_profile("xl")
+    d = str(tmp_path)  # `recsys batch --data` must name an existing directory
     assert xl.n_users >= 1_000_000 and xl.n_products >= 100_000
     args = build_parser().parse_args(["generate", "--profile", "xl", "--out", "x"])
     assert args.profile == "xl"
-    batch = build_parser().parse_args(["batch", "--data", "d", "--out", "o", "--engine", "spark", "--master", "yarn"])
+    batch = build_parser().parse_args(["batch", "--data", d, "--out", "o", "--engine", "spark", "--master", "yarn"])
     assert (batch.engine, batch.master) == ("spark", "yarn")
-    assert build_parser().parse_args(["batch", "--data", "d", "--out", "o"]).engine == "memory"
+    assert build_parser().parse_args(["batch", "--data", d, "--out", "o"]).engine == "memory"

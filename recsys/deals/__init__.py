@@ -5,8 +5,11 @@ Modules: ``candidates`` (the candidate-frame contract, the four deal types,
 sensitivity, extra factors), ``guardrails`` (bounds, margin floor,
 eligibility), ``rate_limit``, ``generator`` (:class:`DealGenerator`),
 ``audit`` (independent re-check of the rules), ``response`` (simulated
-customer response and policy comparison), ``study`` (notebook 07 helpers;
-imports the Stage 2 models, so not imported here).
+customer response and policy comparison), ``exploration`` (the logging
+policy: exploration, holdout, propensities), ``decision_log`` (logged
+decisions and their outcomes), ``experiment`` (A/B experiments on deal
+policies), ``study`` (notebook 07 helpers; imports the Stage 2 models, so not
+imported here).
 
 ``DealGenerator(config).generate(user, candidates, as_of)`` is the per-request
 entry point and ``generate_many(users, block, as_of)`` the batch one.

@@ -46,7 +46,7 @@ from recsys.deals.pricing import PRICING_COLUMNS, DealPricer, PriceFactor, UserP
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.validation import InvalidRequest
 
-__all__ = ["DEAL_COLUMNS", "SEED_DEAL_KEYS", "SUMMARY_COLUMNS", "DealBatch", "DealGenerator", "DealResult"]
+__all__ = ["DEAL_COLUMNS", "POLICY_KEYS", "SEED_DEAL_KEYS", "SUMMARY_COLUMNS", "DealBatch", "DealGenerator", "DealResult"]
 
 SEED_DEAL_KEYS = [
     "product_id",
@@ -73,6 +73,10 @@ DEAL_COLUMNS = (
 fired ``deal_types`` ('|'-joined, and one bool column per type), the
 guardrail flags and the pricing terms (for audit and study).
 ``is_regional_deal`` is True when the ``regional_seasonal`` type fired."""
+
+POLICY_KEYS = ["policy", "policy_version", "variant", "arm", "propensity"]
+"""Keys a :class:`~recsys.deals.exploration.LoggingPolicy` adds to each deal
+(:meth:`DealResult.to_records` passes them on when present)."""
 
 SUMMARY_COLUMNS = (
     ["user_id", "n_deals", "n_requested", "n_candidates", "n_eligible", "shortfall_reason"]
@@ -112,14 +116,20 @@ class DealResult:
             self._deals = pd.DataFrame(self._deals)
         return self._deals
 
+    def deal_columns(self) -> pd.DataFrame | Mapping[str, np.ndarray]:
+        """The deal columns as held (a mapping of arrays is not turned into a frame)."""
+        return self._deals
+
     @property
     def n_deals(self) -> int:
         return len(self._deals["product_id"])
 
     def to_records(self) -> list[dict[str, Any]]:
         """The deals as JSON-ready dicts (plain Python values): the design's
-        keys plus ``deal_types`` (a list) and ``margin_clamped``."""
+        keys plus ``deal_types`` (a list) and ``margin_clamped``, and the
+        :data:`POLICY_KEYS` when a logging policy set them."""
         keys = SEED_DEAL_KEYS + ["deal_types", "margin_clamped"]
+        keys += [k for k in POLICY_KEYS if k in self._deals]  # set when a logging policy priced the deals
         values = [np.asarray(self._deals[k]).tolist() for k in keys]
         records = [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
         for row in records:

@@ -8,6 +8,14 @@ one-user :class:`~recsys.deals.candidates.CandidateBlock` and runs the
 :class:`~recsys.deals.generator.DealGenerator`. The per-user rate limit is the
 caller's: the :class:`~recsys.deals.rate_limit.RateLimiter` passed to
 :meth:`UserDeals.answer_many` (the service passes its in-process or Redis one).
+
+With a :class:`~recsys.deals.exploration.LoggingPolicy` (``policy``), the
+deals are priced by it (exploration, holdout) and carry ``policy,
+policy_version, variant, arm, propensity``; a held-out user gets no deals and
+a note saying so. With a ``sink``
+(:class:`~recsys.deals.decision_log.DecisionSink`) every decision, the
+held-out ones included, is logged with its context (region, age group,
+segment, demand score, season).
 """
 
 from __future__ import annotations
@@ -21,12 +29,19 @@ import numpy as np
 import pandas as pd
 
 from recsys.deals.candidates import CandidateBuilder
-from recsys.deals.generator import DealGenerator, DealResult
+from recsys.deals.decision_log import DecisionSink, decisions_frame
+from recsys.deals.exploration import LoggingPolicy, period_of
+from recsys.deals.generator import SEED_DEAL_KEYS, DealGenerator, DealResult
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.models.content import ContentRecommender
 from recsys.serialization import iso_utc
 
 __all__ = ["ContentSimilarity", "UserDeals"]
+
+_POLICY_INPUTS = list(dict.fromkeys(
+    SEED_DEAL_KEYS + ["deal_types", "margin_clamped", "user_id", "rank", "expiry_days", "cost", "margin_floor",
+                      "demand_score", "season"]))
+"""The deal columns the answer, the logging policy and the decision log read."""
 
 
 class ContentSimilarity:
@@ -58,10 +73,14 @@ class UserDeals:
     generator: DealGenerator
     user_records: Mapping[str, Mapping[str, Any]]
     similar_seed_items: int
+    policy: LoggingPolicy | None = None
+    sink: DecisionSink | None = None
+    variant: str = ""
 
     def answer_many(self, user_ids: Sequence[str], affinities: Sequence[np.ndarray | None], demand: np.ndarray,
                     as_of: pd.Timestamp, num_deals: int | None, season: str,
-                    rate_limiter: RateLimiter | None = None) -> list[dict[str, Any] | RateLimitExceeded]:
+                    rate_limiter: RateLimiter | None = None,
+                    segments: Mapping[str, Any] | None = None) -> list[dict[str, Any] | RateLimitExceeded]:
         """``{"deals": [...], "season": ..., "note": ...}`` for each of ``user_ids``
         (one candidate block), in their order; a user past the per-user rate limit
         gets its :class:`~recsys.deals.rate_limit.RateLimitExceeded` instead.
@@ -95,10 +114,46 @@ class UserDeals:
             similarity = self.builder.similarity_to_viewed(ids, self.similarity, self.similar_seed_items)
             block = self.builder.build_block(ids, scores, demand, similarity)
             users = [{"user_id": u, **self.user_records[u]} for u in ids]
-            for i, result in zip(known, self.generator.generate_each(users, block, as_of, num_deals, season),
-                                 strict=True):
+            results = self.generator.generate_each(users, block, as_of, num_deals, season)
+            if self.policy is not None:
+                results = self._apply_policy(results, as_of, segments or {})
+            for i, result in zip(known, results, strict=True):
                 out[i] = result if isinstance(result, RateLimitExceeded) else self._answer(result)
         return out  # type: ignore[return-value]
+
+    def _apply_policy(self, results: list[DealResult | RateLimitExceeded], as_of: pd.Timestamp,
+                      segments: Mapping[str, Any]) -> list[DealResult | RateLimitExceeded]:
+        """Price the results by the logging policy (one pass over all their deals),
+        log every decision, and keep only the offered deals (none for a held-out
+        user) in the results."""
+        assert self.policy is not None
+        period = period_of(as_of, self.policy.config.period_days)
+        done = [r for r in results if not isinstance(r, RateLimitExceeded)]
+        if not done:
+            return results
+        columns = [r.deal_columns() for r in done]
+        merged = {k: np.concatenate([np.asarray(c[k]) for c in columns]) for k in _POLICY_INPUTS}
+        applied = self.policy.apply(merged, period)
+        applied["variant"] = np.full(len(applied["arm"]), self.variant, dtype=object)
+        offered = applied["arm"] != "holdout"
+        cuts = np.cumsum([r.n_deals for r in done])[:-1]
+        pieces = {k: np.split(v, cuts) for k, v in applied.items()}
+        kept = np.split(offered, cuts)
+        renewed = {}
+        for j, result in enumerate(done):
+            keep = kept[j]
+            held_out = bool(len(keep)) and not keep.any()
+            note = ("holdout: no deals for this user in this period (deal evaluation, "
+                    f"{self.policy.name} {self.policy.version})") if held_out else result.shortfall_reason
+            renewed[id(result)] = DealResult(result.user_id, result.as_of, result.season,
+                                             {k: v[j][keep] for k, v in pieces.items()}, result.n_candidates,
+                                             result.n_eligible, result.n_requested, result.excluded, note)
+        if self.sink is not None and len(offered):
+            context = {u: {"region": r.get("region"), "age_group": r.get("age_group"),
+                           "segment": f"segment_{segments[u]}" if u in segments else "unknown"}
+                       for u in set(applied["user_id"].tolist()) for r in [self.user_records[u]]}
+            self.sink.write(decisions_frame(applied, context, as_of, period, self.variant))
+        return [r if isinstance(r, RateLimitExceeded) else renewed[id(r)] for r in results]
 
     @staticmethod
     def _answer(result: DealResult) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 - :mod:`recsys.evaluation.split`: temporal hold-out, relevance rules, cold-start users, validation window.
 - :mod:`recsys.evaluation.metrics`: precision/recall/NDCG/MAP/hit rate@k, coverage, diversity, novelty.
 - :mod:`recsys.evaluation.statistics` (re-exported here): percentile bootstrap over users, paired differences.
+- :mod:`recsys.evaluation.off_policy`: IPS, SNIPS, direct method and doubly robust estimates of a
+  policy's value from logged decisions with propensities, with bootstrap intervals.
 - :mod:`recsys.evaluation.comparison`: every model under one protocol, weight sweep, multi-seed
   aggregation, the design's "Performance Metrics" table.
 """

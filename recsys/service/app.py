@@ -140,6 +140,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.gather(schedule, return_exceptions=True)
     await state.wait_jobs()
     await state.wait_engine_load()
+    if state.decision_log is not None:
+        state.decision_log.flush()
     await state.event_log.close()
     await state.job_lock.close()
     if state.store is not None and getattr(app.state, "owns_store", False):  # opened by recsys serve for this app

@@ -291,6 +291,13 @@ class JobAccepted(BaseModel):
     status_url: str
 
 
+class DealPolicyResponse(BaseModel):
+    model_config = _RESPONSE
+    experiment: dict[str, Any] = Field(description="the A/B experiment over deal policies (name '' = none)")
+    exploration: dict[str, Any] = Field(description="the deals' logging policy (exploration, holdout)")
+    engine_version: str | None = Field(None, description="the engine save that carries it (None: this worker only)")
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(description="degraded: a store the data paths need does not answer")
     causes: list[str] = Field(default_factory=list, description="why degraded (each store and its error)")

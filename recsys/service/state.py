@@ -38,6 +38,8 @@ from typing import Any
 
 import pandas as pd
 
+from recsys.deals.decision_log import ParquetDecisionLog
+from recsys.deals.experiment import ExperimentConfig
 from recsys.deals.rate_limit import RateLimiter
 from recsys.serialization import iso_utc
 from recsys.service.batching import RequestBatcher
@@ -46,7 +48,7 @@ from recsys.service.jobs import JobLock, LocalJobLock
 from recsys.service.loop import BatchLease, train_on_store
 from recsys.service.settle import settle_after_swap
 from recsys.serving.engine import RecommendationEngine
-from recsys.serving.model_dir import current_version, load_current, save_engine, version_number
+from recsys.serving.model_dir import DECISIONS_SUBDIR, current_version, load_current, save_engine, version_number
 from recsys.store.base import EventStore
 from recsys.store.base import utc_now as store_now
 from recsys.store.live import LiveFeed
@@ -109,6 +111,10 @@ class ServiceState:
         self.deals_batcher = RequestBatcher(
             lambda num_deals, users: self.engine.deals_many(users, num_deals, rate_limiter=self.rate_limiter))
         self.model_dir = None if model_dir is None else Path(model_dir)
+        # every deal decision (with its propensity) into the model directory's decision log
+        self.decision_log = (None if self.model_dir is None
+                             else ParquetDecisionLog(self.model_dir / DECISIONS_SUBDIR, flush_rows=4096))
+        engine.use_decision_sink(self.decision_log)
         if engine_version is None and self.model_dir is not None:
             engine_version = current_version(self.model_dir)
         self.engine_version = engine_version
@@ -480,11 +486,37 @@ class ServiceState:
             for entry_id, records in read.entries:
                 applied += self._apply_records(new, entry_id, records)
                 cursor = entry_id
+        new.use_decision_sink(self.decision_log)
         self.engine, self.cursor, self.events_applied = new, cursor, applied
         self._batch_seen = new.batch_version
         self.engine_version = version
         settle_after_swap()
         return applied
+
+    async def set_experiment(self, experiment: ExperimentConfig) -> str | None:
+        """Serve deals under ``experiment`` (an inactive one ends it). With a model directory:
+        the current save is loaded in a thread, changed, saved as a new engine version,
+        installed here (the log replayed) and published, so every worker loads it; without
+        one, the served engine changes in this worker only. Returns the version."""
+        if self.model_dir is None:
+            self.engine.deal_policy(experiment=experiment)
+            return None
+        model_dir = self.model_dir
+
+        def build() -> tuple[RecommendationEngine, str]:
+            new, _ = load_current(model_dir, self.clock)
+            new.deal_policy(experiment=experiment)
+            return new, save_engine(new, model_dir)
+
+        new, version = await asyncio.to_thread(build)
+        self._swapping = True
+        try:
+            await self._install(new, version)
+            self._engine_seen = version
+            await self.event_log.publish_engine_version(version, self.batch_version)
+        finally:
+            self._swapping = False
+        return version
 
     async def _load_engine(self, published: str) -> None:
         """Serve the model directory's current save, announced as ``published`` by another worker:

@@ -86,6 +86,8 @@ from recsys.config import DEFAULT_CONFIG, FusionWeights, RecsysConfig
 from recsys.data.dataset import Dataset
 from recsys.data.ids import check_user_id
 from recsys.deals.candidates import CandidateBuilder
+from recsys.deals.decision_log import DecisionSink, check_sink
+from recsys.deals.experiment import ExperimentConfig, ExplorationConfig, VariantDeals, build_user_deals
 from recsys.deals.generator import DealGenerator
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.deals.serving import ContentSimilarity, UserDeals
@@ -150,6 +152,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         #: the default limiter of deal requests; a call may pass its own (the service's)
         self.rate_limiter = RateLimiter.from_config(self.config.deals, self.clock)
         self._deal_generator = DealGenerator(self.config, rules=self.engine_config.deal_rules, rate_limiter=False)
+        self.decision_sink: DecisionSink | None = None
 
     def use_rate_limiter(self, limiter: RateLimiter) -> None:
         """Count deal requests (``deals``, ``full`` with deals) of calls that pass
@@ -174,6 +177,11 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         new.rate_limiter = self.rate_limiter
         new.train(self.dataset_ if dataset is None else dataset)
         return new
+
+    def use_decision_sink(self, sink: DecisionSink | None) -> None:
+        """Log every deal decision to ``sink`` from now on (:mod:`recsys.deals.decision_log`; None: stop)."""
+        self.decision_sink = check_sink(sink)
+        self._user_deals = self._deals_path() if "_user_deals" in self.__dict__ else None  # type: ignore[assignment]
 
     # ------------------------------------------------------------------ training
     def train(self, dataset: Dataset, tune: bool = False, tuning: Any = None) -> dict[str, Any]:
@@ -220,8 +228,23 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         products = dataset.products
         self._catalogue = Catalogue(products)
         self._product_ids = frozenset(products["product_id"].tolist())
-        self._user_deals = UserDeals(CandidateBuilder(dataset), ContentSimilarity(self.content_),
-                                     self._deal_generator, records, cfg.similar_seed_items)
+        self._user_deals = self._deals_path()
+
+    def _deals_path(self) -> UserDeals | VariantDeals:
+        base = UserDeals(CandidateBuilder(self.dataset_), ContentSimilarity(self.content_), self._deal_generator,
+                         self._user_records, self.engine_config.similar_seed_items, sink=self.decision_sink)
+        return build_user_deals(base, self.config, self.engine_config.exploration, self.engine_config.experiment)
+
+    def deal_policy(self, exploration: ExplorationConfig | None = None,
+                    experiment: ExperimentConfig | None = None) -> tuple[ExplorationConfig, ExperimentConfig]:
+        """The deals' logging policy and A/B experiment; given ones replace them from now on (kept in the save)."""
+        self._check_trained()
+        cfg = self.engine_config
+        if exploration is not None or experiment is not None:
+            self.engine_config = cfg = replace(cfg, exploration=exploration or cfg.exploration,
+                                               experiment=cfg.experiment if experiment is None else experiment)
+            self._user_deals = self._deals_path()
+        return cfg.exploration, cfg.experiment
 
     # ------------------------------------------------------------------ checks
     @property
@@ -442,7 +465,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
                 affinities[i] = scores[j]
         season = self.config.seasons.season_of(self.dataset_.as_of.month)
         return self._user_deals.answer_many(user_ids, affinities, serving.stage2.demand, self._now(), num_deals,
-                                            season, limiter)
+                                            season, limiter, serving.stage2.segments)
 
     # ------------------------------------------------------------------ many users
     def strategies(self) -> dict[str, Recommender]:

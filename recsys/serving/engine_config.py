@@ -7,6 +7,8 @@ from typing import Any
 
 from recsys.config import FusionWeights, RecsysConfig
 from recsys.deals.deal_types import DealRules
+from recsys.deals.experiment import ExperimentConfig
+from recsys.deals.exploration import ExplorationConfig
 from recsys.models.content import ContentConfig
 from recsys.models.hybrid import HybridConfig
 from recsys.models.realtime import RealtimeConfig
@@ -21,7 +23,10 @@ __all__ = ["EngineConfig", "configs_from_json", "configs_to_json"]
 class EngineConfig:
     """Component settings of the engine (the domain tables live in
     :class:`~recsys.config.RecsysConfig`). ``similar_seed_items``: how many
-    of the user's most-viewed products define "similar to viewed" deals."""
+    of the user's most-viewed products define "similar to viewed" deals;
+    ``exploration``: the deals' logging policy (off by default: the formula,
+    propensity 1; :mod:`recsys.deals.exploration`); ``experiment``: an A/B
+    experiment over deal policies (none by default; :mod:`recsys.deals.experiment`)."""
 
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     content: ContentConfig = field(default_factory=ContentConfig)
@@ -29,6 +34,8 @@ class EngineConfig:
     hybrid: HybridConfig = field(default_factory=HybridConfig)
     deal_rules: DealRules = field(default_factory=DealRules)
     similar_seed_items: int = 5
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     realtime_latency_target: str = "< 100ms"
 
     def __post_init__(self) -> None:

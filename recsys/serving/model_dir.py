@@ -4,7 +4,8 @@ A model directory (``recsys train --out DIR``) holds ``engine/`` (a saved
 :class:`~recsys.serving.engine.RecommendationEngine`: immutable saves ``sNNNNNN/``
 behind the pointer ``CURRENT``, :mod:`recsys.serving.engine_store`) and
 ``artifacts/`` (its Stage 2 artifact versions ``vNNNNNN/`` behind
-``LATEST``; ``batch-process`` publishes new ones there). The name of a save
+``LATEST``; ``batch-process`` publishes new ones there) and ``decisions/``
+(the deal decision log every worker writes, :mod:`recsys.deals.decision_log`). The name of a save
 is the **engine version** a service publishes after a ``train`` job
 (:mod:`recsys.service.history`): save names grow with every save, so a
 larger number is a newer model. Two workers whose ``train`` jobs save at
@@ -21,15 +22,19 @@ from pathlib import Path
 import pandas as pd
 
 from recsys.data.dataset import Dataset
+from recsys.deals.exploration import ExplorationConfig
 from recsys.serving.engine import RecommendationEngine
+from recsys.serving.engine_config import EngineConfig
 from recsys.serving.engine_store import POINTER, EngineFormatError
 from recsys.stage2 import publish
 
-__all__ = ["ARTIFACTS_SUBDIR", "BASE_SUBDIR", "ENGINE_SUBDIR", "ensure_base", "check_model_dir", "current_version", "load_current", "load_model",
-           "save_engine", "train_model_dir", "utc_now", "version_number"]
+__all__ = ["ARTIFACTS_SUBDIR", "BASE_SUBDIR", "DECISIONS_SUBDIR", "ENGINE_SUBDIR", "SERVICE_ENGINE_CONFIG",
+           "check_model_dir", "current_version", "ensure_base", "load_current", "load_model", "save_engine",
+           "train_model_dir", "utc_now", "version_number"]
 
 ENGINE_SUBDIR = "engine"
 ARTIFACTS_SUBDIR = "artifacts"
+DECISIONS_SUBDIR = "decisions"
 BASE_SUBDIR = "base"
 """The base data set (``Dataset.save``): what ``recsys train`` trained on, before any stored event."""
 
@@ -39,12 +44,19 @@ def utc_now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
 
 
-def train_model_dir(dataset: Dataset, out: str | Path) -> RecommendationEngine:
+SERVICE_ENGINE_CONFIG = EngineConfig(exploration=ExplorationConfig(enabled=True))
+"""A served engine's settings: the deals' logging policy is on (exploration and a holdout,
+the shares of :class:`~recsys.deals.exploration.ExplorationConfig`), so its decisions can
+be evaluated; the notebooks' engines keep it off."""
+
+
+def train_model_dir(dataset: Dataset, out: str | Path,
+                    engine_config: EngineConfig = SERVICE_ENGINE_CONFIG) -> RecommendationEngine:
     """Train an engine on ``dataset`` into a new model directory ``out`` (its Stage 2
     version under ``artifacts/``, the engine saved under ``engine/``, the data set as the base
     ``base/`` that trainings on the event store add the stored data to)."""
     out = Path(out)
-    engine = RecommendationEngine(artifacts_dir=out / ARTIFACTS_SUBDIR)
+    engine = RecommendationEngine(engine_config=engine_config, artifacts_dir=out / ARTIFACTS_SUBDIR)
     engine.train(dataset)
     engine.save(out / ENGINE_SUBDIR)
     dataset.save(out / BASE_SUBDIR)

@@ -1,15 +1,26 @@
 """Admin paths: ``/segments``, ``/model-info``, the background jobs ``/batch-process`` and
-``/train``, and their states ``/jobs/{kind}``."""
+``/train``, and their states ``/jobs/{kind}``; ``/experiment``, the A/B experiment over deal policies."""
 
 from __future__ import annotations
 
 import os
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, Body, HTTPException, Path
 
+from recsys.config import ConfigError
+from recsys.deals.experiment import ExperimentConfig
+from recsys.serialization import config_from_json, config_to_json
 from recsys.service.deps import ERRORS, PREFIX, Admin, JSONAnswer, State
-from recsys.service.schemas import BatchJob, ErrorResponse, JobAccepted, ModelInfoResponse, SegmentsResponse
+from recsys.service.schemas import (
+    BatchJob,
+    DealPolicyResponse,
+    ErrorResponse,
+    JobAccepted,
+    ModelInfoResponse,
+    SegmentsResponse,
+)
+from recsys.validation import InvalidRequest
 
 router = APIRouter(prefix=PREFIX, tags=["admin"])
 
@@ -67,3 +78,32 @@ async def job_status(kind: Annotated[str, Path(pattern="^(batch-process|train)$"
     if job is None:
         raise HTTPException(404, f"no {kind} job has run yet")
     return job
+
+
+def _deal_policy(state: State, version: str | None) -> dict[str, Any]:
+    exploration, experiment = state.engine.deal_policy()
+    return {"experiment": config_to_json(experiment), "exploration": config_to_json(exploration),
+            "engine_version": version}
+
+
+@router.get("/experiment", response_model=DealPolicyResponse, responses=ERRORS)
+async def experiment(who: Admin, state: State) -> dict[str, Any]:
+    """The A/B experiment over deal policies and the deals' logging policy this worker serves."""
+    await state.sync()
+    return _deal_policy(state, state.engine_version)
+
+
+@router.put("/experiment", response_model=DealPolicyResponse, responses=ERRORS)
+async def set_experiment(who: Admin, state: State, body: Annotated[dict[str, Any], Body(
+        description="`name` ('' ends the experiment), `salt`, `variants`: [{`name`, `share`, "
+                    "`use_price_sensitivity`, `exploration`: {`enabled`, `epsilon`, `holdout_share`, ...}}]")]
+        ) -> dict[str, Any]:
+    """Start (or end) an A/B experiment: users are assigned to variants by a hash of their id; each
+    variant is a deal policy; every deal answered and every decision logged carries its variant.
+    Saved as a new engine version that every worker loads."""
+    try:
+        experiment = config_from_json(ExperimentConfig, body)
+    except (ConfigError, ValueError, TypeError) as err:
+        raise InvalidRequest(f"experiment: {err}") from None
+    version = await state.set_experiment(experiment)
+    return _deal_policy(state, version)
