@@ -168,9 +168,8 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
 
     def retrained_copy(self, now: Callable[[], pd.Timestamp] | None = None,
                        dataset: Dataset | None = None) -> RecommendationEngine:
-        """A new engine with this one's configuration, clock and artifact directory,
-        trained on ``dataset`` (default: this one's data; slow: run it in a worker thread;
-        this engine is only read). ``now``: the new engine's wall clock (default: this one's)."""
+        """A new engine with this one's configuration, clock (or ``now``) and artifact directory, trained on
+        ``dataset`` (default: this one's data); slow: run it in a worker thread (this engine is only read)."""
         self._check_trained()
         new = type(self)(self.config, self.engine_config, self.weights, self.artifacts_dir, self.clock,
                          now if now is not None else self.now)
@@ -512,8 +511,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
                 "hybrid": serving.hybrid.describe(),
             },
             "fit_seconds": round(getattr(self, "fit_seconds_", float("nan")), 3),
-            "tuning": getattr(self, "tuning_", None),
-            "training_data": self.training_data(),
+            "tuning": getattr(self, "tuning_", None), "training_data": self.training_data(),
         })
 
     def demo_flow(self, user_id: str | None = None, rate_limiter: RateLimiter | None = None) -> dict[str, Any]:
