@@ -22,11 +22,6 @@ import pandas as pd
 from recsys.config import DEFAULT_CONFIG, RecsysConfig
 from recsys.store.base import EventStore
 
-try:  # the service's JSON library (recsys[service]); the standard library's otherwise
-    import orjson
-except ImportError:  # pragma: no cover - recsys[service] is installed in every test environment
-    orjson = None
-
 __all__ = ["SQLiteStore", "sqlite_path"]
 
 _INSERT_JSON = ("INSERT INTO events SELECT ?1 + key, " + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(8))
@@ -69,9 +64,11 @@ class SQLiteStore(EventStore):
 
     def _event_payload(self, rows: list[tuple]) -> bytes:
         """The rows as one JSON array (on the caller's thread; orjson where installed, as with the service)."""
-        if orjson is not None:
-            return orjson.dumps(rows)
-        return json.dumps(rows, separators=(",", ":")).encode()
+        try:
+            import orjson
+        except ImportError:  # the core install: the standard library's
+            return json.dumps(rows, separators=(",", ":")).encode()
+        return orjson.dumps(rows)
 
     def _insert_events(self, cur: Any, first: int, ops: list[Any], now: Any) -> None:
         """One statement for the whole batch: SQLite expands one JSON array itself (``json_each``), so the
