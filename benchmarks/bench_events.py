@@ -309,6 +309,7 @@ def train_time(model: Path, n: int, users: list[str], products: list[str], when:
 
     engine, _ = load_current(model)
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        engine.artifacts_dir = Path(tmp) / "artifacts"  # the new engine's Stage 2 versions: not the model's
         url = f"sqlite:///{tmp}/events.db"
         fill_store(url, n, users, products, when, seed)
         with open_store(url) as store:
