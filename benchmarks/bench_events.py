@@ -55,6 +55,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "/recommendations/enhanced"
+NO_CLIENT_LIMIT = ("--rate-limit", "1000000", "--burst", "1000000")
+"""The load generator is one client address: the per-client request limit (1,000/s) would refuse it."""
 TARGETS = {"single_rps": 2000.0, "batch_events_per_s": 20_000.0, "visible_p99_s": 1.0, "restart_1m_s": 60.0}
 
 
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 stores.append(("postgresql", lambda name: _pg_database(pg_url, name)))
         for store_name, url_of in stores:
-            with serve_process(model, keys, extra=("--database", url_of("throughput")),
+            with serve_process(model, keys, extra=("--database", url_of("throughput"), *NO_CLIENT_LIMIT),
                                log_path=tmp / f"serve-{store_name}.log") as (url, process):
                 server = psutil.Process(process.pid)
                 for per_request in (1, args.batch):
@@ -278,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                      when.isoformat()), how)
             if redis_url is not None:
                 with serve_process(model, keys, workers=2, redis_url=redis_url,
-                                   extra=("--database", url_of("visibility2")),
+                                   extra=("--database", url_of("visibility2"), *NO_CLIENT_LIMIT),
                                    log_path=tmp / f"serve-{store_name}-2.log") as (url, _):
                     record_visibility(metrics, store_name, 2, visibility(url, token, products, args.visible_samples,
                                                                          when.isoformat()), how)
