@@ -7,6 +7,7 @@
     recsys runs prune --keep 5 --profile ci
     recsys batch --data data/ci-42 --out data/ci-42-batch [--engine spark --master local[2]]
     recsys tune --data data/ci-42 --budget 120 --out tuned.toml
+    recsys export --database sqlite:///model/events.db --base model --out data/live [--cutoff EVENT_ID]
     recsys experiment start --model model/ --config experiment.toml      (stop --model model/)
     recsys experiment report --decisions model/decisions --data data/ci-42 [--experiment NAME] [--control VARIANT]
 
@@ -151,10 +152,40 @@ def _batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from recsys.store.training import export_main
+
+    try:
+        data = export_main(args.database, args.base, Path(args.out), args.cutoff)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"recsys export: error: {err}", file=sys.stderr)
+        return 2
+    r = data.report
+    dropped = ", ".join(f"{k}: {v:,}" for k, v in r["stored_events_dropped"].items())
+    print(f"wrote {args.out} ({r['users']:,} users, {r['products']:,} products, {r['events']:,} events: "
+          f"{r['base_events']:,} base + {r['stored_events_used']:,} stored through event id {r['cutoff_event_id']}; "
+          f"dropped {dropped}; incomplete new products dropped: {r['new_products_dropped_incomplete']:,}; "
+          f"users given default profile fields: {r['users_defaulted']:,})")
+    return 0
+
+
 def _tune(args: argparse.Namespace) -> int:
     from recsys.research.tuning import tune_main
 
     return tune_main(args)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    """``recsys export``: the base data set plus the event store as a data set directory."""
+    export = sub.add_parser("export", help="write the base data set plus the event store as a data set directory")
+    export.add_argument("--database", default=None, metavar="URL",
+                        help="sqlite:///FILE or postgresql://... (default: the model directory's events.db)")
+    export.add_argument("--base", required=True,
+                        help="the base data set: a data set directory, or a model directory (its base/)")
+    export.add_argument("--out", required=True, help="data set directory to write (recsys train --data, recsys batch)")
+    export.add_argument("--cutoff", type=int, default=None, metavar="EVENT_ID",
+                        help="include stored events with id <= EVENT_ID (default: every committed event)")
+    export.set_defaults(func=_export)
 
 
 def _experiment_set(args: argparse.Namespace) -> int:
@@ -281,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--driver-memory", default="2g", help="spark.driver.memory (Spark only)")
     batch.add_argument("--quiet", action="store_true", help="no step lines on stderr")
     batch.set_defaults(func=_batch)
+
+    _add_export(sub)
 
     from recsys.service.cli import add_service_commands  # keys, train, serve
 

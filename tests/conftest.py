@@ -60,9 +60,21 @@ def redis_url():
         yield url
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throw-away PostgreSQL server's URL (one per test session, ``recsys.store.cluster``);
+    skips, saying why, where none can be started."""
+    from recsys.store.cluster import postgres_server
+
+    with postgres_server() as (url, reason):
+        if url is None:
+            pytest.skip(f"no PostgreSQL server: {reason}")
+        yield url
+
+
 # -- test tiers (markers registered in pyproject.toml; `make test-fast` deselects them) ---------------------------
 #: a test that uses one of these fixtures belongs to that tier, whatever file it is in
-_TIER_OF_FIXTURE = {"redis_url": "processes", "spark": "spark"}
+_TIER_OF_FIXTURE = {"redis_url": "processes", "postgres_url": "processes", "spark": "spark"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

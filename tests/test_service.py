@@ -234,7 +234,7 @@ def test_events_count_at_once_in_stage_1(client):
     r = client.post(f"{PREFIX}/events", json={"events": events}, headers=h)
     assert r.status_code == 200
     assert r.json() | {"entry_id": None} == {"events": 2, "users_updated": 1, "new_users": ["newcomer"],
-                                             "purchases": 1, "shared": False, "entry_id": None}
+                                             "purchases": 1, "shared": False, "durable": False, "entry_id": None}
     after = client.post(f"{PREFIX}/realtime", json={"user_id": "newcomer"}, headers=h).json()
     assert after["method"] == "realtime_knn"
     # the purchase is excluded at once; the reviewed product was not bought, and the k-NN keeps each

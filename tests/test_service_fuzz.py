@@ -13,6 +13,10 @@ collect the operations): a small world and a trained engine, about 2 s.
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
+
 import pandas as pd
 import pytest
 import schemathesis
@@ -25,6 +29,7 @@ from recsys.data import generate
 from recsys.service import KeyStore, create_app
 from recsys.serving.catalogue import Catalogue
 from recsys.serving.engine import RecommendationEngine
+from recsys.store import open_store
 from recsys.validation import InvalidRequest
 
 pytestmark = pytest.mark.fuzz
@@ -36,7 +41,10 @@ def _app():
     engine = RecommendationEngine()
     engine.train(generate(n_users=150, n_products=80, days=90, seed=3))
     keys = KeyStore()
-    app = create_app(engine, keys, clock=lambda: pd.Timestamp("2025-03-01T12:00:00Z"))
+    folder = tempfile.mkdtemp(prefix="recsys-fuzz-")  # the event store, as `recsys serve` always has one
+    atexit.register(shutil.rmtree, folder, True)
+    app = create_app(engine, keys, clock=lambda: pd.Timestamp("2025-03-01T12:00:00Z"),
+                     store=open_store(f"sqlite:///{folder}/events.db"))
     app.state.fuzz_tokens = {"admin": keys.add("ops", admin=True), "user": keys.add("user_0")}
     return app
 

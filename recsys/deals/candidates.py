@@ -174,6 +174,7 @@ class CandidateBuilder:
             "cost": products["cost"].to_numpy(dtype=float),
             "stock": products["stock"].to_numpy(dtype=np.int64),
         }
+        self._product_state = (self._static, self.category_price_quantile_)
 
     def rows(self, user_ids: Sequence[str] | str) -> np.ndarray:
         """Row of each user id in the data set; ``ValueError`` for unknown ids."""
@@ -226,8 +227,33 @@ class CandidateBuilder:
         if demand.shape != (len(self.product_ids),):
             raise ValueError(f"demand_score must have one value per product ({len(self.product_ids)},), got {demand.shape}")
         check_values({"demand_score": demand})
-        return {**self._static, "demand_score": demand, "sales": self.sales_,
-                "category_price_quantile": self.category_price_quantile_}
+        static, quantile = self._products  # one reference: a concurrent update_products is seen whole or not at all
+        return {**static, "demand_score": demand, "sales": self.sales_, "category_price_quantile": quantile}
+
+    @property
+    def _products(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        return self._product_state
+
+    def update_products(self, cols: np.ndarray, price: np.ndarray | None = None, cost: np.ndarray | None = None,
+                        stock: np.ndarray | None = None) -> None:
+        """Current ``price``/``cost``/``stock`` of the products at catalogue columns ``cols`` (NaN: unchanged),
+        for every candidate built from now on (stock 0: no deal; the margin floor of the new cost).
+        Copy-on-write: new arrays replace the old ones by one assignment, requests in flight keep theirs."""
+        static, _ = self._products
+        static = dict(static)
+        for name, values, dtype in (("price", price, float), ("cost", cost, float), ("stock", stock, np.int64)):
+            if values is None:
+                continue
+            values = np.asarray(values, dtype=float)
+            given = ~np.isnan(values)
+            if given.any():
+                array = static[name].copy()
+                array[np.asarray(cols)[given]] = values[given].astype(dtype)
+                static[name] = array
+        check_values({k: static[k] for k in ("price", "cost", "stock")})
+        quantile = category_price_quantile(static["category"], static["price"])
+        self._static, self.category_price_quantile_ = static, quantile
+        self._product_state = (static, quantile)
 
     def product_table(self, demand_score: Any) -> pd.DataFrame:
         """The product columns of the candidate frame (:data:`PRODUCT_COLUMNS`)."""
@@ -255,15 +281,17 @@ class CandidateBuilder:
     def _valid_products(self, demand_score: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """The product table validated as a :class:`CandidateBlock` does it,
         and its memo of derived values; kept for the last demand scores seen
-        (the table is static between Stage 2 runs, so a request does not
-        re-validate it)."""
+        (the table is static between Stage 2 runs and product updates, so a
+        request does not re-validate it)."""
         demand = _per_product(demand_score, self.product_ids, "demand_score", None)
         cached = self.__dict__.get("_products_cache")
-        if cached is None or cached[0].shape != demand.shape or not np.array_equal(cached[0], demand):
+        state = self._product_state  # an update_products since the last call invalidates the table
+        if (cached is None or cached[3] is not state or cached[0].shape != demand.shape
+                or not np.array_equal(cached[0], demand)):
             n = len(self.product_ids)
             empty = np.zeros((0, n))
             block = CandidateBlock(self.product_table(demand), [], empty, empty, empty, empty.astype(bool))
-            cached = (demand.copy(), block.arrays, block._memo)
+            cached = (demand.copy(), block.arrays, block._memo, state)
             self._products_cache = cached
         return cached[1], cached[2]
 

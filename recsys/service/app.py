@@ -10,7 +10,9 @@ path                     method  answer                                         
 ``/full``                POST    Stage 3 hybrid + deals, user profile, strategy     the user's, or admin
 ``/deals/{user_id}``     GET     deals only (``?num_deals=``), rate limited: 429    the user's, or admin
 ``/demo-flow``           GET     one user through every stage (``?user_id=``)       the user's, or admin
-``/events``              POST    new events, counted at once in Stage 1             admin
+``/events``              POST    new events, durable, counted at once in Stage 1    admin
+``/products``            PUT     upsert products (price, cost, stock at once)       admin
+``/profiles``            PUT     upsert user profiles (region, age group, tier)     admin
 ``/segments``            GET     segments and clustering info                       admin
 ``/model-info``          GET     what is trained, on which data, job states         admin
 ``/batch-process``       POST    Stage 2 job in the background (202)                admin
@@ -18,6 +20,12 @@ path                     method  answer                                         
 ``/jobs/{kind}``         GET     state of the latest job of that kind               admin
 =======================  ======  ================================================  =====================
 
+With an event store (``recsys serve`` always has one: SQLite in the model
+directory by default, ``--database postgresql://...``), ``/events``,
+``/products`` and ``/profiles`` answer 2xx only after their commit; every
+worker applies the stored rows after its model's training cutoff before
+answering; ``/train`` and ``/batch-process`` both retrain on the base data
+plus the store up to a cutoff (:mod:`recsys.service.loop`). Also
 and ``/health`` (liveness), ``/ready`` (readiness), ``/metrics`` (Prometheus),
 ``/openapi.json``, ``/docs`` and ``/redoc`` (served from the packaged
 assets of ``fastapi-offline``: no CDN) without a token; the demo page ``/demo`` and its JSON paths under
@@ -48,6 +56,7 @@ loads it in the background and swaps it in (:mod:`recsys.service.state`);
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -70,6 +79,7 @@ from recsys.service.routers import ROUTERS
 from recsys.service.state import ServiceState
 from recsys.serving.engine import RecommendationEngine
 from recsys.serving.model_dir import utc_now
+from recsys.store import EventStore
 
 __all__ = ["API_DESCRIPTION", "PREFIX", "create_app", "utc_now"]
 
@@ -118,13 +128,24 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if failed is not None:  # recsys serve: one line and exit, no respawn
             failed(str(err))
         raise
+    schedule = None
+    if state.store is not None:
+        await state.sync()  # catch up with the store before the first answer
+        every = app.state.batch_every
+        if every:
+            schedule = asyncio.create_task(state.run_scheduled(every))
     yield
+    if schedule is not None:
+        schedule.cancel()
+        await asyncio.gather(schedule, return_exceptions=True)
     await state.wait_jobs()
     await state.wait_engine_load()
     if state.decision_log is not None:
         state.decision_log.flush()
     await state.event_log.close()
     await state.job_lock.close()
+    if state.store is not None and getattr(app.state, "owns_store", False):  # opened by recsys serve for this app
+        await asyncio.to_thread(state.store.close)
     close_limiter = getattr(state.rate_limiter, "close", None)
     if close_limiter is not None:
         close_limiter()
@@ -139,6 +160,9 @@ def create_app(
     model_dir: str | pathlib.Path | None = None,
     engine_version: str | None = None,
     multiprocess_metrics: bool = False,
+    store: EventStore | None = None,
+    base_dir: str | pathlib.Path | None = None,
+    batch_every: float | None = None,
     limits: Limits | None = None,
     job_lock: JobLock | None = None,
     event_clock_skew_seconds: float = 300.0,
@@ -163,9 +187,13 @@ def create_app(
     ``event_clock_skew_seconds``: how far in the future (by ``clock``) an event's timestamp may be.
     ``on_startup_failure``: called with the cause when a shared store does not answer at start
     (``recsys serve``: one line, then the worker exits).
+    ``store``: the event store (events durable before the answer, products, profiles; the worker
+    catches up with it before serving); ``base_dir``: the base data set that ``train`` and
+    ``batch-process`` add the stored data to; ``batch_every``: seconds between scheduled batches.
     """
     state = ServiceState(engine, event_log or LocalEventLog(), clock, rate_limiter, model_dir, engine_version,
-                         job_lock=job_lock, event_clock_skew_seconds=event_clock_skew_seconds)
+                         job_lock=job_lock, event_clock_skew_seconds=event_clock_skew_seconds, store=store,
+                         base_dir=base_dir)
     app = FastAPIOffline(
         title="recsys recommendation service",
         version=__version__,
@@ -176,6 +204,7 @@ def create_app(
     )
     app.state.service, app.state.keys = state, keys
     app.state.on_startup_failure = on_startup_failure
+    app.state.batch_every = batch_every
     app.state.metrics = metrics = RequestMetrics(multiprocess_metrics)
     for router in (*ROUTERS, demo.router):
         app.include_router(router)

@@ -6,6 +6,7 @@
     recsys train (--profile ci|thesis|large | --data DIR) --out MODEL_DIR
     recsys serve --model MODEL_DIR --api-keys KEYS [--host 127.0.0.1] [--port 8000] [--workers N]
                  [--redis URL | --redis-url-file FILE] [limits ...]
+                 [--database URL] [--batch-every 1h]
 
 The Redis URL is best given in a file (``--redis-url-file``) or the
 ``RECSYS_REDIS_URL`` environment variable: ``--redis`` shows in the process
@@ -121,15 +122,19 @@ def _redis_url(args: argparse.Namespace) -> str | None:
 
 def _serve(args: argparse.Namespace) -> int:
     from recsys.service.limits import Limits
+    from recsys.service.loop import parse_interval
     from recsys.service.server import StartupError, serve
+    from recsys.store import StoreError
 
     try:
         limits = Limits(max_body_bytes=args.max_body_bytes, max_header_bytes=args.max_header_bytes,
                         max_headers=args.max_headers, rate_per_second=args.rate_limit, burst=args.burst,
                         max_in_flight_per_client=args.max_in_flight)
+        batch_every = None if args.batch_every is None else parse_interval(args.batch_every)
         serve(args.model, args.api_keys, args.host, args.port, args.workers, _redis_url(args), args.redis_prefix,
-              args.access_log, limits, args.event_clock_skew, args.limit_concurrency, args.http)
-    except (ValueError, OSError, StartupError) as err:  # a bad option, file or store, named in the message
+              args.access_log, limits, args.event_clock_skew, args.limit_concurrency, args.http,
+              args.database, batch_every)
+    except (ValueError, OSError, StartupError, StoreError) as err:  # a bad option, file or store, named
         print(f"recsys serve: error: {err}", file=sys.stderr)
         return 2
     return 0
@@ -175,6 +180,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                             "prefer --redis-url-file or RECSYS_REDIS_URL)")
     redis.add_argument("--redis-url-file", default=None, metavar="FILE", help="a file whose first line is the Redis URL")
     serve.add_argument("--redis-prefix", default=None, help="Redis key prefix (None: recsys:<model data hash>)")
+    serve.add_argument("--database", default=None, metavar="URL",
+                       help="event store: sqlite:///FILE or postgresql://user@host/db (default: SQLite "
+                            "events.db in the model directory)")
+    serve.add_argument("--batch-every", default=None, metavar="DURATION",
+                       help="retrain on the base data plus the store on this schedule, e.g. 1h (one run at a "
+                            "time across workers: a lock in the database)")
     serve.add_argument("--access-log", action="store_true", help="log every request line (never headers or tokens)")
     serve.add_argument("--max-body-bytes", type=in_range(int, "--max-body-bytes", 1, 2**31), default=lim.max_body_bytes,
                        help="largest request body (413)")

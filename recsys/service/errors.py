@@ -10,7 +10,9 @@
 * 409: :class:`~recsys.service.state.JobInProgress`;
 * 503: :class:`~recsys.service.history.SharedStoreUnavailable` (the store's
   URL, password masked, is logged at most once every 5 s per store, not
-  answered; ``Retry-After``);
+  answered; ``Retry-After``), the event store failing a
+  write or read (:class:`~recsys.store.StoreError`: nothing was acknowledged)
+  or missing (:class:`~recsys.service.state.StoreMissing`);
 * 500: anything else -- a server fault, a plain ``ValueError`` from a bug
   included: logged with its traceback and a request id, answered
   ``{"detail": "internal error", "request_id": ...}``.
@@ -35,7 +37,8 @@ from fastapi.responses import JSONResponse
 
 from recsys.deals.rate_limit import RateLimitExceeded
 from recsys.service.history import SharedStoreUnavailable
-from recsys.service.state import JobInProgress
+from recsys.service.state import JobInProgress, StoreMissing
+from recsys.store import StoreError
 from recsys.validation import InvalidRequest
 
 __all__ = ["InternalErrorMiddleware", "add_error_handlers"]
@@ -93,6 +96,13 @@ async def _store_unavailable(request: Request, err: Exception) -> JSONResponse:
                         status_code=503, headers={"Retry-After": "1"})
 
 
+async def _event_store(request: Request, err: Exception) -> JSONResponse:
+    log.error("event store: %s", err)  # names the database; the answer does not
+    what = "this service has no event store" if isinstance(err, StoreMissing) else "the event store is unavailable"
+    return JSONResponse({"detail": f"{what}; nothing was stored", "retry_after_seconds": 1.0},
+                        status_code=503, headers={"Retry-After": "1"})
+
+
 def add_error_handlers(app: FastAPI) -> None:
     """The 4xx and 503 answers of the table in the module docstring (the 500: the middleware)."""
     app.add_exception_handler(InvalidRequest, _invalid_request)
@@ -101,6 +111,8 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RateLimitExceeded, _rate_limited)
     app.add_exception_handler(JobInProgress, _busy)
     app.add_exception_handler(SharedStoreUnavailable, _store_unavailable)
+    app.add_exception_handler(StoreError, _event_store)
+    app.add_exception_handler(StoreMissing, _event_store)
 
 
 class InternalErrorMiddleware:

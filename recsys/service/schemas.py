@@ -30,7 +30,8 @@ __all__ = [
     "MAX_EVENTS_PER_REQUEST", "MAX_RECOMMENDATIONS", "USER_ID_PATTERN",
     "BatchJob", "Deal", "DealsResponse", "DemoFlowResponse", "ErrorResponse", "EventIn", "EventsRequest",
     "EventsResponse", "FullRequest", "FullResponse", "Health", "JobAccepted", "ModelInfoResponse", "Recommendation",
-    "RealtimeRequest", "RealtimeResponse", "SegmentsResponse", "UserId", "UserProfile",
+    "ProductIn", "ProductsRequest", "ProfileIn", "ProfilesRequest", "RealtimeRequest", "RealtimeResponse",
+    "SegmentsResponse", "UpsertResponse", "UserId", "UserProfile",
 ]
 
 MAX_RECOMMENDATIONS = 100
@@ -117,6 +118,49 @@ class EventsRequest(BaseModel):
 
     model_config = _REQUEST
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+
+
+class ProductIn(BaseModel):
+    """A product upsert: fields left out keep their value (a new product needs name, category, price, stock
+    to join the catalogue at the next training)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    product_id: ProductId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    category: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    description: Annotated[str, StringConstraints(max_length=5000)] | None = None
+    price: float | None = Field(None, gt=0, allow_inf_nan=False)
+    cost: float | None = Field(None, gt=0, allow_inf_nan=False)
+    stock: int | None = Field(None, ge=0, le=2**53)
+
+
+class ProductsRequest(BaseModel):
+    """``PUT /recommendations/enhanced/products``."""
+
+    model_config = _REQUEST
+    products: list[ProductIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+
+
+class ProfileIn(BaseModel):
+    """A user profile upsert: fields left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    user_id: UserId
+    region: Literal[DEFAULT_CONFIG.region_names] | None = None  # type: ignore[valid-type]
+    age_group: Literal[DEFAULT_CONFIG.age_group_names] | None = None  # type: ignore[valid-type]
+    spending_tier: Literal[DEFAULT_CONFIG.spending_tier_names] | None = None  # type: ignore[valid-type]
+
+
+class ProfilesRequest(BaseModel):
+    """``PUT /recommendations/enhanced/profiles``."""
+
+    model_config = _REQUEST
+    profiles: list[ProfileIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+
+
+class UpsertResponse(BaseModel):
+    model_config = _RESPONSE
+    written: int = Field(description="rows committed to the event store (durable)")
 
 
 # ---------------------------------------------------------------------------- responses
@@ -223,6 +267,8 @@ class EventsResponse(BaseModel):
     new_users: list[str]
     purchases: int
     shared: bool = Field(description="true when the event was appended to the shared (Redis) event log")
+    durable: bool = Field(False, description="true when the events were committed to the event store before "
+                                             "this answer (a crash afterwards loses none)")
 
 
 class BatchJob(BaseModel):

@@ -42,7 +42,8 @@ from recsys.service.rate_limit_redis import RedisRateLimiter
 from recsys.service.redact import redact_text, redact_url
 from recsys.service.settings import ServiceSettings
 from recsys.service.settle import settle_after_load
-from recsys.serving.model_dir import check_model_dir, load_current
+from recsys.serving.model_dir import check_model_dir, ensure_base, load_current
+from recsys.store import StoreError, open_store
 
 __all__ = ["MAX_WORKERS", "StartupError", "app_from_env", "app_from_settings", "serve"]
 
@@ -76,11 +77,19 @@ def app_from_settings(settings: ServiceSettings) -> FastAPI:
         limiter = RedisRateLimiter.for_deals(engine.config.deals, settings.redis_url, prefix)
         job_lock = RedisJobLock(settings.redis_url, prefix)
     failure_file = settings.startup_failure_file
-    return create_app(engine, keys, event_log=event_log, rate_limiter=limiter, model_dir=model_dir,
-                      engine_version=version, multiprocess_metrics=settings.metrics_dir is not None,
-                      limits=settings.limits, job_lock=job_lock,
-                      event_clock_skew_seconds=settings.event_clock_skew_seconds,
-                      on_startup_failure=None if failure_file is None else (lambda m: _worker_failed(failure_file, m)))
+    try:
+        store = open_store(settings.database(model_dir), engine.config)
+        base_dir = ensure_base(model_dir, engine, version)
+    except (StoreError, OSError, ValueError) as err:
+        raise StartupError(f"event store: {redact_text(str(err))}") from None
+    app = create_app(engine, keys, event_log=event_log, rate_limiter=limiter, model_dir=model_dir,
+                     engine_version=version, multiprocess_metrics=settings.metrics_dir is not None,
+                     limits=settings.limits, job_lock=job_lock,
+                     event_clock_skew_seconds=settings.event_clock_skew_seconds,
+                     on_startup_failure=None if failure_file is None else (lambda m: _worker_failed(failure_file, m)),
+                     store=store, base_dir=base_dir, batch_every=settings.batch_every)
+    app.state.owns_store = True  # closed when the worker stops
+    return app
 
 
 def _worker_failed(failure_file: Path, message: str) -> None:
@@ -137,7 +146,8 @@ def check_options(host: str, port: int, workers: int, redis_url: str | None) -> 
 def serve(model: str | Path, api_keys: str | Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           redis_url: str | None = None, redis_prefix: str | None = None, access_log: bool = False,
           limits: Limits | None = None, event_clock_skew_seconds: float = 300.0,
-          limit_concurrency: int | None = None, http: str = "h11") -> None:
+          limit_concurrency: int | None = None, http: str = "h11", database: str | None = None,
+          batch_every: float | None = None) -> None:
     """``recsys serve``: check the inputs once, then run uvicorn with ``workers`` processes.
     Raises ``ValueError`` for a bad option, :class:`StartupError` when the service cannot start."""
     import uvicorn
@@ -154,7 +164,11 @@ def serve(model: str | Path, api_keys: str | Path, host: str = "127.0.0.1", port
     settings = ServiceSettings(model_dir=Path(model).resolve(), api_keys=Path(api_keys).resolve(),
                                redis_url=redis_url, redis_prefix=redis_prefix, metrics_dir=metrics_dir,
                                limits=limits or Limits(), event_clock_skew_seconds=event_clock_skew_seconds,
-                               startup_failure_file=failure_file)
+                               startup_failure_file=failure_file, database_url=database, batch_every=batch_every)
+    try:  # fail early, naming the database; the schema migrated once, before the workers start
+        open_store(settings.database(settings.model_dir)).close()
+    except StoreError as err:
+        raise StartupError(redact_text(str(err))) from None
     server = {"host": host, "port": port, "access_log": access_log, "log_level": "info", "http": http,
               "h11_max_incomplete_event_size": HEADER_BUFFER_BYTES, "limit_concurrency": limit_concurrency}
     if workers == 1:  # built here: a model that does not load is one line, before anything listens

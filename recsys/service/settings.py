@@ -13,6 +13,8 @@ variable                   field
 ``RECSYS_API_KEYS``        ``api_keys``: the keys file (``recsys keys add``)
 ``RECSYS_REDIS_URL``       ``redis_url``: shared live history, jobs, rate limit (optional)
 ``RECSYS_REDIS_PREFIX``    ``redis_prefix``: key prefix (default ``recsys:<data hash>``)
+``RECSYS_DATABASE``        ``database_url``: the event store (default ``sqlite:///<model dir>/events.db``)
+``RECSYS_BATCH_EVERY``     ``batch_every``: seconds between scheduled batches (unset: none)
 ``PROMETHEUS_MULTIPROC_DIR``  ``metrics_dir``: per-worker metric files (several workers)
 ``RECSYS_LIMITS``          ``limits``: :class:`~recsys.service.limits.Limits` as JSON
 ``RECSYS_EVENT_CLOCK_SKEW``  ``event_clock_skew_seconds``: how far in the future an event may be
@@ -38,7 +40,8 @@ from recsys.service.limits import Limits
 __all__ = ["ENV", "ServiceSettings", "redis_url_from_env"]
 
 ENV = {"model_dir": "RECSYS_MODEL", "api_keys": "RECSYS_API_KEYS", "redis_url": "RECSYS_REDIS_URL",
-       "redis_prefix": "RECSYS_REDIS_PREFIX", "metrics_dir": "PROMETHEUS_MULTIPROC_DIR",
+       "redis_prefix": "RECSYS_REDIS_PREFIX", "database_url": "RECSYS_DATABASE", "batch_every": "RECSYS_BATCH_EVERY",
+       "metrics_dir": "PROMETHEUS_MULTIPROC_DIR",
        "limits": "RECSYS_LIMITS", "event_clock_skew_seconds": "RECSYS_EVENT_CLOCK_SKEW",
        "startup_failure_file": "RECSYS_STARTUP_FAILURE_FILE"}
 
@@ -52,6 +55,8 @@ class ServiceSettings(BaseModel):
     api_keys: Path | None = None
     redis_url: str | None = None
     redis_prefix: str | None = None
+    database_url: str | None = None
+    batch_every: float | None = Field(None, gt=0)
     metrics_dir: Path | None = None
     limits: Limits = Limits()
     event_clock_skew_seconds: float = Field(300.0, ge=0)
@@ -89,6 +94,12 @@ class ServiceSettings(BaseModel):
         if self.limits != Limits():
             env[ENV["limits"]] = self.limits.model_dump_json()
         return env
+
+    def database(self, model_dir: Path) -> str:
+        """The event store's URL: ``database_url``, else SQLite in the model directory."""
+        from recsys.store import DEFAULT_DATABASE_FILE
+
+        return self.database_url or f"sqlite:///{Path(model_dir) / DEFAULT_DATABASE_FILE}"
 
     def require_model(self) -> tuple[Path, Path]:
         """The model directory and keys file a worker serves; ``ValueError`` naming a missing one."""

@@ -45,17 +45,27 @@ from recsys.serialization import iso_utc
 from recsys.service.batching import RequestBatcher
 from recsys.service.history import START, EventLog, LogRead, stream_id_key
 from recsys.service.jobs import JobLock, LocalJobLock
+from recsys.service.loop import BatchLease, train_on_store
 from recsys.service.settle import settle_after_swap
 from recsys.serving.engine import RecommendationEngine
 from recsys.serving.model_dir import DECISIONS_SUBDIR, current_version, load_current, save_engine, version_number
+from recsys.store.base import EventStore
+from recsys.store.base import utc_now as store_now
+from recsys.store.live import LiveFeed
+from recsys.store.schema import PROFILE_FIELDS
+from recsys.validation import InvalidRequest
 
-__all__ = ["JobInProgress", "ServiceState"]
+__all__ = ["JobInProgress", "ServiceState", "StoreMissing"]
 
 log = logging.getLogger("recsys.service")
 
 
 class JobInProgress(RuntimeError):
     """A job of the same kind is already running (answered with 409)."""
+
+
+class StoreMissing(RuntimeError):
+    """The path needs the event store and this service has none (answered with 503)."""
 
 
 def events_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -80,7 +90,8 @@ class ServiceState:
     def __init__(self, engine: RecommendationEngine, event_log: EventLog,
                  clock: Callable[[], pd.Timestamp], rate_limiter: RateLimiter | None = None,
                  model_dir: str | Path | None = None, engine_version: str | None = None,
-                 job_lock: JobLock | None = None, event_clock_skew_seconds: float = 300.0) -> None:
+                 job_lock: JobLock | None = None, event_clock_skew_seconds: float = 300.0,
+                 store: EventStore | None = None, base_dir: str | Path | None = None) -> None:
         if not isinstance(engine, RecommendationEngine) or not engine.is_trained:
             raise ValueError("engine: the service needs a trained RecommendationEngine (train or load one first)")
         self.engine = engine
@@ -114,6 +125,12 @@ class ServiceState:
         self._tasks: dict[str, asyncio.Task] = {}
         self._sync_current: asyncio.Future | None = None
         self._sync_queued: asyncio.Future | None = None
+        # the event store (the source of truth): events, products and profiles; None: the log only
+        self.store = store
+        self.base_dir = None if base_dir is None else Path(base_dir)
+        self.events_not_in_catalogue = 0  # stored events of products the served model does not know yet
+        self.stored_products: frozenset[str] = frozenset()  # stored products the served model does not know yet
+        self.feed = self._feed_for(engine) if store is not None else None
 
     @property
     def batch_version(self) -> str | None:
@@ -129,7 +146,17 @@ class ServiceState:
         have started before this request arrived (and miss an entry appended just
         before it), so a request joins the read queued *after* it -- at most one is
         queued. At most two reads per worker are ever pending, however many
-        requests wait, and each request still sees every entry appended before it."""
+        requests wait, and each request still sees every entry appended before it.
+
+        With an event store, the stored events, products and profiles after this worker's
+        cursor are applied first (:class:`~recsys.store.live.LiveFeed`: in batches, off the
+        event loop); a feed replaced meanwhile (a new model) is caught up too."""
+        while self.feed is not None:
+            feed = self.feed
+            await feed.catch_up()
+            if feed is self.feed:
+                self.events_applied = feed.applied
+                break
         read_now = getattr(self.event_log, "read_now", None)
         if read_now is not None:  # an in-process log: no I/O, no task needed
             self._after_read(read_now(self.cursor))
@@ -191,7 +218,16 @@ class ServiceState:
         return len(records)
 
     async def append_events(self, records: list[dict[str, Any]]) -> str:
-        """Append validated events to the shared log and apply everything up to them here."""
+        """Append validated events to the shared log and apply everything up to them here. With an
+        event store: committed there (durable when this returns; the id of the last one); every worker,
+        this one included, applies them before its next answer (reads sync first), so the write path
+        does not wait for the engine update."""
+        if self.store is not None:
+            try:
+                _, last = await self.store.append_events_async(records)
+            except ValueError as err:  # the store's row rules (e.g. a rating on an event that is not a review)
+                raise InvalidRequest(str(err)) from None
+            return str(last)
         entry_id = await self.event_log.append(records)
         await self.sync()
         return entry_id
@@ -222,16 +258,79 @@ class ServiceState:
                 causes.append(f"{what}: {type(err).__name__}: {err}" if str(err) else f"{what}: {type(err).__name__}")
         return causes
 
+    # -- the event store -----------------------------------------------------------------
+    def _feed_for(self, engine: RecommendationEngine) -> LiveFeed:
+        """The store's events after ``engine``'s training cutoff, its products and profiles, applied to it."""
+        return LiveFeed(self.store, engine.training_data()["cutoff_event_id"],
+                        lambda frame: self._apply_stored(engine, frame),
+                        apply_changes=lambda products, profiles: self._apply_changes(engine, products, profiles))
+
+    def _apply_stored(self, engine: RecommendationEngine, frame: pd.DataFrame) -> None:
+        """One batch of stored events into ``engine`` (a worker thread; the engine's writes are locked).
+        Events of products the model does not know yet stay in the store for the next training."""
+        known = frame["product_id"].map(engine.knows_product).to_numpy(dtype=bool)
+        if not known.all():
+            self.events_not_in_catalogue += int((~known).sum())
+            frame = frame[known]
+        if not len(frame):
+            return
+        try:
+            engine.add_events(frame[["user_id", "product_id", "event_type", "timestamp", "rating"]])
+        except ValueError as err:  # validated before it was stored: should not happen; never poison a worker
+            self.events_rejected += len(frame)
+            log.error("%d stored events not applied: %s", len(frame), err)
+
+    def _apply_changes(self, engine: RecommendationEngine, products: pd.DataFrame, profiles: pd.DataFrame) -> None:
+        """Stored product values and user profiles into ``engine`` (a worker thread)."""
+        try:
+            if len(products):
+                result = engine.update_products(products[["product_id", "price", "cost", "stock"]])
+                self.stored_products = self.stored_products | frozenset(result["not_in_catalogue"])
+            if len(profiles):
+                engine.update_profiles(profiles[["user_id", *PROFILE_FIELDS]])
+        except ValueError as err:
+            log.error("stored product or profile changes not applied: %s", err)
+
+    def knows_product(self, product_id: str) -> bool:
+        """In the served catalogue, or stored (``PUT /products``) and joining it at the next training."""
+        return self.engine.knows_product(product_id) or product_id in self.stored_products
+
+    def _require_store(self) -> EventStore:
+        if self.store is None:
+            raise StoreMissing("this service runs without an event store (start it with `recsys serve`)")
+        return self.store
+
+    async def upsert_products(self, records: list[dict[str, Any]]) -> int:
+        """Commit product upserts to the store, then apply them here (the other workers at their next sync)."""
+        try:
+            written = await self._require_store().upsert_products_async(records)
+        except ValueError as err:
+            raise InvalidRequest(str(err)) from None
+        await self.sync()
+        return written
+
+    async def upsert_profiles(self, records: list[dict[str, Any]]) -> int:
+        """Commit user profile upserts to the store, then apply them here (the others at their next sync)."""
+        try:
+            written = await self._require_store().upsert_profiles_async(records)
+        except ValueError as err:
+            raise InvalidRequest(str(err)) from None
+        await self.sync()
+        return written
+
     # -- background jobs -------------------------------------------------------------------
     async def job(self, kind: str) -> dict[str, Any] | None:
         return await self.event_log.get_job(kind)
 
-    async def start_job(self, kind: str) -> dict[str, Any]:
+    async def start_job(self, kind: str, lease: BatchLease | None = None) -> dict[str, Any]:
         """Start ``batch-process`` or ``train`` in the background; 409 while a job of either kind runs
-        in any worker sharing the job lock (:mod:`recsys.service.jobs`)."""
+        in any worker sharing the job lock (:mod:`recsys.service.jobs`). ``lease``: the event store's
+        batch lock, already held for this job (a scheduled run; released when the job ends)."""
         job_id = uuid.uuid4().hex
         holder = await self.job_lock.acquire(kind, job_id)
         if holder is not None:
+            if lease is not None:
+                await lease.release()
             raise JobInProgress(f"a {holder.get('kind')} job is running (worker pid {holder.get('worker_pid')}); "
                                 "train and batch-process run one at a time")
         job = {"job_id": job_id, "kind": kind, "status": "running", "started_at": iso_utc(self.clock()),
@@ -240,8 +339,14 @@ class ServiceState:
             await self.event_log.put_job(job)
         except BaseException:
             await self.job_lock.release(job_id)
+            if lease is not None:
+                await lease.release()
             raise
-        runner = self._run_batch_job if kind == "batch-process" else self._run_train_job
+        if self.store is not None:
+            async def runner() -> dict[str, Any]:
+                return await self._run_store_job(kind, lease)
+        else:
+            runner = self._run_batch_job if kind == "batch-process" else self._run_train_job
         self._tasks[kind] = asyncio.create_task(self._supervise(job, runner))
         return job
 
@@ -300,9 +405,79 @@ class ServiceState:
         return {"trained_at": info.get("trained_at"), "fit_seconds": info.get("fit_seconds"),
                 "events_replayed": applied, "batch_version": self.batch_version, "engine_version": version}
 
+    async def _run_store_job(self, kind: str, lease: BatchLease | None) -> dict[str, Any]:
+        """With an event store, ``train`` and ``batch-process`` are the hourly loop: Stages 1-3 retrained
+        in a thread on the base data plus the store up to a cutoff (:mod:`recsys.service.loop`), saved into
+        the model directory, the stored events after the cutoff applied, swapped in and published; the run
+        recorded in the store. One run at a time across workers and machines (the store's batch lock)."""
+        store = self._require_store()
+        if lease is None:
+            lease = BatchLease(store)
+            if not await lease.acquire():
+                raise JobInProgress("a batch or train job is running in another worker or machine "
+                                    "(the event store's batch lock is held)")
+        try:
+            if self.base_dir is None:
+                raise FileNotFoundError("no base data set (the model directory's base/) to add the stored data to")
+            started = store_now()
+            new, report = await asyncio.to_thread(train_on_store, self.engine, store, self.base_dir, self.clock)
+            version = None
+            if self.model_dir is not None:  # saved before any live event is applied: the store is replayed on loads
+                version = await asyncio.to_thread(save_engine, new, self.model_dir)
+            self._swapping = True
+            try:
+                applied = await self._install(new, version)
+                if version is not None:
+                    self._engine_seen = version
+                    await self.event_log.publish_engine_version(version, self.batch_version)
+            finally:
+                self._swapping = False
+            training = new.training_data()
+            await asyncio.to_thread(store.record_batch_run, report["cutoff_event_id"],
+                                    pd.Timestamp(report["cutoff_time"]).to_pydatetime(), started,
+                                    {"kind": kind, "engine_version": version, **training})
+            info = new.model_info()
+            return {"trained_at": info.get("trained_at"), "fit_seconds": info.get("fit_seconds"),
+                    "training_data": training, "stored_events_dropped": report["stored_events_dropped"],
+                    "new_products_dropped_incomplete": report["new_products_dropped_incomplete"],
+                    "users_defaulted": report["users_defaulted"], "events_replayed": applied,
+                    "version": self.batch_version, "batch_version": self.batch_version, "engine_version": version}
+        finally:
+            await lease.release()
+
+    async def run_scheduled(self, every: float) -> None:
+        """``recsys serve --batch-every``: every ``every`` seconds, run the batch if this worker takes the
+        store's batch lock and no run started within the last ``0.9 * every`` seconds (else skip)."""
+        store = self._require_store()
+        while True:
+            await asyncio.sleep(every)
+            try:
+                lease = BatchLease(store)
+                if not await lease.acquire():
+                    continue
+                if not await lease.due(every):
+                    await lease.release()
+                    continue
+                await self.start_job("batch-process", lease)
+                await self.wait_jobs()
+            except JobInProgress:
+                continue
+            except Exception as err:  # a store that does not answer: try again at the next tick
+                log.error("scheduled batch not run: %s: %s", type(err).__name__, err)
+
     async def _install(self, new: RecommendationEngine, version: str | None) -> int:
         """Replay the whole event log onto ``new`` and serve it; returns the events replayed.
-        The last read and the swap happen with no ``await`` between them."""
+        The last read and the swap happen with no ``await`` between them. With an event store:
+        the stored events after ``new``'s training cutoff (a new feed), then the swap; anything
+        committed after the feed's last read is applied by the next sync."""
+        if self.store is not None:
+            feed = self._feed_for(new)
+            await feed.catch_up()
+            self.engine, self.feed, self.events_applied = new, feed, feed.applied
+            self._batch_seen = new.batch_version
+            self.engine_version = version
+            settle_after_swap()
+            return feed.applied
         cursor, applied = START, 0
         while True:
             read = await self.event_log.read_after(cursor)

@@ -20,6 +20,13 @@ class Catalogue:
         self.category = products["category"].to_numpy(dtype=object)
         self.price = products["price"].to_numpy(dtype=np.float64)
 
+    def with_prices(self, price: np.ndarray) -> Catalogue:
+        """The same catalogue with the current prices (a new object: answers in flight keep theirs)."""
+        new = object.__new__(Catalogue)
+        new.product_id, new.name, new.category = self.product_id, self.name, self.category
+        new.price = np.asarray(price, dtype=np.float64)
+        return new
+
     def __len__(self) -> int:
         return len(self.product_id)
 

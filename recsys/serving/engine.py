@@ -101,6 +101,7 @@ from recsys.serialization import iso_utc, jsonable
 from recsys.serving.catalogue import Catalogue
 from recsys.serving.engine_batch import STAGE_NAMES, PreparedBatch, Stage2Jobs, _Serving
 from recsys.serving.engine_config import EngineConfig, configs_from_json, configs_to_json
+from recsys.serving.engine_live import LiveUpdates
 from recsys.serving.engine_store import ENGINE_FORMAT_VERSION, EngineFormatError, read_state, write_state
 from recsys.serving.engine_tuning import collaborative_slot, fit_served_extras, tune_configs, tuned_settings
 from recsys.serving.stage2_state import Stage2State
@@ -113,7 +114,7 @@ METHOD_NAMES = {"knn": "realtime_knn", "fallback": "demographic_fallback"}
 _PROFILE_COLUMNS = ["age", "region", "age_group", "spending_tier", "price_sensitivity"]
 
 
-class RecommendationEngine(Stage2Jobs):
+class RecommendationEngine(Stage2Jobs, LiveUpdates):
     """The design's service as one object (see the module docstring).
 
     Parameters
@@ -166,15 +167,15 @@ class RecommendationEngine(Stage2Jobs):
             raise TypeError(f"rate_limiter must be a RateLimiter, got {type(limiter).__name__}")
         return limiter
 
-    def retrained_copy(self, now: Callable[[], pd.Timestamp] | None = None) -> RecommendationEngine:
-        """A new engine with this one's configuration, clock and artifact directory,
-        trained on this one's data (slow: run it in a worker thread; this engine
-        is only read). ``now``: the new engine's wall clock (default: this one's)."""
+    def retrained_copy(self, now: Callable[[], pd.Timestamp] | None = None,
+                       dataset: Dataset | None = None) -> RecommendationEngine:
+        """A new engine with this one's configuration, clock (or ``now``) and artifact directory, trained on
+        ``dataset`` (default: this one's data); slow: run it in a worker thread (this engine is only read)."""
         self._check_trained()
         new = type(self)(self.config, self.engine_config, self.weights, self.artifacts_dir, self.clock,
                          now if now is not None else self.now)
         new.rate_limiter = self.rate_limiter
-        new.train(self.dataset_)
+        new.train(self.dataset_ if dataset is None else dataset)
         return new
 
     def use_decision_sink(self, sink: DecisionSink | None) -> None:
@@ -511,7 +512,7 @@ class RecommendationEngine(Stage2Jobs):
                 "hybrid": serving.hybrid.describe(),
             },
             "fit_seconds": round(getattr(self, "fit_seconds_", float("nan")), 3),
-            "tuning": getattr(self, "tuning_", None),
+            "tuning": getattr(self, "tuning_", None), "training_data": self.training_data(),
         })
 
     def demo_flow(self, user_id: str | None = None, rate_limiter: RateLimiter | None = None) -> dict[str, Any]:

@@ -28,13 +28,15 @@ from recsys.serving.engine_config import EngineConfig
 from recsys.serving.engine_store import POINTER, EngineFormatError
 from recsys.stage2 import publish
 
-__all__ = ["ARTIFACTS_SUBDIR", "DECISIONS_SUBDIR", "ENGINE_SUBDIR", "SERVICE_ENGINE_CONFIG", "check_model_dir",
-           "current_version", "load_current", "load_model", "save_engine", "train_model_dir", "utc_now",
-           "version_number"]
+__all__ = ["ARTIFACTS_SUBDIR", "BASE_SUBDIR", "DECISIONS_SUBDIR", "ENGINE_SUBDIR", "SERVICE_ENGINE_CONFIG",
+           "check_model_dir", "current_version", "ensure_base", "load_current", "load_model", "save_engine",
+           "train_model_dir", "utc_now", "version_number"]
 
 ENGINE_SUBDIR = "engine"
 ARTIFACTS_SUBDIR = "artifacts"
 DECISIONS_SUBDIR = "decisions"
+BASE_SUBDIR = "base"
+"""The base data set (``Dataset.save``): what ``recsys train`` trained on, before any stored event."""
 
 
 def utc_now() -> pd.Timestamp:
@@ -51,11 +53,13 @@ be evaluated; the notebooks' engines keep it off."""
 def train_model_dir(dataset: Dataset, out: str | Path,
                     engine_config: EngineConfig = SERVICE_ENGINE_CONFIG) -> RecommendationEngine:
     """Train an engine on ``dataset`` into a new model directory ``out`` (its Stage 2
-    version under ``artifacts/``, the engine saved under ``engine/``)."""
+    version under ``artifacts/``, the engine saved under ``engine/``, the data set as the base
+    ``base/`` that trainings on the event store add the stored data to)."""
     out = Path(out)
     engine = RecommendationEngine(engine_config=engine_config, artifacts_dir=out / ARTIFACTS_SUBDIR)
     engine.train(dataset)
     engine.save(out / ENGINE_SUBDIR)
+    dataset.save(out / BASE_SUBDIR)
     return engine
 
 
@@ -107,3 +111,25 @@ def save_engine(engine: RecommendationEngine, model_dir: str | Path) -> str:
     (of two concurrent saves, the later one's: see the module doc)."""
     engine.save(Path(model_dir) / ENGINE_SUBDIR)
     return current_version(model_dir)
+
+
+def ensure_base(model_dir: str | Path, engine: RecommendationEngine, version: str) -> Path:
+    """The model directory's base data set ``base/``; written once from the save ``version`` of ``engine``
+    when missing and that save was trained on the base data only (no event store cutoff), else
+    ``FileNotFoundError`` (the base of a model trained on stored events cannot be told apart)."""
+    base = Path(model_dir) / BASE_SUBDIR
+    if (base / "manifest.json").exists():
+        return base
+    if engine.training_data()["cutoff_event_id"] != 0:
+        raise FileNotFoundError(f"{model_dir}: no {BASE_SUBDIR}/ data set, and the served model was trained on "
+                                "stored events: restore base/ (the data set `recsys train` used)")
+    import shutil
+    import uuid
+
+    staging = base.parent / f".{BASE_SUBDIR}-{uuid.uuid4().hex[:12]}"
+    shutil.copytree(Path(model_dir) / ENGINE_SUBDIR / version / "data", staging)
+    try:
+        staging.rename(base)
+    except OSError:  # another worker renamed its copy first
+        shutil.rmtree(staging, ignore_errors=True)
+    return base

@@ -1,0 +1,112 @@
+"""The engine's live changes between trainings: product values, user profiles, what it was trained on.
+
+:class:`LiveUpdates` is mixed into :class:`~recsys.serving.engine.RecommendationEngine`:
+
+* :meth:`~LiveUpdates.update_products`: the current ``price``, ``cost`` and
+  ``stock`` of catalogue products are used by the next answer (the deals'
+  candidates: stock 0 gives no deal, a deal never goes below the margin floor
+  of the new cost; answers show the new price). Products not in the
+  catalogue are returned as ``not_in_catalogue``: they join it at the next
+  train on the stored data.
+* :meth:`~LiveUpdates.update_profiles`: a known user's ``region``,
+  ``age_group`` and ``spending_tier`` are used by the next deal answer and
+  ``user_profile``; a user new to the data set is registered with the
+  real-time model, whose demographic fallback uses that segment at once.
+* :meth:`~LiveUpdates.training_data`: events, users and products of the data
+  set trained on, and the event store's cutoff it was built with (0: none).
+
+Every change replaces shared arrays or records by one assignment
+(copy-on-write): a request in flight answers from the values it read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.dataset import Dataset
+from recsys.deals.serving import UserDeals
+from recsys.models.realtime import RealtimeRecommender
+from recsys.serving.catalogue import Catalogue
+from recsys.validation import InvalidRequest
+
+__all__ = ["LiveUpdates"]
+
+
+class LiveUpdates:
+    """Live product and profile changes of the engine (see the module docstring)."""
+
+    dataset_: Dataset
+    realtime_: RealtimeRecommender
+    _catalogue: Catalogue
+    _user_deals: UserDeals
+    _user_records: dict[str, Mapping[str, Any]]
+    _lock: threading.RLock
+
+    def _check_trained(self) -> None: ...  # provided by the engine
+
+    def training_data(self) -> dict[str, Any]:
+        """``events``, ``users``, ``products`` of the data set trained on; ``cutoff_event_id`` and
+        ``cutoff_time`` of the event store it includes (0 and None: the base data only)."""
+        self._check_trained()
+        ds = self.dataset_
+        store = ds.meta.get("store") or {}
+        return {"events": len(ds.events), "users": ds.n_users, "products": ds.n_products,
+                "cutoff_event_id": int(store.get("cutoff_event_id", 0)), "cutoff_time": store.get("cutoff_time")}
+
+    def update_products(self, products: pd.DataFrame) -> dict[str, Any]:
+        """Apply ``product_id`` plus any of ``price``, ``cost``, ``stock`` (NaN/None: unchanged) to the
+        catalogue products; returns ``updated`` and ``not_in_catalogue`` ids. Values are checked by the
+        deals' rules (price > 0, cost > 0, stock >= 0): ``InvalidRequest`` otherwise, nothing changed."""
+        self._check_trained()
+        if "product_id" not in products:
+            raise InvalidRequest("products need a product_id column")
+        ids = products["product_id"].astype(object).to_numpy()
+        cols = pd.Index(self._catalogue.product_id).get_indexer(ids)
+        known = cols >= 0
+        values = {name: pd.to_numeric(products[name], errors="raise").to_numpy(dtype=float)[known]
+                  for name in ("price", "cost", "stock") if name in products}
+        with self._lock:
+            try:
+                self._user_deals.builder.update_products(cols[known], **values)
+            except ValueError as err:
+                raise InvalidRequest(f"product values refused: {err}") from None
+            if "price" in values:  # the catalogue and the builder share the data set's product order
+                price, given = self._catalogue.price.copy(), ~np.isnan(values["price"])
+                price[cols[known][given]] = values["price"][given]
+                self._catalogue = self._catalogue.with_prices(price)
+        return {"updated": [str(i) for i in ids[known]], "not_in_catalogue": [str(i) for i in ids[~known]]}
+
+    def update_profiles(self, profiles: pd.DataFrame) -> dict[str, Any]:
+        """Apply ``user_id`` plus any of ``region``, ``age_group``, ``spending_tier`` (None: unchanged);
+        returns ``updated`` (known users) and ``registered`` (users new to the data set) ids."""
+        self._check_trained()
+        config = self.dataset_.config
+        allowed = {"region": config.region_names, "age_group": config.age_group_names,
+                   "spending_tier": config.spending_tier_names}
+        fields = [f for f in allowed if f in profiles]
+        for field in fields:
+            values = profiles[field].dropna()
+            bad = values[~values.isin(allowed[field])]
+            if len(bad):
+                raise InvalidRequest(f"unknown {field} {bad.iloc[0]!r}; expected one of {list(allowed[field])}")
+        rows = profiles.to_dict(orient="records")
+        known = [r for r in rows if r["user_id"] in self._user_records]
+        new = [r for r in rows if r["user_id"] not in self._user_records]
+        middle = {g.name: (g.min_age + g.max_age) / 2 for g in config.age_groups}
+        with self._lock:
+            for row in known:
+                record = dict(self._user_records[row["user_id"]])
+                given = {f: row[f] for f in fields if row.get(f) is not None and not pd.isna(row[f])}
+                if "age_group" in given and given["age_group"] != record["age_group"]:
+                    record["age"] = middle[given["age_group"]]
+                record.update(given)
+                self._user_records[row["user_id"]] = record  # one assignment: the deals path reads whole records
+            if new:
+                frame = pd.DataFrame(new, columns=["user_id", *fields])
+                self.realtime_.register_users(frame)
+        return {"updated": [r["user_id"] for r in known], "registered": [r["user_id"] for r in new]}

@@ -1,0 +1,276 @@
+"""The service on the event store: durable events, restarts, live products and profiles, the loop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+import httpx
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from service_processes import serve_process
+
+from recsys.service import PREFIX, KeyStore, create_app
+from recsys.serving.model_dir import ensure_base, load_current
+from recsys.store import open_store
+
+NOW = pd.Timestamp("2025-03-01T12:00:00Z")
+
+
+@pytest.fixture()
+def model_copy(model_dir, tmp_path):
+    """A private copy of the module's model directory (train jobs write into it)."""
+    return shutil.copytree(model_dir, tmp_path / "model")
+
+
+def _client(model, database):
+    keys = KeyStore()
+    token = keys.add("ops", admin=True)
+    engine, version = load_current(model, clock=lambda: NOW)
+    store = open_store(database, engine.config)
+    app = create_app(engine, keys, clock=lambda: NOW, model_dir=model, engine_version=version, store=store,
+                     base_dir=ensure_base(model, engine, version))
+    client = TestClient(app)
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+def _view(user, product="product_3", ts="2024-12-30T10:00:00"):
+    return {"user_id": user, "product_id": product, "event_type": "view", "timestamp": ts}
+
+
+def _method(client, user):
+    return client.post(f"{PREFIX}/realtime", json={"user_id": user}).json()["method"]
+
+
+def _wait_job(client, kind):
+    for _ in range(600):
+        job = client.get(f"{PREFIX}/jobs/{kind}").json()
+        if job["status"] != "running":
+            return job
+        time.sleep(0.1)
+    raise TimeoutError(kind)
+
+
+def test_events_survive_a_restart_and_train_counts_them(model_copy, tmp_path):
+    database = f"sqlite:///{tmp_path}/events.db"
+    with _client(model_copy, database) as client:
+        answer = client.post(f"{PREFIX}/events", json={"events": [_view("newcomer"), _view("newcomer", "product_4")]})
+        assert answer.status_code == 200 and answer.json()["durable"] is True
+        assert _method(client, "newcomer") == "realtime_knn"
+    with _client(model_copy, database) as client:  # a restart: the store is replayed before the first answer
+        assert _method(client, "newcomer") == "realtime_knn"
+        assert client.get("/health").json()["events_applied"] == 2
+        before = client.get(f"{PREFIX}/model-info").json()["training_data"]
+        assert before["cutoff_event_id"] == 0
+        assert client.post(f"{PREFIX}/train").status_code == 202
+        job = _wait_job(client, "train")
+        assert job["status"] == "completed", job
+        info = client.get(f"{PREFIX}/model-info").json()
+        assert info["training_data"]["events"] == before["events"] + 2
+        assert info["training_data"]["users"] == before["users"] + 1
+        assert info["training_data"]["cutoff_event_id"] == 2
+        assert client.get("/health").json()["events_applied"] == 0  # entries before the cutoff: not replayed
+        assert _method(client, "newcomer") == "realtime_knn"  # now from the trained model
+        client.post(f"{PREFIX}/events", json={"events": [_view("third")]})
+        assert _method(client, "third") == "realtime_knn"  # a read applies what was stored before it
+        assert client.get("/health").json()["events_applied"] == 1
+    with open_store(database) as store:
+        assert store.last_batch_run()["cutoff_event_id"] == 2
+
+
+def test_stock_zero_removes_a_deal_and_profiles_apply_at_once(model_copy, tmp_path):
+    with _client(model_copy, f"sqlite:///{tmp_path}/events.db") as client:
+        deals = client.get(f"{PREFIX}/deals/user_0").json()["deals"]
+        product = deals[0]["product_id"]
+        assert client.put(f"{PREFIX}/products", json={"products": [{"product_id": product, "stock": 0}]}).json() == {
+            "written": 1}
+        assert product not in [d["product_id"] for d in client.get(f"{PREFIX}/deals/user_0").json()["deals"]]
+        fallback = client.post(f"{PREFIX}/realtime", json={"user_id": "fresh"}).json()["recommendations"]
+        assert client.put(f"{PREFIX}/profiles", json={"profiles": [
+            {"user_id": "fresh", "region": "Asia", "age_group": "senior", "spending_tier": "premium"}]}).status_code == 200
+        profiled = client.post(f"{PREFIX}/realtime", json={"user_id": "fresh"}).json()["recommendations"]
+        assert [r["product_id"] for r in profiled] != [r["product_id"] for r in fallback]
+        bad = client.put(f"{PREFIX}/profiles", json={"profiles": [{"user_id": "fresh", "region": "Mars"}]})
+        assert bad.status_code == 422 and "region" in str(bad.json()["detail"])
+        bad = client.put(f"{PREFIX}/products", json={"products": [{"product_id": product, "price": -1}]})
+        assert bad.status_code == 422
+        # a new product: events on it are stored now, and it joins the catalogue at the next train
+        assert client.post(f"{PREFIX}/events", json={"events": [_view("fresh", "brand-new")]}).status_code == 422
+        client.put(f"{PREFIX}/products", json={"products": [{"product_id": "brand-new", "name": "Lamp",
+                                                             "category": "Home", "price": 20.0, "stock": 4}]})
+        assert client.post(f"{PREFIX}/events", json={"events": [_view("fresh", "brand-new")]}).status_code == 200
+        client.post(f"{PREFIX}/train")
+        assert _wait_job(client, "train")["status"] == "completed"
+        info = client.get(f"{PREFIX}/model-info").json()["training_data"]
+        assert info["products"] == 151 and info["cutoff_event_id"] == 1
+        # the stock change survives the new model: stored rows are applied to it
+        assert product not in [d["product_id"] for d in client.get(f"{PREFIX}/deals/user_0").json()["deals"]]
+
+
+def test_a_second_batch_waits_for_the_stores_lock(model_copy, tmp_path):
+    database = f"sqlite:///{tmp_path}/events.db"
+    with _client(model_copy, database) as client, open_store(database) as other:
+        with other.exclusive("batch", "another-machine") as mine:
+            assert mine
+            client.post(f"{PREFIX}/batch-process")
+            job = _wait_job(client, "batch-process")
+        assert job["status"] == "failed" and "batch lock" in job["error"]
+
+
+@pytest.mark.processes
+def test_recsys_serve_loses_no_acknowledged_event_to_sigkill(model_copy, tmp_path):
+    keys = tmp_path / "keys.json"
+    from recsys.service.auth import add_key_main
+
+    token = add_key_main("ops", True, keys)
+    h = {"Authorization": f"Bearer {token}"}
+    with serve_process(model_copy, keys, log_path=tmp_path / "serve1.log") as (base, process):
+        for i in range(20):
+            r = httpx.post(f"{base}{PREFIX}/events", headers=h, json={"events": [_view(f"killed-{i}")]})
+            assert r.status_code == 200
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert (model_copy / "events.db").exists()
+    with serve_process(model_copy, keys, log_path=tmp_path / "serve2.log") as (base, _):
+        health = httpx.get(f"{base}/health").json()
+        assert health["events_applied"] == 20
+        answer = httpx.post(f"{base}{PREFIX}/realtime", headers=h, json={"user_id": "killed-19"}).json()
+        assert answer["method"] == "realtime_knn"
+
+
+@pytest.fixture()
+def restartable_redis():
+    """A redis-server without persistence on a fixed free port; ``restart()`` empties it."""
+    import subprocess
+
+    from service_processes import free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server binary: install it (apt-get install -y redis-server; `make redis`)")
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    state = {}
+
+    def start():
+        import redis
+
+        state["process"] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=port)
+        for _ in range(200):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def restart():
+        state["process"].kill()
+        state["process"].wait()
+        start()
+
+    start()
+    yield f"redis://127.0.0.1:{port}/0", restart
+    state["process"].kill()
+    state["process"].wait()
+
+
+@pytest.mark.processes
+def test_two_workers_on_postgres_survive_sigkill_and_an_empty_redis(model_copy, tmp_path, postgres_url,
+                                                                      restartable_redis):
+    from recsys.service.auth import add_key_main
+
+    redis_url, restart_redis = restartable_redis
+    keys = tmp_path / "keys.json"
+    h = {"Authorization": f"Bearer {add_key_main('ops', True, keys)}"}
+    database = _fresh_postgres(postgres_url)
+    args = dict(workers=2, redis_url=redis_url, extra=("--database", database))
+
+    def fresh(method, url, **kw):  # a new connection each time: requests spread over both workers
+        with httpx.Client(timeout=60) as client:
+            return client.request(method, url, headers=h, **kw)
+
+    def methods(base, user):
+        seen = {}
+        for _ in range(60):
+            answer = fresh("POST", f"{base}{PREFIX}/realtime", json={"user_id": user})
+            if answer.status_code == 503:  # the first use of a connection to the restarted Redis; retry after
+                assert answer.headers["retry-after"] == "1"
+                continue
+            assert answer.status_code == 200, answer.text
+            seen[fresh("GET", f"{base}/health").json()["pid"]] = answer.json()["method"]
+        return seen
+
+    with serve_process(model_copy, keys, log_path=tmp_path / "serve1.log", **args) as (base, process):
+        events = [_view("pg-user", p) for p in ("product_3", "product_4", "product_5")]
+        assert fresh("POST", f"{base}{PREFIX}/events", json={"events": events}).json()["durable"] is True
+        seen = methods(base, "pg-user")
+        assert len(seen) == 2 and set(seen.values()) == {"realtime_knn"}
+        restart_redis()
+        assert set(methods(base, "pg-user").values()) == {"realtime_knn"}
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    with serve_process(model_copy, keys, log_path=tmp_path / "serve2.log", **args) as (base, _):
+        seen = methods(base, "pg-user")
+        assert len(seen) == 2 and set(seen.values()) == {"realtime_knn"}
+        assert fresh("POST", f"{base}{PREFIX}/train").status_code == 202
+        for _ in range(1200):
+            job = fresh("GET", f"{base}{PREFIX}/jobs/train").json()
+            if job["status"] != "running":
+                break
+            time.sleep(0.1)
+        assert job["status"] == "completed", job
+        assert job["result"]["training_data"]["cutoff_event_id"] == 3
+        infos = {}
+        for _ in range(200):
+            info = fresh("GET", f"{base}{PREFIX}/model-info").json()
+            infos[info["worker_pid"]] = info["training_data"]
+            if len(infos) == 2 and all(i["cutoff_event_id"] == 3 for i in infos.values()):
+                break
+            time.sleep(0.1)
+        assert len(infos) == 2 and {i["cutoff_event_id"] for i in infos.values()} == {3}
+        assert set(methods(base, "pg-user").values()) == {"realtime_knn"}
+
+
+def _fresh_postgres(url: str) -> str:
+    import uuid
+
+    import psycopg
+
+    name = f"s_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_batch_every_runs_the_loop_once_per_interval(model_copy, tmp_path):
+    from recsys.service.loop import parse_interval
+
+    assert (parse_interval("1h"), parse_interval("30m"), parse_interval("90"), parse_interval("1.5s")) == (
+        3600.0, 1800.0, 90.0, 1.5)
+    with pytest.raises(ValueError, match="positive duration"):
+        parse_interval("soon")
+    database = f"sqlite:///{tmp_path}/events.db"
+    keys = KeyStore()
+    token = keys.add("ops", admin=True)
+    engine, version = load_current(model_copy, clock=lambda: NOW)
+    app = create_app(engine, keys, clock=lambda: NOW, model_dir=model_copy, engine_version=version,
+                     store=open_store(database, engine.config), base_dir=ensure_base(model_copy, engine, version),
+                     batch_every=1.0)
+    with TestClient(app) as client, open_store(database) as store:
+        client.headers["Authorization"] = f"Bearer {token}"
+        client.post(f"{PREFIX}/events", json={"events": [_view("scheduled")]})
+        for _ in range(600):
+            run = store.last_batch_run()
+            if run is not None:
+                break
+            time.sleep(0.1)
+        assert run is not None and run["cutoff_event_id"] == 1 and run["info"]["kind"] == "batch-process"
+        assert _wait_job(client, "batch-process")["status"] == "completed"
+        info = client.get(f"{PREFIX}/model-info").json()["training_data"]
+        assert info["cutoff_event_id"] == 1

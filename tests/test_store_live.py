@@ -1,0 +1,70 @@
+"""LiveFeed: a worker's cursor in the store, applied in batches off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pandas as pd
+
+from recsys.store import open_store
+from recsys.store.live import LiveFeed
+
+
+def _events(n, start=0):
+    return [{"user_id": f"u{start + i}", "product_id": "p1", "event_type": "view",
+             "timestamp": "2024-03-01T10:00:00"} for i in range(n)]
+
+
+def test_feed_applies_in_batches_from_its_cursor_off_the_loop(tmp_path):
+    with open_store(f"sqlite:///{tmp_path}/e.db") as store:
+        store.append_events(_events(25))
+        batches: list[pd.DataFrame] = []
+        threads = set()
+
+        def apply(frame):
+            threads.add(threading.get_ident())
+            batches.append(frame)
+
+        feed = LiveFeed(store, cursor=5, apply=apply, batch_size=8)  # a model trained through event 5
+        asyncio.run(feed.catch_up())
+        assert [len(b) for b in batches] == [8, 8, 4]
+        assert pd.concat(batches)["id"].tolist() == list(range(6, 26))
+        assert feed.cursor == 25 and feed.applied == 20
+        assert threading.get_ident() not in threads  # applied in a worker thread
+        store.append_events(_events(3, 100))
+        assert feed.catch_up_blocking() == 3 and feed.cursor == 28
+
+
+def test_concurrent_catch_ups_share_reads_and_see_every_prior_event(tmp_path):
+    with open_store(f"sqlite:///{tmp_path}/e.db") as store:
+        calls = []
+        feed = LiveFeed(store, 0, lambda frame: calls.append(len(frame)))
+
+        async def scenario():
+            await store.append_events_async(_events(10))
+            waiters = [asyncio.create_task(feed.catch_up()) for _ in range(20)]
+            await asyncio.sleep(0)
+            await store.append_events_async(_events(5, 10))
+            last = asyncio.create_task(feed.catch_up())
+            await asyncio.gather(*waiters, last)
+
+        asyncio.run(scenario())
+        assert feed.cursor == 15 and sum(calls) == 15
+        assert len(calls) <= 3  # 21 callers, at most a read in flight and one queued (plus none empty)
+
+
+def test_feed_applies_product_and_profile_changes_once(tmp_path):
+    with open_store(f"sqlite:///{tmp_path}/e.db") as store:
+        seen = []
+        feed = LiveFeed(store, 0, lambda frame: None,
+                        apply_changes=lambda p, u: seen.append((p["product_id"].tolist(), u["user_id"].tolist())))
+        store.upsert_products([{"product_id": "p1", "stock": 0}])
+        store.upsert_profiles([{"user_id": "u1", "region": "EU"}])
+        feed.catch_up_blocking()
+        assert seen == [(["p1"], ["u1"])] and feed.revision == store.revision() == 2
+        feed.catch_up_blocking()
+        assert len(seen) == 1  # nothing new
+        store.upsert_products([{"product_id": "p2", "price": 3.0}])
+        asyncio.run(feed.catch_up())
+        assert seen[-1] == (["p2"], [])
