@@ -47,7 +47,7 @@ def model_dir(small_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) 
     (one per test module: service tests may train into it)."""
     root = tmp_path_factory.mktemp("service-model")
     small_dataset.save(root / "data")
-    assert cli_main(["train", "--data", str(root / "data"), "--out", str(root / "model")]) == 0
+    assert cli_main(["train", "--data", str(root / "data"), "--out", str(root / "model"), "--no-tune"]) == 0
     return str(root / "model")
 
 

@@ -36,6 +36,6 @@ def test_generate_batch_and_train_report_their_steps(tmp_path, capsys):
     assert re.search(r"batch artifacts: .*v000001 \(\d+\.\d s; svd \d+\.\d s; segments", captured.out)
     assert main(["batch", "--quiet", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "batch")]) == 0
     assert "[recsys batch]" not in capsys.readouterr().err
-    assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "model")]) == 0
+    assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "model"), "--no-tune"]) == 0
     err = capsys.readouterr().err
     assert all(re.search(rf"\[recsys train\] {step} done in \d+\.\d s", err) for step in ("svd", "demand"))

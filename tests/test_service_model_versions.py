@@ -32,7 +32,7 @@ EVENT = {"user_id": "late_user", "product_id": "product_9", "event_type": "purch
 def trained_model(small_dataset, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("versions-model")
     small_dataset.save(root / "data")
-    assert cli_main(["train", "--data", str(root / "data"), "--out", str(root / "model")]) == 0
+    assert cli_main(["train", "--data", str(root / "data"), "--out", str(root / "model"), "--no-tune"]) == 0
     return root / "model"
 
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.processes  # uvicorn workers and a redis-server
 def two_workers(small_dataset, tmp_path_factory, redis_url):
     root = tmp_path_factory.mktemp("service-workers")
     small_dataset.save(root / "data")
-    assert cli_main(["train", "--data", str(root / "data"), "--out", str(root / "model")]) == 0
+    assert cli_main(["train", "--data", str(root / "data"), "--out", str(root / "model"), "--no-tune"]) == 0
     keys = root / "keys.json"
     import contextlib
     import io

@@ -85,7 +85,7 @@ def test_export_writes_a_data_set_that_train_and_batch_read(small_dataset, tmp_p
     assert json.loads((tmp_path / "live" / "manifest.json").read_text())["meta"]["store"]["cutoff_event_id"] == 5
     assert cli_main(["batch", "--data", str(tmp_path / "live"), "--out", str(tmp_path / "artifacts")]) == 0
     assert (tmp_path / "artifacts" / "LATEST").exists()
-    assert cli_main(["train", "--data", str(tmp_path / "live"), "--out", str(tmp_path / "model2")]) == 0
+    assert cli_main(["train", "--data", str(tmp_path / "live"), "--out", str(tmp_path / "model2"), "--no-tune"]) == 0
 
 
 def test_export_names_a_missing_base(tmp_path, capsys):

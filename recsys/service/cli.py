@@ -98,9 +98,16 @@ def _train(args: argparse.Namespace) -> int:
         dataset = load_or_generate(profile=args.profile, seed=args.seed, data_dir=args.data_dir)
         source = f"profile {args.profile}, seed {args.seed}"
     started = time.perf_counter()
-    train_model_dir(dataset, out)
+    engine = train_model_dir(dataset, out, tune=args.tune, tuning_trials=args.tuning_trials,
+                             tuning_budget_seconds=args.tuning_budget)
+    chosen = ""
+    if args.tune:
+        tuning = engine.model_info()["tuning"]
+        chosen = (f"; chosen on validation ({tuning['n_trials']} trials, {tuning['seconds']:.0f} s): "
+                  f"{tuning['collaborative']} in the collaborative slot, {tuning['fusion']} fusion; {tuning['metric']} "
+                  f"{tuning['best_value']:.4f} against {tuning['start_value']:.4f} at the design's settings")
     print(f"trained on {source} ({dataset.n_users:,} users, {dataset.n_products:,} products, "
-          f"{len(dataset.events):,} events) in {time.perf_counter() - started:.1f} s; model: {out}")
+          f"{len(dataset.events):,} events) in {time.perf_counter() - started:.1f} s; model: {out}{chosen}")
     return 0
 
 
@@ -220,5 +227,13 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--data-dir", type=writable_dir("--data-dir"), default="data",
                        help="synthetic data cache (with --profile)")
     train.add_argument("--out", required=True, type=out_dir("--out"), help="model directory to write")
+    train.add_argument("--tune", action=argparse.BooleanOptionalAction, default=True,
+                       help="serve the configuration that wins on a validation window cut from the training data "
+                            "(collaborative slot, fusion weights or the learned fusion; needs the [research] extra); "
+                            "--no-tune serves the design's defaults")
+    train.add_argument("--tuning-trials", type=in_range(int, "--tuning-trials", 1, 10_000), default=24,
+                       help="trials of the search (the binding limit, so a search reproduces)")
+    train.add_argument("--tuning-budget", type=in_range(float, "--tuning-budget", 1, 86_400), default=600.0,
+                       help="seconds the search may take at most (a safety cap)")
     train.set_defaults(func=_train)
     _add_serve(sub)

@@ -31,12 +31,10 @@ item k-NN and demographic models are the hybrid's ``knn`` and ``demographic`` st
 gives the deals their affinities and fills the hybrid's ``svd`` slot unless tuning chose EASE there and the
 catalogue fits (``EngineConfig.ease``); the content model gives "similar to viewed".
 
-Stage 2 runs as the batch job of :mod:`recsys.stage2.job` (called from
-:mod:`recsys.serving.engine_batch` only); the engine serves
-from the artifact set it published (into ``artifacts_dir``, or a temporary
-directory), and :meth:`RecommendationEngine.reload_batch` picks up the latest
-complete version written by an external ``recsys batch`` run. Artifacts of
-other data (another content hash) are refused.
+Stage 2 runs as the batch job of :mod:`recsys.stage2.job` (called from :mod:`recsys.serving.engine_batch`
+only); the engine serves from the artifact set it published (into ``artifacts_dir``, or a temporary directory),
+and :meth:`RecommendationEngine.reload_batch` picks up the latest complete version written by an external
+``recsys batch`` run. Artifacts of other data (another content hash) are refused.
 
 Timestamps: without ``now`` (notebooks, tests), ``timestamp`` and the deals'
 validity start are the data set's ``as_of`` (ISO 8601, ``Z``), so every
@@ -174,7 +172,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         self._check_trained()
         new = type(self)(self.config, self.engine_config, self.weights, self.artifacts_dir, self.clock,
                          now if now is not None else self.now)
-        new.rate_limiter = self.rate_limiter
+        new.rate_limiter, new.tuning_ = self.rate_limiter, getattr(self, "tuning_", None)  # the search's record
         new.train(self.dataset_ if dataset is None else dataset)
         return new
 
@@ -556,7 +554,8 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         self._check_trained()
         fit = getattr(self, "fit_seconds_", None)
         info = {"recsys_version": recsys.__version__, "data_hash": self.data_hash_, "as_of": self._timestamp,
-                "trained_at": self._trained_at, "fit_seconds": fit if fit is not None and np.isfinite(fit) else None}
+                "trained_at": self._trained_at, "fit_seconds": fit if fit is not None and np.isfinite(fit) else None,
+                "tuning": jsonable(getattr(self, "tuning_", None))}
         return write_state(path, config_json=configs_to_json(self.config, self.engine_config, self.weights), dataset=self.dataset_,
                            artifacts=self.stage2_.artifacts, history=self.realtime_.history_.snapshot(),
                            new_user_segments=self.realtime_.new_user_segment_, info=info)
@@ -596,6 +595,6 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
             engine.realtime_.new_user_segment_ = stored.new_user_segments
             engine._install_stage2(stored.artifacts)
             engine._trained_at = str(stored.manifest.get("trained_at", engine._timestamp))
-            fit = stored.manifest.get("fit_seconds")
+            fit, engine.tuning_ = stored.manifest.get("fit_seconds"), stored.manifest.get("tuning")
             engine.fit_seconds_ = float("nan") if fit is None else float(fit)
         return engine

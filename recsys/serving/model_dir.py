@@ -50,14 +50,23 @@ the shares of :class:`~recsys.deals.exploration.ExplorationConfig`), so its deci
 be evaluated; the notebooks' engines keep it off."""
 
 
-def train_model_dir(dataset: Dataset, out: str | Path,
-                    engine_config: EngineConfig = SERVICE_ENGINE_CONFIG) -> RecommendationEngine:
+def train_model_dir(dataset: Dataset, out: str | Path, engine_config: EngineConfig = SERVICE_ENGINE_CONFIG,
+                    tune: bool = False, tuning_trials: int = 24,
+                    tuning_budget_seconds: float = 600.0) -> RecommendationEngine:
     """Train an engine on ``dataset`` into a new model directory ``out`` (its Stage 2
     version under ``artifacts/``, the engine saved under ``engine/``, the data set as the base
-    ``base/`` that trainings on the event store add the stored data to)."""
+    ``base/`` that trainings on the event store add the stored data to).
+
+    ``tune``: first search a validation window cut from ``dataset`` (``engine.train(tune=True)``,
+    the notebooks' tuned row) and serve the winner; retrainings (``POST /train``) keep it."""
     out = Path(out)
     engine = RecommendationEngine(engine_config=engine_config, artifacts_dir=out / ARTIFACTS_SUBDIR)
-    engine.train(dataset)
+    tuning = None
+    if tune:
+        from recsys.research.tuning import TuningConfig
+
+        tuning = TuningConfig(n_trials=tuning_trials, budget_seconds=tuning_budget_seconds)
+    engine.train(dataset, tune=tune, tuning=tuning)
     engine.save(out / ENGINE_SUBDIR)
     dataset.save(out / BASE_SUBDIR)
     return engine
