@@ -21,6 +21,8 @@ from service_processes import free_port, serve_process
 
 from recsys.service import PREFIX, KeyStore
 
+pytestmark = pytest.mark.processes  # every test here starts real `recsys` processes
+
 RECSYS = [sys.executable, "-m", "recsys.cli"]
 BODY_BYTES = 100 * 2**20
 
