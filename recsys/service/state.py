@@ -32,7 +32,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -302,17 +302,17 @@ class ServiceState:
 
     async def upsert_products(self, records: list[dict[str, Any]]) -> int:
         """Commit product upserts to the store, then apply them here (the other workers at their next sync)."""
-        try:
-            written = await self._require_store().upsert_products_async(records)
-        except ValueError as err:
-            raise InvalidRequest(str(err)) from None
-        await self.sync()
-        return written
+        return await self._upsert(self._require_store().upsert_products_async, records)
 
     async def upsert_profiles(self, records: list[dict[str, Any]]) -> int:
         """Commit user profile upserts to the store, then apply them here (the others at their next sync)."""
+        return await self._upsert(self._require_store().upsert_profiles_async, records)
+
+    async def _upsert(self, write: Callable[[list[dict[str, Any]]], Awaitable[int]],
+                      records: list[dict[str, Any]]) -> int:
+        """``write`` (a store's upsert) then catch up; a row the store refuses is the caller's fault (422)."""
         try:
-            written = await self._require_store().upsert_profiles_async(records)
+            written = await write(records)
         except ValueError as err:
             raise InvalidRequest(str(err)) from None
         await self.sync()
