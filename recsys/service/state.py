@@ -394,14 +394,7 @@ class ServiceState:
         elif self.event_log.kind != "in-process":
             log.warning("train job: no model directory to save the new engine in; only worker %d serves it",
                         os.getpid())
-        self._swapping = True
-        try:
-            applied = await self._install(new, version)
-            if version is not None:
-                self._engine_seen = version
-                await self.event_log.publish_engine_version(version, self.batch_version)
-        finally:
-            self._swapping = False
+        applied = await self._swap_in(new, version)
         return {"trained_at": info.get("trained_at"), "fit_seconds": info.get("fit_seconds"),
                 "events_replayed": applied, "batch_version": self.batch_version, "engine_version": version}
 
@@ -424,14 +417,7 @@ class ServiceState:
             version = None
             if self.model_dir is not None:  # saved before any live event is applied: the store is replayed on loads
                 version = await asyncio.to_thread(save_engine, new, self.model_dir)
-            self._swapping = True
-            try:
-                applied = await self._install(new, version)
-                if version is not None:
-                    self._engine_seen = version
-                    await self.event_log.publish_engine_version(version, self.batch_version)
-            finally:
-                self._swapping = False
+            applied = await self._swap_in(new, version)
             training = new.training_data()
             await asyncio.to_thread(store.record_batch_run, report["cutoff_event_id"],
                                     pd.Timestamp(report["cutoff_time"]).to_pydatetime(), started,
@@ -464,6 +450,18 @@ class ServiceState:
                 continue
             except Exception as err:  # a store that does not answer: try again at the next tick
                 log.error("scheduled batch not run: %s: %s", type(err).__name__, err)
+
+    async def _swap_in(self, new: RecommendationEngine, version: str | None) -> int:
+        """Serve ``new`` (saved as ``version``, if any) and tell the other workers; returns the events applied."""
+        self._swapping = True
+        try:
+            applied = await self._install(new, version)
+            if version is not None:
+                self._engine_seen = version
+                await self.event_log.publish_engine_version(version, self.batch_version)
+        finally:
+            self._swapping = False
+        return applied
 
     async def _install(self, new: RecommendationEngine, version: str | None) -> int:
         """Replay the whole event log onto ``new`` and serve it; returns the events replayed.
