@@ -59,7 +59,7 @@ from recsys.data.errors import DataFileError, DataValidationError
 from recsys.data.ids import ID_RULE, invalid_id_mask
 from recsys.data.timestamps import as_timestamp, naive_utc, naive_utc_ns
 
-__all__ = ["CANONICAL_DTYPE", "DataFileError", "DataValidationError", "Dataset", "SCHEMA", "check_event_amounts", "check_finite",
+__all__ = ["CANONICAL_DTYPE", "DataFileError", "DataValidationError", "Dataset", "EventIndex", "SCHEMA", "check_event_amounts", "check_finite",
            "drop_invalid_events", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 2
@@ -193,6 +193,19 @@ def _check_unique(name: str, df: pd.DataFrame, column: str) -> None:
          df[column])
 
 
+@dataclass(frozen=True)
+class EventIndex:
+    """Per-event arrays of a :class:`Dataset` in its events' row order (read-only):
+    ``user_row`` / ``product_col`` (int32) the event's row in ``users`` / ``products``,
+    ``kind`` (int8) its position in :data:`~recsys.config.EVENT_TYPES`, ``age_days``
+    ``(as_of - timestamp)`` in days (float64, ``Series.dt.total_seconds() / 86400``)."""
+
+    user_row: np.ndarray
+    product_col: np.ndarray
+    kind: np.ndarray
+    age_days: np.ndarray
+
+
 @dataclass
 class Dataset:
     """Users, products and events of one world, with the moment ``as_of`` it
@@ -279,9 +292,41 @@ class Dataset:
             self.personas, dict(self.meta), self.config,
         )
 
+    def _derived(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` cached on this instance while its frames and ``as_of`` stay
+        the same objects (a frame is treated as immutable once validated; assigning
+        a new frame or ``as_of`` recomputes)."""
+        key = (self.users, self.products, self.events, self.personas, self.as_of)
+        cache = self.__dict__.setdefault("_derived_cache", {})
+        hit = cache.get(name)
+        if hit is not None and all(a is b for a, b in zip(hit[0], key, strict=True)):
+            return hit[1]
+        value = compute()
+        cache[name] = (key, value)
+        return value
+
+    def event_index(self) -> EventIndex:
+        """Per-event arrays shared by every model fitted on this data set (computed
+        once, cached; see :class:`EventIndex`)."""
+        return self._derived("event_index", self._event_index)
+
+    def _event_index(self) -> EventIndex:
+        events = self.events
+        rows = pd.Index(self.users["user_id"]).get_indexer(events["user_id"]).astype(np.int32)
+        cols = pd.Index(self.products["product_id"]).get_indexer(events["product_id"]).astype(np.int32)
+        kind = pd.Index(EVENT_TYPES).get_indexer(events["event_type"]).astype(np.int8)
+        age_days = (self.as_of - events["timestamp"]).dt.total_seconds().to_numpy() / 86400.0
+        arrays = [rows, cols, kind, age_days]
+        for array in arrays:
+            array.flags.writeable = False
+        return EventIndex(*arrays)
+
     def content_hash(self) -> str:
         """sha256 over the frames' contents, personas included when present
-        (stable across runs)."""
+        (stable across runs; computed once per data set, see :meth:`_derived`)."""
+        return str(self._derived("content_hash", self._content_hash))
+
+    def _content_hash(self) -> str:
         digest = hashlib.sha256()
         frames = [self.users, self.products, self.events]
         if self.personas is not None:

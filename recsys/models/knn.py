@@ -217,9 +217,11 @@ class NeighbourRecommender(Recommender):
                 f"({dataset.n_users} users, {dataset.n_products} products)"
             )
         cfg = self.config
-        self._fit_neighbours(model_matrix(dataset, interactions, cfg.train_weighting))
-        if cfg.profile_weighting is not None:
-            self.profile_matrix_ = model_matrix(dataset, interactions, cfg.profile_weighting)
+        train = model_matrix(dataset, interactions, cfg.train_weighting)
+        self._fit_neighbours(train)
+        if cfg.profile_weighting is not None:  # the same weighting: the same matrix, built once
+            self.profile_matrix_ = train if cfg.profile_weighting == cfg.train_weighting \
+                else model_matrix(dataset, interactions, cfg.profile_weighting)
         elif hasattr(self, "profile_matrix_"):
             del self.profile_matrix_
 
