@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions, Weighting, model_matrix
 from recsys.models.base import Recommender, check_n
-from recsys.models.kernels import history_scores, sparse_product
+from recsys.models.kernels import history_scores, row_flops, sparse_product
 from recsys.models.ranking import (
     entries_frame,
     first_allowed,
@@ -113,18 +113,22 @@ def cosine_topk(
 
     Returns CSR float32 ``(left rows x right rows)``; row ``a`` keeps at most
     ``k`` entries ``sim(a, b) > 0`` and ``>= min_similarity``, never
-    ``b == self_columns[a]``. Computed in row blocks of at most
-    ``block_entries`` similarities, so memory stays bounded.
+    ``b == self_columns[a]``; ties at the ``k``-th value go to the lower ``b``.
+    Dot products, norms and the selection are float64, then cast. Computed in
+    row blocks of at most ``block_entries`` multiply-adds (one row at least;
+    :func:`~recsys.models.kernels.row_flops`) by scipy's product kernel
+    (:func:`~recsys.models.kernels.sparse_product`, no symbolic pass), so memory
+    stays bounded; a row's result does not depend on the blocks.
     """
     left, right = sp.csr_matrix(left, dtype=np.float64), sp.csr_matrix(right, dtype=np.float64)
     left_norm, right_norm = _row_norms(left), _row_norms(right)
     right_t = right.T.tocsr()
-    step = max(1, block_entries // max(1, right.shape[0]))
+    bounds = _blocks(row_flops(left, right_t), block_entries)
     blocks = []
-    for start in range(0, left.shape[0], step):
-        block = (left[start : start + step] @ right_t).tocsr()
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        block = sparse_product(left[start:stop], right_t)
         rows = row_of_entries(block) + start
-        block.data = block.data / (left_norm[rows] * right_norm[block.indices] + shrinkage)
+        block.data /= left_norm[rows] * right_norm[block.indices] + shrinkage
         drop = ~(block.data > 0) | (block.data < min_similarity)
         if self_columns is not None:
             drop |= block.indices == self_columns[rows]
@@ -136,6 +140,17 @@ def cosine_topk(
     out = sp.vstack(blocks, format="csr").astype(np.float32)
     out.sort_indices()
     return out
+
+
+def _blocks(flops: np.ndarray, budget: int) -> np.ndarray:
+    """Row boundaries ``[0, ..., n]`` of consecutive blocks whose summed ``flops`` stay
+    within ``budget`` (a row above it forms a block of its own)."""
+    bounds, start, total = [0], 0, np.concatenate(([0], np.cumsum(flops)))
+    while start < len(flops):
+        stop = int(np.searchsorted(total, total[start] + budget, side="right")) - 1
+        start = max(stop, start + 1)
+        bounds.append(start)
+    return np.asarray(bounds, dtype=np.int64)
 
 
 class NeighbourRecommender(Recommender):
