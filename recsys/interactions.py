@@ -23,7 +23,7 @@ from recsys.config import EVENT_TYPES, ConfigError, InteractionWeights
 from recsys.data.dataset import Dataset
 from recsys.third_party import import_quietly
 
-__all__ = ["Interactions", "Weighting", "event_weights", "model_matrix", "weighted_matrix"]
+__all__ = ["Interactions", "Weighting", "dataset_event_weights", "event_weights", "model_matrix", "weighted_matrix"]
 
 
 def event_weights(events: pd.DataFrame, as_of: pd.Timestamp, weights: InteractionWeights) -> np.ndarray:
@@ -45,7 +45,7 @@ def _decayed_weights(kind: np.ndarray, rating: np.ndarray, age_days: np.ndarray,
     return base * np.power(0.5, np.clip(age_days, 0, None) / weights.half_life_days)
 
 
-def _dataset_weights(dataset: Dataset, weights: InteractionWeights) -> np.ndarray:
+def dataset_event_weights(dataset: Dataset, weights: InteractionWeights) -> np.ndarray:
     """:func:`event_weights` of ``dataset``'s events from its cached :meth:`~recsys.data.dataset.Dataset.event_index`."""
     index = dataset.event_index()
     return _decayed_weights(index.kind, dataset.events["rating"].to_numpy(dtype=float), index.age_days, weights)
@@ -73,7 +73,7 @@ class Interactions:
         index = dataset.event_index()
         rows, cols = index.user_row, index.product_col
         shape = (len(user_ids), len(product_ids))
-        values = _dataset_weights(dataset, weights)
+        values = dataset_event_weights(dataset, weights)
         matrix = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float64)
         matrix.sum_duplicates()
         matrix.sort_indices()
@@ -162,7 +162,7 @@ def weighted_matrix(dataset: Dataset, weighting: Weighting, user_ids: pd.Index, 
     base = dataset.config.interactions
     half_life = weighting.half_life_days if weighting.half_life_days is not None else math.inf
     decayed = replace(base, half_life_days=half_life)
-    values = _dataset_weights(dataset, decayed)
+    values = dataset_event_weights(dataset, decayed)
     if not keep.all():
         values, rows, cols = values[keep], rows[keep], cols[keep]
     shape = (len(user_ids), len(product_ids))

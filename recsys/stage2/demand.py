@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from recsys.config import EVENT_TYPES
 from recsys.data.dataset import Dataset
 from recsys.validation import check_ints, check_numbers
 
@@ -102,23 +103,24 @@ def demand_panel(dataset: Dataset, period_days: int = 7) -> DemandPanel:
     product_ids = pd.Index(dataset.products["product_id"])
     if events.empty:
         raise ValueError("cannot build a demand panel from a data set without events")
-    age_days = (dataset.as_of - events["timestamp"]).dt.total_seconds().to_numpy() / 86400.0
-    back = np.floor(age_days / period_days).astype(np.int64)  # 0 = the last period
+    codes = dataset.event_index()  # cached per-event codes and ages (as_of - timestamp, days)
+    back = np.floor(codes.age_days / period_days).astype(np.int64)  # 0 = the last period
     span_days = (dataset.as_of - events["timestamp"].min()).total_seconds() / 86400.0
     n_periods = int(np.floor(span_days / period_days))  # complete periods only
     inside = back < n_periods
     t = n_periods - 1 - back[inside]
-    col = product_ids.get_indexer(events["product_id"])[inside]
-    kind = events["event_type"].to_numpy()[inside]
+    cell = codes.product_col[inside].astype(np.int64) * max(n_periods, 0) + t  # (product, period), row-major
+    kind = codes.kind[inside]
     qty = events["quantity"].to_numpy(dtype=float)[inside]
+    shape = (len(product_ids), max(n_periods, 0))
 
     def count(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        out = np.zeros((len(product_ids), max(n_periods, 0)))
-        np.add.at(out, (col[mask], t[mask]), 1.0 if weights is None else weights[mask])
-        return out
+        """Events (or ``weights`` summed in event order) per (product, period)."""
+        summed = np.bincount(cell[mask], weights=None if weights is None else weights[mask], minlength=shape[0] * shape[1])
+        return summed.astype(float).reshape(shape)
 
-    demand = count(kind == "purchase", qty)
-    leading = {name: count(kind == name) for name in LEADING_EVENTS}
+    demand = count(kind == EVENT_TYPES.index("purchase"), qty)
+    leading = {name: count(kind == EVENT_TYPES.index(name)) for name in LEADING_EVENTS}
     ends = pd.DatetimeIndex([dataset.as_of - pd.Timedelta(days=period_days * (n_periods - 1 - i))
                              for i in range(n_periods)])
     return DemandPanel(demand, leading, ends, product_ids, int((~inside).sum()))
