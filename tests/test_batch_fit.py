@@ -20,7 +20,8 @@ def _brute_cosine_topk(x: np.ndarray, k: int, shrinkage: float, min_similarity: 
     """Dense reference: float64 ``<a, b> / (|a| |b| + s)``, self and non-positive
     entries dropped, the top ``k`` per row by (-value, column), cast to float32."""
     norms = np.sqrt((x * x).sum(axis=1))
-    sims = (x @ x.T) / (norms[:, None] * norms[None, :] + shrinkage)
+    with np.errstate(invalid="ignore"):  # 0/0 of an all-zero row: NaN, dropped as not > 0
+        sims = (x @ x.T) / (norms[:, None] * norms[None, :] + shrinkage)
     out = np.zeros(sims.shape, dtype=np.float32)
     for a in range(len(x)):
         ok = [b for b in range(len(x)) if b != a and sims[a, b] > 0 and sims[a, b] >= min_similarity]
@@ -120,3 +121,14 @@ def test_event_weights_of_an_unknown_event_type_are_zero(small_dataset) -> None:
     events = small_dataset.events.head(3).assign(event_type=["view", "bogus", "purchase"])
     weights = event_weights(events, small_dataset.as_of, small_dataset.config.interactions)
     assert weights[1] == 0.0 and weights[0] > 0 and weights[2] > weights[0]
+
+
+def test_cosine_topk_of_rows_storing_only_zeros_drops_their_nan_similarities() -> None:
+    x = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 0.0], [1.0, 0.0, 3.0], [0.0, 1.0, 1.0]])
+    stored = sp.csr_matrix(x)  # row 0 empty; below it stores two explicit zeros (norm 0: 0/0 similarities)
+    zeros = sp.csr_matrix((np.r_[0.0, 0.0, stored.data], np.r_[0, 1, stored.indices],
+                           np.r_[0, stored.indptr[1:] + 2]), shape=x.shape)
+    assert zeros.nnz == stored.nnz + 2
+    got = cosine_topk(zeros, zeros, 2, self_columns=np.arange(4))
+    np.testing.assert_array_equal(got.toarray(), _brute_cosine_topk(x, 2, 0.0, 0.0))
+    assert got[0].nnz == 0 and got[:, 0].nnz == 0

@@ -118,26 +118,37 @@ def cosine_topk(
     row blocks of at most ``block_entries`` multiply-adds (one row at least;
     :func:`~recsys.models.kernels.row_flops`) by scipy's product kernel
     (:func:`~recsys.models.kernels.sparse_product`, no symbolic pass), so memory
-    stays bounded; a row's result does not depend on the blocks.
+    stays bounded; a row's result does not depend on the blocks. Each block
+    keeps its rows' top ``k + 1`` of all similarities; the filters (self,
+    ``> 0``, ``>= min_similarity``) then run on those few entries: every entry
+    they drop ranks below every entry they keep, and at most one (self) of the
+    kept ones is missing, so the top ``k`` of what remains is the top ``k`` of
+    the filtered row.
     """
     left, right = sp.csr_matrix(left, dtype=np.float64), sp.csr_matrix(right, dtype=np.float64)
     left_norm, right_norm = _row_norms(left), _row_norms(right)
+    # 0/0 or inf/inf make NaN, which ranks nowhere: such inputs clear NaN per block (as dropped entries)
+    careful = not (np.isfinite(left.data).all() and np.isfinite(right.data).all()) or bool(
+        ((left_norm == 0) & (np.diff(left.indptr) > 0)).any() or ((right_norm == 0) & (np.diff(right.indptr) > 0)).any())
     right_t = right.T.tocsr()
     bounds = _blocks(row_flops(left, right_t), block_entries)
     blocks = []
     for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
         block = sparse_product(left[start:stop], right_t)
-        rows = row_of_entries(block) + start
-        block.data /= left_norm[rows] * right_norm[block.indices] + shrinkage
-        drop = ~(block.data > 0) | (block.data < min_similarity)
-        if self_columns is not None:
-            drop |= block.indices == self_columns[rows]
-        block.data[drop] = 0.0
-        block.eliminate_zeros()
-        blocks.append(keep_topk(block, k))
+        with np.errstate(invalid="ignore" if careful else "warn"):
+            block.data /= np.repeat(left_norm[start:stop], np.diff(block.indptr)) * right_norm[block.indices] + shrinkage
+        if careful:
+            block.data[np.isnan(block.data)] = 0.0
+        blocks.append(keep_topk(block, k + 1))
     if not blocks:
         return sp.csr_matrix(left.shape[:1] + right.shape[:1], dtype=np.float32)
-    out = sp.vstack(blocks, format="csr").astype(np.float32)
+    out = sp.vstack(blocks, format="csr")
+    drop = ~(out.data > 0) | (out.data < min_similarity)
+    if self_columns is not None:
+        drop |= out.indices == np.asarray(self_columns)[row_of_entries(out)]
+    out.data[drop] = 0.0
+    out.eliminate_zeros()
+    out = keep_topk(out, k).astype(np.float32)
     out.sort_indices()
     return out
 
