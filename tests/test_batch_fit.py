@@ -132,3 +132,23 @@ def test_cosine_topk_of_rows_storing_only_zeros_drops_their_nan_similarities() -
     got = cosine_topk(zeros, zeros, 2, self_columns=np.arange(4))
     np.testing.assert_array_equal(got.toarray(), _brute_cosine_topk(x, 2, 0.0, 0.0))
     assert got[0].nnz == 0 and got[:, 0].nnz == 0
+
+
+def test_a_data_set_does_not_share_writes_with_the_callers_frames(small_dataset) -> None:
+    """No up-front deep copy (copy-on-write): writes to the caller's frame still do not reach the data set."""
+    events = small_dataset.events.copy()
+    ds = Dataset(small_dataset.users, small_dataset.products, events, small_dataset.as_of)
+    before = ds.content_hash()
+    events["quantity"] = events["quantity"] + 5
+    events.loc[0, "user_id"] = "someone_else"
+    assert ds.events["quantity"].equals(small_dataset.events["quantity"])
+    assert ds.events.loc[0, "user_id"] == small_dataset.events.loc[0, "user_id"]
+    assert Dataset(ds.users, ds.products, ds.events, ds.as_of).content_hash() == before
+
+
+def test_saved_and_loaded_data_set_round_trips(small_dataset, tmp_path) -> None:
+    small_dataset.save(tmp_path / "ds")
+    back = Dataset.load(tmp_path / "ds")
+    assert back.content_hash() == small_dataset.content_hash()
+    assert back.events.dtypes.equals(small_dataset.events.dtypes)
+    pd.testing.assert_frame_equal(back.events, small_dataset.events)

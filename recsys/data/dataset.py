@@ -121,6 +121,9 @@ def _bad(frame: str, column: str | None, problem: str, mask: np.ndarray | pd.Ser
         raise DataValidationError(frame, column, problem, count, values[np.asarray(mask)])
 
 
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or pd.options.mode.copy_on_write is True
+
+
 def _check_columns(name: str, df: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise DataValidationError(name, None, f"expected a pandas DataFrame, got {type(df).__name__}")
@@ -149,7 +152,9 @@ def _check_columns(name: str, df: pd.DataFrame) -> pd.DataFrame:
             # checked in the original dtype: a cast first would wrap 2**64 - 1 to -1
             _bad(name, column, f"value above the int64 maximum {np.iinfo(np.int64).max}",
                  series.to_numpy() > np.iinfo(np.int64).max, series)
-    out = df[list(schema)].copy()
+    # a frame of its own: under pandas' copy-on-write (always on from pandas 3) the selection shares the
+    # caller's columns until either side writes (no up-front copy of millions of events); a deep copy otherwise
+    out = df[list(schema)].copy(deep=not _COPY_ON_WRITE)
     for column, spec in schema.items():
         out[column] = out[column].astype(CANONICAL_DTYPE[spec.kind]) if spec.kind != "datetime" else (
             naive_utc_ns(out[column], name, column)
@@ -492,17 +497,18 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         schema = pq.read_schema(path)
         strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-        table = pq.read_table(path, read_dictionary=strings)
+        handle = pq.ParquetFile(path, read_dictionary=strings)
+        columns: dict[str, Any] = {}
+        for name in schema.names:  # one column at a time: the Arrow copy of only one is alive at once
+            values = handle.read(columns=[name]).column(name).to_pandas()
+            if name in strings:
+                uniques = np.append(values.cat.categories.to_numpy(dtype=object), None)
+                values = pd.Series(uniques[values.cat.codes.to_numpy()], dtype=object, copy=False)  # code -1: None
+            columns[name] = values
     except (pa.ArrowException, OSError) as error:
         raise DataFileError(path, f"not a readable parquet file ({type(error).__name__}: {error})") from None
-    columns: dict[str, Any] = {}
-    for name in table.column_names:
-        values = table.column(name).to_pandas()
-        if name in strings:
-            uniques = np.append(values.cat.categories.to_numpy(dtype=object), None)
-            values = pd.Series(uniques[values.cat.codes.to_numpy()], dtype=object, copy=False)  # code -1 -> None
-        columns[name] = values
-    return pd.DataFrame(columns)
+    pa.default_memory_pool().release_unused()  # hand the freed Arrow memory back to the system now
+    return pd.DataFrame(columns, copy=False)
 
 
 def drop_invalid_events(
