@@ -175,11 +175,13 @@ class DemandModel:
         self.feature_names_ = names
         y = np.concatenate([panel.demand[:, t] for t in range(cfg.n_lags, n_periods)])
         n_products = len(panel.product_ids)
-        observed = t_index < n_periods
-        X_obs, s_obs, t_obs = X[observed], offset[observed], t_index[observed]
-
+        # rows come in blocks of ascending target period: observed, train and test rows are
+        # consecutive ranges, taken as slices (views, no copies of the feature matrix)
         test_start = n_periods - cfg.holdout_periods
-        train, test = t_obs < test_start, t_obs >= test_start
+        n_train, n_obs = np.searchsorted(t_index, [test_start, n_periods])
+        observed = slice(0, n_obs)
+        X_obs, s_obs, t_obs = X[observed], offset[observed], t_index[observed]
+        train, test = slice(0, n_train), slice(n_train, n_obs)
         holdout_model = self._fit_regressor(X_obs[train], y[train], s_obs[train], names)
         pred = {
             "model": self._predict(holdout_model, X_obs[test], s_obs[test]),
@@ -194,10 +196,10 @@ class DemandModel:
             **pred,
         })
         self.errors_ = pd.DataFrame([{"model": name, **forecast_errors(y[test], p)} for name, p in pred.items()])
-        self.n_train_rows_, self.n_test_rows_ = int(train.sum()), int(test.sum())
+        self.n_train_rows_, self.n_test_rows_ = int(n_train), int(n_obs - n_train)
 
         self.regressor_ = self._fit_regressor(X_obs, y, s_obs, names)
-        future = self._predict(self.regressor_, X[~observed], offset[~observed])
+        future = self._predict(self.regressor_, X[n_obs:], offset[n_obs:])
         assert len(future) == n_products
         self.forecast_ = pd.DataFrame({
             "product_id": np.asarray(panel.product_ids, dtype=object),
