@@ -267,8 +267,10 @@ class DemandModel:
         cumsum = np.concatenate([np.zeros((n, 1)), np.cumsum(demand, axis=1)], axis=1)
         x = np.arange(1, L + 1, dtype=float)
         slope_w = (x - x.mean()) / ((x - x.mean()) ** 2).sum()  # OLS slope over lags, oldest first
-        blocks, offsets, t_index = [], [], []
-        for t in targets:
+        n_features = L + 4 + len(LEADING_EVENTS) + 4
+        X = np.empty((n * len(targets), n_features))  # filled block by block (no list of blocks to stack)
+        offsets, t_index = [], []
+        for i, t in enumerate(targets):
             lags = demand[:, t - L : t][:, ::-1]  # lag_1 first
             lag_mean = lags.mean(axis=1)
             start = max(0, t - 3 * L)
@@ -282,14 +284,15 @@ class DemandModel:
                 (peak == period_season[t]).astype(float)[:, None],
                 np.mean([peak == period_season[j] for j in range(t - L, t)], axis=0)[:, None],
             ]
-            blocks.append(np.hstack([np.hstack(level) / offset[:, None], *seasonal,
-                                     category[:, None], log_price[:, None]]))
+            X[i * n : (i + 1) * n] = np.hstack([np.hstack(level) / offset[:, None], *seasonal,
+                                                category[:, None], log_price[:, None]])
             offsets.append(offset)
             t_index.append(np.full(n, t))
         names = [f"lag_{i}" for i in range(1, L + 1)] + ["lag_mean", "trend", "level_long", "expanding_mean"]
         names += [f"{e}s_lag_1" for e in LEADING_EVENTS]
         names += ["in_peak_season", "peak_share_lags", "category", "log_price"]
-        return np.vstack(blocks), np.concatenate(offsets), np.concatenate(t_index), names
+        assert len(names) == n_features
+        return X, np.concatenate(offsets), np.concatenate(t_index), names
 
 
 class QuantileBinned:
