@@ -8,7 +8,8 @@ Prints one JSON object: ``seconds`` (wall time of ``RecommendationEngine(cfg).tr
 ``peak_gib`` (the process's peak RSS, loading included: ``ru_maxrss``), ``data_gib`` (that peak
 after loading), ``load_s``, and ``steps``: per step ``seconds`` and ``peak_gib`` (the highest RSS
 sampled every 5 ms while the step ran). The steps are the engine's own calls, wrapped in place
-(the code is not changed): ``interactions`` (both builds: the engine's and the Stage 2 job's),
+(the code is not changed): ``interactions`` (the engine's build; the Stage 2 job's own is
+``stage2.interactions``: a step called inside another is named ``<outer>.<step>``),
 ``realtime`` (its ``knn`` and ``demographic`` fits listed apart), ``content``, ``served_extras``
 (EASE / learned fusion when served), ``deals_path``, the Stage 2 steps (``stage2.svd``,
 ``stage2.segments``, ``stage2.demand``, ``stage2.seasonality``), ``stage2.publish`` (writing and
@@ -43,6 +44,8 @@ class StepRecorder:
         self.process = psutil.Process()
         self.interval = interval
         self.steps: dict[str, dict[str, float]] = {}
+        self.top_seconds = 0.0  # time inside outermost steps (nested ones are counted by their parent)
+        self._stack: list[str] = []
         self._peak = 0
         threading.Thread(target=self._sample, daemon=True).start()
 
@@ -56,14 +59,20 @@ class StepRecorder:
 
         @functools.wraps(inner)
         def call(*args: Any, **kwargs: Any) -> Any:
+            outer = self._stack[-1] if self._stack else None
+            label = name if outer is None or name.startswith(f"{outer}.") else f"{outer}.{name}"  # nested: parent.name
             outer_peak = self._peak
             self._peak = self.process.memory_info().rss
+            self._stack.append(label)
             start = time.perf_counter()
             try:
                 return inner(*args, **kwargs)
             finally:
-                step = self.steps.setdefault(name, {"seconds": 0.0, "peak_gib": 0.0})
-                step["seconds"] += time.perf_counter() - start
+                elapsed = time.perf_counter() - start
+                self._stack.pop()
+                self.top_seconds += elapsed if outer is None else 0.0
+                step = self.steps.setdefault(label, {"seconds": 0.0, "peak_gib": 0.0})
+                step["seconds"] += elapsed
                 step["peak_gib"] = max(step["peak_gib"], self._peak / _GIB)
                 self._peak = max(self._peak, outer_peak)  # an enclosing step keeps its own peak
 
@@ -117,8 +126,7 @@ def main() -> None:
     if "stage2" in steps:  # the job's own time beyond its steps: writing, hashing and reloading the version
         inner = sum(v["seconds"] for k, v in steps.items() if k.startswith("stage2."))
         steps["stage2.publish"] = {"seconds": steps["stage2"]["seconds"] - inner, "peak_gib": steps["stage2"]["peak_gib"]}
-    top = [k for k in steps if "." not in k]
-    steps["other"] = {"seconds": seconds - sum(steps[k]["seconds"] for k in top), "peak_gib": float("nan")}
+    steps["other"] = {"seconds": seconds - recorder.top_seconds, "peak_gib": float("nan")}
     print(json.dumps({
         "seconds": seconds, "load_s": load_s, "data_gib": data_gib,
         "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
