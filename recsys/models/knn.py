@@ -61,8 +61,8 @@ class KNNConfig:
     ``k``: neighbours kept per item (user). ``shrinkage``: added to the
     cosine denominator, damping similarities built on little overlap (0 =
     plain cosine). ``min_similarity``: neighbours below it are dropped.
-    ``block_entries``: bound on the similarity entries computed at once
-    during ``fit`` (memory, not results). ``train_weighting``: the input the
+    ``block_entries``: bound on the multiply-adds (hence the similarity
+    entries) of one block of rows during ``fit`` (memory, not results). ``train_weighting``: the input the
     similarities are learned from; ``profile_weighting``: the user profile
     ``x_u`` scores are computed from (:class:`~recsys.interactions.Weighting`;
     ``None``: the shared interaction matrix passed to ``fit``).
