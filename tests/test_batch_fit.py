@@ -152,3 +152,20 @@ def test_saved_and_loaded_data_set_round_trips(small_dataset, tmp_path) -> None:
     assert back.content_hash() == small_dataset.content_hash()
     assert back.events.dtypes.equals(small_dataset.events.dtypes)
     pd.testing.assert_frame_equal(back.events, small_dataset.events)
+
+
+def test_run_batch_reuses_given_interactions_and_refuses_foreign_ones(small_dataset, tmp_path) -> None:
+    from recsys.stage2.job import run_batch
+
+    inter = Interactions.from_dataset(small_dataset)
+    shared = run_batch(small_dataset, tmp_path / "a", interactions=inter)
+    own = run_batch(small_dataset, tmp_path / "b")
+    for name in ("svd_user_factors", "svd_item_factors", "segments", "demand", "seasonal_factors"):
+        a = pd.read_parquet(shared.path / f"{name}.parquet")
+        b = pd.read_parquet(own.path / f"{name}.parquet")
+        pd.testing.assert_frame_equal(a, b)
+    other = small_dataset.restrict_events(np.arange(len(small_dataset.events)) % 2 == 0)
+    smaller = Interactions.from_dataset(Dataset(other.users.head(50), other.products, other.events[
+        other.events["user_id"].isin(other.users["user_id"].head(50))], other.as_of))
+    with pytest.raises(ValueError, match="do not belong to this data set"):
+        run_batch(small_dataset, tmp_path / "c", interactions=smaller)
