@@ -20,6 +20,7 @@ and ``other`` (the rest of ``train``: lookups, the catalogue).
 from __future__ import annotations
 
 import argparse
+import bisect
 import functools
 import json
 import os
@@ -46,13 +47,22 @@ class StepRecorder:
         self.steps: dict[str, dict[str, float]] = {}
         self.top_seconds = 0.0  # time inside outermost steps (nested ones are counted by their parent)
         self._stack: list[str] = []
-        self._peak = 0
+        self._times: list[float] = []  # the sampler's (perf_counter, rss) pairs, appended in time order
+        self._rss: list[int] = []
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _sample(self) -> None:
         while True:
-            self._peak = max(self._peak, self.process.memory_info().rss)
+            rss = self.process.memory_info().rss
+            self._rss.append(rss)  # rss first: a reader never sees a time without its rss
+            self._times.append(time.perf_counter())
             time.sleep(self.interval)
+
+    def _peak_between(self, start: float, stop: float) -> int:
+        """The highest RSS sampled in ``[start, stop]`` (and now)."""
+        n = len(self._times)
+        first = bisect.bisect_left(self._times, start, 0, n)
+        return max([self.process.memory_info().rss, *self._rss[first:n]])
 
     def timed(self, inner: Callable[..., Any], name: str) -> Callable[..., Any]:
         """``inner`` timed and recorded as ``name`` (repeated calls add up; the peak is the highest of them)."""
@@ -61,20 +71,17 @@ class StepRecorder:
         def call(*args: Any, **kwargs: Any) -> Any:
             outer = self._stack[-1] if self._stack else None
             label = name if outer is None or name.startswith(f"{outer}.") else f"{outer}.{name}"  # nested: parent.name
-            outer_peak = self._peak
-            self._peak = self.process.memory_info().rss
             self._stack.append(label)
             start = time.perf_counter()
             try:
                 return inner(*args, **kwargs)
             finally:
-                elapsed = time.perf_counter() - start
+                stop = time.perf_counter()
                 self._stack.pop()
-                self.top_seconds += elapsed if outer is None else 0.0
+                self.top_seconds += stop - start if outer is None else 0.0
                 step = self.steps.setdefault(label, {"seconds": 0.0, "peak_gib": 0.0})
-                step["seconds"] += elapsed
-                step["peak_gib"] = max(step["peak_gib"], self._peak / _GIB)
-                self._peak = max(self._peak, outer_peak)  # an enclosing step keeps its own peak
+                step["seconds"] += stop - start
+                step["peak_gib"] = max(step["peak_gib"], self._peak_between(start, stop) / _GIB)
 
         return call
 
