@@ -131,6 +131,13 @@ class Recommender(ABC):
         """The reason text for each scored entry (one string by default)."""
         return self.reason
 
+    def reasons_at(self, rows: np.ndarray, r: np.ndarray, c: np.ndarray, scores: np.ndarray) -> str | np.ndarray:
+        """The reasons of the entries ``(r[i], c[i])`` of a block scored for
+        ``rows``: :meth:`reasons_for` at those entries (one string, or one per
+        entry). Strategies whose reasons vary override it to build only these."""
+        given = self.reasons_for(rows, scores)
+        return given if isinstance(given, str) else np.asarray(given, dtype=object)[r, c]
+
     def _request(self, user_ids: Sequence[str] | str, n: object) -> tuple[list[str], int, np.ndarray]:
         """A checked request: the ids, ``n`` bounded by the catalogue, the users' rows (-1: unknown)."""
         n = check_n(n)

@@ -235,10 +235,14 @@ class DemographicRecommender(Recommender):
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
         self._check_fitted()
-        return self.segment_scores_[self.segments_of_rows(rows)].copy()
+        return self.segment_scores_[self.segments_of_rows(rows)]  # fancy indexing: already a copy
 
     def reasons_for(self, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
         codes = self.segment_reasons_[self.segments_of_rows(rows)][:, self.product_category_]
+        return np.asarray(REASONS, dtype=object)[codes]
+
+    def reasons_at(self, rows: np.ndarray, r: np.ndarray, c: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        codes = self.segment_reasons_[self.segments_of_rows(rows)[r], self.product_category_[c]]
         return np.asarray(REASONS, dtype=object)[codes]
 
     def top_n_for_segments(

@@ -19,6 +19,7 @@ __all__ = [
     "take_rows",
     "RECOMMENDATION_COLUMNS",
     "top_n_indices",
+    "top_n_dense",
     "topk_positions",
     "keep_topk",
     "ranked_entries",
@@ -204,6 +205,76 @@ def top_n_indices(scores: np.ndarray, n: int) -> np.ndarray:
         best = cand[np.argsort(-scores[i, cand], kind="stable")]
         out[i] = best[:n]
     return out
+
+
+def _compact(mask: np.ndarray, values: np.ndarray,
+             columns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ``mask`` entries of each row packed left, in order, into a padded block: their
+    ``cols`` (``columns[r, c]``, or ``c`` itself), ``vals`` (padding ``-inf``, col 0),
+    ``counts`` per row and each entry's ``offset``; one ``np.nonzero`` pass."""
+    r, c = np.nonzero(mask)
+    counts = np.bincount(r, minlength=mask.shape[0])
+    offset = np.arange(len(r), dtype=np.int64) - (np.cumsum(counts) - counts)[r]
+    width = max(int(counts.max(initial=0)), 1)
+    vals = np.full((mask.shape[0], width), -np.inf, dtype=values.dtype)
+    cols = np.zeros((mask.shape[0], width), dtype=np.int64)
+    vals[r, offset] = values[r, c]
+    cols[r, offset] = c if columns is None else columns[r, c]
+    return cols, vals, counts, offset
+
+
+def top_n_dense(scores: np.ndarray, n: int, floor: np.ndarray | None = None, allowed: np.ndarray | None = None,
+                sample: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best entries per row of a dense block, best first, ties to the lower column.
+
+    With ``floor`` (one value per row) only entries strictly above it count,
+    with ``allowed`` (bool, shaped like ``scores``) only allowed ones;
+    without either, every entry does, ordered as :func:`top_n_indices`
+    orders them (``-inf`` after the finite scores, NaN last). Returns
+    ``cols`` (rows x n, int64) and ``ok`` (False: padding, the row has fewer
+    qualifying entries; its column is 0).
+
+    Exact, in a few vectorised passes: the ``n``-th largest qualifying entry
+    of a strided sample of ``sample`` columns is a lower bound ``b`` of the
+    row's ``n``-th largest (the sample is a subset of the row), so only
+    entries ``>= b`` can be in the top ``n``; they are packed, cut at their
+    exact ``n``-th largest value ``t`` (all ties at ``t`` kept) with one
+    ``np.partition``, and the few left are ordered with one stable sort.
+    Rows without ``floor`` or ``allowed`` that end up short (NaNs) are sorted whole.
+    """
+    n_rows, n_cols = scores.shape
+    n = min(int(n), n_cols)
+    filtered = floor is not None or allowed is not None
+    step = max(1, n_cols // sample)
+    picked = scores[:, ::step] if allowed is None else np.where(allowed[:, ::step], scores[:, ::step], -np.inf)
+    bound = np.full(n_rows, -np.inf, dtype=scores.dtype)
+    if picked.shape[1] > n:
+        kth = picked.shape[1] - n
+        bound = np.partition(picked, kth, axis=1)[:, kth]
+        bound[np.isnan(bound)] = -np.inf  # NaN sorts as the largest in np.partition: no bound from it
+    if floor is not None:  # x > floor  <=>  x >= the next float above floor
+        above = np.nextafter(np.asarray(floor, dtype=scores.dtype), np.inf)
+        bound = np.where(bound > above, bound, above)
+    mask = scores >= bound[:, None]
+    if allowed is not None:
+        mask &= allowed
+    cols, vals, counts, _ = _compact(mask, scores)
+    if vals.shape[1] > n:  # exact n-th largest among the candidates; padding (-inf) never outranks them
+        kth = vals.shape[1] - n
+        cut = np.partition(vals, kth, axis=1)[:, kth : kth + 1]
+        real = np.arange(vals.shape[1])[None, :] < counts[:, None]
+        cols, vals, counts, _ = _compact(real & (vals >= cut), vals, cols)
+    order = np.argsort(-vals, axis=1, kind="stable")[:, :n]  # padding sits last in each row: stays last
+    out = np.take_along_axis(cols, order, axis=1)
+    ok = order < counts[:, None]
+    if out.shape[1] < n:
+        out = np.pad(out, ((0, 0), (0, n - out.shape[1])))
+        ok = np.pad(ok, ((0, 0), (0, n - ok.shape[1])))
+    short = np.zeros(0, dtype=np.int64) if filtered else np.flatnonzero(counts < n)
+    if len(short):
+        out[short] = np.argsort(-scores[short], axis=1, kind="stable")[:, :n]
+        ok[short] = True
+    return out, ok
 
 
 def first_allowed(

@@ -133,6 +133,12 @@ class PureSVD(Recommender):
         out[rows < 0] = self.unknown_reason
         return out
 
+    def reasons_at(self, rows: np.ndarray, r: np.ndarray, c: np.ndarray, scores: np.ndarray) -> str | np.ndarray:
+        rows = np.asarray(rows)
+        if (rows >= 0).all():
+            return self.reason
+        return np.where(rows[r] >= 0, self.reason, self.unknown_reason).astype(object)
+
     def affinity(self, user_ids: Any, product_ids: Any = None) -> pd.DataFrame:
         """User x product affinity ``(U_k S_k)_u . (V_k)_i`` as a DataFrame
         (index ``user_id``, one column per product; all products by default).
