@@ -230,8 +230,68 @@ def _compact(mask: np.ndarray, values: np.ndarray,
     return cols, vals, counts, offset
 
 
+def _sample_bound(scores: np.ndarray, allowed: np.ndarray | None, j: np.ndarray | int, sample: int) -> np.ndarray:
+    """Per row the ``j``-th largest allowed entry of a strided sample of about ``sample``
+    columns (``-inf`` if the sample has fewer); NaN never counts."""
+    step = max(1, scores.shape[1] // sample)
+    picked = scores[:, ::step] if allowed is None else np.where(allowed[:, ::step], scores[:, ::step], -np.inf)
+    width = picked.shape[1]
+    j = np.broadcast_to(np.asarray(j, dtype=np.int64), (scores.shape[0],))
+    bound = np.full(scores.shape[0], -np.inf, dtype=scores.dtype)
+    for value in np.unique(j[j <= width]):
+        which = np.flatnonzero(j == value)
+        block = picked if len(which) == len(j) else picked[which]
+        bound[which] = np.partition(block, width - value, axis=1)[:, width - value]
+    bound[np.isnan(bound)] = -np.inf  # NaN sorts as the largest in np.partition: no bound from it
+    return bound
+
+
+def _candidates(scores: np.ndarray, n: int, floor: np.ndarray | None, allowed: np.ndarray | None,
+                sample: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Packed ``cols, vals, counts`` of a superset of each row's top ``n`` qualifying entries
+    (all ties at the ``n``-th included): the entries ``>=`` a bound ``b`` taken from a strided sample.
+
+    The ``n``-th largest of the sample never exceeds the row's ``n``-th largest (the sample is
+    a subset), so it is a safe ``b``. A sharper guess, the sample's ``j``-th largest with ``j``
+    set for about ``2.5 n`` candidates, is kept for the rows where at least ``n`` entries reach
+    it (then the row's ``n``-th largest is ``>= b`` too); the other rows are redone with the safe
+    bound. ``floor``: only entries above it count (``x > f`` is ``x >= nextafter(f)``)."""
+    n_rows, n_cols = scores.shape
+    above = None if floor is None else np.nextafter(np.asarray(floor, dtype=scores.dtype), np.inf)
+
+    def packed(rows: np.ndarray | None, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        block = scores if rows is None else scores[rows]
+        if above is not None:
+            low = above if rows is None else above[rows]
+            bound = np.where(bound > low, bound, low)
+        mask = block >= bound[:, None]
+        if allowed is not None:
+            mask &= allowed if rows is None else allowed[rows]
+        cols, vals, counts, _ = _compact(mask, block)
+        return cols, vals, counts
+
+    width = len(range(0, n_cols, max(1, n_cols // sample)))
+    guess = min(n, max(1, -(-5 * n * width // (2 * n_cols))))
+    cols, vals, counts = packed(None, _sample_bound(scores, allowed, guess, sample))
+    redo = np.flatnonzero(counts < n) if guess < n else np.zeros(0, dtype=np.int64)
+    if len(redo):
+        sub = None if allowed is None else allowed[redo]
+        r_cols, r_vals, r_counts = packed(redo, _sample_bound(scores[redo], sub, n, sample))
+        w = max(cols.shape[1], r_cols.shape[1])
+        cols, vals = _widen(cols, w, 0), _widen(vals, w, -np.inf)
+        cols[redo], vals[redo], counts[redo] = _widen(r_cols, w, 0), _widen(r_vals, w, -np.inf), r_counts
+    return cols, vals, counts
+
+
+def _widen(block: np.ndarray, width: int, fill: float) -> np.ndarray:
+    """``block`` padded on the right with ``fill`` to ``width`` columns."""
+    if block.shape[1] >= width:
+        return block
+    return np.pad(block, ((0, 0), (0, width - block.shape[1])), constant_values=fill)
+
+
 def top_n_dense(scores: np.ndarray, n: int, floor: np.ndarray | None = None, allowed: np.ndarray | None = None,
-                sample: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+                sample: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """The ``n`` best entries per row of a dense block, best first, ties to the lower column.
 
     With ``floor`` (one value per row) only entries strictly above it count,
@@ -241,31 +301,16 @@ def top_n_dense(scores: np.ndarray, n: int, floor: np.ndarray | None = None, all
     ``cols`` (rows x n, int64) and ``ok`` (False: padding, the row has fewer
     qualifying entries; its column is 0).
 
-    Exact, in a few vectorised passes: the ``n``-th largest qualifying entry
-    of a strided sample of ``sample`` columns is a lower bound ``b`` of the
-    row's ``n``-th largest (the sample is a subset of the row), so only
-    entries ``>= b`` can be in the top ``n``; they are packed, cut at their
-    exact ``n``-th largest value ``t`` (all ties at ``t`` kept) with one
-    ``np.partition``, and the few left are ordered with one stable sort.
-    Rows without ``floor`` or ``allowed`` that end up short (NaNs) are sorted whole.
+    Exact, in a few vectorised passes: a superset of the top ``n`` from a
+    sampled bound (:func:`_candidates`), cut at its exact ``n``-th largest
+    value ``t`` (all ties at ``t`` kept) with one ``np.partition``, and the
+    few left ordered with one stable sort. Rows without ``floor`` or
+    ``allowed`` that end up short (NaNs) are sorted whole.
     """
     n_rows, n_cols = scores.shape
     n = min(int(n), n_cols)
     filtered = floor is not None or allowed is not None
-    step = max(1, n_cols // sample)
-    picked = scores[:, ::step] if allowed is None else np.where(allowed[:, ::step], scores[:, ::step], -np.inf)
-    bound = np.full(n_rows, -np.inf, dtype=scores.dtype)
-    if picked.shape[1] > n:
-        kth = picked.shape[1] - n
-        bound = np.partition(picked, kth, axis=1)[:, kth]
-        bound[np.isnan(bound)] = -np.inf  # NaN sorts as the largest in np.partition: no bound from it
-    if floor is not None:  # x > floor  <=>  x >= the next float above floor
-        above = np.nextafter(np.asarray(floor, dtype=scores.dtype), np.inf)
-        bound = np.where(bound > above, bound, above)
-    mask = scores >= bound[:, None]
-    if allowed is not None:
-        mask &= allowed
-    cols, vals, counts, _ = _compact(mask, scores)
+    cols, vals, counts = _candidates(scores, n, floor, allowed, sample)
     if vals.shape[1] > n:  # exact n-th largest among the candidates; padding (-inf) never outranks them
         kth = vals.shape[1] - n
         cut = np.partition(vals, kth, axis=1)[:, kth : kth + 1]
@@ -284,19 +329,12 @@ def top_n_dense(scores: np.ndarray, n: int, floor: np.ndarray | None = None, all
     return out, ok
 
 
-def nth_largest(scores: np.ndarray, n: int, sample: int = 4096) -> np.ndarray:
+def nth_largest(scores: np.ndarray, n: int, sample: int = 1024) -> np.ndarray:
     """The ``n``-th largest non-NaN entry of each row of a dense block (``-inf`` where a
-    row has fewer): a strided sample's ``n``-th largest bounds it from below, the entries
-    at or above that bound are packed and cut with one ``np.partition``."""
-    n_rows, n_cols = scores.shape
-    step = max(1, n_cols // sample)
-    picked = scores[:, ::step]
-    bound = np.full(n_rows, -np.inf, dtype=scores.dtype)
-    if picked.shape[1] > n:
-        bound = np.partition(picked, picked.shape[1] - n, axis=1)[:, picked.shape[1] - n]
-        bound[np.isnan(bound)] = -np.inf
-    _, vals, counts, _ = _compact(scores >= bound[:, None], scores)
-    out = np.full(n_rows, -np.inf, dtype=scores.dtype)
+    row has fewer): a superset of the row's top ``n`` from a sampled bound
+    (:func:`_candidates`), cut with one ``np.partition``."""
+    _, vals, counts = _candidates(scores, n, None, None, sample)
+    out = np.full(scores.shape[0], -np.inf, dtype=scores.dtype)
     if vals.shape[1] >= n:
         out = np.partition(vals, vals.shape[1] - n, axis=1)[:, vals.shape[1] - n]
         out[counts < n] = -np.inf
