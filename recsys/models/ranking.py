@@ -309,6 +309,10 @@ def top_n_dense(scores: np.ndarray, n: int, floor: np.ndarray | None = None, all
     """
     n_rows, n_cols = scores.shape
     n = min(int(n), n_cols)
+    if allowed is not None and np.shape(allowed) != scores.shape:
+        raise ValueError(f"top_n_dense: allowed has shape {np.shape(allowed)}, the scores {scores.shape}")
+    if floor is not None and np.shape(floor) != (n_rows,):
+        raise ValueError(f"top_n_dense: floor needs one value per row ({n_rows}), got shape {np.shape(floor)}")
     filtered = floor is not None or allowed is not None
     cols, vals, counts = _candidates(scores, n, floor, allowed, sample)
     if vals.shape[1] > n:  # exact n-th largest among the candidates; padding (-inf) never outranks them
