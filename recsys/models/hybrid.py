@@ -416,8 +416,7 @@ class HybridRecommender(Recommender):
         self._check_fitted()
         n = check_n(n, limit=len(self.interactions_.product_ids))
         rows = self.interactions_.user_index(ids)
-        per_user = 8 * max(len(self.interactions_.product_ids), 1)
-        chunk = int(max(1, min(self.chunk_size, self.max_block_bytes // per_user)))
+        chunk = self.block_users()
         tops = []
         for start in range(0, max(len(ids), 1), chunk):
             top = self.fuse_rows(rows[start : start + chunk], n, exclude_purchased)
@@ -435,6 +434,12 @@ class HybridRecommender(Recommender):
         for j, name in enumerate(CONTRIB_COLUMNS):
             frame[name] = contributions[:, j]
         return frame
+
+    def block_users(self) -> int:
+        """Users per block in :meth:`recommend`: ``max_block_bytes // (8 * n_products)``, at most ``chunk_size``."""
+        self._check_fitted()
+        per_user = 8 * max(len(self.interactions_.product_ids), 1)
+        return int(max(1, min(self.chunk_size, self.max_block_bytes // per_user)))
 
     def _top(self, cand: np.ndarray, valid: np.ndarray, fused: np.ndarray, n: int) -> np.ndarray:
         """Positions (into ``cand``) of the top ``n`` per row, -1 padding; ties
