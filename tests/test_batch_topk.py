@@ -10,7 +10,7 @@ import pytest
 
 from recsys.data import Dataset
 from recsys.interactions import Interactions
-from recsys.models.base import top_n_frame
+from recsys.models.base import Recommender, top_n_frame
 from recsys.models.content import ContentRecommender
 from recsys.models.demographic import DemographicRecommender
 from recsys.models.hybrid import CONTRIB_COLUMNS, HybridRecommender
@@ -142,3 +142,22 @@ def test_puresvd_top_n_keeps_ties_in_column_order(ci_dataset: Dataset, ci_parts)
     expected = top_n_indices(np.repeat(distinct, copies, axis=1), 5)
     cols = tied.interactions_.product_index(got["product_id"].tolist()).reshape(len(users), 5)
     np.testing.assert_array_equal(cols, expected)
+
+
+@pytest.mark.parametrize("share", [0.9, 0.2, 0.01])
+def test_demographic_segment_shortcuts_equal_the_dense_rules(ci_parts, share: float) -> None:
+    """The demographic strategy's per-segment range and its walk down the segment ranking give
+    what the base class computes from the dense block, whatever share of products is allowed
+    (a small share makes the walk leave its first prefix)."""
+    demo: DemographicRecommender = ci_parts["demographic"]
+    rows = np.concatenate([np.arange(0, len(demo.user_segment_), 5), [-1]])
+    scores = demo.score_users(rows)
+    dense_range = Recommender.score_range(demo, rows, scores)
+    for mine, dense in zip(demo.score_range(rows, scores), dense_range, strict=True):
+        np.testing.assert_array_equal(mine, dense)
+    allowed = np.random.default_rng(5).random(scores.shape) < share
+    for m in (1, 10, 100):
+        cols, ok = demo.top_candidates(rows, scores, m, dense_range[2], allowed)
+        ref_cols, ref_ok = Recommender.top_candidates(demo, rows, scores, m, dense_range[2], allowed)
+        np.testing.assert_array_equal(ok, ref_ok)
+        np.testing.assert_array_equal(np.where(ok, cols, -1), np.where(ref_ok, ref_cols, -1))

@@ -61,7 +61,7 @@ from recsys.config import ConfigError, FusionWeights
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n, check_user_ids
-from recsys.models.ranking import take_rows, top_n_dense
+from recsys.models.ranking import take_rows
 from recsys.validation import check_ints
 
 __all__ = [
@@ -285,15 +285,9 @@ class HybridRecommender(Recommender):
         answers = np.zeros((len(rows), len(STRATEGIES)), dtype=bool)
         for j, s in enumerate(STRATEGIES):
             if s in blocks:
-                block = blocks[s]
-                high, low = np.max(block, axis=1), np.min(block, axis=1)
+                high, low, floor = self.components_[s].score_range(rows, blocks[s])  # spread over finite scores
                 if floors is not None:
-                    floors[s] = low.copy()
-                for ext, fn, start in ((high, np.max, -np.inf), (low, np.min, np.inf)):
-                    odd = np.flatnonzero(~np.isfinite(ext))  # rows with -inf/nan: spread over finite scores
-                    if len(odd):
-                        sub = block[odd]
-                        ext[odd] = fn(sub, axis=1, where=np.isfinite(sub), initial=start)
+                    floors[s] = floor
                 with np.errstate(invalid="ignore"):
                     answers[:, j] = np.nan_to_num(high - low, nan=0.0, posinf=0.0, neginf=0.0) > _EPS
                 if s in self.config.history_strategies:
@@ -348,7 +342,7 @@ class HybridRecommender(Recommender):
         for j, s in enumerate(STRATEGIES):
             if s not in blocks or not (weights[:, j] > 0).any():
                 continue
-            top, ok = top_n_dense(blocks[s], m, floors[s], eligible)
+            top, ok = self.components_[s].top_candidates(rows, blocks[s], m, floors[s], eligible)
             tops.append(top)
             oks.append(ok & (weights[:, j] > 0)[:, None])
         if not tops:
