@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from recsys.data.dataset import Dataset
 from recsys.data.ids import check_ids
 from recsys.interactions import Interactions
-from recsys.models.ranking import RECOMMENDATION_COLUMNS, take_rows, top_n_dense, top_n_indices
+from recsys.models.ranking import RECOMMENDATION_COLUMNS, take_rows, top_n_dense
 from recsys.validation import InvalidRequest
 
 __all__ = ["MAX_N", "RECOMMENDATION_COLUMNS", "Recommender", "check_n", "check_user_ids", "top_n_frame"]
@@ -71,7 +71,7 @@ def top_n_frame(
         rows, cols = exclude.nonzero()
         scores[rows, cols] = -np.inf
     n_eff = min(n, scores.shape[1])
-    order = top_n_indices(scores, n_eff)
+    order, _ = top_n_dense(scores, n_eff)  # the order of top_n_indices, without its per-row loop
     top = np.take_along_axis(scores, order, axis=1)
     keep = np.isfinite(top)
     row_idx = np.repeat(np.arange(scores.shape[0]), n_eff).reshape(-1, n_eff)
