@@ -42,6 +42,21 @@ For user ``u`` and strategy ``s`` with catalogue scores ``s(u, .)``:
 7. **Diversity rule.** Optionally at most ``category_cap`` products per
    category, taken greedily down the fused ranking.
 
+**Computation.** :meth:`HybridRecommender.recommend` (the batch path behind
+``engine.recommend``) and :meth:`HybridRecommender.fuse_rows` (the service's
+``/full``, one block per micro-batch) share :meth:`HybridRecommender._fuse`:
+per block of users (``block_users``: one users x products float64 block
+within ``max_block_bytes``) each strategy scores the block once
+(:meth:`~recsys.models.base.Recommender.score_users`), reports its per-row
+range (``score_range``: step 1) and its top-``M`` eligible columns above its
+row minimum (``top_candidates``: step 4, by default the exact sampled-bound
+selection :func:`~recsys.models.ranking.top_n_dense`; the demographic
+strategy walks its precomputed segment ranking); steps 5-7 then work on the
+union of candidates only, and reasons are looked up for the final entries
+only (``reasons_at``). The results do not depend on the block size beyond
+BLAS rounding of the component scores (a one-row product may differ from a
+many-row one in the last bit).
+
 Components are any fitted :class:`~recsys.models.base.Recommender` keyed by
 ``knn, svd, content, demographic`` that share one catalogue order;
 :meth:`HybridRecommender.from_fitted` wraps already-fitted ones (no refit),
