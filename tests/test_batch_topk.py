@@ -161,3 +161,25 @@ def test_demographic_segment_shortcuts_equal_the_dense_rules(ci_parts, share: fl
         ref_cols, ref_ok = Recommender.top_candidates(demo, rows, scores, m, dense_range[2], allowed)
         np.testing.assert_array_equal(ok, ref_ok)
         np.testing.assert_array_equal(np.where(ok, cols, -1), np.where(ref_ok, ref_cols, -1))
+
+
+@pytest.mark.parametrize("share", [0.9, 0.3])
+def test_knn_sparse_shortcuts_equal_the_dense_rules(ci_parts, share: float) -> None:
+    """The k-NN's range and top candidates read from its sparse scores (the ``score_block`` hint)
+    equal the base class's dense computation on the same block; without a hint it falls back."""
+    knn: ItemKNN = ci_parts["knn"]
+    rows = np.concatenate([np.arange(0, len(knn.interactions_.user_ids), 3), [-1]])
+    dense, hint = knn.score_block(rows)
+    assert hint is not None
+    np.testing.assert_array_equal(dense, knn.score_users(rows))
+    dense_range = Recommender.score_range(knn, rows, dense)
+    for mine, ref in zip(knn.score_range(rows, dense, hint), dense_range, strict=True):
+        np.testing.assert_array_equal(mine, ref)
+    allowed = np.random.default_rng(9).random(dense.shape) < share
+    for m in (1, 10, 100):
+        cols, ok = knn.top_candidates(rows, dense, m, dense_range[2], allowed, hint)
+        ref_cols, ref_ok = Recommender.top_candidates(knn, rows, dense, m, dense_range[2], allowed)
+        np.testing.assert_array_equal(ok, ref_ok)
+        np.testing.assert_array_equal(np.where(ok, cols, -1), np.where(ref_ok, ref_cols, -1))
+    one, no_hint = knn.score_block(rows[:1])
+    assert no_hint is None and one.shape == (1, dense.shape[1])

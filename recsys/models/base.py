@@ -131,7 +131,13 @@ class Recommender(ABC):
         """The reason text for each scored entry (one string by default)."""
         return self.reason
 
-    def score_range(self, rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def score_block(self, rows: np.ndarray) -> tuple[np.ndarray, object]:
+        """:meth:`score_users` as float64, and a ``hint`` that this strategy's :meth:`score_range`
+        and :meth:`top_candidates` may use for the same block (None here; the k-NN passes its sparse scores)."""
+        return np.asarray(self.score_users(rows), dtype=np.float64), None
+
+    def score_range(self, rows: np.ndarray, scores: np.ndarray,
+                    hint: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per row of a block scored for ``rows``: the largest and the smallest finite score
         (``-inf``/``inf`` where none is finite) and the plain row minimum (``np.min``: ``-inf``
         and NaN as they are). Strategies that know these per row cheaper override it."""
@@ -145,7 +151,7 @@ class Recommender(ABC):
         return high, low, floor
 
     def top_candidates(self, rows: np.ndarray, scores: np.ndarray, m: int, floor: np.ndarray,
-                       allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                       allowed: np.ndarray, hint: object = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``m`` best ``allowed`` columns per row strictly above ``floor``, best first, ties to
         the lower column: ``cols, ok`` as :func:`~recsys.models.ranking.top_n_dense` (the default)."""
         return top_n_dense(scores, m, floor, allowed)

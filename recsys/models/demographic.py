@@ -237,7 +237,8 @@ class DemographicRecommender(Recommender):
         self._check_fitted()
         return self.segment_scores_[self.segments_of_rows(rows)]  # fancy indexing: already a copy
 
-    def score_range(self, rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def score_range(self, rows: np.ndarray, scores: np.ndarray,
+                    hint: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The base class's row range, computed once per segment (a user's scores are their segment's)."""
         cached = self.__dict__.get("_segment_range")
         if cached is None or cached[0] is not self.segment_scores_:
@@ -248,7 +249,7 @@ class DemographicRecommender(Recommender):
         return cached[1][segments], cached[2][segments], cached[3][segments]
 
     def top_candidates(self, rows: np.ndarray, scores: np.ndarray, m: int, floor: np.ndarray,
-                       allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                       allowed: np.ndarray, hint: object = None) -> tuple[np.ndarray, np.ndarray]:
         """The first ``m`` allowed columns above ``floor`` down each row's segment ranking
         (``segment_order_``: score descending, ties to the lower column, as the base class ranks):
         a prefix of ``4 m`` columns first, the whole ranking for rows it does not fill."""

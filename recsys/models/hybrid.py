@@ -284,7 +284,12 @@ class HybridRecommender(Recommender):
         return frame
 
     def _component_scores(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        return {s: np.asarray(c.score_users(rows), dtype=np.float64) for s, c in self.components_.items()}
+        return self._component_blocks(rows)[0]
+
+    def _component_blocks(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+        """Each strategy's float64 score block for ``rows`` and its hint (:meth:`Recommender.score_block`)."""
+        scored = {s: c.score_block(rows) for s, c in self.components_.items()}
+        return {s: b for s, (b, _) in scored.items()}, {s: h for s, (_, h) in scored.items()}
 
     def has_history(self, rows: np.ndarray) -> np.ndarray:
         """True for known users with at least one interaction."""
@@ -293,14 +298,16 @@ class HybridRecommender(Recommender):
         return (rows >= 0) & (lengths[np.where(rows >= 0, rows, 0)] > 0)
 
     def _effective_weights(self, rows: np.ndarray, blocks: dict[str, np.ndarray],
-                           floors: dict[str, np.ndarray] | None = None) -> np.ndarray:
+                           floors: dict[str, np.ndarray] | None = None,
+                           hints: Mapping[str, object] | None = None) -> np.ndarray:
         """Step 2's weights (rows x 4); ``floors``, if given, receives each block's raw row minimum."""
         history = self.has_history(rows)
         base = np.array([getattr(self.weights_, s) for s in STRATEGIES])
         answers = np.zeros((len(rows), len(STRATEGIES)), dtype=bool)
         for j, s in enumerate(STRATEGIES):
             if s in blocks:
-                high, low, floor = self.components_[s].score_range(rows, blocks[s])  # spread over finite scores
+                hint = hints.get(s) if hints else None
+                high, low, floor = self.components_[s].score_range(rows, blocks[s], hint)  # over finite scores
                 if floors is not None:
                     floors[s] = floor
                 with np.errstate(invalid="ignore"):
@@ -347,9 +354,9 @@ class HybridRecommender(Recommender):
         """Candidates as a padded matrix ``cand`` (rows x K column indices,
         sorted, ``valid`` marks real entries), their fused scores and the
         contributions (strategies x rows x K)."""
-        blocks = self._component_scores(rows)
+        blocks, hints = self._component_blocks(rows)
         floors: dict[str, np.ndarray] = {}
-        weights = self._effective_weights(rows, blocks, floors)
+        weights = self._effective_weights(rows, blocks, floors, hints)
         eligible = self._eligible(rows, exclude_purchased)
         n_rows, n_products = eligible.shape
         m = min(max(self.config.candidates_per_strategy, n), n_products)
@@ -357,7 +364,7 @@ class HybridRecommender(Recommender):
         for j, s in enumerate(STRATEGIES):
             if s not in blocks or not (weights[:, j] > 0).any():
                 continue
-            top, ok = self.components_[s].top_candidates(rows, blocks[s], m, floors[s], eligible)
+            top, ok = self.components_[s].top_candidates(rows, blocks[s], m, floors[s], eligible, hints[s])
             tops.append(top)
             oks.append(ok & (weights[:, j] > 0)[:, None])
         if not tops:

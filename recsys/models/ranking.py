@@ -21,6 +21,8 @@ __all__ = [
     "top_n_indices",
     "top_n_dense",
     "nth_largest",
+    "nonzero_rc",
+    "top_n_packed",
     "topk_positions",
     "keep_topk",
     "ranked_entries",
@@ -208,7 +210,7 @@ def top_n_indices(scores: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def nonzero_rc(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.nonzero`` of a C-contiguous 2-D mask, through the faster 1-D ``np.flatnonzero``."""
     flat = np.flatnonzero(mask)
     return np.divmod(flat, mask.shape[1])
@@ -219,7 +221,7 @@ def _compact(mask: np.ndarray, values: np.ndarray,
     """The ``mask`` entries of each row packed left, in order, into a padded block: their
     ``cols`` (``columns[r, c]``, or ``c`` itself), ``vals`` (padding ``-inf``, col 0),
     ``counts`` per row and each entry's ``offset``; one ``np.flatnonzero`` pass."""
-    r, c = _nonzero(mask)
+    r, c = nonzero_rc(mask)
     counts = np.bincount(r, minlength=mask.shape[0])
     offset = np.arange(len(r), dtype=np.int64) - (np.cumsum(counts) - counts)[r]
     width = max(int(counts.max(initial=0)), 1)
@@ -315,21 +317,32 @@ def top_n_dense(scores: np.ndarray, n: int, floor: np.ndarray | None = None, all
         raise ValueError(f"top_n_dense: floor needs one value per row ({n_rows}), got shape {np.shape(floor)}")
     filtered = floor is not None or allowed is not None
     cols, vals, counts = _candidates(scores, n, floor, allowed, sample)
-    if vals.shape[1] > n:  # exact n-th largest among the candidates; padding (-inf) never outranks them
+    out, ok = top_n_packed(cols, vals, counts, n)
+    short = np.zeros(0, dtype=np.int64) if filtered else np.flatnonzero(counts < n)
+    if len(short):
+        out[short] = np.argsort(-scores[short], axis=1, kind="stable")[:, :n]
+        ok[short] = True
+    return out, ok
+
+
+def top_n_packed(cols: np.ndarray, vals: np.ndarray, counts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best of packed candidates (row ``i``: ``counts[i]`` entries ``vals``/``cols``
+    first, in any order, then padding), best first, ties to the lower column: ``cols, ok`` as
+    :func:`top_n_dense`. The exact ``n``-th largest value ``t`` (one ``np.partition``) cuts
+    them, all ties at ``t`` kept; one sort by (value desc, column asc) orders the rest."""
+    real = np.arange(vals.shape[1])[None, :] < counts[:, None]
+    if vals.shape[1] > n:
         kth = vals.shape[1] - n
-        cut = np.partition(vals, kth, axis=1)[:, kth : kth + 1]
-        real = np.arange(vals.shape[1])[None, :] < counts[:, None]
+        cut = np.partition(np.where(real, vals, -np.inf), kth, axis=1)[:, kth : kth + 1]
         cols, vals, counts, _ = _compact(real & (vals >= cut), vals, cols)
-    order = np.argsort(-vals, axis=1, kind="stable")[:, :n]  # padding sits last in each row: stays last
+        real = np.arange(vals.shape[1])[None, :] < counts[:, None]
+    # padding sorts after every candidate (even a -inf one): value +inf, column past the last
+    order = np.lexsort((np.where(real, cols, np.iinfo(np.int64).max), np.where(real, -vals, np.inf)), axis=1)[:, :n]
     out = np.take_along_axis(cols, order, axis=1)
     ok = order < counts[:, None]
     if out.shape[1] < n:
         out = np.pad(out, ((0, 0), (0, n - out.shape[1])))
         ok = np.pad(ok, ((0, 0), (0, n - ok.shape[1])))
-    short = np.zeros(0, dtype=np.int64) if filtered else np.flatnonzero(counts < n)
-    if len(short):
-        out[short] = np.argsort(-scores[short], axis=1, kind="stable")[:, :n]
-        ok[short] = True
     return out, ok
 
 

@@ -23,7 +23,7 @@ import scipy.sparse.linalg as spla
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions, Weighting, model_matrix
 from recsys.models.base import Recommender, check_user_ids
-from recsys.models.ranking import _nonzero, entries_frame, nth_largest, row_of_entries, take_rows
+from recsys.models.ranking import entries_frame, nonzero_rc, nth_largest, row_of_entries, take_rows
 from recsys.validation import check_ints
 
 __all__ = ["PureSVD", "SVDConfig"]
@@ -168,7 +168,7 @@ class PureSVD(Recommender):
         margin = 2.0 * (k + 8) * 2.0**-23 * np.linalg.norm(factors, axis=1) * max_norm
         cut = (nth_largest(approx, n).astype(np.float64) - margin).astype(np.float32)
         cut = np.nextafter(cut, np.float32(-np.inf))  # rounded down: never narrower than L_u - 2 e_u
-        r, c = _nonzero((approx >= cut[:, None]) & (approx > -np.inf))
+        r, c = nonzero_rc((approx >= cut[:, None]) & (approx > -np.inf))
         exact = np.einsum("ij,ij->i", factors[r], self.item_factors_[c])
         order = np.lexsort((c, -exact, r))
         r, c, exact = r[order], c[order].astype(np.int64), exact[order]
