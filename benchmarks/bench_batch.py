@@ -70,21 +70,6 @@ def train_in_child(profile: str, seed: int, data_dir: str) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def hybrid_block_memory(hybrid, users: list[str]) -> tuple[int, float]:
-    """Users per dense block of ``hybrid.recommend`` and the peak memory (MiB, ``tracemalloc``:
-    numpy reports its buffers) that a call over ``users`` allocates on top of the fitted models."""
-    import tracemalloc
-
-    block = hybrid.block_users()
-    tracemalloc.start()
-    try:
-        hybrid.recommend(users, 10)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return block, peak / 2**20
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="large")
@@ -151,6 +136,21 @@ def main() -> None:
         figures["engine_train_peak_gib"] = (train["peak_gib"], "peak RSS of that child process (ru_maxrss)")
     path = write_benchmark_manifest(f"bench_batch_{args.profile}", figures)
     print(f"recorded {path}")
+
+
+def hybrid_block_memory(hybrid, users: list[str]) -> tuple[int, float]:
+    """Users per dense block of ``hybrid.recommend`` and the peak memory (MiB, ``tracemalloc``:
+    numpy reports its buffers) that a call over ``users`` allocates on top of the fitted models."""
+    import tracemalloc
+
+    block = hybrid.block_users()
+    tracemalloc.start()
+    try:
+        hybrid.recommend(users, 10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return block, peak / 2**20
 
 
 if __name__ == "__main__":
