@@ -210,8 +210,9 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         """Use a search's result (:class:`recsys.research.tuning.TuningResult`) for the next :meth:`train`."""
         self.engine_config, self.weights, self.tuning_ = tuned_settings(self.engine_config, result)
 
-    def _fit_models(self, dataset: Dataset) -> None:
-        """Stage 1, the content model and the per-request lookups (everything but Stage 2)."""
+    def _fit_models(self, dataset: Dataset, ranker: str | None = None) -> None:
+        """Stage 1, the content model and the per-request lookups (everything but Stage 2);
+        ``ranker``: a saved learned-fusion model to serve as it is (None: trained when configured)."""
         cfg = self.engine_config
         interactions = Interactions.from_dataset(dataset)
         self.dataset_, self.interactions_ = dataset, interactions
@@ -219,7 +220,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         self._timestamp = iso_utc(dataset.as_of)
         self.realtime_ = RealtimeRecommender(cfg.realtime).fit(dataset, interactions)
         self.content_ = ContentRecommender(cfg.content).fit(dataset, interactions)
-        self.ease_, self.ranker_ = fit_served_extras(dataset, interactions, cfg, self.weights)  # None: not served
+        self.ease_, self.ranker_ = fit_served_extras(dataset, interactions, cfg, self.weights, ranker)  # None: unused
         # Stage 1's product columns -> catalogue columns (the same order today; mapped, not assumed)
         self._realtime_cols = interactions.product_index(self.realtime_.history_.product_ids)
         self._row_of = {u: i for i, u in enumerate(interactions.user_ids)}
@@ -558,7 +559,8 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
                 "tuning": jsonable(getattr(self, "tuning_", None))}
         return write_state(path, config_json=configs_to_json(self.config, self.engine_config, self.weights), dataset=self.dataset_,
                            artifacts=self.stage2_.artifacts, history=self.realtime_.history_.snapshot(),
-                           new_user_segments=self.realtime_.new_user_segment_, info=info)
+                           new_user_segments=self.realtime_.new_user_segment_, info=info,
+                           ranker=self.__dict__.get("ranker_"))
 
     @classmethod
     def load(cls, path: str | Path, clock: Callable[[], float] = time.monotonic,
@@ -582,7 +584,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         _, engine_config, weights = configs
         engine = cls(stored.dataset.config, engine_config, weights, artifacts_dir, clock, now)
         with engine._lock:
-            engine._fit_models(stored.dataset)
+            engine._fit_models(stored.dataset, stored.ranker)
             fitted = engine.realtime_.history_
             history = stored.history
             n_fitted = len(engine.interactions_.user_ids)

@@ -32,9 +32,15 @@ def tuned_settings(engine_config: Any, result: Any) -> tuple[Any, FusionWeights,
 
 
 def fit_served_extras(dataset: Dataset, interactions: Interactions, engine_config: Any,
-                      weights: FusionWeights) -> tuple[EASE | None, str | None]:
+                      weights: FusionWeights, ranker: str | None = None) -> tuple[EASE | None, str | None]:
     """EASE when it fills the collaborative slot (else None: Stage 2's PureSVD) and the ranker's text model
-    when the engine serves the learned fusion (else None: the weighted fusion)."""
+    when the engine serves the learned fusion (else None: the weighted fusion). ``ranker``: a saved
+    model (a loaded engine's), served as it is: no training; refused when the engine serves no learned fusion."""
     ease = collaborative_slot(engine_config.ease, dataset.n_products)["model"] == "ease"
     model = EASE(engine_config.ease).fit(dataset, interactions) if ease else None
+    if ranker is not None:
+        if engine_config.learned_fusion is None:
+            raise ValueError("a saved learned-fusion ranker was given, but the engine configuration has no "
+                             "learned_fusion: the save is inconsistent")
+        return model, ranker
     return model, engine_ranker(dataset, engine_config, weights)
