@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import tomllib
 
 import pandas as pd
@@ -148,7 +150,10 @@ def test_the_search_offers_ease_only_where_the_engine_serves_it(small_dataset, m
 
     assert "collaborative" in tune(small_dataset, QUICK).trials.columns  # 150 products: within the bound
     monkeypatch.setattr(ease_module, "SERVABLE_MAX_ITEMS", small_dataset.n_products - 1)
-    assert "collaborative" not in tune(small_dataset, QUICK).trials.columns
+    result = tune(small_dataset, dataclasses.replace(QUICK, n_trials=8))
+    assert result.config.search_ease is False and "ease" not in set(result.trials["collaborative"])
+    no_slot = dataclasses.replace(QUICK, search_rp3beta=False)
+    assert "collaborative" not in tune(small_dataset, no_slot).trials.columns  # PureSVD only: nothing to choose
 
 
 def test_a_tuned_file_with_ease_and_the_learned_fusion_loads_as_engine_settings(small_dataset, tmp_path) -> None:

@@ -48,7 +48,8 @@ def served_parts_on(engine_config: Any, keep: tuple[str, ...] = STRATEGIES) -> A
     def parts_on(dataset: Dataset) -> dict[str, Any]:
         parts = fit_hybrid_components(dataset, engine_config.realtime.knn, engine_config.batch.svd,
                                       ContentRecommender(engine_config.content),
-                                      DemographicRecommender(engine_config.realtime.fallback), ease=engine_config.ease)
+                                      DemographicRecommender(engine_config.realtime.fallback), ease=engine_config.ease,
+                                      rp3beta=engine_config.rp3beta)
         return {s: parts[s] for s in keep}
 
     return parts_on

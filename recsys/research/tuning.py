@@ -12,8 +12,8 @@ Search: Optuna's TPE sampler (Bergstra et al. 2011) with a fixed ``seed``
 (``min(10, n_trials // 3)``, at least 3, random start-up trials), stopped after ``n_trials`` trials or ``budget_seconds`` seconds, whichever
 comes first. Searched: the item k-NN's learned and profile inputs (time-decay
 half-life or none, repeats raw/log/binary, TF-IDF/BM25 weighting), ``k`` and
-shrinkage; the collaborative slot (PureSVD's rank and input, or EASE's
-regularisation and input, where the catalogue has at most
+shrinkage; the collaborative slot (PureSVD's rank and input, RP3beta's
+``alpha``, ``beta``, ``k`` and input, or EASE's regularisation and input, where the catalogue has at most
 :data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products); the four fusion
 weights (four uniform draws normalised to sum 1). The first trial is the current configuration, so
 the search can only keep or improve the validation metric. The search record
@@ -46,7 +46,8 @@ from recsys.models.knn import KNNConfig
 from recsys.models.svd import SVDConfig
 from recsys.third_party import import_quietly
 
-__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "choose_fusion", "ease_from_params",
+__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "choose_fusion", "collaborative_from_params",
+           "ease_from_params", "rp3beta_from_params",
            "fit_hybrid_components",
            "start_params", "tune", "tune_configs", "tuned_document", "validation_score", "write_tuned_config"]
 
@@ -65,7 +66,8 @@ class TuningConfig:
     PureSVD (searched with its regularisation and input); None (default):
     searched when the catalogue has at most
     :data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products, the bound up to
-    which the engine serves EASE; ``learned_fusion``: after the search,
+    which the engine serves EASE; ``search_rp3beta``: RP3beta may serve the
+    slot (:mod:`recsys.models.rp3beta`, sparse: any catalogue); ``learned_fusion``: after the search,
     :func:`tune_configs` also trains the LambdaRank fusion and keeps it when
     it beats the tuned weights on the validation window (:func:`choose_fusion`).
     Defaults: 24 trials (the binding limit, so a search is reproducible) and
@@ -83,6 +85,7 @@ class TuningConfig:
     search_knn: bool = True
     search_svd: bool = True
     search_ease: bool | None = None
+    search_rp3beta: bool = True
     learned_fusion: bool = True
 
     def __post_init__(self) -> None:
@@ -120,6 +123,7 @@ class TuningResult:
     ease: Any = None
     learned_fusion: Any = None
     fusion_choice: dict[str, Any] | None = None
+    rp3beta: Any = None
 
     def info(self) -> dict[str, Any]:
         """JSON-ready summary for ``model_info``."""
@@ -138,8 +142,10 @@ class TuningResult:
             "design_fusion_weights": self.design_weights.as_dict(),
             "knn": _plain(self.knn),
             "svd": _plain(self.svd),
-            "collaborative": "ease" if self.ease is not None else "pure_svd",
+            "collaborative": ("ease" if self.ease is not None else "rp3beta" if self.rp3beta is not None
+                              else "pure_svd"),
             "ease": _plain(self.ease) if self.ease is not None else None,
+            "rp3beta": _plain(self.rp3beta) if self.rp3beta is not None else None,
             "fusion": "learned" if self.learned_fusion is not None else "weighted",
             "fusion_choice": self.fusion_choice,
             "trials": self.trials.to_dict(orient="records"),
@@ -212,6 +218,39 @@ def ease_from_params(params: Mapping[str, Any]) -> Any:
     return EASEConfig(l2=float(params["ease_l2"]), weighting=Weighting(_half_life(params["ease_half_life"]), "binary"))
 
 
+def rp3beta_from_params(params: Mapping[str, Any]) -> Any:
+    """The RP3beta settings of a trial whose collaborative slot is RP3beta, else None."""
+    from recsys.models.rp3beta import RP3betaConfig
+
+    if params.get("collaborative") != "rp3beta":
+        return None
+    return RP3betaConfig(alpha=float(params["rp3_alpha"]), beta=float(params["rp3_beta"]), k=int(params["rp3_k"]),
+                         weighting=Weighting(_half_life(params["rp3_half_life"]), "binary"))
+
+
+def collaborative_from_params(params: Mapping[str, Any]) -> Any:
+    """The collaborative slot of a trial: an EASE or RP3beta configuration, or None (PureSVD)."""
+    return ease_from_params(params) or rp3beta_from_params(params)
+
+
+def _slot_kind(config: Any) -> str:
+    return "rp3beta" if type(config).__name__ == "RP3betaConfig" else "ease"
+
+
+def _collaborative(trial: Any, config: TuningConfig) -> dict[str, Any]:
+    choices = ("pure_svd",) + (("ease",) if config.search_ease else ()) + (("rp3beta",) if config.search_rp3beta else ())
+    p: dict[str, Any] = {"collaborative": trial.suggest_categorical("collaborative", choices)}
+    if p["collaborative"] == "ease":
+        p["ease_l2"] = trial.suggest_float("ease_l2", 50.0, 5000.0, log=True)
+        p["ease_half_life"] = trial.suggest_categorical("ease_half_life", _HALF_LIVES)
+    elif p["collaborative"] == "rp3beta":
+        p["rp3_alpha"] = trial.suggest_float("rp3_alpha", 0.3, 1.5)
+        p["rp3_beta"] = trial.suggest_float("rp3_beta", 0.0, 1.0)
+        p["rp3_k"] = trial.suggest_int("rp3_k", 20, 500, log=True)
+        p["rp3_half_life"] = trial.suggest_categorical("rp3_half_life", _HALF_LIVES)
+    return p
+
+
 def _suggest(trial: Any, config: TuningConfig, n_items: int, n_users: int) -> dict[str, Any]:
     p: dict[str, Any] = {}
     if config.search_knn:
@@ -227,11 +266,8 @@ def _suggest(trial: Any, config: TuningConfig, n_items: int, n_users: int) -> di
         p["svd_n_factors"] = trial.suggest_int("svd_n_factors", min(8, top), top, log=True)
         p["svd_half_life"] = trial.suggest_categorical("svd_half_life", _HALF_LIVES)
         p["svd_repeats"] = trial.suggest_categorical("svd_repeats", ("raw", "log", "binary"))
-    if config.search_ease:
-        p["collaborative"] = trial.suggest_categorical("collaborative", ("pure_svd", "ease"))
-        if p["collaborative"] == "ease":
-            p["ease_l2"] = trial.suggest_float("ease_l2", 50.0, 5000.0, log=True)
-            p["ease_half_life"] = trial.suggest_categorical("ease_half_life", _HALF_LIVES)
+    if config.search_ease or config.search_rp3beta:
+        p.update(_collaborative(trial, config))
     if config.search_fusion:
         for s in STRATEGIES:
             p[f"w_{s}"] = trial.suggest_float(f"w_{s}", 0.0, 1.0)
@@ -269,7 +305,10 @@ class _Validation:
 
         key = (kind, config)
         if key not in self._cache:
-            model = (ItemKNN(config) if kind == "knn" else PureSVD(config) if kind == "svd" else EASE(config))
+            from recsys.models.rp3beta import RP3beta
+
+            model = (ItemKNN(config) if kind == "knn" else PureSVD(config) if kind == "svd"
+                     else RP3beta(config) if kind == "rp3beta" else EASE(config))
             model.fit(self.train, self.interactions)
             if len(self._cache) > 16:
                 self._cache.pop(next(iter(self._cache)))
@@ -284,8 +323,13 @@ class _Validation:
             self._cache[key] = PrecomputedScores(self.fixed[name], np.unique(self.rows))
         return self._cache[key]
 
-    def score(self, knn: KNNConfig, svd: SVDConfig, weights: FusionWeights, ease: Any = None) -> float:
-        from recsys.evaluation import metrics as M
+    def score(self, knn: KNNConfig, svd: SVDConfig, weights: FusionWeights, collab: Any = None) -> float:
+        """Mean validation ``metric@k`` of one configuration (:meth:`per_user`)."""
+        return float(self.per_user(knn, svd, weights, collab).mean())
+
+    def per_user(self, knn: KNNConfig, svd: SVDConfig, weights: FusionWeights, collab: Any = None) -> pd.Series:
+        """Validation ``metric@k`` of one configuration per validation user (0 without a hit); ``collab``:
+        an EASE or RP3beta configuration in the collaborative slot (None: PureSVD ``svd``)."""
         from recsys.models.hybrid import HybridRecommender
 
         w = weights.as_dict()
@@ -293,14 +337,19 @@ class _Validation:
         if w["knn"] > 0:
             parts["knn"] = self.component("knn", knn)
         if w["svd"] > 0:
-            parts["svd"] = self.component("ease", ease) if ease is not None else self.component("svd", svd)
+            parts["svd"] = self.component(_slot_kind(collab), collab) if collab is not None else self.component("svd", svd)
         for name in ("content", "demographic"):
             if w[name] > 0:
                 parts[name] = self.fixed_component(name)
-        hybrid = HybridRecommender.from_fitted(parts, weights, self.hybrid_config)
-        recs = hybrid.recommend(self.users, n=self.config.k, exclude_purchased=True)
+        return self.metric_of(HybridRecommender.from_fitted(parts, weights, self.hybrid_config))
+
+    def metric_of(self, model: Any) -> pd.Series:
+        """``model``'s validation ``metric@k`` per validation user (0 without a hit)."""
+        from recsys.evaluation import metrics as M
+
+        recs = model.recommend(self.users, n=self.config.k, exclude_purchased=True)
         per_user = M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], self.relevant, self.config.k)
-        return float(per_user[self.config.metric].reindex(pd.Index(self.users)).fillna(0.0).mean())
+        return per_user[self.config.metric].reindex(pd.Index(self.users)).fillna(0.0)
 
 
 def validation_score(dataset: Dataset, knn: KNNConfig, svd: SVDConfig, weights: FusionWeights,
@@ -354,7 +403,7 @@ def tune(
         t0 = time.perf_counter()
         params = _suggest(trial, config, n_items, n_users)
         k_cfg, s_cfg, w = apply_params(params, knn, svd, weights)
-        value = problem.score(k_cfg, s_cfg, w, ease_from_params(params))
+        value = problem.score(k_cfg, s_cfg, w, collaborative_from_params(params))
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         return value
 
@@ -363,7 +412,7 @@ def tune(
     sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     first = start_params(knn, svd, weights)
-    if config.search_ease:
+    if config.search_ease or config.search_rp3beta:
         first["collaborative"] = "pure_svd"
     study.enqueue_trial({k: v for k, v in first.items() if _searched(k, config)})
     remaining = config.budget_seconds - (time.perf_counter() - started)
@@ -382,7 +431,8 @@ def tune(
     return TuningResult(params=dict(best.params), knn=best_knn, svd=best_svd, weights=best_w,
                         best_value=float(best.value), start_value=start_value, trials=trials,
                         validation=validation, config=config, seconds=time.perf_counter() - started,
-                        design_weights=dataset.config.fusion, ease=ease_from_params(best.params))
+                        design_weights=dataset.config.fusion, ease=ease_from_params(best.params),
+                        rp3beta=rp3beta_from_params(best.params))
 
 
 def _searched(name: str, config: TuningConfig) -> bool:
@@ -391,7 +441,7 @@ def _searched(name: str, config: TuningConfig) -> bool:
     if name.startswith("svd_"):
         return config.search_svd
     if name == "collaborative":
-        return config.search_ease
+        return bool(config.search_ease or config.search_rp3beta)
     return config.search_fusion if name.startswith("w_") else False
 
 
@@ -422,7 +472,8 @@ def tune_configs(dataset: Dataset, engine_config: Any, weights: FusionWeights,
     result.design_weights = dataset.config.fusion
     if config.learned_fusion:
         tuned = dataclasses.replace(cfg, realtime=dataclasses.replace(cfg.realtime, knn=result.knn),
-                                    batch=dataclasses.replace(cfg.batch, svd=result.svd), ease=result.ease)
+                                    batch=dataclasses.replace(cfg.batch, svd=result.svd), ease=result.ease,
+                                    rp3beta=result.rp3beta)
         started = time.perf_counter()
         result.fusion_choice = choose_fusion(dataset, tuned, result.weights, config)
         result.seconds += time.perf_counter() - started
@@ -488,12 +539,14 @@ def tuned_document(result: TuningResult) -> dict[str, Any]:
     """The tuned settings as a configuration document (:mod:`recsys.config_file`
     format, so ``--config`` reads it): ``[fusion]`` (the
     :class:`~recsys.config.RecsysConfig` table) and ``[engine.realtime.knn]``,
-    ``[engine.batch.svd]``, plus ``[engine.ease]`` / ``[engine.learned_fusion]``
+    ``[engine.batch.svd]``, plus ``[engine.ease]`` / ``[engine.rp3beta]`` / ``[engine.learned_fusion]``
     when the search chose them (:class:`~recsys.serving.engine_config.EngineConfig`
     fields by name)."""
     engine: dict[str, Any] = {"realtime": {"knn": _toml_table(result.knn)}, "batch": {"svd": _toml_table(result.svd)}}
     if result.ease is not None:
         engine["ease"] = _toml_table(result.ease)
+    if result.rp3beta is not None:
+        engine["rp3beta"] = _toml_table(result.rp3beta)
     if result.learned_fusion is not None:
         engine["learned_fusion"] = _toml_table(result.learned_fusion)
     return {"fusion": result.weights.as_dict(), "engine": engine}
@@ -550,11 +603,13 @@ def tune_main(args: Any) -> int:
 
 def fit_hybrid_components(train: Dataset, knn: KNNConfig | None = None, svd: SVDConfig | None = None,
                           content: Any = None, demographic: Any = None,
-                          interactions: Interactions | None = None, ease: Any = None) -> dict[str, Any]:
+                          interactions: Interactions | None = None, ease: Any = None,
+                          rp3beta: Any = None) -> dict[str, Any]:
     """The four hybrid strategies fitted on ``train`` with the given settings
     (defaults: the configured ones; ``content``/``demographic``: unfitted
     models, or already fitted ones, which are used as they are; ``ease``: an
-    :class:`~recsys.models.ease.EASEConfig` serves the collaborative slot instead of PureSVD)."""
+    :class:`~recsys.models.ease.EASEConfig` or ``rp3beta``: an :class:`~recsys.models.rp3beta.RP3betaConfig`
+    serves the collaborative slot instead of PureSVD)."""
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
     from recsys.models.ease import EASE
@@ -564,7 +619,10 @@ def fit_hybrid_components(train: Dataset, knn: KNNConfig | None = None, svd: SVD
     interactions = interactions or Interactions.from_dataset(train)
     content = content if content is not None else ContentRecommender()
     demographic = demographic if demographic is not None else DemographicRecommender()
-    collaborative = EASE(ease) if ease is not None else PureSVD(svd or SVDConfig())
+    from recsys.models.rp3beta import RP3beta
+
+    collaborative = (EASE(ease) if ease is not None else RP3beta(rp3beta) if rp3beta is not None
+                     else PureSVD(svd or SVDConfig()))
     parts = {"knn": ItemKNN(knn or KNNConfig()), "svd": collaborative,
              "content": content, "demographic": demographic}
     for model in parts.values():

@@ -101,7 +101,7 @@ from recsys.serving.engine_batch import STAGE_NAMES, PreparedBatch, Stage2Jobs, 
 from recsys.serving.engine_config import EngineConfig, configs_from_json, configs_to_json
 from recsys.serving.engine_live import LiveUpdates
 from recsys.serving.engine_store import ENGINE_FORMAT_VERSION, EngineFormatError, read_state, write_state
-from recsys.serving.engine_tuning import collaborative_slot, fit_served_extras, tune_configs, tuned_settings
+from recsys.serving.engine_tuning import collaborative_choice, fit_served_extras, tune_configs, tuned_settings
 from recsys.serving.stage2_state import Stage2State
 from recsys.validation import InvalidRequest
 
@@ -474,7 +474,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         self._check_trained()
         serving = self._serving
         return {"hybrid": serving.hybrid, "realtime": self.realtime_, "knn": self.realtime_.knn_, "svd": serving.stage2.svd,
-                "content": self.content_, "demographic": self.realtime_.fallback_, **({"ease": self.ease_} if self.ease_ else {})}
+                "content": self.content_, "demographic": self.realtime_.fallback_, **({self.ease_.name: self.ease_} if self.ease_ else {})}
 
     def recommend(self, user_ids: Sequence[str] | str, n: int = 10, strategy: str = "hybrid",
                   exclude_purchased: bool = True) -> pd.DataFrame:
@@ -507,7 +507,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
                 "realtime": {"class": type(self.realtime_).__name__, "neighbours": self.realtime_.config.neighbours,
                              "k": self.realtime_.config.knn.k, "min_history": self.realtime_.config.min_history},
                 "content": {"class": "ContentRecommender", **self.content_.config.__dict__},
-                "stage2": serving.stage2.info(), "collaborative": collaborative_slot(self.engine_config.ease, ds.n_products),
+                "stage2": serving.stage2.info(), "collaborative": collaborative_choice(self.engine_config, ds.n_products),
                 "hybrid": serving.hybrid.describe(),
             },
             "fit_seconds": round(getattr(self, "fit_seconds_", float("nan")), 3),
