@@ -61,6 +61,7 @@ def models(seed: int, data: str, sweep: bool) -> dict[str, Factory]:
     from recsys.models.demographic import DemographicConfig, DemographicRecommender
     from recsys.models.ease import EASE
     from recsys.models.knn import ItemKNN, KNNConfig
+    from recsys.models.rp3beta import RP3beta
     from recsys.models.svd import PureSVD, SVDConfig
 
     demographic = (lambda: DemographicRecommender(DemographicConfig(category_weight=0.0))) \
@@ -70,6 +71,7 @@ def models(seed: int, data: str, sweep: bool) -> dict[str, Factory]:
         "item_knn": ItemKNN,
         "pure_svd": lambda: PureSVD(SVDConfig(random_state=seed)),
         "ease": EASE,
+        "rp3beta": RP3beta,
         "content": ContentRecommender,
         "demographic": demographic,
         "implicit_cosine": ImplicitItemKNN,
@@ -238,7 +240,7 @@ def main() -> None:
     print(f"recorded {path}")
     with pd.option_context("display.width", 160, "display.max_rows", 500):
         print(table.sort_values("ndcg", ascending=False).round(4).to_string(index=False))
-        peers = ["implicit_cosine", "implicit_als", "implicit_bpr", "pure_svd", "ease", "item_knn"]
+        peers = ["implicit_cosine", "implicit_als", "implicit_bpr", "pure_svd", "ease", "rp3beta", "item_knn"]
         print(paired_vs(per_user, "hybrid", peers, args.n_boot, args.seed).round(4).to_string(index=False))
         for name in ("hybrid_served", "fusion_learned"):
             if name in per_user:

@@ -46,7 +46,7 @@ from recsys.models.knn import KNNConfig
 from recsys.models.svd import SVDConfig
 from recsys.third_party import import_quietly
 
-__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "choose_fusion", "collaborative_from_params",
+__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "collaborative_from_params",
            "ease_from_params", "rp3beta_from_params",
            "fit_hybrid_components",
            "start_params", "tune", "tune_configs", "tuned_document", "validation_score", "write_tuned_config"]
@@ -67,9 +67,10 @@ class TuningConfig:
     searched when the catalogue has at most
     :data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products, the bound up to
     which the engine serves EASE; ``search_rp3beta``: RP3beta may serve the
-    slot (:mod:`recsys.models.rp3beta`, sparse: any catalogue); ``learned_fusion``: after the search,
-    :func:`tune_configs` also trains the LambdaRank fusion and keeps it when
-    it beats the tuned weights on the validation window (:func:`choose_fusion`).
+    slot (:mod:`recsys.models.rp3beta`, sparse: any catalogue); ``select``: after the search,
+    :func:`tune_configs` serves the simplest of the design weights, the tuned weights and (with
+    ``learned_fusion``) the LambdaRank fusion whose validation gain is not above zero by a paired
+    interval (:func:`recsys.research.selection.choose_served`); False: the search's best weights.
     Defaults: 24 trials (the binding limit, so a search is reproducible) and
     600 s, a safety cap a search on the thesis profile stays well inside."""
 
@@ -87,6 +88,7 @@ class TuningConfig:
     search_ease: bool | None = None
     search_rp3beta: bool = True
     learned_fusion: bool = True
+    select: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget_seconds, (int, float)) or not self.budget_seconds > 0:
@@ -124,6 +126,7 @@ class TuningResult:
     learned_fusion: Any = None
     fusion_choice: dict[str, Any] | None = None
     rp3beta: Any = None
+    searched_weights: FusionWeights | None = None
 
     def info(self) -> dict[str, Any]:
         """JSON-ready summary for ``model_info``."""
@@ -139,6 +142,7 @@ class TuningResult:
             "best_value": self.best_value,
             "best_params": self.params,
             "fusion_weights": self.weights.as_dict(),
+            "searched_fusion_weights": (self.searched_weights or self.weights).as_dict(),
             "design_fusion_weights": self.design_weights.as_dict(),
             "knn": _plain(self.knn),
             "svd": _plain(self.svd),
@@ -458,8 +462,8 @@ def tune_configs(dataset: Dataset, engine_config: Any, weights: FusionWeights,
     """The search ``engine.train(dataset, tune=True)`` runs: from the engine's
     settings (``engine_config``: an :class:`~recsys.serving.engine_config.EngineConfig`,
     ``weights``) on a validation window of ``dataset`` (the data the engine is
-    about to be trained on, nothing later), then, with ``config.learned_fusion``,
-    :func:`choose_fusion`; the engine applies the result. ``on_trial(study,
+    about to be trained on, nothing later), then, with ``config.select``,
+    :func:`~recsys.research.selection.choose_served`; the engine applies the result. ``on_trial(study,
     trial)``: called after every trial (progress lines)."""
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
@@ -470,56 +474,20 @@ def tune_configs(dataset: Dataset, engine_config: Any, weights: FusionWeights,
                   content=ContentRecommender(cfg.content), demographic=DemographicRecommender(cfg.realtime.fallback),
                   hybrid_config=cfg.hybrid, on_trial=on_trial)
     result.design_weights = dataset.config.fusion
-    if config.learned_fusion:
+    if config.select:
+        from recsys.models.learned_fusion import LearnedFusionConfig
+        from recsys.research.selection import choose_served
+
         tuned = dataclasses.replace(cfg, realtime=dataclasses.replace(cfg.realtime, knn=result.knn),
                                     batch=dataclasses.replace(cfg.batch, svd=result.svd), ease=result.ease,
                                     rp3beta=result.rp3beta)
         started = time.perf_counter()
-        result.fusion_choice = choose_fusion(dataset, tuned, result.weights, config)
+        result.fusion_choice = choose_served(dataset, tuned, result.weights, weights, config)
         result.seconds += time.perf_counter() - started
+        result.searched_weights, result.weights = result.weights, FusionWeights(**result.fusion_choice["weights"])
         if result.fusion_choice["chosen"] == "learned":
-            result.learned_fusion = _fusion_config(config)
+            result.learned_fusion = LearnedFusionConfig(seed=config.seed, validation_days=float(config.validation_days))
     return result
-
-
-def _fusion_config(config: TuningConfig) -> Any:
-    from recsys.models.learned_fusion import LearnedFusionConfig
-
-    return LearnedFusionConfig(seed=config.seed, validation_days=float(config.validation_days))
-
-
-def choose_fusion(dataset: Dataset, engine_config: Any, weights: FusionWeights, config: TuningConfig) -> dict[str, Any]:
-    """Learned or weighted fusion, decided on the validation window of
-    ``dataset`` (the tuner's, ``[as_of - d, as_of)``): the strategies (the
-    engine's settings) are fitted before it, the ranker is trained on the
-    window before that (``[as_of - 2d, as_of - d)``, :func:`~recsys.models.learned_fusion.train_ranker`),
-    and both fusions over the same strategies are scored on the window
-    (``metric@k``, the tuner's users). ``"learned"`` when its mean is higher."""
-    from recsys.evaluation import metrics as M
-    from recsys.evaluation.comparison import sample_users
-    from recsys.evaluation.split import validation_split
-    from recsys.models.hybrid import HybridRecommender
-    from recsys.models.learned_fusion import LearnedFusion, train_ranker
-    from recsys.research.fusion_study import served_parts_on
-
-    kinds = config.relevant_events or tuple(
-        t for t in ("purchase", "cart") if t in set(dataset.events["event_type"].unique())) or ("purchase",)
-    split = validation_split(dataset, config.validation_days, relevant_events=kinds)
-    users = sample_users(split.warm_users, config.max_users, config.seed)
-    relevant = split.relevant[split.relevant["user_id"].isin(users)]
-    parts_on = served_parts_on(engine_config)
-    ranker = train_ranker(split.train, parts_on, weights, engine_config.hybrid, _fusion_config(config), kinds)
-    parts = parts_on(split.train)
-    models = {"weighted": HybridRecommender.from_fitted(parts, weights, engine_config.hybrid),
-              "learned": LearnedFusion.from_fitted(parts, weights, engine_config.hybrid, model=ranker.model)}
-    values = {}
-    for name, model in models.items():
-        recs = model.recommend(users, n=config.k)[["user_id", "product_id", "rank"]]
-        per_user = M.ranking_metrics_per_user(recs, relevant, config.k)
-        values[name] = float(per_user[config.metric].reindex(pd.Index(users)).fillna(0.0).mean())
-    return {"metric": f"{config.metric}@{config.k}", "validation_cut": str(split.cut), "users": len(users),
-            "ranker_cut": ranker.cut, "ranker_queries": ranker.queries, **values,
-            "chosen": "learned" if values["learned"] > values["weighted"] else "weighted"}
 
 
 def _toml_table(value: Any) -> Any:
