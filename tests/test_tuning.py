@@ -79,7 +79,9 @@ def test_ease_may_fill_the_collaborative_slot(small_dataset) -> None:
     from recsys.research.tuning import ease_from_params, fit_hybrid_components
 
     result = tune(small_dataset, dataclasses.replace(QUICK, n_trials=4, search_ease=True))
-    assert "collaborative" in result.trials.columns and result.trials["collaborative"].iloc[0] == "pure_svd"
+    slot = result.validation["collaborative_slot"]  # each candidate alone, before the weight search
+    assert "pure_svd" in slot["scores"] and any(label.startswith("ease[") for label in slot["scores"])
+    assert result.params["collaborative"] == slot["chosen"] and (result.ease is not None) == (slot["model"] == "ease")
     assert ease_from_params({"collaborative": "pure_svd"}) is None
     config = ease_from_params({"collaborative": "ease", "ease_l2": 100.0, "ease_half_life": "none"})
     assert config == EASEConfig(l2=100.0, weighting=config.weighting) and config.weighting.half_life_days is None
@@ -147,12 +149,26 @@ def test_ease_above_the_servable_bound_falls_back_to_pure_svd(small_dataset, mon
 def test_the_search_offers_ease_only_where_the_engine_serves_it(small_dataset, monkeypatch) -> None:
     import recsys.models.ease as ease_module
 
-    assert "collaborative" in tune(small_dataset, QUICK).trials.columns  # 150 products: within the bound
+    scores = tune(small_dataset, QUICK).validation["collaborative_slot"]["scores"]
+    assert any(label.startswith("ease[") for label in scores)  # 150 products: within the bound
     monkeypatch.setattr(ease_module, "SERVABLE_MAX_ITEMS", small_dataset.n_products - 1)
-    result = tune(small_dataset, dataclasses.replace(QUICK, n_trials=8))
-    assert result.config.search_ease is False and "ease" not in set(result.trials["collaborative"])
+    result = tune(small_dataset, QUICK)
+    labels = set(result.validation["collaborative_slot"]["scores"])
+    assert result.config.search_ease is False and not any(label.startswith("ease[") for label in labels)
+    assert any(label.startswith("rp3beta[") for label in labels)  # sparse: offered at any catalogue size
     no_slot = dataclasses.replace(QUICK, search_rp3beta=False)
-    assert "collaborative" not in tune(small_dataset, no_slot).trials.columns  # PureSVD only: nothing to choose
+    assert "collaborative_slot" not in tune(small_dataset, no_slot).validation  # PureSVD only: nothing to choose
+
+
+def test_the_slot_keeps_pure_svd_unless_the_gain_is_clear(small_dataset, monkeypatch) -> None:
+    import recsys.research.selection as selection
+
+    real = selection.step_up
+    monkeypatch.setattr(selection, "step_up", lambda a, b, n, s: {**real(a, b, n, s), "above_zero": False})
+    result = tune(small_dataset, QUICK)
+    slot = result.validation["collaborative_slot"]
+    assert slot["chosen"] == "pure_svd" and result.ease is None and result.rp3beta is None
+    assert slot["best"] == max(slot["scores"], key=slot["scores"].get)
 
 
 def test_a_tuned_file_with_ease_and_the_learned_fusion_loads_as_engine_settings(small_dataset, tmp_path) -> None:

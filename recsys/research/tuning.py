@@ -8,14 +8,17 @@ components are fitted on the events before that cut and the hybrid's
 history there. Nothing after the data set's ``as_of`` exists for the tuner,
 so the test window is never read.
 
-Search: Optuna's TPE sampler (Bergstra et al. 2011) with a fixed ``seed``
+Search: first the collaborative slot (:mod:`recsys.research.slot_search`:
+PureSVD, EASE where the catalogue has at most
+:data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products, RP3beta; each scored
+alone, PureSVD replaced only on a gain whose paired interval is above zero),
+then Optuna's TPE sampler (Bergstra et al. 2011) with a fixed ``seed``
 (``min(10, n_trials // 3)``, at least 3, random start-up trials), stopped after ``n_trials`` trials or ``budget_seconds`` seconds, whichever
 comes first. Searched: the item k-NN's learned and profile inputs (time-decay
 half-life or none, repeats raw/log/binary, TF-IDF/BM25 weighting), ``k`` and
-shrinkage; the collaborative slot (PureSVD's rank and input, RP3beta's
-``alpha``, ``beta``, ``k`` and input, or EASE's regularisation and input, where the catalogue has at most
-:data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products); the four fusion
-weights (four uniform draws normalised to sum 1). The first trial is the current configuration, so
+shrinkage; PureSVD's rank and input when it holds the slot; the four fusion
+weights (four uniform draws normalised to sum 1). The first trial is the current configuration
+(with the chosen slot), the second the slot alone (weights 0/1/0/0, a corner uniform draws miss), so
 the search can only keep or improve the validation metric. The search record
 (every trial, the best values, the validation metric of the current and the
 best configuration) is returned as :class:`TuningResult` and kept in the
@@ -238,21 +241,8 @@ def collaborative_from_params(params: Mapping[str, Any]) -> Any:
 
 
 def _slot_kind(config: Any) -> str:
+    """``rp3beta`` or ``ease``: the component kind of a collaborative-slot configuration."""
     return "rp3beta" if type(config).__name__ == "RP3betaConfig" else "ease"
-
-
-def _collaborative(trial: Any, config: TuningConfig) -> dict[str, Any]:
-    choices = ("pure_svd",) + (("ease",) if config.search_ease else ()) + (("rp3beta",) if config.search_rp3beta else ())
-    p: dict[str, Any] = {"collaborative": trial.suggest_categorical("collaborative", choices)}
-    if p["collaborative"] == "ease":
-        p["ease_l2"] = trial.suggest_float("ease_l2", 50.0, 5000.0, log=True)
-        p["ease_half_life"] = trial.suggest_categorical("ease_half_life", _HALF_LIVES)
-    elif p["collaborative"] == "rp3beta":
-        p["rp3_alpha"] = trial.suggest_float("rp3_alpha", 0.3, 1.5)
-        p["rp3_beta"] = trial.suggest_float("rp3_beta", 0.0, 1.0)
-        p["rp3_k"] = trial.suggest_int("rp3_k", 20, 500, log=True)
-        p["rp3_half_life"] = trial.suggest_categorical("rp3_half_life", _HALF_LIVES)
-    return p
 
 
 def _suggest(trial: Any, config: TuningConfig, n_items: int, n_users: int) -> dict[str, Any]:
@@ -270,8 +260,6 @@ def _suggest(trial: Any, config: TuningConfig, n_items: int, n_users: int) -> di
         p["svd_n_factors"] = trial.suggest_int("svd_n_factors", min(8, top), top, log=True)
         p["svd_half_life"] = trial.suggest_categorical("svd_half_life", _HALF_LIVES)
         p["svd_repeats"] = trial.suggest_categorical("svd_repeats", ("raw", "log", "binary"))
-    if config.search_ease or config.search_rp3beta:
-        p.update(_collaborative(trial, config))
     if config.search_fusion:
         for s in STRATEGIES:
             p[f"w_{s}"] = trial.suggest_float(f"w_{s}", 0.0, 1.0)
@@ -402,12 +390,20 @@ def tune(
     problem = _Validation(dataset, config, content or ContentRecommender(), demographic or DemographicRecommender(),
                           hybrid_config or HybridConfig())
     n_users, n_items = problem.interactions.shape
+    slot = None
+    if config.search_ease or config.search_rp3beta:  # the slot first, each candidate alone (slot_search)
+        from recsys.research.slot_search import choose_slot
+
+        slot = choose_slot(problem, knn, svd, bool(config.search_ease), config.search_rp3beta)
+        if slot["config"] is not None:
+            config = dataclasses.replace(config, search_svd=False)  # PureSVD is not in the slot: nothing to tune
+    collab = slot["config"] if slot else None
 
     def objective(trial: Any) -> float:
         t0 = time.perf_counter()
         params = _suggest(trial, config, n_items, n_users)
         k_cfg, s_cfg, w = apply_params(params, knn, svd, weights)
-        value = problem.score(k_cfg, s_cfg, w, collaborative_from_params(params))
+        value = problem.score(k_cfg, s_cfg, w, collab)
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         return value
 
@@ -415,10 +411,10 @@ def tune(
     startup = max(3, min(10, config.n_trials // 3))  # Optuna's default 10 random trials, fewer for small caps
     sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    first = start_params(knn, svd, weights)
-    if config.search_ease or config.search_rp3beta:
-        first["collaborative"] = "pure_svd"
-    study.enqueue_trial({k: v for k, v in first.items() if _searched(k, config)})
+    first = {k: v for k, v in start_params(knn, svd, weights).items() if _searched(k, config)}
+    study.enqueue_trial(first)
+    if config.search_fusion:  # the corner uniform draws almost never reach: the collaborative slot alone
+        study.enqueue_trial({**first, "w_knn": 0.0, "w_svd": 1.0, "w_content": 0.0, "w_demographic": 0.0})
     remaining = config.budget_seconds - (time.perf_counter() - started)
     callbacks = [lambda study, trial: on_trial(study, trial)] if on_trial is not None else None
     study.optimize(objective, n_trials=config.n_trials, timeout=max(remaining, 1e-3), gc_after_trial=False,
@@ -432,11 +428,13 @@ def tune(
     validation = {"cut": str(split.cut), "end": str(split.end), "days": config.validation_days,
                   "users": len(problem.users), "relevant_pairs": len(problem.relevant),
                   "train_events": int(len(problem.train.events)), "max_event_time": str(dataset.events["timestamp"].max())}
-    return TuningResult(params=dict(best.params), knn=best_knn, svd=best_svd, weights=best_w,
-                        best_value=float(best.value), start_value=start_value, trials=trials,
-                        validation=validation, config=config, seconds=time.perf_counter() - started,
-                        design_weights=dataset.config.fusion, ease=ease_from_params(best.params),
-                        rp3beta=rp3beta_from_params(best.params))
+    if slot is not None:
+        validation["collaborative_slot"] = {k: v for k, v in slot.items() if k != "config"}
+    return TuningResult(params={**best.params, **({"collaborative": slot["chosen"]} if slot else {})}, knn=best_knn,
+                        svd=best_svd, weights=best_w, best_value=float(best.value), start_value=start_value,
+                        trials=trials, validation=validation, config=config, seconds=time.perf_counter() - started,
+                        design_weights=dataset.config.fusion, ease=collab if slot and slot["model"] == "ease" else None,
+                        rp3beta=collab if slot and slot["model"] == "rp3beta" else None)
 
 
 def _searched(name: str, config: TuningConfig) -> bool:
@@ -444,8 +442,6 @@ def _searched(name: str, config: TuningConfig) -> bool:
         return config.search_knn
     if name.startswith("svd_"):
         return config.search_svd
-    if name == "collaborative":
-        return bool(config.search_ease or config.search_rp3beta)
     return config.search_fusion if name.startswith("w_") else False
 
 
