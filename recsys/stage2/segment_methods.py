@@ -87,7 +87,9 @@ def embed(dataset: Dataset, features: np.ndarray, index: pd.Index, svd_rank: int
     rank = int(max(1, min(svd_rank, min(interactions.shape) - 1)))
     svd = PureSVD(SVDConfig(n_factors=rank, random_state=seed)).fit(dataset, interactions)
     matrix = model_matrix(dataset, interactions, svd.config.weighting)
-    behaviour = _normalised_factors(svd, matrix[interactions.user_index(index)])
+    rows = interactions.user_index(index)
+    behaviour = _normalised_factors(svd, matrix[np.maximum(rows, 0)])
+    behaviour[rows < 0] = 0.0  # users without history: the zero vector
     return Spaces(features, behaviour, (_unit_scale(features), _unit_scale(behaviour)), svd, index)
 
 
