@@ -74,8 +74,9 @@ FEATURE_GROUPS: dict[str, str] = {
 
 
 ALGORITHMS = {"kmeans_features": "K-Means", "gmm_features": "Gaussian mixture (diagonal)",
-              "kmeans_svd": "K-Means on PureSVD user factors", "kmeans_features_svd": "K-Means on features + PureSVD user factors"}
-"""Segmentation method -> the ``algorithm`` reported in ``clustering_info``."""
+              "kmeans_svd": "K-Means", "kmeans_features_svd": "K-Means"}
+"""Segmentation method -> the ``algorithm`` reported in ``clustering_info`` (the seed's field; the input
+space is ``method`` and ``features_used``)."""
 
 
 @dataclass(frozen=True)
