@@ -7,6 +7,11 @@ Usage (from the project root)::
     .venv/bin/python benchmarks/bench_quality.py --data online_retail --sweep   # weighting variants too
     .venv/bin/python benchmarks/bench_quality.py --data synthetic --served      # + the served hybrid, fusions
 
+``--served`` trains the engine as ``recsys train`` does (``engine.train(tune=True)``: the collaborative
+slot among PureSVD, EASE and RP3beta, the TPE search, the fusion chosen by the step rule of
+:mod:`recsys.research.selection`, all on a validation window cut from the training split) and prints
+what it chose and why.
+
 Protocol (the issue's; the evaluation chapter's): the last ``--test-days``
 days are the test window (:func:`recsys.evaluation.split.temporal_split`),
 users with training history and >= 1 relevant test item are evaluated, a test
@@ -150,9 +155,12 @@ def _served_rows(dataset: Dataset, split, relevant_events, users, relevant, k, t
     engine.train(split.train, tune=True, tuning=TuningConfig(n_trials=tune_trials, seed=seed, validation_days=test_days,
                                                              relevant_events=relevant_events))
     info = engine.model_info()
-    print(f"served: search {info['tuning']['seconds']:.1f} s, fit {info['fit_seconds']:.1f} s, collaborative "
-          f"{info['models']['collaborative']['model']}, fusion {info['tuning']['fusion']}, "
-          f"choice {info['tuning']['fusion_choice']}", flush=True)
+    tuning = info["tuning"]
+    print(f"served: search {tuning['seconds']:.1f} s, fit {info['fit_seconds']:.1f} s, collaborative "
+          f"{info['models']['collaborative']}, fusion {tuning['fusion']}, weights {tuning['fusion_weights']} "
+          f"(searched {tuning['searched_fusion_weights']})\n  slot (validation, alone): "
+          f"{tuning['validation'].get('collaborative_slot')}\n  fusion choice (validation): {tuning['fusion_choice']}",
+          flush=True)
     recs = engine.recommend(users, n=k)
     per_user["hybrid_served"] = M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], relevant, k)
     fusions = compare_fusions(split.train, engine, list(users), relevant, k)
