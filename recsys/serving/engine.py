@@ -28,8 +28,9 @@ worker); model directories: :mod:`recsys.serving.model_dir`.
 
 Models are shared, never refitted twice: the Stage 1 real-time recommender's
 item k-NN and demographic models are the hybrid's ``knn`` and ``demographic`` strategies; Stage 2's PureSVD
-gives the deals their affinities and fills the hybrid's ``svd`` slot unless tuning chose EASE there and the
-catalogue fits (``EngineConfig.ease``); the content model gives "similar to viewed".
+gives the deals their affinities and fills the hybrid's ``svd`` slot unless tuning chose RP3beta there
+(``EngineConfig.rp3beta``) or EASE and the catalogue fits (``EngineConfig.ease``); the content model gives
+"similar to viewed".
 
 Stage 2 runs as the batch job of :mod:`recsys.stage2.job` (called from :mod:`recsys.serving.engine_batch`
 only); the engine serves from the artifact set it published (into ``artifacts_dir``, or a temporary directory),
