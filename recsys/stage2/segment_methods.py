@@ -69,26 +69,26 @@ class Spaces:
         return np.hstack([self.features / self.scales[0], self.svd / self.scales[1]])
 
 
-def _normalised_factors(svd: Any, matrix: Any) -> np.ndarray:
-    factors = np.asarray(matrix @ svd.item_factors_)
+def _normalised(factors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(factors, axis=1, keepdims=True)
     return np.divide(factors, norms, out=np.zeros_like(factors), where=norms > 0)
 
 
-def embed(dataset: Dataset, features: np.ndarray, index: pd.Index, svd_rank: int | None, seed: int) -> Spaces:
+def embed(dataset: Dataset, features: np.ndarray, index: pd.Index, svd_rank: int | None, seed: int,
+          interactions: Any = None) -> Spaces:
     """The spaces of ``dataset``'s users (rows ``index``; ``features`` already
-    scaled); ``svd_rank=None`` skips the SVD embedding (feature methods only)."""
+    scaled); ``svd_rank=None`` skips the SVD embedding (feature methods only);
+    ``interactions``: the data set's shared matrix, when already built."""
     if svd_rank is None:
         return Spaces(features, None, (_unit_scale(features), 1.0), None, index)
-    from recsys.interactions import Interactions, model_matrix
+    from recsys.interactions import Interactions
     from recsys.models.svd import PureSVD, SVDConfig
 
-    interactions = Interactions.from_dataset(dataset)
+    interactions = interactions or Interactions.from_dataset(dataset)
     rank = int(max(1, min(svd_rank, min(interactions.shape) - 1)))
     svd = PureSVD(SVDConfig(n_factors=rank, random_state=seed)).fit(dataset, interactions)
-    matrix = model_matrix(dataset, interactions, svd.config.weighting)
     rows = interactions.user_index(index)
-    behaviour = _normalised_factors(svd, matrix[np.maximum(rows, 0)])
+    behaviour = _normalised(np.asarray(svd.user_factors_)[np.maximum(rows, 0)])
     behaviour[rows < 0] = 0.0  # users without history: the zero vector
     return Spaces(features, behaviour, (_unit_scale(features), _unit_scale(behaviour)), svd, index)
 
@@ -104,7 +104,7 @@ def embed_like(fitted: Spaces, dataset: Dataset, features: np.ndarray, index: pd
     if weighting is None:
         raise ValueError("the segmentation's SVD embedding needs an explicit weighting to embed new users")
     matrix = weighted_matrix(dataset, weighting, index, svd.interactions_.product_ids)
-    return Spaces(features, _normalised_factors(svd, matrix), fitted.scales, svd, index)
+    return Spaces(features, _normalised(np.asarray(matrix @ svd.item_factors_)), fitted.scales, svd, index)
 
 
 def cluster(method: str, x: np.ndarray, k: int, seed: int, n_init: int) -> Any:

@@ -176,7 +176,9 @@ class UserSegmentation:
         self.config = config or SegmentationConfig()
 
     # -- fitting --------------------------------------------------------------
-    def fit(self, dataset: Dataset) -> UserSegmentation:
+    def fit(self, dataset: Dataset, interactions: Any = None) -> UserSegmentation:
+        """Features, the method (``auto``: the blind choice) and its segments; ``interactions``: the
+        data set's shared matrix when already built (the SVD embedding reuses it)."""
         if not isinstance(dataset, Dataset):
             raise TypeError(f"fit expects a recsys Dataset, got {type(dataset).__name__}")
         k = self.config.n_clusters
@@ -190,18 +192,18 @@ class UserSegmentation:
         self.scaler_ = StandardScaler().fit(raw.fillna(self.fill_values_).to_numpy())
         self.column_weights_ = self._column_weights(groups, list(raw.columns))
         X = self.transform_features(raw)
-        self._fit_method(dataset, X, raw.index)
+        self._fit_method(dataset, X, raw.index, interactions)
         self.users_ = dataset.user_features().set_index("user_id")
         self.data_config_ = dataset.config
         return self
 
-    def _fit_method(self, dataset: Dataset, X: np.ndarray, index: pd.Index) -> None:
+    def _fit_method(self, dataset: Dataset, X: np.ndarray, index: pd.Index, interactions: Any) -> None:
         """Choose the method (``auto``: the blind rule on a sample), cluster, renumber by size."""
         from recsys.stage2 import segment_methods as sm
 
         cfg, k, seed = self.config, self.config.n_clusters, self.config.random_state
         needs_svd = cfg.method == "auto" or cfg.method.endswith("svd")
-        self.spaces_ = sm.embed(dataset, X, index, cfg.svd_rank if needs_svd else None, seed)
+        self.spaces_ = sm.embed(dataset, X, index, cfg.svd_rank if needs_svd else None, seed, interactions)
         self.method_, self.selection_ = cfg.method, None
         if cfg.method == "auto":
             rows = np.sort(np.random.default_rng(seed).permutation(len(index))[:cfg.selection_sample])
