@@ -181,3 +181,14 @@ def test_a_tuned_file_with_ease_and_the_learned_fusion_loads_as_engine_settings(
     loaded = load_config_file(write_tuned_config(result, tmp_path / "tuned.toml"))
     assert loaded.engine.ease == result.ease and loaded.engine.learned_fusion == result.learned_fusion
     assert loaded.engine.realtime.knn == result.knn and loaded.engine.batch.svd == result.svd
+
+
+def test_a_tuned_file_with_rp3beta_in_the_slot_loads_as_engine_settings(small_dataset, tmp_path) -> None:
+    from recsys.config_file import load_config_file
+    from recsys.models.rp3beta import RP3betaConfig
+    from recsys.research.tuning import write_tuned_config
+
+    result = tune(small_dataset, dataclasses.replace(QUICK, n_trials=1))
+    result.ease, result.rp3beta = None, RP3betaConfig(alpha=0.8, beta=0.3, k=50)
+    loaded = load_config_file(write_tuned_config(result, tmp_path / "tuned.toml"))
+    assert loaded.engine.rp3beta == result.rp3beta and loaded.engine.ease is None
