@@ -49,9 +49,7 @@ from recsys.models.knn import KNNConfig
 from recsys.models.svd import SVDConfig
 from recsys.third_party import import_quietly
 
-__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "collaborative_from_params",
-           "ease_from_params", "rp3beta_from_params",
-           "fit_hybrid_components",
+__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "ease_from_params", "fit_hybrid_components",
            "start_params", "tune", "tune_configs", "tuned_document", "validation_score", "write_tuned_config"]
 
 STRATEGIES = ("knn", "svd", "content", "demographic")
@@ -66,11 +64,11 @@ class TuningConfig:
     types among purchase/cart), ``max_users`` (seeded sample of validation
     users, bounds time), ``search_fusion`` / ``search_knn`` / ``search_svd``;
     ``search_ease``: the collaborative slot may be served by EASE instead of
-    PureSVD (searched with its regularisation and input); None (default):
+    PureSVD (at the regularisations of :data:`~recsys.research.slot_search.EASE_L2`); None (default):
     searched when the catalogue has at most
     :data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products, the bound up to
     which the engine serves EASE; ``search_rp3beta``: RP3beta may serve the
-    slot (:mod:`recsys.models.rp3beta`, sparse: any catalogue); ``select``: after the search,
+    slot (:mod:`recsys.models.rp3beta`, sparse: any catalogue; at :data:`~recsys.research.slot_search.RP3_GRID`); ``select``: after the search,
     :func:`tune_configs` serves the simplest of the design weights, the tuned weights and (with
     ``learned_fusion``) the LambdaRank fusion whose validation gain is not above zero by a paired
     interval (:func:`recsys.research.selection.choose_served`); False: the search's best weights.
@@ -223,21 +221,6 @@ def ease_from_params(params: Mapping[str, Any]) -> Any:
     if params.get("collaborative") != "ease":
         return None
     return EASEConfig(l2=float(params["ease_l2"]), weighting=Weighting(_half_life(params["ease_half_life"]), "binary"))
-
-
-def rp3beta_from_params(params: Mapping[str, Any]) -> Any:
-    """The RP3beta settings of a trial whose collaborative slot is RP3beta, else None."""
-    from recsys.models.rp3beta import RP3betaConfig
-
-    if params.get("collaborative") != "rp3beta":
-        return None
-    return RP3betaConfig(alpha=float(params["rp3_alpha"]), beta=float(params["rp3_beta"]), k=int(params["rp3_k"]),
-                         weighting=Weighting(_half_life(params["rp3_half_life"]), "binary"))
-
-
-def collaborative_from_params(params: Mapping[str, Any]) -> Any:
-    """The collaborative slot of a trial: an EASE or RP3beta configuration, or None (PureSVD)."""
-    return ease_from_params(params) or rp3beta_from_params(params)
 
 
 def _slot_kind(config: Any) -> str:
