@@ -28,9 +28,8 @@ worker); model directories: :mod:`recsys.serving.model_dir`.
 
 Models are shared, never refitted twice: the Stage 1 real-time recommender's
 item k-NN and demographic models are the hybrid's ``knn`` and ``demographic`` strategies; Stage 2's PureSVD
-gives the deals their affinities and fills the hybrid's ``svd`` slot unless tuning chose RP3beta there
-(``EngineConfig.rp3beta``) or EASE and the catalogue fits (``EngineConfig.ease``); the content model gives
-"similar to viewed".
+gives the deals their affinities and fills the hybrid's ``svd`` slot unless tuning chose RP3beta or EASE there
+(``EngineConfig.rp3beta`` / ``.ease``, EASE where the catalogue fits); the content model gives "similar to viewed".
 
 Stage 2 runs as the batch job of :mod:`recsys.stage2.job` (called from :mod:`recsys.serving.engine_batch`
 only); the engine serves from the artifact set it published (into ``artifacts_dir``, or a temporary directory),
@@ -212,8 +211,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         self.engine_config, self.weights, self.tuning_ = tuned_settings(self.engine_config, result)
 
     def _fit_models(self, dataset: Dataset, ranker: str | None = None) -> None:
-        """Stage 1, the content model and the per-request lookups (everything but Stage 2);
-        ``ranker``: a saved learned-fusion model to serve as it is (None: trained when configured)."""
+        """Stage 1, the content model, the lookups (not Stage 2); ``ranker``: a saved fusion model, not retrained."""
         cfg = self.engine_config
         interactions = Interactions.from_dataset(dataset)
         self.dataset_, self.interactions_ = dataset, interactions
@@ -560,8 +558,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
                 "tuning": jsonable(getattr(self, "tuning_", None))}
         return write_state(path, config_json=configs_to_json(self.config, self.engine_config, self.weights), dataset=self.dataset_,
                            artifacts=self.stage2_.artifacts, history=self.realtime_.history_.snapshot(),
-                           new_user_segments=self.realtime_.new_user_segment_, info=info,
-                           ranker=self.__dict__.get("ranker_"))
+                           new_user_segments=self.realtime_.new_user_segment_, info=info, ranker=self.ranker_)
 
     @classmethod
     def load(cls, path: str | Path, clock: Callable[[], float] = time.monotonic,
