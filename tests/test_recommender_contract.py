@@ -26,11 +26,11 @@ from recsys.models.baselines import Popularity, RandomRecommender
 from recsys.models.content import ContentRecommender
 from recsys.models.demographic import DemographicRecommender
 from recsys.models.ease import EASE, EASEConfig
-from recsys.models.rp3beta import RP3beta, RP3betaConfig
 from recsys.models.hybrid import HybridRecommender, default_components
 from recsys.models.knn import ItemKNN, UserKNN
 from recsys.models.learned_fusion import LearnedFusion, LearnedFusionConfig, train_ranker
 from recsys.models.realtime import RealtimeRecommender
+from recsys.models.rp3beta import RP3beta, RP3betaConfig
 from recsys.models.svd import PureSVD, SVDConfig
 
 
