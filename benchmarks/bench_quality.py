@@ -7,6 +7,11 @@ Usage (from the project root)::
     .venv/bin/python benchmarks/bench_quality.py --data online_retail --sweep   # weighting variants too
     .venv/bin/python benchmarks/bench_quality.py --data synthetic --served      # + the served hybrid, fusions
 
+``--served`` trains the engine as ``recsys train`` does (``engine.train(tune=True)``: the collaborative
+slot among PureSVD, EASE and RP3beta, the TPE search, the fusion chosen by the step rule of
+:mod:`recsys.research.selection`, all on a validation window cut from the training split) and prints
+what it chose and why.
+
 Protocol (the issue's; the evaluation chapter's): the last ``--test-days``
 days are the test window (:func:`recsys.evaluation.split.temporal_split`),
 users with training history and >= 1 relevant test item are evaluated, a test
@@ -61,6 +66,7 @@ def models(seed: int, data: str, sweep: bool) -> dict[str, Factory]:
     from recsys.models.demographic import DemographicConfig, DemographicRecommender
     from recsys.models.ease import EASE
     from recsys.models.knn import ItemKNN, KNNConfig
+    from recsys.models.rp3beta import RP3beta
     from recsys.models.svd import PureSVD, SVDConfig
 
     demographic = (lambda: DemographicRecommender(DemographicConfig(category_weight=0.0))) \
@@ -70,6 +76,7 @@ def models(seed: int, data: str, sweep: bool) -> dict[str, Factory]:
         "item_knn": ItemKNN,
         "pure_svd": lambda: PureSVD(SVDConfig(random_state=seed)),
         "ease": EASE,
+        "rp3beta": RP3beta,
         "content": ContentRecommender,
         "demographic": demographic,
         "implicit_cosine": ImplicitItemKNN,
@@ -148,9 +155,12 @@ def _served_rows(dataset: Dataset, split, relevant_events, users, relevant, k, t
     engine.train(split.train, tune=True, tuning=TuningConfig(n_trials=tune_trials, seed=seed, validation_days=test_days,
                                                              relevant_events=relevant_events))
     info = engine.model_info()
-    print(f"served: search {info['tuning']['seconds']:.1f} s, fit {info['fit_seconds']:.1f} s, collaborative "
-          f"{info['models']['collaborative']['model']}, fusion {info['tuning']['fusion']}, "
-          f"choice {info['tuning']['fusion_choice']}", flush=True)
+    tuning = info["tuning"]
+    print(f"served: search {tuning['seconds']:.1f} s, fit {info['fit_seconds']:.1f} s, collaborative "
+          f"{info['models']['collaborative']}, fusion {tuning['fusion']}, weights {tuning['fusion_weights']} "
+          f"(searched {tuning['searched_fusion_weights']})\n  slot (validation, alone): "
+          f"{tuning['validation'].get('collaborative_slot')}\n  fusion choice (validation): {tuning['fusion_choice']}",
+          flush=True)
     recs = engine.recommend(users, n=k)
     per_user["hybrid_served"] = M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], relevant, k)
     fusions = compare_fusions(split.train, engine, list(users), relevant, k)
@@ -238,7 +248,7 @@ def main() -> None:
     print(f"recorded {path}")
     with pd.option_context("display.width", 160, "display.max_rows", 500):
         print(table.sort_values("ndcg", ascending=False).round(4).to_string(index=False))
-        peers = ["implicit_cosine", "implicit_als", "implicit_bpr", "pure_svd", "ease", "item_knn"]
+        peers = ["implicit_cosine", "implicit_als", "implicit_bpr", "pure_svd", "ease", "rp3beta", "item_knn"]
         print(paired_vs(per_user, "hybrid", peers, args.n_boot, args.seed).round(4).to_string(index=False))
         for name in ("hybrid_served", "fusion_learned"):
             if name in per_user:

@@ -290,7 +290,9 @@ def test_segments_have_the_seed_shape(engine):
     out = as_json(engine.segments())
     segs = out["user_segments"]
     assert len(segs) == 8 and out["clustering_info"]["n_clusters"] == 8
-    assert out["clustering_info"]["algorithm"] == "K-Means" and out["clustering_info"]["features_used"]
+    info = out["clustering_info"]
+    assert info["algorithm"] == ("Gaussian mixture (diagonal)" if info["method"] == "gmm_features" else "K-Means")
+    assert info["features_used"] and info["method"] in info["selection"]["candidates"]  # the blind choice
     for seg in segs.values():
         assert {"size", "avg_age", "dominant_region", "dominant_age_group", "avg_price_sensitivity",
                 "dominant_spending_tier"} <= set(seg)

@@ -82,7 +82,7 @@ def test_the_engine_serves_the_learned_fusion_and_reloads_it(small_dataset, tmp_
     quick = TuningConfig(n_trials=2, validation_days=14, max_users=200)
     result = tune_configs(small_dataset, EngineConfig(), small_dataset.config.fusion, quick)
     choice = result.fusion_choice
-    assert choice["chosen"] in ("learned", "weighted") and {"learned", "weighted"} <= set(choice)
+    assert choice["chosen"] in ("design", "tuned", "learned") and {"design", "learned"} <= set(choice)
     assert pd.Timestamp(choice["ranker_cut"]) < pd.Timestamp(choice["validation_cut"])  # nested windows
     result.learned_fusion = dataclasses.replace(QUICK, validation_days=14.0)  # serve it whatever won
     engine = RecommendationEngine()
@@ -95,3 +95,43 @@ def test_the_engine_serves_the_learned_fusion_and_reloads_it(small_dataset, tmp_
     loaded = RecommendationEngine.load(engine.save(tmp_path / "model"))
     assert isinstance(loaded.hybrid_, LearnedFusion)
     pd.testing.assert_frame_equal(engine.recommend([user], 10), loaded.recommend([user], 10))
+
+
+def _no_training(*args, **kwargs):
+    raise AssertionError("lightgbm trained a model while an engine was loaded")
+
+
+def test_a_loaded_engine_serves_the_saved_ranker_without_training(small_dataset, tmp_path, monkeypatch) -> None:
+    import json
+
+    import lightgbm
+    import pandas as pd
+
+    from recsys.research.tuning import TuningConfig, tune_configs
+    from recsys.serving.engine import RecommendationEngine
+    from recsys.serving.engine_config import EngineConfig
+
+    result = tune_configs(small_dataset, EngineConfig(), small_dataset.config.fusion,
+                          TuningConfig(n_trials=1, validation_days=14, max_users=200, learned_fusion=False))
+    result.learned_fusion = QUICK
+    engine = RecommendationEngine()
+    engine.apply_tuning(result)
+    engine.train(small_dataset)
+    root = engine.save(tmp_path / "model")
+    save = root / (root / "CURRENT").read_text().strip()
+    assert (save / "fusion" / "ranker.txt").read_text() == engine.ranker_  # the booster's text, as trained
+    assert "fusion/ranker.txt" in json.loads((save / "manifest.json").read_text())["files"]
+    for module in (lightgbm, lightgbm.engine, lightgbm.sklearn):
+        monkeypatch.setattr(module, "train", _no_training)
+    loaded = RecommendationEngine.load(root)
+    assert isinstance(loaded.hybrid_, LearnedFusion) and loaded.ranker_ == engine.ranker_
+    users = [str(u) for u in small_dataset.users["user_id"].iloc[:25]]
+    pd.testing.assert_frame_equal(engine.recommend(users, 10), loaded.recommend(users, 10))
+
+
+def test_a_stray_saved_ranker_without_a_learned_fusion_is_refused(small_dataset) -> None:
+    from recsys.serving.engine_config import EngineConfig
+    from recsys.serving.engine_tuning import fit_served_extras
+
+    with pytest.raises(ValueError, match="no learned_fusion"):
+        fit_served_extras(small_dataset, None, EngineConfig(), small_dataset.config.fusion, ranker="tree\n")

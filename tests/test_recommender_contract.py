@@ -30,6 +30,7 @@ from recsys.models.hybrid import HybridRecommender, default_components
 from recsys.models.knn import ItemKNN, UserKNN
 from recsys.models.learned_fusion import LearnedFusion, LearnedFusionConfig, train_ranker
 from recsys.models.realtime import RealtimeRecommender
+from recsys.models.rp3beta import RP3beta, RP3betaConfig
 from recsys.models.svd import PureSVD, SVDConfig
 
 
@@ -67,6 +68,7 @@ FACTORIES = {
     "HybridRecommender": lambda: HybridRecommender(components=default_components),
     "RealtimeRecommender": RealtimeRecommender,
     "EASE": lambda: EASE(EASEConfig(l2=50.0)),
+    "RP3beta": lambda: RP3beta(RP3betaConfig(k=50)),
     "ImplicitALS": lambda: ImplicitALS(ImplicitConfig(factors=8, iterations=3)),
     "ImplicitBPR": lambda: ImplicitBPR(ImplicitConfig(factors=8, iterations=3)),
     "ImplicitItemKNN": lambda: ImplicitItemKNN(ImplicitConfig(neighbours=10)),

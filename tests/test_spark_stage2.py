@@ -48,7 +48,7 @@ from recsys.stage2.artifacts import load_latest  # noqa: E402
 from recsys.stage2.demand import DemandModel, demand_panel  # noqa: E402
 from recsys.stage2.job import BatchConfig, run_batch  # noqa: E402
 from recsys.stage2.seasonality import SeasonalFactors  # noqa: E402
-from recsys.stage2.segmentation import UserSegmentation, user_feature_frame  # noqa: E402
+from recsys.stage2.segmentation import SegmentationConfig, UserSegmentation, user_feature_frame  # noqa: E402
 
 pytestmark = [
     pytest.mark.spark,
@@ -137,7 +137,7 @@ def test_user_features_equal_and_segments_agree(split, spark_input, spark_artifa
     np.testing.assert_array_equal(got["user_id"], reference.index)
     np.testing.assert_allclose(got[names].to_numpy(float), reference.to_numpy(float), rtol=RTOL, atol=1e-12)
 
-    memory = UserSegmentation().fit(train)
+    memory = UserSegmentation(SegmentationConfig(method="kmeans_features")).fit(train)  # the method Spark runs
     segments = spark_artifacts.segments
     np.testing.assert_array_equal(segments["user_id"], memory.labels_.index)
     ari = adjusted_rand_score(memory.labels_.to_numpy(), segments["segment"].to_numpy())

@@ -8,6 +8,7 @@ import pytest
 
 from recsys.data import Dataset
 from recsys.stage2.segmentation import (
+    ALGORITHMS,
     FEATURE_GROUPS,
     SegmentationConfig,
     UserSegmentation,
@@ -40,8 +41,8 @@ def test_summary_has_eight_segments_with_every_field(segmentation: UserSegmentat
     sizes = [s["size"] for s in segments.values()]
     assert sum(sizes) == ci_dataset.n_users and sizes == sorted(sizes, reverse=True)
     info = summary["clustering_info"]
-    assert info["n_clusters"] == 8 and info["algorithm"] == "K-Means"
-    assert info["features_used"] == list(FEATURE_GROUPS.values())
+    assert info["n_clusters"] == 8 and info["algorithm"] == ALGORITHMS[info["method"]]
+    assert info["features_used"][:len(FEATURE_GROUPS)] == list(FEATURE_GROUPS.values())
     assert -1 <= info["silhouette"] <= 1
 
 
@@ -51,7 +52,8 @@ def test_summary_values_match_the_users(segmentation: UserSegmentation, ci_datas
     row = segmentation.summary()["user_segments"]["segment_0"]
     assert row["size"] == len(seg0)
     assert row["avg_age"] == pytest.approx(users.loc[seg0, "age"].mean(), abs=1e-6)
-    assert row["dominant_region"] == users.loc[seg0, "region"].value_counts().idxmax()
+    counts = users.loc[seg0, "region"].value_counts()
+    assert row["dominant_region"] in set(counts.index[counts == counts.max()])  # ties: the configured order
 
 
 def test_features_have_no_ids_and_expected_groups(ci_dataset: Dataset) -> None:
@@ -142,3 +144,31 @@ def test_bad_input(ci_dataset: Dataset, small_dataset: Dataset) -> None:
         UserSegmentation().summary()
     with pytest.raises(TypeError, match="Dataset"):
         UserSegmentation().fit(ci_dataset.users)  # type: ignore[arg-type]
+
+
+def test_auto_serves_the_method_the_blind_rule_chooses(segmentation: UserSegmentation, ci_dataset: Dataset) -> None:
+    from recsys.stage2.segment_methods import METHODS, choose
+
+    table = segmentation.selection_
+    assert list(table["candidate"]) == list(METHODS) and segmentation.method_ == choose(table)
+    info = segmentation.summary()["clustering_info"]
+    assert info["method"] == segmentation.method_ and set(info["selection"]["candidates"]) == set(METHODS)
+    assert info["selection"]["users"] == min(5000, ci_dataset.n_users)
+    fixed = UserSegmentation(SegmentationConfig(method=segmentation.method_)).fit(ci_dataset)
+    pd.testing.assert_series_equal(fixed.labels_, segmentation.labels_)  # the same fit as naming the method
+
+
+@pytest.mark.parametrize("method", ["gmm_features", "kmeans_svd", "kmeans_features_svd"])
+def test_every_method_predicts_its_own_labels_and_keeps_the_summary(ci_dataset: Dataset, method: str) -> None:
+    seg = UserSegmentation(SegmentationConfig(method=method, n_init=2)).fit(ci_dataset)
+    assert seg.selection_ is None and seg.method_ == method and seg.labels_.nunique() <= 8
+    pd.testing.assert_series_equal(seg.predict(ci_dataset), seg.labels_, check_names=False)
+    sizes = [s["size"] for s in seg.summary()["user_segments"].values()]
+    assert sum(sizes) == ci_dataset.n_users and sizes == sorted(sizes, reverse=True)
+
+
+def test_an_unknown_method_is_refused_by_name() -> None:
+    from recsys.validation import ConfigError
+
+    with pytest.raises(ConfigError, match="SegmentationConfig.method"):
+        SegmentationConfig(method="dbscan")

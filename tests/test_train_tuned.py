@@ -26,7 +26,7 @@ def tuned_model(small_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory
 def test_train_tunes_by_default_and_says_what_it_chose(tuned_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tuning = load_model(tuned_model).model_info()["tuning"]
     assert tuning is not None and tuning["n_trials"] == 3
-    assert tuning["collaborative"] in {"ease", "pure_svd"} and tuning["fusion"] in {"learned", "weighted"}
+    assert tuning["collaborative"] in {"ease", "pure_svd", "rp3beta"} and tuning["fusion"] in {"learned", "weighted"}
     assert tuning["best_value"] >= tuning["start_value"]  # the design's settings are the search's first trial
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 
 import pandas as pd
@@ -78,7 +79,9 @@ def test_ease_may_fill_the_collaborative_slot(small_dataset) -> None:
     from recsys.research.tuning import ease_from_params, fit_hybrid_components
 
     result = tune(small_dataset, dataclasses.replace(QUICK, n_trials=4, search_ease=True))
-    assert "collaborative" in result.trials.columns and result.trials["collaborative"].iloc[0] == "pure_svd"
+    slot = result.validation["collaborative_slot"]  # each candidate alone, before the weight search
+    assert "pure_svd" in slot["scores"] and any(label.startswith("ease[") for label in slot["scores"])
+    assert result.params["collaborative"] == slot["chosen"] and (result.ease is not None) == (slot["model"] == "ease")
     assert ease_from_params({"collaborative": "pure_svd"}) is None
     config = ease_from_params({"collaborative": "ease", "ease_l2": 100.0, "ease_half_life": "none"})
     assert config == EASEConfig(l2=100.0, weighting=config.weighting) and config.weighting.half_life_days is None
@@ -146,9 +149,26 @@ def test_ease_above_the_servable_bound_falls_back_to_pure_svd(small_dataset, mon
 def test_the_search_offers_ease_only_where_the_engine_serves_it(small_dataset, monkeypatch) -> None:
     import recsys.models.ease as ease_module
 
-    assert "collaborative" in tune(small_dataset, QUICK).trials.columns  # 150 products: within the bound
+    scores = tune(small_dataset, QUICK).validation["collaborative_slot"]["scores"]
+    assert any(label.startswith("ease[") for label in scores)  # 150 products: within the bound
     monkeypatch.setattr(ease_module, "SERVABLE_MAX_ITEMS", small_dataset.n_products - 1)
-    assert "collaborative" not in tune(small_dataset, QUICK).trials.columns
+    result = tune(small_dataset, QUICK)
+    labels = set(result.validation["collaborative_slot"]["scores"])
+    assert result.config.search_ease is False and not any(label.startswith("ease[") for label in labels)
+    assert any(label.startswith("rp3beta[") for label in labels)  # sparse: offered at any catalogue size
+    no_slot = dataclasses.replace(QUICK, search_rp3beta=False)
+    assert "collaborative_slot" not in tune(small_dataset, no_slot).validation  # PureSVD only: nothing to choose
+
+
+def test_the_slot_keeps_pure_svd_unless_the_gain_is_clear(small_dataset, monkeypatch) -> None:
+    import recsys.research.selection as selection
+
+    real = selection.step_up
+    monkeypatch.setattr(selection, "step_up", lambda a, b, n, s: {**real(a, b, n, s), "above_zero": False})
+    result = tune(small_dataset, QUICK)
+    slot = result.validation["collaborative_slot"]
+    assert slot["chosen"] == "pure_svd" and result.ease is None and result.rp3beta is None
+    assert slot["best"] == max(slot["scores"], key=slot["scores"].get)
 
 
 def test_a_tuned_file_with_ease_and_the_learned_fusion_loads_as_engine_settings(small_dataset, tmp_path) -> None:
@@ -161,3 +181,14 @@ def test_a_tuned_file_with_ease_and_the_learned_fusion_loads_as_engine_settings(
     loaded = load_config_file(write_tuned_config(result, tmp_path / "tuned.toml"))
     assert loaded.engine.ease == result.ease and loaded.engine.learned_fusion == result.learned_fusion
     assert loaded.engine.realtime.knn == result.knn and loaded.engine.batch.svd == result.svd
+
+
+def test_a_tuned_file_with_rp3beta_in_the_slot_loads_as_engine_settings(small_dataset, tmp_path) -> None:
+    from recsys.config_file import load_config_file
+    from recsys.models.rp3beta import RP3betaConfig
+    from recsys.research.tuning import write_tuned_config
+
+    result = tune(small_dataset, dataclasses.replace(QUICK, n_trials=1))
+    result.ease, result.rp3beta = None, RP3betaConfig(alpha=0.8, beta=0.3, k=50)
+    loaded = load_config_file(write_tuned_config(result, tmp_path / "tuned.toml"))
+    assert loaded.engine.rp3beta == result.rp3beta and loaded.engine.ease is None

@@ -48,7 +48,8 @@ def served_parts_on(engine_config: Any, keep: tuple[str, ...] = STRATEGIES) -> A
     def parts_on(dataset: Dataset) -> dict[str, Any]:
         parts = fit_hybrid_components(dataset, engine_config.realtime.knn, engine_config.batch.svd,
                                       ContentRecommender(engine_config.content),
-                                      DemographicRecommender(engine_config.realtime.fallback), ease=engine_config.ease)
+                                      DemographicRecommender(engine_config.realtime.fallback), ease=engine_config.ease,
+                                      rp3beta=engine_config.rp3beta)
         return {s: parts[s] for s in keep}
 
     return parts_on
@@ -109,13 +110,15 @@ def compare_fusions(train: Dataset, served: Any, users: list[str], relevant: pd.
     cfg = served.engine_config
     ranker = served.__dict__.get("ranker_") or engine_ranker(
         train, replace(cfg, learned_fusion=config or cfg.learned_fusion or LearnedFusionConfig()), served.weights)
+    searched = (getattr(served, "tuning_", None) or {}).get("searched_fusion_weights")
+    tuned = FusionWeights(**searched) if searched else served.weights  # the search's best, served or not
     models = {
         "design": HybridRecommender.from_fitted(parts, served.config.fusion, cfg.hybrid),
-        "tuned": HybridRecommender.from_fitted(parts, served.weights, cfg.hybrid),
+        "tuned": HybridRecommender.from_fitted(parts, tuned, cfg.hybrid),
         "learned": LearnedFusion.from_fitted(parts, served.weights, cfg.hybrid, model=ranker),
     }
     per_user = {name: _per_user(model, users, relevant, k) for name, model in models.items()}
-    return FusionComparison(per_user, served.weights, ranker, models)
+    return FusionComparison(per_user, tuned, ranker, models)
 
 
 def ablation(train: Dataset, comparison: FusionComparison, served: Any, users: list[str], relevant: pd.DataFrame,

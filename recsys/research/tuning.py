@@ -8,14 +8,17 @@ components are fitted on the events before that cut and the hybrid's
 history there. Nothing after the data set's ``as_of`` exists for the tuner,
 so the test window is never read.
 
-Search: Optuna's TPE sampler (Bergstra et al. 2011) with a fixed ``seed``
+Search: first the collaborative slot (:mod:`recsys.research.slot_search`:
+PureSVD, EASE where the catalogue has at most
+:data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products, RP3beta; each scored
+alone, PureSVD replaced only on a gain whose paired interval is above zero),
+then Optuna's TPE sampler (Bergstra et al. 2011) with a fixed ``seed``
 (``min(10, n_trials // 3)``, at least 3, random start-up trials), stopped after ``n_trials`` trials or ``budget_seconds`` seconds, whichever
 comes first. Searched: the item k-NN's learned and profile inputs (time-decay
 half-life or none, repeats raw/log/binary, TF-IDF/BM25 weighting), ``k`` and
-shrinkage; the collaborative slot (PureSVD's rank and input, or EASE's
-regularisation and input, where the catalogue has at most
-:data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products); the four fusion
-weights (four uniform draws normalised to sum 1). The first trial is the current configuration, so
+shrinkage; PureSVD's rank and input when it holds the slot; the four fusion
+weights (four uniform draws normalised to sum 1). The first trial is the current configuration
+(with the chosen slot), the second the slot alone (weights 0/1/0/0, a corner uniform draws miss), so
 the search can only keep or improve the validation metric. The search record
 (every trial, the best values, the validation metric of the current and the
 best configuration) is returned as :class:`TuningResult` and kept in the
@@ -46,8 +49,7 @@ from recsys.models.knn import KNNConfig
 from recsys.models.svd import SVDConfig
 from recsys.third_party import import_quietly
 
-__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "choose_fusion", "ease_from_params",
-           "fit_hybrid_components",
+__all__ = ["TuningConfig", "TuningResult", "apply_params", "budget_note", "ease_from_params", "fit_hybrid_components",
            "start_params", "tune", "tune_configs", "tuned_document", "validation_score", "write_tuned_config"]
 
 STRATEGIES = ("knn", "svd", "content", "demographic")
@@ -62,12 +64,14 @@ class TuningConfig:
     types among purchase/cart), ``max_users`` (seeded sample of validation
     users, bounds time), ``search_fusion`` / ``search_knn`` / ``search_svd``;
     ``search_ease``: the collaborative slot may be served by EASE instead of
-    PureSVD (searched with its regularisation and input); None (default):
+    PureSVD (at the regularisations of :data:`~recsys.research.slot_search.EASE_L2`); None (default):
     searched when the catalogue has at most
     :data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products, the bound up to
-    which the engine serves EASE; ``learned_fusion``: after the search,
-    :func:`tune_configs` also trains the LambdaRank fusion and keeps it when
-    it beats the tuned weights on the validation window (:func:`choose_fusion`).
+    which the engine serves EASE; ``search_rp3beta``: RP3beta may serve the
+    slot (:mod:`recsys.models.rp3beta`, sparse: any catalogue; at :data:`~recsys.research.slot_search.RP3_GRID`); ``select``: after the search,
+    :func:`tune_configs` serves the simplest of the design weights, the tuned weights and (with
+    ``learned_fusion``) the LambdaRank fusion whose validation gain is not above zero by a paired
+    interval (:func:`recsys.research.selection.choose_served`); False: the search's best weights.
     Defaults: 24 trials (the binding limit, so a search is reproducible) and
     600 s, a safety cap a search on the thesis profile stays well inside."""
 
@@ -83,7 +87,9 @@ class TuningConfig:
     search_knn: bool = True
     search_svd: bool = True
     search_ease: bool | None = None
+    search_rp3beta: bool = True
     learned_fusion: bool = True
+    select: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.budget_seconds, (int, float)) or not self.budget_seconds > 0:
@@ -120,6 +126,8 @@ class TuningResult:
     ease: Any = None
     learned_fusion: Any = None
     fusion_choice: dict[str, Any] | None = None
+    rp3beta: Any = None
+    searched_weights: FusionWeights | None = None
 
     def info(self) -> dict[str, Any]:
         """JSON-ready summary for ``model_info``."""
@@ -135,11 +143,14 @@ class TuningResult:
             "best_value": self.best_value,
             "best_params": self.params,
             "fusion_weights": self.weights.as_dict(),
+            "searched_fusion_weights": (self.searched_weights or self.weights).as_dict(),
             "design_fusion_weights": self.design_weights.as_dict(),
             "knn": _plain(self.knn),
             "svd": _plain(self.svd),
-            "collaborative": "ease" if self.ease is not None else "pure_svd",
+            "collaborative": ("ease" if self.ease is not None else "rp3beta" if self.rp3beta is not None
+                              else "pure_svd"),
             "ease": _plain(self.ease) if self.ease is not None else None,
+            "rp3beta": _plain(self.rp3beta) if self.rp3beta is not None else None,
             "fusion": "learned" if self.learned_fusion is not None else "weighted",
             "fusion_choice": self.fusion_choice,
             "trials": self.trials.to_dict(orient="records"),
@@ -212,6 +223,11 @@ def ease_from_params(params: Mapping[str, Any]) -> Any:
     return EASEConfig(l2=float(params["ease_l2"]), weighting=Weighting(_half_life(params["ease_half_life"]), "binary"))
 
 
+def _slot_kind(config: Any) -> str:
+    """``rp3beta`` or ``ease``: the component kind of a collaborative-slot configuration."""
+    return "rp3beta" if type(config).__name__ == "RP3betaConfig" else "ease"
+
+
 def _suggest(trial: Any, config: TuningConfig, n_items: int, n_users: int) -> dict[str, Any]:
     p: dict[str, Any] = {}
     if config.search_knn:
@@ -227,11 +243,6 @@ def _suggest(trial: Any, config: TuningConfig, n_items: int, n_users: int) -> di
         p["svd_n_factors"] = trial.suggest_int("svd_n_factors", min(8, top), top, log=True)
         p["svd_half_life"] = trial.suggest_categorical("svd_half_life", _HALF_LIVES)
         p["svd_repeats"] = trial.suggest_categorical("svd_repeats", ("raw", "log", "binary"))
-    if config.search_ease:
-        p["collaborative"] = trial.suggest_categorical("collaborative", ("pure_svd", "ease"))
-        if p["collaborative"] == "ease":
-            p["ease_l2"] = trial.suggest_float("ease_l2", 50.0, 5000.0, log=True)
-            p["ease_half_life"] = trial.suggest_categorical("ease_half_life", _HALF_LIVES)
     if config.search_fusion:
         for s in STRATEGIES:
             p[f"w_{s}"] = trial.suggest_float(f"w_{s}", 0.0, 1.0)
@@ -269,7 +280,10 @@ class _Validation:
 
         key = (kind, config)
         if key not in self._cache:
-            model = (ItemKNN(config) if kind == "knn" else PureSVD(config) if kind == "svd" else EASE(config))
+            from recsys.models.rp3beta import RP3beta
+
+            model = (ItemKNN(config) if kind == "knn" else PureSVD(config) if kind == "svd"
+                     else RP3beta(config) if kind == "rp3beta" else EASE(config))
             model.fit(self.train, self.interactions)
             if len(self._cache) > 16:
                 self._cache.pop(next(iter(self._cache)))
@@ -284,8 +298,13 @@ class _Validation:
             self._cache[key] = PrecomputedScores(self.fixed[name], np.unique(self.rows))
         return self._cache[key]
 
-    def score(self, knn: KNNConfig, svd: SVDConfig, weights: FusionWeights, ease: Any = None) -> float:
-        from recsys.evaluation import metrics as M
+    def score(self, knn: KNNConfig, svd: SVDConfig, weights: FusionWeights, collab: Any = None) -> float:
+        """Mean validation ``metric@k`` of one configuration (:meth:`per_user`)."""
+        return float(self.per_user(knn, svd, weights, collab).mean())
+
+    def per_user(self, knn: KNNConfig, svd: SVDConfig, weights: FusionWeights, collab: Any = None) -> pd.Series:
+        """Validation ``metric@k`` of one configuration per validation user (0 without a hit); ``collab``:
+        an EASE or RP3beta configuration in the collaborative slot (None: PureSVD ``svd``)."""
         from recsys.models.hybrid import HybridRecommender
 
         w = weights.as_dict()
@@ -293,14 +312,19 @@ class _Validation:
         if w["knn"] > 0:
             parts["knn"] = self.component("knn", knn)
         if w["svd"] > 0:
-            parts["svd"] = self.component("ease", ease) if ease is not None else self.component("svd", svd)
+            parts["svd"] = self.component(_slot_kind(collab), collab) if collab is not None else self.component("svd", svd)
         for name in ("content", "demographic"):
             if w[name] > 0:
                 parts[name] = self.fixed_component(name)
-        hybrid = HybridRecommender.from_fitted(parts, weights, self.hybrid_config)
-        recs = hybrid.recommend(self.users, n=self.config.k, exclude_purchased=True)
+        return self.metric_of(HybridRecommender.from_fitted(parts, weights, self.hybrid_config))
+
+    def metric_of(self, model: Any) -> pd.Series:
+        """``model``'s validation ``metric@k`` per validation user (0 without a hit)."""
+        from recsys.evaluation import metrics as M
+
+        recs = model.recommend(self.users, n=self.config.k, exclude_purchased=True)
         per_user = M.ranking_metrics_per_user(recs[["user_id", "product_id", "rank"]], self.relevant, self.config.k)
-        return float(per_user[self.config.metric].reindex(pd.Index(self.users)).fillna(0.0).mean())
+        return per_user[self.config.metric].reindex(pd.Index(self.users)).fillna(0.0)
 
 
 def validation_score(dataset: Dataset, knn: KNNConfig, svd: SVDConfig, weights: FusionWeights,
@@ -349,12 +373,20 @@ def tune(
     problem = _Validation(dataset, config, content or ContentRecommender(), demographic or DemographicRecommender(),
                           hybrid_config or HybridConfig())
     n_users, n_items = problem.interactions.shape
+    slot = None
+    if config.search_ease or config.search_rp3beta:  # the slot first, each candidate alone (slot_search)
+        from recsys.research.slot_search import choose_slot
+
+        slot = choose_slot(problem, knn, svd, bool(config.search_ease), config.search_rp3beta)
+        if slot["config"] is not None:
+            config = dataclasses.replace(config, search_svd=False)  # PureSVD is not in the slot: nothing to tune
+    collab = slot["config"] if slot else None
 
     def objective(trial: Any) -> float:
         t0 = time.perf_counter()
         params = _suggest(trial, config, n_items, n_users)
         k_cfg, s_cfg, w = apply_params(params, knn, svd, weights)
-        value = problem.score(k_cfg, s_cfg, w, ease_from_params(params))
+        value = problem.score(k_cfg, s_cfg, w, collab)
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         return value
 
@@ -362,10 +394,10 @@ def tune(
     startup = max(3, min(10, config.n_trials // 3))  # Optuna's default 10 random trials, fewer for small caps
     sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    first = start_params(knn, svd, weights)
-    if config.search_ease:
-        first["collaborative"] = "pure_svd"
-    study.enqueue_trial({k: v for k, v in first.items() if _searched(k, config)})
+    first = {k: v for k, v in start_params(knn, svd, weights).items() if _searched(k, config)}
+    study.enqueue_trial(first)
+    if config.search_fusion:  # the corner uniform draws almost never reach: the collaborative slot alone
+        study.enqueue_trial({**first, "w_knn": 0.0, "w_svd": 1.0, "w_content": 0.0, "w_demographic": 0.0})
     remaining = config.budget_seconds - (time.perf_counter() - started)
     callbacks = [lambda study, trial: on_trial(study, trial)] if on_trial is not None else None
     study.optimize(objective, n_trials=config.n_trials, timeout=max(remaining, 1e-3), gc_after_trial=False,
@@ -379,10 +411,13 @@ def tune(
     validation = {"cut": str(split.cut), "end": str(split.end), "days": config.validation_days,
                   "users": len(problem.users), "relevant_pairs": len(problem.relevant),
                   "train_events": int(len(problem.train.events)), "max_event_time": str(dataset.events["timestamp"].max())}
-    return TuningResult(params=dict(best.params), knn=best_knn, svd=best_svd, weights=best_w,
-                        best_value=float(best.value), start_value=start_value, trials=trials,
-                        validation=validation, config=config, seconds=time.perf_counter() - started,
-                        design_weights=dataset.config.fusion, ease=ease_from_params(best.params))
+    if slot is not None:
+        validation["collaborative_slot"] = {k: v for k, v in slot.items() if k != "config"}
+    return TuningResult(params={**best.params, **({"collaborative": slot["chosen"]} if slot else {})}, knn=best_knn,
+                        svd=best_svd, weights=best_w, best_value=float(best.value), start_value=start_value,
+                        trials=trials, validation=validation, config=config, seconds=time.perf_counter() - started,
+                        design_weights=dataset.config.fusion, ease=collab if slot and slot["model"] == "ease" else None,
+                        rp3beta=collab if slot and slot["model"] == "rp3beta" else None)
 
 
 def _searched(name: str, config: TuningConfig) -> bool:
@@ -390,8 +425,6 @@ def _searched(name: str, config: TuningConfig) -> bool:
         return config.search_knn
     if name.startswith("svd_"):
         return config.search_svd
-    if name == "collaborative":
-        return config.search_ease
     return config.search_fusion if name.startswith("w_") else False
 
 
@@ -408,8 +441,8 @@ def tune_configs(dataset: Dataset, engine_config: Any, weights: FusionWeights,
     """The search ``engine.train(dataset, tune=True)`` runs: from the engine's
     settings (``engine_config``: an :class:`~recsys.serving.engine_config.EngineConfig`,
     ``weights``) on a validation window of ``dataset`` (the data the engine is
-    about to be trained on, nothing later), then, with ``config.learned_fusion``,
-    :func:`choose_fusion`; the engine applies the result. ``on_trial(study,
+    about to be trained on, nothing later), then, with ``config.select``,
+    :func:`~recsys.research.selection.choose_served`; the engine applies the result. ``on_trial(study,
     trial)``: called after every trial (progress lines)."""
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
@@ -420,55 +453,20 @@ def tune_configs(dataset: Dataset, engine_config: Any, weights: FusionWeights,
                   content=ContentRecommender(cfg.content), demographic=DemographicRecommender(cfg.realtime.fallback),
                   hybrid_config=cfg.hybrid, on_trial=on_trial)
     result.design_weights = dataset.config.fusion
-    if config.learned_fusion:
+    if config.select:
+        from recsys.models.learned_fusion import LearnedFusionConfig
+        from recsys.research.selection import choose_served
+
         tuned = dataclasses.replace(cfg, realtime=dataclasses.replace(cfg.realtime, knn=result.knn),
-                                    batch=dataclasses.replace(cfg.batch, svd=result.svd), ease=result.ease)
+                                    batch=dataclasses.replace(cfg.batch, svd=result.svd), ease=result.ease,
+                                    rp3beta=result.rp3beta)
         started = time.perf_counter()
-        result.fusion_choice = choose_fusion(dataset, tuned, result.weights, config)
+        result.fusion_choice = choose_served(dataset, tuned, result.weights, weights, config)
         result.seconds += time.perf_counter() - started
+        result.searched_weights, result.weights = result.weights, FusionWeights(**result.fusion_choice["weights"])
         if result.fusion_choice["chosen"] == "learned":
-            result.learned_fusion = _fusion_config(config)
+            result.learned_fusion = LearnedFusionConfig(seed=config.seed, validation_days=float(config.validation_days))
     return result
-
-
-def _fusion_config(config: TuningConfig) -> Any:
-    from recsys.models.learned_fusion import LearnedFusionConfig
-
-    return LearnedFusionConfig(seed=config.seed, validation_days=float(config.validation_days))
-
-
-def choose_fusion(dataset: Dataset, engine_config: Any, weights: FusionWeights, config: TuningConfig) -> dict[str, Any]:
-    """Learned or weighted fusion, decided on the validation window of
-    ``dataset`` (the tuner's, ``[as_of - d, as_of)``): the strategies (the
-    engine's settings) are fitted before it, the ranker is trained on the
-    window before that (``[as_of - 2d, as_of - d)``, :func:`~recsys.models.learned_fusion.train_ranker`),
-    and both fusions over the same strategies are scored on the window
-    (``metric@k``, the tuner's users). ``"learned"`` when its mean is higher."""
-    from recsys.evaluation import metrics as M
-    from recsys.evaluation.comparison import sample_users
-    from recsys.evaluation.split import validation_split
-    from recsys.models.hybrid import HybridRecommender
-    from recsys.models.learned_fusion import LearnedFusion, train_ranker
-    from recsys.research.fusion_study import served_parts_on
-
-    kinds = config.relevant_events or tuple(
-        t for t in ("purchase", "cart") if t in set(dataset.events["event_type"].unique())) or ("purchase",)
-    split = validation_split(dataset, config.validation_days, relevant_events=kinds)
-    users = sample_users(split.warm_users, config.max_users, config.seed)
-    relevant = split.relevant[split.relevant["user_id"].isin(users)]
-    parts_on = served_parts_on(engine_config)
-    ranker = train_ranker(split.train, parts_on, weights, engine_config.hybrid, _fusion_config(config), kinds)
-    parts = parts_on(split.train)
-    models = {"weighted": HybridRecommender.from_fitted(parts, weights, engine_config.hybrid),
-              "learned": LearnedFusion.from_fitted(parts, weights, engine_config.hybrid, model=ranker.model)}
-    values = {}
-    for name, model in models.items():
-        recs = model.recommend(users, n=config.k)[["user_id", "product_id", "rank"]]
-        per_user = M.ranking_metrics_per_user(recs, relevant, config.k)
-        values[name] = float(per_user[config.metric].reindex(pd.Index(users)).fillna(0.0).mean())
-    return {"metric": f"{config.metric}@{config.k}", "validation_cut": str(split.cut), "users": len(users),
-            "ranker_cut": ranker.cut, "ranker_queries": ranker.queries, **values,
-            "chosen": "learned" if values["learned"] > values["weighted"] else "weighted"}
 
 
 def _toml_table(value: Any) -> Any:
@@ -488,12 +486,14 @@ def tuned_document(result: TuningResult) -> dict[str, Any]:
     """The tuned settings as a configuration document (:mod:`recsys.config_file`
     format, so ``--config`` reads it): ``[fusion]`` (the
     :class:`~recsys.config.RecsysConfig` table) and ``[engine.realtime.knn]``,
-    ``[engine.batch.svd]``, plus ``[engine.ease]`` / ``[engine.learned_fusion]``
+    ``[engine.batch.svd]``, plus ``[engine.ease]`` / ``[engine.rp3beta]`` / ``[engine.learned_fusion]``
     when the search chose them (:class:`~recsys.serving.engine_config.EngineConfig`
     fields by name)."""
     engine: dict[str, Any] = {"realtime": {"knn": _toml_table(result.knn)}, "batch": {"svd": _toml_table(result.svd)}}
     if result.ease is not None:
         engine["ease"] = _toml_table(result.ease)
+    if result.rp3beta is not None:
+        engine["rp3beta"] = _toml_table(result.rp3beta)
     if result.learned_fusion is not None:
         engine["learned_fusion"] = _toml_table(result.learned_fusion)
     return {"fusion": result.weights.as_dict(), "engine": engine}
@@ -550,11 +550,13 @@ def tune_main(args: Any) -> int:
 
 def fit_hybrid_components(train: Dataset, knn: KNNConfig | None = None, svd: SVDConfig | None = None,
                           content: Any = None, demographic: Any = None,
-                          interactions: Interactions | None = None, ease: Any = None) -> dict[str, Any]:
+                          interactions: Interactions | None = None, ease: Any = None,
+                          rp3beta: Any = None) -> dict[str, Any]:
     """The four hybrid strategies fitted on ``train`` with the given settings
     (defaults: the configured ones; ``content``/``demographic``: unfitted
     models, or already fitted ones, which are used as they are; ``ease``: an
-    :class:`~recsys.models.ease.EASEConfig` serves the collaborative slot instead of PureSVD)."""
+    :class:`~recsys.models.ease.EASEConfig` or ``rp3beta``: an :class:`~recsys.models.rp3beta.RP3betaConfig`
+    serves the collaborative slot instead of PureSVD)."""
     from recsys.models.content import ContentRecommender
     from recsys.models.demographic import DemographicRecommender
     from recsys.models.ease import EASE
@@ -564,7 +566,10 @@ def fit_hybrid_components(train: Dataset, knn: KNNConfig | None = None, svd: SVD
     interactions = interactions or Interactions.from_dataset(train)
     content = content if content is not None else ContentRecommender()
     demographic = demographic if demographic is not None else DemographicRecommender()
-    collaborative = EASE(ease) if ease is not None else PureSVD(svd or SVDConfig())
+    from recsys.models.rp3beta import RP3beta
+
+    collaborative = (EASE(ease) if ease is not None else RP3beta(rp3beta) if rp3beta is not None
+                     else PureSVD(svd or SVDConfig()))
     parts = {"knn": ItemKNN(knn or KNNConfig()), "svd": collaborative,
              "content": content, "demographic": demographic}
     for model in parts.values():

@@ -28,8 +28,8 @@ worker); model directories: :mod:`recsys.serving.model_dir`.
 
 Models are shared, never refitted twice: the Stage 1 real-time recommender's
 item k-NN and demographic models are the hybrid's ``knn`` and ``demographic`` strategies; Stage 2's PureSVD
-gives the deals their affinities and fills the hybrid's ``svd`` slot unless tuning chose EASE there and the
-catalogue fits (``EngineConfig.ease``); the content model gives "similar to viewed".
+gives the deals their affinities and fills the hybrid's ``svd`` slot unless tuning chose RP3beta or EASE there
+(``EngineConfig.rp3beta`` / ``.ease``, EASE where the catalogue fits); the content model gives "similar to viewed".
 
 Stage 2 runs as the batch job of :mod:`recsys.stage2.job` (called from :mod:`recsys.serving.engine_batch`
 only); the engine serves from the artifact set it published (into ``artifacts_dir``, or a temporary directory),
@@ -101,7 +101,7 @@ from recsys.serving.engine_batch import STAGE_NAMES, PreparedBatch, Stage2Jobs, 
 from recsys.serving.engine_config import EngineConfig, configs_from_json, configs_to_json
 from recsys.serving.engine_live import LiveUpdates
 from recsys.serving.engine_store import ENGINE_FORMAT_VERSION, EngineFormatError, read_state, write_state
-from recsys.serving.engine_tuning import collaborative_slot, fit_served_extras, tune_configs, tuned_settings
+from recsys.serving.engine_tuning import collaborative_choice, fit_served_extras, tune_configs, tuned_settings
 from recsys.serving.stage2_state import Stage2State
 from recsys.validation import InvalidRequest
 
@@ -210,8 +210,8 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         """Use a search's result (:class:`recsys.research.tuning.TuningResult`) for the next :meth:`train`."""
         self.engine_config, self.weights, self.tuning_ = tuned_settings(self.engine_config, result)
 
-    def _fit_models(self, dataset: Dataset) -> None:
-        """Stage 1, the content model and the per-request lookups (everything but Stage 2)."""
+    def _fit_models(self, dataset: Dataset, ranker: str | None = None) -> None:
+        """Stage 1, the content model, the lookups (not Stage 2); ``ranker``: a saved fusion model, not retrained."""
         cfg = self.engine_config
         interactions = Interactions.from_dataset(dataset)
         self.dataset_, self.interactions_ = dataset, interactions
@@ -219,7 +219,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         self._timestamp = iso_utc(dataset.as_of)
         self.realtime_ = RealtimeRecommender(cfg.realtime).fit(dataset, interactions)
         self.content_ = ContentRecommender(cfg.content).fit(dataset, interactions)
-        self.ease_, self.ranker_ = fit_served_extras(dataset, interactions, cfg, self.weights)  # None: not served
+        self.ease_, self.ranker_ = fit_served_extras(dataset, interactions, cfg, self.weights, ranker)  # None: unused
         # Stage 1's product columns -> catalogue columns (the same order today; mapped, not assumed)
         self._realtime_cols = interactions.product_index(self.realtime_.history_.product_ids)
         self._row_of = {u: i for i, u in enumerate(interactions.user_ids)}
@@ -473,7 +473,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         self._check_trained()
         serving = self._serving
         return {"hybrid": serving.hybrid, "realtime": self.realtime_, "knn": self.realtime_.knn_, "svd": serving.stage2.svd,
-                "content": self.content_, "demographic": self.realtime_.fallback_, **({"ease": self.ease_} if self.ease_ else {})}
+                "content": self.content_, "demographic": self.realtime_.fallback_, **({self.ease_.name: self.ease_} if self.ease_ else {})}
 
     def recommend(self, user_ids: Sequence[str] | str, n: int = 10, strategy: str = "hybrid",
                   exclude_purchased: bool = True) -> pd.DataFrame:
@@ -506,7 +506,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
                 "realtime": {"class": type(self.realtime_).__name__, "neighbours": self.realtime_.config.neighbours,
                              "k": self.realtime_.config.knn.k, "min_history": self.realtime_.config.min_history},
                 "content": {"class": "ContentRecommender", **self.content_.config.__dict__},
-                "stage2": serving.stage2.info(), "collaborative": collaborative_slot(self.engine_config.ease, ds.n_products),
+                "stage2": serving.stage2.info(), "collaborative": collaborative_choice(self.engine_config, ds.n_products),
                 "hybrid": serving.hybrid.describe(),
             },
             "fit_seconds": round(getattr(self, "fit_seconds_", float("nan")), 3),
@@ -558,7 +558,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
                 "tuning": jsonable(getattr(self, "tuning_", None))}
         return write_state(path, config_json=configs_to_json(self.config, self.engine_config, self.weights), dataset=self.dataset_,
                            artifacts=self.stage2_.artifacts, history=self.realtime_.history_.snapshot(),
-                           new_user_segments=self.realtime_.new_user_segment_, info=info)
+                           new_user_segments=self.realtime_.new_user_segment_, info=info, ranker=self.ranker_)
 
     @classmethod
     def load(cls, path: str | Path, clock: Callable[[], float] = time.monotonic,
@@ -582,7 +582,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         _, engine_config, weights = configs
         engine = cls(stored.dataset.config, engine_config, weights, artifacts_dir, clock, now)
         with engine._lock:
-            engine._fit_models(stored.dataset)
+            engine._fit_models(stored.dataset, stored.ranker)
             fitted = engine.realtime_.history_
             history = stored.history
             n_fitted = len(engine.interactions_.user_ids)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from recsys.config import FusionWeights, RecsysConfig
+from recsys.config import ConfigError, FusionWeights, RecsysConfig
 from recsys.deals.deal_types import DealRules
 from recsys.deals.experiment import ExperimentConfig
 from recsys.deals.exploration import ExplorationConfig
@@ -14,6 +14,7 @@ from recsys.models.ease import EASEConfig
 from recsys.models.hybrid import HybridConfig
 from recsys.models.learned_fusion import LearnedFusionConfig
 from recsys.models.realtime import RealtimeConfig
+from recsys.models.rp3beta import RP3betaConfig
 from recsys.serialization import config_from_json, config_roundtrip, config_to_json
 from recsys.stage2.job import BatchConfig
 from recsys.validation import check_ints
@@ -33,7 +34,9 @@ class EngineConfig:
     collaborative slot; an :class:`~recsys.models.ease.EASEConfig` serves EASE
     there instead (fitted at train time, catalogues up to
     :data:`~recsys.models.ease.SERVABLE_MAX_ITEMS` products; above it the slot
-    falls back to PureSVD and ``model_info`` says so). Stage 2's PureSVD still
+    falls back to PureSVD and ``model_info`` says so). ``rp3beta``: an
+    :class:`~recsys.models.rp3beta.RP3betaConfig` serves RP3beta there instead
+    (sparse, any catalogue size; at most one of ``ease`` and ``rp3beta``). Stage 2's PureSVD still
     gives the deals their affinities either way. ``learned_fusion``: None
     (default) serves the weighted fusion; a
     :class:`~recsys.models.learned_fusion.LearnedFusionConfig` serves the
@@ -51,9 +54,12 @@ class EngineConfig:
     realtime_latency_target: str = "< 100ms"
     ease: EASEConfig | None = None
     learned_fusion: LearnedFusionConfig | None = None
+    rp3beta: RP3betaConfig | None = None
 
     def __post_init__(self) -> None:
         check_ints(self, "similar_seed_items")
+        if self.ease is not None and self.rp3beta is not None:
+            raise ConfigError("EngineConfig: the collaborative slot holds one model: set ease or rp3beta, not both")
 
 
 _KINDS = {"config": RecsysConfig, "engine_config": EngineConfig, "weights": FusionWeights}

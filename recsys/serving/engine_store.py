@@ -11,6 +11,7 @@ Layout (format version 3) of ``RecommendationEngine.save(root)``::
         stage2/v000007/       the served Stage 2 artifact set (parquet + JSON, ``recsys.stage2.job``)
         live/matrix.npz       Stage 1 live history (``scipy.sparse.save_npz``), bought.npz,
         live/changed.npy      rows changed since the fit, users.json (row order), segments.json
+        fusion/ranker.txt     the learned fusion's LightGBM text model, when the engine serves it
 
 Nothing is pickled: arrays are ``.npy``/``.npz`` read with
 ``allow_pickle=False``, frames parquet, the rest JSON. :func:`read_state`
@@ -19,7 +20,9 @@ file's sha256 *before* reading any of them, and refuses anything else with
 :class:`EngineFormatError`. Stage 1 and the content model are not stored:
 they are deterministic functions of the data and the configuration and are
 refitted on load (the Stage 2 artifacts, the live history and the new
-users' segments are restored as saved). Surprise models are not part of the
+users' segments are restored as saved). The learned fusion's ranker is
+saved as LightGBM's text model (``Booster.model_to_string``, not code) and
+loaded as it is, never retrained on load. Surprise models are not part of the
 serving state and are never saved here.
 
 Publication follows :mod:`recsys.stage2.publish`: a save is written into a private
@@ -64,7 +67,8 @@ _ALLOWED = re.compile(
     r"^(config\.json"
     r"|data/[A-Za-z0-9_]+\.(parquet|json)"
     r"|stage2/v\d{6,}/[A-Za-z0-9_]+\.(parquet|json)"
-    r"|live/(matrix\.npz|bought\.npz|changed\.npy|users\.json|segments\.json))$"
+    r"|live/(matrix\.npz|bought\.npz|changed\.npy|users\.json|segments\.json)"
+    r"|fusion/ranker\.txt)$"
 )
 
 
@@ -93,6 +97,8 @@ class StoredEngine:
     artifacts: BatchArtifacts
     history: HistorySnapshot
     new_user_segments: dict[str, int]
+    ranker: str | None = None
+    """The learned fusion's LightGBM text model; None when the engine serves the weighted fusion."""
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -100,8 +106,10 @@ def _write_json(path: Path, payload: Any) -> None:
 
 
 def write_state(root: str | Path, *, config_json: Mapping[str, Any], dataset: Dataset, artifacts: BatchArtifacts,
-                history: HistorySnapshot, new_user_segments: Mapping[str, int], info: Mapping[str, Any]) -> Path:
-    """Publish one save under ``root`` (see the module docstring); returns ``root``."""
+                history: HistorySnapshot, new_user_segments: Mapping[str, int], info: Mapping[str, Any],
+                ranker: str | None = None) -> Path:
+    """Publish one save under ``root`` (see the module docstring); returns ``root``.
+    ``ranker``: the learned fusion's LightGBM text model, saved as ``fusion/ranker.txt``."""
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise ValueError(f"save path {root} exists and is not a directory")
@@ -120,6 +128,9 @@ def write_state(root: str | Path, *, config_json: Mapping[str, Any], dataset: Da
         np.save(live / "changed.npy", np.asarray(state.compacted, dtype=np.int64), allow_pickle=False)
         _write_json(live / "users.json", [str(u) for u in state.base_ids])
         _write_json(live / "segments.json", {str(k): int(v) for k, v in new_user_segments.items()})
+        if ranker is not None:
+            (tmp / "fusion").mkdir()
+            (tmp / "fusion" / "ranker.txt").write_text(ranker)
         files = {}
         for file in sorted(p for p in tmp.rglob("*") if p.is_file()):
             publish.fsync_file(file)
@@ -204,6 +215,7 @@ def _read_version(path: Path, recsys_config: Callable[[dict[str, Any]], RecsysCo
         changed = np.load(live / "changed.npy", allow_pickle=False).astype(np.int64)
         users = json.loads((live / "users.json").read_text())
         segments = json.loads((live / "segments.json").read_text())
+        ranker = (path / "fusion" / "ranker.txt").read_text() if "fusion/ranker.txt" in manifest["files"] else None
     except EngineFormatError:
         raise
     except FileNotFoundError:
@@ -219,7 +231,7 @@ def _read_version(path: Path, recsys_config: Callable[[dict[str, Any]], RecsysCo
     base_ids = pd.Index(users, dtype=object, name="user_id")
     history = HistorySnapshot(matrix, bought, base_ids, {}, {}, int(manifest["n_fitted_users"]), changed)
     return StoredEngine(path, manifest, config_json, dataset, artifacts, history,
-                        {str(k): int(v) for k, v in segments.items()})
+                        {str(k): int(v) for k, v in segments.items()}, ranker)
 
 
 def read_state(root: str | Path, recsys_config: Callable[[dict[str, Any]], RecsysConfig]) -> StoredEngine:

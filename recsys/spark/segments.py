@@ -11,6 +11,13 @@ seed) and segments renumbered by decreasing size. The summary is the one
 aggregates per segment. The silhouette is scikit-learn's on a fixed sample
 of ``silhouette_sample`` users (by a seeded hash of the user id).
 
+Where it differs from the in-memory Stage 2 (:mod:`recsys.stage2.segmentation`):
+it always clusters the features (the method ``kmeans_features``); it neither
+runs the persona-blind choice (``SegmentationConfig.method="auto"``, which on
+the thesis profile picks K-Means on features + PureSVD user factors) nor builds
+the PureSVD embedding, whatever ``method`` says; ``clustering_info`` says so
+(``method``, ``note``).
+
 Not bit-identical to the in-memory K-Means: MLlib has no ``n_init``
 restarts and initialises with k-means||, so the partition can differ where
 clusters are not well separated; the tests bound the disagreement by the
@@ -190,6 +197,9 @@ def _summary(users: Any, labels: Any, config: RecsysConfig, segmentation: Segmen
         "clustering_info": {
             "n_clusters": segmentation.n_clusters,
             "algorithm": UserSegmentation.algorithm,
+            "method": "kmeans_features",
+            "note": "the Spark path clusters the features only; the in-memory Stage 2 serves the persona-blind "
+                    f"choice (configured method {segmentation.method!r})",
             "features_used": [FEATURE_GROUPS[g] for g in groups],
             "feature_columns": names,
             "silhouette": round(silhouette, 6) if not math.isnan(silhouette) else silhouette,

@@ -61,7 +61,7 @@ def _step_svd(dataset: Dataset, interactions: Interactions, config: BatchConfig)
 
 
 def _step_segments(dataset: Dataset, interactions: Interactions, config: BatchConfig) -> dict[str, Any]:
-    seg = UserSegmentation(config.segmentation).fit(dataset)
+    seg = UserSegmentation(config.segmentation).fit(dataset, interactions)
     segments = pd.DataFrame({"user_id": np.asarray(seg.labels_.index, object), "segment": seg.labels_.to_numpy()})
     return {
         "frames": {"segments": segments},

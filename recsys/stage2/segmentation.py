@@ -1,4 +1,4 @@
-"""Stage 2 user segmentation: K-Means on standardized behavioural features.
+"""Stage 2 user segmentation: standardized behavioural features, clustered by the persona-blind choice.
 
 Features per user (never an id or a name), in groups:
 
@@ -19,10 +19,17 @@ group's columns by ``sqrt(w_g / n_g)`` (``n_g`` columns, weight ``w_g``,
 default 1), giving every group the same total variance; it is an option,
 reported as an ablation, not the default.
 
-K-Means (``n_init`` restarts, fixed ``random_state``) then clusters the rows;
-segments are renumbered by decreasing size (ties: centroid order) so that
-``segment_0`` is the largest. Agreement with the hidden personas of
-synthetic data is measured only in :func:`persona_agreement`, never in fitting.
+The rows are then clustered by ``SegmentationConfig.method``, one of
+:data:`~recsys.stage2.segment_methods.METHODS` (K-Means or a Gaussian mixture
+on the features, K-Means on PureSVD user factors, or on both), or ``"auto"``
+(the default): the method the persona-blind rule of
+:mod:`recsys.stage2.segment_methods` picks (stability, then silhouette; the
+rule of notebook 04's comparison, measured here on a seeded sample of at most
+``selection_sample`` users); the choice and its table are reported in
+``clustering_info``. Segments are renumbered by decreasing size (ties:
+centroid order) so that ``segment_0`` is the largest. Agreement with the
+hidden personas of synthetic data is measured only in
+:func:`persona_agreement`, never in fitting.
 """
 
 from __future__ import annotations
@@ -66,9 +73,19 @@ FEATURE_GROUPS: dict[str, str] = {
 """Feature group -> the description reported in ``clustering_info['features_used']``."""
 
 
+ALGORITHMS = {"kmeans_features": "K-Means", "gmm_features": "Gaussian mixture (diagonal)",
+              "kmeans_svd": "K-Means", "kmeans_features_svd": "K-Means"}
+"""Segmentation method -> the ``algorithm`` reported in ``clustering_info`` (the seed's field; the input
+space is ``method`` and ``features_used``)."""
+
+
 @dataclass(frozen=True)
 class SegmentationConfig:
-    """K-Means segmentation settings (SPEC: 8 segments)."""
+    """Segmentation settings (SPEC: 8 segments). ``method``: ``"auto"`` (the
+    persona-blind choice, module docstring) or one of
+    :data:`~recsys.stage2.segment_methods.METHODS`; ``svd_rank``: rank of the
+    behaviour embedding; ``selection_seeds`` / ``selection_sample``: seeds and
+    users (seeded sample) the ``auto`` choice measures stability on."""
 
     n_clusters: int = 8
     n_init: int = 10
@@ -76,9 +93,17 @@ class SegmentationConfig:
     group_balance: bool = False
     group_weights: Mapping[str, float] = field(default_factory=dict)
     silhouette_sample: int = 5000
+    method: str = "auto"
+    svd_rank: int = 16
+    selection_seeds: int = 3
+    selection_sample: int = 5000
 
     def __post_init__(self) -> None:
-        check_ints(self, "n_init", "silhouette_sample")
+        check_ints(self, "n_init", "silhouette_sample", "svd_rank", "selection_sample")
+        check_ints(self, "selection_seeds", low=2)
+        if self.method != "auto" and self.method not in ALGORITHMS:
+            raise ConfigError(f"SegmentationConfig.method must be 'auto' or one of {list(ALGORITHMS)}, "
+                              f"got {self.method!r}")
         check_ints(self, "n_clusters", low=2)
         object.__setattr__(self, "group_weights", dict(self.group_weights))
         unknown = sorted(set(self.group_weights) - set(FEATURE_GROUPS))
@@ -139,20 +164,25 @@ def user_feature_frame(dataset: Dataset) -> tuple[pd.DataFrame, dict[str, list[s
 
 
 class UserSegmentation:
-    """K-Means segments of users (see the module docstring for the features).
+    """Segments of users (see the module docstring for the features and the method).
 
     Learned state: ``labels_`` (Series user_id -> segment), ``features_``
-    (raw features), ``scaler_``, ``kmeans_``, ``feature_groups_``,
-    ``n_imputed_`` (missing values filled per column), ``silhouette_``.
+    (raw features), ``scaler_``, ``method_`` (the method fitted), ``model_``
+    (its estimator), ``selection_`` (the ``auto`` choice's table, else None),
+    ``spaces_``, ``feature_groups_``, ``n_imputed_`` (missing values filled
+    per column), ``silhouette_`` (in the method's space), ``inertia_``.
     """
 
     algorithm = "K-Means"
+    """The algorithm of ``method="kmeans_features"`` (the Spark path's)."""
 
     def __init__(self, config: SegmentationConfig | None = None) -> None:
         self.config = config or SegmentationConfig()
 
     # -- fitting --------------------------------------------------------------
-    def fit(self, dataset: Dataset) -> UserSegmentation:
+    def fit(self, dataset: Dataset, interactions: Any = None) -> UserSegmentation:
+        """Features, the method (``auto``: the blind choice) and its segments; ``interactions``: the
+        data set's shared matrix when already built (the SVD embedding reuses it)."""
         if not isinstance(dataset, Dataset):
             raise TypeError(f"fit expects a recsys Dataset, got {type(dataset).__name__}")
         k = self.config.n_clusters
@@ -166,14 +196,37 @@ class UserSegmentation:
         self.scaler_ = StandardScaler().fit(raw.fillna(self.fill_values_).to_numpy())
         self.column_weights_ = self._column_weights(groups, list(raw.columns))
         X = self.transform_features(raw)
-        self.kmeans_ = KMeans(n_clusters=k, n_init=self.config.n_init, random_state=self.config.random_state).fit(X)
-        labels, self.centers_ = relabel_by_size(self.kmeans_.labels_, self.kmeans_.cluster_centers_)
-        self.labels_ = pd.Series(labels, index=raw.index, name="segment")
+        self._fit_method(dataset, X, raw.index, interactions)
         self.users_ = dataset.user_features().set_index("user_id")
         self.data_config_ = dataset.config
-        self.inertia_ = float(self.kmeans_.inertia_)
-        self.silhouette_ = _silhouette(X, labels, self.config.silhouette_sample, self.config.random_state)
         return self
+
+    def _fit_method(self, dataset: Dataset, X: np.ndarray, index: pd.Index, interactions: Any) -> None:
+        """Choose the method (``auto``: the blind rule on a sample), cluster, renumber by size."""
+        from recsys.stage2 import segment_methods as sm
+
+        cfg, k, seed = self.config, self.config.n_clusters, self.config.random_state
+        needs_svd = cfg.method == "auto" or cfg.method.endswith("svd")
+        self.spaces_ = sm.embed(dataset, X, index, cfg.svd_rank if needs_svd else None, seed, interactions)
+        self.method_, self.selection_ = cfg.method, None
+        if cfg.method == "auto":
+            rows = np.sort(np.random.default_rng(seed).permutation(len(index))[:cfg.selection_sample])
+            sample = sm.Spaces(X[rows], self.spaces_.svd[rows], self.spaces_.scales, None, index[rows])
+            self.selection_, _ = sm.measure(sample, sm.METHODS, k, cfg.selection_seeds, seed, cfg.n_init,
+                                            cfg.silhouette_sample)
+            self.method_ = sm.choose(self.selection_)
+        x = self.spaces_.space(self.method_)
+        self.model_ = sm.cluster(self.method_, x, k, seed, cfg.n_init)
+        raw_labels = self.model_.predict(x)
+        centers = np.vstack([x[raw_labels == c].mean(axis=0) if (raw_labels == c).any() else np.zeros(x.shape[1])
+                             for c in range(k)])
+        order = np.lexsort((np.arange(k), -np.bincount(raw_labels, minlength=k)))  # as relabel_by_size
+        self.new_of_old_ = np.empty(k, dtype=np.int64)
+        self.new_of_old_[order] = np.arange(k)
+        labels, self.centers_ = self.new_of_old_[raw_labels], centers[order]
+        self.labels_ = pd.Series(labels, index=index, name="segment")
+        self.inertia_ = float(((x - self.centers_[labels]) ** 2).sum())
+        self.silhouette_ = _silhouette(x, labels, cfg.silhouette_sample, seed)
 
     def _column_weights(self, groups: dict[str, list[str]], columns: list[str]) -> np.ndarray:
         weights = pd.Series(1.0, index=columns)
@@ -195,15 +248,18 @@ class UserSegmentation:
         return self.transform_features(self.features_)
 
     def predict(self, dataset: Dataset) -> pd.Series:
-        """Segment of every user of ``dataset`` (nearest fitted centroid)."""
-        self._check_fitted("kmeans_")
+        """Segment of every user of ``dataset`` (the fitted estimator in the fitted
+        method's space: nearest centroid for K-Means, most likely component for the mixture)."""
+        from recsys.stage2.segment_methods import embed_like
+
+        self._check_fitted("model_")
         raw, _ = user_feature_frame(dataset)
         missing = [c for c in self.features_.columns if c not in raw.columns]
         if missing:
             raise ValueError(f"data set lacks feature columns {missing} seen at fit time")
         X = self.transform_features(raw[self.features_.columns])
-        distances = ((X[:, None, :] - self.centers_[None, :, :]) ** 2).sum(axis=2)
-        return pd.Series(np.argmin(distances, axis=1), index=raw.index, name="segment")
+        x = embed_like(self.spaces_, dataset, X, raw.index).space(self.method_)
+        return pd.Series(self.new_of_old_[self.model_.predict(x)], index=raw.index, name="segment")
 
     # -- output ---------------------------------------------------------------
     def summary_frame(self) -> pd.DataFrame:
@@ -241,16 +297,22 @@ class UserSegmentation:
             seg: {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
             for seg, row in frame.to_dict(orient="index").items()
         }
-        return {
-            "user_segments": segments,
-            "clustering_info": {
-                "n_clusters": self.config.n_clusters,
-                "algorithm": self.algorithm,
-                "features_used": [FEATURE_GROUPS[g] for g in self.feature_groups_],
-                "feature_columns": list(self.features_.columns),
-                "silhouette": round(self.silhouette_, 6),
-            },
+        info: dict[str, Any] = {
+            "n_clusters": self.config.n_clusters,
+            "algorithm": ALGORITHMS[self.method_],
+            "method": self.method_,
+            "features_used": [FEATURE_GROUPS[g] for g in self.feature_groups_]
+            + (["Behaviour embedding (PureSVD user factors)"] if self.method_.endswith("svd") else []),
+            "feature_columns": list(self.features_.columns),
+            "silhouette": round(self.silhouette_, 6),
         }
+        if self.selection_ is not None:
+            table = self.selection_.set_index("candidate")[["stability_ari", "silhouette"]].round(6)
+            info["selection"] = {"rule": "stability (mean pairwise ARI over seeds, 2 decimals), then silhouette; "
+                                 "personas never read", "users": int(min(self.config.selection_sample,
+                                                                          len(self.labels_))),
+                                 "candidates": table.to_dict(orient="index")}
+        return {"user_segments": segments, "clustering_info": info}
 
     def profile(self, standardized: bool = True) -> pd.DataFrame:
         """Mean feature value per segment (rows ``segment_i``): z-scores by
