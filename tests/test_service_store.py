@@ -274,3 +274,18 @@ def test_batch_every_runs_the_loop_once_per_interval(model_copy, tmp_path):
         assert _wait_job(client, "batch-process")["status"] == "completed"
         info = client.get(f"{PREFIX}/model-info").json()["training_data"]
         assert info["cutoff_event_id"] == 1
+
+
+def test_new_users_without_reading_the_store_unless_another_worker_wrote(model_copy, tmp_path):
+    database = f"sqlite:///{tmp_path}/events.db"
+    with _client(model_copy, database) as a, _client(model_copy, database) as b:
+        feed = a.app.state.service.feed
+        post = a.post(f"{PREFIX}/events", json={"events": [_view("n1"), _view("n1", "product_4")]}).json()
+        assert post["new_users"] == ["n1"]
+        again = a.post(f"{PREFIX}/events", json={"events": [_view("n1"), _view("n2")]}).json()
+        assert again["new_users"] == ["n2"] and feed.cursor == 0  # known from its own posts: the store not read
+        assert b.post(f"{PREFIX}/events", json={"events": [_view("n1"), _view("n3")]}).json()["new_users"] == ["n3"]
+        # another worker wrote ids 5-6: the next post of this one asks the store which users those name
+        assert a.post(f"{PREFIX}/events", json={"events": [_view("n3"), _view("n4")]}).json()["new_users"] == ["n4"]
+        assert _method(a, "n4") == "realtime_knn" and feed.cursor == 8  # a read applies every stored event
+        assert a.get("/health").json()["events_applied"] == 8

@@ -79,6 +79,7 @@ class EventLog(Protocol):
 
     async def append(self, records: list[dict[str, Any]]) -> str: ...
     async def read_after(self, cursor: str) -> LogRead: ...
+    async def read_versions(self) -> LogRead: ...
     async def put_job(self, job: dict[str, Any]) -> None: ...
     async def get_job(self, kind: str) -> dict[str, Any] | None: ...
     async def publish_batch_version(self, version: str) -> None: ...
@@ -103,6 +104,9 @@ class LocalEventLog:
 
     async def read_after(self, cursor: str) -> LogRead:
         return LocalEventLog.read_now(self, cursor)
+
+    async def read_versions(self) -> LogRead:
+        return LogRead([], self._batch_version, self._engine_version)
 
     def read_now(self, cursor: str) -> LogRead:
         """The same read, synchronously (no I/O in process)."""
@@ -169,6 +173,13 @@ class RedisEventLog:
                 raw, version, engine_version = await pipe.execute()
         entries = [(entry_id, json.loads(fields["events"])) for entry_id, fields in raw]
         return LogRead(entries, version, engine_version)
+
+    async def read_versions(self) -> LogRead:
+        """The published batch and engine versions only (one round trip; no stream read: with an
+        event store the events are read from the store)."""
+        with self._unavailable():
+            version, engine_version = await self._redis.mget(self._version, self._engine_version)
+        return LogRead([], version, engine_version)
 
     async def put_job(self, job: dict[str, Any]) -> None:
         with self._unavailable():

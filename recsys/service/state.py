@@ -98,7 +98,7 @@ class ServiceState:
         self.event_log = event_log
         self.clock = clock
         self.cursor = START
-        self.events_applied = 0
+        self._log_applied = 0  # log entries' events applied (without an event store)
         self.events_rejected = 0
         self._batch_seen = engine.batch_version  # the newest published batch version acted upon
         self.job_lock: JobLock = job_lock if job_lock is not None else LocalJobLock()
@@ -131,11 +131,18 @@ class ServiceState:
         self.events_not_in_catalogue = 0  # stored events of products the served model does not know yet
         self.stored_products: frozenset[str] = frozenset()  # stored products the served model does not know yet
         self.feed = self._feed_for(engine) if store is not None else None
+        self._posted: dict[str, int] = {}  # users of events this worker committed -> the last such event id
 
     @property
     def batch_version(self) -> str | None:
         """The Stage 2 version the served engine uses (what is served is what is reported)."""
         return self.engine.batch_version
+
+    @property
+    def events_applied(self) -> int:
+        """Live events in the served engine now: the store's feed counts each batch as it is applied (an
+        answer computed meanwhile already uses it), the log path each entry."""
+        return self.feed.applied if self.feed is not None else self._log_applied
 
     # -- the shared event log ----------------------------------------------------------
     async def sync(self) -> None:
@@ -155,7 +162,7 @@ class ServiceState:
             feed = self.feed
             await feed.catch_up()
             if feed is self.feed:
-                self.events_applied = feed.applied
+                self._forget_posted(feed.cursor)
                 break
         read_now = getattr(self.event_log, "read_now", None)
         if read_now is not None:  # an in-process log: no I/O, no task needed
@@ -176,6 +183,9 @@ class ServiceState:
         await self._sync_once()
 
     async def _sync_once(self) -> None:
+        if self.store is not None:  # events come from the store: only the published versions from the log
+            self._after_read(await self.event_log.read_versions())
+            return
         self._after_read(await self.event_log.read_after(self.cursor))
 
     def _after_read(self, read: LogRead) -> None:
@@ -214,8 +224,36 @@ class ServiceState:
             log.error("event log entry %s not applied: %s", entry_id, err)
             return 0
         if engine is self.engine:
-            self.events_applied += len(records)
+            self._log_applied += len(records)
         return len(records)
+
+    async def new_user_candidates(self, users: set[str]) -> list[str]:
+        """The users of a post neither the served engine knows (trained on, or applied here) nor an event
+        this worker committed names (with a store, it is read before the next answer, not before a post;
+        without one, the log is caught up with first)."""
+        if self.store is None:
+            await self.sync()
+        return sorted(u for u in users if not self.engine.knows_user(u, live=True) and u not in self._posted)
+
+    async def new_users(self, candidates: list[str], first_id: int) -> list[str]:
+        """Of :meth:`new_user_candidates` taken before a post whose first stored event is ``first_id``:
+        those no earlier event names. Without I/O unless another writer committed events after this
+        worker's cursor (:meth:`~recsys.store.base.EventStore.foreign_events_after`): then the store is
+        asked which candidates those events name. Without a store: the candidates."""
+        if not candidates or self.store is None or self.feed is None:
+            return candidates
+        cursor = self.feed.cursor
+        if not self.store.foreign_events_after(cursor):
+            return candidates
+        named = await asyncio.to_thread(self.store.users_named, candidates, cursor, first_id)
+        return [u for u in candidates if u not in named]
+
+    def _forget_posted(self, cursor: int) -> None:
+        """Drop the posted users whose events the feed has applied (now known to the engine); amortised:
+        only when there are many, or when every one is applied."""
+        posted = self._posted
+        if posted and (len(posted) > 4096 or max(posted.values()) <= cursor):
+            self._posted = {u: last for u, last in posted.items() if last > cursor}
 
     async def append_events(self, records: list[dict[str, Any]]) -> str:
         """Append validated events to the shared log and apply everything up to them here. With an
@@ -227,6 +265,10 @@ class ServiceState:
                 _, last = await self.store.append_events_async(records)
             except ValueError as err:  # the store's row rules (e.g. a rating on an event that is not a review)
                 raise InvalidRequest(str(err)) from None
+            for record in records:
+                self._posted[record["user_id"]] = last
+            if len(self._posted) > 100_000 and self.feed is not None:  # bound it: apply in the background
+                asyncio.ensure_future(self.sync())
             return str(last)
         entry_id = await self.event_log.append(records)
         await self.sync()
@@ -265,20 +307,23 @@ class ServiceState:
                         lambda frame: self._apply_stored(engine, frame),
                         apply_changes=lambda products, profiles: self._apply_changes(engine, products, profiles))
 
-    def _apply_stored(self, engine: RecommendationEngine, frame: pd.DataFrame) -> None:
-        """One batch of stored events into ``engine`` (a worker thread; the engine's writes are locked).
-        Events of products the model does not know yet stay in the store for the next training."""
+    def _apply_stored(self, engine: RecommendationEngine, frame: pd.DataFrame) -> int:
+        """One batch of stored events into ``engine`` (a worker thread; the engine's writes are locked);
+        returns the events applied. Events of products the model does not know yet stay in the store
+        for the next training."""
         known = frame["product_id"].map(engine.knows_product).to_numpy(dtype=bool)
         if not known.all():
             self.events_not_in_catalogue += int((~known).sum())
             frame = frame[known]
         if not len(frame):
-            return
+            return 0
         try:
             engine.add_events(frame[["user_id", "product_id", "event_type", "timestamp", "rating"]])
         except ValueError as err:  # validated before it was stored: should not happen; never poison a worker
             self.events_rejected += len(frame)
             log.error("%d stored events not applied: %s", len(frame), err)
+            return 0
+        return len(frame)
 
     def _apply_changes(self, engine: RecommendationEngine, products: pd.DataFrame, profiles: pd.DataFrame) -> None:
         """Stored product values and user profiles into ``engine`` (a worker thread)."""
@@ -471,7 +516,7 @@ class ServiceState:
         if self.store is not None:
             feed = self._feed_for(new)
             await feed.catch_up()
-            self.engine, self.feed, self.events_applied = new, feed, feed.applied
+            self.engine, self.feed = new, feed
             self._batch_seen = new.batch_version
             self.engine_version = version
             settle_after_swap()
@@ -485,7 +530,7 @@ class ServiceState:
                 applied += self._apply_records(new, entry_id, records)
                 cursor = entry_id
         new.use_decision_sink(self.decision_log)
-        self.engine, self.cursor, self.events_applied = new, cursor, applied
+        self.engine, self.cursor, self._log_applied = new, cursor, applied
         self._batch_seen = new.batch_version
         self.engine_version = version
         settle_after_swap()

@@ -29,8 +29,8 @@ async def events(body: EventsRequest, who: Admin, state: State) -> dict[str, Any
         raise _refuse(i, "product_id", f"unknown product {product!r} "
                                        f"({len(unknown)} event(s) name products not in the catalogue)")
     now = pd.Timestamp(state.clock())
-    latest = (now.tz_convert("UTC").tz_localize(None) if now.tzinfo else now) + state.event_clock_skew
-    future = [i for i, e in enumerate(body.events) if pd.Timestamp(e.timestamp) > latest]
+    latest = ((now.tz_convert("UTC").tz_localize(None) if now.tzinfo else now) + state.event_clock_skew).to_pydatetime()
+    future = [i for i, e in enumerate(body.events) if e.timestamp > latest]  # naive UTC datetimes (the schema's)
     if future:
         raise _refuse(future[0], "timestamp", f"timestamp in the future: later than the service's clock plus "
                                               f"{state.event_clock_skew.total_seconds():g} s of allowed skew "
@@ -38,9 +38,10 @@ async def events(body: EventsRequest, who: Admin, state: State) -> dict[str, Any
     mode = "python" if state.store is not None else "json"  # the store takes datetimes; a Redis log JSON
     records = [e.model_dump(mode=mode) for e in body.events]
     users = {r["user_id"] for r in records}
-    await state.sync()  # every earlier post applied: a user they named is not new
-    new_users = sorted(u for u in users if not state.engine.knows_user(u, live=True))
+    candidates = await state.new_user_candidates(users)  # before the write: not named by earlier posts here
     entry_id = await state.append_events(records)
+    first_id = int(entry_id) - len(records) + 1 if state.store is not None else 0  # a store gives ids in a run
+    new_users = await state.new_users(candidates, first_id)  # I/O only if another writer wrote meanwhile
     return {"events": len(records), "users_updated": len(users), "new_users": new_users,
             "purchases": sum(r["event_type"] == "purchase" for r in records),
             "shared": state.event_log.kind == "redis", "durable": state.store is not None, "entry_id": entry_id}
