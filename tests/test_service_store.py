@@ -289,3 +289,57 @@ def test_new_users_without_reading_the_store_unless_another_worker_wrote(model_c
         assert a.post(f"{PREFIX}/events", json={"events": [_view("n3"), _view("n4")]}).json()["new_users"] == ["n4"]
         assert _method(a, "n4") == "realtime_knn" and feed.cursor == 8  # a read applies every stored event
         assert a.get("/health").json()["events_applied"] == 8
+
+
+def _latest(model):
+    return (model / "artifacts" / "LATEST").read_text().strip()
+
+
+def test_a_train_that_dies_after_its_save_leaves_a_loadable_consistent_model(model_copy, tmp_path, monkeypatch):
+    import recsys.service.state_store as state_store
+    from recsys.serving import model_dir as model_dir_module
+
+    database = f"sqlite:///{tmp_path}/events.db"
+    before = _latest(model_copy)
+
+    def dying(engine, model, staging):  # the process dies between the engine save and the Stage 2 publication
+        def crash():
+            raise RuntimeError("killed after the engine save")
+
+        return model_dir_module.save_staged(engine, model, staging, fail_after_save=crash)
+
+    with _client(model_copy, database) as client:
+        client.post(f"{PREFIX}/events", json={"events": [_view("crash-user"), _view("crash-user", "product_4")]})
+        monkeypatch.setattr(state_store, "save_staged", dying)
+        client.post(f"{PREFIX}/train")
+        assert "killed after the engine save" in _wait_job(client, "train")["error"]
+    monkeypatch.undo()
+    assert _latest(model_copy) == before  # the new Stage 2 version was never published ...
+    engine, version = load_current(model_copy)  # ... and the load rolls it forward from the save
+    assert version == "s000002" and engine.training_data()["cutoff_event_id"] == 2
+    assert _latest(model_copy) == engine.batch_version != before
+    assert not list(model_copy.glob(".tmp-*"))
+    with _client(model_copy, database) as client:  # serves, trains and batches on as usual
+        assert _method(client, "crash-user") == "realtime_knn"
+        client.post(f"{PREFIX}/batch-process")
+        assert _wait_job(client, "batch-process")["status"] == "completed"
+        served = client.get(f"{PREFIX}/model-info").json()["served_batch_version"]
+        assert _latest(model_copy) == served
+
+
+def test_a_failed_training_leaves_the_artifacts_untouched(model_copy, tmp_path, monkeypatch):
+    from recsys.stage2 import job
+
+    before = sorted(p.name for p in (model_copy / "artifacts").iterdir())
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("segmentation failed")
+
+    with _client(model_copy, f"sqlite:///{tmp_path}/events.db") as client:
+        monkeypatch.setitem(job.STEPS, "segments", broken)
+        client.post(f"{PREFIX}/train")
+        failed = _wait_job(client, "train")
+    assert failed["status"] == "failed" and "segmentation failed" in failed["error"]
+    assert sorted(p.name for p in (model_copy / "artifacts").iterdir()) == before
+    assert (model_copy / "engine" / "CURRENT").read_text().strip() == "s000001"
+    assert not list(model_copy.glob(".tmp-*"))

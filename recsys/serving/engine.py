@@ -165,13 +165,13 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
             raise TypeError(f"rate_limiter must be a RateLimiter, got {type(limiter).__name__}")
         return limiter
 
-    def retrained_copy(self, now: Callable[[], pd.Timestamp] | None = None,
-                       dataset: Dataset | None = None) -> RecommendationEngine:
-        """A new engine with this one's configuration, clock (or ``now``) and artifact directory, trained on
-        ``dataset`` (default: this one's data); slow: run it in a worker thread (this engine is only read)."""
+    def retrained_copy(self, now: Callable[[], pd.Timestamp] | None = None, dataset: Dataset | None = None,
+                       artifacts_dir: str | Path | None = None) -> RecommendationEngine:
+        """A new engine with this one's configuration, clock (or ``now``) and artifact directory (or ``artifacts_dir``),
+        trained on ``dataset`` (default: this one's data); slow: run it in a worker thread (this engine is only read)."""
         self._check_trained()
-        new = type(self)(self.config, self.engine_config, self.weights, self.artifacts_dir, self.clock,
-                         now if now is not None else self.now)
+        new = type(self)(self.config, self.engine_config, self.weights, artifacts_dir or self.artifacts_dir,
+                         self.clock, now if now is not None else self.now)
         new.rate_limiter, new.tuning_ = self.rate_limiter, getattr(self, "tuning_", None)  # the search's record
         new.train(self.dataset_ if dataset is None else dataset)
         return new
