@@ -71,3 +71,47 @@ def test_training_data_reports_the_store_cutoff(engine, small_dataset):
     info = engine.model_info()["training_data"]
     assert info == {"events": len(small_dataset.events), "users": small_dataset.n_users,
                     "products": small_dataset.n_products, "cutoff_event_id": 0, "cutoff_time": None}
+
+
+def test_a_known_users_new_profile_moves_their_demographic_segment_at_once(small_dataset):
+    engine = RecommendationEngine()
+    engine.train(small_dataset)
+    fallback = engine.realtime_.fallback_
+    user = small_dataset.users["user_id"].iloc[7]
+    row = engine.interactions_.user_index([user])
+    before = engine.recommend([user], 5, strategy="demographic")["product_id"].tolist()
+    profile = {"user_id": user, "region": "Asia", "age_group": "senior", "spending_tier": "premium"}
+    old = small_dataset.users.set_index("user_id").loc[user]
+    assert (old["region"], old["spending_tier"]) != ("Asia", "premium")
+    assert engine.update_profiles(pd.DataFrame([profile])) == {"updated": [user], "registered": []}
+    assert fallback.segments_of_rows(row)[0] == fallback.segment_codes(pd.DataFrame([profile]))[0]
+    after = engine.recommend([user], 5, strategy="demographic")
+    assert after["product_id"].tolist() != before
+    assert "region and age group" in after["reason"].iloc[0]
+    # the Stage 1 fallback (its backfill) uses the new segment: the same list a new user with that profile gets
+    engine.update_profiles(pd.DataFrame([{**profile, "user_id": "twin"}]))
+    assert engine.realtime_.top_one("twin", 5).reasons == after["reason"].tolist()
+    # a partial upsert keeps the rest of the profile
+    engine.update_profiles(pd.DataFrame([{"user_id": user, "spending_tier": "budget"}]))
+    budget = fallback.segment_codes(pd.DataFrame([{**profile, "spending_tier": "budget"}]))[0]
+    assert fallback.segments_of_rows(row)[0] == budget
+
+
+def test_deals_follow_a_known_users_new_region_at_once(engine, small_dataset):
+    season = engine.deals(small_dataset.users["user_id"].iloc[0], 7)["season"]
+    config = engine.config
+    regional = {}
+    for user in small_dataset.users["user_id"].iloc[:4]:
+        for region in ("EU", "NA", "Other"):
+            engine.update_profiles(pd.DataFrame([{"user_id": user, "region": region}]))
+            categories = {d["category"] for d in engine.deals(user, 7)["deals"] if d["is_regional_deal"]}
+            assert categories <= set(config.boosted_categories(region, season))
+            regional[region] = regional.get(region, 0) + len(categories)
+    assert regional["EU"] > 0 and regional["NA"] > 0 and regional["Other"] == 0
+
+
+def test_profile_segments_refuse_rows_outside_the_fitted_users(engine):
+    import numpy as np
+
+    with pytest.raises(ValueError, match="rows outside"):
+        engine.realtime_.fallback_.with_user_segments(np.array([10**6]), np.array([1]))

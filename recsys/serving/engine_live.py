@@ -9,8 +9,10 @@
   catalogue are returned as ``not_in_catalogue``: they join it at the next
   train on the stored data.
 * :meth:`~LiveUpdates.update_profiles`: a known user's ``region``,
-  ``age_group`` and ``spending_tier`` are used by the next deal answer and
-  ``user_profile``; a user new to the data set is registered with the
+  ``age_group`` and ``spending_tier`` are used by the next deal answer
+  (the regional and seasonal deals read the region), ``user_profile`` and
+  the demographic segment of the Stage 1 fallback and the Stage 3
+  demographic strategy; a user new to the data set is registered with the
   real-time model, whose demographic fallback uses that segment at once.
 * :meth:`~LiveUpdates.training_data`: events, users and products of the data
   set trained on, and the event store's cutoff it was built with (0: none).
@@ -99,6 +101,7 @@ class LiveUpdates:
         new = [r for r in rows if r["user_id"] not in self._user_records]
         middle = {g.name: (g.min_age + g.max_age) / 2 for g in config.age_groups}
         with self._lock:
+            merged = []
             for row in known:
                 record = dict(self._user_records[row["user_id"]])
                 given = {f: row[f] for f in fields if row.get(f) is not None and not pd.isna(row[f])}
@@ -106,6 +109,9 @@ class LiveUpdates:
                     record["age"] = middle[given["age_group"]]
                 record.update(given)
                 self._user_records[row["user_id"]] = record  # one assignment: the deals path reads whole records
+                merged.append({"user_id": row["user_id"], **{f: record.get(f) for f in allowed}})
+            if merged:  # their demographic segment (Stage 1 fallback, Stage 3 demographic) at once
+                self.realtime_.update_profiles(pd.DataFrame(merged, columns=["user_id", *allowed]))
             if new:
                 frame = pd.DataFrame(new, columns=["user_id", *fields])
                 self.realtime_.register_users(frame)
