@@ -115,3 +115,51 @@ def test_profile_segments_refuse_rows_outside_the_fitted_users(engine):
 
     with pytest.raises(ValueError, match="rows outside"):
         engine.realtime_.fallback_.with_user_segments(np.array([10**6]), np.array([1]))
+
+
+def _new_product_like(engine, small_dataset, user, product_id="new-lamp", **extra):
+    """A new product whose text copies the product the user interacted with most (so its content matches)."""
+    history = small_dataset.events[small_dataset.events["user_id"] == user]["product_id"].value_counts()
+    model = small_dataset.products.set_index("product_id").loc[history.index[0]]
+    return {"product_id": product_id, "name": model["name"], "category": model["category"],
+            "description": model["description"], "price": 42.0, "cost": 20.0, "stock": 7, **extra}
+
+
+def test_a_new_product_is_recommended_by_content_at_once_to_a_matching_user(small_dataset):
+    from recsys.serving.engine_live import NEW_PRODUCT_REASON
+
+    engine = RecommendationEngine()
+    engine.train(small_dataset)
+    user = small_dataset.events["user_id"].value_counts().index[0]
+    before = engine.realtime(user, 5)["recommendations"]
+    row = _new_product_like(engine, small_dataset, user)
+    assert engine.update_products(pd.DataFrame([row]))["not_in_catalogue"] == ["new-lamp"]
+    assert engine.new_products() == ["new-lamp"]
+    answer = engine.realtime(user, 5)
+    products = [r["product_id"] for r in answer["recommendations"]]
+    assert answer["method"] == "realtime_knn" and len(products) == 5
+    assert products[-1] == "new-lamp" and products[:4] == [r["product_id"] for r in before[:4]]
+    last = answer["recommendations"][-1]
+    assert last["reason"] == NEW_PRODUCT_REASON and last["score"] >= engine.new_product_min_similarity
+    assert (last["name"], last["price"]) == (row["name"], 42.0)
+    # a history-less user (the demographic fallback) gets no content pick; nor does anyone once it is sold out
+    assert "new-lamp" not in [r["product_id"] for r in engine.realtime("nobody-yet", 5)["recommendations"]]
+    engine.update_products(pd.DataFrame([{**row, "stock": 0}]))
+    assert "new-lamp" not in [r["product_id"] for r in engine.realtime(user, 5)["recommendations"]]
+
+
+def test_a_new_product_needs_text_that_matches_and_a_name_category_and_price(small_dataset):
+    engine = RecommendationEngine()
+    engine.train(small_dataset)
+    user = small_dataset.events["user_id"].value_counts().index[0]
+    engine.update_products(pd.DataFrame([{"product_id": "price-only", "name": None, "category": None,
+                                          "price": 3.0, "stock": 2}]))
+    assert engine.new_products() == []  # joins at the next training only
+    engine.update_products(pd.DataFrame([{"product_id": "odd", "name": "zzqx", "category": "Nothing Like It",
+                                          "description": "qqzz", "price": 3.0, "stock": 2}]))
+    assert engine.new_products() == ["odd"]
+    assert "odd" not in [r["product_id"] for r in engine.realtime(user, 5)["recommendations"]]  # cosine 0
+    vectors = engine.content_.vectorize(pd.DataFrame([{"name": "zzqx", "category": "Nothing Like It"}]))
+    assert vectors.nnz == 0  # no word of the fitted vocabulary
+    with pytest.raises(ValueError, match="category"):
+        engine.content_.vectorize(pd.DataFrame([{"name": "x"}]))

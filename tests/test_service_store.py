@@ -343,3 +343,21 @@ def test_a_failed_training_leaves_the_artifacts_untouched(model_copy, tmp_path, 
     assert sorted(p.name for p in (model_copy / "artifacts").iterdir()) == before
     assert (model_copy / "engine" / "CURRENT").read_text().strip() == "s000001"
     assert not list(model_copy.glob(".tmp-*"))
+
+
+def test_a_new_product_is_recommended_by_content_on_every_worker_at_once(model_copy, tmp_path, small_dataset):
+    database = f"sqlite:///{tmp_path}/events.db"
+    user = small_dataset.events["user_id"].value_counts().index[0]
+    top = small_dataset.events[small_dataset.events["user_id"] == user]["product_id"].value_counts().index[0]
+    like = small_dataset.products.set_index("product_id").loc[top]
+    product = {"product_id": "new-kettle", "name": like["name"], "category": like["category"],
+               "description": like["description"], "price": 19.5, "cost": 9.0, "stock": 3}
+    with _client(model_copy, database) as a, _client(model_copy, database) as b:
+        assert a.put(f"{PREFIX}/products", json={"products": [product]}).status_code == 200
+        for client in (a, b):  # the writer at once; the other worker at its next answer (it reads the store)
+            answer = client.post(f"{PREFIX}/realtime", json={"user_id": user, "num_recommendations": 5}).json()
+            assert answer["recommendations"][-1]["product_id"] == "new-kettle"
+        assert a.post(f"{PREFIX}/events", json={"events": [_view("fan", "new-kettle")]}).status_code == 200
+        a.post(f"{PREFIX}/train")
+        assert _wait_job(a, "train")["status"] == "completed"  # now in the catalogue: Stage 1 and the hybrid
+        assert a.get(f"{PREFIX}/model-info").json()["training_data"]["products"] == small_dataset.n_products + 1

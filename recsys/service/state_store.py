@@ -117,7 +117,8 @@ class StoreSide:
         """Stored product values and user profiles into ``engine`` (a worker thread)."""
         try:
             if len(products):
-                result = engine.update_products(products[["product_id", "price", "cost", "stock"]])
+                result = engine.update_products(products[["product_id", "name", "category", "description",
+                                                          "price", "cost", "stock"]])
                 self.stored_products = self.stored_products | frozenset(result["not_in_catalogue"])
             if len(profiles):
                 engine.update_profiles(profiles[["user_id", *PROFILE_FIELDS]])

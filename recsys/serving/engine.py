@@ -334,7 +334,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         method = METHOD_NAMES["fallback"] if top.fallback_only else METHOD_NAMES["knn"]
         return {
             "user_id": uid,
-            "recommendations": self._catalogue.records(self._realtime_cols[top.cols], top.scores, top.reasons),
+            "recommendations": self._realtime_records(uid, top, n),  # new products by content (engine_live)
             "method": method,
             "stage": STAGE_NAMES[1],
             "latency_target": self.engine_config.realtime_latency_target,
