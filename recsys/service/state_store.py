@@ -67,7 +67,7 @@ class StoreSide:
         without one, the log is caught up with first)."""
         if self.store is None:
             await self.sync()
-        return sorted(u for u in users if not self.engine.knows_user(u, live=True) and u not in self._posted)
+        return sorted(self.engine.unknown_users([u for u in users if u not in self._posted]))
 
     async def new_users(self, candidates: list[str], first_id: int) -> list[str]:
         """Of :meth:`new_user_candidates` taken before a post whose first stored event is ``first_id``:

@@ -112,6 +112,16 @@ class LiveUpdates:
             current = self.__dict__.get("_new_products") or NewProducts.empty(vectors.shape[1])
             self._new_products = current.merged(ready, vectors)
 
+    def unknown_users(self, user_ids: list[str]) -> list[str]:
+        """Those of ``user_ids`` neither in the data set trained on nor added by live events since:
+        ``knows_user(u, live=True)`` for many ids with one index look-up (a request's users)."""
+        self._check_trained()
+        ids = [u for u in user_ids if u not in self._user_records]
+        if not ids:
+            return ids
+        rows = self.realtime_.history_.rows_of(ids)
+        return [u for u, row in zip(ids, rows.tolist(), strict=True) if row < 0]
+
     def new_products(self) -> list[str]:
         """Products upserted while serving that content can recommend before they join the catalogue."""
         live = self.__dict__.get("_new_products")
