@@ -361,3 +361,37 @@ def test_a_new_product_is_recommended_by_content_on_every_worker_at_once(model_c
         a.post(f"{PREFIX}/train")
         assert _wait_job(a, "train")["status"] == "completed"  # now in the catalogue: Stage 1 and the hybrid
         assert a.get(f"{PREFIX}/model-info").json()["training_data"]["products"] == small_dataset.n_products + 1
+
+
+def test_with_a_store_sync_reads_only_the_published_versions_from_the_log(model_copy, tmp_path):
+    from recsys.service.history import LocalEventLog
+
+    class NoStreamLog(LocalEventLog):
+        """A shared log like Redis (no in-process read); its event stream must not be read with a store."""
+
+        read_now = None
+        versions_read = 0
+
+        async def read_after(self, cursor):
+            raise AssertionError("the event stream was read although the events come from the store")
+
+        async def read_versions(self):
+            self.versions_read += 1
+            return await super().read_versions()
+
+    keys = KeyStore()
+    token = keys.add("ops", admin=True)
+    engine, version = load_current(model_copy, clock=lambda: NOW)
+    log = NoStreamLog()
+    app = create_app(engine, keys, clock=lambda: NOW, model_dir=model_copy, engine_version=version, event_log=log,
+                     store=open_store(f"sqlite:///{tmp_path}/events.db", engine.config),
+                     base_dir=ensure_base(model_copy, engine, version))
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        client.post(f"{PREFIX}/events", json={"events": [_view("v1"), _view("v1", "not-yet")]})  # 422: unknown
+        client.put(f"{PREFIX}/products", json={"products": [{"product_id": "stored-only", "price": 4.0}]})
+        client.post(f"{PREFIX}/events", json={"events": [_view("v1"), _view("v1", "stored-only")]})
+        assert _method(client, "v1") == "realtime_knn" and log.versions_read > 0
+        health = client.get("/health").json()
+        # what answers use: the event of a product not in the served catalogue is stored, not applied
+        assert health["events_applied"] == 1 and client.app.state.service.events_not_in_catalogue == 1
