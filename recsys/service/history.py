@@ -22,7 +22,9 @@ new entries:
   thread, replays the log onto it and swaps it in.
 
 Background job states are kept beside them, so any worker reports a job
-another worker runs.
+another worker runs. With an event store (``recsys serve``) the events are
+the store's, never appended here: a worker's sync reads only the two
+versions (``read_versions``, one round trip), not the (empty) stream.
 
 * :class:`LocalEventLog`: in-process, the single-worker default.
 * :class:`RedisEventLog`: a Redis stream ``<prefix>:events`` (``XADD`` /
