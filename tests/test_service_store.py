@@ -285,10 +285,15 @@ def test_new_users_without_reading_the_store_unless_another_worker_wrote(model_c
         again = a.post(f"{PREFIX}/events", json={"events": [_view("n1"), _view("n2")]}).json()
         assert again["new_users"] == ["n2"] and feed.cursor == 0  # known from its own posts: the store not read
         assert b.post(f"{PREFIX}/events", json={"events": [_view("n1"), _view("n3")]}).json()["new_users"] == ["n3"]
-        # another worker wrote ids 5-6: the next post of this one asks the store which users those name
+        store, scans = a.app.state.service.store, []
+        scan = store.users_between
+        store.users_between = lambda after, before: scans.append((after, before)) or scan(after, before)
+        # another worker wrote ids 5-6: the next post of this one reads which users those name, once
         assert a.post(f"{PREFIX}/events", json={"events": [_view("n3"), _view("n4")]}).json()["new_users"] == ["n4"]
-        assert _method(a, "n4") == "realtime_knn" and feed.cursor == 8  # a read applies every stored event
-        assert a.get("/health").json()["events_applied"] == 8
+        assert a.post(f"{PREFIX}/events", json={"events": [_view("n3"), _view("n5")]}).json()["new_users"] == ["n5"]
+        assert scans == [(4, 7)]  # ids 5-6 only (1-4 are its own), before its 7-8; no scan for 9-10
+        assert _method(a, "n4") == "realtime_knn" and feed.cursor == 10  # a read applies every stored event
+        assert a.get("/health").json()["events_applied"] == 10
 
 
 def _latest(model):

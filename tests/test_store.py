@@ -205,8 +205,8 @@ def test_foreign_writes_are_told_from_own_ones_without_io(store_url):
         assert mine.append_events([_event("d")]) == (4, 4)
         assert mine.foreign_events_after(2) and not mine.foreign_events_after(3)
         assert other.foreign_events_after(1) and not other.foreign_events_after(2)  # id 4: not seen until it writes
-        assert mine.users_named(["a", "c", "d", "x"], after=0, before=4) == {"a", "c"}
-        assert mine.users_named(["c"], after=3, before=4) == set()
+        assert mine.users_between(after=0, before=4) == {"a", "b", "c"}
+        assert mine.users_between(after=3, before=4) == set()
 
 
 def test_a_failed_write_does_not_count_as_this_writers_ids(tmp_path):

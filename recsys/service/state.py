@@ -129,7 +129,9 @@ class ServiceState(StoreSide):
         self.events_not_in_catalogue = 0  # stored events of products the served model does not know yet
         self.stored_products: frozenset[str] = frozenset()  # stored products the served model does not know yet
         self.feed = self._feed_for(engine) if store is not None else None
-        self._posted: dict[str, int] = {}  # users of events this worker committed -> the last such event id
+        self._posted: dict[str, int] = {}  # see StoreSide.new_users
+        self._named: dict[str, int] = {}
+        self._scanned = 0
 
     @property
     def batch_version(self) -> str | None:
@@ -237,7 +239,7 @@ class ServiceState(StoreSide):
                 raise InvalidRequest(str(err)) from None
             for record in records:
                 self._posted[record["user_id"]] = last
-            if len(self._posted) > 100_000 and self.feed is not None:  # bound it: apply in the background
+            if len(self._posted) + len(self._named) > 100_000 and self.feed is not None:  # bound: apply them
                 asyncio.ensure_future(self.sync())
             return str(last)
         entry_id = await self.event_log.append(records)

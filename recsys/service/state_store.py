@@ -54,7 +54,9 @@ class StoreSide:
     events_not_in_catalogue: int
     events_rejected: int
     stored_products: frozenset[str]
-    _posted: dict[str, int]
+    _posted: dict[str, int]  # users of events this worker stored -> the last such id (until applied)
+    _named: dict[str, int]  # users of another writer's events read by new_users -> an id bound (until applied)
+    _scanned: int  # every other writer's event up to this id has its user in _named (or is applied)
 
     async def sync(self) -> None: ...  # provided by ServiceState
     async def start_job(self, kind: str, lease: BatchLease | None = None) -> dict[str, Any]: ...
@@ -62,32 +64,38 @@ class StoreSide:
     async def _swap_in(self, new: RecommendationEngine, version: str | None) -> int: ...
 
     async def new_user_candidates(self, users: set[str]) -> list[str]:
-        """The users of a post neither the served engine knows (trained on, or applied here) nor an event
-        this worker committed names (with a store, it is read before the next answer, not before a post;
-        without one, the log is caught up with first)."""
+        """The users of a post that neither the served engine knows (trained on, or applied here) nor a
+        stored event this worker knows of names (its own posts; another writer's it has read), before the
+        write. With a store, the store is read before the next answer, not before a post; without one,
+        the log is caught up with first."""
         if self.store is None:
             await self.sync()
-        return sorted(self.engine.unknown_users([u for u in users if u not in self._posted]))
+        known = self._posted, self._named
+        return sorted(self.engine.unknown_users([u for u in users if not any(u in k for k in known)]))
 
-    async def new_users(self, candidates: list[str], first_id: int) -> list[str]:
-        """Of :meth:`new_user_candidates` taken before a post whose first stored event is ``first_id``:
-        those no earlier event names. Without I/O unless another writer committed events after this
-        worker's cursor (:meth:`~recsys.store.base.EventStore.foreign_events_after`): then the store is
-        asked which candidates those events name. Without a store: the candidates."""
-        if not candidates or self.store is None or self.feed is None:
+    async def new_users(self, candidates: list[str], first_id: int, last_id: int) -> list[str]:
+        """Of :meth:`new_user_candidates`, after their post was stored as ids ``first_id..last_id``: those no
+        earlier event names. No I/O unless another writer committed events this worker has not read
+        (:meth:`~recsys.store.base.EventStore.foreign_events_after` its ``_scanned`` mark): then the users of
+        the events between that mark and ``first_id`` are read once (one range scan by id) and remembered
+        until the feed applies them. Without a store: the candidates."""
+        if self.store is None or self.feed is None:
             return candidates
-        cursor = self.feed.cursor
-        if not self.store.foreign_events_after(cursor):
-            return candidates
-        named = await asyncio.to_thread(self.store.users_named, candidates, cursor, first_id)
-        return [u for u in candidates if u not in named]
+        scanned = max(self._scanned, self.feed.cursor)
+        if self.store.foreign_events_after(scanned):
+            named = await asyncio.to_thread(self.store.users_between, scanned, first_id)
+            self._named.update(dict.fromkeys(named, first_id - 1))
+        # every other writer's event below first_id is read (or applied); ids first..last are this post's
+        self._scanned = max(self._scanned, last_id)
+        return [u for u in candidates if u not in self._named]
 
     def _forget_posted(self, cursor: int) -> None:
-        """Drop the posted users whose events the feed has applied (now known to the engine); amortised:
-        only when there are many, or when every one is applied."""
-        posted = self._posted
-        if posted and (len(posted) > 4096 or max(posted.values()) <= cursor):
-            self._posted = {u: last for u, last in posted.items() if last > cursor}
+        """Drop the remembered users whose events the feed has applied (now known to the engine);
+        amortised: only when there are many, or when every one is applied."""
+        for name in ("_posted", "_named"):
+            users: dict[str, int] = getattr(self, name)
+            if users and (len(users) > 4096 or max(users.values()) <= cursor):
+                setattr(self, name, {u: last for u, last in users.items() if last > cursor})
 
     def _feed_for(self, engine: RecommendationEngine) -> LiveFeed:
         """The store's events after ``engine``'s training cutoff, its products and profiles, applied to it."""

@@ -38,8 +38,8 @@ async def events(body: EventsRequest, who: Admin, state: State) -> JSONAnswer:
     users = {r["user_id"] for r in records}
     candidates = await state.new_user_candidates(users)  # before the write: not named by earlier posts here
     entry_id = await state.append_events(records)
-    first_id = int(entry_id) - len(records) + 1 if state.store is not None else 0  # a store gives ids in a run
-    new_users = await state.new_users(candidates, first_id)  # I/O only if another writer wrote meanwhile
+    last_id = int(entry_id) if state.store is not None else 0  # a store gives a post's events ids in a run
+    new_users = await state.new_users(candidates, last_id - len(records) + 1, last_id)  # I/O: another writer's
     return JSONAnswer({"events": len(records), "users_updated": len(users), "new_users": new_users,
                        "purchases": sum(r["event_type"] == "purchase" for r in records),
                        "shared": state.event_log.kind == "redis", "durable": state.store is not None,
