@@ -131,7 +131,9 @@ class ServiceState(StoreSide):
         self.feed = self._feed_for(engine) if store is not None else None
         self._posted: dict[str, int] = {}  # see StoreSide.new_users
         self._named: dict[str, int] = {}
-        self._scanned = 0
+        self._scanned = self._pruned_at = 0
+        self._bounding = False  # a catch-up started to bound _posted and _named is running
+        self._scan_lock = asyncio.Lock()
 
     @property
     def batch_version(self) -> str | None:
@@ -239,12 +241,19 @@ class ServiceState(StoreSide):
                 raise InvalidRequest(str(err)) from None
             for record in records:
                 self._posted[record["user_id"]] = last
-            if len(self._posted) + len(self._named) > 100_000 and self.feed is not None:  # bound: apply them
-                asyncio.ensure_future(self.sync())
+            if len(self._posted) + len(self._named) > 100_000 and self.feed is not None and not self._bounding:
+                self._bounding = True  # bound them: one catch-up in the background applies (and forgets) them
+                asyncio.ensure_future(self._apply_posted())
             return str(last)
         entry_id = await self.event_log.append(records)
         await self.sync()
         return entry_id
+
+    async def _apply_posted(self) -> None:
+        try:
+            await self.sync()
+        finally:
+            self._bounding = False
 
     def _reload_batch(self, version: str) -> None:
         try:

@@ -57,6 +57,8 @@ class StoreSide:
     _posted: dict[str, int]  # users of events this worker stored -> the last such id (until applied)
     _named: dict[str, int]  # users of another writer's events read by new_users -> an id bound (until applied)
     _scanned: int  # every other writer's event up to this id has its user in _named (or is applied)
+    _pruned_at: int  # the feed cursor of the last _forget_posted
+    _scan_lock: asyncio.Lock
 
     async def sync(self) -> None: ...  # provided by ServiceState
     async def start_job(self, kind: str, lease: BatchLease | None = None) -> dict[str, Any]: ...
@@ -81,17 +83,24 @@ class StoreSide:
         until the feed applies them. Without a store: the candidates."""
         if self.store is None or self.feed is None:
             return candidates
-        scanned = max(self._scanned, self.feed.cursor)
-        if self.store.foreign_events_after(scanned):
-            named = await asyncio.to_thread(self.store.users_between, scanned, first_id)
-            self._named.update(dict.fromkeys(named, first_id - 1))
+        if self.store.foreign_events_after(max(self._scanned, self.feed.cursor)):
+            async with self._scan_lock:  # one scan at a time: a concurrent post's may cover this one's range
+                scanned = max(self._scanned, self.feed.cursor)
+                if scanned < first_id - 1:
+                    named = await asyncio.to_thread(self.store.users_between, scanned, first_id)
+                    self._named.update(dict.fromkeys(named, first_id - 1))
+                self._scanned = max(self._scanned, last_id)
         # every other writer's event below first_id is read (or applied); ids first..last are this post's
         self._scanned = max(self._scanned, last_id)
         return [u for u in candidates if u not in self._named]
 
     def _forget_posted(self, cursor: int) -> None:
         """Drop the remembered users whose events the feed has applied (now known to the engine);
-        amortised: only when there are many, or when every one is applied."""
+        amortised: once per advance of the feed's cursor, and only when there are many or every one
+        is applied (a sync joined by many requests prunes once, not once per request)."""
+        if cursor <= self._pruned_at:
+            return
+        self._pruned_at = cursor
         for name in ("_posted", "_named"):
             users: dict[str, int] = getattr(self, name)
             if users and (len(users) > 4096 or max(users.values()) <= cursor):
