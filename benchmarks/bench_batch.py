@@ -12,7 +12,9 @@ Measured in one process, BLAS and ``implicit`` pinned to one thread, on the same
 * top-10 throughput (users/s, purchased items excluded) for ``--users`` users with history:
   PureSVD (``recommend``) against ``implicit``'s ALS (its own batched ``recommend``,
   ``filter_already_liked_items=True``), and the hybrid's batch path (``HybridRecommender.recommend``
-  at the design's weights over the engine's strategies);
+  at the design's weights over the engine's strategies: the block path behind ``engine.recommend``;
+  the service's ``/full`` answers through the same ``fuse_rows``, one block per micro-batch), with
+  its block size and the peak memory one call allocates (``tracemalloc``);
 * ``engine.train(dataset)`` (no tuning): wall time and the peak resident memory of a
   separate child process that only trains (so the peers above do not count).
 
@@ -112,15 +114,19 @@ def main() -> None:
               f"{len(users) / als_s:,.0f} users/s (fit {als_fit_s:.1f} s); ratio {als_s / svd_s:.2f}x", flush=True)
         parts = {"knn": knn, "svd": svd, "content": ContentRecommender().fit(dataset, inter),
                  "demographic": DemographicRecommender().fit(dataset, inter)}
-        hybrid = HybridRecommender.from_fitted(parts, dataset.config.fusion)
+        hybrid = HybridRecommender.from_fitted(parts, dataset.config.fusion)  # as the engine serves it by default
         _, hybrid_s = _timed(hybrid.recommend, users, 10)
-        print(f"top-10: hybrid batch {len(users) / hybrid_s:,.0f} users/s (target 5,000)", flush=True)
+        block_users, hybrid_peak = hybrid_block_memory(hybrid, users[:2_000])
+        print(f"top-10: hybrid batch {len(users) / hybrid_s:,.0f} users/s (target 5,000); blocks of {block_users} "
+              f"users, peak {hybrid_peak:,.0f} MiB traced above the fitted models", flush=True)
     figures.update({
         "knn_fit_s": (knn_s, "ItemKNN(KNNConfig()).fit, one thread"),
         "implicit_cosine_fit_s": (cosine_s, "implicit CosineRecommender(K=KNNConfig().k).fit on the binary matrix"),
         "puresvd_top10_users_per_s": (len(users) / svd_s, "PureSVD.recommend(users, 10), purchased excluded"),
         "implicit_als_top10_users_per_s": (len(users) / als_s, "implicit ALS recommend(N=10, filter liked)"),
         "hybrid_top10_users_per_s": (len(users) / hybrid_s, "HybridRecommender.recommend(users, 10), design weights"),
+        "hybrid_top10_block_users": (block_users, "users per dense block in HybridRecommender.recommend"),
+        "hybrid_top10_peak_mib": (hybrid_peak, "tracemalloc peak of HybridRecommender.recommend over 2,000 users"),
     })
     if not args.no_train:
         train = train_in_child(args.profile, args.seed, args.data_dir)
@@ -130,6 +136,21 @@ def main() -> None:
         figures["engine_train_peak_gib"] = (train["peak_gib"], "peak RSS of that child process (ru_maxrss)")
     path = write_benchmark_manifest(f"bench_batch_{args.profile}", figures)
     print(f"recorded {path}")
+
+
+def hybrid_block_memory(hybrid, users: list[str]) -> tuple[int, float]:
+    """Users per dense block of ``hybrid.recommend`` and the peak memory (MiB, ``tracemalloc``:
+    numpy reports its buffers) that a call over ``users`` allocates on top of the fitted models."""
+    import tracemalloc
+
+    block = hybrid.block_users()
+    tracemalloc.start()
+    try:
+        hybrid.recommend(users, 10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return block, peak / 2**20
 
 
 if __name__ == "__main__":

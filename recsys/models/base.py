@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from recsys.data.dataset import Dataset
 from recsys.data.ids import check_ids
 from recsys.interactions import Interactions
-from recsys.models.ranking import RECOMMENDATION_COLUMNS, take_rows, top_n_indices
+from recsys.models.ranking import RECOMMENDATION_COLUMNS, take_rows, top_n_dense
 from recsys.validation import InvalidRequest
 
 __all__ = ["MAX_N", "RECOMMENDATION_COLUMNS", "Recommender", "check_n", "check_user_ids", "top_n_frame"]
@@ -71,7 +71,7 @@ def top_n_frame(
         rows, cols = exclude.nonzero()
         scores[rows, cols] = -np.inf
     n_eff = min(n, scores.shape[1])
-    order = top_n_indices(scores, n_eff)
+    order, _ = top_n_dense(scores, n_eff)  # the order of top_n_indices, without its per-row loop
     top = np.take_along_axis(scores, order, axis=1)
     keep = np.isfinite(top)
     row_idx = np.repeat(np.arange(scores.shape[0]), n_eff).reshape(-1, n_eff)
@@ -130,6 +130,38 @@ class Recommender(ABC):
     def reasons_for(self, rows: np.ndarray, scores: np.ndarray) -> str | np.ndarray:
         """The reason text for each scored entry (one string by default)."""
         return self.reason
+
+    def score_block(self, rows: np.ndarray) -> tuple[np.ndarray, object]:
+        """:meth:`score_users` as float64, and a ``hint`` that this strategy's :meth:`score_range`
+        and :meth:`top_candidates` may use for the same block (None here; the k-NN passes its sparse scores)."""
+        return np.asarray(self.score_users(rows), dtype=np.float64), None
+
+    def score_range(self, rows: np.ndarray, scores: np.ndarray,
+                    hint: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row of a block scored for ``rows``: the largest and the smallest finite score
+        (``-inf``/``inf`` where none is finite) and the plain row minimum (``np.min``: ``-inf``
+        and NaN as they are). Strategies that know these per row cheaper override it."""
+        high, low = np.max(scores, axis=1), np.min(scores, axis=1)
+        floor = low.copy()
+        for ext, fn, start in ((high, np.max, -np.inf), (low, np.min, np.inf)):
+            odd = np.flatnonzero(~np.isfinite(ext))  # rows with -inf/nan: the range of the finite scores
+            if len(odd):
+                sub = scores[odd]
+                ext[odd] = fn(sub, axis=1, where=np.isfinite(sub), initial=start)
+        return high, low, floor
+
+    def top_candidates(self, rows: np.ndarray, scores: np.ndarray, m: int, floor: np.ndarray,
+                       allowed: np.ndarray, hint: object = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``m`` best ``allowed`` columns per row strictly above ``floor``, best first, ties to
+        the lower column: ``cols, ok`` as :func:`~recsys.models.ranking.top_n_dense` (the default)."""
+        return top_n_dense(scores, m, floor, allowed)
+
+    def reasons_at(self, rows: np.ndarray, r: np.ndarray, c: np.ndarray, scores: np.ndarray) -> str | np.ndarray:
+        """The reasons of the entries ``(r[i], c[i])`` of a block scored for
+        ``rows``: :meth:`reasons_for` at those entries (one string, or one per
+        entry). Strategies whose reasons vary override it to build only these."""
+        given = self.reasons_for(rows, scores)
+        return given if isinstance(given, str) else np.asarray(given, dtype=object)[r, c]
 
     def _request(self, user_ids: Sequence[str] | str, n: object) -> tuple[list[str], int, np.ndarray]:
         """A checked request: the ids, ``n`` bounded by the catalogue, the users' rows (-1: unknown)."""

@@ -114,8 +114,9 @@ class ContentRecommender(Recommender):
         self.vocabulary_size_ = int(self.item_vectors_.shape[1])
 
     # -- users ----------------------------------------------------------------
-    #: users whose dense profiles are built at once in :meth:`score_users` (memory: block x terms)
-    profile_block: int = 256
+    #: users whose dense profiles are built at once in :meth:`score_users` (memory: block x terms);
+    #: small enough that the block of profiles stays in cache (benchmarks/bench_batch.py)
+    profile_block: int = 32
 
     def user_profiles(self, rows: np.ndarray) -> np.ndarray:
         """Unit-norm profiles ``p_u / ||p_u||`` (dense, len(rows) x terms); an
@@ -137,7 +138,7 @@ class ContentRecommender(Recommender):
         out = np.empty((len(rows), self.item_vectors_.shape[0]))
         for start in range(0, len(rows), self.profile_block):
             profiles = self.user_profiles(rows[start : start + self.profile_block])
-            out[start : start + len(profiles)] = (self.item_vectors_ @ profiles.T).T
+            out[start : start + len(profiles)] = (self.item_vectors_ @ np.ascontiguousarray(profiles.T)).T
         return out
 
     def has_profile(self, rows: np.ndarray) -> np.ndarray:

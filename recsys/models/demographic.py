@@ -250,10 +250,48 @@ class DemographicRecommender(Recommender):
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
         self._check_fitted()
-        return self.segment_scores_[self.segments_of_rows(rows)].copy()
+        return self.segment_scores_[self.segments_of_rows(rows)]  # fancy indexing: already a copy
+
+    def score_range(self, rows: np.ndarray, scores: np.ndarray,
+                    hint: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The base class's row range, computed once per segment (a user's scores are their segment's)."""
+        cached = self.__dict__.get("_segment_range")
+        if cached is None or cached[0] is not self.segment_scores_:
+            cached = (self.segment_scores_, *super().score_range(np.arange(len(self.segment_scores_)),
+                                                                 self.segment_scores_))
+            self.__dict__["_segment_range"] = cached
+        segments = self.segments_of_rows(rows)
+        return cached[1][segments], cached[2][segments], cached[3][segments]
+
+    def top_candidates(self, rows: np.ndarray, scores: np.ndarray, m: int, floor: np.ndarray,
+                       allowed: np.ndarray, hint: object = None) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``m`` allowed columns above ``floor`` down each row's segment ranking
+        (``segment_order_``: score descending, ties to the lower column, as the base class ranks):
+        a prefix of ``4 m`` columns first, the whole ranking for rows it does not fill."""
+        segments = self.segments_of_rows(rows)
+        n_rows, n_cols = len(segments), self.segment_order_.shape[1]
+        cols, ok = np.zeros((n_rows, m), dtype=np.int64), np.zeros((n_rows, m), dtype=bool)
+        pending, width = np.arange(n_rows), min(n_cols, 4 * m)
+        while len(pending):
+            order = self.segment_order_[segments[pending], :width].astype(np.int64)
+            known = order >= 0  # -1: filtered (-inf) products, ranked last
+            safe = np.where(known, order, 0)
+            sub = pending[:, None]
+            good = known & allowed[sub, safe] & (self.segment_scores_[segments[sub], safe] > floor[sub])
+            position = np.cumsum(good, axis=1) - 1
+            r, slot = np.nonzero(good & (position < m))
+            cols[pending[r], position[r, slot]] = safe[r, slot]
+            ok[pending[r], position[r, slot]] = True
+            done = (good.sum(axis=1) >= m) | ~known[:, -1] | (width == n_cols)
+            pending, width = pending[~done], n_cols
+        return cols, ok
 
     def reasons_for(self, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
         codes = self.segment_reasons_[self.segments_of_rows(rows)][:, self.product_category_]
+        return np.asarray(REASONS, dtype=object)[codes]
+
+    def reasons_at(self, rows: np.ndarray, r: np.ndarray, c: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        codes = self.segment_reasons_[self.segments_of_rows(rows)[r], self.product_category_[c]]
         return np.asarray(REASONS, dtype=object)[codes]
 
     def top_n_for_segments(

@@ -42,6 +42,21 @@ For user ``u`` and strategy ``s`` with catalogue scores ``s(u, .)``:
 7. **Diversity rule.** Optionally at most ``category_cap`` products per
    category, taken greedily down the fused ranking.
 
+**Computation.** :meth:`HybridRecommender.recommend` (the batch path behind
+``engine.recommend``) and :meth:`HybridRecommender.fuse_rows` (the service's
+``/full``, one block per micro-batch) share :meth:`HybridRecommender._fuse`:
+per block of users (``block_users``: one users x products float64 block
+within ``max_block_bytes``) each strategy scores the block once
+(:meth:`~recsys.models.base.Recommender.score_users`), reports its per-row
+range (``score_range``: step 1) and its top-``M`` eligible columns above its
+row minimum (``top_candidates``: step 4, by default the exact sampled-bound
+selection :func:`~recsys.models.ranking.top_n_dense`; the demographic
+strategy walks its precomputed segment ranking); steps 5-7 then work on the
+union of candidates only, and reasons are looked up for the final entries
+only (``reasons_at``). The results do not depend on the block size beyond
+BLAS rounding of the component scores (a one-row product may differ from a
+many-row one in the last bit).
+
 Components are any fitted :class:`~recsys.models.base.Recommender` keyed by
 ``knn, svd, content, demographic`` that share one catalogue order;
 :meth:`HybridRecommender.from_fitted` wraps already-fitted ones (no refit),
@@ -61,7 +76,7 @@ from recsys.config import ConfigError, FusionWeights
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n, check_user_ids
-from recsys.models.ranking import take_rows, top_n_indices
+from recsys.models.ranking import take_rows
 from recsys.validation import check_ints
 
 __all__ = [
@@ -161,9 +176,9 @@ class HybridRecommender(Recommender):
 
     name = "hybrid"
     reason = "Recommended for you"
-    #: bound on the dense score blocks held at once in :meth:`recommend`
-    #: (about 6 users x products float64 arrays per block)
-    max_block_bytes: int = 256 * 2**20
+    #: bound on one users x products float64 score block in :meth:`recommend` (about 8
+    #: such arrays are alive per block); small blocks stay in cache (benchmarks/bench_batch.py)
+    max_block_bytes: int = 16 * 2**20
 
     def __init__(
         self,
@@ -269,7 +284,12 @@ class HybridRecommender(Recommender):
         return frame
 
     def _component_scores(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        return {s: np.asarray(c.score_users(rows), dtype=np.float64) for s, c in self.components_.items()}
+        return self._component_blocks(rows)[0]
+
+    def _component_blocks(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+        """Each strategy's float64 score block for ``rows`` and its hint (:meth:`Recommender.score_block`)."""
+        scored = {s: c.score_block(rows) for s, c in self.components_.items()}
+        return {s: b for s, (b, _) in scored.items()}, {s: h for s, (_, h) in scored.items()}
 
     def has_history(self, rows: np.ndarray) -> np.ndarray:
         """True for known users with at least one interaction."""
@@ -277,20 +297,19 @@ class HybridRecommender(Recommender):
         lengths = np.diff(self.interactions_.matrix.indptr)
         return (rows >= 0) & (lengths[np.where(rows >= 0, rows, 0)] > 0)
 
-    def _effective_weights(self, rows: np.ndarray, blocks: dict[str, np.ndarray]) -> np.ndarray:
+    def _effective_weights(self, rows: np.ndarray, blocks: dict[str, np.ndarray],
+                           floors: dict[str, np.ndarray] | None = None,
+                           hints: Mapping[str, object] | None = None) -> np.ndarray:
+        """Step 2's weights (rows x 4); ``floors``, if given, receives each block's raw row minimum."""
         history = self.has_history(rows)
         base = np.array([getattr(self.weights_, s) for s in STRATEGIES])
         answers = np.zeros((len(rows), len(STRATEGIES)), dtype=bool)
         for j, s in enumerate(STRATEGIES):
             if s in blocks:
-                block = blocks[s]
-                high, low = np.max(block, axis=1), np.min(block, axis=1)
-                odd = ~(np.isfinite(high) & np.isfinite(low))  # rows with -inf/nan: spread over finite scores
-                if odd.any():
-                    sub = block[odd]
-                    finite = np.isfinite(sub)
-                    high[odd] = np.max(np.where(finite, sub, -np.inf), axis=1)
-                    low[odd] = np.min(np.where(finite, sub, np.inf), axis=1)
+                hint = hints.get(s) if hints else None
+                high, low, floor = self.components_[s].score_range(rows, blocks[s], hint)  # over finite scores
+                if floors is not None:
+                    floors[s] = floor
                 with np.errstate(invalid="ignore"):
                     answers[:, j] = np.nan_to_num(high - low, nan=0.0, posinf=0.0, neginf=0.0) > _EPS
                 if s in self.config.history_strategies:
@@ -335,8 +354,9 @@ class HybridRecommender(Recommender):
         """Candidates as a padded matrix ``cand`` (rows x K column indices,
         sorted, ``valid`` marks real entries), their fused scores and the
         contributions (strategies x rows x K)."""
-        blocks = self._component_scores(rows)
-        weights = self._effective_weights(rows, blocks)
+        blocks, hints = self._component_blocks(rows)
+        floors: dict[str, np.ndarray] = {}
+        weights = self._effective_weights(rows, blocks, floors, hints)
         eligible = self._eligible(rows, exclude_purchased)
         n_rows, n_products = eligible.shape
         m = min(max(self.config.candidates_per_strategy, n), n_products)
@@ -344,11 +364,9 @@ class HybridRecommender(Recommender):
         for j, s in enumerate(STRATEGIES):
             if s not in blocks or not (weights[:, j] > 0).any():
                 continue
-            block = np.where(eligible, blocks[s], -np.inf)
-            floor = np.min(blocks[s], axis=1, keepdims=True)
-            top = top_n_indices(block, m)
+            top, ok = self.components_[s].top_candidates(rows, blocks[s], m, floors[s], eligible, hints[s])
             tops.append(top)
-            oks.append((np.take_along_axis(block, top, axis=1) > floor) & (weights[:, j] > 0)[:, None])
+            oks.append(ok & (weights[:, j] > 0)[:, None])
         if not tops:
             tops, oks = [np.zeros((n_rows, 1), dtype=np.int64)], [np.zeros((n_rows, 1), dtype=bool)]
         # union per row: sort nominated columns, drop repeats; invalid entries sort last
@@ -414,24 +432,30 @@ class HybridRecommender(Recommender):
         self._check_fitted()
         n = check_n(n, limit=len(self.interactions_.product_ids))
         rows = self.interactions_.user_index(ids)
-        per_user = 6 * 8 * max(len(self.interactions_.product_ids), 1)
-        chunk = int(max(1, min(self.chunk_size, self.max_block_bytes // per_user)))
-        frames = []
+        chunk = self.block_users()
+        tops = []
         for start in range(0, max(len(ids), 1), chunk):
             top = self.fuse_rows(rows[start : start + chunk], n, exclude_purchased)
-            frame = pd.DataFrame(
-                {
-                    "user_id": np.asarray(ids[start : start + chunk], dtype=object)[top.row],
-                    "product_id": np.asarray(self.interactions_.product_ids, dtype=object)[top.col],
-                    "score": top.score,
-                    "rank": top.rank,
-                    "reason": top.reason,
-                }
-            )
-            for j, col in enumerate(CONTRIB_COLUMNS):
-                frame[col] = top.contributions[:, j]
-            frames.append(frame)
-        return pd.concat(frames, ignore_index=True)
+            tops.append((top.row + start, top.col, top.score, top.rank, top.reason, top.contributions))
+        row, col, score, rank, reason, contributions = (np.concatenate(part) for part in zip(*tops, strict=True))
+        frame = pd.DataFrame(
+            {
+                "user_id": np.asarray(ids, dtype=object)[row],
+                "product_id": np.asarray(self.interactions_.product_ids, dtype=object)[col],
+                "score": score,
+                "rank": rank,
+                "reason": reason,
+            }
+        )
+        for j, name in enumerate(CONTRIB_COLUMNS):
+            frame[name] = contributions[:, j]
+        return frame
+
+    def block_users(self) -> int:
+        """Users per block in :meth:`recommend`: ``max_block_bytes // (8 * n_products)``, at most ``chunk_size``."""
+        self._check_fitted()
+        per_user = 8 * max(len(self.interactions_.product_ids), 1)
+        return int(max(1, min(self.chunk_size, self.max_block_bytes // per_user)))
 
     def _top(self, cand: np.ndarray, valid: np.ndarray, fused: np.ndarray, n: int) -> np.ndarray:
         """Positions (into ``cand``) of the top ``n`` per row, -1 padding; ties
@@ -473,8 +497,7 @@ class HybridRecommender(Recommender):
             if comp is None:
                 reasons[pick] = self.reason
                 continue
-            given = comp.reasons_for(rows, blocks[s])
-            reasons[pick] = given if isinstance(given, str) else np.asarray(given, dtype=object)[r[pick], c[pick]]
+            reasons[pick] = comp.reasons_at(rows, r[pick], c[pick], blocks[s])
         return reasons
 
     def _check_fitted(self) -> None:

@@ -197,6 +197,54 @@ class NeighbourRecommender(Recommender):
         history = take_rows(profiles, rows)
         return self.score_history(history, rows).toarray().astype(np.float64)
 
+    def score_block(self, rows: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix | None]:
+        """:meth:`score_users` and, for more than one row, the sparse scores it densified: the hint
+        from which :meth:`score_range` and :meth:`top_candidates` read the few stored entries."""
+        self._check_fitted()
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 1:
+            return self.score_users(rows), None
+        scores = self.score_history(take_rows(self._profiles(), rows), rows).tocsr()
+        return scores.toarray().astype(np.float64), scores  # exactly score_users' block
+
+    def score_range(self, rows: np.ndarray, scores: np.ndarray,
+                    hint: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The base class's row range from the stored entries (and an implicit 0 where a row has one)."""
+        if hint is None or not np.isfinite(hint.data).all():
+            return super().score_range(rows, scores)
+        counts = np.diff(hint.indptr)
+        high, low = np.full(len(counts), -np.inf), np.full(len(counts), np.inf)
+        has = np.flatnonzero(counts > 0)
+        if len(has):
+            data, starts = hint.data.astype(np.float64), hint.indptr[has]
+            high[has], low[has] = np.maximum.reduceat(data, starts), np.minimum.reduceat(data, starts)
+        partial = counts < hint.shape[1]  # the row holds an unstored 0
+        high[partial], low[partial] = np.maximum(high[partial], 0.0), np.minimum(low[partial], 0.0)
+        return high, low, low.copy()
+
+    def top_candidates(self, rows: np.ndarray, scores: np.ndarray, m: int, floor: np.ndarray,
+                       allowed: np.ndarray, hint: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The base class's top ``m`` from the stored entries: with ``floor >= 0`` an unstored 0
+        never counts, so the candidates are the stored entries above the floor that are allowed
+        (all positive), ranked by :func:`~recsys.models.ranking.top_n_positive`."""
+        if hint is None or hint.dtype != np.float32 or (np.asarray(floor) < 0).any() \
+                or not np.isfinite(hint.data).all():
+            return super().top_candidates(rows, scores, m, floor, allowed)
+        n_rows, n_cols = hint.shape
+        r = row_of_entries(hint)
+        keep = (hint.data.astype(np.float64) > floor[r]) & allowed.ravel()[r * n_cols + hint.indices]
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(r[keep], minlength=n_rows), out=indptr[1:])
+        kept = sp.csr_matrix((hint.data[keep], hint.indices[keep], indptr), shape=hint.shape)
+        m = min(m, n_cols)
+        top = top_n_positive(kept, None, m)
+        if top is None:
+            return super().top_candidates(rows, scores, m, floor, allowed)
+        tr, tc, _, rank = top
+        cols, ok = np.zeros((n_rows, m), dtype=np.int64), np.zeros((n_rows, m), dtype=bool)
+        cols[tr, rank - 1], ok[tr, rank - 1] = tc, True
+        return cols, ok
+
     def profile_interactions(self) -> Interactions:
         """The fitted :class:`~recsys.interactions.Interactions` with the
         profile matrix scores are computed from (``profile_weighting``), for a

@@ -19,6 +19,10 @@ __all__ = [
     "take_rows",
     "RECOMMENDATION_COLUMNS",
     "top_n_indices",
+    "top_n_dense",
+    "nth_largest",
+    "nonzero_rc",
+    "top_n_packed",
     "topk_positions",
     "keep_topk",
     "ranked_entries",
@@ -203,6 +207,154 @@ def top_n_indices(scores: np.ndarray, n: int) -> np.ndarray:
         cand = np.flatnonzero(-scores[i] <= kth[i, 0])
         best = cand[np.argsort(-scores[i, cand], kind="stable")]
         out[i] = best[:n]
+    return out
+
+
+def nonzero_rc(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a C-contiguous 2-D mask, through the faster 1-D ``np.flatnonzero``."""
+    flat = np.flatnonzero(mask)
+    return np.divmod(flat, mask.shape[1])
+
+
+def _compact(mask: np.ndarray, values: np.ndarray,
+             columns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ``mask`` entries of each row packed left, in order, into a padded block: their
+    ``cols`` (``columns[r, c]``, or ``c`` itself), ``vals`` (padding ``-inf``, col 0),
+    ``counts`` per row and each entry's ``offset``; one ``np.flatnonzero`` pass."""
+    r, c = nonzero_rc(mask)
+    counts = np.bincount(r, minlength=mask.shape[0])
+    offset = np.arange(len(r), dtype=np.int64) - (np.cumsum(counts) - counts)[r]
+    width = max(int(counts.max(initial=0)), 1)
+    vals = np.full((mask.shape[0], width), -np.inf, dtype=values.dtype)
+    cols = np.zeros((mask.shape[0], width), dtype=np.int64)
+    vals[r, offset] = values[r, c]
+    cols[r, offset] = c if columns is None else columns[r, c]
+    return cols, vals, counts, offset
+
+
+def _sample_bound(scores: np.ndarray, allowed: np.ndarray | None, j: np.ndarray | int, sample: int) -> np.ndarray:
+    """Per row the ``j``-th largest allowed entry of a strided sample of about ``sample``
+    columns (``-inf`` if the sample has fewer); NaN never counts."""
+    step = max(1, scores.shape[1] // sample)
+    picked = scores[:, ::step] if allowed is None else np.where(allowed[:, ::step], scores[:, ::step], -np.inf)
+    width = picked.shape[1]
+    j = np.broadcast_to(np.asarray(j, dtype=np.int64), (scores.shape[0],))
+    bound = np.full(scores.shape[0], -np.inf, dtype=scores.dtype)
+    for value in np.unique(j[j <= width]):
+        which = np.flatnonzero(j == value)
+        block = picked if len(which) == len(j) else picked[which]
+        bound[which] = np.partition(block, width - value, axis=1)[:, width - value]
+    bound[np.isnan(bound)] = -np.inf  # NaN sorts as the largest in np.partition: no bound from it
+    return bound
+
+
+def _candidates(scores: np.ndarray, n: int, floor: np.ndarray | None, allowed: np.ndarray | None,
+                sample: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Packed ``cols, vals, counts`` of a superset of each row's top ``n`` qualifying entries
+    (all ties at the ``n``-th included): the entries ``>=`` a bound ``b`` taken from a strided sample.
+
+    The ``n``-th largest of the sample never exceeds the row's ``n``-th largest (the sample is
+    a subset), so it is a safe ``b``. A sharper guess, the sample's ``j``-th largest with ``j``
+    set for about ``2.5 n`` candidates, is kept for the rows where at least ``n`` entries reach
+    it (then the row's ``n``-th largest is ``>= b`` too); the other rows are redone with the safe
+    bound. ``floor``: only entries above it count (``x > f`` is ``x >= nextafter(f)``)."""
+    n_rows, n_cols = scores.shape
+    above = None if floor is None else np.nextafter(np.asarray(floor, dtype=scores.dtype), np.inf)
+
+    def packed(rows: np.ndarray | None, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        block = scores if rows is None else scores[rows]
+        if above is not None:
+            low = above if rows is None else above[rows]
+            bound = np.where(bound > low, bound, low)
+        mask = block >= bound[:, None]
+        if allowed is not None:
+            mask &= allowed if rows is None else allowed[rows]
+        cols, vals, counts, _ = _compact(mask, block)
+        return cols, vals, counts
+
+    width = len(range(0, n_cols, max(1, n_cols // sample)))
+    guess = min(n, max(1, -(-5 * n * width // (2 * n_cols))))
+    cols, vals, counts = packed(None, _sample_bound(scores, allowed, guess, sample))
+    redo = np.flatnonzero(counts < n) if guess < n else np.zeros(0, dtype=np.int64)
+    if len(redo):
+        sub = None if allowed is None else allowed[redo]
+        r_cols, r_vals, r_counts = packed(redo, _sample_bound(scores[redo], sub, n, sample))
+        w = max(cols.shape[1], r_cols.shape[1])
+        cols, vals = _widen(cols, w, 0), _widen(vals, w, -np.inf)
+        cols[redo], vals[redo], counts[redo] = _widen(r_cols, w, 0), _widen(r_vals, w, -np.inf), r_counts
+    return cols, vals, counts
+
+
+def _widen(block: np.ndarray, width: int, fill: float) -> np.ndarray:
+    """``block`` padded on the right with ``fill`` to ``width`` columns."""
+    if block.shape[1] >= width:
+        return block
+    return np.pad(block, ((0, 0), (0, width - block.shape[1])), constant_values=fill)
+
+
+def top_n_dense(scores: np.ndarray, n: int, floor: np.ndarray | None = None, allowed: np.ndarray | None = None,
+                sample: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best entries per row of a dense block, best first, ties to the lower column.
+
+    With ``floor`` (one value per row) only entries strictly above it count,
+    with ``allowed`` (bool, shaped like ``scores``) only allowed ones;
+    without either, every entry does, ordered as :func:`top_n_indices`
+    orders them (``-inf`` after the finite scores, NaN last). Returns
+    ``cols`` (rows x n, int64) and ``ok`` (False: padding, the row has fewer
+    qualifying entries; its column is 0).
+
+    Exact, in a few vectorised passes: a superset of the top ``n`` from a
+    sampled bound (:func:`_candidates`), cut at its exact ``n``-th largest
+    value ``t`` (all ties at ``t`` kept) with one ``np.partition``, and the
+    few left ordered with one stable sort. Rows without ``floor`` or
+    ``allowed`` that end up short (NaNs) are sorted whole.
+    """
+    n_rows, n_cols = scores.shape
+    n = min(int(n), n_cols)
+    if allowed is not None and np.shape(allowed) != scores.shape:
+        raise ValueError(f"top_n_dense: allowed has shape {np.shape(allowed)}, the scores {scores.shape}")
+    if floor is not None and np.shape(floor) != (n_rows,):
+        raise ValueError(f"top_n_dense: floor needs one value per row ({n_rows}), got shape {np.shape(floor)}")
+    filtered = floor is not None or allowed is not None
+    cols, vals, counts = _candidates(scores, n, floor, allowed, sample)
+    out, ok = top_n_packed(cols, vals, counts, n)
+    short = np.zeros(0, dtype=np.int64) if filtered else np.flatnonzero(counts < n)
+    if len(short):
+        out[short] = np.argsort(-scores[short], axis=1, kind="stable")[:, :n]
+        ok[short] = True
+    return out, ok
+
+
+def top_n_packed(cols: np.ndarray, vals: np.ndarray, counts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best of packed candidates (row ``i``: ``counts[i]`` entries ``vals``/``cols``
+    first, in any order, then padding), best first, ties to the lower column: ``cols, ok`` as
+    :func:`top_n_dense`. The exact ``n``-th largest value ``t`` (one ``np.partition``) cuts
+    them, all ties at ``t`` kept; one sort by (value desc, column asc) orders the rest."""
+    real = np.arange(vals.shape[1])[None, :] < counts[:, None]
+    if vals.shape[1] > n:
+        kth = vals.shape[1] - n
+        cut = np.partition(np.where(real, vals, -np.inf), kth, axis=1)[:, kth : kth + 1]
+        cols, vals, counts, _ = _compact(real & (vals >= cut), vals, cols)
+        real = np.arange(vals.shape[1])[None, :] < counts[:, None]
+    # padding sorts after every candidate (even a -inf one): value +inf, column past the last
+    order = np.lexsort((np.where(real, cols, np.iinfo(np.int64).max), np.where(real, -vals, np.inf)), axis=1)[:, :n]
+    out = np.take_along_axis(cols, order, axis=1)
+    ok = order < counts[:, None]
+    if out.shape[1] < n:
+        out = np.pad(out, ((0, 0), (0, n - out.shape[1])))
+        ok = np.pad(ok, ((0, 0), (0, n - ok.shape[1])))
+    return out, ok
+
+
+def nth_largest(scores: np.ndarray, n: int, sample: int = 1024) -> np.ndarray:
+    """The ``n``-th largest non-NaN entry of each row of a dense block (``-inf`` where a
+    row has fewer): a superset of the row's top ``n`` from a sampled bound
+    (:func:`_candidates`), cut with one ``np.partition``."""
+    _, vals, counts = _candidates(scores, n, None, None, sample)
+    out = np.full(scores.shape[0], -np.inf, dtype=scores.dtype)
+    if vals.shape[1] >= n:
+        out = np.partition(vals, vals.shape[1] - n, axis=1)[:, vals.shape[1] - n]
+        out[counts < n] = -np.inf
     return out
 
 

@@ -11,6 +11,7 @@ The Surprise rating models live in :mod:`recsys.evaluation.peers.surprise_models
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ import scipy.sparse.linalg as spla
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions, Weighting, model_matrix
 from recsys.models.base import Recommender, check_user_ids
+from recsys.models.ranking import entries_frame, nonzero_rc, nth_largest, row_of_entries, take_rows
 from recsys.validation import check_ints
 
 __all__ = ["PureSVD", "SVDConfig"]
@@ -56,6 +58,8 @@ class PureSVD(Recommender):
 
     name = "svd"
     reason = "Matches the taste profile of shoppers like you"
+    #: users per block in :meth:`recommend`: a users x products float32 screen that stays in cache
+    chunk_size = 128
     unknown_reason = "Popular with shoppers"
 
     def __init__(self, config: SVDConfig | None = None) -> None:
@@ -118,12 +122,71 @@ class PureSVD(Recommender):
             raise ValueError(f"fold_in expects rows with {self.item_factors_.shape[0]} columns, got {rows.shape[1]}")
         return np.asarray(rows @ self.item_factors_)
 
-    def score_users(self, rows: np.ndarray) -> np.ndarray:
-        self._check_fitted()
+    def _factors(self, rows: np.ndarray) -> np.ndarray:
+        """User factors of ``rows`` (float64; unknown users, -1: the mean user's)."""
         rows = np.asarray(rows, dtype=np.int64)
         factors = self.user_factors_[np.where(rows >= 0, rows, 0)]
         factors[rows < 0] = self.mean_user_factors_
-        return factors @ self.item_factors_.T
+        return factors
+
+    def score_users(self, rows: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return self._factors(rows) @ self.item_factors_.T
+
+    def recommend(self, user_ids: Sequence[str] | str, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
+        """Top-``n`` per user (:data:`~recsys.models.base.RECOMMENDATION_COLUMNS`), ranked by the
+        float64 scores ``f_u . v_j`` with ties to the lower column, computed without a
+        float64 users x products block (:meth:`_top_n`)."""
+        self._check_fitted()
+        ids, n, rows = self._request(user_ids, n)
+        parts = []
+        for start in range(0, max(len(ids), 1), self.chunk_size):
+            chunk = rows[start : start + self.chunk_size]
+            banned = take_rows(self.interactions_.purchased, chunk) if exclude_purchased else None
+            r, c, v, rank = self._top_n(self._factors(chunk), banned, n)
+            parts.append((r + start, c, v, rank))
+        r, c, v, rank = (np.concatenate(p) for p in zip(*parts, strict=True))
+        return entries_frame(ids, self.interactions_.product_ids, r, c, v, rank,
+                             self.reasons_at(rows, r, c, np.empty((len(rows), 0))))
+
+    def _top_n(self, factors: np.ndarray, banned: sp.csr_matrix | None,
+               n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Exact float64 top-``n`` from a float32 screen: ``rows, cols, scores, rank``.
+
+        ``a = fl32(F) fl32(V)^T`` (one float32 GEMM) is within
+        ``e_u = (k + 8) 2^-23 ||f_u|| max_j ||v_j||`` of every float64 score
+        (float32 rounding of the inputs and of a k-term sum, doubled; the float64
+        sum's own error is far below it). With ``L_u`` the ``n``-th largest
+        allowed ``a``, an item with ``a < L_u - 2 e_u`` scores below ``n``
+        others and cannot be in the top ``n``; the few items left are scored in
+        float64 (``einsum``) and ordered by (score desc, column asc)."""
+        items_t32, max_norm = self._screen()
+        approx = factors.astype(np.float32) @ items_t32
+        if banned is not None and banned.nnz:
+            approx[row_of_entries(banned), banned.indices] = -np.inf
+        k = self.item_factors_.shape[1]
+        margin = 2.0 * (k + 8) * 2.0**-23 * np.linalg.norm(factors, axis=1) * max_norm
+        cut = (nth_largest(approx, n).astype(np.float64) - margin).astype(np.float32)
+        cut = np.nextafter(cut, np.float32(-np.inf))  # rounded down: never narrower than L_u - 2 e_u
+        r, c = nonzero_rc((approx >= cut[:, None]) & (approx > -np.inf))
+        exact = np.einsum("ij,ij->i", factors[r], self.item_factors_[c])
+        order = np.lexsort((c, -exact, r))
+        r, c, exact = r[order], c[order].astype(np.int64), exact[order]
+        per_row = np.bincount(r, minlength=len(factors))
+        rank = np.arange(len(r), dtype=np.int64) - (np.cumsum(per_row) - per_row)[r] + 1
+        take = rank <= n
+        return r[take].astype(np.int64), c[take], exact[take], rank[take]
+
+    def _screen(self) -> tuple[np.ndarray, float]:
+        """``V_k^T`` as contiguous float32 and ``max_j ||v_j||`` (the screen of :meth:`_top_n`;
+        cached for the current ``item_factors_`` array, rebuilt when it is replaced)."""
+        cached = self.__dict__.get("_screen_cache")
+        if cached is None or cached[0] is not self.item_factors_:
+            items = self.item_factors_
+            cached = (items, np.ascontiguousarray(items.T, dtype=np.float32),
+                      float(np.linalg.norm(items, axis=1).max(initial=0.0)))
+            self.__dict__["_screen_cache"] = cached
+        return cached[1], cached[2]
 
     def reasons_for(self, rows: np.ndarray, scores: np.ndarray) -> str | np.ndarray:
         rows = np.asarray(rows)
@@ -132,6 +195,12 @@ class PureSVD(Recommender):
         out = np.full(scores.shape, self.reason, dtype=object)
         out[rows < 0] = self.unknown_reason
         return out
+
+    def reasons_at(self, rows: np.ndarray, r: np.ndarray, c: np.ndarray, scores: np.ndarray) -> str | np.ndarray:
+        rows = np.asarray(rows)
+        if (rows >= 0).all():
+            return self.reason
+        return np.where(rows[r] >= 0, self.reason, self.unknown_reason).astype(object)
 
     def affinity(self, user_ids: Any, product_ids: Any = None) -> pd.DataFrame:
         """User x product affinity ``(U_k S_k)_u . (V_k)_i`` as a DataFrame

@@ -1,0 +1,185 @@
+"""The batch top-N paths (issue 23): the sampled-bound selection of :mod:`recsys.models.ranking`
+against full sorts, the hybrid's block path against one user at a time, and PureSVD's
+float32-screened top-N against ranking its dense float64 scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data import Dataset
+from recsys.interactions import Interactions
+from recsys.models.base import Recommender, top_n_frame
+from recsys.models.content import ContentRecommender
+from recsys.models.demographic import DemographicRecommender
+from recsys.models.hybrid import CONTRIB_COLUMNS, HybridRecommender
+from recsys.models.knn import ItemKNN
+from recsys.models.ranking import nth_largest, take_rows, top_n_dense, top_n_indices
+from recsys.models.svd import PureSVD, SVDConfig
+
+
+def _block(rng: np.random.Generator, kind: int, shape: tuple[int, int]) -> np.ndarray:
+    """Random scores with the awkward cases: many ties, -inf runs, NaN, float32."""
+    scores = rng.normal(size=shape)
+    if kind == 1:
+        scores = np.round(scores, 1)  # many ties, also at the n-th value
+    elif kind == 2:
+        scores[rng.random(shape) < 0.7] = -np.inf
+    elif kind == 3:
+        scores[rng.random(shape) < 0.05] = np.nan
+        scores[rng.random(shape) < 0.3] = -np.inf
+    elif kind == 4:
+        scores = rng.integers(0, 3, size=shape).astype(np.float32)
+    return scores
+
+
+@pytest.mark.parametrize("kind", range(5))
+def test_top_n_dense_matches_a_full_stable_sort(kind: int) -> None:
+    rng = np.random.default_rng(kind)
+    for _ in range(40):
+        shape = (int(rng.integers(1, 12)), int(rng.integers(1, 2500)))
+        scores = _block(rng, kind, shape)
+        n = int(rng.integers(1, 150))
+        cols, ok = top_n_dense(scores, n, sample=int(rng.choice([4, 64, 1024])))
+        assert ok.all()
+        np.testing.assert_array_equal(cols, top_n_indices(scores, min(n, shape[1])))
+
+
+@pytest.mark.parametrize("kind", range(4))
+def test_top_n_dense_with_floor_and_allowed_is_the_filtered_ranking(kind: int) -> None:
+    """``floor``/``allowed``: the entries of the full ranking of the allowed scores that lie above the floor."""
+    rng = np.random.default_rng(10 + kind)
+    for _ in range(40):
+        shape = (int(rng.integers(1, 12)), int(rng.integers(1, 2500)))
+        scores = _block(rng, kind, shape)
+        allowed = rng.random(shape) < 0.6
+        floor = np.min(scores, axis=1)
+        n = int(rng.integers(1, 150))
+        cols, ok = top_n_dense(scores, n, floor, allowed, sample=int(rng.choice([4, 64, 1024])))
+        masked = np.where(allowed, scores, -np.inf)
+        ref = top_n_indices(masked, min(n, shape[1]))
+        ref_ok = np.take_along_axis(masked, ref, axis=1) > floor[:, None]
+        np.testing.assert_array_equal(ok[:, : ref.shape[1]], ref_ok)
+        np.testing.assert_array_equal(np.where(ref_ok, cols[:, : ref.shape[1]], -1), np.where(ref_ok, ref, -1))
+
+
+def test_nth_largest_matches_a_sort() -> None:
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        shape = (int(rng.integers(1, 12)), int(rng.integers(1, 2500)))
+        scores = rng.normal(size=shape).astype(np.float32)
+        if trial % 2:
+            scores[rng.random(shape) < 0.5] = -np.inf
+        n = int(rng.integers(1, 150))
+        expected = -np.sort(-scores, axis=1)[:, n - 1] if n <= shape[1] else np.full(shape[0], -np.inf)
+        np.testing.assert_array_equal(nth_largest(scores, n, sample=int(rng.choice([4, 1024]))), expected)
+
+
+def test_top_n_dense_names_a_mismatched_mask() -> None:
+    with pytest.raises(ValueError, match="allowed"):
+        top_n_dense(np.zeros((2, 5)), 3, allowed=np.ones((2, 4), dtype=bool))
+    with pytest.raises(ValueError, match="floor"):
+        top_n_dense(np.zeros((2, 5)), 3, floor=np.zeros(3))
+
+
+@pytest.fixture(scope="module")
+def ci_parts(ci_dataset: Dataset) -> dict[str, object]:
+    inter = Interactions.from_dataset(ci_dataset)
+    return {"knn": ItemKNN().fit(ci_dataset, inter), "svd": PureSVD(SVDConfig(random_state=42)).fit(ci_dataset, inter),
+            "content": ContentRecommender().fit(ci_dataset, inter),
+            "demographic": DemographicRecommender().fit(ci_dataset, inter)}
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_hybrid_block_path_equals_one_user_at_a_time(ci_dataset: Dataset, ci_parts, exclude: bool) -> None:
+    """Blocks of users (several per call, several calls) give each user's own single-user answer:
+    same products, order, ranks and reasons; fused scores and contributions equal up to the BLAS
+    rounding that differs between a one-row and a many-row product (<= 1e-12)."""
+    hybrid = HybridRecommender.from_fitted(ci_parts, ci_dataset.config.fusion)
+    hybrid.max_block_bytes = 37 * 8 * ci_dataset.n_products  # blocks of 37 users: several blocks
+    users = list(hybrid.interactions_.user_ids[::7]) + ["someone_new"]
+    block = hybrid.recommend(users, 10, exclude_purchased=exclude)
+    alone = pd.concat([hybrid.recommend([u], 10, exclude_purchased=exclude) for u in users], ignore_index=True)
+    assert len(block) == len(alone) >= 10 * len(users) - 10
+    for column in ("user_id", "product_id", "rank", "reason"):
+        assert block[column].tolist() == alone[column].tolist(), column
+    for column in ["score", *CONTRIB_COLUMNS]:
+        np.testing.assert_allclose(block[column], alone[column], rtol=0, atol=1e-12)
+    # and the block size does not matter at all for the result (bits included) once blocks hold many rows
+    hybrid.max_block_bytes = 500 * 8 * ci_dataset.n_products
+    pd.testing.assert_frame_equal(hybrid.recommend(users, 10, exclude_purchased=exclude)[["user_id", "product_id", "rank"]],
+                                  block[["user_id", "product_id", "rank"]])
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_puresvd_screened_top_n_equals_ranking_the_dense_scores(ci_dataset: Dataset, ci_parts, exclude: bool) -> None:
+    """PureSVD's top-N (float32 screen, float64 rescoring) ranks exactly as sorting its dense
+    float64 scores (ties to the lower column); scores agree to float64 rounding."""
+    svd: PureSVD = ci_parts["svd"]
+    users = list(svd.interactions_.user_ids) + ["someone_new"]
+    got = svd.recommend(users, 10, exclude_purchased=exclude)
+    rows = svd.interactions_.user_index(users)
+    banned = take_rows(svd.interactions_.purchased, rows) if exclude else None
+    scores = svd.score_users(rows)
+    expected = top_n_frame(scores, users, svd.interactions_.product_ids, 10, svd.reasons_for(rows, scores), banned)
+    for column in ("user_id", "product_id", "rank", "reason"):
+        assert got[column].tolist() == expected[column].tolist(), column
+    np.testing.assert_allclose(got["score"], expected["score"], rtol=1e-12, atol=1e-12)
+    assert got.loc[got["user_id"] == "someone_new", "reason"].eq(svd.unknown_reason).all()
+
+
+def test_puresvd_top_n_keeps_ties_in_column_order(ci_dataset: Dataset, ci_parts) -> None:
+    """Products with identical factors (e.g. never bought: zero vectors) tie exactly; they come in column order."""
+    svd: PureSVD = ci_parts["svd"]
+    copies = [len(svd.item_factors_) - 2, 1, 1]  # product 0 .. P-3 share one factor row
+    tied = PureSVD.from_factors(svd.config, svd.dataset_, svd.interactions_, svd.user_factors_,
+                                np.repeat(svd.item_factors_[:3], copies, axis=0),
+                                svd.singular_values_, svd.mean_user_factors_)
+    users = list(svd.interactions_.user_ids[:50])
+    got = tied.recommend(users, 5, exclude_purchased=False)
+    distinct = svd.user_factors_[:50] @ svd.item_factors_[:3].T  # the three values each user can score
+    expected = top_n_indices(np.repeat(distinct, copies, axis=1), 5)
+    cols = tied.interactions_.product_index(got["product_id"].tolist()).reshape(len(users), 5)
+    np.testing.assert_array_equal(cols, expected)
+
+
+@pytest.mark.parametrize("share", [0.9, 0.2, 0.01])
+def test_demographic_segment_shortcuts_equal_the_dense_rules(ci_parts, share: float) -> None:
+    """The demographic strategy's per-segment range and its walk down the segment ranking give
+    what the base class computes from the dense block, whatever share of products is allowed
+    (a small share makes the walk leave its first prefix)."""
+    demo: DemographicRecommender = ci_parts["demographic"]
+    rows = np.concatenate([np.arange(0, len(demo.user_segment_), 5), [-1]])
+    scores = demo.score_users(rows)
+    dense_range = Recommender.score_range(demo, rows, scores)
+    for mine, dense in zip(demo.score_range(rows, scores), dense_range, strict=True):
+        np.testing.assert_array_equal(mine, dense)
+    allowed = np.random.default_rng(5).random(scores.shape) < share
+    for m in (1, 10, 100):
+        cols, ok = demo.top_candidates(rows, scores, m, dense_range[2], allowed)
+        ref_cols, ref_ok = Recommender.top_candidates(demo, rows, scores, m, dense_range[2], allowed)
+        np.testing.assert_array_equal(ok, ref_ok)
+        np.testing.assert_array_equal(np.where(ok, cols, -1), np.where(ref_ok, ref_cols, -1))
+
+
+@pytest.mark.parametrize("share", [0.9, 0.3])
+def test_knn_sparse_shortcuts_equal_the_dense_rules(ci_parts, share: float) -> None:
+    """The k-NN's range and top candidates read from its sparse scores (the ``score_block`` hint)
+    equal the base class's dense computation on the same block; without a hint it falls back."""
+    knn: ItemKNN = ci_parts["knn"]
+    rows = np.concatenate([np.arange(0, len(knn.interactions_.user_ids), 3), [-1]])
+    dense, hint = knn.score_block(rows)
+    assert hint is not None
+    np.testing.assert_array_equal(dense, knn.score_users(rows))
+    dense_range = Recommender.score_range(knn, rows, dense)
+    for mine, ref in zip(knn.score_range(rows, dense, hint), dense_range, strict=True):
+        np.testing.assert_array_equal(mine, ref)
+    allowed = np.random.default_rng(9).random(dense.shape) < share
+    for m in (1, 10, 100):
+        cols, ok = knn.top_candidates(rows, dense, m, dense_range[2], allowed, hint)
+        ref_cols, ref_ok = Recommender.top_candidates(knn, rows, dense, m, dense_range[2], allowed)
+        np.testing.assert_array_equal(ok, ref_ok)
+        np.testing.assert_array_equal(np.where(ok, cols, -1), np.where(ref_ok, ref_cols, -1))
+    one, no_hint = knn.score_block(rows[:1])
+    assert no_hint is None and one.shape == (1, dense.shape[1])
