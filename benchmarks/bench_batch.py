@@ -16,7 +16,8 @@ Measured in one process, BLAS and ``implicit`` pinned to one thread, on the same
   the service's ``/full`` answers through the same ``fuse_rows``, one block per micro-batch), with
   its block size and the peak memory one call allocates (``tracemalloc``);
 * ``engine.train(dataset)`` (no tuning): wall time and the peak resident memory of a
-  separate child process that only trains (so the peers above do not count).
+  separate child process that only trains (so the peers above do not count), with the
+  time and peak memory of each of its steps (``benchmarks/train_steps.py``).
 
 Targets (issue 23): k-NN fit <= implicit cosine fit; hybrid >= 5,000 users/s; PureSVD >=
 implicit ALS users/s; ``engine.train`` at large <= 35 s and <= 1.5 GB peak. The figures are
@@ -30,6 +31,8 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_key, "1")
@@ -40,18 +43,7 @@ from recsys.data import load_or_generate  # noqa: E402
 from recsys.interactions import Interactions  # noqa: E402
 from recsys.runs.reporting import write_benchmark_manifest  # noqa: E402
 
-_TRAIN_CHILD = """
-import json, os, resource, sys, time
-from recsys.data import load_or_generate
-from recsys.serving.engine import RecommendationEngine
-ds = load_or_generate(profile=sys.argv[1], seed=int(sys.argv[2]), data_dir=sys.argv[3])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t = time.perf_counter()
-RecommendationEngine(ds.config).train(ds)
-print(json.dumps({"seconds": time.perf_counter() - t,
-                  "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                  "data_gib": before / 2**20}))
-"""
+_TRAIN_CHILD = Path(__file__).with_name("train_steps.py")  # engine.train step by step, in its own process
 
 
 def _timed(fn, *args, **kwargs) -> tuple[object, float]:
@@ -60,14 +52,32 @@ def _timed(fn, *args, **kwargs) -> tuple[object, float]:
     return out, time.perf_counter() - start
 
 
-def train_in_child(profile: str, seed: int, data_dir: str) -> dict[str, float]:
-    """``engine.train`` in a fresh process: wall seconds and its peak RSS (GiB; ``data_gib``: after loading)."""
+def train_in_child(profile: str, seed: int, data_dir: str) -> dict[str, Any]:
+    """``engine.train`` in a fresh process (``benchmarks/train_steps.py``): wall seconds, its peak RSS
+    (GiB; ``data_gib``: after loading) and the per-step ``steps`` breakdown (seconds, peak GiB)."""
     import json
 
-    out = subprocess.run([sys.executable, "-c", _TRAIN_CHILD, profile, str(seed), data_dir], check=True,
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1",
-                                                                "OPENBLAS_NUM_THREADS": "1"})
+    out = subprocess.run([sys.executable, str(_TRAIN_CHILD), "--profile", profile, "--seed", str(seed),
+                          "--data-dir", data_dir], check=True, capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def print_train(train: dict[str, Any], figures: dict[str, tuple[float, str]]) -> None:
+    """Print ``engine.train``'s figures with the per-step breakdown and add them to ``figures``."""
+    print(f"engine.train (no tuning, own process): {train['seconds']:.1f} s, peak RSS {train['peak_gib']:.2f} GiB "
+          f"(after loading the data: {train['data_gib']:.2f} GiB; loading took {train['load_s']:.1f} s)")
+    for name, step in train["steps"].items():
+        peak = "" if step["peak_gib"] != step["peak_gib"] else f", peak {step['peak_gib']:.2f} GiB"
+        print(f"  {name:<22} {step['seconds']:7.2f} s ({100 * step['seconds'] / train['seconds']:4.1f} %){peak}")
+    figures["engine_train_s"] = (train["seconds"], "engine.train(dataset), no tuning, child process, one thread")
+    figures["engine_train_peak_gib"] = (train["peak_gib"], "peak RSS of that child process (ru_maxrss)")
+    for name, step in train["steps"].items():
+        key = name.replace(".", "_")
+        figures[f"engine_train_step_{key}_s"] = (step["seconds"], f"engine.train step {name}: seconds (train_steps.py)")
+        if step["peak_gib"] == step["peak_gib"]:
+            figures[f"engine_train_step_{key}_peak_gib"] = (step["peak_gib"], f"engine.train step {name}: peak RSS "
+                                                                               "sampled every 5 ms")
 
 
 def main() -> None:
@@ -77,7 +87,14 @@ def main() -> None:
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--users", type=int, default=20_000, help="users whose top-10 is timed")
     parser.add_argument("--no-train", action="store_true", help="skip the engine.train child process")
+    parser.add_argument("--train-only", action="store_true",
+                        help="only the engine.train child (recorded as bench_batch_<profile>_train)")
     args = parser.parse_args()
+    if args.train_only:
+        figures_train: dict[str, tuple[float, str]] = {}
+        print_train(train_in_child(args.profile, args.seed, args.data_dir), figures_train)
+        print(f"recorded {write_benchmark_manifest(f'bench_batch_{args.profile}_train', figures_train)}")
+        return
 
     import implicit.cpu.als
     import implicit.nearest_neighbours
@@ -129,11 +146,7 @@ def main() -> None:
         "hybrid_top10_peak_mib": (hybrid_peak, "tracemalloc peak of HybridRecommender.recommend over 2,000 users"),
     })
     if not args.no_train:
-        train = train_in_child(args.profile, args.seed, args.data_dir)
-        print(f"engine.train (no tuning, own process): {train['seconds']:.1f} s, peak RSS {train['peak_gib']:.2f} GiB "
-              f"(after loading the data: {train['data_gib']:.2f} GiB)")
-        figures["engine_train_s"] = (train["seconds"], "engine.train(dataset), no tuning, child process, one thread")
-        figures["engine_train_peak_gib"] = (train["peak_gib"], "peak RSS of that child process (ru_maxrss)")
+        print_train(train_in_child(args.profile, args.seed, args.data_dir), figures)
     path = write_benchmark_manifest(f"bench_batch_{args.profile}", figures)
     print(f"recorded {path}")
 

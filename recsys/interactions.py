@@ -19,23 +19,36 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.config import ConfigError, InteractionWeights
+from recsys.config import EVENT_TYPES, ConfigError, InteractionWeights
 from recsys.data.dataset import Dataset
 from recsys.third_party import import_quietly
 
-__all__ = ["Interactions", "Weighting", "event_weights", "model_matrix", "weighted_matrix"]
+__all__ = ["Interactions", "Weighting", "dataset_event_weights", "event_weights", "model_matrix", "weighted_matrix"]
 
 
 def event_weights(events: pd.DataFrame, as_of: pd.Timestamp, weights: InteractionWeights) -> np.ndarray:
     """Per-event weight: type weight times exponential time decay."""
-    kind = events["event_type"].to_numpy()
-    base = np.zeros(len(events), dtype=np.float64)
-    for name in ("view", "favorite", "cart", "purchase"):
-        base[kind == name] = weights.type_weight(name)
-    is_review = kind == "review"
-    base[is_review] = weights.review_weight_per_star * events["rating"].to_numpy(dtype=float)[is_review]
+    kind = pd.Index(EVENT_TYPES).get_indexer(events["event_type"])
     age_days = (pd.Timestamp(as_of) - events["timestamp"]).dt.total_seconds().to_numpy() / 86400.0
+    return _decayed_weights(kind, events["rating"].to_numpy(dtype=float), age_days, weights)
+
+
+def _decayed_weights(kind: np.ndarray, rating: np.ndarray, age_days: np.ndarray,
+                     weights: InteractionWeights) -> np.ndarray:
+    """:func:`event_weights` from per-event arrays: ``kind`` (position in
+    ``EVENT_TYPES``), ``rating`` and ``age_days``."""
+    # one weight per kind; reviews are set below, an unknown kind (-1: the appended 0) weighs 0
+    per_kind = np.array([weights.type_weight(n) if n != "review" else 0.0 for n in EVENT_TYPES] + [0.0])
+    base = per_kind[kind]
+    is_review = kind == EVENT_TYPES.index("review")
+    base[is_review] = weights.review_weight_per_star * rating[is_review]
     return base * np.power(0.5, np.clip(age_days, 0, None) / weights.half_life_days)
+
+
+def dataset_event_weights(dataset: Dataset, weights: InteractionWeights) -> np.ndarray:
+    """:func:`event_weights` of ``dataset``'s events from its cached :meth:`~recsys.data.dataset.Dataset.event_index`."""
+    index = dataset.event_index()
+    return _decayed_weights(index.kind, dataset.events["rating"].to_numpy(dtype=float), index.age_days, weights)
 
 
 @dataclass
@@ -57,15 +70,14 @@ class Interactions:
         weights = weights or dataset.config.interactions
         user_ids = pd.Index(dataset.users["user_id"], name="user_id")
         product_ids = pd.Index(dataset.products["product_id"], name="product_id")
-        events = dataset.events
-        rows = user_ids.get_indexer(events["user_id"])
-        cols = product_ids.get_indexer(events["product_id"])
+        index = dataset.event_index()
+        rows, cols = index.user_row, index.product_col
         shape = (len(user_ids), len(product_ids))
-        values = event_weights(events, dataset.as_of, weights)
+        values = dataset_event_weights(dataset, weights)
         matrix = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float64)
         matrix.sum_duplicates()
         matrix.sort_indices()
-        is_purchase = events["event_type"].to_numpy() == "purchase"
+        is_purchase = index.kind == EVENT_TYPES.index("purchase")
         purchased = sp.csr_matrix(
             (np.ones(int(is_purchase.sum()), dtype=bool), (rows[is_purchase], cols[is_purchase])), shape=shape
         )
@@ -143,20 +155,19 @@ def weighted_matrix(dataset: Dataset, weighting: Weighting, user_ids: pd.Index, 
     """The users x products CSR float64 matrix of ``dataset``'s events under
     ``weighting`` (see :class:`Weighting`), rows and columns in the order of
     ``user_ids`` / ``product_ids`` (events of other ids are left out)."""
-    events = dataset.events
-    rows = user_ids.get_indexer(events["user_id"])
-    cols = product_ids.get_indexer(events["product_id"])
+    index = dataset.event_index()
+    rows, cols = _reindex(index.user_row, dataset.users["user_id"], user_ids), \
+        _reindex(index.product_col, dataset.products["product_id"], product_ids)
     keep = (rows >= 0) & (cols >= 0)
     base = dataset.config.interactions
     half_life = weighting.half_life_days if weighting.half_life_days is not None else math.inf
     decayed = replace(base, half_life_days=half_life)
-    values = event_weights(events, dataset.as_of, decayed)[keep]
-    rows, cols = rows[keep], cols[keep]
+    values = dataset_event_weights(dataset, decayed)
+    if not keep.all():
+        values, rows, cols = values[keep], rows[keep], cols[keep]
     shape = (len(user_ids), len(product_ids))
     if weighting.repeats == "binary":
-        pairs = pd.DataFrame({"r": rows, "c": cols, "v": values}).groupby(["r", "c"], sort=True)["v"].max()
-        matrix = sp.csr_matrix((pairs.to_numpy(), (pairs.index.get_level_values(0), pairs.index.get_level_values(1))),
-                               shape=shape, dtype=np.float64)
+        matrix = _max_per_pair(rows, cols, values, shape)
     else:
         matrix = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float64)
         matrix.sum_duplicates()
@@ -172,6 +183,34 @@ def weighted_matrix(dataset: Dataset, weighting: Weighting, user_ids: pd.Index, 
     matrix.eliminate_zeros()
     matrix.sort_indices()
     return matrix
+
+
+def _reindex(codes: np.ndarray, ids: pd.Series, index: pd.Index) -> np.ndarray:
+    """``codes`` (positions in ``ids``) as positions in ``index`` (-1: not in it);
+    no remapping when ``index`` lists ``ids`` in the same order."""
+    if len(index) == len(ids) and index.equals(pd.Index(ids)):
+        return codes
+    return index.get_indexer(ids)[codes]
+
+
+def _max_per_pair(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """CSR float64 with ``max`` of ``values`` over the events of each ``(row, col)`` pair
+    (sorted indices, no duplicates): a sort by the pair key ``row * n_cols + col``, then
+    ``np.maximum.reduceat`` over each run of equal keys (the max does not depend on the order within a run)."""
+    key = rows.astype(np.int64) * shape[1] + cols
+    pos_bits = max(1, int(len(key)).bit_length())
+    if (max(1, shape[0] * shape[1]).bit_length() + pos_bits) <= 63:  # (key, position) packed in one int64:
+        packed = np.sort((key << pos_bits) | np.arange(len(key), dtype=np.int64))  # a plain (SIMD) sort
+        order, key = packed & ((1 << pos_bits) - 1), packed >> pos_bits
+    else:
+        order = np.argsort(key)
+        key = key[order]
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1]))) if len(key) else np.zeros(0, np.int64)
+    data = np.maximum.reduceat(values[order], starts) if len(key) else np.zeros(0)
+    pair = key[starts]
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pair // shape[1], minlength=shape[0]), out=indptr[1:])
+    return sp.csr_matrix((data, (pair % shape[1]).astype(np.int32), indptr), shape=shape)
 
 
 def model_matrix(dataset: Dataset, interactions: Interactions, weighting: Weighting | None) -> sp.csr_matrix:

@@ -59,7 +59,7 @@ from recsys.data.errors import DataFileError, DataValidationError
 from recsys.data.ids import ID_RULE, invalid_id_mask
 from recsys.data.timestamps import as_timestamp, naive_utc, naive_utc_ns
 
-__all__ = ["CANONICAL_DTYPE", "DataFileError", "DataValidationError", "Dataset", "SCHEMA", "check_event_amounts", "check_finite",
+__all__ = ["CANONICAL_DTYPE", "DataFileError", "DataValidationError", "Dataset", "EventIndex", "SCHEMA", "check_event_amounts", "check_finite",
            "drop_invalid_events", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 2
@@ -121,6 +121,9 @@ def _bad(frame: str, column: str | None, problem: str, mask: np.ndarray | pd.Ser
         raise DataValidationError(frame, column, problem, count, values[np.asarray(mask)])
 
 
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or pd.options.mode.copy_on_write is True
+
+
 def _check_columns(name: str, df: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise DataValidationError(name, None, f"expected a pandas DataFrame, got {type(df).__name__}")
@@ -149,7 +152,9 @@ def _check_columns(name: str, df: pd.DataFrame) -> pd.DataFrame:
             # checked in the original dtype: a cast first would wrap 2**64 - 1 to -1
             _bad(name, column, f"value above the int64 maximum {np.iinfo(np.int64).max}",
                  series.to_numpy() > np.iinfo(np.int64).max, series)
-    out = df[list(schema)].copy()
+    # a frame of its own: under pandas' copy-on-write (always on from pandas 3) the selection shares the
+    # caller's columns until either side writes (no up-front copy of millions of events); a deep copy otherwise
+    out = df[list(schema)].copy(deep=not _COPY_ON_WRITE)
     for column, spec in schema.items():
         out[column] = out[column].astype(CANONICAL_DTYPE[spec.kind]) if spec.kind != "datetime" else (
             naive_utc_ns(out[column], name, column)
@@ -191,6 +196,19 @@ def _check_unique(name: str, df: pd.DataFrame, column: str) -> None:
     _bad(name, column, "empty ids", df[column].str.len() == 0, df[column])
     _bad(name, column, f"malformed ids: expected {ID_RULE} (recsys.data.ids)", invalid_id_mask(df[column]),
          df[column])
+
+
+@dataclass(frozen=True)
+class EventIndex:
+    """Per-event arrays of a :class:`Dataset` in its events' row order (read-only):
+    ``user_row`` / ``product_col`` (int32) the event's row in ``users`` / ``products``,
+    ``kind`` (int8) its position in :data:`~recsys.config.EVENT_TYPES`, ``age_days``
+    ``(as_of - timestamp)`` in days (float64, ``Series.dt.total_seconds() / 86400``)."""
+
+    user_row: np.ndarray
+    product_col: np.ndarray
+    kind: np.ndarray
+    age_days: np.ndarray
 
 
 @dataclass
@@ -279,9 +297,41 @@ class Dataset:
             self.personas, dict(self.meta), self.config,
         )
 
+    def _derived(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` cached on this instance while its frames and ``as_of`` stay
+        the same objects (a frame is treated as immutable once validated; assigning
+        a new frame or ``as_of`` recomputes)."""
+        key = (self.users, self.products, self.events, self.personas, self.as_of)
+        cache = self.__dict__.setdefault("_derived_cache", {})
+        hit = cache.get(name)
+        if hit is not None and all(a is b for a, b in zip(hit[0], key, strict=True)):
+            return hit[1]
+        value = compute()
+        cache[name] = (key, value)
+        return value
+
+    def event_index(self) -> EventIndex:
+        """Per-event arrays shared by every model fitted on this data set (computed
+        once, cached; see :class:`EventIndex`)."""
+        return self._derived("event_index", self._event_index)
+
+    def _event_index(self) -> EventIndex:
+        events = self.events
+        rows = pd.Index(self.users["user_id"]).get_indexer(events["user_id"]).astype(np.int32)
+        cols = pd.Index(self.products["product_id"]).get_indexer(events["product_id"]).astype(np.int32)
+        kind = pd.Index(EVENT_TYPES).get_indexer(events["event_type"]).astype(np.int8)
+        age_days = (self.as_of - events["timestamp"]).dt.total_seconds().to_numpy() / 86400.0
+        arrays = [rows, cols, kind, age_days]
+        for array in arrays:
+            array.flags.writeable = False
+        return EventIndex(*arrays)
+
     def content_hash(self) -> str:
         """sha256 over the frames' contents, personas included when present
-        (stable across runs)."""
+        (stable across runs; computed once per data set, see :meth:`_derived`)."""
+        return str(self._derived("content_hash", self._content_hash))
+
+    def _content_hash(self) -> str:
         digest = hashlib.sha256()
         frames = [self.users, self.products, self.events]
         if self.personas is not None:
@@ -447,17 +497,18 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         schema = pq.read_schema(path)
         strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-        table = pq.read_table(path, read_dictionary=strings)
+        handle = pq.ParquetFile(path, read_dictionary=strings)
+        columns: dict[str, Any] = {}
+        for name in schema.names:  # one column at a time: the Arrow copy of only one is alive at once
+            values = handle.read(columns=[name]).column(name).to_pandas()
+            if name in strings:
+                uniques = np.append(values.cat.categories.to_numpy(dtype=object), None)
+                values = pd.Series(uniques[values.cat.codes.to_numpy()], dtype=object, copy=False)  # code -1: None
+            columns[name] = values
     except (pa.ArrowException, OSError) as error:
         raise DataFileError(path, f"not a readable parquet file ({type(error).__name__}: {error})") from None
-    columns: dict[str, Any] = {}
-    for name in table.column_names:
-        values = table.column(name).to_pandas()
-        if name in strings:
-            uniques = np.append(values.cat.categories.to_numpy(dtype=object), None)
-            values = pd.Series(uniques[values.cat.codes.to_numpy()], dtype=object, copy=False)  # code -1 -> None
-        columns[name] = values
-    return pd.DataFrame(columns)
+    pa.default_memory_pool().release_unused()  # hand the freed Arrow memory back to the system now
+    return pd.DataFrame(columns, copy=False)
 
 
 def drop_invalid_events(

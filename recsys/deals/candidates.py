@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recsys.config import EVENT_TYPES
 from recsys.data.dataset import Dataset
 from recsys.deals.candidate_block import CandidateBlock
 from recsys.deals.candidate_contract import (
@@ -73,7 +74,7 @@ from recsys.deals.candidate_contract import (
     validate_candidates,
 )
 from recsys.deals.deal_types import DEAL_TYPES, DealRules, deal_type_scores, type_arrays, type_labels
-from recsys.interactions import event_weights
+from recsys.interactions import dataset_event_weights
 
 __all__ = [
     "CANDIDATE_COLUMNS",
@@ -129,10 +130,10 @@ class CandidateBuilder:
         self.user_ids = pd.Index(dataset.users["user_id"])
         self.product_ids = pd.Index(products["product_id"])
         self._user_row = {u: i for i, u in enumerate(self.user_ids)}
-        rows = self.user_ids.get_indexer(events["user_id"])
-        cols = self.product_ids.get_indexer(events["product_id"])
+        codes = dataset.event_index()  # the data set's cached per-event rows, columns and kinds
+        rows, cols = codes.user_row, codes.product_col
         shape = (len(self.user_ids), len(self.product_ids))
-        kind = events["event_type"].to_numpy()
+        kind = np.asarray(EVENT_TYPES, dtype=object)[codes.kind]
 
         def matrix(mask: np.ndarray) -> sp.csr_matrix:
             out = sp.csr_matrix((np.ones(int(mask.sum())), (rows[mask], cols[mask])), shape=shape)
@@ -148,7 +149,7 @@ class CandidateBuilder:
         self.intent_ = (intent - intent.multiply(self.purchased_)).tocsr()
         self.intent_.eliminate_zeros()
         # unconverted cart/wishlist events, weighted, per user x category
-        w = event_weights(events, dataset.as_of, weights)
+        w = dataset_event_weights(dataset, weights)
         converted = np.asarray(self.purchased_[rows, cols]).ravel().astype(bool) if len(events) else np.zeros(0, bool)
         unconverted = np.isin(kind, ("cart", "favorite")) & ~converted
         self.categories_ = pd.Index(sorted(products["category"].unique()))

@@ -8,6 +8,9 @@ same order, same float32 sums):
   ``scipy.sparse._sparsetools.csr_matmat`` (the one use of a private scipy
   API in recsys), skipping scipy's symbolic sizing pass. A scipy without
   the kernel, or whose signature changed, takes the public product.
+* :func:`row_flops` -- the multiply-adds of each row of a sparse product
+  (the bound :func:`sparse_product` sizes its output by; blocks of a long
+  product are cut by it).
 * :func:`history_scores` -- one user's ``x_u @ W`` (the ``score_one`` fast
   path of :class:`~recsys.models.knn.ItemKNN`) without sparse objects.
 """
@@ -24,25 +27,25 @@ try:  # scipy's own sparse-product kernel (what ``a @ b`` runs after sizing its 
 except ImportError:  # pragma: no cover - a scipy without it takes the public product
     _csr_matmat = None
 
-__all__ = ["history_scores", "sparse_product"]
+__all__ = ["history_scores", "row_flops", "sparse_product"]
 
 
 def sparse_product(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
-    """``left @ right`` (CSR float32, 32-bit indices), computed in one pass.
+    """``left @ right`` (CSR float32 or float64 as both operands, 32-bit indices), computed in one pass.
 
     scipy's product first counts the output entries exactly (a symbolic pass
     costing about a quarter of the product), then runs its numeric kernel.
     Row ``u`` of the product has at most ``sum_i |right_i|`` entries over the
     columns ``i`` of ``left_u``, a bound read off the row lengths, so this
     sizes the output by that bound and calls the same kernel once: identical
-    entries, order and sums. Other dtypes (or a scipy without the kernel)
-    take the public product. Indices of the result are not sorted.
+    entries, order and sums. Other or mixed dtypes (or a scipy without the
+    kernel) take the public product. Indices of the result are not sorted.
     """
     n_rows, n_cols = left.shape[0], right.shape[1]
     if (
         _csr_matmat is None
-        or left.dtype != np.float32
-        or right.dtype != np.float32
+        or left.dtype != right.dtype
+        or left.dtype not in (np.float32, np.float64)
         or left.shape[1] != right.shape[0]
     ):
         return (left @ right).tocsr()
@@ -52,7 +55,7 @@ def sparse_product(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
     i32 = np.int32
     indptr = np.empty(n_rows + 1, dtype=i32)
     indices = np.empty(bound, dtype=i32)
-    data = np.empty(bound, dtype=np.float32)
+    data = np.empty(bound, dtype=left.dtype)
     try:
         _csr_matmat(n_rows, n_cols,
                     left.indptr.astype(i32, copy=False), left.indices.astype(i32, copy=False), left.data,
@@ -64,6 +67,14 @@ def sparse_product(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
     out = sp.csr_matrix((data[:nnz], indices[:nnz], indptr), shape=(n_rows, n_cols), copy=False)
     out.has_sorted_indices = False
     return out
+
+
+def row_flops(left: sp.csr_matrix, right: sp.csr_matrix) -> np.ndarray:
+    """Multiply-adds of each row of ``left @ right`` (int64): ``sum_i |right_i|``
+    over the columns ``i`` of the row, an upper bound on the row's stored entries."""
+    per_entry = np.diff(right.indptr).astype(np.int64)[left.indices[: left.indptr[-1]]]
+    total = np.concatenate(([0], np.cumsum(per_entry)))
+    return total[left.indptr[1:]] - total[left.indptr[:-1]]
 
 
 def history_scores(similarity: sp.csr_matrix, items: np.ndarray, weights: np.ndarray) -> np.ndarray:

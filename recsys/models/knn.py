@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions, Weighting, model_matrix
 from recsys.models.base import Recommender, check_n
-from recsys.models.kernels import history_scores, sparse_product
+from recsys.models.kernels import history_scores, row_flops, sparse_product
 from recsys.models.ranking import (
     entries_frame,
     first_allowed,
@@ -61,8 +61,8 @@ class KNNConfig:
     ``k``: neighbours kept per item (user). ``shrinkage``: added to the
     cosine denominator, damping similarities built on little overlap (0 =
     plain cosine). ``min_similarity``: neighbours below it are dropped.
-    ``block_entries``: bound on the similarity entries computed at once
-    during ``fit`` (memory, not results). ``train_weighting``: the input the
+    ``block_entries``: bound on the multiply-adds (hence the similarity
+    entries) of one block of rows during ``fit`` (memory, not results). ``train_weighting``: the input the
     similarities are learned from; ``profile_weighting``: the user profile
     ``x_u`` scores are computed from (:class:`~recsys.interactions.Weighting`;
     ``None``: the shared interaction matrix passed to ``fit``).
@@ -113,29 +113,55 @@ def cosine_topk(
 
     Returns CSR float32 ``(left rows x right rows)``; row ``a`` keeps at most
     ``k`` entries ``sim(a, b) > 0`` and ``>= min_similarity``, never
-    ``b == self_columns[a]``. Computed in row blocks of at most
-    ``block_entries`` similarities, so memory stays bounded.
+    ``b == self_columns[a]``; ties at the ``k``-th value go to the lower ``b``.
+    Dot products, norms and the selection are float64, then cast. Computed in
+    row blocks of at most ``block_entries`` multiply-adds (one row at least;
+    :func:`~recsys.models.kernels.row_flops`) by scipy's product kernel
+    (:func:`~recsys.models.kernels.sparse_product`, no symbolic pass), so memory
+    stays bounded; a row's result does not depend on the blocks. Each block
+    keeps its rows' top ``k + 1`` of all similarities; the filters (self,
+    ``> 0``, ``>= min_similarity``) then run on those few entries: every entry
+    they drop ranks below every entry they keep, and at most one (self) of the
+    kept ones is missing, so the top ``k`` of what remains is the top ``k`` of
+    the filtered row.
     """
     left, right = sp.csr_matrix(left, dtype=np.float64), sp.csr_matrix(right, dtype=np.float64)
     left_norm, right_norm = _row_norms(left), _row_norms(right)
+    # 0/0 or inf/inf make NaN, which ranks nowhere: such inputs clear NaN per block (as dropped entries)
+    careful = not (np.isfinite(left.data).all() and np.isfinite(right.data).all()) or bool(
+        ((left_norm == 0) & (np.diff(left.indptr) > 0)).any() or ((right_norm == 0) & (np.diff(right.indptr) > 0)).any())
     right_t = right.T.tocsr()
-    step = max(1, block_entries // max(1, right.shape[0]))
+    bounds = _blocks(row_flops(left, right_t), block_entries)
     blocks = []
-    for start in range(0, left.shape[0], step):
-        block = (left[start : start + step] @ right_t).tocsr()
-        rows = row_of_entries(block) + start
-        block.data = block.data / (left_norm[rows] * right_norm[block.indices] + shrinkage)
-        drop = ~(block.data > 0) | (block.data < min_similarity)
-        if self_columns is not None:
-            drop |= block.indices == self_columns[rows]
-        block.data[drop] = 0.0
-        block.eliminate_zeros()
-        blocks.append(keep_topk(block, k))
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        block = sparse_product(left[start:stop], right_t)
+        with np.errstate(invalid="ignore" if careful else "warn"):
+            block.data /= np.repeat(left_norm[start:stop], np.diff(block.indptr)) * right_norm[block.indices] + shrinkage
+        if careful:
+            block.data[np.isnan(block.data)] = 0.0
+        blocks.append(keep_topk(block, k + 1))
     if not blocks:
         return sp.csr_matrix(left.shape[:1] + right.shape[:1], dtype=np.float32)
-    out = sp.vstack(blocks, format="csr").astype(np.float32)
+    out = sp.vstack(blocks, format="csr")
+    drop = ~(out.data > 0) | (out.data < min_similarity)
+    if self_columns is not None:
+        drop |= out.indices == np.asarray(self_columns)[row_of_entries(out)]
+    out.data[drop] = 0.0
+    out.eliminate_zeros()
+    out = keep_topk(out, k).astype(np.float32)
     out.sort_indices()
     return out
+
+
+def _blocks(flops: np.ndarray, budget: int) -> np.ndarray:
+    """Row boundaries ``[0, ..., n]`` of consecutive blocks whose summed ``flops`` stay
+    within ``budget`` (a row above it forms a block of its own)."""
+    bounds, start, total = [0], 0, np.concatenate(([0], np.cumsum(flops)))
+    while start < len(flops):
+        stop = int(np.searchsorted(total, total[start] + budget, side="right")) - 1
+        start = max(stop, start + 1)
+        bounds.append(start)
+    return np.asarray(bounds, dtype=np.int64)
 
 
 class NeighbourRecommender(Recommender):
@@ -265,9 +291,11 @@ class NeighbourRecommender(Recommender):
                 f"({dataset.n_users} users, {dataset.n_products} products)"
             )
         cfg = self.config
-        self._fit_neighbours(model_matrix(dataset, interactions, cfg.train_weighting))
-        if cfg.profile_weighting is not None:
-            self.profile_matrix_ = model_matrix(dataset, interactions, cfg.profile_weighting)
+        train = model_matrix(dataset, interactions, cfg.train_weighting)
+        self._fit_neighbours(train)
+        if cfg.profile_weighting is not None:  # the same weighting: the same matrix, built once
+            self.profile_matrix_ = train if cfg.profile_weighting == cfg.train_weighting \
+                else model_matrix(dataset, interactions, cfg.profile_weighting)
         elif hasattr(self, "profile_matrix_"):
             del self.profile_matrix_
 

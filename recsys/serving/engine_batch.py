@@ -85,10 +85,11 @@ class Stage2Jobs:
         """Run the Stage 2 job (:func:`recsys.stage2.job.run_batch`): into
         ``artifacts_dir`` as a new published version, or, without one, into a
         temporary directory that is removed once the artifacts are in memory."""
+        # the engine's interactions are Interactions.from_dataset(self.dataset_): shared, not rebuilt
         if self.artifacts_dir is not None:
-            return run_batch(self.dataset_, self.artifacts_dir, self.engine_config.batch)
+            return run_batch(self.dataset_, self.artifacts_dir, self.engine_config.batch, self.interactions_)
         with tempfile.TemporaryDirectory(prefix="recsys-batch-") as tmp:
-            return run_batch(self.dataset_, tmp, self.engine_config.batch)
+            return run_batch(self.dataset_, tmp, self.engine_config.batch, self.interactions_)
 
     def _build_serving(self, artifacts: BatchArtifacts) -> _Serving:
         """Stages 2-3 built aside from an artifact set (nothing served changes)."""
@@ -130,7 +131,7 @@ class Stage2Jobs:
         with self._lock:
             if self.artifacts_dir is None:
                 self.artifacts_dir = Path(tempfile.mkdtemp(prefix="recsys-artifacts-"))
-        artifacts = run_batch(self.dataset_, self.artifacts_dir, self.engine_config.batch)
+        artifacts = run_batch(self.dataset_, self.artifacts_dir, self.engine_config.batch, self.interactions_)
         return PreparedBatch(artifacts.version, self.data_hash_, self._build_serving(artifacts), id(self))
 
     def install_batch(self, prepared: PreparedBatch) -> dict[str, Any]:

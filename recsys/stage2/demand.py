@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from recsys.config import EVENT_TYPES
 from recsys.data.dataset import Dataset
 from recsys.validation import check_ints, check_numbers
 
@@ -102,23 +103,24 @@ def demand_panel(dataset: Dataset, period_days: int = 7) -> DemandPanel:
     product_ids = pd.Index(dataset.products["product_id"])
     if events.empty:
         raise ValueError("cannot build a demand panel from a data set without events")
-    age_days = (dataset.as_of - events["timestamp"]).dt.total_seconds().to_numpy() / 86400.0
-    back = np.floor(age_days / period_days).astype(np.int64)  # 0 = the last period
+    codes = dataset.event_index()  # cached per-event codes and ages (as_of - timestamp, days)
+    back = np.floor(codes.age_days / period_days).astype(np.int64)  # 0 = the last period
     span_days = (dataset.as_of - events["timestamp"].min()).total_seconds() / 86400.0
     n_periods = int(np.floor(span_days / period_days))  # complete periods only
     inside = back < n_periods
     t = n_periods - 1 - back[inside]
-    col = product_ids.get_indexer(events["product_id"])[inside]
-    kind = events["event_type"].to_numpy()[inside]
+    cell = codes.product_col[inside].astype(np.int64) * max(n_periods, 0) + t  # (product, period), row-major
+    kind = codes.kind[inside]
     qty = events["quantity"].to_numpy(dtype=float)[inside]
+    shape = (len(product_ids), max(n_periods, 0))
 
     def count(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        out = np.zeros((len(product_ids), max(n_periods, 0)))
-        np.add.at(out, (col[mask], t[mask]), 1.0 if weights is None else weights[mask])
-        return out
+        """Events (or ``weights`` summed in event order) per (product, period)."""
+        summed = np.bincount(cell[mask], weights=None if weights is None else weights[mask], minlength=shape[0] * shape[1])
+        return summed.astype(float).reshape(shape)
 
-    demand = count(kind == "purchase", qty)
-    leading = {name: count(kind == name) for name in LEADING_EVENTS}
+    demand = count(kind == EVENT_TYPES.index("purchase"), qty)
+    leading = {name: count(kind == EVENT_TYPES.index(name)) for name in LEADING_EVENTS}
     ends = pd.DatetimeIndex([dataset.as_of - pd.Timedelta(days=period_days * (n_periods - 1 - i))
                              for i in range(n_periods)])
     return DemandPanel(demand, leading, ends, product_ids, int((~inside).sum()))
@@ -173,11 +175,13 @@ class DemandModel:
         self.feature_names_ = names
         y = np.concatenate([panel.demand[:, t] for t in range(cfg.n_lags, n_periods)])
         n_products = len(panel.product_ids)
-        observed = t_index < n_periods
-        X_obs, s_obs, t_obs = X[observed], offset[observed], t_index[observed]
-
+        # rows come in blocks of ascending target period: observed, train and test rows are
+        # consecutive ranges, taken as slices (views, no copies of the feature matrix)
         test_start = n_periods - cfg.holdout_periods
-        train, test = t_obs < test_start, t_obs >= test_start
+        n_train, n_obs = np.searchsorted(t_index, [test_start, n_periods])
+        observed = slice(0, n_obs)
+        X_obs, s_obs, t_obs = X[observed], offset[observed], t_index[observed]
+        train, test = slice(0, n_train), slice(n_train, n_obs)
         holdout_model = self._fit_regressor(X_obs[train], y[train], s_obs[train], names)
         pred = {
             "model": self._predict(holdout_model, X_obs[test], s_obs[test]),
@@ -192,10 +196,10 @@ class DemandModel:
             **pred,
         })
         self.errors_ = pd.DataFrame([{"model": name, **forecast_errors(y[test], p)} for name, p in pred.items()])
-        self.n_train_rows_, self.n_test_rows_ = int(train.sum()), int(test.sum())
+        self.n_train_rows_, self.n_test_rows_ = int(n_train), int(n_obs - n_train)
 
         self.regressor_ = self._fit_regressor(X_obs, y, s_obs, names)
-        future = self._predict(self.regressor_, X[~observed], offset[~observed])
+        future = self._predict(self.regressor_, X[n_obs:], offset[n_obs:])
         assert len(future) == n_products
         self.forecast_ = pd.DataFrame({
             "product_id": np.asarray(panel.product_ids, dtype=object),
@@ -263,8 +267,10 @@ class DemandModel:
         cumsum = np.concatenate([np.zeros((n, 1)), np.cumsum(demand, axis=1)], axis=1)
         x = np.arange(1, L + 1, dtype=float)
         slope_w = (x - x.mean()) / ((x - x.mean()) ** 2).sum()  # OLS slope over lags, oldest first
-        blocks, offsets, t_index = [], [], []
-        for t in targets:
+        n_features = L + 4 + len(LEADING_EVENTS) + 4
+        X = np.empty((n * len(targets), n_features))  # filled block by block (no list of blocks to stack)
+        offsets, t_index = [], []
+        for i, t in enumerate(targets):
             lags = demand[:, t - L : t][:, ::-1]  # lag_1 first
             lag_mean = lags.mean(axis=1)
             start = max(0, t - 3 * L)
@@ -278,14 +284,15 @@ class DemandModel:
                 (peak == period_season[t]).astype(float)[:, None],
                 np.mean([peak == period_season[j] for j in range(t - L, t)], axis=0)[:, None],
             ]
-            blocks.append(np.hstack([np.hstack(level) / offset[:, None], *seasonal,
-                                     category[:, None], log_price[:, None]]))
+            X[i * n : (i + 1) * n] = np.hstack([np.hstack(level) / offset[:, None], *seasonal,
+                                                category[:, None], log_price[:, None]])
             offsets.append(offset)
             t_index.append(np.full(n, t))
         names = [f"lag_{i}" for i in range(1, L + 1)] + ["lag_mean", "trend", "level_long", "expanding_mean"]
         names += [f"{e}s_lag_1" for e in LEADING_EVENTS]
         names += ["in_peak_season", "peak_share_lags", "category", "log_price"]
-        return np.vstack(blocks), np.concatenate(offsets), np.concatenate(t_index), names
+        assert len(names) == n_features
+        return X, np.concatenate(offsets), np.concatenate(t_index), names
 
 
 class QuantileBinned:

@@ -96,9 +96,11 @@ STEPS: dict[str, Callable[[Dataset, Interactions, BatchConfig], dict[str, Any]]]
 """The batch steps in order (a module-level table: tests patch a step to fail midway)."""
 
 
-def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None = None) -> BatchArtifacts:
+def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None = None,
+              interactions: Interactions | None = None) -> BatchArtifacts:
     """Recompute every Stage 2 artifact from ``dataset`` and publish them as
-    a new version under ``out_dir`` (see the module docstring)."""
+    a new version under ``out_dir`` (see the module docstring). ``interactions``:
+    ``Interactions.from_dataset(dataset)`` when the caller has it already (not rebuilt)."""
     if not isinstance(dataset, Dataset):
         raise TypeError(f"run_batch expects a recsys Dataset, got {type(dataset).__name__}")
     if dataset.n_users == 0 or dataset.n_products == 0 or dataset.events.empty:
@@ -107,7 +109,11 @@ def run_batch(dataset: Dataset, out_dir: str | Path, config: BatchConfig | None 
             f"{len(dataset.events)} events)"
         )
     config = config or BatchConfig()
-    interactions = Interactions.from_dataset(dataset)
+    if interactions is None:
+        interactions = Interactions.from_dataset(dataset)
+    elif interactions.shape != (dataset.n_users, dataset.n_products):
+        raise ValueError(f"interactions of shape {interactions.shape} do not belong to this data set "
+                         f"({dataset.n_users} users x {dataset.n_products} products)")
     header = {"data_hash": dataset.content_hash(), "as_of": dataset.as_of.isoformat(), "n_users": dataset.n_users,
               "n_products": dataset.n_products, "n_events": len(dataset.events),
               "config": dataclasses.asdict(config)}

@@ -65,18 +65,23 @@ class SeasonalFactors:
         if not isinstance(dataset, Dataset):
             raise TypeError(f"fit expects a recsys Dataset, got {type(dataset).__name__}")
         cfg = dataset.config
-        events = dataset.events[dataset.events["event_type"].isin(self.config.event_types)]
-        if events.empty:
+        index = dataset.event_index()  # per-event codes (no copy of the events frame)
+        chosen = np.flatnonzero(np.isin(index.kind, pd.Index(EVENT_TYPES).get_indexer(self.config.event_types)))
+        if len(chosen) == 0:
             raise ValueError(f"no events of types {list(self.config.event_types)} to measure seasonal factors from")
-        region = dataset.users.set_index("user_id")["region"].reindex(events["user_id"]).to_numpy()
-        category = dataset.products.set_index("product_id")["category"].reindex(events["product_id"]).to_numpy()
-        season = events["timestamp"].dt.month.map(cfg.seasons.month_to_season).to_numpy()
         regions, seasons = list(cfg.region_names), list(SEASONS)
         categories = list(dict.fromkeys(list(cfg.categories) + sorted(set(dataset.products["category"]))))
         full = pd.MultiIndex.from_product([regions, categories, seasons], names=["region", "category", "season"])
-        counts = (pd.DataFrame({"region": region, "category": category, "season": season})
-                  .value_counts().reindex(full, fill_value=0).rename("events"))
-        cube = counts.to_numpy(dtype=float).reshape(len(regions), len(categories), len(seasons))
+        # the events per (region, category, season) cell as codes into the cube's axes (-1: not on an axis)
+        region = pd.Index(regions).get_indexer(dataset.users["region"])[index.user_row[chosen]]
+        category = pd.Index(categories).get_indexer(dataset.products["category"])[index.product_col[chosen]]
+        stamps = dataset.events["timestamp"].to_numpy()[chosen]
+        month_season = pd.Index(seasons).get_indexer([cfg.seasons.month_to_season[m] for m in range(1, 13)])
+        season = month_season[pd.DatetimeIndex(stamps).month.to_numpy() - 1]
+        ok = (region >= 0) & (category >= 0) & (season >= 0)
+        cell = (region[ok] * len(categories) + category[ok]) * len(seasons) + season[ok]
+        counts = np.bincount(cell, minlength=len(full))
+        cube = counts.astype(float).reshape(len(regions), len(categories), len(seasons))
         alpha = self.config.alpha
         season_total = cube.sum(axis=1, keepdims=True)
         observed = np.broadcast_to(season_total > 0, cube.shape)
@@ -91,7 +96,7 @@ class SeasonalFactors:
             "season": full.get_level_values(2), "events": cube.ravel().astype(np.int64),
             "share": share.ravel(), "factor": factor.ravel(), "prior_boosted": prior,
         })
-        days = pd.Series(pd.date_range(events["timestamp"].min().normalize(), dataset.as_of.normalize(), freq="D"))
+        days = pd.Series(pd.date_range(pd.Timestamp(stamps.min()).normalize(), dataset.as_of.normalize(), freq="D"))
         self.season_days_ = (days.dt.month.map(cfg.seasons.month_to_season).value_counts()
                              .reindex(seasons, fill_value=0).rename("days"))
         return self

@@ -106,10 +106,13 @@ def user_feature_frame(dataset: Dataset) -> tuple[pd.DataFrame, dict[str, list[s
         cols[f"region={region}"] = (users["region"] == region).to_numpy(dtype=float)
     groups["region"] = [f"region={r}" for r in cfg.region_names]
 
-    row = index.get_indexer(events["user_id"])
+    codes = dataset.event_index()  # per-event rows and codes, shared (no string matching here)
+    row = codes.user_row.astype(np.int64)
     n_events = np.bincount(row, minlength=len(index)).astype(float)
-    sessions = events[["user_id", "session_id"]].drop_duplicates()
-    n_sessions = np.bincount(index.get_indexer(sessions["user_id"]), minlength=len(index)).astype(float)
+    # distinct (user, session) pairs: one packed key per event, made unique
+    session = pd.factorize(events["session_id"])[0].astype(np.int64)
+    pairs = np.unique(row * (int(session.max(initial=0)) + 1) + session)
+    n_sessions = np.bincount(pairs // (int(session.max(initial=0)) + 1), minlength=len(index)).astype(float)
     cols["log_events"] = np.log1p(n_events)
     cols["log_sessions"] = np.log1p(n_sessions)
     groups["activity"] = ["log_events", "log_sessions"]
@@ -119,14 +122,15 @@ def user_feature_frame(dataset: Dataset) -> tuple[pd.DataFrame, dict[str, list[s
     groups["spending_tier"] = ["spending_tier"]
 
     denom = np.maximum(n_events, 1.0)
-    kind = events["event_type"].to_numpy()
-    for event_type in EVENT_TYPES:
-        cols[f"share_{event_type}"] = np.bincount(row[kind == event_type], minlength=len(index)) / denom
-    category = dataset.products.set_index("product_id")["category"]
-    event_category = category.reindex(events["product_id"]).to_numpy()
+    per_kind = np.bincount(row * len(EVENT_TYPES) + codes.kind, minlength=len(index) * len(EVENT_TYPES))
+    for j, event_type in enumerate(EVENT_TYPES):
+        cols[f"share_{event_type}"] = per_kind.reshape(len(index), -1)[:, j] / denom
+    category = dataset.products["category"]
     categories = list(dict.fromkeys(list(cfg.categories) + sorted(set(category) - set(cfg.categories))))
-    for cat in categories:
-        cols[f"cat={cat}"] = np.bincount(row[event_category == cat], minlength=len(index)) / denom
+    event_category = pd.Index(categories).get_indexer(category)[codes.product_col]
+    per_cat = np.bincount(row * len(categories) + event_category, minlength=len(index) * len(categories))
+    for j, cat in enumerate(categories):
+        cols[f"cat={cat}"] = per_cat.reshape(len(index), -1)[:, j] / denom
     groups["interaction"] = [f"share_{e}" for e in EVENT_TYPES] + [f"cat={c}" for c in categories]
 
     cols["price_sensitivity"] = users["price_sensitivity"].to_numpy(dtype=float)
