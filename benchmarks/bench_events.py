@@ -9,17 +9,22 @@ Every run starts ``recsys serve`` on 127.0.0.1 with the model of
 ``--profile`` (trained with ``recsys train`` when missing) and a fresh event
 store: SQLite (the embedded default: WAL, synchronous=FULL, group commit)
 and, with ``--postgres``, a throw-away PostgreSQL server
-(:mod:`recsys.store.cluster`). Then:
+(:mod:`recsys.store.cluster`); with one worker, then with two sharing a
+throw-away redis-server (``--workers 2 --redis``). Then, on each:
 
 1. **throughput**: ``--concurrency`` closed-loop clients (aiohttp,
    keep-alive, an admin token) post events for ``--duration`` seconds, first
    one event per request, then ``--batch`` events per request. Every 200 is
    an acknowledgement *after* the commit (durable). Printed: requests/s,
-   events/s, p50/p99 latency.
+   events/s, p50/p99 latency, the server's CPU per request (every worker).
 2. **ack -> visible**: ``--visible-samples`` times, a client posts one view
-   of a new user and then asks ``/realtime`` for that user until the answer
-   comes from k-NN (the event counted); the time from the 200 of the post to
-   that answer, p50/p99, on each worker (``--workers``).
+   of a new user and then asks ``/realtime`` for that user 4 times, each on a
+   new connection (so on any worker); the time from the 200 of the post to
+   each answer, p50/p99, and the answers that did not count the event yet
+   (stale), overall and per worker (each answer's worker is told by a
+   ``GET /health`` on the same connection). First every worker answers a
+   warm-up request, so that the events of the throughput run are applied
+   before the first probe.
 3. **restart**: for each of ``--restart-events`` (default 10k, 100k, 1M
    events since the last batch, written into the store before the start),
    the time from starting ``recsys serve`` to the first 200 of ``/realtime``
@@ -107,7 +112,8 @@ def throughput(base: str, token: str, products: list[str], per_request: int, cli
             "statuses": {str(k): v for k, v in statuses.items()}}
 
 
-def visibility(base: str, token: str, products: list[str], samples: int, when: str, probes: int = 4) -> dict:
+def visibility(base: str, token: str, products: list[str], samples: int, when: str, workers: int,
+               probes: int = 4) -> dict:
     """After each posted view of a new user is acknowledged, ``probes`` ``/realtime`` requests for that
     user, each on a new connection (so they land on any worker): the seconds from the acknowledgement to
     each answer, and how many answers did not count the event yet (stale: the fallback)."""
@@ -115,9 +121,14 @@ def visibility(base: str, token: str, products: list[str], samples: int, when: s
 
     headers = {"Authorization": f"Bearer {token}"}
     host, port = urlsplit(base).hostname, urlsplit(base).port
-    delays, stale = [], 0
-    with httpx.Client(base_url=base, headers=headers, timeout=120) as client:  # apply what is stored first
-        client.post(f"{PREFIX}/realtime", json={"user_id": "warm-up"}).raise_for_status()
+    delays, stale, pids = [], [], []
+    answered: set[int] = set()
+    for _ in range(20 * workers):  # every worker applies what is stored first (the throughput run's events)
+        with httpx.Client(base_url=base, headers=headers, timeout=120) as client:  # a new connection each
+            client.post(f"{PREFIX}/realtime", json={"user_id": "warm-up"}).raise_for_status()
+            answered.add(client.get("/health").json()["pid"])
+        if len(answered) == workers:
+            break
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
         for i in range(samples):
             user = f"visible-{os.getpid()}-{i}"
@@ -129,12 +140,18 @@ def visibility(base: str, token: str, products: list[str], samples: int, when: s
                 connection.request("POST", f"{PREFIX}/realtime", body=json.dumps({"user_id": user}),
                                    headers={**headers, "Content-Type": "application/json"})
                 answer = json.loads(connection.getresponse().read())
-                connection.close()
                 delays.append(time.perf_counter() - acked)
-                stale += answer.get("method") != "realtime_knn"
-    seconds = np.array(delays)
-    return {"samples": samples, "answers": len(delays), "stale": stale, "p50_s": float(np.percentile(seconds, 50)),
-            "p99_s": float(np.percentile(seconds, 99)), "max_s": float(seconds.max())}
+                stale.append(answer.get("method") != "realtime_knn")
+                connection.request("GET", "/health")  # the same connection, so the same worker: which one
+                pids.append(json.loads(connection.getresponse().read())["pid"])
+                connection.close()
+    seconds, stale_flags, pid_of = np.array(delays), np.array(stale), np.array(pids)
+    workers = [{"answers": int((pid_of == pid).sum()), "stale": int(stale_flags[pid_of == pid].sum()),
+                "p50_s": float(np.percentile(seconds[pid_of == pid], 50)),
+                "p99_s": float(np.percentile(seconds[pid_of == pid], 99))} for pid in sorted(set(pids))]
+    return {"samples": samples, "answers": len(delays), "stale": int(stale_flags.sum()),
+            "p50_s": float(np.percentile(seconds, 50)), "p99_s": float(np.percentile(seconds, 99)),
+            "max_s": float(seconds.max()), "workers": workers}
 
 
 def fill_store(url: str, n: int, users: list[str], products: list[str], when: pd.Timestamp, seed: int) -> str:
@@ -228,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {model} ({args.profile}: {len(users):,} users, {len(products):,} products, {len(base.events):,} "
           f"events); {os.cpu_count()} cores, load average {load}")
     metrics: dict[str, tuple[float, str]] = {}
-    how = (f"benchmarks/bench_events.py --profile {args.profile}: recsys serve, 1 worker, 127.0.0.1; aiohttp "
+    how = (f"benchmarks/bench_events.py --profile {args.profile}: recsys serve on 127.0.0.1; aiohttp "
            f"closed-loop clients on the same {os.cpu_count()}-core machine (load average before: {load})")
     if args.train_events:
         seconds, report = train_time(model, args.train_events, users, products, when, args.seed)
@@ -253,37 +270,19 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 stores.append(("postgresql", lambda name: _pg_database(pg_url, name)))
         for store_name, url_of in stores:
-            with serve_process(model, keys, extra=("--database", url_of("throughput"), *NO_CLIENT_LIMIT),
-                               log_path=tmp / f"serve-{store_name}.log") as (url, process):
-                server = psutil.Process(process.pid)
-                for per_request in (1, args.batch):
-                    throughput(url, token, products, per_request, 10, 1.0, when.isoformat())  # warm-up
-                    cpu = sum(server.cpu_times()[:2])
-                    r = throughput(url, token, products, per_request, args.concurrency, args.duration,
-                                   when.isoformat())
-                    cpu_ms = 1000 * (sum(server.cpu_times()[:2]) - cpu) / max(1, r["requests_per_s"] * args.duration)
-                    print(f"{store_name}: {per_request:>4} event(s)/request, {args.concurrency} clients: "
-                          f"{r['requests_per_s']:,.0f} req/s, {r['events_per_s']:,.0f} events/s, "
-                          f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, errors {r['errors']}; server CPU "
-                          f"{cpu_ms:.3f} ms/request (one core's worth: {1000 / cpu_ms:,.0f} req/s, "
-                          f"{1000 * per_request / cpu_ms:,.0f} events/s)", flush=True)
-                    key = f"{store_name}/events_per_request_{per_request}"
-                    what = f"{per_request} event(s) per request, {args.concurrency} clients, {args.duration:g} s; {how}"
-                    metrics[f"events_durable_requests_per_s/{key}"] = (r["requests_per_s"], f"2xx per second; {what}")
-                    metrics[f"events_durable_events_per_s/{key}"] = (r["events_per_s"], f"events acknowledged per "
-                                                                                       f"second; {what}")
-                    metrics[f"events_post_latency_ms_p99/{key}"] = (r["p99_ms"], f"p99 of POST /events; {what}")
-                    metrics[f"events_errors/{key}"] = (r["errors"], f"answers other than 200; {what}")
-                    metrics[f"events_server_cpu_ms_per_request/{key}"] = (cpu_ms, f"server process CPU (user+system) "
-                                                                                  f"per 2xx; {what}")
-                record_visibility(metrics, store_name, 1, visibility(url, token, products, args.visible_samples,
-                                                                     when.isoformat()), how)
-            if redis_url is not None:
-                with serve_process(model, keys, workers=2, redis_url=redis_url,
-                                   extra=("--database", url_of("visibility2"), *NO_CLIENT_LIMIT),
-                                   log_path=tmp / f"serve-{store_name}-2.log") as (url, _):
-                    record_visibility(metrics, store_name, 2, visibility(url, token, products, args.visible_samples,
-                                                                         when.isoformat()), how)
+            for workers in (1, 2):
+                if workers > 1 and redis_url is None:
+                    print("2 workers skipped: no redis-server binary")
+                    continue
+                with serve_process(model, keys, workers=workers, redis_url=redis_url if workers > 1 else None,
+                                   extra=("--database", url_of(f"throughput{workers}"), *NO_CLIENT_LIMIT),
+                                   log_path=tmp / f"serve-{store_name}-{workers}.log") as (url, process):
+                    for per_request in (1, args.batch):
+                        record_throughput(metrics, store_name, workers, process, url, token, products, per_request,
+                                          args, when.isoformat(), how)
+                    record_visibility(metrics, store_name, workers,
+                                      visibility(url, token, products, args.visible_samples, when.isoformat(),
+                                                 workers), how)
             for n in [int(x) for x in args.restart_events.split(",") if x]:
                 database = url_of(f"restart{n}")
                 started = time.perf_counter()
@@ -320,16 +319,57 @@ def train_time(model: Path, n: int, users: list[str], products: list[str], when:
             return time.perf_counter() - started, report
 
 
+def _cpu_seconds(process: subprocess.Popen) -> float:
+    """User + system CPU of ``recsys serve``: the process and its workers (uvicorn's children)."""
+    root = psutil.Process(process.pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            total += sum(p.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def record_throughput(metrics: dict, store_name: str, workers: int, process: subprocess.Popen, url: str, token: str,
+                      products: list[str], per_request: int, args: argparse.Namespace, when: str, how: str) -> None:
+    throughput(url, token, products, per_request, 10, 1.0, when)  # warm-up
+    cpu = _cpu_seconds(process)
+    r = throughput(url, token, products, per_request, args.concurrency, args.duration, when)
+    cpu_ms = 1000 * (_cpu_seconds(process) - cpu) / max(1, r["requests_per_s"] * args.duration)
+    print(f"{store_name}, {workers} worker(s): {per_request:>4} event(s)/request, {args.concurrency} clients: "
+          f"{r['requests_per_s']:,.0f} req/s, {r['events_per_s']:,.0f} events/s, p50 {r['p50_ms']:.1f} ms, "
+          f"p99 {r['p99_ms']:.1f} ms, errors {r['errors']}; server CPU {cpu_ms:.3f} ms/request (one core's worth: "
+          f"{1000 / cpu_ms:,.0f} req/s, {1000 * per_request / cpu_ms:,.0f} events/s)", flush=True)
+    key = f"{store_name}/events_per_request_{per_request}" + (f"/workers_{workers}" if workers > 1 else "")
+    what = (f"{per_request} event(s) per request, {args.concurrency} clients, {args.duration:g} s, {workers} "
+            f"worker(s){' sharing a redis-server' if workers > 1 else ''}; {how}")
+    metrics[f"events_durable_requests_per_s/{key}"] = (r["requests_per_s"], f"2xx per second; {what}")
+    metrics[f"events_durable_events_per_s/{key}"] = (r["events_per_s"], f"events acknowledged per second; {what}")
+    metrics[f"events_post_latency_ms_p99/{key}"] = (r["p99_ms"], f"p99 of POST /events; {what}")
+    metrics[f"events_errors/{key}"] = (r["errors"], f"answers other than 200; {what}")
+    metrics[f"events_server_cpu_ms_per_request/{key}"] = (cpu_ms, f"server CPU (user+system, every worker) per "
+                                                                  f"2xx; {what}")
+
+
 def record_visibility(metrics: dict, store_name: str, workers: int, v: dict, how: str) -> None:
+    per_worker = "; ".join(f"worker {i + 1}: {w['answers']} answers, p50 {w['p50_s'] * 1000:.1f} ms, p99 "
+                           f"{w['p99_s'] * 1000:.1f} ms, {w['stale']} stale" for i, w in enumerate(v["workers"]))
     print(f"{store_name}, {workers} worker(s): ack -> answer of /realtime on a new connection: p50 "
           f"{v['p50_s'] * 1000:.1f} ms, p99 {v['p99_s'] * 1000:.1f} ms, max {v['max_s'] * 1000:.1f} ms; "
-          f"{v['stale']} of {v['answers']} answers without the event", flush=True)
+          f"{v['stale']} of {v['answers']} answers without the event ({per_worker})", flush=True)
     what = f"{workers} worker(s){' sharing a redis-server' if workers > 1 else ''}; {v['answers']} answers; {how}"
     metrics[f"events_ack_to_visible_s_p50/{store_name}/workers_{workers}"] = (v["p50_s"], f"p50; {what}")
     metrics[f"events_ack_to_visible_s_p99/{store_name}/workers_{workers}"] = (v["p99_s"], f"p99; {what}")
     metrics[f"events_stale_answers/{store_name}/workers_{workers}"] = (v["stale"], f"answers after the "
                                                                                    f"acknowledgement without the "
                                                                                    f"event; {what}")
+    worst = max(v["workers"], key=lambda w: w["p99_s"])
+    metrics[f"events_ack_to_visible_s_p99_worst_worker/{store_name}/workers_{workers}"] = (
+        worst["p99_s"], f"p99 of the worker with the largest p99 (each answer's worker told by GET /health on its "
+                        f"connection; answers per worker: {[w['answers'] for w in v['workers']]}); {what}")
+    metrics[f"events_visible_workers_answering/{store_name}/workers_{workers}"] = (
+        len(v["workers"]), f"workers that answered probes (every worker must: the probes use new connections); {what}")
 
 
 def _pg_database(server_url: str, name: str) -> str:

@@ -116,7 +116,8 @@ def test_a_train_job_whose_save_fails_changes_nothing_anywhere(model, monkeypatc
     def disk_full(*args, **kwargs):
         raise OSError("disk full while writing matrix.npz")
 
-    monkeypatch.setattr(state_module, "save_engine", disk_full)
+    monkeypatch.setattr(state_module, "save_staged", disk_full)  # the train job's save (the crash-safe order)
+    latest = (model / "artifacts" / "LATEST").read_text()
 
     async def scenario() -> None:
         log = LocalEventLog()
@@ -128,6 +129,7 @@ def test_a_train_job_whose_save_fails_changes_nothing_anywhere(model, monkeypatc
 
     asyncio.run(scenario())
     assert current_version(model) == "s000001"
+    assert (model / "artifacts" / "LATEST").read_text() == latest  # the new Stage 2 version stayed staged
 
 
 def test_service_reports_the_served_engine_version_and_keeps_the_deal_limit_over_a_train(model):

@@ -274,3 +274,129 @@ def test_batch_every_runs_the_loop_once_per_interval(model_copy, tmp_path):
         assert _wait_job(client, "batch-process")["status"] == "completed"
         info = client.get(f"{PREFIX}/model-info").json()["training_data"]
         assert info["cutoff_event_id"] == 1
+
+
+def test_new_users_without_reading_the_store_unless_another_worker_wrote(model_copy, tmp_path):
+    database = f"sqlite:///{tmp_path}/events.db"
+    with _client(model_copy, database) as a, _client(model_copy, database) as b:
+        feed = a.app.state.service.feed
+        post = a.post(f"{PREFIX}/events", json={"events": [_view("n1"), _view("n1", "product_4")]}).json()
+        assert post["new_users"] == ["n1"]
+        again = a.post(f"{PREFIX}/events", json={"events": [_view("n1"), _view("n2")]}).json()
+        assert again["new_users"] == ["n2"] and feed.cursor == 0  # known from its own posts: the store not read
+        assert b.post(f"{PREFIX}/events", json={"events": [_view("n1"), _view("n3")]}).json()["new_users"] == ["n3"]
+        store, scans = a.app.state.service.store, []
+        scan = store.users_between
+        store.users_between = lambda after, before: scans.append((after, before)) or scan(after, before)
+        # another worker wrote ids 5-6: the next post of this one reads which users those name, once
+        assert a.post(f"{PREFIX}/events", json={"events": [_view("n3"), _view("n4")]}).json()["new_users"] == ["n4"]
+        assert a.post(f"{PREFIX}/events", json={"events": [_view("n3"), _view("n5")]}).json()["new_users"] == ["n5"]
+        assert scans == [(4, 7)]  # ids 5-6 only (1-4 are its own), before its 7-8; no scan for 9-10
+        assert _method(a, "n4") == "realtime_knn" and feed.cursor == 10  # a read applies every stored event
+        assert a.get("/health").json()["events_applied"] == 10
+
+
+def _latest(model):
+    return (model / "artifacts" / "LATEST").read_text().strip()
+
+
+def test_a_train_that_dies_after_its_save_leaves_a_loadable_consistent_model(model_copy, tmp_path, monkeypatch):
+    import recsys.service.state_store as state_store
+    from recsys.serving import model_dir as model_dir_module
+
+    database = f"sqlite:///{tmp_path}/events.db"
+    before = _latest(model_copy)
+
+    def dying(engine, model, staging):  # the process dies between the engine save and the Stage 2 publication
+        def crash():
+            raise RuntimeError("killed after the engine save")
+
+        return model_dir_module.save_staged(engine, model, staging, fail_after_save=crash)
+
+    with _client(model_copy, database) as client:
+        client.post(f"{PREFIX}/events", json={"events": [_view("crash-user"), _view("crash-user", "product_4")]})
+        monkeypatch.setattr(state_store, "save_staged", dying)
+        client.post(f"{PREFIX}/train")
+        assert "killed after the engine save" in _wait_job(client, "train")["error"]
+    monkeypatch.undo()
+    assert _latest(model_copy) == before  # the new Stage 2 version was never published ...
+    engine, version = load_current(model_copy)  # ... and the load rolls it forward from the save
+    assert version == "s000002" and engine.training_data()["cutoff_event_id"] == 2
+    assert _latest(model_copy) == engine.batch_version != before
+    assert not list(model_copy.glob(".tmp-*"))
+    with _client(model_copy, database) as client:  # serves, trains and batches on as usual
+        assert _method(client, "crash-user") == "realtime_knn"
+        client.post(f"{PREFIX}/batch-process")
+        assert _wait_job(client, "batch-process")["status"] == "completed"
+        served = client.get(f"{PREFIX}/model-info").json()["served_batch_version"]
+        assert _latest(model_copy) == served
+
+
+def test_a_failed_training_leaves_the_artifacts_untouched(model_copy, tmp_path, monkeypatch):
+    from recsys.stage2 import job
+
+    before = sorted(p.name for p in (model_copy / "artifacts").iterdir())
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("segmentation failed")
+
+    with _client(model_copy, f"sqlite:///{tmp_path}/events.db") as client:
+        monkeypatch.setitem(job.STEPS, "segments", broken)
+        client.post(f"{PREFIX}/train")
+        failed = _wait_job(client, "train")
+    assert failed["status"] == "failed" and "segmentation failed" in failed["error"]
+    assert sorted(p.name for p in (model_copy / "artifacts").iterdir()) == before
+    assert (model_copy / "engine" / "CURRENT").read_text().strip() == "s000001"
+    assert not list(model_copy.glob(".tmp-*"))
+
+
+def test_a_new_product_is_recommended_by_content_on_every_worker_at_once(model_copy, tmp_path, small_dataset):
+    database = f"sqlite:///{tmp_path}/events.db"
+    user = small_dataset.events["user_id"].value_counts().index[0]
+    top = small_dataset.events[small_dataset.events["user_id"] == user]["product_id"].value_counts().index[0]
+    like = small_dataset.products.set_index("product_id").loc[top]
+    product = {"product_id": "new-kettle", "name": like["name"], "category": like["category"],
+               "description": like["description"], "price": 19.5, "cost": 9.0, "stock": 3}
+    with _client(model_copy, database) as a, _client(model_copy, database) as b:
+        assert a.put(f"{PREFIX}/products", json={"products": [product]}).status_code == 200
+        for client in (a, b):  # the writer at once; the other worker at its next answer (it reads the store)
+            answer = client.post(f"{PREFIX}/realtime", json={"user_id": user, "num_recommendations": 5}).json()
+            assert answer["recommendations"][-1]["product_id"] == "new-kettle"
+        assert a.post(f"{PREFIX}/events", json={"events": [_view("fan", "new-kettle")]}).status_code == 200
+        a.post(f"{PREFIX}/train")
+        assert _wait_job(a, "train")["status"] == "completed"  # now in the catalogue: Stage 1 and the hybrid
+        assert a.get(f"{PREFIX}/model-info").json()["training_data"]["products"] == small_dataset.n_products + 1
+
+
+def test_with_a_store_sync_reads_only_the_published_versions_from_the_log(model_copy, tmp_path):
+    from recsys.service.history import LocalEventLog
+
+    class NoStreamLog(LocalEventLog):
+        """A shared log like Redis (no in-process read); its event stream must not be read with a store."""
+
+        read_now = None
+        versions_read = 0
+
+        async def read_after(self, cursor):
+            raise AssertionError("the event stream was read although the events come from the store")
+
+        async def read_versions(self):
+            self.versions_read += 1
+            return await super().read_versions()
+
+    keys = KeyStore()
+    token = keys.add("ops", admin=True)
+    engine, version = load_current(model_copy, clock=lambda: NOW)
+    log = NoStreamLog()
+    app = create_app(engine, keys, clock=lambda: NOW, model_dir=model_copy, engine_version=version, event_log=log,
+                     store=open_store(f"sqlite:///{tmp_path}/events.db", engine.config),
+                     base_dir=ensure_base(model_copy, engine, version))
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        client.post(f"{PREFIX}/events", json={"events": [_view("v1"), _view("v1", "not-yet")]})  # 422: unknown
+        client.put(f"{PREFIX}/products", json={"products": [{"product_id": "stored-only", "price": 4.0}]})
+        client.post(f"{PREFIX}/events", json={"events": [_view("v1"), _view("v1", "stored-only")]})
+        assert _method(client, "v1") == "realtime_knn" and log.versions_read > 0
+        health = client.get("/health").json()
+        # what answers use: the event of a product not in the served catalogue is stored, not applied
+        assert health["events_applied"] == 1 and client.app.state.service.events_not_in_catalogue == 1

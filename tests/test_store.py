@@ -194,3 +194,41 @@ def test_acknowledged_events_survive_sigkill(store_url):
     with open_store(store_url) as store:
         ids = store.events()["id"].tolist()
     assert len(ids) >= acked and ids[:acked] == list(range(1, acked + 1))
+
+
+def test_foreign_writes_are_told_from_own_ones_without_io(store_url):
+    with open_store(store_url) as mine, open_store(store_url) as other:
+        assert mine.append_events([_event("a"), _event("b")]) == (1, 2)
+        assert not mine.foreign_events_after(0)  # every id so far is this writer's
+        other.append_events([_event("c")])  # id 3: another writer's
+        assert not mine.foreign_events_after(0)  # not seen until this writer writes again
+        assert mine.append_events([_event("d")]) == (4, 4)
+        assert mine.foreign_events_after(2) and not mine.foreign_events_after(3)
+        assert other.foreign_events_after(1) and not other.foreign_events_after(2)  # id 4: not seen until it writes
+        assert mine.users_between(after=0, before=4) == {"a", "b", "c"}
+        assert mine.users_between(after=3, before=4) == set()
+
+
+def test_a_failed_write_does_not_count_as_this_writers_ids(tmp_path):
+    with open_store(f"sqlite:///{tmp_path}/e.db") as mine, open_store(f"sqlite:///{tmp_path}/e.db") as other:
+        mine.append_events([_event("a")])
+        original = mine._insert_events
+
+        def broken(*args):
+            raise RuntimeError("disk full")
+
+        mine._insert_events = broken
+        with pytest.raises(StoreError, match="disk full"):
+            mine.append_events([_event("b")])
+        mine._insert_events = original
+        other.append_events([_event("c")])  # takes id 2, the id the failed write had given
+        mine.append_events([_event("d")])
+        assert mine.foreign_events_after(1)
+
+
+def test_sqlite_head_reads_the_newest_committed_id_and_revision(tmp_path):
+    with open_store(f"sqlite:///{tmp_path}/e.db") as store, open_store(f"sqlite:///{tmp_path}/e.db") as other:
+        assert store.head_now() == (0, 0)
+        other.append_events([_event("a"), _event("b")])
+        other.upsert_products([{"product_id": "p9", "price": 3.0}])
+        assert store.head_now() == (2, 1)

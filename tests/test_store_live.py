@@ -68,3 +68,14 @@ def test_feed_applies_product_and_profile_changes_once(tmp_path):
         store.upsert_products([{"product_id": "p2", "price": 3.0}])
         asyncio.run(feed.catch_up())
         assert seen[-1] == (["p2"], [])
+
+
+def test_an_up_to_date_feed_returns_without_a_thread(tmp_path, monkeypatch):
+    with open_store(f"sqlite:///{tmp_path}/e.db") as store:
+        store.append_events(_events(3))
+        feed = LiveFeed(store, 0, lambda frame: None)
+        asyncio.run(feed.catch_up())
+        hops = []
+        monkeypatch.setattr(asyncio, "to_thread", lambda *a, **k: hops.append(a))
+        asyncio.run(feed.catch_up())  # nothing committed since: the head read says so
+        assert feed.cursor == 3 and hops == []

@@ -194,6 +194,34 @@ class ContentRecommender(Recommender):
         profile = normalize(sp.csr_matrix(w[None, :]) @ self.item_vectors_[cols], norm="l2", axis=1)
         return np.asarray((profile @ self.item_vectors_t_).toarray(), dtype=np.float64).ravel()
 
+    # -- products not fitted on (live catalogue changes) ----------------------------------
+    def vectorize(self, products: pd.DataFrame) -> sp.csr_matrix:
+        """Unit product vectors ``x_i`` of products the model was not fitted on (a product upserted
+        while serving), by the *fitted* vectoriser: words outside its vocabulary add nothing, a known
+        category or tag matches as in the catalogue. ``products``: ``name``, ``category`` and
+        optionally ``description`` and ``tags`` (missing: empty)."""
+        self._check_fitted()
+        missing = [c for c in ("name", "category") if c not in products]
+        if missing:
+            raise ValueError(f"products to vectorize need {missing}")
+        docs = product_documents(products.assign(**{c: products[c].fillna("") if c in products else ""
+                                                     for c in ("description", "tags")}))
+        vectors = sp.csr_matrix(self.vectorizer_.transform(docs), dtype=np.float64)
+        return normalize(vectors, norm="l2", axis=1).tocsr()
+
+    def similarity_of(self, vectors: sp.csr_matrix, product_columns: np.ndarray,
+                      weights: np.ndarray | None = None) -> np.ndarray:
+        """Cosine of each row of ``vectors`` (e.g. :meth:`vectorize`) with the (weighted) mean vector of
+        the fitted products at ``product_columns`` -- the user profile ``p_u`` of the module docstring
+        when they are a user's history and its weights; zeros for an empty history."""
+        self._check_fitted()
+        cols = np.asarray(product_columns, dtype=np.int64)
+        if cols.size == 0 or vectors.shape[0] == 0:
+            return np.zeros(vectors.shape[0])
+        w = np.ones(cols.size) if weights is None else np.asarray(weights, dtype=np.float64)
+        profile = normalize(sp.csr_matrix(w[None, :]) @ self.item_vectors_[cols], norm="l2", axis=1)
+        return np.asarray((vectors @ profile.T).toarray(), dtype=np.float64).ravel()
+
     # -- helpers --------------------------------------------------------------
     def _product_columns(self, ids: list[str]) -> np.ndarray:
         cols = self.interactions_.product_index(ids)

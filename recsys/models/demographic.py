@@ -233,6 +233,21 @@ class DemographicRecommender(Recommender):
         known = (rows >= 0) & (rows < len(self.user_segment_))
         return np.where(known, self.user_segment_[np.where(known, rows, 0)], 0)
 
+    def with_user_segments(self, rows: np.ndarray, segments: np.ndarray) -> None:
+        """Users' changed demographics (a profile upsert): rows ``rows`` of the fitted data set are in
+        ``segments`` from now on -- every method reading a user's segment (the fallback, the Stage 3
+        demographic strategy, reasons) uses it at once. Copy-on-write: a new array replaces the old one
+        by one assignment, a request in flight keeps the one it read."""
+        self._check_fitted()
+        rows, segments = np.asarray(rows, dtype=np.int64), np.asarray(segments, dtype=np.int64)
+        if len(rows) and ((rows < 0) | (rows >= len(self.user_segment_))).any():
+            raise ValueError(f"rows outside the fitted users (0..{len(self.user_segment_) - 1}): {rows[:3]}")
+        if len(segments) and ((segments < 0) | (segments >= len(self.segment_scores_))).any():
+            raise ValueError(f"segments outside 0..{len(self.segment_scores_) - 1}: {segments[:3]}")
+        updated = self.user_segment_.copy()
+        updated[rows] = segments
+        self.user_segment_ = updated
+
     def score_users(self, rows: np.ndarray) -> np.ndarray:
         self._check_fitted()
         return self.segment_scores_[self.segments_of_rows(rows)]  # fancy indexing: already a copy

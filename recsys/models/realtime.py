@@ -148,6 +148,25 @@ class RealtimeRecommender(Recommender):
         with self._writer():
             self.new_user_segment_ = {**self.new_user_segment_, **segments}
 
+    def update_profiles(self, users: pd.DataFrame) -> dict[str, list[str]]:
+        """Changed demographics (``user_id`` plus the whole profile: ``region``, ``age_group`` or ``age``,
+        ``spending_tier``): users of the fitted data set move to that segment at once (the fallback and
+        the Stage 3 demographic strategy, :meth:`DemographicRecommender.with_user_segments`), others are
+        registered (:meth:`register_users`). Returns ``updated`` and ``registered`` ids."""
+        self._check_fitted()
+        if not isinstance(users, pd.DataFrame) or "user_id" not in users.columns:
+            raise ValueError("users must be a DataFrame with a user_id column")
+        rows = self.interactions_.user_index(check_user_ids(users["user_id"].tolist()))
+        fitted = rows >= 0
+        if fitted.any():
+            segments = self.fallback_.segment_codes(users[fitted])
+            with self._writer():
+                self.fallback_.with_user_segments(rows[fitted], segments)
+        if (~fitted).any():
+            self.register_users(users[~fitted])
+        ids = users["user_id"].astype(str).to_numpy()
+        return {"updated": ids[fitted].tolist(), "registered": ids[~fitted].tolist()}
+
     def _writer(self) -> threading.Lock:
         """The lock writers hold (created on first use after a load)."""
         lock = self.__dict__.get("_write_lock")

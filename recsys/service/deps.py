@@ -48,13 +48,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>` from `recsys keys add`")
 
 
-def get_state(request: Request) -> ServiceState:
-    """The worker's served engine, event log, limiter and jobs."""
+async def get_state(request: Request) -> ServiceState:
+    """The worker's served engine, event log, limiter and jobs (``async``: FastAPI runs a plain ``def``
+    dependency in its thread pool, a thread hop per request for an attribute read)."""
     return request.app.state.service
 
 
-def get_keys(request: Request) -> KeyStore | KeysFile:
-    """The accepted API keys."""
+async def get_keys(request: Request) -> KeyStore | KeysFile:
+    """The accepted API keys (``async``: no thread hop, as :func:`get_state`)."""
     return request.app.state.keys
 
 

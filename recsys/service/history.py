@@ -22,7 +22,9 @@ new entries:
   thread, replays the log onto it and swaps it in.
 
 Background job states are kept beside them, so any worker reports a job
-another worker runs.
+another worker runs. With an event store (``recsys serve``) the events are
+the store's, never appended here: a worker's sync reads only the two
+versions (``read_versions``, one round trip), not the (empty) stream.
 
 * :class:`LocalEventLog`: in-process, the single-worker default.
 * :class:`RedisEventLog`: a Redis stream ``<prefix>:events`` (``XADD`` /
@@ -79,6 +81,7 @@ class EventLog(Protocol):
 
     async def append(self, records: list[dict[str, Any]]) -> str: ...
     async def read_after(self, cursor: str) -> LogRead: ...
+    async def read_versions(self) -> LogRead: ...
     async def put_job(self, job: dict[str, Any]) -> None: ...
     async def get_job(self, kind: str) -> dict[str, Any] | None: ...
     async def publish_batch_version(self, version: str) -> None: ...
@@ -103,6 +106,9 @@ class LocalEventLog:
 
     async def read_after(self, cursor: str) -> LogRead:
         return LocalEventLog.read_now(self, cursor)
+
+    async def read_versions(self) -> LogRead:
+        return LogRead([], self._batch_version, self._engine_version)
 
     def read_now(self, cursor: str) -> LogRead:
         """The same read, synchronously (no I/O in process)."""
@@ -169,6 +175,13 @@ class RedisEventLog:
                 raw, version, engine_version = await pipe.execute()
         entries = [(entry_id, json.loads(fields["events"])) for entry_id, fields in raw]
         return LogRead(entries, version, engine_version)
+
+    async def read_versions(self) -> LogRead:
+        """The published batch and engine versions only (one round trip; no stream read: with an
+        event store the events are read from the store)."""
+        with self._unavailable():
+            version, engine_version = await self._redis.mget(self._version, self._engine_version)
+        return LogRead([], version, engine_version)
 
     async def put_job(self, job: dict[str, Any]) -> None:
         with self._unavailable():

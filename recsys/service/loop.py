@@ -47,13 +47,15 @@ def parse_interval(text: str) -> float:
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
-def train_on_store(engine: RecommendationEngine, store: EventStore, base_dir: Path,
-                   clock: Any) -> tuple[RecommendationEngine, dict[str, Any]]:
-    """A new engine trained on ``base_dir`` plus ``store`` up to now's cutoff; and the build report."""
+def train_on_store(engine: RecommendationEngine, store: EventStore, base_dir: Path, clock: Any,
+                   artifacts_dir: Path | None = None) -> tuple[RecommendationEngine, dict[str, Any]]:
+    """A new engine trained on ``base_dir`` plus ``store`` up to now's cutoff; and the build report.
+    ``artifacts_dir``: where its Stage 2 version is written (default: the served engine's directory;
+    a service passes :func:`~recsys.serving.model_dir.staging_dir`, published after the engine save)."""
     cutoff, cutoff_time = store.last_event_id(), utc_now()
     base = Dataset.load(base_dir, config=engine.config)
     data = training_dataset(base, store, cutoff, cutoff_time)
-    new = engine.retrained_copy(clock, data.dataset)
+    new = engine.retrained_copy(clock, data.dataset, artifacts_dir)
     return new, data.report
 
 

@@ -32,7 +32,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,27 +45,25 @@ from recsys.serialization import iso_utc
 from recsys.service.batching import RequestBatcher
 from recsys.service.history import START, EventLog, LogRead, stream_id_key
 from recsys.service.jobs import JobLock, LocalJobLock
-from recsys.service.loop import BatchLease, train_on_store
+from recsys.service.loop import BatchLease
 from recsys.service.settle import settle_after_swap
+from recsys.service.state_store import JobInProgress, StoreMissing, StoreSide
 from recsys.serving.engine import RecommendationEngine
-from recsys.serving.model_dir import DECISIONS_SUBDIR, current_version, load_current, save_engine, version_number
+from recsys.serving.model_dir import (
+    DECISIONS_SUBDIR,
+    current_version,
+    load_current,
+    save_engine,
+    save_staged,
+    staging_dir,
+    version_number,
+)
 from recsys.store.base import EventStore
-from recsys.store.base import utc_now as store_now
-from recsys.store.live import LiveFeed
-from recsys.store.schema import PROFILE_FIELDS
 from recsys.validation import InvalidRequest
 
 __all__ = ["JobInProgress", "ServiceState", "StoreMissing"]
 
 log = logging.getLogger("recsys.service")
-
-
-class JobInProgress(RuntimeError):
-    """A job of the same kind is already running (answered with 409)."""
-
-
-class StoreMissing(RuntimeError):
-    """The path needs the event store and this service has none (answered with 503)."""
 
 
 def events_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -76,7 +74,7 @@ def events_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-class ServiceState:
+class ServiceState(StoreSide):
     """The served engine of one worker, synchronised with the shared event log.
 
     ``rate_limiter``: counts the deal requests of every engine served here
@@ -98,7 +96,7 @@ class ServiceState:
         self.event_log = event_log
         self.clock = clock
         self.cursor = START
-        self.events_applied = 0
+        self._log_applied = 0  # log entries' events applied (without an event store)
         self.events_rejected = 0
         self._batch_seen = engine.batch_version  # the newest published batch version acted upon
         self.job_lock: JobLock = job_lock if job_lock is not None else LocalJobLock()
@@ -131,11 +129,22 @@ class ServiceState:
         self.events_not_in_catalogue = 0  # stored events of products the served model does not know yet
         self.stored_products: frozenset[str] = frozenset()  # stored products the served model does not know yet
         self.feed = self._feed_for(engine) if store is not None else None
+        self._posted: dict[str, int] = {}  # see StoreSide.new_users
+        self._named: dict[str, int] = {}
+        self._scanned = self._pruned_at = 0
+        self._bounding = False  # a catch-up started to bound _posted and _named is running
+        self._scan_lock = asyncio.Lock()
 
     @property
     def batch_version(self) -> str | None:
         """The Stage 2 version the served engine uses (what is served is what is reported)."""
         return self.engine.batch_version
+
+    @property
+    def events_applied(self) -> int:
+        """Live events in the served engine now: the store's feed counts each batch as it is applied (an
+        answer computed meanwhile already uses it), the log path each entry."""
+        return self.feed.applied if self.feed is not None else self._log_applied
 
     # -- the shared event log ----------------------------------------------------------
     async def sync(self) -> None:
@@ -155,7 +164,7 @@ class ServiceState:
             feed = self.feed
             await feed.catch_up()
             if feed is self.feed:
-                self.events_applied = feed.applied
+                self._forget_posted(feed.cursor)
                 break
         read_now = getattr(self.event_log, "read_now", None)
         if read_now is not None:  # an in-process log: no I/O, no task needed
@@ -176,6 +185,9 @@ class ServiceState:
         await self._sync_once()
 
     async def _sync_once(self) -> None:
+        if self.store is not None:  # events come from the store: only the published versions from the log
+            self._after_read(await self.event_log.read_versions())
+            return
         self._after_read(await self.event_log.read_after(self.cursor))
 
     def _after_read(self, read: LogRead) -> None:
@@ -214,7 +226,7 @@ class ServiceState:
             log.error("event log entry %s not applied: %s", entry_id, err)
             return 0
         if engine is self.engine:
-            self.events_applied += len(records)
+            self._log_applied += len(records)
         return len(records)
 
     async def append_events(self, records: list[dict[str, Any]]) -> str:
@@ -227,10 +239,21 @@ class ServiceState:
                 _, last = await self.store.append_events_async(records)
             except ValueError as err:  # the store's row rules (e.g. a rating on an event that is not a review)
                 raise InvalidRequest(str(err)) from None
+            for record in records:
+                self._posted[record["user_id"]] = last
+            if len(self._posted) + len(self._named) > 100_000 and self.feed is not None and not self._bounding:
+                self._bounding = True  # bound them: one catch-up in the background applies (and forgets) them
+                asyncio.ensure_future(self._apply_posted())
             return str(last)
         entry_id = await self.event_log.append(records)
         await self.sync()
         return entry_id
+
+    async def _apply_posted(self) -> None:
+        try:
+            await self.sync()
+        finally:
+            self._bounding = False
 
     def _reload_batch(self, version: str) -> None:
         try:
@@ -257,66 +280,6 @@ class ServiceState:
             except Exception as err:  # each store raises its own errors; the message is redacted at the source
                 causes.append(f"{what}: {type(err).__name__}: {err}" if str(err) else f"{what}: {type(err).__name__}")
         return causes
-
-    # -- the event store -----------------------------------------------------------------
-    def _feed_for(self, engine: RecommendationEngine) -> LiveFeed:
-        """The store's events after ``engine``'s training cutoff, its products and profiles, applied to it."""
-        return LiveFeed(self.store, engine.training_data()["cutoff_event_id"],
-                        lambda frame: self._apply_stored(engine, frame),
-                        apply_changes=lambda products, profiles: self._apply_changes(engine, products, profiles))
-
-    def _apply_stored(self, engine: RecommendationEngine, frame: pd.DataFrame) -> None:
-        """One batch of stored events into ``engine`` (a worker thread; the engine's writes are locked).
-        Events of products the model does not know yet stay in the store for the next training."""
-        known = frame["product_id"].map(engine.knows_product).to_numpy(dtype=bool)
-        if not known.all():
-            self.events_not_in_catalogue += int((~known).sum())
-            frame = frame[known]
-        if not len(frame):
-            return
-        try:
-            engine.add_events(frame[["user_id", "product_id", "event_type", "timestamp", "rating"]])
-        except ValueError as err:  # validated before it was stored: should not happen; never poison a worker
-            self.events_rejected += len(frame)
-            log.error("%d stored events not applied: %s", len(frame), err)
-
-    def _apply_changes(self, engine: RecommendationEngine, products: pd.DataFrame, profiles: pd.DataFrame) -> None:
-        """Stored product values and user profiles into ``engine`` (a worker thread)."""
-        try:
-            if len(products):
-                result = engine.update_products(products[["product_id", "price", "cost", "stock"]])
-                self.stored_products = self.stored_products | frozenset(result["not_in_catalogue"])
-            if len(profiles):
-                engine.update_profiles(profiles[["user_id", *PROFILE_FIELDS]])
-        except ValueError as err:
-            log.error("stored product or profile changes not applied: %s", err)
-
-    def knows_product(self, product_id: str) -> bool:
-        """In the served catalogue, or stored (``PUT /products``) and joining it at the next training."""
-        return self.engine.knows_product(product_id) or product_id in self.stored_products
-
-    def _require_store(self) -> EventStore:
-        if self.store is None:
-            raise StoreMissing("this service runs without an event store (start it with `recsys serve`)")
-        return self.store
-
-    async def upsert_products(self, records: list[dict[str, Any]]) -> int:
-        """Commit product upserts to the store, then apply them here (the other workers at their next sync)."""
-        return await self._upsert(self._require_store().upsert_products_async, records)
-
-    async def upsert_profiles(self, records: list[dict[str, Any]]) -> int:
-        """Commit user profile upserts to the store, then apply them here (the others at their next sync)."""
-        return await self._upsert(self._require_store().upsert_profiles_async, records)
-
-    async def _upsert(self, write: Callable[[list[dict[str, Any]]], Awaitable[int]],
-                      records: list[dict[str, Any]]) -> int:
-        """``write`` (a store's upsert) then catch up; a row the store refuses is the caller's fault (422)."""
-        try:
-            written = await write(records)
-        except ValueError as err:
-            raise InvalidRequest(str(err)) from None
-        await self.sync()
-        return written
 
     # -- background jobs -------------------------------------------------------------------
     async def job(self, kind: str) -> dict[str, Any] | None:
@@ -386,70 +349,24 @@ class ServiceState:
         """A new engine trained in a thread on the served engine's data; saved into the
         model directory (a new engine version); the whole event log replayed onto it;
         then it replaces the served engine (one assignment) and its version is published."""
-        new = await asyncio.to_thread(self.engine.retrained_copy, self.clock)
-        info = new.model_info()
+        engine, model_dir = self.engine, self.model_dir
         version = None
-        if self.model_dir is not None:  # saved before any live event is applied: the log is replayed on loads
-            version = await asyncio.to_thread(save_engine, new, self.model_dir)
-        elif self.event_log.kind != "in-process":
+        if model_dir is not None:  # saved before any live event is applied: the log is replayed on loads
+            def build() -> tuple[RecommendationEngine, str]:
+                with staging_dir(model_dir) as staging:  # the crash-safe order of recsys.serving.model_dir
+                    new = engine.retrained_copy(self.clock, artifacts_dir=staging)
+                    return new, save_staged(new, model_dir, staging)
+
+            new, version = await asyncio.to_thread(build)
+        else:
+            new = await asyncio.to_thread(engine.retrained_copy, self.clock)
+        info = new.model_info()
+        if model_dir is None and self.event_log.kind != "in-process":
             log.warning("train job: no model directory to save the new engine in; only worker %d serves it",
                         os.getpid())
         applied = await self._swap_in(new, version)
         return {"trained_at": info.get("trained_at"), "fit_seconds": info.get("fit_seconds"),
                 "events_replayed": applied, "batch_version": self.batch_version, "engine_version": version}
-
-    async def _run_store_job(self, kind: str, lease: BatchLease | None) -> dict[str, Any]:
-        """With an event store, ``train`` and ``batch-process`` are the hourly loop: Stages 1-3 retrained
-        in a thread on the base data plus the store up to a cutoff (:mod:`recsys.service.loop`), saved into
-        the model directory, the stored events after the cutoff applied, swapped in and published; the run
-        recorded in the store. One run at a time across workers and machines (the store's batch lock)."""
-        store = self._require_store()
-        if lease is None:
-            lease = BatchLease(store)
-            if not await lease.acquire():
-                raise JobInProgress("a batch or train job is running in another worker or machine "
-                                    "(the event store's batch lock is held)")
-        try:
-            if self.base_dir is None:
-                raise FileNotFoundError("no base data set (the model directory's base/) to add the stored data to")
-            started = store_now()
-            new, report = await asyncio.to_thread(train_on_store, self.engine, store, self.base_dir, self.clock)
-            version = None
-            if self.model_dir is not None:  # saved before any live event is applied: the store is replayed on loads
-                version = await asyncio.to_thread(save_engine, new, self.model_dir)
-            applied = await self._swap_in(new, version)
-            training = new.training_data()
-            await asyncio.to_thread(store.record_batch_run, report["cutoff_event_id"],
-                                    pd.Timestamp(report["cutoff_time"]).to_pydatetime(), started,
-                                    {"kind": kind, "engine_version": version, **training})
-            info = new.model_info()
-            return {"trained_at": info.get("trained_at"), "fit_seconds": info.get("fit_seconds"),
-                    "training_data": training, "stored_events_dropped": report["stored_events_dropped"],
-                    "new_products_dropped_incomplete": report["new_products_dropped_incomplete"],
-                    "users_defaulted": report["users_defaulted"], "events_replayed": applied,
-                    "version": self.batch_version, "batch_version": self.batch_version, "engine_version": version}
-        finally:
-            await lease.release()
-
-    async def run_scheduled(self, every: float) -> None:
-        """``recsys serve --batch-every``: every ``every`` seconds, run the batch if this worker takes the
-        store's batch lock and no run started within the last ``0.9 * every`` seconds (else skip)."""
-        store = self._require_store()
-        while True:
-            await asyncio.sleep(every)
-            try:
-                lease = BatchLease(store)
-                if not await lease.acquire():
-                    continue
-                if not await lease.due(every):
-                    await lease.release()
-                    continue
-                await self.start_job("batch-process", lease)
-                await self.wait_jobs()
-            except JobInProgress:
-                continue
-            except Exception as err:  # a store that does not answer: try again at the next tick
-                log.error("scheduled batch not run: %s: %s", type(err).__name__, err)
 
     async def _swap_in(self, new: RecommendationEngine, version: str | None) -> int:
         """Serve ``new`` (saved as ``version``, if any) and tell the other workers; returns the events applied."""
@@ -471,7 +388,7 @@ class ServiceState:
         if self.store is not None:
             feed = self._feed_for(new)
             await feed.catch_up()
-            self.engine, self.feed, self.events_applied = new, feed, feed.applied
+            self.engine, self.feed = new, feed
             self._batch_seen = new.batch_version
             self.engine_version = version
             settle_after_swap()
@@ -485,7 +402,7 @@ class ServiceState:
                 applied += self._apply_records(new, entry_id, records)
                 cursor = entry_id
         new.use_decision_sink(self.decision_log)
-        self.engine, self.cursor, self.events_applied = new, cursor, applied
+        self.engine, self.cursor, self._log_applied = new, cursor, applied
         self._batch_seen = new.batch_version
         self.engine_version = version
         settle_after_swap()

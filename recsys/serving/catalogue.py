@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
-__all__ = ["Catalogue"]
+__all__ = ["Catalogue", "NewProducts"]
 
 
 class Catalogue:
@@ -44,3 +46,45 @@ class Catalogue:
             }
             for c, s, r in zip(np.asarray(cols).tolist(), np.asarray(scores).tolist(), reasons, strict=True)
         ]
+
+
+@dataclass(frozen=True)
+class NewProducts:
+    """Products upserted while serving, not in the catalogue trained on: their answer fields and unit
+    content vectors (``ContentRecommender.vectorize``). Immutable: a change builds a new one."""
+
+    product_id: np.ndarray
+    name: np.ndarray
+    category: np.ndarray
+    price: np.ndarray
+    in_stock: np.ndarray
+    vectors: sp.csr_matrix
+
+    @classmethod
+    def empty(cls, n_terms: int) -> NewProducts:
+        none = np.zeros(0, dtype=object)
+        return cls(none, none, none, np.zeros(0), np.zeros(0, dtype=bool), sp.csr_matrix((0, n_terms)))
+
+    def __len__(self) -> int:
+        return len(self.product_id)
+
+    def merged(self, products: pd.DataFrame, vectors: sp.csr_matrix) -> NewProducts:
+        """These products with ``products`` (``product_id, name, category, price, stock``; stock NaN:
+        unknown, counted in stock) added, or replacing those of the same id."""
+        keep = ~np.isin(self.product_id, products["product_id"].to_numpy(dtype=object))
+        stock = pd.to_numeric(products["stock"], errors="coerce").to_numpy(dtype=float)
+        return NewProducts(
+            np.concatenate([self.product_id[keep], products["product_id"].to_numpy(dtype=object)]),
+            np.concatenate([self.name[keep], products["name"].to_numpy(dtype=object)]),
+            np.concatenate([self.category[keep], products["category"].to_numpy(dtype=object)]),
+            np.concatenate([self.price[keep], products["price"].to_numpy(dtype=np.float64)]),
+            np.concatenate([self.in_stock[keep], np.isnan(stock) | (stock > 0)]),
+            sp.vstack([self.vectors[np.flatnonzero(keep)], vectors]).tocsr(),
+        )
+
+    def records(self, index: np.ndarray, scores: np.ndarray, reason: str) -> list[dict[str, Any]]:
+        """Answer records (the fields of :meth:`Catalogue.records`) of the products at ``index``."""
+        return [{"product_id": str(self.product_id[i]), "name": str(self.name[i]),
+                 "category": str(self.category[i]), "price": float(self.price[i]), "score": round(float(s), 6),
+                 "reason": reason} for i, s in zip(np.asarray(index).tolist(), np.asarray(scores).tolist(),
+                                                   strict=True)]

@@ -165,13 +165,13 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
             raise TypeError(f"rate_limiter must be a RateLimiter, got {type(limiter).__name__}")
         return limiter
 
-    def retrained_copy(self, now: Callable[[], pd.Timestamp] | None = None,
-                       dataset: Dataset | None = None) -> RecommendationEngine:
-        """A new engine with this one's configuration, clock (or ``now``) and artifact directory, trained on
-        ``dataset`` (default: this one's data); slow: run it in a worker thread (this engine is only read)."""
+    def retrained_copy(self, now: Callable[[], pd.Timestamp] | None = None, dataset: Dataset | None = None,
+                       artifacts_dir: str | Path | None = None) -> RecommendationEngine:
+        """A new engine with this one's configuration, clock (or ``now``) and artifact directory (or ``artifacts_dir``),
+        trained on ``dataset`` (default: this one's data); slow: run it in a worker thread (this engine is only read)."""
         self._check_trained()
-        new = type(self)(self.config, self.engine_config, self.weights, self.artifacts_dir, self.clock,
-                         now if now is not None else self.now)
+        new = type(self)(self.config, self.engine_config, self.weights, artifacts_dir or self.artifacts_dir,
+                         self.clock, now if now is not None else self.now)
         new.rate_limiter, new.tuning_ = self.rate_limiter, getattr(self, "tuning_", None)  # the search's record
         new.train(self.dataset_ if dataset is None else dataset)
         return new
@@ -334,7 +334,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         method = METHOD_NAMES["fallback"] if top.fallback_only else METHOD_NAMES["knn"]
         return {
             "user_id": uid,
-            "recommendations": self._catalogue.records(self._realtime_cols[top.cols], top.scores, top.reasons),
+            "recommendations": self._realtime_records(uid, top, n),  # new products by content (engine_live)
             "method": method,
             "stage": STAGE_NAMES[1],
             "latency_target": self.engine_config.realtime_latency_target,

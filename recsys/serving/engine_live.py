@@ -7,10 +7,15 @@
   candidates: stock 0 gives no deal, a deal never goes below the margin floor
   of the new cost; answers show the new price). Products not in the
   catalogue are returned as ``not_in_catalogue``: they join it at the next
-  train on the stored data.
+  train on the stored data; one with a ``name``, ``category`` and ``price``
+  is recommendable by content at once: its TF-IDF vector by the fitted
+  vectoriser takes a place of the real-time answer of a user whose live
+  history it matches (:meth:`~LiveUpdates._realtime_records`).
 * :meth:`~LiveUpdates.update_profiles`: a known user's ``region``,
-  ``age_group`` and ``spending_tier`` are used by the next deal answer and
-  ``user_profile``; a user new to the data set is registered with the
+  ``age_group`` and ``spending_tier`` are used by the next deal answer
+  (the regional and seasonal deals read the region), ``user_profile`` and
+  the demographic segment of the Stage 1 fallback and the Stage 3
+  demographic strategy; a user new to the data set is registered with the
   real-time model, whose demographic fallback uses that segment at once.
 * :meth:`~LiveUpdates.training_data`: events, users and products of the data
   set trained on, and the event store's cutoff it was built with (0: none).
@@ -30,18 +35,29 @@ import pandas as pd
 
 from recsys.data.dataset import Dataset
 from recsys.deals.serving import UserDeals
-from recsys.models.realtime import RealtimeRecommender
-from recsys.serving.catalogue import Catalogue
+from recsys.models.content import ContentRecommender
+from recsys.models.realtime import RealtimeRecommender, UserTop
+from recsys.serving.catalogue import Catalogue, NewProducts
 from recsys.validation import InvalidRequest
 
-__all__ = ["LiveUpdates"]
+__all__ = ["NEW_PRODUCT_REASON", "LiveUpdates"]
+
+
+NEW_PRODUCT_REASON = "New product similar to items you viewed"
 
 
 class LiveUpdates:
     """Live product and profile changes of the engine (see the module docstring)."""
 
+    new_product_slots: int = 1
+    """Places of a real-time answer a new product may take (the last ones)."""
+    new_product_min_similarity: float = 0.3
+    """Content cosine with the user's history a new product needs to take one."""
+
     dataset_: Dataset
     realtime_: RealtimeRecommender
+    content_: ContentRecommender
+    _realtime_cols: np.ndarray
     _catalogue: Catalogue
     _user_deals: UserDeals
     _user_records: dict[str, Mapping[str, Any]]
@@ -79,7 +95,58 @@ class LiveUpdates:
                 price, given = self._catalogue.price.copy(), ~np.isnan(values["price"])
                 price[cols[known][given]] = values["price"][given]
                 self._catalogue = self._catalogue.with_prices(price)
+        self._add_new_products(products[~known])
         return {"updated": [str(i) for i in ids[known]], "not_in_catalogue": [str(i) for i in ids[~known]]}
+
+    def _add_new_products(self, products: pd.DataFrame) -> None:
+        """Products not in the catalogue with a ``name``, ``category`` and ``price`` become recommendable by
+        content at once (:meth:`_realtime_records`); others wait for the next training."""
+        if not len(products) or not {"name", "category", "price"} <= set(products.columns):
+            return
+        ready = products[products["name"].notna() & products["category"].notna() & products["price"].notna()]
+        if not len(ready):
+            return
+        ready = ready.assign(stock=ready["stock"] if "stock" in ready else np.nan)
+        vectors = self.content_.vectorize(ready)
+        with self._lock:
+            current = self.__dict__.get("_new_products") or NewProducts.empty(vectors.shape[1])
+            self._new_products = current.merged(ready, vectors)
+
+    def unknown_users(self, user_ids: list[str]) -> list[str]:
+        """Those of ``user_ids`` neither in the data set trained on nor added by live events since:
+        ``knows_user(u, live=True)`` for many ids with one index look-up (a request's users)."""
+        self._check_trained()
+        ids = [u for u in user_ids if u not in self._user_records]
+        if not ids:
+            return ids
+        rows = self.realtime_.history_.rows_of(ids)
+        return [u for u, row in zip(ids, rows.tolist(), strict=True) if row < 0]
+
+    def new_products(self) -> list[str]:
+        """Products upserted while serving that content can recommend before they join the catalogue."""
+        live = self.__dict__.get("_new_products")
+        return [] if live is None else [str(p) for p in live.product_id]
+
+    def _realtime_records(self, user_id: str, top: UserTop, n: int) -> list[dict[str, Any]]:
+        """The real-time answer's records: ``top`` (Stage 1), where up to :attr:`new_product_slots` of the
+        last places go to new products (:meth:`_add_new_products`, in stock, not yet trained on) whose
+        content cosine with the user's live history (``p_u`` of :mod:`recsys.models.content`, weights of
+        the live history) is at least :attr:`new_product_min_similarity`, best first; score = that cosine.
+        A history-less user (the fallback) gets none: content cannot score for them."""
+        records = self._catalogue.records(self._realtime_cols[top.cols], top.scores, top.reasons)
+        live: NewProducts | None = self.__dict__.get("_new_products")
+        if live is None or not live.in_stock.any() or top.fallback_only:
+            return records
+        snapshot = self.realtime_.history_.snapshot()
+        items, weights, _ = snapshot.row_arrays(snapshot.row_of(user_id))
+        similarity = self.content_.similarity_of(live.vectors, self._realtime_cols[items], weights)
+        similarity[~live.in_stock] = -1.0
+        order = np.argsort(-similarity, kind="stable")[: self.new_product_slots]
+        picked = order[similarity[order] >= self.new_product_min_similarity]
+        if not len(picked):
+            return records
+        kept = records[: max(0, min(len(records), n - len(picked)))]
+        return kept + live.records(picked, similarity[picked], NEW_PRODUCT_REASON)
 
     def update_profiles(self, profiles: pd.DataFrame) -> dict[str, Any]:
         """Apply ``user_id`` plus any of ``region``, ``age_group``, ``spending_tier`` (None: unchanged);
@@ -99,6 +166,7 @@ class LiveUpdates:
         new = [r for r in rows if r["user_id"] not in self._user_records]
         middle = {g.name: (g.min_age + g.max_age) / 2 for g in config.age_groups}
         with self._lock:
+            merged = []
             for row in known:
                 record = dict(self._user_records[row["user_id"]])
                 given = {f: row[f] for f in fields if row.get(f) is not None and not pd.isna(row[f])}
@@ -106,6 +174,9 @@ class LiveUpdates:
                     record["age"] = middle[given["age_group"]]
                 record.update(given)
                 self._user_records[row["user_id"]] = record  # one assignment: the deals path reads whole records
+                merged.append({"user_id": row["user_id"], **{f: record.get(f) for f in allowed}})
+            if merged:  # their demographic segment (Stage 1 fallback, Stage 3 demographic) at once
+                self.realtime_.update_profiles(pd.DataFrame(merged, columns=["user_id", *allowed]))
             if new:
                 frame = pd.DataFrame(new, columns=["user_id", *fields])
                 self.realtime_.register_users(frame)

@@ -89,6 +89,9 @@ class EventStore(ABC):
         self.config = config
         self.max_batch_rows = max_batch_rows
         self.commits = 0  # transactions committed by the writer (group commit: <= operations)
+        # what this store's writer knows of the event ids (see foreign_events_after)
+        self._own_last = 0  # the highest id this writer gave (recorded before its commit)
+        self._foreign_last = 0  # the highest id another writer had committed when this one last wrote
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
         self._read_lock = threading.Lock()
         self._reader = self._connect()
@@ -269,6 +272,14 @@ class EventStore(ABC):
             return None
 
     def _transaction(self, conn: Any, ops: list[_Op]) -> list[Any]:
+        known = self._own_last, self._foreign_last
+        try:
+            return self._write(conn, ops)
+        except BaseException:
+            self._own_last, self._foreign_last = known  # nothing of this transaction was committed
+            raise
+
+    def _write(self, conn: Any, ops: list[_Op]) -> list[Any]:
         cur = conn.cursor()
         self._begin_write(cur)
         now = self._ts_param(utc_now())
@@ -276,11 +287,15 @@ class EventStore(ABC):
         events = [op for op in ops if op.kind == "events"]
         if events:  # one insert for every request's events: ids in queue order
             cur.execute("SELECT COALESCE(MAX(id), 0) FROM events")
-            first = int(cur.fetchone()[0]) + 1
+            before = int(cur.fetchone()[0])
+            if before > self._own_last:  # ids this writer did not give: another writer's
+                self._foreign_last = before
+            first = before + 1
             self._insert_events(cur, first, events, now)
             for op in events:
                 results[id(op)] = (first, first + len(op.rows) - 1)
                 first += len(op.rows)
+            self._own_last = first - 1  # before the commit: a reader never sees an id of ours unrecorded
         for op in ops:
             if op.kind == "events":
                 continue
@@ -360,6 +375,29 @@ class EventStore(ABC):
     def last_event_id(self) -> int:
         """The id of the newest committed event (0: none)."""
         return int(self._read_one("SELECT COALESCE(MAX(id), 0) FROM events")[0])
+
+    def head_now(self) -> tuple[int, int] | None:
+        """``(last_event_id, revision)`` when the dialect reads them without blocking for long (an
+        embedded file: microseconds, on the caller's thread); None when it takes a round trip (a server)."""
+        return None
+
+    def foreign_events_after(self, cursor: int) -> bool:
+        """Whether another writer (another worker, process or machine) had committed an event with
+        ``id > cursor`` when this store's writer last wrote -- so, for the ids below the first of a
+        write that returned, exactly whether one of them is another writer's. No I/O.
+
+        Each transaction of this writer reads, under the write lock, the largest id before its own;
+        ids above the last id it gave before are another writer's, and the largest of those is kept
+        (``_foreign_last``, never decreasing). A later foreign write can only make the answer a
+        cautious "yes", never a false "no"."""
+        return self._foreign_last > int(cursor)
+
+    def users_between(self, after: int, before: int) -> set[str]:
+        """The users of the events with ``after < id < before`` (one range scan by id)."""
+        if before <= after + 1:
+            return set()
+        rows = self._read_all("SELECT DISTINCT user_id FROM events WHERE id > ? AND id < ?", [int(after), int(before)])
+        return {str(row[0]) for row in rows}
 
     def events(self, after: int = 0, through: int | None = None, limit: int | None = None) -> pd.DataFrame:
         """Events with ``after < id <= through`` (oldest first, at most ``limit``), columns

@@ -44,7 +44,7 @@ class LiveFeed:
         self.apply = apply
         self.apply_changes = apply_changes
         self.batch_size = batch_size
-        self.applied = 0  # events applied through this feed
+        self.applied = 0  # events applied through this feed (``apply`` may leave some out: it returns how many it took)
         self.revision = 0  # product/profile rows applied up to this revision
         self._current: asyncio.Future | None = None
         self._queued: asyncio.Future | None = None
@@ -63,9 +63,9 @@ class LiveFeed:
         frame = self.store.events(after=self.cursor, limit=self.batch_size)
         if not len(frame):
             return 0
-        self.apply(frame)
+        applied = self.apply(frame)  # the events it took (None: all of them)
         self.cursor = int(frame["id"].iloc[-1])
-        self.applied += len(frame)
+        self.applied += len(frame) if applied is None else int(applied)
         return len(frame)
 
     def catch_up_blocking(self) -> int:
@@ -79,8 +79,17 @@ class LiveFeed:
     async def _run(self) -> int:
         return await asyncio.to_thread(self.catch_up_blocking)  # one hop: the reads and the applies together
 
+    def up_to_date(self) -> bool:
+        """Nothing committed that this feed has not applied, by the store's cheap head read (False when the
+        store has none: a server round trip costs what a catch-up costs)."""
+        head = self.store.head_now()
+        return head is not None and head[0] <= self.cursor and (self.apply_changes is None or head[1] <= self.revision)
+
     async def catch_up(self) -> None:
-        """Apply every event committed before this call (single flight, off the event loop)."""
+        """Apply every event committed before this call (single flight, off the event loop); with nothing
+        new (:meth:`up_to_date`), return at once, without the thread hop."""
+        if self.up_to_date():
+            return
         current = self._current
         if current is None or current.done():
             self._current = asyncio.ensure_future(self._run())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,14 @@ from typing import Any
 import pandas as pd
 
 from recsys.config import DEFAULT_CONFIG, RecsysConfig
-from recsys.store.base import EventStore
+from recsys.store.base import _REVISION_SQL, EventStore
 
 __all__ = ["SQLiteStore", "sqlite_path"]
 
 _INSERT_JSON = ("INSERT INTO events SELECT ?1 + key, " + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(8))
                 + ", ?2 FROM json_each(?3)")
+
+_HEAD_SQL = f"SELECT (SELECT COALESCE(MAX(id), 0) FROM events), ({_REVISION_SQL})"
 
 
 def sqlite_path(url: str) -> Path:
@@ -50,6 +53,7 @@ class SQLiteStore(EventStore):
             raise FileNotFoundError(f"database {url}: folder {self.path.parent} does not exist")
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
+        self._probe_lock = threading.Lock()
         super().__init__(url, config, max_batch_rows)
 
     def _connect(self) -> sqlite3.Connection:
@@ -82,6 +86,23 @@ class SQLiteStore(EventStore):
 
     def _ts_column(self, values: list[Any]) -> pd.Series:
         return pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601").astype("datetime64[ns]")
+
+    def head_now(self) -> tuple[int, int]:
+        """``(last_event_id, revision)`` from a connection of its own (two index lookups, a few
+        microseconds: cheap enough for the event loop; WAL readers never wait for the writer)."""
+        with self._probe_lock:
+            probe = self.__dict__.get("_probe")
+            if probe is None:
+                probe = self._probe = self._connect()
+            event_id, revision = probe.execute(_HEAD_SQL).fetchone()
+        return int(event_id), int(revision)
+
+    def close(self) -> None:
+        super().close()
+        with self._probe_lock:
+            probe = self.__dict__.pop("_probe", None)
+            if probe is not None:
+                probe.close()
 
     def journal_mode(self) -> str:
         return str(self._read_one("PRAGMA journal_mode")[0])

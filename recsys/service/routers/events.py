@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 
-from recsys.service.deps import ERRORS, PREFIX, Admin, State
+from recsys.service.deps import ERRORS, PREFIX, Admin, JSONAnswer, State
 from recsys.service.schemas import EventsRequest, EventsResponse
 
 router = APIRouter(prefix=PREFIX, tags=["admin"])
@@ -19,7 +17,7 @@ def _refuse(i: int, field: str, msg: str) -> RequestValidationError:
 
 
 @router.post("/events", response_model=EventsResponse, responses=ERRORS)
-async def events(body: EventsRequest, who: Admin, state: State) -> dict[str, Any]:
+async def events(body: EventsRequest, who: Admin, state: State) -> JSONAnswer:
     """New events: committed to the event store before the answer (durable), counted at once in Stage 1
     by every worker (each applies the store before its next answer).
     `new_users`: the users no earlier event (trained on, or posted before) names."""
@@ -29,8 +27,8 @@ async def events(body: EventsRequest, who: Admin, state: State) -> dict[str, Any
         raise _refuse(i, "product_id", f"unknown product {product!r} "
                                        f"({len(unknown)} event(s) name products not in the catalogue)")
     now = pd.Timestamp(state.clock())
-    latest = (now.tz_convert("UTC").tz_localize(None) if now.tzinfo else now) + state.event_clock_skew
-    future = [i for i, e in enumerate(body.events) if pd.Timestamp(e.timestamp) > latest]
+    latest = ((now.tz_convert("UTC").tz_localize(None) if now.tzinfo else now) + state.event_clock_skew).to_pydatetime()
+    future = [i for i, e in enumerate(body.events) if e.timestamp > latest]  # naive UTC datetimes (the schema's)
     if future:
         raise _refuse(future[0], "timestamp", f"timestamp in the future: later than the service's clock plus "
                                               f"{state.event_clock_skew.total_seconds():g} s of allowed skew "
@@ -38,9 +36,11 @@ async def events(body: EventsRequest, who: Admin, state: State) -> dict[str, Any
     mode = "python" if state.store is not None else "json"  # the store takes datetimes; a Redis log JSON
     records = [e.model_dump(mode=mode) for e in body.events]
     users = {r["user_id"] for r in records}
-    await state.sync()  # every earlier post applied: a user they named is not new
-    new_users = sorted(u for u in users if not state.engine.knows_user(u, live=True))
+    candidates = await state.new_user_candidates(users)  # before the write: not named by earlier posts here
     entry_id = await state.append_events(records)
-    return {"events": len(records), "users_updated": len(users), "new_users": new_users,
-            "purchases": sum(r["event_type"] == "purchase" for r in records),
-            "shared": state.event_log.kind == "redis", "durable": state.store is not None, "entry_id": entry_id}
+    last_id = int(entry_id) if state.store is not None else 0  # a store gives a post's events ids in a run
+    new_users = await state.new_users(candidates, last_id - len(records) + 1, last_id)  # I/O: another writer's
+    return JSONAnswer({"events": len(records), "users_updated": len(users), "new_users": new_users,
+                       "purchases": sum(r["event_type"] == "purchase" for r in records),
+                       "shared": state.event_log.kind == "redis", "durable": state.store is not None,
+                       "entry_id": entry_id})  # serialised as is (the model documents it; the fuzz test checks it)
