@@ -45,9 +45,10 @@ MODELS: tuple[tuple[str, str], ...] = (
     ("hybrid_tuned", "hybrid, fusion weights from a grid on the validation window"),
     ("hybrid_served", "**hybrid as served** (`engine.train(tune=True)`: every setting tuned on validation)"),
 )
-PEERS = ("ease", "pure_svd", "item_knn", "implicit_cosine", "implicit_als", "implicit_bpr", "hybrid")
+PEERS = ("ease", "rp3beta", "pure_svd", "item_knn", "implicit_cosine", "implicit_als", "implicit_bpr", "hybrid")
 SHORT = {"popularity": "popularity", "implicit_cosine": "implicit cosine k-NN", "implicit_als": "implicit ALS",
          "implicit_bpr": "implicit BPR", "item_knn": "item k-NN", "pure_svd": "PureSVD", "ease": "EASE",
+         "rp3beta": "RP3beta",
          "hybrid": "the hybrid at the design's weights", "fusion_design": "the design's weights",
          "fusion_tuned": "the tuned weights"}
 
@@ -75,6 +76,15 @@ class _Reader:
         return name in self.metrics.get(notebook, {})
 
 
+def _slot(m: _Reader, notebook: str) -> str:
+    """The model in the served hybrid's collaborative slot (EASE, RP3beta or PureSVD)."""
+    if m(notebook, "served/collaborative_is_ease"):
+        return "EASE"
+    if m.has(notebook, "served/collaborative_is_rp3beta") and m(notebook, "served/collaborative_is_rp3beta"):
+        return "RP3beta"
+    return "PureSVD"
+
+
 def _verdict(low: float, high: float) -> str:
     return "beats" if low > 0 else "trails" if high < 0 else "ties"
 
@@ -99,7 +109,8 @@ def _fusion(m: _Reader, notebook: str, k: int, where: str) -> str:
                        for s in ("knn", "svd", "content", "demographic"))
     return (f"{where}: over the served strategies, NDCG@{k} with the design's weights {values['design']:.3f}, the "
             f"tuned weights {values['tuned']:.3f}, the learned LambdaRank fusion {values['learned']:.3f}; the learned "
-            f"fusion {', '.join(pairs)}; the engine serves the {served} fusion (chosen on validation). Slots won under the "
+            f"fusion {', '.join(pairs)}; the engine serves the {served} fusion (chosen on validation: the learned fusion only "
+            f"when its paired validation gain's interval is above zero). Slots won under the "
             f"learned fusion: {shares}.")
 
 
@@ -119,7 +130,7 @@ def _table(m: _Reader, k: int) -> list[str]:
 def render(metrics: Mapping[str, Mapping[str, Any]], profile: str, seed: int, k: int = 10) -> tuple[str, dict]:
     """The block (without the markers) and the metrics it read ``{notebook: {name: value}}``."""
     m = _Reader(metrics)
-    slot = "EASE" if m(EVAL, "served/collaborative_is_ease") else "PureSVD"
+    slot = _slot(m, EVAL)
     head = (f"Generated from `reports/{profile}/latest/metrics.json` of `make report` (profile `{profile}`: "
             f"{m(EVAL, 'data/users'):,.0f} users, {m(EVAL, 'data/products'):,.0f} products, "
             f"{m(EVAL, 'data/events'):,.0f} events; seed {seed}; 28-day temporal test window; relevant = cart or "
@@ -129,7 +140,7 @@ def render(metrics: Mapping[str, Mapping[str, Any]], profile: str, seed: int, k:
               f"{m(EVAL, 'served/validation_best'):.3f} tuned; collaborative slot: {slot}) "
               + ", ".join(_pair(m, EVAL, p, k) for p in PEERS if m.has(EVAL, f"served_minus/{p}/ndcg@{k}/difference"))
               + " (paired differences of NDCG@{k} with 95% intervals).".replace("{k}", str(k)))
-    r_slot = "EASE" if m(RETAIL, "served/collaborative_is_ease") else "PureSVD"
+    r_slot = _slot(m, RETAIL)
     retail = (f"On real data (UCI Online Retail, last 30 days as test, {m(RETAIL, 'users_evaluated/warm'):,.0f} "
               f"customers; notebook 09), NDCG@{k}: "
               + ", ".join(f"{SHORT[name]} {m(RETAIL, f'ndcg@{k}/{name}'):.3f}" for name in
@@ -142,15 +153,16 @@ def render(metrics: Mapping[str, Mapping[str, Any]], profile: str, seed: int, k:
                           if m.has(RETAIL, f"served_minus/{p}/ndcg@{k}/difference")) + ".")
     parts = [head, "", *_table(m, k), "", served, "", _fusion(m, EVAL, k, "Fusion (synthetic)"), "", retail, "",
              _fusion(m, RETAIL, k, "Fusion (Online Retail)")]
-    if m.has(SEGMENTS, "segmentation_hungarian_accuracy"):
+    if m.has(SEGMENTS, "segmentation_blind_choice_accuracy"):
         blind = m(SEGMENTS, "segmentation_blind_choice_accuracy")
-        parts += ["", f"Segmentation (notebook 04): Stage 2's K-Means on the z-scored behaviour and demographic "
-                  f"features recovers the synthetic personas with {100 * m(SEGMENTS, 'segmentation_hungarian_accuracy'):.1f}% "
-                  f"accuracy after Hungarian matching (ARI {m(SEGMENTS, 'segmentation_ari'):.2f}); the candidate chosen "
-                  f"without looking at the personas (stability, then silhouette) reaches {100 * blind:.1f}% "
-                  f"(ARI {m(SEGMENTS, 'segmentation_blind_choice_ari'):.2f}); K-Means on the SVD-factor embedding alone "
-                  f"{100 * m(SEGMENTS, 'segmentation_accuracy/kmeans_svd'):.1f}%. The design claimed 85-92%: "
-                  + ("reached by the blind choice." if blind >= 0.85 else "not reached by the blind choice.")]
+        parts += ["", f"Segmentation (notebook 04): Stage 2 serves the candidate chosen without looking at the "
+                  f"personas (stability, then silhouette); it recovers the synthetic personas with {100 * blind:.1f}% "
+                  f"accuracy after Hungarian matching (ARI {m(SEGMENTS, 'segmentation_blind_choice_ari'):.2f}); "
+                  f"K-Means on the z-scored behaviour and demographic features alone "
+                  f"{100 * m(SEGMENTS, 'segmentation_accuracy/kmeans_features'):.1f}%, on the SVD-factor embedding "
+                  f"alone {100 * m(SEGMENTS, 'segmentation_accuracy/kmeans_svd'):.1f}%. The design claimed 85-92%: "
+                  + ("reached by the served, persona-blind choice." if blind >= 0.85
+                     else "not reached by the served, persona-blind choice.")]
     return "\n".join(parts), m.used
 
 
