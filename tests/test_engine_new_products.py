@@ -161,3 +161,18 @@ def test_without_new_products_answers_are_unchanged(engine, small_dataset):
     engine.update_products(pd.DataFrame([_like_most_viewed(small_dataset, user, stock=0)]))
     engine.__dict__.pop("_new_products")
     assert (engine.full(user, 10, include_deals=False), engine.deals_many([user], 7, rate_limiter=None)) == before
+
+
+def test_a_new_products_deal_reason_says_it_is_new(engine):
+    from recsys.deals.generator import DealResult
+    from recsys.deals.new_products import mark_new
+
+    rules = engine._deal_generator.rules
+    similar, seasonal = rules.reasons["similar_to_viewed"], rules.reasons["regional_seasonal"]
+    columns = {"product_id": np.array(["new-a", "new-b", "product_1"], dtype=object),
+               "similar_to_viewed": np.array([True, False, True]),
+               "deal_reason": np.array([f"{similar}, {seasonal}", seasonal, similar], dtype=object)}
+    result = DealResult("u", pd.Timestamp("2025-01-01"), "winter", columns, 3, 3, 3)
+    marked = mark_new(result, np.array(["new-a", "new-b"], dtype=object), rules).deal_columns()["deal_reason"]
+    assert marked.tolist() == [f"{NEW_PRODUCT_REASON}, {seasonal}", f"New product: {seasonal}", similar]
+    assert columns["deal_reason"][0] == f"{similar}, {seasonal}"  # the result given is not changed

@@ -9,8 +9,12 @@
   catalogue are returned as ``not_in_catalogue``: they join it at the next
   train on the stored data; one with a ``name``, ``category`` and ``price``
   is recommendable by content at once: its TF-IDF vector by the fitted
-  vectoriser takes a place of the real-time answer of a user whose live
-  history it matches (:meth:`~LiveUpdates._realtime_records`).
+  vectoriser takes a place of the real-time and of the Stage 3 answer of a
+  user whose live history it matches (:meth:`~LiveUpdates._realtime_records`,
+  :meth:`~LiveUpdates._full_records`), and it is a deal candidate
+  (:mod:`recsys.deals.new_products`). One record holds these products
+  (:class:`~recsys.serving.catalogue.NewProducts`); a later upsert of only
+  ``price``, ``cost`` or ``stock`` changes it.
 * :meth:`~LiveUpdates.update_profiles`: a known user's ``region``,
   ``age_group`` and ``spending_tier`` are used by the next deal answer
   (the regional and seasonal deals read the region), ``user_profile`` and
@@ -33,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.config import RecsysConfig
 from recsys.data.dataset import Dataset
 from recsys.deals.candidate_contract import check_values
 from recsys.deals.new_products import NEW_PRODUCT_REASON
@@ -54,7 +59,9 @@ class LiveUpdates:
     new_product_min_similarity: float = 0.3
     """Content cosine with the user's history a new product needs to take one."""
 
+    config: RecsysConfig
     dataset_: Dataset
+    _serving: Any  # the engine's Stage 2-3 state (recsys.serving.engine_batch._Serving)
     realtime_: RealtimeRecommender
     content_: ContentRecommender
     _realtime_cols: np.ndarray
