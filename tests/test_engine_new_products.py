@@ -146,9 +146,11 @@ def test_new_product_rows_of_the_candidate_block(engine, small_dataset):
 
 def test_new_product_values_are_checked(engine, small_dataset):
     row = _like_most_viewed(small_dataset, _viewer(small_dataset))
-    with pytest.raises(InvalidRequest, match="price"):
-        engine.update_products(pd.DataFrame([{**row, "price": -3.0}]))
-    assert engine.new_products() == []
+    catalogue = engine._catalogue.product_id[0]
+    stock = engine._user_deals.builder._static["stock"][0]
+    with pytest.raises(InvalidRequest, match="price"):  # nothing changes, the catalogue product neither
+        engine.update_products(pd.DataFrame([{**row, "price": -3.0}, {"product_id": catalogue, "stock": stock + 1}]))
+    assert engine.new_products() == [] and engine._user_deals.builder._static["stock"][0] == stock
     engine.update_products(pd.DataFrame([row]))
     with pytest.raises(InvalidRequest, match="stock"):
         engine.update_products(pd.DataFrame([{"product_id": "new-lamp", "stock": 1.5}]))

@@ -93,6 +93,7 @@ class LiveUpdates:
         known = cols >= 0
         values = {name: pd.to_numeric(products[name], errors="raise").to_numpy(dtype=float)[known]
                   for name in ("price", "cost", "stock") if name in products}
+        self._check_new_values(products[~known])  # before anything changes
         with self._lock:
             try:
                 self._user_deals.builder.update_products(cols[known], **values)
@@ -105,20 +106,24 @@ class LiveUpdates:
         self._add_new_products(products[~known].reset_index(drop=True))
         return {"updated": [str(i) for i in ids[known]], "not_in_catalogue": [str(i) for i in ids[~known]]}
 
-    def _add_new_products(self, products: pd.DataFrame) -> None:
-        """Products not in the catalogue with a ``name``, ``category`` and ``price`` become recommendable by
-        content at once (:meth:`_new_product_picks`) and deal candidates (:mod:`recsys.deals.new_products`);
-        a row with only values (``price``, ``cost``, ``stock``) updates a product held so; others wait for
-        the next training. Values are checked by the deals' rules (``InvalidRequest``, nothing changed)."""
-        if not len(products):
-            return
-        columns = set(products.columns)
+    @staticmethod
+    def _check_new_values(products: pd.DataFrame) -> None:
+        """The deals' rules on the given ``price``, ``cost``, ``stock`` of new products (``InvalidRequest``)."""
         given = {c: pd.to_numeric(products[c], errors="coerce").to_numpy(dtype=float)
-                 for c in ("price", "cost", "stock") if c in columns}
+                 for c in ("price", "cost", "stock") if c in products}
         try:
             check_values({c: v[~np.isnan(v)] for c, v in given.items()})
         except ValueError as err:
             raise InvalidRequest(f"product values refused: {err}") from None
+
+    def _add_new_products(self, products: pd.DataFrame) -> None:
+        """Products not in the catalogue with a ``name``, ``category`` and ``price`` become recommendable by
+        content at once (:meth:`_new_product_picks`) and deal candidates (:mod:`recsys.deals.new_products`);
+        a row with only values (``price``, ``cost``, ``stock``) updates a product held so; others wait for
+        the next training (values checked before: :meth:`_check_new_values`)."""
+        if not len(products):
+            return
+        columns = set(products.columns)
         complete = products["name"].notna() & products["category"].notna() & products["price"].notna() \
             if {"name", "category", "price"} <= columns else pd.Series(False, index=products.index)
         ready = products[complete.to_numpy(dtype=bool)]
