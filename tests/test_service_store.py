@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from service_processes import serve_process
 
+from recsys.config import DEFAULT_CONFIG
 from recsys.service import PREFIX, KeyStore, create_app
 from recsys.serving.model_dir import ensure_base, load_current
 from recsys.store import open_store
@@ -400,3 +401,45 @@ def test_with_a_store_sync_reads_only_the_published_versions_from_the_log(model_
         health = client.get("/health").json()
         # what answers use: the event of a product not in the served catalogue is stored, not applied
         assert health["events_applied"] == 1 and client.app.state.service.events_not_in_catalogue == 1
+
+
+def test_a_new_product_is_in_the_full_answer_and_the_deals_at_once(model_copy, tmp_path, small_dataset):
+    """A product upserted with text like a user's most viewed one: the last place of their Stage 3 answer
+    and, for a user whose stronger deals leave room, a deal; stock 0 removes both, a cost above price -
+    margin removes the deal."""
+    events = small_dataset.events
+    views = events[events["event_type"] == "view"]
+    products = small_dataset.products.set_index("product_id")
+
+    def like(user):
+        model = products.loc[views[views["user_id"] == user]["product_id"].value_counts().index[0]]
+        price = float(products.loc[products["category"] == model["category"], "price"].min())
+        return {"product_id": "new-desk", "name": model["name"], "category": model["category"],
+                "description": model["description"], "price": price, "cost": round(0.4 * price, 2), "stock": 5}
+
+    def answers(client, user):
+        full = client.post(f"{PREFIX}/full", json={"user_id": user, "num_recommendations": 10}).json()
+        deals = client.get(f"{PREFIX}/deals/{user}", params={"num_deals": 7}).json()["deals"]
+        return full["recommendations"], {d["product_id"]: d for d in deals}
+
+    with _client(model_copy, f"sqlite:///{tmp_path}/events.db") as client:
+        for user in views["user_id"].value_counts().index[:20]:
+            product = like(user)
+            assert client.put(f"{PREFIX}/products", json={"products": [product]}).status_code == 200
+            recommendations, deals = answers(client, user)
+            if "new-desk" in deals and recommendations[-1]["product_id"] == "new-desk":
+                break
+        else:
+            raise AssertionError("no user of the 20 most viewing got a new product like their favourite both in "
+                                 "their full answer (content cosine >= 0.3) and a deal")
+        assert recommendations[-1]["reason"].startswith("New product similar to")
+        deal = deals["new-desk"]
+        assert deal["deal_reason"].startswith("New product similar to") and deal["original_price"] == product["price"]
+        assert deal["deal_price"] >= product["cost"] * (1 + DEFAULT_CONFIG.deals.min_margin) - 1e-6
+        client.put(f"{PREFIX}/products", json={"products": [{"product_id": "new-desk", "stock": 0}]})
+        recommendations, deals = answers(client, user)
+        assert "new-desk" not in deals and "new-desk" not in [r["product_id"] for r in recommendations]
+        client.put(f"{PREFIX}/products", json={"products": [{"product_id": "new-desk", "stock": 5,
+                                                             "cost": 0.99 * product["price"]}]})
+        recommendations, deals = answers(client, user)
+        assert recommendations[-1]["product_id"] == "new-desk" and "new-desk" not in deals

@@ -207,21 +207,26 @@ class CandidateBuilder:
             raise ValueError(f"item_similarity must be products x products {(n, n)}, got {item_similarity.shape}")
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
             raise ValueError(f"top_k must be a positive int, got {top_k!r}")
-        rows = self.rows(user_ids)
-        views = self.views_
-        out = np.zeros((len(rows), n))
-        for i, r in enumerate(rows):
-            # the user's sparse row (canonical: sorted columns) -- most viewed first, ties by column
-            cols = views.indices[views.indptr[r]:views.indptr[r + 1]]
-            counts = views.data[views.indptr[r]:views.indptr[r + 1]]
-            order = np.lexsort((cols, -counts))[:top_k]
-            seeds = cols[order][counts[order] > 0]
+        ids = [user_ids] if isinstance(user_ids, str) else list(user_ids)
+        out = np.zeros((len(ids), n))
+        for i, seeds in enumerate(self.viewed_seeds(ids, top_k)):
             if len(seeds):
                 block = item_similarity[seeds]
                 block = block.toarray() if sp.issparse(block) else np.array(block, dtype=float)
                 block[np.arange(len(seeds)), seeds] = 0.0
                 out[i] = np.clip(block.max(axis=0), 0.0, 1.0)
         return out[0] if isinstance(user_ids, str) else out
+
+    def viewed_seeds(self, user_ids: Sequence[str], top_k: int = 5) -> list[np.ndarray]:
+        """Each user's ``top_k`` most viewed product columns (most viewed first, ties by column)."""
+        views = self.views_
+        out = []
+        for r in self.rows(user_ids):
+            cols = views.indices[views.indptr[r]:views.indptr[r + 1]]  # canonical: sorted columns
+            counts = views.data[views.indptr[r]:views.indptr[r + 1]]
+            order = np.lexsort((cols, -counts))[:top_k]
+            out.append(cols[order][counts[order] > 0])
+        return out
 
     def _product_arrays(self, demand_score: Any) -> dict[str, np.ndarray]:
         demand = _per_product(demand_score, self.product_ids, "demand_score", None)

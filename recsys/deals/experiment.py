@@ -28,6 +28,7 @@ from recsys.config import ConfigError, RecsysConfig
 from recsys.deals.decision_log import DecisionSink
 from recsys.deals.exploration import ExplorationConfig, LoggingPolicy, stable_uniform
 from recsys.deals.generator import DealGenerator
+from recsys.deals.new_products import LiveProducts
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.deals.serving import UserDeals
 
@@ -112,8 +113,8 @@ class VariantDeals:
 
     def answer_many(self, user_ids: Sequence[str], affinities: Sequence[np.ndarray | None], demand: np.ndarray,
                     as_of: pd.Timestamp, num_deals: int | None, season: str,
-                    rate_limiter: RateLimiter | None = None,
-                    segments: Mapping[str, Any] | None = None) -> list[dict[str, Any] | RateLimitExceeded]:
+                    rate_limiter: RateLimiter | None = None, segments: Mapping[str, Any] | None = None,
+                    new_products: LiveProducts | None = None) -> list[dict[str, Any] | RateLimitExceeded]:
         """:meth:`UserDeals.answer_many`, each user through their variant."""
         variants = self.experiment.assign(list(user_ids))
         out: list[dict[str, Any] | RateLimitExceeded | None] = [None] * len(user_ids)
@@ -121,7 +122,7 @@ class VariantDeals:
             idx = np.flatnonzero(variants == name)
             if len(idx):
                 answers = arm.answer_many([user_ids[i] for i in idx], [affinities[i] for i in idx], demand, as_of,
-                                          num_deals, season, rate_limiter, segments)
+                                          num_deals, season, rate_limiter, segments, new_products)
                 for i, answer in zip(idx, answers, strict=True):
                     out[i] = answer
         return out  # type: ignore[return-value]

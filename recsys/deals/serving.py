@@ -32,6 +32,7 @@ from recsys.deals.candidates import CandidateBuilder
 from recsys.deals.decision_log import DecisionSink, decisions_frame
 from recsys.deals.exploration import LoggingPolicy, period_of
 from recsys.deals.generator import SEED_DEAL_KEYS, DealGenerator, DealResult
+from recsys.deals.new_products import LiveProducts, extended_block, mark_new, new_similarity
 from recsys.deals.rate_limit import RateLimiter, RateLimitExceeded
 from recsys.models.content import ContentRecommender
 from recsys.serialization import iso_utc
@@ -79,8 +80,8 @@ class UserDeals:
 
     def answer_many(self, user_ids: Sequence[str], affinities: Sequence[np.ndarray | None], demand: np.ndarray,
                     as_of: pd.Timestamp, num_deals: int | None, season: str,
-                    rate_limiter: RateLimiter | None = None,
-                    segments: Mapping[str, Any] | None = None) -> list[dict[str, Any] | RateLimitExceeded]:
+                    rate_limiter: RateLimiter | None = None, segments: Mapping[str, Any] | None = None,
+                    new_products: LiveProducts | None = None) -> list[dict[str, Any] | RateLimitExceeded]:
         """``{"deals": [...], "season": ..., "note": ...}`` for each of ``user_ids``
         (one candidate block), in their order; a user past the per-user rate limit
         gets its :class:`~recsys.deals.rate_limit.RateLimitExceeded` instead.
@@ -91,7 +92,8 @@ class UserDeals:
         ``affinities[i]``: the user's Stage 2 scores over the catalogue, or None
         for a user without history (the contract's "no affinity"); an unknown
         user (no profile) gets no deals and a note saying why. ``deal_expiry``
-        is ISO 8601 UTC with ``Z``, as the answers' ``timestamp`` (the design's format)."""
+        is ISO 8601 UTC with ``Z``, as the answers' ``timestamp`` (the design's format).
+        ``new_products``: products not yet trained on, extra candidates (:mod:`recsys.deals.new_products`)."""
         out: list[dict[str, Any] | RateLimitExceeded | None] = [None] * len(user_ids)
         known = []
         for i, user_id in enumerate(user_ids):
@@ -112,9 +114,17 @@ class UserDeals:
                 if affinities[i] is not None:
                     scores[j] = affinities[i]
             similarity = self.builder.similarity_to_viewed(ids, self.similarity, self.similar_seed_items)
-            block = self.builder.build_block(ids, scores, demand, similarity)
+            if new_products is not None and len(new_products.product_id):
+                seeds = self.builder.viewed_seeds(ids, self.similar_seed_items)
+                live = new_similarity(self.similarity.content, seeds, new_products.vectors)
+                block = extended_block(self.builder, ids, scores, demand, similarity, new_products, live)
+            else:
+                block = self.builder.build_block(ids, scores, demand, similarity)
             users = [{"user_id": u, **self.user_records[u]} for u in ids]
             results = self.generator.generate_each(users, block, as_of, num_deals, season)
+            if new_products is not None and len(new_products.product_id):
+                results = [r if isinstance(r, RateLimitExceeded) else
+                           mark_new(r, new_products.product_id, self.generator.rules) for r in results]
             if self.policy is not None:
                 results = self._apply_policy(results, as_of, segments or {})
             for i, result in zip(known, results, strict=True):

@@ -399,8 +399,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
             for record, parts in zip(recommendations, top.contributions[a:b].tolist(), strict=True):
                 record["contributions"] = {s: round(v, 6) for s, v in zip(STRATEGIES, parts, strict=True)}
             out: dict[str, Any] = {
-                "user_id": uid,
-                "recommendations": recommendations,
+                "user_id": uid, "recommendations": self._full_records(uid, recommendations, n),  # + new products
                 "deals": [],
                 "user_profile": self.user_profile(uid),
                 "strategy": "hybrid_enhanced",
@@ -464,8 +463,8 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
             for j, i in enumerate(with_history):
                 affinities[i] = scores[j]
         season = self.config.seasons.season_of(self.dataset_.as_of.month)
-        return self._user_deals.answer_many(user_ids, affinities, serving.stage2.demand, self._now(), num_deals,
-                                            season, limiter, serving.stage2.segments)
+        return self._user_deals.answer_many(user_ids, affinities, serving.stage2.demand, self._now(), num_deals, season,
+                                            limiter, serving.stage2.segments, self.__dict__.get("_new_products"))
 
     # ------------------------------------------------------------------ many users
     def strategies(self) -> dict[str, Recommender]:
