@@ -54,6 +54,47 @@ def test_concurrent_catch_ups_share_reads_and_see_every_prior_event(tmp_path):
         assert len(calls) <= 3  # 21 callers, at most a read in flight and one queued (plus none empty)
 
 
+def test_overlapping_catch_ups_never_apply_an_event_twice(tmp_path):
+    """Two readers at once (a finished run, its queued successor and a new caller racing on the loop, or a
+    start-up catch-up beside a request's): the second waits and reads after the cursor the first moved."""
+    with open_store(f"sqlite:///{tmp_path}/e.db") as store:
+        store.append_events(_events(10))
+        ids: list[int] = []
+        started = threading.Event()
+
+        def slow_apply(frame):
+            started.set()
+            threading.Event().wait(0.2)  # long enough for the other reader to arrive while this one applies
+            ids.extend(frame["id"].tolist())
+
+        feed = LiveFeed(store, 0, slow_apply)
+        first = threading.Thread(target=feed.catch_up_blocking)
+        first.start()
+        started.wait(5)
+        feed.catch_up_blocking()
+        first.join()
+        assert sorted(ids) == list(range(1, 11)) and feed.cursor == 10
+
+
+def test_a_caller_arriving_after_the_run_finished_joins_the_queued_run(tmp_path):
+    """The race CI met: the run in flight is done but its queued successor has not resumed yet; a new caller
+    must wait for that queued run, not start a third one beside it."""
+    with open_store(f"sqlite:///{tmp_path}/e.db") as store:
+        calls: list[int] = []
+        feed = LiveFeed(store, 0, lambda frame: calls.append(len(frame)))
+
+        async def scenario():
+            store.append_events(_events(10))
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(0)
+            feed._current = done  # the run in flight has just finished ...
+            feed._queued = asyncio.ensure_future(feed._after(done))  # ... its successor not resumed yet
+            await feed.catch_up()
+
+        asyncio.run(scenario())
+        assert calls == [10] and feed.cursor == 10
+
+
 def test_feed_applies_product_and_profile_changes_once(tmp_path):
     with open_store(f"sqlite:///{tmp_path}/e.db") as store:
         seen = []

@@ -23,6 +23,7 @@ work are bounded by the events since the last published batch.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,7 @@ class LiveFeed:
         self.revision = 0  # product/profile rows applied up to this revision
         self._current: asyncio.Future | None = None
         self._queued: asyncio.Future | None = None
+        self._applying = threading.RLock()  # one reader-applier at a time: no event is applied twice
 
     def _changes(self) -> None:
         """Apply the product and profile rows changed after ``revision`` (blocking)."""
@@ -69,12 +71,14 @@ class LiveFeed:
         return len(frame)
 
     def catch_up_blocking(self) -> int:
-        """Apply everything committed so far, in this thread (start-up); the events applied."""
-        self._changes()
-        total = 0
-        while n := self._step():
-            total += n
-        return total
+        """Apply everything committed so far, in this thread (start-up); the events applied.
+        Serialised: a second caller waits, then reads after the cursor the first one moved."""
+        with self._applying:
+            self._changes()
+            total = 0
+            while n := self._step():
+                total += n
+            return total
 
     async def _run(self) -> int:
         return await asyncio.to_thread(self.catch_up_blocking)  # one hop: the reads and the applies together
@@ -90,13 +94,15 @@ class LiveFeed:
         new (:meth:`up_to_date`), return at once, without the thread hop."""
         if self.up_to_date():
             return
+        if self._queued is not None:  # not started yet: it reads everything committed before this call
+            await asyncio.shield(self._queued)
+            return
         current = self._current
         if current is None or current.done():
             self._current = asyncio.ensure_future(self._run())
             await asyncio.shield(self._current)
             return
-        if self._queued is None:
-            self._queued = asyncio.ensure_future(self._after(current))
+        self._queued = asyncio.ensure_future(self._after(current))
         await asyncio.shield(self._queued)
 
     async def _after(self, previous: asyncio.Future) -> int:
