@@ -230,9 +230,15 @@ def test_help_shows_defaults():
     assert "(default: 42)" in result.stdout
 
 
+def _as_from_a_terminal() -> None:
+    """SIGINT as in a terminal: a test run started in the background (``cmd &`` without job control) has it
+    ignored, and Python would then never raise KeyboardInterrupt in the child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     process = subprocess.Popen([*RECSYS, "generate", "--profile", "large", "--out", str(tmp_path / "d")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_as_from_a_terminal)
     assert process.stderr is not None
     seen = b""
     while b"generating" not in seen:  # interrupted mid-generation, as a user would
