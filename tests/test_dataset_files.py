@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from test_dataset import AS_OF, frames
 
+import recsys.data.dataset as dataset_module
 from recsys.cli import main
 from recsys.data import Dataset, DataValidationError
 from recsys.data.errors import DataFileError
@@ -150,3 +151,26 @@ def test_old_format_and_missing_files_are_named(tmp_path: Path) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), "format_version": 1}))
     with pytest.raises(DataValidationError, match=r"manifest\.format_version: format version 1 .* regenerate"):
         Dataset.load(tmp_path / "d")
+
+
+def test_string_columns_share_one_object_per_value_across_row_groups(tmp_path: Path) -> None:
+    """Strings read dictionary-encoded row group by row group: equal values are one
+    Python object (across row groups too), nulls are None, the order is kept."""
+    values = ["a", "b", None, "a", "c", "b", "a", None, "c"]
+    path = tmp_path / "strings.parquet"
+    pd.DataFrame({"s": values, "n": range(len(values))}).to_parquet(path, index=False, row_group_size=2)
+    read = dataset_module._read_parquet(path)
+    assert read["s"].tolist() == values and read["s"].dtype == object and read["n"].tolist() == list(range(9))
+    firsts = {}
+    for value in read["s"]:
+        if value is not None:
+            assert firsts.setdefault(value, value) is value
+
+
+def test_content_hash_in_row_chunks_equals_one_pass(small_dataset: Dataset, monkeypatch) -> None:
+    whole = small_dataset.content_hash()
+    monkeypatch.setattr(dataset_module, "_HASH_CHUNK", 1000)
+    assert len(small_dataset.events) > 3000
+    chunked = Dataset(small_dataset.users, small_dataset.products, small_dataset.events, small_dataset.as_of,
+                      small_dataset.personas, dict(small_dataset.meta), small_dataset.config)
+    assert chunked.content_hash() == whole
