@@ -8,6 +8,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 import recsys.stage2.demand as demand_module
+import recsys.stage2.seasonality as seasonality_module
 from recsys.data import Dataset
 from recsys.stage2.demand import (
     DemandConfig,
@@ -225,3 +226,12 @@ def test_seasonality_bad_input(small_dataset: Dataset) -> None:
     empty = small_dataset.restrict_events(np.zeros(len(small_dataset.events), dtype=bool))
     with pytest.raises(ValueError, match="no events of types"):
         SeasonalFactors().fit(empty)
+
+
+def test_seasonal_counts_in_chunks_equal_one_pass(small_dataset: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = SeasonalFactors().fit(small_dataset)
+    monkeypatch.setattr(seasonality_module, "_CHUNK", 1000)
+    assert len(small_dataset.events) > 3000
+    chunked = SeasonalFactors().fit(small_dataset)
+    pd.testing.assert_frame_equal(chunked.factors_, whole.factors_)
+    pd.testing.assert_series_equal(chunked.season_days_, whole.season_days_)
