@@ -15,6 +15,7 @@ import recsys.data.dataset as dataset_module
 from recsys.cli import main
 from recsys.data import Dataset, DataValidationError
 from recsys.data.errors import DataFileError
+from recsys.data.timestamps import naive_utc_ns
 
 
 def with_personas(personas: pd.DataFrame | None) -> Dataset:
@@ -174,3 +175,13 @@ def test_content_hash_in_row_chunks_equals_one_pass(small_dataset: Dataset, monk
     chunked = Dataset(small_dataset.users, small_dataset.products, small_dataset.events, small_dataset.as_of,
                       small_dataset.personas, dict(small_dataset.meta), small_dataset.config)
     assert chunked.content_hash() == whole
+
+
+def test_naive_ns_timestamps_are_kept_others_converted() -> None:
+    naive = pd.Series(pd.to_datetime(["2024-01-01 10:00", "2024-02-01"]))
+    assert naive_utc_ns(naive, "events", "timestamp") is naive  # already naive datetime64[ns]: no copy
+    micro = naive.astype("datetime64[us]")
+    assert naive_utc_ns(micro, "events", "timestamp").dtype == "datetime64[ns]"
+    aware = naive.dt.tz_localize("Europe/Berlin")
+    converted = naive_utc_ns(aware, "events", "timestamp")
+    assert converted.dtype == "datetime64[ns]" and converted.iloc[0] == pd.Timestamp("2024-01-01 09:00")

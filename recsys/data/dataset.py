@@ -418,6 +418,9 @@ class Dataset:
             raise DataFileError(path if path.name in files else directory, str(error)) from None
         if dataset.content_hash() != manifest.get("content_hash"):
             raise DataValidationError("manifest", "content_hash", f"data in {directory} does not match its manifest")
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()  # Arrow buffers the checks replaced: back to the system
         return dataset
 
 
