@@ -178,7 +178,7 @@ def test_content_hash_in_row_chunks_equals_one_pass(small_dataset: Dataset, monk
 
 
 def test_naive_ns_timestamps_are_kept_others_converted() -> None:
-    naive = pd.Series(pd.to_datetime(["2024-01-01 10:00", "2024-02-01 00:00"]))
+    naive = pd.Series(pd.to_datetime(["2024-01-01 10:00", "2024-02-01 00:00"])).astype("datetime64[ns]")
     assert naive_utc_ns(naive, "events", "timestamp") is naive  # already naive datetime64[ns]: no copy
     micro = naive.astype("datetime64[us]")
     assert naive_utc_ns(micro, "events", "timestamp").dtype == "datetime64[ns]"
