@@ -160,7 +160,8 @@ class DemandModel:
     forecaster: ``model, mae, rmse, wape``), ``forecast_`` (per product:
     ``product_id, last_period_demand, predicted_demand, demand_score``),
     ``regressor_`` (a :class:`QuantileBinned` HGB refitted on every period), ``feature_names_``,
-    ``panel_`` (the per-period counts).
+    ``panel_`` (the per-period counts), ``n_train_rows_`` (the rows the holdout model was
+    fitted on: at most ``holdout_max_rows``) and ``n_test_rows_``.
     """
 
     def __init__(self, config: DemandConfig | None = None) -> None:
