@@ -96,8 +96,9 @@ def test_unsorted_indices_and_duplicate_entries_are_taken_in_canonical_form() ->
     x = _tied_matrix(2, (30, 25), 0.2)
     counts = np.diff(x.indptr)
     # every row stored twice over, halves, columns in descending order: unsorted, with duplicates
-    indices = np.concatenate([np.tile(x.indices[s:e][::-1], 2) for s, e in zip(x.indptr[:-1], x.indptr[1:])])
-    data = np.concatenate([np.tile(x.data[s:e][::-1] / 2, 2) for s, e in zip(x.indptr[:-1], x.indptr[1:])])
+    bounds = list(zip(x.indptr[:-1], x.indptr[1:], strict=True))
+    indices = np.concatenate([np.tile(x.indices[s:e][::-1], 2) for s, e in bounds])
+    data = np.concatenate([np.tile(x.data[s:e][::-1] / 2, 2) for s, e in bounds])
     dup = sp.csr_matrix((data, indices, np.r_[0, np.cumsum(2 * counts)]), shape=x.shape)
     assert not dup.has_canonical_format and dup.nnz == 2 * x.nnz
     _assert_same(*_both(dup, dup, 4, 0.0, 0.0, np.arange(30)))
