@@ -159,17 +159,11 @@ def _compiled_kernels() -> ModuleType | None:
 
 
 def _canonical(matrix: sp.spmatrix) -> sp.csr_matrix:
-    """CSR float64 with sorted indices and no duplicates (a copy only when needed);
-    ``indptr`` int64 and ``indices`` int32 where they fit (one kernel signature)."""
+    """CSR float64 with sorted indices and no duplicates (a copy only when needed)."""
     out = sp.csr_matrix(matrix, dtype=np.float64)
     if not out.has_canonical_format:
         out = out.copy()
         out.sum_duplicates()
-    index_dtype = np.int32 if max(out.shape) < np.iinfo(np.int32).max else np.int64
-    if out.indptr.dtype != np.int64 or out.indices.dtype != index_dtype:
-        out = sp.csr_matrix((out.data, out.indices.astype(index_dtype), out.indptr.astype(np.int64)),
-                            shape=out.shape, copy=False)
-        out.has_canonical_format = True
     return out
 
 

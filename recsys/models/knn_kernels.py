@@ -50,7 +50,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["topk_general", "topk_symmetric"]
+__all__ = ["topk_general", "topk_symmetric", "warm_up"]
 
 
 def _cached(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -316,3 +316,13 @@ def topk_symmetric(x: sp.csr_matrix, x_t: sp.csr_matrix, norm: np.ndarray, k: in
         _symmetric_kernel(x.indptr, x.indices, x.data, norm, x_t.indptr, x_t.indices, x_t.data, k,
                           float(shrinkage), float(min_similarity), hv, hi, sizes)
     return _result(hv, hi, sizes, 2 * k, (x.shape[0], x.shape[0]))
+
+
+def warm_up() -> None:
+    """Compile both kernels, or load them from numba's cache, for the argument types
+    :func:`~recsys.models.knn.cosine_topk` passes (a one-time cost per process)."""
+    from recsys.models.knn import cosine_topk
+
+    x = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 1.0]]))
+    cosine_topk(x, x, 1, self_columns=np.arange(2), method="compiled")
+    cosine_topk(x, x, 1, method="compiled")
