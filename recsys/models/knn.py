@@ -63,7 +63,9 @@ class KNNConfig:
     cosine denominator, damping similarities built on little overlap (0 =
     plain cosine). ``min_similarity``: neighbours below it are dropped.
     ``block_entries``: bound on the multiply-adds (hence the similarity
-    entries) of one block of rows during ``fit`` (memory, not results). ``train_weighting``: the input the
+    entries) of one block of rows in :func:`cosine_topk`'s scipy path (memory,
+    not results; the compiled kernels the fit runs hold ``O(rows x k)`` and
+    materialise no product). ``train_weighting``: the input the
     similarities are learned from; ``profile_weighting``: the user profile
     ``x_u`` scores are computed from (:class:`~recsys.interactions.Weighting`;
     ``None``: the shared interaction matrix passed to ``fit``).
