@@ -156,3 +156,14 @@ def test_a_cache_location_that_cannot_be_written_compiles_in_memory(monkeypatch)
         assert knn_kernels._cached(f) == ("compiled", f)
     assert [c.get("cache", False) for c in calls] == [True, False]
     assert all(c["error_model"] == "numpy" for c in calls)
+
+
+def test_without_numba_the_scipy_path_runs_and_compiled_is_refused(monkeypatch) -> None:
+    import sys
+
+    x = _tied_matrix(4, (30, 20), 0.2)
+    want = cosine_topk(x, x, 3, self_columns=np.arange(30), method="scipy")
+    monkeypatch.setitem(sys.modules, "recsys.models.knn_kernels", None)  # the import now raises ImportError
+    _assert_same(cosine_topk(x, x, 3, self_columns=np.arange(30)), want)
+    with pytest.raises(RuntimeError, match="needs numba, which cannot be imported"):
+        cosine_topk(x, x, 3, self_columns=np.arange(30), method="compiled")

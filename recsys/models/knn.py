@@ -24,6 +24,7 @@ without densifying.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -154,10 +155,9 @@ def cosine_topk(
 def _compiled_kernels() -> ModuleType | None:
     """:mod:`recsys.models.knn_kernels` (imports numba; compiles on first call), or None without numba."""
     try:
-        from recsys.models import knn_kernels
-    except ImportError:  # pragma: no cover - numba is a core dependency
+        return importlib.import_module("recsys.models.knn_kernels")
+    except ImportError:  # numba is a core dependency: an environment without it still fits, slower
         return None
-    return knn_kernels
 
 
 def _canonical(matrix: sp.spmatrix) -> sp.csr_matrix:
