@@ -20,8 +20,9 @@ fits): ``<x_a, x_b> = <x_b, x_a>`` is computed once, for ``b > a`` only (half th
 multiply-adds), and offered to both rows' heaps. Its sum runs over the shared
 features in ascending order, which is what row ``b`` of the reference sums too
 (sorted rows), and products and the denominator ``|x_a| |x_b| + s`` commute
-exactly, so both halves equal the reference bit for bit. Memory: the heaps,
-``n x k`` (float64, int32), about 1.5 times the result.
+exactly, so both halves equal the reference bit for bit. Memory: ``2 k`` slots
+a row (float64 value, int32 column; the heap and parked offers), about three
+times the float32 result; the general kernel ``k`` slots a row.
 
 Memory, not arithmetic, bounds the accumulation: each (row, feature) entry
 reads a scattered row of ``r^T``; the kernels prefetch those rows a few
