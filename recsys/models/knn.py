@@ -139,9 +139,12 @@ def cosine_topk(
     right = left if same else _canonical(right)
     left_norm = _row_norms(left)
     right_norm = left_norm if same else _row_norms(right)
-    kernels = _compiled_kernels() if method != "scipy" else None
+    # the kernels index rows and columns with int32
+    fits = max(left.shape[0], right.shape[0]) < np.iinfo(np.int32).max
+    kernels = _compiled_kernels() if method != "scipy" and fits else None
     if method == "compiled" and kernels is None:
-        raise RuntimeError("cosine_topk(method='compiled') needs numba, which cannot be imported")
+        raise RuntimeError("cosine_topk(method='compiled') needs numba, which cannot be imported" if fits else
+                           f"cosine_topk(method='compiled'): {max(left.shape[0], right.shape[0])} rows exceed int32")
     if kernels is None:
         return _cosine_topk_scipy(left, right, left_norm, right_norm, k, shrinkage, min_similarity, self_columns,
                                   block_entries)

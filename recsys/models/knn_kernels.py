@@ -182,15 +182,15 @@ def _general(l_indptr: np.ndarray, l_indices: np.ndarray, l_data: np.ndarray, l_
     into ``hv/hi[a * k : a * k + sizes[a]]``, sorted by column."""
     n_right = len(r_norm)
     acc = np.zeros(n_right)
-    mark = np.full(n_right, -1, dtype=np.int64)
-    touched = np.empty(n_right + 1, dtype=np.int64)
+    mark = np.full(n_right, -1, dtype=np.int32)  # int32: the per-row arrays stay in L2
+    touched = np.empty(n_right + 1, dtype=np.int32)
     nnz = l_indptr[-1]
     for a in range(len(l_indptr) - 1):
-        n_touched = 0
+        n_touched, stamp = 0, np.int32(a)
         for p in range(l_indptr[a], l_indptr[a + 1]):
             _prefetch_ahead(l_indices, p, nnz, t_indptr, t_indptr, t_indices, t_data)
             f = l_indices[p]
-            n_touched = _accumulate(acc, mark, touched, a, l_data[p], t_indices, t_data, t_indptr[f],
+            n_touched = _accumulate(acc, mark, touched, stamp, l_data[p], t_indices, t_data, t_indptr[f],
                                     t_indptr[f + 1], n_touched)
         base, size, norm, own, floor = a * k, 0, l_norm[a], self_columns[a], -np.inf
         for t in range(n_touched):
@@ -228,20 +228,20 @@ def _symmetric(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, norm: 
     offers gives the same top ``k`` (the heap order is total)."""
     n = len(indptr) - 1
     acc = np.zeros(n)
-    mark = np.full(n, -1, dtype=np.int64)
-    touched = np.empty(n + 1, dtype=np.int64)
+    mark = np.full(n, -1, dtype=np.int32)  # int32: the per-row arrays stay in L2
+    touched = np.empty(n + 1, dtype=np.int32)
     floor = np.full(n, -np.inf)
     parked = np.zeros(n, dtype=np.int64)
     nxt = t_indptr[:-1].astype(np.int64)  # per feature f: the position of row a in t's row f
     width, nnz = 2 * k, indptr[-1]
     for a in range(n):
-        n_touched = 0
+        n_touched, stamp = 0, np.int32(a)
         for p in range(indptr[a], indptr[a + 1]):
             _prefetch_ahead(indices, p, nnz, nxt, t_indptr, t_indices, t_data)
             f = indices[p]
             start = nxt[f]
             nxt[f] = start + 1  # the rows b > a sharing f follow a in t's row f
-            n_touched = _accumulate(acc, mark, touched, a, data[p], t_indices, t_data, start + 1,
+            n_touched = _accumulate(acc, mark, touched, stamp, data[p], t_indices, t_data, start + 1,
                                     t_indptr[f + 1], n_touched)
         base, norm_a = a * width, norm[a]
         size = _flush(hv, hi, base, sizes[a], k, parked[a])
