@@ -23,7 +23,19 @@ from recsys.config import EVENT_TYPES, ConfigError, InteractionWeights
 from recsys.data.dataset import Dataset
 from recsys.third_party import import_quietly
 
-__all__ = ["Interactions", "Weighting", "dataset_event_weights", "event_weights", "model_matrix", "weighted_matrix"]
+__all__ = ["Interactions", "Weighting", "compact_csr", "dataset_event_weights", "event_weights", "model_matrix",
+           "weighted_matrix"]
+
+
+def compact_csr(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """``matrix`` with ``data`` and ``indices`` holding exactly ``nnz`` entries: after ``sum_duplicates``
+    scipy keeps views into the per-event buffers (6.4M entries behind 4.5M at the large profile) unless
+    they shrink by half; those views are copied here, so the buffers are freed. Same values, in place."""
+    for name in ("data", "indices"):
+        array = getattr(matrix, name)
+        if array.base is not None and array.base.nbytes > array.nbytes:
+            setattr(matrix, name, array.copy())
+    return matrix
 
 
 def event_weights(events: pd.DataFrame, as_of: pd.Timestamp, weights: InteractionWeights) -> np.ndarray:
@@ -77,6 +89,7 @@ class Interactions:
         matrix = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float64)
         matrix.sum_duplicates()
         matrix.sort_indices()
+        compact_csr(matrix)
         is_purchase = index.kind == EVENT_TYPES.index("purchase")
         purchased = sp.csr_matrix(
             (np.ones(int(is_purchase.sum()), dtype=bool), (rows[is_purchase], cols[is_purchase])), shape=shape

@@ -74,7 +74,7 @@ from recsys.deals.candidate_contract import (
     validate_candidates,
 )
 from recsys.deals.deal_types import DEAL_TYPES, DealRules, deal_type_scores, type_arrays, type_labels
-from recsys.interactions import dataset_event_weights
+from recsys.interactions import compact_csr, dataset_event_weights
 
 __all__ = [
     "CANDIDATE_COLUMNS",
@@ -139,7 +139,7 @@ class CandidateBuilder:
         def matrix(mask: np.ndarray) -> sp.csr_matrix:
             out = sp.csr_matrix((np.ones(int(mask.sum())), (rows[mask], cols[mask])), shape=shape)
             out.sum_duplicates()
-            return out
+            return compact_csr(out)
 
         self.views_ = matrix(kind == view)
         self.purchased_ = matrix(kind == purchase).astype(bool)
