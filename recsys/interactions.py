@@ -57,10 +57,15 @@ def _decayed_weights(kind: np.ndarray, rating: np.ndarray, age_days: np.ndarray,
     return base * np.power(0.5, np.clip(age_days, 0, None) / weights.half_life_days)
 
 
-def dataset_event_weights(dataset: Dataset, weights: InteractionWeights) -> np.ndarray:
-    """:func:`event_weights` of ``dataset``'s events from its cached :meth:`~recsys.data.dataset.Dataset.event_index`."""
+def dataset_event_weights(dataset: Dataset, weights: InteractionWeights,
+                          select: np.ndarray | None = None) -> np.ndarray:
+    """:func:`event_weights` of ``dataset``'s events from its cached :meth:`~recsys.data.dataset.Dataset.event_index`;
+    ``select`` (positions of events): those events' weights only, in that order (the same values, per event)."""
     index = dataset.event_index()
-    return _decayed_weights(index.kind, dataset.events["rating"].to_numpy(dtype=float), index.age_days, weights)
+    kind, rating, age_days = index.kind, dataset.events["rating"].to_numpy(dtype=float), index.age_days
+    if select is not None:
+        kind, rating, age_days = kind[select], rating[select], age_days[select]
+    return _decayed_weights(kind, rating, age_days, weights)
 
 
 @dataclass

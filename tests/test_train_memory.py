@@ -62,3 +62,12 @@ def test_silhouette_blocks_stay_within_the_working_memory(monkeypatch) -> None:
     blocks = list(seen)
     assert value == silhouette_score(x, labels)
     assert len(blocks) > 1 and max(blocks) <= 2**20  # 1,500 x 1,500 float64 (18 MB) came in blocks of <= 1 MiB
+
+
+def test_selected_event_weights_equal_the_full_ones(small_dataset: Dataset) -> None:
+    from recsys.interactions import dataset_event_weights
+
+    weights = small_dataset.config.interactions
+    every = dataset_event_weights(small_dataset, weights)
+    select = np.flatnonzero(np.arange(len(every)) % 3 == 1)
+    np.testing.assert_array_equal(dataset_event_weights(small_dataset, weights, select), every[select])

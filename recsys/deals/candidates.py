@@ -150,16 +150,16 @@ class CandidateBuilder:
         self.intent_ = (intent - intent.multiply(self.purchased_)).tocsr()
         self.intent_.eliminate_zeros()
         # unconverted cart/wishlist events, weighted, per user x category
-        w = dataset_event_weights(dataset, weights)
         # cart/wishlist events whose (user, product) was never purchased (looked up for those events only)
         unconverted = np.flatnonzero((kind == cart) | (kind == favorite_code))
         if len(unconverted):
             converted = np.asarray(self.purchased_[rows[unconverted], cols[unconverted]]).ravel().astype(bool)
             unconverted = unconverted[~converted]
+        w = dataset_event_weights(dataset, weights, unconverted)  # theirs only: no per-event temporaries
         self.categories_ = pd.Index(sorted(products["category"].unique()))
         self.product_category_ = self.categories_.get_indexer(products["category"])
         per_user_cat = sp.csr_matrix(
-            (w[unconverted], (rows[unconverted], self.product_category_[cols[unconverted]])),
+            (w, (rows[unconverted], self.product_category_[cols[unconverted]])),
             shape=(shape[0], len(self.categories_)),
         ).toarray()
         totals = per_user_cat.sum(axis=1, keepdims=True)
