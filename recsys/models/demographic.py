@@ -252,7 +252,19 @@ class DemographicRecommender(Recommender):
         self._check_fitted()
         return self.segment_scores_[self.segments_of_rows(rows)]  # fancy indexing: already a copy
 
-    def score_range(self, rows: np.ndarray, scores: np.ndarray,
+    def score_block(self, rows: np.ndarray) -> tuple[None, np.ndarray]:
+        """No dense block: the fusion reads range, candidates and scores off each row's segment
+        (the hint: :meth:`segments_of_rows`)."""
+        self._check_fitted()
+        return None, self.segments_of_rows(rows)
+
+    def scores_at(self, rows: np.ndarray, r: np.ndarray, c: np.ndarray, scores: np.ndarray | None,
+                  hint: object = None) -> np.ndarray:
+        """``segment_scores_[segment(rows[r]), c]``: a user's scores are their segment's."""
+        segments = self.segments_of_rows(rows) if hint is None else np.asarray(hint)
+        return self.segment_scores_[segments[r], c]
+
+    def score_range(self, rows: np.ndarray, scores: np.ndarray | None,
                     hint: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The base class's row range, computed once per segment (a user's scores are their segment's)."""
         cached = self.__dict__.get("_segment_range")
@@ -263,7 +275,7 @@ class DemographicRecommender(Recommender):
         segments = self.segments_of_rows(rows)
         return cached[1][segments], cached[2][segments], cached[3][segments]
 
-    def top_candidates(self, rows: np.ndarray, scores: np.ndarray, m: int, floor: np.ndarray,
+    def top_candidates(self, rows: np.ndarray, scores: np.ndarray | None, m: int, floor: np.ndarray,
                        allowed: np.ndarray, hint: object = None) -> tuple[np.ndarray, np.ndarray]:
         """The first ``m`` allowed columns above ``floor`` down each row's segment ranking
         (``segment_order_``: score descending, ties to the lower column, as the base class ranks):

@@ -65,7 +65,7 @@ Components are any fitted :class:`~recsys.models.base.Recommender` keyed by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,6 +81,7 @@ from recsys.validation import check_ints
 
 __all__ = [
     "CONTRIB_COLUMNS",
+    "ComponentScores",
     "STRATEGIES",
     "FusedTopN",
     "HybridConfig",
@@ -127,7 +128,8 @@ class FusedTopN:
     :data:`STRATEGIES` order, summing to ``score``), ``reason``; ``weights``
     are the effective weights per row of the block (rows x 4);
     ``component_scores`` the strategies' raw scores (rows x products, by
-    strategy name) the fusion read."""
+    strategy name; a :class:`ComponentScores`, built on first access where
+    the fusion did not need the whole block)."""
 
     row: np.ndarray
     col: np.ndarray
@@ -137,6 +139,39 @@ class FusedTopN:
     reason: np.ndarray
     weights: np.ndarray
     component_scores: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+class ComponentScores(Mapping[str, np.ndarray]):
+    """The strategies' float64 score blocks (rows x products) of one fused block, by strategy name.
+
+    A strategy that answered the fusion from its hint (``score_block`` gave ``None``) gets its
+    block built on first access (:meth:`~recsys.models.base.Recommender.dense_block`), once;
+    ``at_candidates`` holds the raw scores the fusion read at its candidates (rows x K)."""
+
+    def __init__(self, components: Mapping[str, Recommender], rows: np.ndarray,
+                 blocks: dict[str, np.ndarray | None], hints: Mapping[str, object]) -> None:
+        self._components, self._rows, self._blocks, self._hints = components, rows, blocks, hints
+        self.at_candidates: dict[str, np.ndarray] = {}
+
+    def raw(self, name: str) -> np.ndarray | None:
+        """The block as the strategy returned it (None where it was not built)."""
+        return self._blocks[name]
+
+    def hint(self, name: str) -> object:
+        return self._hints[name]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        block = self._blocks[name]
+        if block is None:
+            block = self._components[name].dense_block(self._rows, None, self._hints[name])
+            self._blocks[name] = block
+        return block
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._blocks)
+
+    def __len__(self) -> int:
+        return len(self._blocks)
 
 
 def check_weights(weights: FusionWeights | Mapping[str, float] | None) -> FusionWeights | None:
@@ -277,17 +312,15 @@ class HybridRecommender(Recommender):
         self._check_fitted()
         ids = check_user_ids(user_ids)
         rows = self.interactions_.user_index(ids)
-        blocks = self._component_scores(rows)
-        weights = self._effective_weights(rows, blocks)
+        blocks, hints = self._component_blocks(rows)
+        weights = self._effective_weights(rows, blocks, hints=hints)
         frame = pd.DataFrame(weights, columns=list(STRATEGIES))
         frame.insert(0, "user_id", ids)
         return frame
 
-    def _component_scores(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        return self._component_blocks(rows)[0]
-
-    def _component_blocks(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, object]]:
-        """Each strategy's float64 score block for ``rows`` and its hint (:meth:`Recommender.score_block`)."""
+    def _component_blocks(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray | None], dict[str, object]]:
+        """Each strategy's float64 score block for ``rows`` (None: not built, the strategy answers
+        from its hint) and its hint (:meth:`Recommender.score_block`)."""
         scored = {s: c.score_block(rows) for s, c in self.components_.items()}
         return {s: b for s, (b, _) in scored.items()}, {s: h for s, (_, h) in scored.items()}
 
@@ -297,17 +330,22 @@ class HybridRecommender(Recommender):
         lengths = np.diff(self.interactions_.matrix.indptr)
         return (rows >= 0) & (lengths[np.where(rows >= 0, rows, 0)] > 0)
 
-    def _effective_weights(self, rows: np.ndarray, blocks: dict[str, np.ndarray],
+    def _effective_weights(self, rows: np.ndarray, blocks: Mapping[str, np.ndarray | None],
                            floors: dict[str, np.ndarray] | None = None,
-                           hints: Mapping[str, object] | None = None) -> np.ndarray:
-        """Step 2's weights (rows x 4); ``floors``, if given, receives each block's raw row minimum."""
+                           hints: Mapping[str, object] | None = None,
+                           ranges: Mapping[str, tuple[np.ndarray, ...]] | None = None) -> np.ndarray:
+        """Step 2's weights (rows x 4); ``floors``, if given, receives each block's raw row minimum.
+        ``ranges``: strategies' ``(high, low, floor)`` already computed (the others are asked here)."""
         history = self.has_history(rows)
         base = np.array([getattr(self.weights_, s) for s in STRATEGIES])
         answers = np.zeros((len(rows), len(STRATEGIES)), dtype=bool)
         for j, s in enumerate(STRATEGIES):
             if s in blocks:
-                hint = hints.get(s) if hints else None
-                high, low, floor = self.components_[s].score_range(rows, blocks[s], hint)  # over finite scores
+                if ranges is not None and s in ranges:
+                    high, low, floor = ranges[s][:3]
+                else:
+                    hint = hints.get(s) if hints else None
+                    high, low, floor = self.components_[s].score_range(rows, blocks[s], hint)  # over finite scores
                 if floors is not None:
                     floors[s] = floor
                 with np.errstate(invalid="ignore"):
@@ -355,16 +393,23 @@ class HybridRecommender(Recommender):
         sorted, ``valid`` marks real entries), their fused scores and the
         contributions (strategies x rows x K)."""
         blocks, hints = self._component_blocks(rows)
-        floors: dict[str, np.ndarray] = {}
-        weights = self._effective_weights(rows, blocks, floors, hints)
         eligible = self._eligible(rows, exclude_purchased)
         n_rows, n_products = eligible.shape
         m = min(max(self.config.candidates_per_strategy, n), n_products)
+        # a strategy with a positive weight gives its range and its top m in one visit of its block
+        # (range_and_top); the top of a row it turns out not to answer is masked below
+        ranged = {s: self.components_[s].range_and_top(rows, blocks[s], m, eligible, hints[s])
+                  for s in blocks if getattr(self.weights_, s) > 0}
+        floors: dict[str, np.ndarray] = {}
+        weights = self._effective_weights(rows, blocks, floors, hints, ranged)
         tops, oks = [], []
         for j, s in enumerate(STRATEGIES):
             if s not in blocks or not (weights[:, j] > 0).any():
                 continue
-            top, ok = self.components_[s].top_candidates(rows, blocks[s], m, floors[s], eligible, hints[s])
+            if s in ranged:
+                top, ok = ranged[s][3], ranged[s][4]
+            else:
+                top, ok = self.components_[s].top_candidates(rows, blocks[s], m, floors[s], eligible, hints[s])
             tops.append(top)
             oks.append(ok & (weights[:, j] > 0)[:, None])
         if not tops:
@@ -382,12 +427,15 @@ class HybridRecommender(Recommender):
         cand = np.take_along_axis(np.where(valid, keyed, 0), order, axis=1)
         valid = np.take_along_axis(valid, order, axis=1)
         contrib = np.zeros((len(STRATEGIES), n_rows, width))
-        r = np.arange(n_rows)[:, None]
+        r = np.broadcast_to(np.arange(n_rows)[:, None], cand.shape)
+        scores = ComponentScores(self.components_, rows, blocks, hints)
         for j, s in enumerate(STRATEGIES):
             if s in blocks:
-                contrib[j] = weights[:, j][:, None] * self._normalize(blocks[s][r, cand], valid)
+                raw = self.components_[s].scores_at(rows, r, cand, blocks[s], hints[s])
+                scores.at_candidates[s] = raw
+                contrib[j] = weights[:, j][:, None] * self._normalize(raw, valid)
         fused = np.where(valid, contrib.sum(axis=0), -np.inf)
-        return cand, valid, fused, contrib, blocks, weights
+        return cand, valid, fused, contrib, scores, weights
 
     def _normalize(self, scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Per-row normalisation of ``scores`` over the ``mask`` entries (0
@@ -486,7 +534,7 @@ class HybridRecommender(Recommender):
                     break
         return out
 
-    def _reasons(self, rows: np.ndarray, blocks: dict[str, np.ndarray], r: np.ndarray, c: np.ndarray,
+    def _reasons(self, rows: np.ndarray, blocks: ComponentScores, r: np.ndarray, c: np.ndarray,
                  strongest: np.ndarray) -> np.ndarray:
         reasons = np.empty(len(r), dtype=object)
         for j, s in enumerate(STRATEGIES):
@@ -497,7 +545,7 @@ class HybridRecommender(Recommender):
             if comp is None:
                 reasons[pick] = self.reason
                 continue
-            reasons[pick] = comp.reasons_at(rows, r[pick], c[pick], blocks[s])
+            reasons[pick] = comp.reasons_at(rows, r[pick], c[pick], blocks.raw(s))
         return reasons
 
     def _check_fitted(self) -> None:
