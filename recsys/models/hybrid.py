@@ -70,12 +70,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from recsys.config import ConfigError, FusionWeights
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n, check_user_ids
+from recsys.models.knn import NeighbourRecommender
 from recsys.models.ranking import take_rows
 from recsys.validation import check_ints
 
@@ -139,6 +141,21 @@ class FusedTopN:
     reason: np.ndarray
     weights: np.ndarray
     component_scores: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+def _neighbour_block(model: NeighbourRecommender, rows: np.ndarray) -> tuple[np.ndarray | None, object]:
+    """A k-NN model's block as :meth:`~recsys.models.knn.NeighbourRecommender.score_block` gives it,
+    but without the float64 dense copy when its own ``score_range`` and ``top_candidates`` read
+    everything from the sparse scores (float32, finite, non-negative: then its floor is >= 0);
+    the fusion reads the scores at its candidates from them too. Same values: the dense block is
+    exactly these sparse scores, widened to float64."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) <= 1:
+        return model.score_block(rows)
+    scores = model.score_history(take_rows(model.profile_interactions().matrix, rows), rows).tocsr()
+    if scores.dtype == np.float32 and np.isfinite(scores.data).all() and (scores.data >= 0).all():
+        return None, scores
+    return scores.toarray().astype(np.float64), scores
 
 
 class ComponentScores(Mapping[str, np.ndarray]):
@@ -320,8 +337,9 @@ class HybridRecommender(Recommender):
 
     def _component_blocks(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray | None], dict[str, object]]:
         """Each strategy's float64 score block for ``rows`` (None: not built, the strategy answers
-        from its hint) and its hint (:meth:`Recommender.score_block`)."""
-        scored = {s: c.score_block(rows) for s, c in self.components_.items()}
+        from its hint) and its hint (:meth:`Recommender.score_block`; a k-NN model: :func:`_neighbour_block`)."""
+        scored = {s: _neighbour_block(c, rows) if isinstance(c, NeighbourRecommender) else c.score_block(rows)
+                  for s, c in self.components_.items()}
         return {s: b for s, (b, _) in scored.items()}, {s: h for s, (_, h) in scored.items()}
 
     def has_history(self, rows: np.ndarray) -> np.ndarray:
@@ -431,7 +449,10 @@ class HybridRecommender(Recommender):
         scores = ComponentScores(self.components_, rows, blocks, hints)
         for j, s in enumerate(STRATEGIES):
             if s in blocks:
-                raw = self.components_[s].scores_at(rows, r, cand, blocks[s], hints[s])
+                if blocks[s] is None and sp.issparse(hints[s]):  # a k-NN block left sparse
+                    raw = hints[s].toarray()[r, cand].astype(np.float64)
+                else:
+                    raw = self.components_[s].scores_at(rows, r, cand, blocks[s], hints[s])
                 scores.at_candidates[s] = raw
                 contrib[j] = weights[:, j][:, None] * self._normalize(raw, valid)
         fused = np.where(valid, contrib.sum(axis=0), -np.inf)
