@@ -47,15 +47,20 @@ For user ``u`` and strategy ``s`` with catalogue scores ``s(u, .)``:
 ``/full``, one block per micro-batch) share :meth:`HybridRecommender._fuse`:
 per block of users (``block_users``: one users x products float64 block
 within ``max_block_bytes``) each strategy scores the block once
-(:meth:`~recsys.models.base.Recommender.score_users`), reports its per-row
-range (``score_range``: step 1) and its top-``M`` eligible columns above its
-row minimum (``top_candidates``: step 4, by default the exact sampled-bound
-selection :func:`~recsys.models.ranking.top_n_dense`; the demographic
-strategy walks its precomputed segment ranking); steps 5-7 then work on the
-union of candidates only, and reasons are looked up for the final entries
-only (``reasons_at``). The results do not depend on the block size beyond
-BLAS rounding of the component scores (a one-row product may differ from a
-many-row one in the last bit).
+(:meth:`~recsys.models.base.Recommender.score_block`: a dense float64 block,
+or ``None`` and a hint it answers from -- the k-NN's sparse scores, the
+demographic segments), then gives its per-row range (step 1) and its top-``M``
+eligible columns above its row minimum (step 4) together
+(``range_and_top``; for a dense block one compiled visit of each row,
+:func:`~recsys.models.select.range_top`, the exact rule of
+:func:`~recsys.models.ranking.top_n_dense`; the k-NN reads its sparse scores,
+the demographic strategy walks its precomputed segment ranking); steps 5-7
+then work on the union of candidates only, reading each strategy's scores
+there (``scores_at``), and reasons are looked up for the final entries only
+(``reasons_at``). Dense blocks a strategy did not build are built only if
+asked for (:class:`ComponentScores`). The results do not depend on the block
+size beyond BLAS rounding of the component scores (a one-row product may
+differ from a many-row one in the last bit).
 
 Components are any fitted :class:`~recsys.models.base.Recommender` keyed by
 ``knn, svd, content, demographic`` that share one catalogue order;
