@@ -222,6 +222,7 @@ def test_content_block_kernel_is_scipys_product_bit_for_bit(ci_parts) -> None:
     profiles = content.user_profiles(rows)
     expected = np.asarray(content.item_vectors_ @ profiles.T).T
     np.testing.assert_array_equal(content.score_users(rows), expected)
+    np.testing.assert_array_equal(content.score_users(rows[:3]), expected[:3])  # a few users: scipy itself
 
 
 def test_hybrid_reads_knn_and_demographic_without_their_dense_blocks(ci_parts) -> None:

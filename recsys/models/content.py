@@ -139,6 +139,8 @@ class ContentRecommender(Recommender):
     #: users whose dense profiles are built at once in :meth:`score_users` (memory: block x terms);
     #: small enough that the block of profiles stays in cache (benchmarks/bench_batch.py)
     profile_block: int = 32
+    #: blocks of profiles this large or larger go through :func:`_cosine_block` (same bits as scipy)
+    kernel_rows: int = 8
 
     def user_profiles(self, rows: np.ndarray) -> np.ndarray:
         """Unit-norm profiles ``p_u / ||p_u||`` (dense, len(rows) x terms); an
@@ -162,8 +164,11 @@ class ContentRecommender(Recommender):
         out = np.empty((len(rows), vectors.shape[0]))
         for start in range(0, len(rows), self.profile_block):
             profiles = self.user_profiles(rows[start : start + self.profile_block])
-            _cosine_block(vectors.indptr, vectors.indices, vectors.data, np.ascontiguousarray(profiles.T),
-                          out[start : start + len(profiles)])
+            if len(profiles) < self.kernel_rows:  # a few users (the service): scipy's mat-vec is quicker
+                out[start : start + len(profiles)] = (vectors @ np.ascontiguousarray(profiles.T)).T
+            else:
+                _cosine_block(vectors.indptr, vectors.indices, vectors.data, np.ascontiguousarray(profiles.T),
+                              out[start : start + len(profiles)])
         return out
 
     def has_profile(self, rows: np.ndarray) -> np.ndarray:
