@@ -22,7 +22,7 @@ DISTRIBUTION = {
     "surprise": "scikit-surprise", "optuna": "optuna", "matplotlib": "matplotlib", "seaborn": "seaborn",
     "papermill": "papermill", "fastapi": "fastapi", "uvicorn": "uvicorn", "pydantic": "pydantic",
     "prometheus_client": "prometheus-client", "redis": "redis", "httpx": "httpx", "orjson": "orjson",
-    "fastapi_offline": "fastapi-offline",
+    "fastapi_offline": "fastapi-offline", "numba": "numba",
     "pyspark": "pyspark",
 }
 #: a room (folder under recsys/) may import at module level what its extra installs
