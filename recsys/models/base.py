@@ -22,7 +22,7 @@ from recsys.data.dataset import Dataset
 from recsys.data.ids import check_ids
 from recsys.interactions import Interactions
 from recsys.models.ranking import RECOMMENDATION_COLUMNS, take_rows, top_n_dense
-from recsys.models.select import range_top
+from recsys.models.select import dense_top, range_top
 from recsys.validation import InvalidRequest
 
 __all__ = ["MAX_N", "RECOMMENDATION_COLUMNS", "Recommender", "check_n", "check_user_ids", "top_n_frame"]
@@ -164,7 +164,10 @@ class Recommender(ABC):
     def top_candidates(self, rows: np.ndarray, scores: np.ndarray, m: int, floor: np.ndarray,
                        allowed: np.ndarray, hint: object = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``m`` best ``allowed`` columns per row strictly above ``floor``, best first, ties to
-        the lower column: ``cols, ok`` as :func:`~recsys.models.ranking.top_n_dense` (the default)."""
+        the lower column: ``cols, ok`` as :func:`~recsys.models.ranking.top_n_dense` (the default;
+        a float64 block with a mask: its compiled twin :func:`~recsys.models.select.dense_top`)."""
+        if allowed is not None and scores.ndim == 2 and scores.dtype == np.float64:
+            return dense_top(scores, m, floor, allowed)
         return top_n_dense(scores, m, floor, allowed)
 
     def range_and_top(self, rows: np.ndarray, scores: np.ndarray | None, m: int, allowed: np.ndarray,
