@@ -343,9 +343,12 @@ class HybridRecommender(Recommender):
     def _component_blocks(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray | None], dict[str, object]]:
         """Each strategy's float64 score block for ``rows`` (None: not built, the strategy answers
         from its hint) and its hint (:meth:`Recommender.score_block`; a k-NN model: :func:`_neighbour_block`)."""
-        scored = {s: _neighbour_block(c, rows) if isinstance(c, NeighbourRecommender) else c.score_block(rows)
-                  for s, c in self.components_.items()}
+        scored = {s: self._block(s, rows) for s in self.components_}
         return {s: b for s, (b, _) in scored.items()}, {s: h for s, (_, h) in scored.items()}
+
+    def _block(self, name: str, rows: np.ndarray) -> tuple[np.ndarray | None, object]:
+        comp = self.components_[name]
+        return _neighbour_block(comp, rows) if isinstance(comp, NeighbourRecommender) else comp.score_block(rows)
 
     def has_history(self, rows: np.ndarray) -> np.ndarray:
         """True for known users with at least one interaction."""
@@ -415,14 +418,19 @@ class HybridRecommender(Recommender):
         """Candidates as a padded matrix ``cand`` (rows x K column indices,
         sorted, ``valid`` marks real entries), their fused scores and the
         contributions (strategies x rows x K)."""
-        blocks, hints = self._component_blocks(rows)
         eligible = self._eligible(rows, exclude_purchased)
         n_rows, n_products = eligible.shape
         m = min(max(self.config.candidates_per_strategy, n), n_products)
         # a strategy with a positive weight gives its range and its top m in one visit of its block
-        # (range_and_top); the top of a row it turns out not to answer is masked below
-        ranged = {s: self.components_[s].range_and_top(rows, blocks[s], m, eligible, hints[s])
-                  for s in blocks if getattr(self.weights_, s) > 0}
+        # (range_and_top), right after scoring it (the block is still in cache); the top of a row it
+        # turns out not to answer is masked below
+        blocks: dict[str, np.ndarray | None] = {}
+        hints: dict[str, object] = {}
+        ranged = {}
+        for s in self.components_:
+            blocks[s], hints[s] = self._block(s, rows)
+            if getattr(self.weights_, s) > 0:
+                ranged[s] = self.components_[s].range_and_top(rows, blocks[s], m, eligible, hints[s])
         floors: dict[str, np.ndarray] = {}
         weights = self._effective_weights(rows, blocks, floors, hints, ranged)
         tops, oks = [], []
