@@ -196,16 +196,25 @@ def _reindex(codes: np.ndarray, ids: pd.Series, index: pd.Index) -> np.ndarray:
 def _max_per_pair(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     """CSR float64 with ``max`` of ``values`` over the events of each ``(row, col)`` pair
     (sorted indices, no duplicates): a sort by the pair key ``row * n_cols + col``, then
-    ``np.maximum.reduceat`` over each run of equal keys (the max does not depend on the order within a run)."""
-    key = rows.astype(np.int64) * shape[1] + cols
+    ``np.maximum.reduceat`` over each run of equal keys (the max does not depend on the order within a run).
+    The key arrays are updated in place (each fresh 8-byte-per-event array costs page faults)."""
+    key = rows.astype(np.int64)
+    key *= shape[1]
+    key += cols
     pos_bits = max(1, int(len(key)).bit_length())
     if (max(1, shape[0] * shape[1]).bit_length() + pos_bits) <= 63:  # (key, position) packed in one int64:
-        packed = np.sort((key << pos_bits) | np.arange(len(key), dtype=np.int64))  # a plain (SIMD) sort
-        order, key = packed & ((1 << pos_bits) - 1), packed >> pos_bits
+        key <<= pos_bits
+        key |= np.arange(len(key), dtype=np.int64)
+        key.sort()  # a plain (SIMD) sort
+        order = key & ((1 << pos_bits) - 1)
+        key >>= pos_bits
     else:
         order = np.argsort(key)
         key = key[order]
-    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1]))) if len(key) else np.zeros(0, np.int64)
+    new = np.empty(len(key), dtype=bool)
+    new[:1] = True
+    np.not_equal(key[1:], key[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
     data = np.maximum.reduceat(values[order], starts) if len(key) else np.zeros(0)
     pair = key[starts]
     indptr = np.zeros(shape[0] + 1, dtype=np.int64)

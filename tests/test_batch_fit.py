@@ -37,11 +37,12 @@ def test_cosine_topk_equals_brute_force(seed: int, shrinkage: float, min_similar
     x = sp.random(40, 60, density=0.15, format="csr", random_state=seed).toarray()
     x[rng.integers(0, 40, 5)] = x[rng.integers(0, 40, 5)]  # duplicate rows: exact ties among neighbours
     x = np.round(x * 4) / 4  # few distinct values: more ties
-    got = cosine_topk(sp.csr_matrix(x), sp.csr_matrix(x), 4, shrinkage, min_similarity, np.arange(40), 97)
     want = _brute_cosine_topk(x, 4, shrinkage, min_similarity)
-    assert got.dtype == np.float32 and got.has_sorted_indices
-    np.testing.assert_array_equal(got.toarray() != 0, want != 0)  # the same neighbours, ties to the lower index
-    np.testing.assert_allclose(got.toarray(), want, rtol=1e-6)
+    for method in ("compiled", "scipy"):
+        got = cosine_topk(sp.csr_matrix(x), sp.csr_matrix(x), 4, shrinkage, min_similarity, np.arange(40), 97, method)
+        assert got.dtype == np.float32 and got.has_sorted_indices
+        np.testing.assert_array_equal(got.toarray() != 0, want != 0)  # the same neighbours, ties to the lower index
+        np.testing.assert_allclose(got.toarray(), want, rtol=1e-6)
 
 
 def test_cosine_topk_blocks_by_multiply_adds_do_not_change_the_result(small_dataset) -> None:
@@ -49,9 +50,11 @@ def test_cosine_topk_blocks_by_multiply_adds_do_not_change_the_result(small_data
     flops = row_flops(items, items.T.tocsr())
     assert flops.sum() == sum(int(np.diff(items.T.tocsr().indptr)[items.indices[items.indptr[r]:items.indptr[r + 1]]].sum())
                               for r in range(items.shape[0]))
-    whole = cosine_topk(items, items, 10, self_columns=np.arange(items.shape[0]), block_entries=int(flops.sum()))
+    whole = cosine_topk(items, items, 10, self_columns=np.arange(items.shape[0]), block_entries=int(flops.sum()),
+                        method="scipy")
     for budget in (1, int(flops.max()), int(flops.sum()) // 7):
-        part = cosine_topk(items, items, 10, self_columns=np.arange(items.shape[0]), block_entries=budget)
+        part = cosine_topk(items, items, 10, self_columns=np.arange(items.shape[0]), block_entries=budget,
+                           method="scipy")
         assert np.array_equal(part.indptr, whole.indptr) and np.array_equal(part.indices, whole.indices)
         assert np.array_equal(part.data, whole.data)
 
@@ -129,9 +132,10 @@ def test_cosine_topk_of_rows_storing_only_zeros_drops_their_nan_similarities() -
     zeros = sp.csr_matrix((np.r_[0.0, 0.0, stored.data], np.r_[0, 1, stored.indices],
                            np.r_[0, stored.indptr[1:] + 2]), shape=x.shape)
     assert zeros.nnz == stored.nnz + 2
-    got = cosine_topk(zeros, zeros, 2, self_columns=np.arange(4))
-    np.testing.assert_array_equal(got.toarray(), _brute_cosine_topk(x, 2, 0.0, 0.0))
-    assert got[0].nnz == 0 and got[:, 0].nnz == 0
+    for method in ("compiled", "scipy"):
+        got = cosine_topk(zeros, zeros, 2, self_columns=np.arange(4), method=method)
+        np.testing.assert_array_equal(got.toarray(), _brute_cosine_topk(x, 2, 0.0, 0.0))
+        assert got[0].nnz == 0 and got[:, 0].nnz == 0
 
 
 def test_a_data_set_does_not_share_writes_with_the_callers_frames(small_dataset) -> None:

@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 from test_dataset import AS_OF, frames
 
+import recsys.data.dataset as dataset_module
 from recsys.cli import main
 from recsys.data import Dataset, DataValidationError
 from recsys.data.errors import DataFileError
+from recsys.data.timestamps import naive_utc_ns
 
 
 def with_personas(personas: pd.DataFrame | None) -> Dataset:
@@ -150,3 +152,36 @@ def test_old_format_and_missing_files_are_named(tmp_path: Path) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), "format_version": 1}))
     with pytest.raises(DataValidationError, match=r"manifest\.format_version: format version 1 .* regenerate"):
         Dataset.load(tmp_path / "d")
+
+
+def test_string_columns_share_one_object_per_value_across_row_groups(tmp_path: Path) -> None:
+    """Strings read dictionary-encoded row group by row group: equal values are one
+    Python object (across row groups too), nulls are None, the order is kept."""
+    values = ["a", "b", None, "a", "c", "b", "a", None, "c"]
+    path = tmp_path / "strings.parquet"
+    pd.DataFrame({"s": values, "n": range(len(values))}).to_parquet(path, index=False, row_group_size=2)
+    read = dataset_module._read_parquet(path)
+    assert read["s"].tolist() == values and read["s"].dtype == object and read["n"].tolist() == list(range(9))
+    firsts = {}
+    for value in read["s"]:
+        if value is not None:
+            assert firsts.setdefault(value, value) is value
+
+
+def test_content_hash_in_row_chunks_equals_one_pass(small_dataset: Dataset, monkeypatch) -> None:
+    whole = small_dataset.content_hash()
+    monkeypatch.setattr(dataset_module, "_HASH_CHUNK", 1000)
+    assert len(small_dataset.events) > 3000
+    chunked = Dataset(small_dataset.users, small_dataset.products, small_dataset.events, small_dataset.as_of,
+                      small_dataset.personas, dict(small_dataset.meta), small_dataset.config)
+    assert chunked.content_hash() == whole
+
+
+def test_naive_ns_timestamps_are_kept_others_converted() -> None:
+    naive = pd.Series(pd.to_datetime(["2024-01-01 10:00", "2024-02-01 00:00"])).astype("datetime64[ns]")
+    assert naive_utc_ns(naive, "events", "timestamp") is naive  # already naive datetime64[ns]: no copy
+    micro = naive.astype("datetime64[us]")
+    assert naive_utc_ns(micro, "events", "timestamp").dtype == "datetime64[ns]"
+    aware = naive.dt.tz_localize("Europe/Berlin")
+    converted = naive_utc_ns(aware, "events", "timestamp")
+    assert converted.dtype == "datetime64[ns]" and converted.iloc[0] == pd.Timestamp("2024-01-01 09:00")

@@ -5,9 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import HistGradientBoostingRegressor
 
+import recsys.stage2.demand as demand_module
+import recsys.stage2.seasonality as seasonality_module
 from recsys.data import Dataset
-from recsys.stage2.demand import DemandConfig, DemandModel, demand_panel, demand_score, forecast_errors
+from recsys.stage2.demand import (
+    DemandConfig,
+    DemandModel,
+    QuantileBinned,
+    demand_panel,
+    demand_score,
+    forecast_errors,
+)
 from recsys.stage2.seasonality import SeasonalFactors, SeasonalityConfig
 
 
@@ -107,6 +117,49 @@ def test_demand_is_deterministic(small_dataset: Dataset, demand: DemandModel) ->
     pd.testing.assert_frame_equal(again.forecast_, demand.forecast_)
 
 
+def test_holdout_sample_changes_only_the_evaluation(small_dataset: Dataset, demand: DemandModel) -> None:
+    """``holdout_max_rows`` caps the holdout model's training rows (seeded sample);
+    the served forecast, fitted on every observed row, is the same with or without it."""
+    assert demand.n_train_rows_ > 200  # the fixture's holdout model saw every training row
+    capped = DemandModel(DemandConfig(max_iter=30, holdout_max_rows=200)).fit(small_dataset)
+    assert capped.n_train_rows_ == 200 and capped.n_test_rows_ == demand.n_test_rows_
+    pd.testing.assert_frame_equal(capped.forecast_, demand.forecast_)
+    pd.testing.assert_frame_equal(capped.holdout_.drop(columns="model"), demand.holdout_.drop(columns="model"))
+    assert not np.array_equal(capped.holdout_["model"], demand.holdout_["model"])
+    again = DemandModel(DemandConfig(max_iter=30, holdout_max_rows=200)).fit(small_dataset)
+    pd.testing.assert_frame_equal(again.errors_, capped.errors_)
+
+
+def test_quantile_binned_compact_codes_are_the_same_values() -> None:
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=500), rng.integers(0, 7, 500).astype(float), rng.exponential(size=500)])
+    y = rng.poisson(1.0, 500).astype(float)
+
+    def model() -> QuantileBinned:
+        hgb = HistGradientBoostingRegressor(loss="poisson", max_iter=10, categorical_features=[False, True, False],
+                                            random_state=0)
+        return QuantileBinned(hgb, [True, False, True])
+
+    wide = model().fit_thresholds(X)
+    codes = wide.transform(X)
+    assert codes.dtype == np.uint8
+    np.testing.assert_array_equal(codes, wide.transform(X, compact=False))
+    assert wide.transform(X + [0, 0.5, 0]).dtype == np.float64  # a non-integer category: no compact codes
+    np.testing.assert_array_equal(model().fit(X, y).predict(X),
+                                  model().fit_thresholds(X).fit_binned(codes, y).predict_binned(codes))
+
+
+def test_panel_in_chunks_equals_one_pass(small_dataset: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = demand_panel(small_dataset, 7)
+    monkeypatch.setattr(demand_module, "_PANEL_CHUNK", 1000)
+    assert len(small_dataset.events) > 3000
+    chunked = demand_panel(small_dataset, 7)
+    np.testing.assert_array_equal(chunked.demand, whole.demand)
+    for name in whole.leading:
+        np.testing.assert_array_equal(chunked.leading[name], whole.leading[name])
+    assert chunked.n_events_before_first_period == whole.n_events_before_first_period
+
+
 def test_demand_bad_input(small_dataset: Dataset) -> None:
     with pytest.raises(ValueError, match="at least 30 complete periods"):
         DemandModel(DemandConfig(n_lags=4, holdout_periods=24)).fit(small_dataset)
@@ -114,6 +167,8 @@ def test_demand_bad_input(small_dataset: Dataset) -> None:
         DemandConfig(period_days=0)
     with pytest.raises(ValueError, match="offset_prior"):
         DemandConfig(offset_prior=0.0)
+    with pytest.raises(ValueError, match="holdout_max_rows"):
+        DemandConfig(holdout_max_rows=-1)
     empty = small_dataset.restrict_events(np.zeros(len(small_dataset.events), dtype=bool))
     with pytest.raises(ValueError, match="without events"):
         DemandModel().fit(empty)
@@ -171,3 +226,12 @@ def test_seasonality_bad_input(small_dataset: Dataset) -> None:
     empty = small_dataset.restrict_events(np.zeros(len(small_dataset.events), dtype=bool))
     with pytest.raises(ValueError, match="no events of types"):
         SeasonalFactors().fit(empty)
+
+
+def test_seasonal_counts_in_chunks_equal_one_pass(small_dataset: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = SeasonalFactors().fit(small_dataset)
+    monkeypatch.setattr(seasonality_module, "_CHUNK", 1000)
+    assert len(small_dataset.events) > 3000
+    chunked = SeasonalFactors().fit(small_dataset)
+    pd.testing.assert_frame_equal(chunked.factors_, whole.factors_)
+    pd.testing.assert_series_equal(chunked.season_days_, whole.season_days_)

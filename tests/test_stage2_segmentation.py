@@ -12,6 +12,7 @@ from recsys.stage2.segmentation import (
     FEATURE_GROUPS,
     SegmentationConfig,
     UserSegmentation,
+    _packed,
     elbow_curve,
     persona_agreement,
     persona_confusion,
@@ -172,3 +173,24 @@ def test_an_unknown_method_is_refused_by_name() -> None:
 
     with pytest.raises(ConfigError, match="SegmentationConfig.method"):
         SegmentationConfig(method="dbscan")
+
+
+def test_activity_features_match_pandas_counts(ci_dataset: Dataset) -> None:
+    """log events and log distinct sessions per user, against a groupby of the events frame."""
+    raw, _ = user_feature_frame(ci_dataset)
+    events = ci_dataset.events
+    by_user = events.groupby("user_id")
+    expected_sessions = by_user["session_id"].nunique().reindex(raw.index, fill_value=0)
+    expected_events = by_user.size().reindex(raw.index, fill_value=0)
+    np.testing.assert_allclose(raw["log_sessions"], np.log1p(expected_sessions.to_numpy(dtype=float)))
+    np.testing.assert_allclose(raw["log_events"], np.log1p(expected_events.to_numpy(dtype=float)))
+    share = (events["event_type"] == "purchase").groupby(events["user_id"]).mean().reindex(raw.index, fill_value=0)
+    np.testing.assert_allclose(raw["share_purchase"], share.to_numpy())
+
+
+def test_packed_keys_widen_to_int64_when_int32_would_overflow() -> None:
+    row, column = np.array([0, 3, 70_000], dtype=np.int32), np.array([1, 0, 2], dtype=np.int32)
+    narrow = _packed(row, 10, column)
+    assert narrow.dtype == np.int32 and narrow.tolist() == [1, 30, 700_002]
+    wide = _packed(row, 40_000, column)
+    assert wide.dtype == np.int64 and wide.tolist() == [1, 120_000, 70_000 * 40_000 + 2]

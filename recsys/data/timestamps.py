@@ -30,7 +30,10 @@ def naive_utc(values: pd.Series) -> pd.Series:
 def naive_utc_ns(values: pd.Series, frame: str, column: str) -> pd.Series:
     """A column parsed as datetimes (``pd.to_datetime``) and stored as naive UTC
     ``datetime64[ns]`` (:func:`naive_utc`); ``DataValidationError`` naming
-    ``frame.column`` when it does not parse or is outside the ns range."""
+    ``frame.column`` when it does not parse or is outside the ns range. A column
+    already naive ``datetime64[ns]`` is returned as it is (no copy)."""
+    if values.dtype == np.dtype("datetime64[ns]"):
+        return values
     try:
         return naive_utc(pd.to_datetime(values)).astype("datetime64[ns]")
     except (OverflowError, pd.errors.OutOfBoundsDatetime) as error:

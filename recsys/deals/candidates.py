@@ -133,25 +133,29 @@ class CandidateBuilder:
         codes = dataset.event_index()  # the data set's cached per-event rows, columns and kinds
         rows, cols = codes.user_row, codes.product_col
         shape = (len(self.user_ids), len(self.product_ids))
-        kind = np.asarray(EVENT_TYPES, dtype=object)[codes.kind]
+        kind = codes.kind  # int8 position in EVENT_TYPES (no per-event strings)
+        view, purchase, cart, favorite_code = (EVENT_TYPES.index(e) for e in ("view", "purchase", "cart", "favorite"))
 
         def matrix(mask: np.ndarray) -> sp.csr_matrix:
             out = sp.csr_matrix((np.ones(int(mask.sum())), (rows[mask], cols[mask])), shape=shape)
             out.sum_duplicates()
             return out
 
-        self.views_ = matrix(kind == "view")
-        self.purchased_ = matrix(kind == "purchase").astype(bool)
-        carted = matrix(kind == "cart").astype(bool).astype(float)
-        favorite = matrix(kind == "favorite").astype(bool).astype(float)
+        self.views_ = matrix(kind == view)
+        self.purchased_ = matrix(kind == purchase).astype(bool)
+        carted = matrix(kind == cart).astype(bool).astype(float)
+        favorite = matrix(kind == favorite_code).astype(bool).astype(float)
         weights = dataset.config.interactions
         intent = carted.maximum(favorite * (weights.favorite / weights.cart))
         self.intent_ = (intent - intent.multiply(self.purchased_)).tocsr()
         self.intent_.eliminate_zeros()
         # unconverted cart/wishlist events, weighted, per user x category
         w = dataset_event_weights(dataset, weights)
-        converted = np.asarray(self.purchased_[rows, cols]).ravel().astype(bool) if len(events) else np.zeros(0, bool)
-        unconverted = np.isin(kind, ("cart", "favorite")) & ~converted
+        # cart/wishlist events whose (user, product) was never purchased (looked up for those events only)
+        unconverted = np.flatnonzero((kind == cart) | (kind == favorite_code))
+        if len(unconverted):
+            converted = np.asarray(self.purchased_[rows[unconverted], cols[unconverted]]).ravel().astype(bool)
+            unconverted = unconverted[~converted]
         self.categories_ = pd.Index(sorted(products["category"].unique()))
         self.product_category_ = self.categories_.get_indexer(products["category"])
         per_user_cat = sp.csr_matrix(
@@ -161,7 +165,7 @@ class CandidateBuilder:
         totals = per_user_cat.sum(axis=1, keepdims=True)
         self.category_share_ = np.divide(per_user_cat, totals, out=np.zeros_like(per_user_cat), where=totals > 0)
         since = dataset.as_of - pd.Timedelta(days=sales_window_days)
-        recent = (kind == "purchase") & (events["timestamp"] > since).to_numpy()
+        recent = (kind == purchase) & (events["timestamp"] > since).to_numpy()
         self.sales_ = np.bincount(cols[recent], weights=events["quantity"].to_numpy(dtype=float)[recent],
                                   minlength=shape[1])
         self.category_price_quantile_ = category_price_quantile(

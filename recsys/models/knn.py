@@ -24,9 +24,11 @@ without densifying.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -62,7 +64,9 @@ class KNNConfig:
     cosine denominator, damping similarities built on little overlap (0 =
     plain cosine). ``min_similarity``: neighbours below it are dropped.
     ``block_entries``: bound on the multiply-adds (hence the similarity
-    entries) of one block of rows during ``fit`` (memory, not results). ``train_weighting``: the input the
+    entries) of one block of rows in :func:`cosine_topk`'s scipy path (memory,
+    not results; the compiled kernels the fit runs hold ``O(rows x k)`` and
+    materialise no product). ``train_weighting``: the input the
     similarities are learned from; ``profile_weighting``: the user profile
     ``x_u`` scores are computed from (:class:`~recsys.interactions.Weighting`;
     ``None``: the shared interaction matrix passed to ``fit``).
@@ -108,25 +112,103 @@ def cosine_topk(
     min_similarity: float = 0.0,
     self_columns: np.ndarray | None = None,
     block_entries: int = 1 << 23,
+    method: str = "auto",
 ) -> sp.csr_matrix:
     """Top-``k`` shrunk cosine similarities of each row of ``left`` to the rows of ``right``.
 
-    Returns CSR float32 ``(left rows x right rows)``; row ``a`` keeps at most
-    ``k`` entries ``sim(a, b) > 0`` and ``>= min_similarity``, never
-    ``b == self_columns[a]``; ties at the ``k``-th value go to the lower ``b``.
-    Dot products, norms and the selection are float64, then cast. Computed in
-    row blocks of at most ``block_entries`` multiply-adds (one row at least;
-    :func:`~recsys.models.kernels.row_flops`) by scipy's product kernel
-    (:func:`~recsys.models.kernels.sparse_product`, no symbolic pass), so memory
-    stays bounded; a row's result does not depend on the blocks. Each block
-    keeps its rows' top ``k + 1`` of all similarities; the filters (self,
-    ``> 0``, ``>= min_similarity``) then run on those few entries: every entry
-    they drop ranks below every entry they keep, and at most one (self) of the
-    kept ones is missing, so the top ``k`` of what remains is the top ``k`` of
-    the filtered row.
+    Returns CSR float32 ``(left rows x right rows)``, sorted indices; row ``a``
+    keeps at most ``k`` entries ``sim(a, b) > 0`` and ``>= min_similarity``,
+    never ``b == self_columns[a]``; ties at the ``k``-th value go to the lower
+    ``b``. Dot products (summed over the shared features in ascending order),
+    norms and the selection are float64, then cast; a NaN similarity (0/0,
+    inf/inf) is dropped. Inputs are taken in canonical form (float64, sorted
+    indices, duplicates summed).
+
+    ``method``: ``"compiled"`` runs the fused numba kernels of
+    :mod:`recsys.models.knn_kernels` (no materialised product; ``left is
+    right`` with ``self_columns = arange`` computes each pair once);
+    ``"scipy"`` the reference path (:func:`_cosine_topk_scipy`, blocks of at
+    most ``block_entries`` multiply-adds); ``"auto"`` the compiled kernels
+    where numba imports. Both give the same result bit for bit
+    (``tests/test_knn_kernels.py``).
     """
-    left, right = sp.csr_matrix(left, dtype=np.float64), sp.csr_matrix(right, dtype=np.float64)
-    left_norm, right_norm = _row_norms(left), _row_norms(right)
+    if method not in ("auto", "compiled", "scipy"):
+        raise ValueError(f"cosine_topk: method must be 'auto', 'compiled' or 'scipy', got {method!r}")
+    same = left is right
+    left = _canonical(left)
+    right = left if same else _canonical(right)
+    left_norm = _row_norms(left)
+    right_norm = left_norm if same else _row_norms(right)
+    # the kernels index rows and columns with int32
+    fits = max(left.shape[0], right.shape[0]) < np.iinfo(np.int32).max
+    kernels = _compiled_kernels() if method != "scipy" and fits else None
+    if method == "compiled" and kernels is None:
+        raise RuntimeError("cosine_topk(method='compiled') needs numba, which cannot be imported" if fits else
+                           f"cosine_topk(method='compiled'): {max(left.shape[0], right.shape[0])} rows exceed int32")
+    if kernels is None:
+        return _cosine_topk_scipy(left, right, left_norm, right_norm, k, shrinkage, min_similarity, self_columns,
+                                  block_entries)
+    n_left = left.shape[0]
+    if self_columns is not None and _is_identity(left, right, self_columns):
+        return kernels.topk_symmetric(left, _transposed(left), left_norm, k, shrinkage, min_similarity)
+    own = np.full(n_left, -1, dtype=np.int64) if self_columns is None else np.asarray(self_columns, dtype=np.int64)
+    return kernels.topk_general(left, _transposed(right), left_norm, right_norm, k, shrinkage, min_similarity, own)
+
+
+def _compiled_kernels() -> ModuleType | None:
+    """:mod:`recsys.models.knn_kernels` (imports numba; compiles on first call), or None without numba."""
+    try:
+        return importlib.import_module("recsys.models.knn_kernels")
+    except ImportError:  # numba is a core dependency: an environment without it still fits, slower
+        return None
+
+
+def _canonical(matrix: sp.spmatrix) -> sp.csr_matrix:
+    """CSR float64 with sorted indices and no duplicates (a copy only when needed)."""
+    out = sp.csr_matrix(matrix, dtype=np.float64)
+    if not out.has_canonical_format:
+        out = out.copy()
+        out.sum_duplicates()
+    return out
+
+
+def _transposed(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """``matrix^T`` as canonical CSR (each row's entries in ascending column order)."""
+    return _canonical(matrix.T.tocsr())
+
+
+def _is_identity(left: sp.csr_matrix, right: sp.csr_matrix, self_columns: np.ndarray) -> bool:
+    """``left`` and ``right`` are the same matrix and every row's self column is its own row."""
+    own = np.asarray(self_columns)
+    if left.shape != right.shape or own.shape != (left.shape[0],) or not np.array_equal(own, np.arange(len(own))):
+        return False
+    return left is right or (np.array_equal(left.indptr, right.indptr) and np.array_equal(left.indices, right.indices)
+                             and np.array_equal(left.data, right.data))
+
+
+def _cosine_topk_scipy(
+    left: sp.csr_matrix,
+    right: sp.csr_matrix,
+    left_norm: np.ndarray,
+    right_norm: np.ndarray,
+    k: int,
+    shrinkage: float,
+    min_similarity: float,
+    self_columns: np.ndarray | None,
+    block_entries: int,
+) -> sp.csr_matrix:
+    """The reference path of :func:`cosine_topk` (canonical float64 inputs and their row norms).
+
+    Computed in row blocks of at most ``block_entries`` multiply-adds (one row
+    at least; :func:`~recsys.models.kernels.row_flops`) by scipy's product
+    kernel (:func:`~recsys.models.kernels.sparse_product`, no symbolic pass),
+    so memory stays bounded; a row's result does not depend on the blocks.
+    Each block keeps its rows' top ``k + 1`` of all similarities; the filters
+    (self, ``> 0``, ``>= min_similarity``) then run on those few entries: every
+    entry they drop ranks below every entry they keep, and at most one (self)
+    of the kept ones is missing, so the top ``k`` of what remains is the top
+    ``k`` of the filtered row.
+    """
     # 0/0 or inf/inf make NaN, which ranks nowhere: such inputs clear NaN per block (as dropped entries)
     careful = not (np.isfinite(left.data).all() and np.isfinite(right.data).all()) or bool(
         ((left_norm == 0) & (np.diff(left.indptr) > 0)).any() or ((right_norm == 0) & (np.diff(right.indptr) > 0)).any())

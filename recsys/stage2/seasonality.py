@@ -33,6 +33,8 @@ from recsys.validation import ConfigError, check_numbers
 
 __all__ = ["SeasonalFactors", "SeasonalityConfig"]
 
+_CHUNK = 1 << 20  # events counted at a time
+
 
 @dataclass(frozen=True)
 class SeasonalityConfig:
@@ -65,22 +67,13 @@ class SeasonalFactors:
         if not isinstance(dataset, Dataset):
             raise TypeError(f"fit expects a recsys Dataset, got {type(dataset).__name__}")
         cfg = dataset.config
-        index = dataset.event_index()  # per-event codes (no copy of the events frame)
-        chosen = np.flatnonzero(np.isin(index.kind, pd.Index(EVENT_TYPES).get_indexer(self.config.event_types)))
-        if len(chosen) == 0:
-            raise ValueError(f"no events of types {list(self.config.event_types)} to measure seasonal factors from")
+        wanted = pd.Index(EVENT_TYPES).get_indexer(self.config.event_types)
         regions, seasons = list(cfg.region_names), list(SEASONS)
         categories = list(dict.fromkeys(list(cfg.categories) + sorted(set(dataset.products["category"]))))
         full = pd.MultiIndex.from_product([regions, categories, seasons], names=["region", "category", "season"])
-        # the events per (region, category, season) cell as codes into the cube's axes (-1: not on an axis)
-        region = pd.Index(regions).get_indexer(dataset.users["region"])[index.user_row[chosen]]
-        category = pd.Index(categories).get_indexer(dataset.products["category"])[index.product_col[chosen]]
-        stamps = dataset.events["timestamp"].to_numpy()[chosen]
-        month_season = pd.Index(seasons).get_indexer([cfg.seasons.month_to_season[m] for m in range(1, 13)])
-        season = month_season[pd.DatetimeIndex(stamps).month.to_numpy() - 1]
-        ok = (region >= 0) & (category >= 0) & (season >= 0)
-        cell = (region[ok] * len(categories) + category[ok]) * len(seasons) + season[ok]
-        counts = np.bincount(cell, minlength=len(full))
+        counts, first = self._cell_counts(dataset, wanted, regions, categories, seasons)
+        if first is None:
+            raise ValueError(f"no events of types {list(self.config.event_types)} to measure seasonal factors from")
         cube = counts.astype(float).reshape(len(regions), len(categories), len(seasons))
         alpha = self.config.alpha
         season_total = cube.sum(axis=1, keepdims=True)
@@ -96,10 +89,38 @@ class SeasonalFactors:
             "season": full.get_level_values(2), "events": cube.ravel().astype(np.int64),
             "share": share.ravel(), "factor": factor.ravel(), "prior_boosted": prior,
         })
-        days = pd.Series(pd.date_range(pd.Timestamp(stamps.min()).normalize(), dataset.as_of.normalize(), freq="D"))
+        days = pd.Series(pd.date_range(pd.Timestamp(first).normalize(), dataset.as_of.normalize(), freq="D"))
         self.season_days_ = (days.dt.month.map(cfg.seasons.month_to_season).value_counts()
                              .reindex(seasons, fill_value=0).rename("days"))
         return self
+
+    @staticmethod
+    def _cell_counts(dataset: Dataset, wanted: np.ndarray, regions: list[str], categories: list[str],
+                     seasons: list[str]) -> tuple[np.ndarray, np.datetime64 | None]:
+        """Events of the ``wanted`` type codes per (region, category, season) cell (flat, row-major;
+        events off an axis are not counted) and the earliest of their timestamps (None: no such
+        event); in chunks of events, so the per-event temporaries stay small."""
+        cfg, index = dataset.config, dataset.event_index()  # per-event codes (no copy of the events frame)
+        user_region = pd.Index(regions).get_indexer(dataset.users["region"])
+        product_category = pd.Index(categories).get_indexer(dataset.products["category"])
+        month_season = pd.Index(seasons).get_indexer([cfg.seasons.month_to_season[m] for m in range(1, 13)])
+        timestamps = dataset.events["timestamp"].to_numpy()
+        counts = np.zeros(len(regions) * len(categories) * len(seasons), dtype=np.int64)
+        first = None
+        for start in range(0, len(timestamps), _CHUNK):
+            part = slice(start, start + _CHUNK)
+            chosen = np.flatnonzero(np.isin(index.kind[part], wanted))
+            if len(chosen) == 0:
+                continue
+            region = user_region[index.user_row[part][chosen]]
+            category = product_category[index.product_col[part][chosen]]
+            stamps = timestamps[part][chosen]
+            season = month_season[pd.DatetimeIndex(stamps).month.to_numpy() - 1]
+            first = stamps.min() if first is None else min(first, stamps.min())
+            ok = (region >= 0) & (category >= 0) & (season >= 0)
+            cell = (region[ok] * len(categories) + category[ok]) * len(seasons) + season[ok]
+            counts += np.bincount(cell, minlength=len(counts))
+        return counts, first
 
     def table(self, region: str, value: str = "factor") -> pd.DataFrame:
         """Category x season pivot of ``value`` for one region."""

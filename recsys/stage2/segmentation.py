@@ -132,12 +132,14 @@ def user_feature_frame(dataset: Dataset) -> tuple[pd.DataFrame, dict[str, list[s
     groups["region"] = [f"region={r}" for r in cfg.region_names]
 
     codes = dataset.event_index()  # per-event rows and codes, shared (no string matching here)
-    row = codes.user_row.astype(np.int64)
+    row = codes.user_row  # int32; packed keys below in the narrowest integer type that holds them
     n_events = np.bincount(row, minlength=len(index)).astype(float)
-    # distinct (user, session) pairs: one packed key per event, made unique
-    session = pd.factorize(events["session_id"])[0].astype(np.int64)
-    pairs = np.unique(row * (int(session.max(initial=0)) + 1) + session)
-    n_sessions = np.bincount(pairs // (int(session.max(initial=0)) + 1), minlength=len(index)).astype(float)
+    # distinct (user, session) pairs: one packed key per event, made unique (by hashing: counts only)
+    session = pd.factorize(events["session_id"])[0]
+    base = int(session.max(initial=0)) + 1
+    pairs = pd.unique(row.astype(np.int64) * base + session)
+    del session
+    n_sessions = np.bincount(pairs // base, minlength=len(index)).astype(float)
     cols["log_events"] = np.log1p(n_events)
     cols["log_sessions"] = np.log1p(n_sessions)
     groups["activity"] = ["log_events", "log_sessions"]
@@ -147,13 +149,13 @@ def user_feature_frame(dataset: Dataset) -> tuple[pd.DataFrame, dict[str, list[s
     groups["spending_tier"] = ["spending_tier"]
 
     denom = np.maximum(n_events, 1.0)
-    per_kind = np.bincount(row * len(EVENT_TYPES) + codes.kind, minlength=len(index) * len(EVENT_TYPES))
+    per_kind = np.bincount(_packed(row, len(EVENT_TYPES), codes.kind), minlength=len(index) * len(EVENT_TYPES))
     for j, event_type in enumerate(EVENT_TYPES):
         cols[f"share_{event_type}"] = per_kind.reshape(len(index), -1)[:, j] / denom
     category = dataset.products["category"]
     categories = list(dict.fromkeys(list(cfg.categories) + sorted(set(category) - set(cfg.categories))))
-    event_category = pd.Index(categories).get_indexer(category)[codes.product_col]
-    per_cat = np.bincount(row * len(categories) + event_category, minlength=len(index) * len(categories))
+    event_category = pd.Index(categories).get_indexer(category).astype(np.int32)[codes.product_col]
+    per_cat = np.bincount(_packed(row, len(categories), event_category), minlength=len(index) * len(categories))
     for j, cat in enumerate(categories):
         cols[f"cat={cat}"] = per_cat.reshape(len(index), -1)[:, j] / denom
     groups["interaction"] = [f"share_{e}" for e in EVENT_TYPES] + [f"cat={c}" for c in categories]
@@ -161,6 +163,13 @@ def user_feature_frame(dataset: Dataset) -> tuple[pd.DataFrame, dict[str, list[s
     cols["price_sensitivity"] = users["price_sensitivity"].to_numpy(dtype=float)
     groups["price_sensitivity"] = ["price_sensitivity"]
     return pd.DataFrame(cols, index=index), groups
+
+
+def _packed(row: np.ndarray, width: int, column: np.ndarray) -> np.ndarray:
+    """``row * width + column`` per event (``0 <= column < width``), in int32 when every
+    key fits (half the memory of int64 over millions of events), else int64."""
+    dtype = np.int32 if (int(row.max(initial=0)) + 1) * width <= np.iinfo(np.int32).max else np.int64
+    return row.astype(dtype) * dtype(width) + column.astype(dtype)
 
 
 class UserSegmentation:
