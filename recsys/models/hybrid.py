@@ -179,9 +179,6 @@ class ComponentScores(Mapping[str, np.ndarray]):
         """The block as the strategy returned it (None where it was not built)."""
         return self._blocks[name]
 
-    def hint(self, name: str) -> object:
-        return self._hints[name]
-
     def __getitem__(self, name: str) -> np.ndarray:
         block = self._blocks[name]
         if block is None:
