@@ -16,6 +16,7 @@ from recsys.models.demographic import DemographicRecommender
 from recsys.models.hybrid import CONTRIB_COLUMNS, HybridRecommender
 from recsys.models.knn import ItemKNN
 from recsys.models.ranking import nth_largest, take_rows, top_n_dense, top_n_indices
+from recsys.models.select import dense_top, range_top
 from recsys.models.svd import PureSVD, SVDConfig
 
 
@@ -183,3 +184,61 @@ def test_knn_sparse_shortcuts_equal_the_dense_rules(ci_parts, share: float) -> N
         np.testing.assert_array_equal(np.where(ok, cols, -1), np.where(ref_ok, ref_cols, -1))
     one, no_hint = knn.score_block(rows[:1])
     assert no_hint is None and one.shape == (1, dense.shape[1])
+
+
+@pytest.mark.parametrize("kind", range(5))
+def test_compiled_range_and_top_equal_the_numpy_rules(kind: int) -> None:
+    """``dense_top`` is ``top_n_dense`` with a floor and a mask, and ``range_top`` is the base
+    class's ``score_range`` plus that top at its floor -- ties, -inf, NaN and float32 input included."""
+    rng = np.random.default_rng(30 + kind)
+    for trial in range(40):
+        shape = (int(rng.integers(1, 12)), int(rng.integers(1, 2500)))
+        scores = _block(rng, kind, shape).astype(np.float64)
+        allowed = rng.random(shape) < rng.choice([0.05, 0.6, 1.0])
+        n = int(rng.integers(1, 150))
+        high, low, floor = Recommender.score_range(None, None, scores)
+        lifted = floor + (0.5 if trial % 5 == 0 else 0.0)  # a floor inside the scores, not only the minimum
+        np.testing.assert_array_equal(np.stack(dense_top(scores, n, lifted, allowed)),
+                                      np.stack(top_n_dense(scores, n, lifted, allowed)))
+        got = range_top(scores, n, allowed)
+        for mine, ref in zip(got, (high, low, floor, *top_n_dense(scores, n, floor, allowed)), strict=True):
+            np.testing.assert_array_equal(mine, ref)
+
+
+def test_compiled_selection_names_mismatched_shapes() -> None:
+    scores = np.zeros((2, 5))
+    with pytest.raises(ValueError, match="allowed has shape"):
+        dense_top(scores, 2, np.zeros(2), np.ones((2, 4), dtype=bool))
+    with pytest.raises(ValueError, match="floor needs one value per row"):
+        dense_top(scores, 2, np.zeros(3), np.ones((2, 5), dtype=bool))
+    with pytest.raises(ValueError, match="allowed has shape"):
+        range_top(scores, 2, np.ones((1, 5), dtype=bool))
+
+
+def test_content_block_kernel_is_scipys_product_bit_for_bit(ci_parts) -> None:
+    """The compiled content block equals scipy's ``X @ P^T`` exactly (same order of additions)."""
+    content: ContentRecommender = ci_parts["content"]
+    rows = np.concatenate([np.arange(0, len(content.interactions_.user_ids), 2), [-1]])
+    profiles = content.user_profiles(rows)
+    expected = np.asarray(content.item_vectors_ @ profiles.T).T
+    np.testing.assert_array_equal(content.score_users(rows), expected)
+    np.testing.assert_array_equal(content.score_users(rows[:3]), expected[:3])  # a few users: scipy itself
+
+
+def test_hybrid_reads_knn_and_demographic_without_their_dense_blocks(ci_parts) -> None:
+    """The k-NN block stays sparse and the demographic one is never built, yet the scores the fusion
+    reads at its candidates and the blocks it hands out on request are the dense ones."""
+    hybrid = HybridRecommender.from_fitted(ci_parts)
+    rows = np.concatenate([np.arange(0, len(hybrid.interactions_.user_ids), 4), [-1]])
+    blocks, hints = hybrid._component_blocks(rows)
+    assert blocks["knn"] is None and blocks["demographic"] is None
+    top = hybrid.fuse_rows(rows, 10)
+    for name in ("knn", "demographic", "svd", "content"):
+        dense = np.asarray(ci_parts[name].score_users(rows), dtype=np.float64)
+        np.testing.assert_array_equal(top.component_scores[name], dense)
+        cand = top.component_scores.at_candidates[name]
+        assert cand.shape[0] == len(rows)
+    demo = ci_parts["demographic"]
+    r, c = np.arange(len(rows)), np.arange(len(rows)) % demo.segment_scores_.shape[1]
+    np.testing.assert_array_equal(demo.scores_at(rows, r, c, None, hints["demographic"]),
+                                  demo.score_users(rows)[r, c])

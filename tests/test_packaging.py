@@ -23,7 +23,7 @@ DISTRIBUTION = {
     "papermill": "papermill", "fastapi": "fastapi", "uvicorn": "uvicorn", "pydantic": "pydantic",
     "prometheus_client": "prometheus-client", "redis": "redis", "httpx": "httpx", "orjson": "orjson",
     "fastapi_offline": "fastapi-offline",
-    "pyspark": "pyspark",
+    "pyspark": "pyspark", "numba": "numba", "llvmlite": "llvmlite",
 }
 #: a room (folder under recsys/) may import at module level what its extra installs
 ROOM_EXTRA = {"service": "service", "spark": "spark", "evaluation/peers": "research"}

@@ -22,12 +22,10 @@ from recsys.data.dataset import Dataset
 from recsys.data.ids import check_ids
 from recsys.interactions import Interactions
 from recsys.models.ranking import RECOMMENDATION_COLUMNS, take_rows, top_n_dense
+from recsys.models.select import dense_top, range_top
 from recsys.validation import InvalidRequest
 
 __all__ = ["MAX_N", "RECOMMENDATION_COLUMNS", "Recommender", "check_n", "check_user_ids", "top_n_frame"]
-
-
-
 
 MAX_N = 2**31 - 1
 """The largest ``n`` accepted at all (beyond it: a ValueError, before any work)."""
@@ -131,10 +129,23 @@ class Recommender(ABC):
         """The reason text for each scored entry (one string by default)."""
         return self.reason
 
-    def score_block(self, rows: np.ndarray) -> tuple[np.ndarray, object]:
-        """:meth:`score_users` as float64, and a ``hint`` that this strategy's :meth:`score_range`
-        and :meth:`top_candidates` may use for the same block (None here; the k-NN passes its sparse scores)."""
+    def score_block(self, rows: np.ndarray) -> tuple[np.ndarray | None, object]:
+        """:meth:`score_users` as float64, and a ``hint`` that this strategy's :meth:`score_range`,
+        :meth:`top_candidates` and :meth:`scores_at` may use for the same block (None here; the k-NN
+        passes its sparse scores). A strategy that answers those three from its hint alone may return
+        ``None`` for the dense block (the fusion then never builds it unless asked: :meth:`dense_block`)."""
         return np.asarray(self.score_users(rows), dtype=np.float64), None
+
+    def dense_block(self, rows: np.ndarray, scores: np.ndarray | None, hint: object = None) -> np.ndarray:
+        """The float64 users x products block of :meth:`score_block` (``scores``), built from
+        :meth:`score_users` where the strategy returned ``None``."""
+        return scores if scores is not None else np.asarray(self.score_users(rows), dtype=np.float64)
+
+    def scores_at(self, rows: np.ndarray, r: np.ndarray, c: np.ndarray, scores: np.ndarray | None,
+                  hint: object = None) -> np.ndarray:
+        """float64 scores of the entries ``(r[i], c[i])`` (any shape) of a block scored for ``rows``
+        by :meth:`score_block` (``scores``, ``hint``): the dense block read there by default."""
+        return self.dense_block(rows, scores, hint)[r, c]
 
     def score_range(self, rows: np.ndarray, scores: np.ndarray,
                     hint: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -153,8 +164,26 @@ class Recommender(ABC):
     def top_candidates(self, rows: np.ndarray, scores: np.ndarray, m: int, floor: np.ndarray,
                        allowed: np.ndarray, hint: object = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``m`` best ``allowed`` columns per row strictly above ``floor``, best first, ties to
-        the lower column: ``cols, ok`` as :func:`~recsys.models.ranking.top_n_dense` (the default)."""
+        the lower column: ``cols, ok`` as :func:`~recsys.models.ranking.top_n_dense` (the default;
+        a float64 block with a mask: its compiled twin :func:`~recsys.models.select.dense_top`)."""
+        if allowed is not None and scores.ndim == 2 and scores.dtype == np.float64:
+            return dense_top(scores, m, floor, allowed)
         return top_n_dense(scores, m, floor, allowed)
+
+    def range_and_top(self, rows: np.ndarray, scores: np.ndarray | None, m: int, allowed: np.ndarray,
+                      hint: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`score_range` and :meth:`top_candidates` (at that range's ``floor``) of one block:
+        ``high, low, floor, cols, ok``. A strategy keeping both defaults, with a dense float64
+        block, gets them from one compiled visit of each row (:func:`~recsys.models.select.range_top`:
+        the same values); one overriding either gets its own two, in turn."""
+        cls = type(self)
+        if (scores is not None and cls.score_range is Recommender.score_range
+                and cls.top_candidates is Recommender.top_candidates
+                and scores.ndim == 2 and scores.dtype == np.float64):
+            return range_top(scores, m, allowed)
+        high, low, floor = self.score_range(rows, scores, hint)
+        cols, ok = self.top_candidates(rows, scores, m, floor, allowed, hint)
+        return high, low, floor, cols, ok
 
     def reasons_at(self, rows: np.ndarray, r: np.ndarray, c: np.ndarray, scores: np.ndarray) -> str | np.ndarray:
         """The reasons of the entries ``(r[i], c[i])`` of a block scored for

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -252,7 +253,19 @@ class DemographicRecommender(Recommender):
         self._check_fitted()
         return self.segment_scores_[self.segments_of_rows(rows)]  # fancy indexing: already a copy
 
-    def score_range(self, rows: np.ndarray, scores: np.ndarray,
+    def score_block(self, rows: np.ndarray) -> tuple[None, np.ndarray]:
+        """No dense block: the fusion reads range, candidates and scores off each row's segment
+        (the hint: :meth:`segments_of_rows`)."""
+        self._check_fitted()
+        return None, self.segments_of_rows(rows)
+
+    def scores_at(self, rows: np.ndarray, r: np.ndarray, c: np.ndarray, scores: np.ndarray | None,
+                  hint: object = None) -> np.ndarray:
+        """``segment_scores_[segment(rows[r]), c]``: a user's scores are their segment's."""
+        segments = self.segments_of_rows(rows) if hint is None else np.asarray(hint)
+        return self.segment_scores_[segments[r], c]
+
+    def score_range(self, rows: np.ndarray, scores: np.ndarray | None,
                     hint: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The base class's row range, computed once per segment (a user's scores are their segment's)."""
         cached = self.__dict__.get("_segment_range")
@@ -263,27 +276,19 @@ class DemographicRecommender(Recommender):
         segments = self.segments_of_rows(rows)
         return cached[1][segments], cached[2][segments], cached[3][segments]
 
-    def top_candidates(self, rows: np.ndarray, scores: np.ndarray, m: int, floor: np.ndarray,
+    def top_candidates(self, rows: np.ndarray, scores: np.ndarray | None, m: int, floor: np.ndarray,
                        allowed: np.ndarray, hint: object = None) -> tuple[np.ndarray, np.ndarray]:
         """The first ``m`` allowed columns above ``floor`` down each row's segment ranking
-        (``segment_order_``: score descending, ties to the lower column, as the base class ranks):
-        a prefix of ``4 m`` columns first, the whole ranking for rows it does not fill."""
+        (``segment_order_``: score descending, ties to the lower column, as the base class ranks;
+        a compiled walk, :func:`_walk_rankings`, that stops at the ``m``-th or at the filtered tail)."""
         segments = self.segments_of_rows(rows)
-        n_rows, n_cols = len(segments), self.segment_order_.shape[1]
-        cols, ok = np.zeros((n_rows, m), dtype=np.int64), np.zeros((n_rows, m), dtype=bool)
-        pending, width = np.arange(n_rows), min(n_cols, 4 * m)
-        while len(pending):
-            order = self.segment_order_[segments[pending], :width].astype(np.int64)
-            known = order >= 0  # -1: filtered (-inf) products, ranked last
-            safe = np.where(known, order, 0)
-            sub = pending[:, None]
-            good = known & allowed[sub, safe] & (self.segment_scores_[segments[sub], safe] > floor[sub])
-            position = np.cumsum(good, axis=1) - 1
-            r, slot = np.nonzero(good & (position < m))
-            cols[pending[r], position[r, slot]] = safe[r, slot]
-            ok[pending[r], position[r, slot]] = True
-            done = (good.sum(axis=1) >= m) | ~known[:, -1] | (width == n_cols)
-            pending, width = pending[~done], n_cols
+        n_cols = self.segment_order_.shape[1]
+        m = min(int(m), n_cols)
+        cols, ok = np.zeros((len(segments), m), dtype=np.int64), np.zeros((len(segments), m), dtype=bool)
+        if len(segments) and m:
+            _walk_rankings(self.segment_order_, self.segment_scores_, segments,
+                           np.ascontiguousarray(allowed, dtype=np.bool_),
+                           np.ascontiguousarray(floor, dtype=np.float64), cols, ok)
         return cols, ok
 
     def reasons_for(self, rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -348,6 +353,26 @@ class DemographicRecommender(Recommender):
             for t in top
         ]
         return frame
+
+
+@numba.njit(cache=True, nogil=True)
+def _walk_rankings(order: np.ndarray, scores: np.ndarray, segments: np.ndarray, allowed: np.ndarray,
+                   floor: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> None:
+    """Per row, down its segment's ranking ``order[segment]`` (-1: the filtered tail), the first
+    ``cols.shape[1]`` columns that are ``allowed`` and score above ``floor``."""
+    m = cols.shape[1]
+    for r in range(len(segments)):
+        seg, found = segments[r], 0
+        for pos in range(order.shape[1]):
+            c = order[seg, pos]
+            if c < 0:
+                break
+            if allowed[r, c] and scores[seg, c] > floor[r]:
+                cols[r, found] = c
+                ok[r, found] = True
+                found += 1
+                if found == m:
+                    break
 
 
 def _group_codes(groups: pd.Series, names: Sequence[str]) -> np.ndarray:

@@ -47,15 +47,20 @@ For user ``u`` and strategy ``s`` with catalogue scores ``s(u, .)``:
 ``/full``, one block per micro-batch) share :meth:`HybridRecommender._fuse`:
 per block of users (``block_users``: one users x products float64 block
 within ``max_block_bytes``) each strategy scores the block once
-(:meth:`~recsys.models.base.Recommender.score_users`), reports its per-row
-range (``score_range``: step 1) and its top-``M`` eligible columns above its
-row minimum (``top_candidates``: step 4, by default the exact sampled-bound
-selection :func:`~recsys.models.ranking.top_n_dense`; the demographic
-strategy walks its precomputed segment ranking); steps 5-7 then work on the
-union of candidates only, and reasons are looked up for the final entries
-only (``reasons_at``). The results do not depend on the block size beyond
-BLAS rounding of the component scores (a one-row product may differ from a
-many-row one in the last bit).
+(:meth:`~recsys.models.base.Recommender.score_block`: a dense float64 block,
+or ``None`` and a hint it answers from -- the k-NN's sparse scores, the
+demographic segments), then gives its per-row range (step 1) and its top-``M``
+eligible columns above its row minimum (step 4) together
+(``range_and_top``; for a dense block one compiled visit of each row,
+:func:`~recsys.models.select.range_top`, the exact rule of
+:func:`~recsys.models.ranking.top_n_dense`; the k-NN reads its sparse scores,
+the demographic strategy walks its precomputed segment ranking); steps 5-7
+then work on the union of candidates only, reading each strategy's scores
+there (``scores_at``), and reasons are looked up for the final entries only
+(``reasons_at``). Dense blocks a strategy did not build are built only if
+asked for (:class:`ComponentScores`). The results do not depend on the block
+size beyond BLAS rounding of the component scores (a one-row product may
+differ from a many-row one in the last bit).
 
 Components are any fitted :class:`~recsys.models.base.Recommender` keyed by
 ``knn, svd, content, demographic`` that share one catalogue order;
@@ -65,22 +70,25 @@ Components are any fitted :class:`~recsys.models.base.Recommender` keyed by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from recsys.config import ConfigError, FusionWeights
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n, check_user_ids
+from recsys.models.knn import NeighbourRecommender
 from recsys.models.ranking import take_rows
 from recsys.validation import check_ints
 
 __all__ = [
     "CONTRIB_COLUMNS",
+    "ComponentScores",
     "STRATEGIES",
     "FusedTopN",
     "HybridConfig",
@@ -127,7 +135,8 @@ class FusedTopN:
     :data:`STRATEGIES` order, summing to ``score``), ``reason``; ``weights``
     are the effective weights per row of the block (rows x 4);
     ``component_scores`` the strategies' raw scores (rows x products, by
-    strategy name) the fusion read."""
+    strategy name; a :class:`ComponentScores`, built on first access where
+    the fusion did not need the whole block)."""
 
     row: np.ndarray
     col: np.ndarray
@@ -137,6 +146,51 @@ class FusedTopN:
     reason: np.ndarray
     weights: np.ndarray
     component_scores: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+def _neighbour_block(model: NeighbourRecommender, rows: np.ndarray) -> tuple[np.ndarray | None, object]:
+    """A k-NN model's block as :meth:`~recsys.models.knn.NeighbourRecommender.score_block` gives it,
+    but without the float64 dense copy when its own ``score_range`` and ``top_candidates`` read
+    everything from the sparse scores (float32, finite, non-negative: then its floor is >= 0);
+    the fusion reads the scores at its candidates from them too. Same values: the dense block is
+    exactly these sparse scores, widened to float64."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) <= 1:
+        return model.score_block(rows)
+    scores = model.score_history(take_rows(model.profile_interactions().matrix, rows), rows).tocsr()
+    if scores.dtype == np.float32 and np.isfinite(scores.data).all() and (scores.data >= 0).all():
+        return None, scores
+    return scores.toarray().astype(np.float64), scores
+
+
+class ComponentScores(Mapping[str, np.ndarray]):
+    """The strategies' float64 score blocks (rows x products) of one fused block, by strategy name.
+
+    A strategy that answered the fusion from its hint (``score_block`` gave ``None``) gets its
+    block built on first access (:meth:`~recsys.models.base.Recommender.dense_block`), once;
+    ``at_candidates`` holds the raw scores the fusion read at its candidates (rows x K)."""
+
+    def __init__(self, components: Mapping[str, Recommender], rows: np.ndarray,
+                 blocks: dict[str, np.ndarray | None], hints: Mapping[str, object]) -> None:
+        self._components, self._rows, self._blocks, self._hints = components, rows, blocks, hints
+        self.at_candidates: dict[str, np.ndarray] = {}
+
+    def raw(self, name: str) -> np.ndarray | None:
+        """The block as the strategy returned it (None where it was not built)."""
+        return self._blocks[name]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        block = self._blocks[name]
+        if block is None:
+            block = self._components[name].dense_block(self._rows, None, self._hints[name])
+            self._blocks[name] = block
+        return block
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._blocks)
+
+    def __len__(self) -> int:
+        return len(self._blocks)
 
 
 def check_weights(weights: FusionWeights | Mapping[str, float] | None) -> FusionWeights | None:
@@ -277,19 +331,21 @@ class HybridRecommender(Recommender):
         self._check_fitted()
         ids = check_user_ids(user_ids)
         rows = self.interactions_.user_index(ids)
-        blocks = self._component_scores(rows)
-        weights = self._effective_weights(rows, blocks)
+        blocks, hints = self._component_blocks(rows)
+        weights = self._effective_weights(rows, blocks, hints=hints)
         frame = pd.DataFrame(weights, columns=list(STRATEGIES))
         frame.insert(0, "user_id", ids)
         return frame
 
-    def _component_scores(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        return self._component_blocks(rows)[0]
-
-    def _component_blocks(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, object]]:
-        """Each strategy's float64 score block for ``rows`` and its hint (:meth:`Recommender.score_block`)."""
-        scored = {s: c.score_block(rows) for s, c in self.components_.items()}
+    def _component_blocks(self, rows: np.ndarray) -> tuple[dict[str, np.ndarray | None], dict[str, object]]:
+        """Each strategy's float64 score block for ``rows`` (None: not built, the strategy answers
+        from its hint) and its hint (:meth:`Recommender.score_block`; a k-NN model: :func:`_neighbour_block`)."""
+        scored = {s: self._block(s, rows) for s in self.components_}
         return {s: b for s, (b, _) in scored.items()}, {s: h for s, (_, h) in scored.items()}
+
+    def _block(self, name: str, rows: np.ndarray) -> tuple[np.ndarray | None, object]:
+        comp = self.components_[name]
+        return _neighbour_block(comp, rows) if isinstance(comp, NeighbourRecommender) else comp.score_block(rows)
 
     def has_history(self, rows: np.ndarray) -> np.ndarray:
         """True for known users with at least one interaction."""
@@ -297,17 +353,22 @@ class HybridRecommender(Recommender):
         lengths = np.diff(self.interactions_.matrix.indptr)
         return (rows >= 0) & (lengths[np.where(rows >= 0, rows, 0)] > 0)
 
-    def _effective_weights(self, rows: np.ndarray, blocks: dict[str, np.ndarray],
+    def _effective_weights(self, rows: np.ndarray, blocks: Mapping[str, np.ndarray | None],
                            floors: dict[str, np.ndarray] | None = None,
-                           hints: Mapping[str, object] | None = None) -> np.ndarray:
-        """Step 2's weights (rows x 4); ``floors``, if given, receives each block's raw row minimum."""
+                           hints: Mapping[str, object] | None = None,
+                           ranges: Mapping[str, tuple[np.ndarray, ...]] | None = None) -> np.ndarray:
+        """Step 2's weights (rows x 4); ``floors``, if given, receives each block's raw row minimum.
+        ``ranges``: strategies' ``(high, low, floor)`` already computed (the others are asked here)."""
         history = self.has_history(rows)
         base = np.array([getattr(self.weights_, s) for s in STRATEGIES])
         answers = np.zeros((len(rows), len(STRATEGIES)), dtype=bool)
         for j, s in enumerate(STRATEGIES):
             if s in blocks:
-                hint = hints.get(s) if hints else None
-                high, low, floor = self.components_[s].score_range(rows, blocks[s], hint)  # over finite scores
+                if ranges is not None and s in ranges:
+                    high, low, floor = ranges[s][:3]
+                else:
+                    hint = hints.get(s) if hints else None
+                    high, low, floor = self.components_[s].score_range(rows, blocks[s], hint)  # over finite scores
                 if floors is not None:
                     floors[s] = floor
                 with np.errstate(invalid="ignore"):
@@ -354,17 +415,29 @@ class HybridRecommender(Recommender):
         """Candidates as a padded matrix ``cand`` (rows x K column indices,
         sorted, ``valid`` marks real entries), their fused scores and the
         contributions (strategies x rows x K)."""
-        blocks, hints = self._component_blocks(rows)
-        floors: dict[str, np.ndarray] = {}
-        weights = self._effective_weights(rows, blocks, floors, hints)
         eligible = self._eligible(rows, exclude_purchased)
         n_rows, n_products = eligible.shape
         m = min(max(self.config.candidates_per_strategy, n), n_products)
+        # a strategy with a positive weight gives its range and its top m in one visit of its block
+        # (range_and_top), right after scoring it (the block is still in cache); the top of a row it
+        # turns out not to answer is masked below
+        blocks: dict[str, np.ndarray | None] = {}
+        hints: dict[str, object] = {}
+        ranged = {}
+        for s in self.components_:
+            blocks[s], hints[s] = self._block(s, rows)
+            if getattr(self.weights_, s) > 0:
+                ranged[s] = self.components_[s].range_and_top(rows, blocks[s], m, eligible, hints[s])
+        floors: dict[str, np.ndarray] = {}
+        weights = self._effective_weights(rows, blocks, floors, hints, ranged)
         tops, oks = [], []
         for j, s in enumerate(STRATEGIES):
             if s not in blocks or not (weights[:, j] > 0).any():
                 continue
-            top, ok = self.components_[s].top_candidates(rows, blocks[s], m, floors[s], eligible, hints[s])
+            if s in ranged:
+                top, ok = ranged[s][3], ranged[s][4]
+            else:
+                top, ok = self.components_[s].top_candidates(rows, blocks[s], m, floors[s], eligible, hints[s])
             tops.append(top)
             oks.append(ok & (weights[:, j] > 0)[:, None])
         if not tops:
@@ -382,12 +455,18 @@ class HybridRecommender(Recommender):
         cand = np.take_along_axis(np.where(valid, keyed, 0), order, axis=1)
         valid = np.take_along_axis(valid, order, axis=1)
         contrib = np.zeros((len(STRATEGIES), n_rows, width))
-        r = np.arange(n_rows)[:, None]
+        r = np.broadcast_to(np.arange(n_rows)[:, None], cand.shape)
+        scores = ComponentScores(self.components_, rows, blocks, hints)
         for j, s in enumerate(STRATEGIES):
             if s in blocks:
-                contrib[j] = weights[:, j][:, None] * self._normalize(blocks[s][r, cand], valid)
+                if blocks[s] is None and sp.issparse(hints[s]):  # a k-NN block left sparse
+                    raw = hints[s].toarray()[r, cand].astype(np.float64)
+                else:
+                    raw = self.components_[s].scores_at(rows, r, cand, blocks[s], hints[s])
+                scores.at_candidates[s] = raw
+                contrib[j] = weights[:, j][:, None] * self._normalize(raw, valid)
         fused = np.where(valid, contrib.sum(axis=0), -np.inf)
-        return cand, valid, fused, contrib, blocks, weights
+        return cand, valid, fused, contrib, scores, weights
 
     def _normalize(self, scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Per-row normalisation of ``scores`` over the ``mask`` entries (0
@@ -486,7 +565,7 @@ class HybridRecommender(Recommender):
                     break
         return out
 
-    def _reasons(self, rows: np.ndarray, blocks: dict[str, np.ndarray], r: np.ndarray, c: np.ndarray,
+    def _reasons(self, rows: np.ndarray, blocks: ComponentScores, r: np.ndarray, c: np.ndarray,
                  strongest: np.ndarray) -> np.ndarray:
         reasons = np.empty(len(r), dtype=object)
         for j, s in enumerate(STRATEGIES):
@@ -497,7 +576,7 @@ class HybridRecommender(Recommender):
             if comp is None:
                 reasons[pick] = self.reason
                 continue
-            reasons[pick] = comp.reasons_at(rows, r[pick], c[pick], blocks[s])
+            reasons[pick] = comp.reasons_at(rows, r[pick], c[pick], blocks.raw(s))
         return reasons
 
     def _check_fitted(self) -> None:

@@ -133,7 +133,8 @@ class LearnedFusion(HybridRecommender):
             out[:, :, base + 3] = weights[:, j][:, None]
             if s not in blocks:
                 continue
-            raw = blocks[s][r, cand]
+            at = getattr(blocks, "at_candidates", {})
+            raw = at[s] if s in at else blocks[s][r, cand]
             finite = np.isfinite(raw) & valid
             out[:, :, base] = np.where(finite, raw, np.nan)
             out[:, :, base + 1] = self._normalize(raw, valid)
