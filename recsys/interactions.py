@@ -23,7 +23,19 @@ from recsys.config import EVENT_TYPES, ConfigError, InteractionWeights
 from recsys.data.dataset import Dataset
 from recsys.third_party import import_quietly
 
-__all__ = ["Interactions", "Weighting", "dataset_event_weights", "event_weights", "model_matrix", "weighted_matrix"]
+__all__ = ["Interactions", "Weighting", "compact_csr", "dataset_event_weights", "event_weights", "model_matrix",
+           "weighted_matrix"]
+
+
+def compact_csr(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """``matrix`` with ``data`` and ``indices`` holding exactly ``nnz`` entries: after ``sum_duplicates``
+    scipy keeps views into the per-event buffers (6.4M entries behind 4.5M at the large profile) unless
+    they shrink by half; those views are copied here, so the buffers are freed. Same values, in place."""
+    for name in ("data", "indices"):
+        array = getattr(matrix, name)
+        if array.base is not None and array.base.nbytes > array.nbytes:
+            setattr(matrix, name, array.copy())
+    return matrix
 
 
 def event_weights(events: pd.DataFrame, as_of: pd.Timestamp, weights: InteractionWeights) -> np.ndarray:
@@ -45,10 +57,15 @@ def _decayed_weights(kind: np.ndarray, rating: np.ndarray, age_days: np.ndarray,
     return base * np.power(0.5, np.clip(age_days, 0, None) / weights.half_life_days)
 
 
-def dataset_event_weights(dataset: Dataset, weights: InteractionWeights) -> np.ndarray:
-    """:func:`event_weights` of ``dataset``'s events from its cached :meth:`~recsys.data.dataset.Dataset.event_index`."""
+def dataset_event_weights(dataset: Dataset, weights: InteractionWeights,
+                          select: np.ndarray | None = None) -> np.ndarray:
+    """:func:`event_weights` of ``dataset``'s events from its cached :meth:`~recsys.data.dataset.Dataset.event_index`;
+    ``select`` (positions of events): those events' weights only, in that order (the same values, per event)."""
     index = dataset.event_index()
-    return _decayed_weights(index.kind, dataset.events["rating"].to_numpy(dtype=float), index.age_days, weights)
+    kind, rating, age_days = index.kind, dataset.events["rating"].to_numpy(dtype=float), index.age_days
+    if select is not None:
+        kind, rating, age_days = kind[select], rating[select], age_days[select]
+    return _decayed_weights(kind, rating, age_days, weights)
 
 
 @dataclass
@@ -77,6 +94,7 @@ class Interactions:
         matrix = sp.csr_matrix((values, (rows, cols)), shape=shape, dtype=np.float64)
         matrix.sum_duplicates()
         matrix.sort_indices()
+        compact_csr(matrix)
         is_purchase = index.kind == EVENT_TYPES.index("purchase")
         purchased = sp.csr_matrix(
             (np.ones(int(is_purchase.sum()), dtype=bool), (rows[is_purchase], cols[is_purchase])), shape=shape

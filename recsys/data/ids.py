@@ -19,7 +19,8 @@ import pandas as pd
 
 from recsys.validation import InvalidRequest
 
-__all__ = ["ID_PATTERN", "ID_REGEX", "ID_RULE", "MAX_ID_LENGTH", "check_ids", "check_user_id", "invalid_id_mask", "is_valid_id"]
+__all__ = ["ID_PATTERN", "ID_REGEX", "ID_RULE", "MAX_ID_LENGTH", "check_ids", "check_requesting_user", "check_user_id",
+           "invalid_id_mask", "is_valid_id"]
 
 MAX_ID_LENGTH = 128
 ID_PATTERN = re.compile(rf"[^\s]{{1,{MAX_ID_LENGTH}}}")
@@ -73,3 +74,12 @@ def check_user_id(user_id: object) -> str:
     if not is_valid_id(user_id):
         raise InvalidRequest(f"malformed user id(s) {[user_id]!r}: expected {ID_RULE}")
     return user_id
+
+
+def check_requesting_user(user_id: object, requesting_user: str | None) -> str:
+    """:func:`check_user_id`, and the authenticated-user rule (SPEC 'Safety rules'): a given
+    ``requesting_user`` must be ``user_id`` (``PermissionError`` otherwise)."""
+    uid = check_user_id(user_id)
+    if requesting_user is not None and requesting_user != uid:
+        raise PermissionError(f"user {requesting_user!r} may only see their own recommendations and deals, not {uid!r}")
+    return uid

@@ -74,7 +74,7 @@ from recsys.deals.candidate_contract import (
     validate_candidates,
 )
 from recsys.deals.deal_types import DEAL_TYPES, DealRules, deal_type_scores, type_arrays, type_labels
-from recsys.interactions import dataset_event_weights
+from recsys.interactions import compact_csr, dataset_event_weights
 
 __all__ = [
     "CANDIDATE_COLUMNS",
@@ -139,7 +139,7 @@ class CandidateBuilder:
         def matrix(mask: np.ndarray) -> sp.csr_matrix:
             out = sp.csr_matrix((np.ones(int(mask.sum())), (rows[mask], cols[mask])), shape=shape)
             out.sum_duplicates()
-            return out
+            return compact_csr(out)
 
         self.views_ = matrix(kind == view)
         self.purchased_ = matrix(kind == purchase).astype(bool)
@@ -150,16 +150,16 @@ class CandidateBuilder:
         self.intent_ = (intent - intent.multiply(self.purchased_)).tocsr()
         self.intent_.eliminate_zeros()
         # unconverted cart/wishlist events, weighted, per user x category
-        w = dataset_event_weights(dataset, weights)
         # cart/wishlist events whose (user, product) was never purchased (looked up for those events only)
         unconverted = np.flatnonzero((kind == cart) | (kind == favorite_code))
         if len(unconverted):
             converted = np.asarray(self.purchased_[rows[unconverted], cols[unconverted]]).ravel().astype(bool)
             unconverted = unconverted[~converted]
+        w = dataset_event_weights(dataset, weights, unconverted)  # theirs only: no per-event temporaries
         self.categories_ = pd.Index(sorted(products["category"].unique()))
         self.product_category_ = self.categories_.get_indexer(products["category"])
         per_user_cat = sp.csr_matrix(
-            (w[unconverted], (rows[unconverted], self.product_category_[cols[unconverted]])),
+            (w, (rows[unconverted], self.product_category_[cols[unconverted]])),
             shape=(shape[0], len(self.categories_)),
         ).toarray()
         totals = per_user_cat.sum(axis=1, keepdims=True)

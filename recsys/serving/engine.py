@@ -82,7 +82,7 @@ import pandas as pd
 import recsys
 from recsys.config import DEFAULT_CONFIG, FusionWeights, RecsysConfig
 from recsys.data.dataset import Dataset
-from recsys.data.ids import check_user_id
+from recsys.data.ids import check_requesting_user
 from recsys.deals.candidates import CandidateBuilder
 from recsys.deals.decision_log import DecisionSink, check_sink
 from recsys.deals.experiment import ExperimentConfig, ExplorationConfig, VariantDeals, build_user_deals
@@ -200,8 +200,10 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
             self.apply_tuning(tune_configs(dataset, self.engine_config, self.weights, tuning))
         with self._lock:
             started = time.perf_counter()
+            self._use_data(dataset)
+            artifacts = self._run_batch()  # Stage 2 first: its step temporaries do not stack on Stage 1's models
             self._fit_models(dataset)
-            self._install_stage2(self._run_batch())
+            self._install_stage2(artifacts)
             self.fit_seconds_ = time.perf_counter() - started
             self._trained_at = self._now_iso()
         return self.model_info()
@@ -210,13 +212,17 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         """Use a search's result (:class:`recsys.research.tuning.TuningResult`) for the next :meth:`train`."""
         self.engine_config, self.weights, self.tuning_ = tuned_settings(self.engine_config, result)
 
+    def _use_data(self, dataset: Dataset) -> None:
+        """The data set, its shared interactions (built once), content hash and timestamp."""
+        self.dataset_, self.interactions_ = dataset, Interactions.from_dataset(dataset)
+        self.data_hash_, self._timestamp = dataset.content_hash(), iso_utc(dataset.as_of)
+
     def _fit_models(self, dataset: Dataset, ranker: str | None = None) -> None:
-        """Stage 1, the content model, the lookups (not Stage 2); ``ranker``: a saved fusion model, not retrained."""
-        cfg = self.engine_config
-        interactions = Interactions.from_dataset(dataset)
-        self.dataset_, self.interactions_ = dataset, interactions
-        self.data_hash_ = dataset.content_hash()
-        self._timestamp = iso_utc(dataset.as_of)
+        """Stage 1, the content model, the lookups (not Stage 2); ``ranker``: a saved fusion model, not retrained.
+        Uses the data :meth:`_use_data` set when it is ``dataset`` already, else sets it first."""
+        if self.__dict__.get("dataset_") is not dataset:
+            self._use_data(dataset)
+        cfg, interactions = self.engine_config, self.interactions_
         self.realtime_ = RealtimeRecommender(cfg.realtime).fit(dataset, interactions)
         self.content_ = ContentRecommender(cfg.content).fit(dataset, interactions)
         self.ease_, self.ranker_ = fit_served_extras(dataset, interactions, cfg, self.weights, ranker)  # None: unused
@@ -273,14 +279,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         self._check_trained()
         return product_id in self._product_ids
 
-    @staticmethod
-    def _check_user(user_id: Any, requesting_user: str | None) -> str:
-        uid = check_user_id(user_id)
-        if requesting_user is not None and requesting_user != uid:
-            raise PermissionError(
-                f"user {requesting_user!r} may only see their own recommendations and deals, not {uid!r}"
-            )
-        return uid
+    _check_user = staticmethod(check_requesting_user)
 
     def _now(self) -> pd.Timestamp:
         """``now()`` as a naive UTC timestamp, or the data's ``as_of`` without a clock."""

@@ -30,15 +30,29 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn import config_context
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 
 from recsys.data.dataset import Dataset
 
-__all__ = ["METHODS", "Spaces", "choose", "cluster", "embed", "measure"]
+__all__ = ["METHODS", "SILHOUETTE_WORKING_MEMORY_MIB", "Spaces", "choose", "cluster", "embed", "measure",
+           "silhouette"]
 
 METHODS = ("kmeans_features", "gmm_features", "kmeans_svd", "kmeans_features_svd")
+SILHOUETTE_WORKING_MEMORY_MIB = 32
+"""The distance rows the silhouette holds at a time (scikit-learn's ``working_memory``, default 1 GiB:
+the whole 5,000 x 5,000 float64 matrix of a sample at once, ~0.2 GiB plus its temporaries)."""
+
+
+def silhouette(x: np.ndarray, labels: np.ndarray, sample_size: int | None, seed: int) -> float:
+    """``silhouette_score(x, labels, sample_size=..., random_state=seed)``, the mean over the
+    (sampled) rows of ``(b - a) / max(a, b)`` (``a``: mean distance to the own cluster, ``b``: to the
+    nearest other one), its distance matrix computed in blocks of rows of at most
+    :data:`SILHOUETTE_WORKING_MEMORY_MIB` (each row's value is computed from its own row alone)."""
+    with config_context(working_memory=SILHOUETTE_WORKING_MEMORY_MIB):
+        return float(silhouette_score(x, labels, sample_size=sample_size, random_state=seed))
 
 
 def _unit_scale(x: np.ndarray) -> float:
@@ -131,8 +145,7 @@ def measure(spaces: Spaces, methods: Sequence[str], k: int, n_seeds: int, seed: 
         stability = float(np.mean([adjusted_rand_score(a, b) for a, b in itertools.combinations(runs, 2)])) \
             if n_seeds > 1 else float("nan")
         n = min(silhouette_sample, len(x))
-        sil = float(silhouette_score(x, runs[0], sample_size=n, random_state=seed)) if len(set(runs[0])) > 1 \
-            else float("nan")
+        sil = silhouette(x, runs[0], n, seed) if len(set(runs[0])) > 1 else float("nan")
         rows.append({"candidate": name, "silhouette": sil, "stability_ari": stability,
                      "segments_found": int(len(set(runs[0]))), "seconds_per_fit": seconds})
         labels[name] = runs[0]

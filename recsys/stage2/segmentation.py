@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.preprocessing import StandardScaler
 
 from recsys.config import EVENT_TYPES
@@ -362,8 +362,9 @@ def relabel_by_size(labels: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray
 def _silhouette(X: np.ndarray, labels: np.ndarray, sample: int, random_state: int) -> float:
     if len(np.unique(labels)) < 2:
         return float("nan")
-    size = sample if len(X) > sample else None
-    return float(silhouette_score(X, labels, sample_size=size, random_state=random_state))
+    from recsys.stage2.segment_methods import silhouette
+
+    return silhouette(X, labels, sample if len(X) > sample else None, random_state)
 
 
 # --------------------------------------------------------------------------- evaluation
