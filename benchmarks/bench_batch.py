@@ -73,7 +73,7 @@ def print_train(train: dict[str, Any], figures: dict[str, tuple[float, str]]) ->
         peak = "" if step["peak_gib"] != step["peak_gib"] else f", peak {step['peak_gib']:.2f} GiB"
         print(f"  {name:<22} {step['seconds']:7.2f} s ({100 * step['seconds'] / train['seconds']:4.1f} %){peak}")
     figures["engine_train_s"] = (train["seconds"], "engine.train(dataset), no tuning, child process, one thread")
-    figures["engine_train_peak_gib"] = (train["peak_gib"], "peak RSS of that child process (ru_maxrss)")
+    figures["engine_train_peak_gib"] = (train["peak_gib"], "peak RSS of that child process (its VmHWM)")
     for name, step in train["steps"].items():
         key = name.replace(".", "_")
         figures[f"engine_train_step_{key}_s"] = (step["seconds"], f"engine.train step {name}: seconds (train_steps.py)")
