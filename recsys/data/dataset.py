@@ -316,6 +316,11 @@ class Dataset:
         once, cached; see :class:`EventIndex`)."""
         return self._derived("event_index", self._event_index)
 
+    def release_event_index(self) -> None:
+        """Drop the cached :meth:`event_index` (its memory is freed once no caller holds its arrays); the next
+        call recomputes the same arrays."""
+        self.__dict__.get("_derived_cache", {}).pop("event_index", None)
+
     def _event_index(self) -> EventIndex:
         events = self.events
         rows = pd.Index(self.users["user_id"]).get_indexer(events["user_id"]).astype(np.int32)
