@@ -5,7 +5,8 @@ Usage (from the project root; ``benchmarks/bench_batch.py`` runs it as its train
     .venv/bin/python benchmarks/train_steps.py --profile large --data-dir /work/data-cache
 
 Prints one JSON object: ``seconds`` (wall time of ``RecommendationEngine(cfg).train(ds)``),
-``peak_gib`` (the process's peak RSS, loading included: :func:`peak_rss_gib`), ``data_gib`` (that peak
+``peak_gib`` (the process's peak RSS, loading included: ``VmHWM``, not the
+``ru_maxrss`` a forking parent inflates), ``data_gib`` (that peak
 after loading), ``load_s``, and ``steps``: per step ``seconds`` and ``peak_gib`` (the highest RSS
 sampled every 5 ms while the step ran). The steps are the engine's own calls, wrapped in place
 (the code is not changed): ``interactions`` (the engine's build; the Stage 2 job's own is
@@ -24,7 +25,6 @@ import bisect
 import functools
 import json
 import os
-import resource
 import threading
 import time
 from collections.abc import Callable
@@ -35,24 +35,9 @@ for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import psutil  # noqa: E402
 
+from recsys.runs.benchmarking import peak_rss_gib  # noqa: E402
+
 _GIB = 2**30
-
-
-def peak_rss_gib() -> float:
-    """This process's peak resident memory in GiB: ``VmHWM`` of ``/proc/self/status`` on Linux.
-
-    Not ``ru_maxrss``: Linux carries the peak of the process that forked (here the benchmark
-    holding the data and the peers' models) across ``exec`` into the child's ``ru_maxrss``,
-    while ``VmHWM`` belongs to the child's own address space. Elsewhere ``ru_maxrss``.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 2**20  # kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 class StepRecorder:

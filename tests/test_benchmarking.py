@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from recsys.runs.benchmarking import latencies_ms, latency_line, peak_rss_gib, peak_rss_mb, percentiles
 
@@ -41,6 +44,18 @@ def test_percentiles_and_line_use_numpy_percentiles() -> None:
 def test_peak_rss_in_two_units() -> None:
     mb, gib = peak_rss_mb(), peak_rss_gib()
     assert mb > 10 and abs(gib * 1024 - mb) <= 1.0  # the second reading may have grown a little
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmHWM is Linux's")
+def test_a_child_process_does_not_report_its_forking_parents_peak() -> None:
+    """Linux carries a forking parent's peak into the child's ``ru_maxrss`` across exec;
+    ``peak_rss_mb`` reads the child's own ``VmHWM`` (train_steps.py runs as such a child)."""
+    ballast = np.ones(400 * 2**20 // 8)  # 400 MiB resident in this (parent) process
+    assert peak_rss_mb() > 400
+    child = subprocess.run([sys.executable, "-c", "from recsys.runs.benchmarking import peak_rss_mb; print(peak_rss_mb())"],
+                           check=True, capture_output=True, text=True)
+    assert float(child.stdout) < 300, child.stdout  # the child itself holds far less than the parent's 400 MiB
+    del ballast
 
 
 def test_no_benchmark_or_module_defines_its_own_timing_or_memory_helper() -> None:

@@ -5,8 +5,8 @@ latency tables); the figures they record go through
 :func:`recsys.runs.reporting.write_benchmark_manifest`.
 
 - :func:`peak_rss_mb` / :func:`peak_rss_gib`: the process's peak resident set
-  size so far, ``getrusage(RUSAGE_SELF).ru_maxrss`` (KiB on Linux) / 1024
-  (MiB, printed as "MB" by the benchmarks) or / 2**20 (GiB);
+  size so far (``VmHWM`` on Linux, else ``ru_maxrss``) in MiB (printed as "MB"
+  by the benchmarks) or GiB;
 - :func:`latencies_ms`: wall-clock milliseconds (``perf_counter_ns``) of
   ``call(argument)`` for each argument, one call at a time, after optional
   warm-up calls; optionally process-CPU milliseconds (``process_time_ns``)
@@ -28,14 +28,31 @@ import numpy as np
 __all__ = ["Latencies", "latencies_ms", "latency_line", "peak_rss_gib", "peak_rss_mb", "percentiles"]
 
 
+def _peak_rss_kib() -> int:
+    """Peak resident set size of this process so far, in KiB: ``VmHWM`` of ``/proc/self/status`` on Linux.
+
+    Not ``ru_maxrss`` there: Linux carries the peak of the process that forked (e.g. a benchmark
+    holding data and models) across ``exec`` into a child's ``ru_maxrss``, while ``VmHWM`` belongs
+    to the child's own address space. Elsewhere ``ru_maxrss`` (KiB on Linux and BSD).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (Linux reports ``ru_maxrss`` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident set size of this process so far, in MiB."""
+    return _peak_rss_kib() / 1024.0
 
 
 def peak_rss_gib() -> float:
     """Peak resident set size of this process so far, in GiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
+    return _peak_rss_kib() * 1024 / 2**30
 
 
 @dataclass
