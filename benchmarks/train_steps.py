@@ -105,6 +105,7 @@ def instrument(recorder: StepRecorder) -> None:
     recorder.wrap(DemographicRecommender, "fit", "realtime.demographic")
     recorder.wrap(engine.ContentRecommender, "fit", "content")
     recorder.wrap(engine, "fit_served_extras", "served_extras")
+    recorder.wrap(engine.CandidateBuilder, "freeing_index", "deals_candidates")  # before the Stage 1 fits
     recorder.wrap(engine.RecommendationEngine, "_deals_path", "deals_path")
     recorder.wrap(engine.RecommendationEngine, "_run_batch", "stage2")
     recorder.wrap(engine.RecommendationEngine, "_install_stage2", "install")

@@ -23,6 +23,8 @@ from recsys.config import EVENT_TYPES, ConfigError, InteractionWeights
 from recsys.data.dataset import Dataset
 from recsys.third_party import import_quietly
 
+_CHUNK = 1 << 20  # events per chunk in _max_per_pair's position and value passes (8 MiB per int64 chunk)
+
 __all__ = ["Interactions", "Weighting", "compact_csr", "dataset_event_weights", "event_weights", "model_matrix",
            "weighted_matrix"]
 
@@ -54,7 +56,11 @@ def _decayed_weights(kind: np.ndarray, rating: np.ndarray, age_days: np.ndarray,
     base = per_kind[kind]
     is_review = kind == EVENT_TYPES.index("review")
     base[is_review] = weights.review_weight_per_star * rating[is_review]
-    return base * np.power(0.5, np.clip(age_days, 0, None) / weights.half_life_days)
+    decay = np.clip(age_days, 0, None)  # the same operations, in place: one per-event temporary, not three
+    decay /= weights.half_life_days
+    np.power(0.5, decay, out=decay)
+    base *= decay
+    return base
 
 
 def dataset_event_weights(dataset: Dataset, weights: InteractionWeights,
@@ -195,9 +201,12 @@ def weighted_matrix(dataset: Dataset, weighting: Weighting, user_ids: pd.Index, 
         neighbours = import_quietly("implicit.nearest_neighbours")
 
         items = matrix.T.tocoo()
+        del matrix  # each copy is dropped once the next exists: two at a time, not four
         weighted = neighbours.bm25_weight(items, weighting.bm25_k1, weighting.bm25_b) if weighting.scheme == "bm25" \
             else neighbours.tfidf_weight(items)
+        del items
         matrix = sp.csr_matrix(weighted.T, dtype=np.float64)
+        del weighted
     matrix.eliminate_zeros()
     matrix.sort_indices()
     return matrix
@@ -222,19 +231,26 @@ def _max_per_pair(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape:
     pos_bits = max(1, int(len(key)).bit_length())
     if (max(1, shape[0] * shape[1]).bit_length() + pos_bits) <= 63:  # (key, position) packed in one int64:
         key <<= pos_bits
-        key |= np.arange(len(key), dtype=np.int64)
+        for start in range(0, len(key), _CHUNK):  # positions and sorted values in chunks: no per-event temporaries
+            key[start : start + _CHUNK] |= np.arange(start, min(start + _CHUNK, len(key)), dtype=np.int64)
         key.sort()  # a plain (SIMD) sort
-        order = key & ((1 << pos_bits) - 1)
+        sorted_values = np.empty(len(key), dtype=values.dtype)
+        for start in range(0, len(key), _CHUNK):
+            sorted_values[start : start + _CHUNK] = values[key[start : start + _CHUNK] & ((1 << pos_bits) - 1)]
         key >>= pos_bits
     else:
         order = np.argsort(key)
-        key = key[order]
+        key, sorted_values = key[order], values[order]
+        del order
     new = np.empty(len(key), dtype=bool)
     new[:1] = True
     np.not_equal(key[1:], key[:-1], out=new[1:])
     starts = np.flatnonzero(new)
-    data = np.maximum.reduceat(values[order], starts) if len(key) else np.zeros(0)
+    del new
+    data = np.maximum.reduceat(sorted_values, starts) if len(key) else np.zeros(0)
+    del sorted_values
     pair = key[starts]
+    del key, starts
     indptr = np.zeros(shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(pair // shape[1], minlength=shape[0]), out=indptr[1:])
     return sp.csr_matrix((data, (pair % shape[1]).astype(np.int32), indptr), shape=shape)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from sklearn.metrics import silhouette_score
 
@@ -71,3 +72,34 @@ def test_selected_event_weights_equal_the_full_ones(small_dataset: Dataset) -> N
     every = dataset_event_weights(small_dataset, weights)
     select = np.flatnonzero(np.arange(len(every)) % 3 == 1)
     np.testing.assert_array_equal(dataset_event_weights(small_dataset, weights, select), every[select])
+
+
+def test_binary_weighting_in_chunks_equals_one_pass(small_dataset: Dataset, monkeypatch) -> None:
+    import recsys.interactions as interactions_module
+    from recsys.interactions import Weighting, weighted_matrix
+
+    users, products = pd.Index(small_dataset.users["user_id"]), pd.Index(small_dataset.products["product_id"])
+    weighting = Weighting(half_life_days=30.0, repeats="binary", scheme="tfidf")
+    whole = weighted_matrix(small_dataset, weighting, users, products)
+    monkeypatch.setattr(interactions_module, "_CHUNK", 7)  # many chunks of positions and sorted values
+    chunked = weighted_matrix(small_dataset, weighting, users, products)
+    assert len(small_dataset.events) > 7 * 10
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
+
+
+def test_released_event_index_is_recomputed_identically(small_dataset: Dataset) -> None:
+    first = small_dataset.event_index()
+    small_dataset.release_event_index()
+    second = small_dataset.event_index()
+    assert second is not first  # dropped, not kept
+    for name in ("user_row", "product_col", "kind", "age_days"):
+        np.testing.assert_array_equal(getattr(second, name), getattr(first, name))
+    small_dataset.release_event_index()
+    small_dataset.release_event_index()  # nothing cached: a no-op
+
+
+def test_training_leaves_no_event_index_behind(engine) -> None:
+    cache = engine.dataset_.__dict__.get("_derived_cache", {})
+    assert "event_index" not in cache  # released after its last user (the deals' CandidateBuilder)
+    assert engine.deals(engine.dataset_.users["user_id"].iloc[0], 3)["deals"] is not None

@@ -41,6 +41,8 @@ removed and why.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import os
@@ -316,6 +318,12 @@ class Dataset:
         once, cached; see :class:`EventIndex`)."""
         return self._derived("event_index", self._event_index)
 
+    def release_event_index(self) -> None:
+        """Drop the cached :meth:`event_index` (its memory is freed once no caller holds its arrays); the next
+        call recomputes the same arrays."""
+        if self.__dict__.get("_derived_cache", {}).pop("event_index", None) is not None:
+            _trim_heap()
+
     def _event_index(self) -> EventIndex:
         events = self.events
         rows = pd.Index(self.users["user_id"]).get_indexer(events["user_id"]).astype(np.int32)
@@ -563,3 +571,12 @@ def drop_invalid_events(
         rows.append({"reason": reason, "rows_removed": int(newly.sum())})
         removed |= mask
     return events[~removed].reset_index(drop=True), pd.DataFrame(rows)
+
+
+def _trim_heap() -> None:
+    """glibc ``malloc_trim(0)``: give the freed heap pages back to the OS. Arrays below glibc's (adaptive, up to
+    32 MiB) mmap threshold live on the heap, and freeing them alone does not lower the RSS. No-op elsewhere."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)

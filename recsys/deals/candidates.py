@@ -137,9 +137,13 @@ class CandidateBuilder:
         view, purchase, cart, favorite_code = (EVENT_TYPES.index(e) for e in ("view", "purchase", "cart", "favorite"))
 
         def matrix(mask: np.ndarray) -> sp.csr_matrix:
-            out = sp.csr_matrix((np.ones(int(mask.sum())), (rows[mask], cols[mask])), shape=shape)
+            """Events per (user, product), float64; summed in float32 when every count is below 2**24
+            (integers: exact there, the same float64 values, half the per-event buffers)."""
+            n = int(mask.sum())
+            out = sp.csr_matrix((np.ones(n, dtype=np.float32 if n < 2**24 else np.float64), (rows[mask], cols[mask])),
+                                shape=shape)
             out.sum_duplicates()
-            return compact_csr(out)
+            return compact_csr(out).astype(np.float64, copy=False)
 
         self.views_ = matrix(kind == view)
         self.purchased_ = matrix(kind == purchase).astype(bool)
@@ -166,7 +170,8 @@ class CandidateBuilder:
         self.category_share_ = np.divide(per_user_cat, totals, out=np.zeros_like(per_user_cat), where=totals > 0)
         since = dataset.as_of - pd.Timedelta(days=sales_window_days)
         recent = (kind == purchase) & (events["timestamp"] > since).to_numpy()
-        self.sales_ = np.bincount(cols[recent], weights=events["quantity"].to_numpy(dtype=float)[recent],
+        recent = np.flatnonzero(recent)  # the recent purchases' quantities only (not a float copy of every event's)
+        self.sales_ = np.bincount(cols[recent], weights=events["quantity"].iloc[recent].to_numpy(dtype=float),
                                   minlength=shape[1])
         self.category_price_quantile_ = category_price_quantile(
             products["category"].to_numpy(dtype=object), products["price"].to_numpy(dtype=float)
@@ -180,6 +185,14 @@ class CandidateBuilder:
             "stock": products["stock"].to_numpy(dtype=np.int64),
         }
         self._product_state = (self._static, self.category_price_quantile_)
+
+    @classmethod
+    def freeing_index(cls, dataset: Dataset, sales_window_days: float = 30.0) -> CandidateBuilder:
+        """A builder for ``dataset``, then its cached :meth:`~recsys.data.dataset.Dataset.event_index` released
+        (~17 bytes per event; recomputed, identical, by whoever asks for it next): the engine's last user of it."""
+        builder = cls(dataset, sales_window_days)
+        dataset.release_event_index()
+        return builder
 
     def rows(self, user_ids: Sequence[str] | str) -> np.ndarray:
         """Row of each user id in the data set; ``ValueError`` for unknown ids."""

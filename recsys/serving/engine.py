@@ -224,6 +224,7 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
             self._use_data(dataset)
         cfg, interactions = self.engine_config, self.interactions_
         self.realtime_ = RealtimeRecommender(cfg.realtime).fit(dataset, interactions)
+        builder = CandidateBuilder.freeing_index(dataset)  # the event index's last user: the rest runs without it
         self.content_ = ContentRecommender(cfg.content).fit(dataset, interactions)
         self.ease_, self.ranker_ = fit_served_extras(dataset, interactions, cfg, self.weights, ranker)  # None: unused
         # Stage 1's product columns -> catalogue columns (the same order today; mapped, not assumed)
@@ -234,10 +235,11 @@ class RecommendationEngine(Stage2Jobs, LiveUpdates):
         products = dataset.products
         self._catalogue = Catalogue(products)
         self._product_ids = frozenset(products["product_id"].tolist())
-        self._user_deals = self._deals_path()
+        self._user_deals = self._deals_path(builder)
 
-    def _deals_path(self) -> UserDeals | VariantDeals:
-        base = UserDeals(CandidateBuilder(self.dataset_), ContentSimilarity(self.content_), self._deal_generator,
+    def _deals_path(self, builder: CandidateBuilder | None = None) -> UserDeals | VariantDeals:
+        builder = builder or CandidateBuilder.freeing_index(self.dataset_)  # None: a fresh one, as trained
+        base = UserDeals(builder, ContentSimilarity(self.content_), self._deal_generator,
                          self._user_records, self.engine_config.similar_seed_items, sink=self.decision_sink)
         return build_user_deals(base, self.config, self.engine_config.exploration, self.engine_config.experiment)
 
