@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import hashlib
 import json
 import os
@@ -573,10 +574,16 @@ def drop_invalid_events(
     return events[~removed].reset_index(drop=True), pd.DataFrame(rows)
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (``find_library`` runs ``ldconfig``/a compiler on each call)."""
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name) if name else None
+
+
 def _trim_heap() -> None:
     """glibc ``malloc_trim(0)``: give the freed heap pages back to the OS. Arrays below glibc's (adaptive, up to
     32 MiB) mmap threshold live on the heap, and freeing them alone does not lower the RSS. No-op elsewhere."""
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
+    libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
