@@ -205,6 +205,27 @@ def test_compiled_range_and_top_equal_the_numpy_rules(kind: int) -> None:
             np.testing.assert_array_equal(mine, ref)
 
 
+@pytest.mark.parametrize("lift", ["near", "far"])
+def test_compiled_top_survives_a_sample_that_misleads_its_bound(lift: str) -> None:
+    """Rows whose strided sample sits above almost every other entry (scores that follow the
+    column order): the first bound lets too few through, so the backup bound ("near": the sample
+    just above the rest) or the full pass ("far") must find the rest -- still exactly ``top_n_dense``."""
+    rng = np.random.default_rng(11)
+    n_cols, m = 20_000, 100
+    step = n_cols // 512
+    scores = rng.random((3, n_cols))
+    sampled = np.arange(0, n_cols, step)
+    if lift == "near":
+        scores[:, sampled] = 0.99 + 0.01 * rng.random((3, len(sampled)))
+    else:
+        scores[:, sampled[:40]] += 2.0 + rng.random((3, 40))
+    allowed = rng.random(scores.shape) < 0.9
+    high, low, floor = Recommender.score_range(None, None, scores)
+    got = range_top(scores, m, allowed)
+    for mine, ref in zip(got, (high, low, floor, *top_n_dense(scores, m, floor, allowed)), strict=True):
+        np.testing.assert_array_equal(mine, ref)
+
+
 def test_compiled_selection_names_mismatched_shapes() -> None:
     scores = np.zeros((2, 5))
     with pytest.raises(ValueError, match="allowed has shape"):

@@ -6,16 +6,24 @@ allowed entries strictly above the row's floor, best first, ties to the lower
 column, ``ok`` False on padding -- in one pass over each row instead of
 numpy's several full-block passes (mask, compare, compact, partition):
 
-1. **bound.** ``s`` strided entries of the row (every ``n / s``-th column)
-   that qualify (allowed, ``> floor``); the ``k``-th largest of them, ``b``,
-   with ``k = ceil(2.5 m s / n)``, is at most the row's ``k``-th largest
-   qualifying value, so at least ``k`` entries reach it (about ``2.5 m``
-   expected). Fewer than ``k`` qualifying samples: ``b = -inf``.
+1. **bounds.** ``s`` strided entries of the row (every ``n / s``-th column)
+   that qualify (allowed, ``> floor``), their ``4k`` largest kept in a small
+   sorted buffer, with ``k = ceil(2.5 m s / n)``. The ``k``-th largest, ``b``,
+   is at most the row's ``k``-th largest qualifying value, so at least ``k``
+   entries reach it (about ``2.5 m`` expected when the sample is
+   representative); the ``4k``-th, ``b'``, backs it up. Fewer qualifying
+   samples, or ``4k`` above a quarter of the sample (short rows, large
+   ``m``): ``-inf``.
 2. **pass.** The qualifying entries ``>= b`` are collected in column order;
-   if fewer than ``m`` came through, the pass is redone with ``b = -inf``
-   (every qualifying entry), so no top-``m`` entry is ever missed.
+   if fewer than ``m`` came through (a row whose scores follow the column
+   order defeats a strided sample), the pass is redone with ``b'``, then with
+   ``-inf`` (every qualifying entry), so no top-``m`` entry is ever missed.
 3. **order.** A stable sort of the collected entries by descending score
    keeps the lower column first among ties; the first ``m`` are the answer.
+
+The row's range (largest and smallest finite value, plain minimum) is one
+pass with four independent lanes; a row holding an infinity is redone by the
+plain per-entry rule.
 
 NaN never qualifies (``x > floor`` is false), nor does anything when the
 floor itself is NaN, as in numpy.
@@ -30,37 +38,61 @@ __all__ = ["dense_top", "range_top"]
 
 #: strided samples per row for the bound of step 1
 _SAMPLES = 512
+#: room for the sampled values kept (``4k`` is sampled only while at most a quarter of the samples)
+_DEEPEST = _SAMPLES // 2
+
+
+@numba.njit(cache=True, nogil=True)
+def _keep_largest(top: np.ndarray, filled: int, capacity: int, v: float) -> int:
+    """Insert ``v`` into ``top[:filled]`` (descending, at most ``capacity`` kept); the new fill."""
+    if filled == capacity:
+        if not v > top[capacity - 1]:
+            return filled
+        i = capacity - 1
+    else:
+        i = filled
+        filled += 1
+    while i > 0 and top[i - 1] < v:
+        top[i] = top[i - 1]
+        i -= 1
+    top[i] = v
+    return filled
+
+
+@numba.njit(cache=True, nogil=True)
+def _collect(x: np.ndarray, ok_col: np.ndarray, floor: float, bound: float, buf_v: np.ndarray,
+             buf_c: np.ndarray) -> int:
+    """Entries ``>= bound``, ``> floor`` and allowed, in column order, into ``buf_v`` / ``buf_c``; their count."""
+    count = 0
+    for j in range(x.shape[0]):
+        v = x[j]
+        if v >= bound and v > floor and ok_col[j]:
+            buf_v[count] = v
+            buf_c[count] = j
+            count += 1
+    return count
 
 
 @numba.njit(cache=True, nogil=True)
 def _row_top(x: np.ndarray, ok_col: np.ndarray, floor: float, m: int, buf_v: np.ndarray,
-             buf_c: np.ndarray, out_c: np.ndarray, out_ok: np.ndarray) -> None:
+             buf_c: np.ndarray, out_c: np.ndarray, out_ok: np.ndarray, top: np.ndarray) -> None:
     n = x.shape[0]
     step = max(1, n // _SAMPLES)
     n_pos = (n + step - 1) // step
-    samples = np.empty(n_pos)
-    ns = 0
-    for j in range(0, n, step):
-        v = x[j]
-        if ok_col[j] and v > floor:
-            samples[ns] = v
-            ns += 1
     k = max(1, -(-5 * m * n_pos // (2 * n)))
-    bound = -np.inf
-    if ns >= k:
-        bound = np.partition(samples[:ns], ns - k)[ns - k]
-    count = 0
-    for _ in range(2):
-        count = 0
-        for j in range(n):
+    deep = 4 * k
+    filled = 0
+    if deep <= n_pos // 4:  # else the sample is too small to bound anything: every qualifying entry
+        for j in range(0, n, step):
             v = x[j]
-            if v >= bound and v > floor and ok_col[j]:
-                buf_v[count] = v
-                buf_c[count] = j
-                count += 1
+            if v > floor and ok_col[j]:
+                filled = _keep_largest(top, filled, deep, v)
+    bounds = (top[k - 1] if filled >= k else -np.inf, top[deep - 1] if filled >= deep else -np.inf, -np.inf)
+    count = 0
+    for bound in bounds:
+        count = _collect(x, ok_col, floor, bound, buf_v, buf_c)
         if count >= m or bound == -np.inf:
             break
-        bound = -np.inf
     if count > m:  # cut at the m-th largest value t (all ties at t kept), in column order
         t = np.partition(buf_v[:count], count - m)[count - m]
         kept = 0
@@ -77,7 +109,7 @@ def _row_top(x: np.ndarray, ok_col: np.ndarray, floor: float, m: int, buf_v: np.
 
 
 @numba.njit(cache=True, nogil=True)
-def _row_range(x: np.ndarray) -> tuple[float, float, float]:
+def _row_range_plain(x: np.ndarray) -> tuple[float, float, float]:
     """Largest and smallest finite value (-inf / inf if none) and the plain minimum (NaN if any)."""
     high, low, plain, nan = -np.inf, np.inf, np.inf, False
     for j in range(x.shape[0]):
@@ -96,15 +128,48 @@ def _row_range(x: np.ndarray) -> tuple[float, float, float]:
 
 
 @numba.njit(cache=True, nogil=True)
+def _row_range(x: np.ndarray) -> tuple[float, float, float]:
+    """:func:`_row_range_plain` in four independent lanes (NaN fails every comparison, so it is
+    skipped and counted); a row whose largest or smallest non-NaN value is infinite, or that has
+    none, is redone by the plain rule."""
+    n = x.shape[0]
+    h0 = h1 = h2 = h3 = -np.inf
+    l0 = l1 = l2 = l3 = np.inf
+    nans = 0
+    n4 = n - n % 4
+    for j in range(0, n4, 4):
+        a, b, c, d = x[j], x[j + 1], x[j + 2], x[j + 3]
+        h0 = a if a > h0 else h0
+        h1 = b if b > h1 else h1
+        h2 = c if c > h2 else h2
+        h3 = d if d > h3 else h3
+        l0 = a if a < l0 else l0
+        l1 = b if b < l1 else l1
+        l2 = c if c < l2 else l2
+        l3 = d if d < l3 else l3
+        nans += (a != a) + (b != b) + (c != c) + (d != d)
+    for j in range(n4, n):
+        a = x[j]
+        h0 = a if a > h0 else h0
+        l0 = a if a < l0 else l0
+        nans += a != a
+    high, low = max(max(h0, h1), max(h2, h3)), min(min(l0, l1), min(l2, l3))
+    if not (np.isfinite(high) and np.isfinite(low)):
+        return _row_range_plain(x)
+    return high, low, (np.nan if nans else low)
+
+
+@numba.njit(cache=True, nogil=True)
 def _range_top(scores: np.ndarray, allowed: np.ndarray, m: int, high: np.ndarray, low: np.ndarray,
                floor: np.ndarray, out_c: np.ndarray, out_ok: np.ndarray) -> None:
     n_cols = scores.shape[1]
     buf_v = np.empty(n_cols)
     buf_c = np.empty(n_cols, dtype=np.int64)
+    top = np.empty(_DEEPEST)
     for r in range(scores.shape[0]):
         high[r], low[r], floor[r] = _row_range(scores[r])
         if m > 0:
-            _row_top(scores[r], allowed[r], floor[r], m, buf_v, buf_c, out_c[r], out_ok[r])
+            _row_top(scores[r], allowed[r], floor[r], m, buf_v, buf_c, out_c[r], out_ok[r], top)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -113,8 +178,9 @@ def _dense_top(scores: np.ndarray, allowed: np.ndarray, floor: np.ndarray, m: in
     n_cols = scores.shape[1]
     buf_v = np.empty(n_cols)
     buf_c = np.empty(n_cols, dtype=np.int64)
+    top = np.empty(_DEEPEST)
     for r in range(scores.shape[0]):
-        _row_top(scores[r], allowed[r], floor[r], m, buf_v, buf_c, out_c[r], out_ok[r])
+        _row_top(scores[r], allowed[r], floor[r], m, buf_v, buf_c, out_c[r], out_ok[r], top)
 
 
 def dense_top(scores: np.ndarray, m: int, floor: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
