@@ -31,11 +31,13 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
-from recsys.models.knn_kernels import _cached
+from recsys.models.knn_kernels import _cached, _prefetch
 
 __all__ = ["block_product", "range_top", "top_above", "values_at", "warm_up"]
 
 _I32_MAX = np.iinfo(np.int32).max
+#: history entries ahead whose similarity row is prefetched
+_AHEAD = 4
 
 
 # --------------------------------------------------------------------------- the kernels (numba-compiled)
@@ -44,22 +46,28 @@ def _product(n_rows: int, l_indptr: np.ndarray, l_indices: np.ndarray, l_data: n
              out_indptr: np.ndarray, out_indices: np.ndarray, out_data: np.ndarray) -> int:
     """scipy's ``csr_matmat`` (float32): fills the output CSR, returns its entry count."""
     acc = np.zeros(n_cols, dtype=np.float32)
-    mark = np.full(n_cols, -1, dtype=np.int64)
-    touched = np.empty(n_cols, dtype=np.int64)
+    mark = np.full(n_cols, -1, dtype=np.int32)
+    touched = np.empty(n_cols + 1, dtype=np.int32)
     nnz = 0
     out_indptr[0] = 0
     for i in range(n_rows):
         n_touched = 0
-        for jj in range(l_indptr[i], l_indptr[i + 1]):
+        end = l_indptr[i + 1]
+        for jj in range(l_indptr[i], end):
+            if jj + _AHEAD < end:  # the right row read _AHEAD entries on: a scattered row, one miss each
+                g = l_indices[jj + _AHEAD]
+                lo, hi = r_indptr[g], r_indptr[g + 1]
+                for o in range(lo, hi, 16):
+                    _prefetch(r_indices, o)
+                    _prefetch(r_data, o)
             j = l_indices[jj]
             v = l_data[jj]
             for kk in range(r_indptr[j], r_indptr[j + 1]):
                 k = r_indices[kk]
                 acc[k] += v * r_data[kk]
-                if mark[k] != i:
-                    mark[k] = i
-                    touched[n_touched] = k
-                    n_touched += 1
+                touched[n_touched] = k  # branch-free: the slot only counts on the row's first touch of k
+                n_touched += mark[k] != i
+                mark[k] = i
         for t in range(n_touched - 1, -1, -1):  # scipy's list runs from the last column touched
             k = touched[t]
             if acc[k] != 0:
@@ -72,64 +80,96 @@ def _product(n_rows: int, l_indptr: np.ndarray, l_indices: np.ndarray, l_data: n
 
 
 @njit(inline="always", error_model="numpy")
-def _worse(v1: float, c1: int, v2: float, c2: int) -> bool:
-    """Entry ``(v1, c1)`` ranks below ``(v2, c2)``: a lower value, or the same value at a higher column."""
-    return v1 < v2 or (v1 == v2 and c1 > c2)
+def _prefetch_row(allowed: np.ndarray, i: int) -> None:
+    """Prefetch row ``i`` of the (C-contiguous) mask, if any: its columns are read in scattered order."""
+    if i < allowed.shape[0]:
+        for o in range(i * allowed.shape[1], (i + 1) * allowed.shape[1], 64):
+            _prefetch(allowed, o)
 
 
 @njit(inline="always", error_model="numpy")
-def _sift_down(hv: np.ndarray, hc: np.ndarray, size: int, v: float, c: int) -> None:
-    """Place ``(v, c)`` at the root of the heap ``hv/hc[:size]`` (worst at the root) and sift it down."""
-    j = 0
-    while True:
-        child = 2 * j + 1
-        if child >= size:
-            break
-        if child + 1 < size and _worse(hv[child + 1], hc[child + 1], hv[child], hc[child]):
-            child += 1
-        if not _worse(hv[child], hc[child], v, c):
-            break
-        hv[j], hc[j] = hv[child], hc[child]
-        j = child
-    hv[j], hc[j] = v, c
+def _key_space(indptr: np.ndarray, n_cols: int) -> tuple[np.ndarray, int]:
+    """A key buffer as long as the longest row, and the bits a column takes in a key."""
+    longest = 0
+    for i in range(len(indptr) - 1):
+        longest = max(longest, indptr[i + 1] - indptr[i])
+    col_bits = 1
+    while (np.int64(1) << col_bits) < n_cols:
+        col_bits += 1
+    return np.empty(longest, dtype=np.int64), col_bits
 
 
 @njit(inline="always", error_model="numpy")
-def _offer(hv: np.ndarray, hc: np.ndarray, size: int, m: int, v: float, c: int) -> int:
-    """Offer ``(v, c)`` to the heap of at most ``m`` entries; returns its new size."""
-    if size < m:
-        j = size
-        while j > 0:
-            parent = (j - 1) // 2
-            if not _worse(v, c, hv[parent], hc[parent]):
-                break
-            hv[j], hc[j] = hv[parent], hc[parent]
-            j = parent
-        hv[j], hc[j] = v, c
-        return size + 1
-    if _worse(hv[0], hc[0], v, c):
-        _sift_down(hv, hc, m, v, c)
-    return size
+def _select_largest(keys: np.ndarray, n: int, m: int) -> None:
+    """Reorder ``keys[:n]`` so that ``keys[n - m : n]`` are its ``m`` largest (in no order):
+    quickselect, median-of-three pivot, branch-free Lomuto partition."""
+    lo, hi, k = 0, n, n - m  # the rank-k position lies in [lo, hi)
+    while hi - lo > 1:
+        a, b, c = keys[lo], keys[(lo + hi) >> 1], keys[hi - 1]
+        pivot = max(min(a, b), min(max(a, b), c))
+        store = lo
+        for i in range(lo, hi):  # [lo, store) < pivot <= [store, i)
+            x = keys[i]
+            keys[i] = keys[store]
+            keys[store] = x
+            store += x < pivot
+        if k < store:
+            hi = store
+        elif store > lo:
+            lo = store
+        else:  # the pivot is the range's minimum: its copies go first; the rank lies among them or after
+            eq = lo
+            for i in range(lo, hi):
+                x = keys[i]
+                keys[i] = keys[eq]
+                keys[eq] = x
+                eq += x == pivot
+            if k < eq:
+                return
+            lo = eq
 
 
 @njit(inline="always", error_model="numpy")
-def _top_row(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, i: int, floor: float,
-             allowed: np.ndarray, m: int, hv: np.ndarray, hc: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> None:
-    """Row ``i``'s best ``m`` allowed stored entries above ``floor`` into ``cols[i]``/``ok[i]``, best first."""
-    size = 0
+def _sort_part(keys: np.ndarray, lo: int, hi: int) -> None:
+    """Sort ``keys[lo:hi]`` ascending in place (insertion sort for a short part)."""
+    if hi - lo > 128:
+        keys[lo:hi].sort()
+        return
+    for a in range(lo + 1, hi):
+        v = keys[a]
+        b = a - 1
+        while b >= lo and keys[b] > v:
+            keys[b + 1] = keys[b]
+            b -= 1
+        keys[b + 1] = v
+
+
+@njit(inline="always", error_model="numpy")
+def _top_row(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, bits: np.ndarray, i: int, floor: float,
+             allowed: np.ndarray, m: int, keys: np.ndarray, col_bits: int, n_cols: int,
+             cols: np.ndarray, ok: np.ndarray) -> None:
+    """Row ``i``'s best ``m`` allowed stored entries above ``floor`` (>= 0) into ``cols[i]``/``ok[i]``,
+    best first. Each candidate is one int64 key (a positive float32's bit pattern orders like the
+    value, then the column's complement: larger key, better entry; as ``ranking._order_keys``):
+    a quickselect cuts the best ``m``, a sort orders them."""
+    n = 0
     for p in range(indptr[i], indptr[i + 1]):
-        v = np.float64(data[p])
         c = indices[p]
-        if v > floor and allowed[i, c]:
-            size = _offer(hv, hc, size, m, v, c)
-    for pos in range(size - 1, -1, -1):  # pop the worst into the last free rank
-        cols[i, pos] = hc[0]
+        if np.float64(data[p]) > floor and allowed[i, c]:
+            keys[n] = (np.int64(bits[p]) << col_bits) | (n_cols - 1 - c)
+            n += 1
+    start = 0
+    if n > m:
+        _select_largest(keys, n, m)
+        start = n - m
+    _sort_part(keys, start, n)
+    mask = (np.int64(1) << col_bits) - 1
+    for pos in range(n - start):
+        cols[i, pos] = n_cols - 1 - (keys[n - 1 - pos] & mask)
         ok[i, pos] = True
-        if pos > 0:
-            _sift_down(hv, hc, pos, hv[pos], hc[pos])
 
 
-def _range_top(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_cols: int, m: int,
+def _range_top(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, bits: np.ndarray, n_cols: int, m: int,
                allowed: np.ndarray, high: np.ndarray, low: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> bool:
     """Rows' ranges into ``high/low`` and, for ``m > 0``, their top above ``low``; False (nothing
     selected) when a stored value is not finite and positive."""
@@ -146,21 +186,25 @@ def _range_top(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_cols
             hi, lo = max(hi, 0.0), min(lo, 0.0)
         high[i], low[i] = hi, lo
     if m > 0:
-        hv, hc = np.empty(m), np.empty(m, dtype=np.int64)
+        keys, col_bits = _key_space(indptr, n_cols)
         for i in range(n_rows):
-            _top_row(indptr, indices, data, i, low[i], allowed, m, hv, hc, cols, ok)
+            _prefetch_row(allowed, i + 1)
+            _top_row(indptr, indices, data, bits, i, low[i], allowed, m, keys, col_bits, n_cols, cols, ok)
     return True
 
 
-def _top_above(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, floor: np.ndarray, m: int,
-               allowed: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> bool:
+def _top_above(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, bits: np.ndarray, n_cols: int,
+               floor: np.ndarray, m: int, allowed: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> bool:
     """The rows' top ``m`` above ``floor``; False (nothing selected) when a stored value is not finite."""
     for p in range(len(data)):
         if not np.isfinite(data[p]):
             return False
-    hv, hc = np.empty(max(m, 1)), np.empty(max(m, 1), dtype=np.int64)
+    if m == 0:
+        return True
+    keys, col_bits = _key_space(indptr, n_cols)
     for i in range(len(indptr) - 1):
-        _top_row(indptr, indices, data, i, floor[i], allowed, m, hv, hc, cols, ok)
+        _prefetch_row(allowed, i + 1)
+        _top_row(indptr, indices, data, bits, i, floor[i], allowed, m, keys, col_bits, n_cols, cols, ok)
     return True
 
 
@@ -195,6 +239,8 @@ def block_product(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix | 
     if left.dtype != np.float32 or right.dtype != np.float32 or left.shape[1] != right.shape[0]:
         return None
     n_rows, n_cols = left.shape[0], right.shape[1]
+    if n_rows >= _I32_MAX:
+        return None
     bound = int(np.diff(right.indptr)[left.indices[: left.indptr[-1]]].sum(dtype=np.int64))
     if bound >= _I32_MAX or right.nnz >= _I32_MAX:
         return None
@@ -219,13 +265,17 @@ def range_top(hint: sp.csr_matrix, m: int, allowed: np.ndarray | None
     positive (None otherwise): the rows' ranges with the implicit 0 of a partial row, and their
     top ``min(m, columns)`` allowed entries above ``floor = low`` (``allowed=None``, ``m=0``: ranges only)."""
     n_rows, n_cols = hint.shape
+    if hint.dtype != np.float32:
+        return None
     if allowed is None:
         allowed, m = np.ones((0, 0), dtype=bool), 0
     elif allowed.shape != hint.shape or allowed.dtype != np.bool_:
         return None
+    allowed = np.ascontiguousarray(allowed)
     m, cols, ok = _selection(n_rows, n_cols, m)
     high, low = np.empty(n_rows), np.empty(n_rows)
-    if not _range_top_kernel(hint.indptr, hint.indices, hint.data, n_cols, m, allowed, high, low, cols, ok):
+    if not _range_top_kernel(hint.indptr, hint.indices, hint.data, hint.data.view(np.int32), n_cols, m, allowed,
+                             high, low, cols, ok):
         return None
     return high, low, low.copy(), cols, ok
 
@@ -236,11 +286,13 @@ def top_above(hint: sp.csr_matrix, m: int, floor: np.ndarray, allowed: np.ndarra
     finite (or the arguments do not apply)."""
     n_rows, n_cols = hint.shape
     floor = np.asarray(floor, dtype=np.float64)
-    if (allowed is None or allowed.shape != hint.shape or allowed.dtype != np.bool_
+    if (hint.dtype != np.float32 or allowed is None or allowed.shape != hint.shape or allowed.dtype != np.bool_
             or floor.shape != (n_rows,) or (floor < 0).any() or np.isnan(floor).any()):
         return None
     m, cols, ok = _selection(n_rows, n_cols, m)
-    if not _top_above_kernel(hint.indptr, hint.indices, hint.data, floor, m, allowed, cols, ok):
+    allowed = np.ascontiguousarray(allowed)
+    if not _top_above_kernel(hint.indptr, hint.indices, hint.data, hint.data.view(np.int32), n_cols, floor, m,
+                             allowed, cols, ok):
         return None
     return cols, ok
 
