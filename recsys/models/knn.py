@@ -372,9 +372,11 @@ class NeighbourRecommender(Recommender):
                   hint: object = None) -> np.ndarray:
         """float64 scores at ``(r[i], c[i])``: read from the sparse scores (``hint``) where no dense
         block was built (:func:`~recsys.models.knn_scoring.values_at`: ``hint.toarray()[r, c]``)."""
-        kernels = _scoring_kernels() if scores is None and sp.issparse(hint) else None
-        if kernels is None:
+        if scores is not None or not sp.issparse(hint):
             return super().scores_at(rows, r, c, scores, hint)
+        kernels = _scoring_kernels()
+        if kernels is None:
+            return sp.csr_matrix(hint).toarray()[r, c].astype(np.float64)
         return kernels.values_at(sp.csr_matrix(hint), r, c)
 
     def _score_range_numpy(self, rows: np.ndarray, scores: np.ndarray,
