@@ -104,6 +104,18 @@ def test_range_top_equals_the_numpy_range_and_top(seed: int) -> None:
                              model._top_candidates_numpy(None, dense, m, lifted, allowed, hint))
 
 
+@pytest.mark.parametrize("share", [0.02, 0.3, 0.77, 1.0])
+def test_range_top_on_long_rows_under_any_mask(share: float) -> None:
+    """Rows of thousands of entries (the cut, the re-cuts and the whole-pool filter of a sparse mask)."""
+    rng = np.random.default_rng(int(share * 100))
+    hint = _positive_scores(rng, (8, 4000))
+    allowed = rng.random(hint.shape) < share
+    model = ItemKNN()
+    for m in (1, 30, 100, 1500):
+        got = knn_scoring.range_top(hint, m, allowed)
+        _assert_same_top(got[3:], _numpy_range_top(model, hint, m, allowed)[3:])
+
+
 @pytest.mark.parametrize("bad", [0.0, -1.0, np.nan, np.inf])
 def test_range_top_declines_scores_that_are_not_finite_and_positive(bad: float) -> None:
     """Such blocks take the numpy path (``None``); the model's answer is then the numpy one."""

@@ -80,14 +80,6 @@ def _product(n_rows: int, l_indptr: np.ndarray, l_indices: np.ndarray, l_data: n
 
 
 @njit(inline="always", error_model="numpy")
-def _prefetch_row(allowed: np.ndarray, i: int) -> None:
-    """Prefetch row ``i`` of the (C-contiguous) mask, if any: its columns are read in scattered order."""
-    if i < allowed.shape[0]:
-        for o in range(i * allowed.shape[1], (i + 1) * allowed.shape[1], 64):
-            _prefetch(allowed, o)
-
-
-@njit(inline="always", error_model="numpy")
 def _key_space(indptr: np.ndarray, n_cols: int) -> tuple[np.ndarray, int]:
     """A key buffer as long as the longest row, and the bits a column takes in a key."""
     longest = 0
@@ -146,26 +138,54 @@ def _sort_part(keys: np.ndarray, lo: int, hi: int) -> None:
 
 @njit(inline="always", error_model="numpy")
 def _top_row(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, bits: np.ndarray, i: int, floor: float,
-             allowed: np.ndarray, m: int, keys: np.ndarray, col_bits: int, n_cols: int,
+             allowed: np.ndarray, m: int, keys: np.ndarray, best: np.ndarray, col_bits: int, n_cols: int,
              cols: np.ndarray, ok: np.ndarray) -> None:
     """Row ``i``'s best ``m`` allowed stored entries above ``floor`` (>= 0) into ``cols[i]``/``ok[i]``,
-    best first. Each candidate is one int64 key (a positive float32's bit pattern orders like the
-    value, then the column's complement: larger key, better entry; as ``ranking._order_keys``):
-    a quickselect cuts the best ``m``, a sort orders them."""
+    best first.
+
+    Each entry above the floor becomes one int64 key (a positive float32's bit pattern orders like
+    the value, then the column's complement: larger key, better entry; as ``ranking._order_keys``).
+    The mask is read only where needed: a quickselect cuts the best ``2 need + 16`` keys still in
+    the pool (``need``: ``m`` less the allowed ones kept so far), the best ``need`` of its allowed
+    keys are kept (every better allowed key is in this cut or was kept before), the rest of the
+    pool is cut again. After three cuts the pool is filtered by the mask at once. A sort orders the kept keys.
+    """
     n = 0
     for p in range(indptr[i], indptr[i + 1]):
-        c = indices[p]
-        if np.float64(data[p]) > floor and allowed[i, c]:
-            keys[n] = (np.int64(bits[p]) << col_bits) | (n_cols - 1 - c)
-            n += 1
-    start = 0
-    if n > m:
-        _select_largest(keys, n, m)
-        start = n - m
-    _sort_part(keys, start, n)
+        keys[n] = (np.int64(bits[p]) << col_bits) | (n_cols - 1 - indices[p])
+        n += np.float64(data[p]) > floor
     mask = (np.int64(1) << col_bits) - 1
-    for pos in range(n - start):
-        cols[i, pos] = n_cols - 1 - (keys[n - 1 - pos] & mask)
+    kept, cuts = 0, 0
+    while kept < m and n > 0:
+        need = m - kept
+        if cuts == 3:  # a row with many masked entries: drop them all at once
+            rest = 0
+            for t in range(n):
+                keys[rest] = keys[t]
+                rest += allowed[i, n_cols - 1 - (keys[t] & mask)]
+            n = rest
+        take = need if cuts >= 3 else 2 * need + 16
+        cut = 0  # the pool's part below the cut: keys[:cut]
+        if n > take:
+            _select_largest(keys, n, take)
+            cut = n - take
+        got = cut  # the cut's allowed keys to keys[cut:got]
+        for t in range(cut, n):
+            key = keys[t]
+            keys[got] = key
+            got += cuts >= 3 or allowed[i, n_cols - 1 - (key & mask)]
+        first = cut
+        if got - cut > need:
+            _select_largest(keys[cut:got], got - cut, need)
+            first = got - need
+        for t in range(first, got):
+            best[kept] = keys[t]
+            kept += 1
+        n = cut
+        cuts += 1
+    _sort_part(best, 0, kept)
+    for pos in range(kept):
+        cols[i, pos] = n_cols - 1 - (best[kept - 1 - pos] & mask)
         ok[i, pos] = True
 
 
@@ -187,9 +207,9 @@ def _range_top(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, bits: 
         high[i], low[i] = hi, lo
     if m > 0:
         keys, col_bits = _key_space(indptr, n_cols)
+        best = np.empty(m, dtype=np.int64)
         for i in range(n_rows):
-            _prefetch_row(allowed, i + 1)
-            _top_row(indptr, indices, data, bits, i, low[i], allowed, m, keys, col_bits, n_cols, cols, ok)
+            _top_row(indptr, indices, data, bits, i, low[i], allowed, m, keys, best, col_bits, n_cols, cols, ok)
     return True
 
 
@@ -202,9 +222,9 @@ def _top_above(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, bits: 
     if m == 0:
         return True
     keys, col_bits = _key_space(indptr, n_cols)
+    best = np.empty(m, dtype=np.int64)
     for i in range(len(indptr) - 1):
-        _prefetch_row(allowed, i + 1)
-        _top_row(indptr, indices, data, bits, i, floor[i], allowed, m, keys, col_bits, n_cols, cols, ok)
+        _top_row(indptr, indices, data, bits, i, floor[i], allowed, m, keys, best, col_bits, n_cols, cols, ok)
     return True
 
 
