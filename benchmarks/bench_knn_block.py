@@ -4,20 +4,25 @@ Usage (from the project root; the large profile cached in ``--data-dir``)::
 
     .venv/bin/python benchmarks/bench_knn_block.py --profile large --users 10000
 
-One process, one thread. Fits :class:`~recsys.models.knn.ItemKNN` (default config), takes
-``--users`` users with history (seeded draw) in blocks of ``--block`` rows and runs, per block,
-what the hybrid asks of the k-NN (``hybrid._neighbour_block`` and ``_fuse``):
+One process, one thread. Fits the hybrid's four strategies as ``benchmarks/bench_batch.py`` does
+(:class:`~recsys.models.knn.ItemKNN` at its default config), takes ``--users`` users with history
+(seeded draw) in blocks of ``--block`` rows and runs, per block, what the hybrid asks of the k-NN
+(``hybrid._neighbour_block`` and ``_fuse``; the hybrid's own eligibility mask):
 
 * ``score``: the sparse scores of the block (``score_history``): scipy's ``csr_matmat``
   (:func:`~recsys.models.kernels.sparse_product`) against :func:`~recsys.models.knn_scoring.block_product`;
-* ``range+top``: the row ranges and the top ``--m`` eligible candidates above the floor (purchased
-  products excluded; the mask copied right before the step, in cache as the hybrid's): numpy (``reduceat``, ``top_n_positive``) against one compiled visit
+* ``range+top``: the row ranges and the top ``--m`` eligible candidates above the floor (the
+  hybrid's mask: tier rules, purchases excluded; copied right before the step, as fresh as the
+  hybrid's): numpy (``reduceat``, ``top_n_positive``) against one compiled visit
   (:func:`~recsys.models.knn_scoring.range_top`);
 * ``at cand``: the scores at a candidate matrix (the k-NN's top plus ``--extra`` other columns a
   row, sorted): ``hint.toarray()[r, cand]`` against :func:`~recsys.models.knn_scoring.values_at`.
 
 The two paths alternate, ``--repeats`` times; the best total of each step is printed, and every
-block's results are checked equal (scores bit for bit, ranges, candidates, values).
+block's results are checked equal (scores bit for bit, ranges, candidates, values). Then the whole
+hybrid (``HybridRecommender.recommend(users, 10)``, ``--hybrid-users`` users) with the k-NN's
+compiled block path off and on, alternating (CPU seconds of this process: other processes on the
+machine count less), its frames checked equal (and to ``--ref``, a pickled frame, if given).
 """
 
 from __future__ import annotations
@@ -32,12 +37,17 @@ for _key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
+import recsys.models.knn as knn_module  # noqa: E402
 from recsys.data import load_or_generate  # noqa: E402
 from recsys.interactions import Interactions  # noqa: E402
 from recsys.models import knn_kernels, knn_scoring  # noqa: E402
+from recsys.models.content import ContentRecommender  # noqa: E402
+from recsys.models.demographic import DemographicRecommender  # noqa: E402
+from recsys.models.hybrid import HybridRecommender  # noqa: E402
 from recsys.models.kernels import sparse_product  # noqa: E402
 from recsys.models.knn import ItemKNN, KNNConfig  # noqa: E402
 from recsys.models.ranking import take_rows  # noqa: E402
+from recsys.models.svd import PureSVD, SVDConfig  # noqa: E402
 
 STEPS = ("score", "range+top", "at cand")
 
@@ -89,21 +99,28 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=100)
     parser.add_argument("--extra", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--hybrid-users", type=int, default=20000)
+    parser.add_argument("--hybrid-repeats", type=int, default=4)
+    parser.add_argument("--ref", default=None, help="a pickled recommend(users, 10) frame to compare with")
     args = parser.parse_args()
     knn_kernels.warm_up()
     knn_scoring.warm_up()
     dataset = load_or_generate(profile=args.profile, seed=args.seed, data_dir=args.data_dir)
     inter = Interactions.from_dataset(dataset)
     knn = ItemKNN(KNNConfig()).fit(dataset, inter)
+    parts = {"knn": knn, "svd": PureSVD(SVDConfig(random_state=42)).fit(dataset, inter),
+             "content": ContentRecommender().fit(dataset, inter), "demographic": DemographicRecommender().fit(dataset, inter)}
+    hybrid = HybridRecommender.from_fitted(parts, dataset.config.fusion)
     profiles = knn.profile_interactions().matrix
     rng = np.random.default_rng(args.seed)
     warm = np.flatnonzero(np.diff(inter.matrix.indptr) > 0)
-    rows = np.sort(rng.choice(warm, size=min(args.users, len(warm)), replace=False))
+    drawn = np.sort(rng.choice(warm, size=min(max(args.users, args.hybrid_users), len(warm)), replace=False))
+    rows = drawn[: args.users]
     n_products = profiles.shape[1]
     blocks = []
     for start in range(0, len(rows), args.block):
         chunk = rows[start:start + args.block]
-        allowed = ~take_rows(inter.purchased, chunk).toarray().astype(bool)
+        allowed = hybrid._eligible(chunk, True)
         history = take_rows(profiles, chunk)
         first, _ = _old(knn, history, args.m, allowed, None)
         extra = rng.integers(0, n_products, size=(len(chunk), args.extra))
@@ -124,6 +141,35 @@ def main() -> None:
         print(f"  {name}: " + "  ".join(f"{s} {t:.3f}" for s, t in zip(STEPS, best, strict=True))
               + f"  total {best.sum():.3f}")
     print(f"  identical results in every block: {equal}")
+    _hybrid(hybrid, list(inter.user_ids[drawn[: args.hybrid_users]]), args.hybrid_repeats, args.ref)
+
+
+def _hybrid(hybrid: HybridRecommender, users: list[str], repeats: int, ref: str | None) -> None:
+    """The hybrid's top-10 throughput with the compiled k-NN block path off and on, alternating."""
+    compiled = knn_module._scoring_kernels
+    modes = {"off": lambda: None, "on": compiled}
+    speed: dict[str, list[float]] = {"off": [], "on": []}
+    frames = {}
+    hybrid.recommend(users[:500], 10)
+    try:
+        for rep in range(repeats):
+            for name in ("off", "on") if rep % 2 == 0 else ("on", "off"):
+                knn_module._scoring_kernels = modes[name]
+                start = time.process_time()
+                frames[name] = hybrid.recommend(users, 10)
+                speed[name].append(len(users) / (time.process_time() - start))
+    finally:
+        knn_module._scoring_kernels = compiled
+    print(f"hybrid recommend({len(users)} users, 10), block {hybrid.block_users()}, {repeats} runs each, users/s "
+          "(CPU time):")
+    for name, label in (("off", "k-NN numpy/scipy path"), ("on", "k-NN compiled path")):
+        print(f"  {label}: median {np.median(speed[name]):,.0f}  best {max(speed[name]):,.0f}")
+    print(f"  frames equal: {frames['off'].equals(frames['on'])}", end="")
+    if ref is not None:
+        import pandas as pd
+
+        print(f"; equal to {ref}: {frames['on'].equals(pd.read_pickle(ref))}", end="")
+    print()
 
 
 if __name__ == "__main__":

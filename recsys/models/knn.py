@@ -376,8 +376,8 @@ class NeighbourRecommender(Recommender):
             return super().scores_at(rows, r, c, scores, hint)
         kernels = _scoring_kernels()
         if kernels is None:
-            return sp.csr_matrix(hint).toarray()[r, c].astype(np.float64)
-        return kernels.values_at(sp.csr_matrix(hint), r, c)
+            return hint.toarray()[r, c].astype(np.float64)
+        return kernels.values_at(hint if hint.format == "csr" else hint.tocsr(), r, c)
 
     def _score_range_numpy(self, rows: np.ndarray, scores: np.ndarray,
                            hint: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
