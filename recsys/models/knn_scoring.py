@@ -334,12 +334,11 @@ def values_at(hint: sp.csr_matrix, r: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def warm_up() -> None:
-    """Compile the kernels, or load them from numba's cache, for the types the k-NN passes."""
+    """Compile the kernels, or load them from numba's cache, for the types the k-NN passes
+    (float32 data, int32 indices: what its block scoring builds); others compile on first use."""
     x = sp.csr_matrix(np.array([[1.0, 0.0], [0.5, 2.0]], dtype=np.float32))
-    for index in (np.int32, np.int64):
-        y = sp.csr_matrix((x.data, x.indices.astype(index), x.indptr.astype(index)), shape=x.shape)
-        product = block_product(y, y)
-        allowed = np.ones(x.shape, dtype=bool)
-        range_top(product, 1, allowed)
-        top_above(product, 1, np.zeros(2), allowed)
-        values_at(product, np.arange(2), np.arange(2))
+    product = block_product(x, x)
+    allowed = np.ones(x.shape, dtype=bool)
+    range_top(product, 1, allowed)
+    top_above(product, 1, np.zeros(2), allowed)
+    values_at(product, np.arange(2), np.arange(2))
