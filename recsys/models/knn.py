@@ -274,6 +274,9 @@ class NeighbourRecommender(Recommender):
     Subclasses implement :meth:`score_history`: sparse scores for a block of
     user histories. :meth:`recommend` gives exactly the frame of the base
     class's dense path (same scores, ranks and ties) from sparse scores.
+    The hybrid's block path (product, row range, top candidates, scores at
+    candidates) runs compiled (:mod:`recsys.models.knn_scoring`) where numba
+    imports, with the same results as the numpy/scipy path it falls back to.
     """
 
     def __init__(self, config: KNNConfig | None = None) -> None:
