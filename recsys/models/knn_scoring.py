@@ -169,6 +169,10 @@ def _top_row(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, bits: np
         if n > take:
             _select_largest(keys, n, take)
             cut = n - take
+        if cuts < 3:  # the cut's mask entries are scattered over the row: fetch them all at once
+            base = i * n_cols + n_cols - 1
+            for t in range(cut, n):
+                _prefetch(allowed, base - (keys[t] & mask))
         got = cut  # the cut's allowed keys to keys[cut:got]
         for t in range(cut, n):
             key = keys[t]
