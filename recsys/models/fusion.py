@@ -8,8 +8,12 @@ tests compare them on random blocks with ties, ``-inf``, NaN and constant rows):
   union (at least 1): numpy's ``sort`` of the keyed columns, then one pass
   instead of a repeat mask, a stable ``argsort`` and two ``take_along_axis``.
 * :func:`take_at` -- ``table[rowmap[r], c]`` widened to float64 (a float32
-  block works too: the kernel is compiled per dtype), one pass over the
-  pairs; out-of-range indices are left to numpy (its IndexError).
+  block works too: the kernel is compiled per dtype), one pass row by row
+  where ``r`` is constant along rows (the candidates' case); other index
+  shapes and out-of-range indices are left to numpy (its IndexError).
+* :func:`take_sparse` -- the same from a CSR matrix (the k-NN's sparse
+  scores): each row scattered into one dense row the way ``toarray`` builds
+  it (duplicates added in storage order), read at the candidates, cleared.
 * :func:`fuse_minmax` -- per row and strategy ``z = (s - low) / span`` with
   ``low``/``high`` over the valid finite candidates (0 where the span is
   ``<= 1e-12`` or not finite, or the score is not finite, or the entry is
@@ -17,10 +21,11 @@ tests compare them on random blocks with ties, ``-inf``, NaN and constant rows):
   (numpy's ``contrib.sum(axis=0)`` adds the strategy planes in that order),
   ``-inf`` on padding. :func:`normalize` is the numpy rule (``"rank"`` stays
   there).
-* :func:`top_positions` -- positions of the ``n`` best valid entries per row,
-  ties to the lower position (candidates are column-sorted, so to the lower
-  column), NaN after every number: ``np.argsort(-fused, kind="stable")``
-  restricted to valid entries. :func:`capped_top` is the greedy category cap.
+* :func:`top_positions` -- positions of the ``n`` best entries per row, ties
+  to the lower position (candidates are column-sorted, so to the lower
+  column), NaN after every number, -1 on invalid entries: the first ``n`` of
+  ``np.argsort(-fused, kind="stable")``, by insertion into an ``n``-slot list
+  instead of a full sort. :func:`capped_top` is the greedy category cap.
 * :func:`assemble` -- the flat ``(row, rank)``-ordered entries of the picks:
   column, score, rank, the four contributions and the strongest strategy
   (``np.argmax``: first maximum, a NaN first of all).
@@ -30,9 +35,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+import scipy.sparse as sp
 from scipy.stats import rankdata
 
-__all__ = ["assemble", "capped_top", "fuse_minmax", "normalize", "take_at", "top_positions", "union"]
+__all__ = ["assemble", "capped_top", "fuse_minmax", "normalize", "take_at", "take_sparse", "top_positions", "union"]
 
 _EPS = 1e-12
 
@@ -72,34 +78,77 @@ def union(tops: list[np.ndarray], oks: list[np.ndarray], n_products: int) -> tup
 
 
 @numba.njit(cache=True, nogil=True)
-def _take_at(table: np.ndarray, rowmap: np.ndarray, r: np.ndarray, c: np.ndarray, out: np.ndarray) -> bool:
-    """``out[i, k] = table[rowmap[r[i, k]], c[i, k]]``; False (``out`` unfinished) on an index out of range."""
-    n_map, n_rows, n_cols = rowmap.shape[0], table.shape[0], table.shape[1]
-    for i in range(r.shape[0]):
-        for k in range(r.shape[1]):
-            a, b = r[i, k], c[i, k]
-            if a < -n_map or a >= n_map or b < -n_cols or b >= n_cols:
+def _take_rowwise(table: np.ndarray, rowmap: np.ndarray, c: np.ndarray, out: np.ndarray) -> bool:
+    """``out[i, k] = table[rowmap[i], c[i, k]]``; False (``out`` unfinished) on an index out of range."""
+    n_rows, n_cols = table.shape
+    for i in range(c.shape[0]):
+        row = rowmap[i]
+        if row < -n_rows or row >= n_rows:
+            return False
+        src = table[row if row >= 0 else row + n_rows]
+        for k in range(c.shape[1]):
+            b = c[i, k]
+            if b < 0:
+                if b < -n_cols:
+                    return False
+                b += n_cols
+            elif b >= n_cols:
                 return False
-            row = rowmap[a if a >= 0 else a + n_map]
-            if row < -n_rows or row >= n_rows:
-                return False
-            out[i, k] = table[row if row >= 0 else row + n_rows, b if b >= 0 else b + n_cols]
+            out[i, k] = src[b]
     return True
 
 
 def take_at(table: np.ndarray, r: np.ndarray, c: np.ndarray, rowmap: np.ndarray | None = None) -> np.ndarray:
     """``table[rowmap[r], c]`` (``table[r, c]`` without ``rowmap``) as float64, for ``r`` and ``c`` of
-    any shape broadcasting together; a float32/float64 2-d table with 2-d indices is one compiled pass."""
-    r, c = np.broadcast_arrays(np.asarray(r), np.asarray(c))
-    table = np.asarray(table)
-    if (table.ndim == 2 and table.dtype in (np.float32, np.float64) and r.ndim == 2
-            and r.dtype.kind in "iu" and c.dtype.kind in "iu" and (rowmap is None or rowmap.dtype.kind in "iu")):
-        out = np.empty(r.shape, dtype=np.float64)
-        rows = np.arange(table.shape[0], dtype=np.int64) if rowmap is None else np.asarray(rowmap, dtype=np.int64)
-        if _take_at(table, rows, r.astype(np.int64, copy=False), c.astype(np.int64, copy=False), out):
+    any shape broadcasting together. A float32/float64 2-d table with 2-d indices whose ``r`` is
+    constant along each row (a column vector, or broadcast: the fusion's candidates) is one compiled
+    pass, row by row; anything else, or an index out of range, is numpy's (its IndexError)."""
+    r, c, table = np.asarray(r), np.asarray(c), np.asarray(table)
+    shape = np.broadcast_shapes(r.shape, c.shape)
+    if (table.ndim == 2 and table.dtype in (np.float32, np.float64) and len(shape) == 2 and r.ndim == 2
+            and r.shape[1] >= 1 and (r.shape[1] == 1 or r.strides[1] == 0) and r.dtype.kind in "iu" and c.dtype.kind in "iu"
+            and (rowmap is None or np.asarray(rowmap).dtype.kind in "iu")):
+        lead = np.broadcast_to(r[:, 0], shape[:1]).astype(np.int64)
+        if rowmap is not None:
+            rowmap = np.asarray(rowmap)
+            if lead.size and (lead.min() < -len(rowmap) or lead.max() >= len(rowmap)):
+                raise IndexError(f"take_at: row index out of range for {len(rowmap)} rows")
+            lead = rowmap[lead].astype(np.int64, copy=False)
+        out = np.empty(shape, dtype=np.float64)
+        if _take_rowwise(table, lead, np.ascontiguousarray(np.broadcast_to(c, shape), dtype=np.int64), out):
             return out
     picked = table[r if rowmap is None else np.asarray(rowmap)[r], c]  # numpy's result, or its IndexError
     return np.asarray(picked, dtype=np.float64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _take_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, cand: np.ndarray, row: np.ndarray,
+              out: np.ndarray) -> None:
+    """``out[i, k]`` = entry ``(i, cand[i, k])`` of the dense form of a CSR matrix: each row scattered
+    into the zeroed ``row`` (``+=`` in storage order, as ``toarray`` adds duplicates), read, zeroed again."""
+    for i in range(cand.shape[0]):
+        lo, hi = indptr[i], indptr[i + 1]
+        for p in range(lo, hi):
+            row[indices[p]] += data[p]
+        for k in range(cand.shape[1]):
+            out[i, k] = row[cand[i, k]]
+        for p in range(lo, hi):
+            row[indices[p]] = 0
+
+
+def take_sparse(matrix: sp.spmatrix | sp.sparray, cand: np.ndarray) -> np.ndarray:
+    """``matrix.toarray()[i, cand[i, k]]`` per row ``i`` as float64, without the dense block: one
+    dense row at a time (``cand`` rows x K, indices in range; otherwise numpy's indexing of the block)."""
+    cand = np.asarray(cand)
+    csr = matrix.tocsr()
+    if (csr.dtype in (np.float32, np.float64) and cand.ndim == 2 and cand.shape[0] == csr.shape[0]
+            and cand.dtype.kind in "iu" and (cand.size == 0 or (cand.min() >= 0 and cand.max() < csr.shape[1]))
+            and (csr.nnz == 0 or (csr.indices.min() >= 0 and csr.indices.max() < csr.shape[1]))):
+        out = np.empty(cand.shape)
+        _take_csr(csr.indptr, csr.indices, csr.data, cand.astype(np.int64, copy=False),
+                  np.zeros(csr.shape[1], dtype=csr.dtype), out)
+        return out
+    return take_at(csr.toarray(), np.arange(csr.shape[0])[:, None], cand)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -184,8 +233,6 @@ def _top_positions(fused: np.ndarray, valid: np.ndarray, out: np.ndarray) -> Non
     for i in range(fused.shape[0]):
         filled = 0
         for k in range(fused.shape[1]):
-            if not valid[i, k]:
-                continue
             v = fused[i, k]
             if filled == n and not _beats(v, vals[n - 1]):
                 continue
@@ -197,11 +244,15 @@ def _top_positions(fused: np.ndarray, valid: np.ndarray, out: np.ndarray) -> Non
                 j -= 1
             vals[j] = v
             out[i, j] = k
+        for j in range(filled):
+            if not valid[i, out[i, j]]:
+                out[i, j] = -1
 
 
 def top_positions(fused: np.ndarray, valid: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the top ``n`` valid entries per row (rows x n, -1 padding), best first, ties to the
-    lower position: what ``np.argsort(-fused, kind="stable")`` keeps of the valid entries."""
+    """Positions of the top ``n`` entries per row (rows x n, -1 padding), best first, ties to the lower
+    position, -1 where the entry is not valid: the first ``n`` of ``np.argsort(-fused, kind="stable")``
+    with invalid entries masked (the fusion's invalid entries are ``-inf``, after every valid one)."""
     out = np.full((fused.shape[0], int(n)), -1, dtype=np.int64)
     if fused.size and n:
         _top_positions(np.ascontiguousarray(fused, dtype=np.float64), np.ascontiguousarray(valid, dtype=np.bool_),

@@ -407,8 +407,13 @@ class HybridRecommender(Recommender):
 
     def _fuse(self, rows: np.ndarray, n: int, exclude_purchased: bool) -> tuple:
         """Candidates as a padded matrix ``cand`` (rows x K column indices,
-        sorted, ``valid`` marks real entries), their fused scores and the
-        contributions (strategies x rows x K)."""
+        sorted, ``valid`` marks real entries), their fused scores, the
+        contributions (strategies x rows x K), the :class:`ComponentScores` and the weights."""
+        return self._combine(rows, *self._nominate(rows, n, exclude_purchased))
+
+    def _nominate(self, rows: np.ndarray, n: int, exclude_purchased: bool) -> tuple:
+        """Steps 1-4 but the union: each strategy's block and hint, the effective weights and the
+        strategies' top-``m`` (``tops``, ``oks``: one rows x m pair per nominating strategy)."""
         eligible = self._eligible(rows, exclude_purchased)
         n_rows, n_products = eligible.shape
         m = min(max(self.config.candidates_per_strategy, n), n_products)
@@ -436,8 +441,14 @@ class HybridRecommender(Recommender):
             oks.append(ok & (weights[:, j] > 0)[:, None])
         if not tops:
             tops, oks = [np.zeros((n_rows, 1), dtype=np.int64)], [np.zeros((n_rows, 1), dtype=bool)]
+        return blocks, hints, weights, tops, oks, n_products
+
+    def _combine(self, rows: np.ndarray, blocks: dict[str, np.ndarray | None], hints: dict[str, object],
+                 weights: np.ndarray, tops: list[np.ndarray], oks: list[np.ndarray], n_products: int) -> tuple:
+        """Steps 4-6 on the nominations of :meth:`_nominate`: union, raw scores at the candidates,
+        normalisation, weighted sum (compiled: :mod:`recsys.models.fusion`)."""
         cand, valid = fusion.union(tops, oks, n_products)  # per row: sorted, distinct, valid entries first
-        r = np.broadcast_to(np.arange(n_rows)[:, None], cand.shape)
+        r = np.broadcast_to(np.arange(len(rows))[:, None], cand.shape)
         scores = ComponentScores(self.components_, rows, blocks, hints)
         raw = np.zeros((len(STRATEGIES), *cand.shape))
         present = np.array([s in blocks for s in STRATEGIES])
@@ -445,7 +456,7 @@ class HybridRecommender(Recommender):
             if s in blocks:
                 hint = hints[s]
                 if blocks[s] is None and sp.issparse(hint):  # a k-NN block left sparse
-                    raw[j] = fusion.take_at(hint.toarray(), r, cand)
+                    raw[j] = fusion.take_sparse(hint, cand)
                 else:
                     raw[j] = self.components_[s].scores_at(rows, r, cand, blocks[s], hint)
                 scores.at_candidates[s] = raw[j]
