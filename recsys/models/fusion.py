@@ -157,28 +157,24 @@ def _fuse_minmax(raw: np.ndarray, present: np.ndarray, weights: np.ndarray, vali
     n_strat, n_rows, width = raw.shape
     for i in range(n_rows):
         for s in range(n_strat):
-            if not present[s]:
-                continue
-            low, high = np.inf, -np.inf
-            for k in range(width):
-                x = raw[s, i, k]
-                if valid[i, k] and np.isfinite(x):
-                    low = min(low, x)
-                    high = max(high, x)
+            low, high, w = np.inf, -np.inf, weights[i, s]
+            if present[s]:
+                for k in range(width):
+                    x = raw[s, i, k]
+                    if valid[i, k] and np.isfinite(x):
+                        low = min(low, x)
+                        high = max(high, x)
             span = high - low
             ok = np.isfinite(span) and span > _EPS
-            w = weights[i, s]
             for k in range(width):
-                x = raw[s, i, k]
-                z = (x - low) / span if ok and valid[i, k] and np.isfinite(x) else 0.0
-                contrib[s, i, k] = w * z
+                c = 0.0
+                if present[s]:
+                    x = raw[s, i, k]
+                    c = w * ((x - low) / span if ok and valid[i, k] and np.isfinite(x) else 0.0)
+                contrib[s, i, k] = c
+                fused[i, k] = c if s == 0 else fused[i, k] + c  # ((c_0 + c_1) + c_2) + c_3
         for k in range(width):
-            if valid[i, k]:
-                total = contrib[0, i, k]
-                for s in range(1, n_strat):
-                    total = total + contrib[s, i, k]
-                fused[i, k] = total
-            else:
+            if not valid[i, k]:
                 fused[i, k] = -np.inf
 
 
@@ -191,7 +187,7 @@ def fuse_minmax(raw: np.ndarray, present: np.ndarray, weights: np.ndarray,
     if present.shape != (n_strat,) or weights.shape != (n_rows, n_strat) or valid.shape != (n_rows, width):
         raise ValueError(f"fuse_minmax: shapes raw {raw.shape}, present {present.shape}, weights {weights.shape}, "
                          f"valid {valid.shape} do not agree")
-    contrib = np.zeros(raw.shape)
+    contrib = np.empty(raw.shape)
     fused = np.empty((n_rows, width))
     _fuse_minmax(np.ascontiguousarray(raw, dtype=np.float64), np.ascontiguousarray(present, dtype=np.bool_),
                  np.ascontiguousarray(weights, dtype=np.float64), np.ascontiguousarray(valid, dtype=np.bool_),

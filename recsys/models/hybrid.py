@@ -56,8 +56,12 @@ eligible columns above its row minimum (step 4) together
 :func:`~recsys.models.ranking.top_n_dense`; the k-NN reads its sparse scores,
 the demographic strategy walks its precomputed segment ranking); steps 5-7
 then work on the union of candidates only, reading each strategy's scores
-there (``scores_at``), and reasons are looked up for the final entries only
-(``reasons_at``). Dense blocks a strategy did not build are built only if
+there (``scores_at``; the k-NN's from its sparse rows), and reasons are looked
+up for the final entries only (``reasons_at``). The union, the reads, the
+minmax normalisation, the weighted sum, the top-``n`` and the flat entries are
+compiled passes (:mod:`recsys.models.fusion`) that give exactly the numpy
+results (same operations in the same order, same tie rule); ``"rank"``
+normalisation and the category cap stay in numpy/Python. Dense blocks a strategy did not build are built only if
 asked for (:class:`ComponentScores`). The results do not depend on the block
 size beyond BLAS rounding of the component scores (a one-row product may
 differ from a many-row one in the last bit).
