@@ -261,3 +261,5 @@ def test_hybrid_fuse_rows_equal_the_numpy_path(ci_parts, config: HybridConfig) -
         assert _same(top.contributions, parts)
         for j, s in enumerate(STRATEGIES):
             assert _same(top.component_scores.at_candidates[s], raw[j])
+    none = hybrid.fuse_rows(np.zeros(0, dtype=np.int64), 10)
+    assert len(none.row) == len(none.col) == len(none.reason) == 0 and none.contributions.shape == (0, 4)
