@@ -16,7 +16,9 @@ One process, one thread. Fits the hybrid's four strategies as ``benchmarks/bench
   hybrid's): numpy (``reduceat``, ``top_n_positive``) against one compiled visit
   (:func:`~recsys.models.knn_scoring.range_top`);
 * ``at cand``: the scores at a candidate matrix (the k-NN's top plus ``--extra`` other columns a
-  row, sorted): ``hint.toarray()[r, cand]`` against :func:`~recsys.models.knn_scoring.values_at`.
+  row, sorted): ``hint.toarray()[r, cand]`` against :func:`~recsys.models.knn_scoring.values_at`
+  (the k-NN's ``scores_at``; the hybrid itself reads the sparse block with the same scatter,
+  :func:`~recsys.models.fusion.take_sparse`).
 
 The two paths alternate, ``--repeats`` times; the best total of each step is printed, and every
 block's results are checked equal (scores bit for bit, ranges, candidates, values). Then the whole
