@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from recsys.data import Dataset
 from recsys.interactions import Interactions
@@ -191,25 +190,6 @@ def test_take_at_reads_like_numpy_indexing(dtype) -> None:
         fusion.take_at(table, r, np.full(cand.shape, 20))
     with pytest.raises(IndexError):
         fusion.take_at(table, r, cand, rowmap=np.array([0, 1, 7, 0, 0]))
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_take_sparse_reads_the_dense_block(dtype) -> None:
-    rng = np.random.default_rng(3)
-    dense = np.where(rng.random((6, 30)) < 0.3, rng.random((6, 30)), 0.0).astype(dtype)
-    dense[4] = 0.0  # an empty row
-    csr = sp.csr_matrix(dense)
-    cand = np.sort(rng.integers(0, 30, size=(6, 12)), axis=1)
-    cand[:, -3:] = 0  # padding after the sorted candidates
-    r = np.arange(6)[:, None]
-    assert _same(fusion.take_sparse(csr, cand), csr.toarray()[r, cand].astype(np.float64))
-    # unsorted indices and duplicates (summed as toarray sums them), an explicit -0.0
-    dup = sp.csr_matrix((np.array([1.5, 2.25, -0.0, 0.125], dtype=dtype), np.array([7, 3, 5, 7]),
-                         np.array([0, 4, 4])), shape=(2, 10))
-    cand2 = np.array([[3, 5, 7, 9], [0, 1, 2, 3]])
-    assert _same(fusion.take_sparse(dup, cand2), dup.toarray()[np.arange(2)[:, None], cand2].astype(np.float64))
-    with pytest.raises(IndexError):
-        fusion.take_sparse(dup, np.array([[10, 0], [0, 0]]))
 
 
 def test_fuse_minmax_names_mismatched_shapes() -> None:

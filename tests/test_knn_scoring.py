@@ -201,3 +201,23 @@ def test_ci_models_score_and_select_as_without_the_kernels(ci_knn, monkeypatch) 
     _assert_same_top(compiled[2][3:], reference[2][3:])
     np.testing.assert_array_equal(compiled[3], reference[3])
     assert compiled[4].equals(reference[4])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_values_at_reads_the_dense_block_at_candidates(dtype) -> None:
+    """How the hybrid reads the k-NN's sparse block at its candidates: ``toarray()[r, cand]``."""
+    rng = np.random.default_rng(3)
+    dense = np.where(rng.random((6, 30)) < 0.3, rng.random((6, 30)), 0.0).astype(dtype)
+    dense[4] = 0.0  # an empty row
+    csr = sp.csr_matrix(dense)
+    cand = np.sort(rng.integers(0, 30, size=(6, 12)), axis=1)
+    cand[:, -3:] = 0  # padding after the sorted candidates
+    r = np.arange(6)[:, None]
+    np.testing.assert_array_equal(knn_scoring.values_at(csr, r, cand), csr.toarray()[r, cand].astype(np.float64))
+    # unsorted indices and duplicates (summed as toarray sums them), an explicit -0.0
+    dup = sp.csr_matrix((np.array([1.5, 2.25, -0.0, 0.125], dtype=dtype), np.array([7, 3, 5, 7]),
+                         np.array([0, 4, 4])), shape=(2, 10))
+    cand2 = np.array([[3, 5, 7, 9], [0, 1, 2, 3]])
+    np.testing.assert_array_equal(knn_scoring.values_at(dup, np.arange(2)[:, None], cand2), dup.toarray()[np.arange(2)[:, None], cand2].astype(np.float64))
+    with pytest.raises(IndexError):
+        knn_scoring.values_at(dup, np.arange(2)[:, None], np.array([[10, 0], [0, 0]]))

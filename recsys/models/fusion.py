@@ -11,9 +11,6 @@ tests compare them on random blocks with ties, ``-inf``, NaN and constant rows):
   block works too: the kernel is compiled per dtype), one pass row by row
   where ``r`` is constant along rows (the candidates' case); other index
   shapes and out-of-range indices are left to numpy (its IndexError).
-* :func:`take_sparse` -- the same from a CSR matrix (the k-NN's sparse
-  scores): each row scattered into one dense row the way ``toarray`` builds
-  it (duplicates added in storage order), read at the candidates, cleared.
 * :func:`fuse_minmax` -- per row and strategy ``z = (s - low) / span`` with
   ``low``/``high`` over the valid finite candidates (0 where the span is
   ``<= 1e-12`` or not finite, or the score is not finite, or the entry is
@@ -35,10 +32,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-import scipy.sparse as sp
 from scipy.stats import rankdata
 
-__all__ = ["assemble", "capped_top", "fuse_minmax", "normalize", "take_at", "take_sparse", "top_positions", "union"]
+__all__ = ["assemble", "capped_top", "fuse_minmax", "normalize", "take_at", "top_positions", "union"]
 
 _EPS = 1e-12
 
@@ -119,36 +115,6 @@ def take_at(table: np.ndarray, r: np.ndarray, c: np.ndarray, rowmap: np.ndarray 
             return out
     picked = table[r if rowmap is None else np.asarray(rowmap)[r], c]  # numpy's result, or its IndexError
     return np.asarray(picked, dtype=np.float64)
-
-
-@numba.njit(cache=True, nogil=True)
-def _take_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, cand: np.ndarray, row: np.ndarray,
-              out: np.ndarray) -> None:
-    """``out[i, k]`` = entry ``(i, cand[i, k])`` of the dense form of a CSR matrix: each row scattered
-    into the zeroed ``row`` (``+=`` in storage order, as ``toarray`` adds duplicates), read, zeroed again."""
-    for i in range(cand.shape[0]):
-        lo, hi = indptr[i], indptr[i + 1]
-        for p in range(lo, hi):
-            row[indices[p]] += data[p]
-        for k in range(cand.shape[1]):
-            out[i, k] = row[cand[i, k]]
-        for p in range(lo, hi):
-            row[indices[p]] = 0
-
-
-def take_sparse(matrix: sp.spmatrix | sp.sparray, cand: np.ndarray) -> np.ndarray:
-    """``matrix.toarray()[i, cand[i, k]]`` per row ``i`` as float64, without the dense block: one
-    dense row at a time (``cand`` rows x K, indices in range; otherwise numpy's indexing of the block)."""
-    cand = np.asarray(cand)
-    csr = matrix.tocsr()
-    if (csr.dtype in (np.float32, np.float64) and cand.ndim == 2 and cand.shape[0] == csr.shape[0]
-            and cand.dtype.kind in "iu" and (cand.size == 0 or (cand.min() >= 0 and cand.max() < csr.shape[1]))
-            and (csr.nnz == 0 or (csr.indices.min() >= 0 and csr.indices.max() < csr.shape[1]))):
-        out = np.empty(cand.shape)
-        _take_csr(csr.indptr, csr.indices, csr.data, cand.astype(np.int64, copy=False),
-                  np.zeros(csr.shape[1], dtype=csr.dtype), out)
-        return out
-    return take_at(csr.toarray(), np.arange(csr.shape[0])[:, None], cand)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -79,7 +79,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from recsys.config import ConfigError, FusionWeights
 from recsys.data.dataset import Dataset
@@ -458,11 +457,7 @@ class HybridRecommender(Recommender):
         present = np.array([s in blocks for s in STRATEGIES])
         for j, s in enumerate(STRATEGIES):
             if s in blocks:
-                hint = hints[s]
-                if blocks[s] is None and sp.issparse(hint):  # a k-NN block left sparse
-                    raw[j] = fusion.take_sparse(hint, cand)
-                else:
-                    raw[j] = self.components_[s].scores_at(rows, r, cand, blocks[s], hint)
+                raw[j] = self.components_[s].scores_at(rows, r, cand, blocks[s], hints[s])  # k-NN: its sparse rows
                 scores.at_candidates[s] = raw[j]
         if self.config.normalization == "minmax":
             contrib, fused = fusion.fuse_minmax(raw, present, weights, valid)
