@@ -171,11 +171,19 @@ def _cosine_block(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, pro
     acc = np.empty(n_users, dtype=out.dtype)
     for i in range(out.shape[1]):
         acc[:] = 0
-        for jj in range(indptr[i], indptr[i + 1]):
-            weight = data[jj]
-            profile = profiles_t[indices[jj]]
+        jj, end = indptr[i], indptr[i + 1]
+        while jj + 3 < end:  # four entries per visit of the accumulator, added one after the other
+            w0, w1, w2, w3 = data[jj], data[jj + 1], data[jj + 2], data[jj + 3]
+            p0, p1 = profiles_t[indices[jj]], profiles_t[indices[jj + 1]]
+            p2, p3 = profiles_t[indices[jj + 2]], profiles_t[indices[jj + 3]]
+            for u in range(n_users):
+                acc[u] = (((acc[u] + w0 * p0[u]) + w1 * p1[u]) + w2 * p2[u]) + w3 * p3[u]
+            jj += 4
+        while jj < end:
+            weight, profile = data[jj], profiles_t[indices[jj]]
             for u in range(n_users):
                 acc[u] += weight * profile[u]
+            jj += 1
         for u in range(n_users):
             out[u, i] = acc[u]
 
@@ -227,9 +235,10 @@ class ContentRecommender(Recommender):
         self.vocabulary_size_ = int(self.item_vectors_.shape[1])
 
     # -- users ----------------------------------------------------------------
-    #: users whose profiles are built at once in :meth:`score_block` (memory: terms x block float32);
-    #: small enough that the table of profiles stays in cache (benchmarks/bench_batch.py)
-    profile_block: int = 32
+    #: at most this many users' profiles are built at once in :meth:`score_block` (memory: terms x
+    #: block float32), in pieces of even size; small enough that the table of profiles stays in cache
+    #: (benchmarks/bench_batch.py)
+    profile_block: int = 128
 
     def user_profiles(self, rows: np.ndarray) -> np.ndarray:
         """Unit-norm profiles ``p_u / ||p_u||`` in float64 (dense, len(rows) x terms), by scipy; an
@@ -274,8 +283,9 @@ class ContentRecommender(Recommender):
         vectors = self.scoring_vectors()
         indptr, indices = _unsigned(vectors.indptr), _unsigned(vectors.indices)
         out = np.empty((len(rows), vectors.shape[0]), dtype=np.float32)
-        for start in range(0, len(rows), self.profile_block):
-            table = self.profiles_table(rows[start : start + self.profile_block])
+        step = -(-len(rows) // max(1, -(-len(rows) // self.profile_block)))  # even pieces: 104 -> 4 x 26
+        for start in range(0, len(rows), step):
+            table = self.profiles_table(rows[start : start + step])
             _cosine_block(indptr, indices, vectors.data, table, out[start : start + table.shape[1]])
         return out, None
 
