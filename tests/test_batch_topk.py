@@ -274,7 +274,9 @@ def test_content_float32_scores_are_within_the_rounding_bound_of_float64(ci_part
     rows = _content_rows(content)
     expected = np.asarray(content.item_vectors_ @ content.user_profiles(rows).T).T
     block, hint = content.score_block(rows)
-    assert block.dtype == np.float32 and hint is None
+    assert block.dtype == np.float32
+    np.testing.assert_array_equal(hint[0], block.max(axis=1))  # each row's range, found while scoring
+    np.testing.assert_array_equal(hint[1], block.min(axis=1))
     got = content.score_users(rows)
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, block)  # widened exactly
@@ -292,9 +294,12 @@ def test_content_scores_have_the_same_bits_for_any_block_size(ci_parts) -> None:
     rows = _content_rows(content)
     reference = content.score_block(rows)[0]
     for size in (1, 3, 8, 32, 100):
-        got = np.concatenate([content.score_block(rows[start : start + size])[0]
-                              for start in range(0, len(rows), size)])
-        np.testing.assert_array_equal(got, reference, err_msg=f"blocks of {size}")
+        pieces = [content.score_block(rows[start : start + size]) for start in range(0, len(rows), size)]
+        np.testing.assert_array_equal(np.concatenate([block for block, _ in pieces]), reference,
+                                      err_msg=f"blocks of {size}")
+        for j in (0, 1):  # the range too
+            np.testing.assert_array_equal(np.concatenate([hint[j] for _, hint in pieces]),
+                                          (reference.max(axis=1), reference.min(axis=1))[j])
     for users in (1, 5, 7, 9, 40):
         content.profile_block = users
         try:
@@ -318,8 +323,8 @@ def test_content_profiles_table_is_the_float64_profiles_rounded(ci_parts) -> Non
 
 
 def test_content_block_answers_the_fusion_in_float64(ci_parts) -> None:
-    """The float32 block goes through the compiled selection as it is; ``dense_block`` and
-    ``scores_at`` hand the fusion the same values as float64."""
+    """The float32 block goes through the compiled selection as it is, its range read from the
+    hint; ``dense_block`` and ``scores_at`` hand the fusion the same values as float64."""
     content: ContentRecommender = ci_parts["content"]
     rows = _content_rows(content)[:50]
     block, hint = content.score_block(rows)
@@ -333,8 +338,11 @@ def test_content_block_answers_the_fusion_in_float64(ci_parts) -> None:
     np.testing.assert_array_equal(at, block[r, c])
     np.testing.assert_array_equal(content.scores_at(rows, r, c, None), block[r, c])
     allowed = np.random.default_rng(4).random(block.shape) < 0.8
-    for mine, ref in zip(content.range_and_top(rows, block, 100, allowed), range_top(wide, 100, allowed), strict=True):
-        np.testing.assert_array_equal(mine, ref)
+    expected = range_top(wide, 100, allowed)
+    for given in (hint, None):  # the range from the hint, or computed
+        for mine, ref in zip(content.range_and_top(rows, block, 100, allowed, given), expected, strict=True):
+            np.testing.assert_array_equal(mine, ref)
+            assert mine.dtype == ref.dtype
 
 
 def test_hybrid_reads_knn_and_demographic_without_their_dense_blocks(ci_parts) -> None:

@@ -144,31 +144,37 @@ def _profiles_table(m_indptr: np.ndarray, m_indices: np.ndarray, m_data: np.ndar
 
 @numba.njit(cache=True, nogil=True)
 def _cosine_one(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, profile: np.ndarray,
-                out: np.ndarray) -> None:
+                out: np.ndarray) -> tuple[float, float]:
     """One user's row of :func:`_cosine_block` (``profile``: its column, contiguous), the same
-    operations in the same order, in a scalar accumulator."""
+    operations in the same order, in a scalar accumulator; the row's largest and smallest score."""
+    high, low = -np.inf, np.inf
     for i in range(out.shape[0]):
         total = out.dtype.type(0)
         for jj in range(indptr[i], indptr[i + 1]):
             total += data[jj] * profile[indices[jj]]
         out[i] = total
+        high = max(high, total)
+        low = min(low, total)
+    return high, low
 
 
 @numba.njit(cache=True, nogil=True)
 def _cosine_block(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, profiles_t: np.ndarray,
-                  out: np.ndarray) -> None:
+                  out: np.ndarray, high: np.ndarray, low: np.ndarray) -> None:
     """``out[u, i] = sum_jj data[jj] profiles_t[indices[jj], u]`` over the stored entries ``jj`` of
     row ``i`` of the CSR matrix, multiplied and added in the dtype of ``data`` / ``profiles_t``
     (float32 when serving) in stored order from 0, no fused multiply-add, straight into the users x
-    products block. One product at a time, the block's users in a small accumulator (independent
-    lanes: a user's scores do not depend on the other users of the block); ``profiles_t`` is terms
-    x users."""
+    products block; ``high[u]`` / ``low[u]``: the largest and smallest of user ``u``'s scores. One
+    product at a time, the block's users in a small accumulator (independent lanes: a user's scores
+    do not depend on the other users of the block); ``profiles_t`` is terms x users."""
     n_users = profiles_t.shape[1]
     if n_users < 8:  # a few users (the service; less than a vector of lanes): one at a time, same operations
         for u in range(n_users):
-            _cosine_one(indptr, indices, data, np.ascontiguousarray(profiles_t[:, u]), out[u])
+            high[u], low[u] = _cosine_one(indptr, indices, data, np.ascontiguousarray(profiles_t[:, u]), out[u])
         return
     acc = np.empty(n_users, dtype=out.dtype)
+    high[:] = -np.inf
+    low[:] = np.inf
     for i in range(out.shape[1]):
         acc[:] = 0
         jj, end = indptr[i], indptr[i + 1]
@@ -185,7 +191,10 @@ def _cosine_block(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, pro
                 acc[u] += weight * profile[u]
             jj += 1
         for u in range(n_users):
-            out[u, i] = acc[u]
+            v = acc[u]
+            out[u, i] = v
+            high[u] = max(high[u], v)
+            low[u] = min(low[u], v)
 
 
 def _unsigned(index: np.ndarray) -> np.ndarray:
@@ -274,20 +283,34 @@ class ContentRecommender(Recommender):
             self.item_vectors32_ = copy
         return copy
 
-    def score_block(self, rows: np.ndarray) -> tuple[np.ndarray, None]:
+    def score_block(self, rows: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """Cosine of each user's profile with every product: the float32 users x products block
-        (module docstring), ``X q_u`` for a block of :attr:`profile_block` profiles at a time by
-        :func:`_cosine_block` (the same kernel for any number of users); no hint."""
+        (module docstring), ``X q_u`` for up to :attr:`profile_block` profiles at a time by
+        :func:`_cosine_block` (the same kernel for any number of users); the hint is each row's
+        largest and smallest score (float64), found while the block was written."""
         self._check_fitted()
         rows = np.asarray(rows, dtype=np.int64)
         vectors = self.scoring_vectors()
         indptr, indices = _unsigned(vectors.indptr), _unsigned(vectors.indices)
         out = np.empty((len(rows), vectors.shape[0]), dtype=np.float32)
-        step = -(-len(rows) // max(1, -(-len(rows) // self.profile_block)))  # even pieces: 104 -> 4 x 26
+        high, low = np.empty(len(rows)), np.empty(len(rows))
+        step = -(-len(rows) // max(1, -(-len(rows) // self.profile_block)))  # even pieces: 104 -> 1 x 104
         for start in range(0, len(rows), step):
             table = self.profiles_table(rows[start : start + step])
-            _cosine_block(indptr, indices, vectors.data, table, out[start : start + table.shape[1]])
-        return out, None
+            piece = slice(start, start + table.shape[1])
+            _cosine_block(indptr, indices, vectors.data, table, out[piece], high[piece], low[piece])
+        return out, (high, low)
+
+    def score_range(self, rows: np.ndarray, scores: np.ndarray,
+                    hint: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Largest, smallest and plain smallest score per row: from the hint of :meth:`score_block`
+        when given (the scores are finite: all three are the row's max and min), else the base rule;
+        float64 either way."""
+        if isinstance(hint, tuple) and len(hint) == 2 and scores is not None and scores.shape[1] > 0:
+            high, low = hint
+            return high.copy(), low.copy(), low.copy()
+        high, low, floor = super().score_range(rows, scores, hint)
+        return high.astype(np.float64), low.astype(np.float64), floor.astype(np.float64)
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
         """The scores of :meth:`score_block`, widened to float64 (exactly: the same values)."""
