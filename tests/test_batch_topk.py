@@ -300,6 +300,8 @@ def test_content_scores_have_the_same_bits_for_any_block_size(ci_parts) -> None:
         for j in (0, 1):  # the range too
             np.testing.assert_array_equal(np.concatenate([hint[j] for _, hint in pieces]),
                                           (reference.max(axis=1), reference.min(axis=1))[j])
+    none, (high, low) = content.score_block(np.zeros(0, dtype=np.int64))
+    assert none.shape == (0, reference.shape[1]) and none.dtype == np.float32 and high.shape == low.shape == (0,)
     for users in (1, 5, 7, 9, 40):
         content.profile_block = users
         try:

@@ -294,7 +294,7 @@ class ContentRecommender(Recommender):
         indptr, indices = _unsigned(vectors.indptr), _unsigned(vectors.indices)
         out = np.empty((len(rows), vectors.shape[0]), dtype=np.float32)
         high, low = np.empty(len(rows)), np.empty(len(rows))
-        step = -(-len(rows) // max(1, -(-len(rows) // self.profile_block)))  # even pieces: 104 -> 1 x 104
+        step = max(1, -(-len(rows) // max(1, -(-len(rows) // self.profile_block))))  # even pieces: 300 -> 3 x 100
         for start in range(0, len(rows), step):
             table = self.profiles_table(rows[start : start + step])
             piece = slice(start, start + table.shape[1])
