@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from recsys.data.dataset import Dataset
 from recsys.data.ids import check_ids
 from recsys.interactions import Interactions
+from recsys.models.fusion import take_at
 from recsys.models.ranking import RECOMMENDATION_COLUMNS, take_rows, top_n_dense
 from recsys.models.select import dense_top, range_top
 from recsys.validation import InvalidRequest
@@ -145,8 +146,9 @@ class Recommender(ABC):
     def scores_at(self, rows: np.ndarray, r: np.ndarray, c: np.ndarray, scores: np.ndarray | None,
                   hint: object = None) -> np.ndarray:
         """float64 scores of the entries ``(r[i], c[i])`` (any shape) of a block scored for ``rows``
-        by :meth:`score_block` (``scores``, ``hint``): the dense block read there by default."""
-        return self.dense_block(rows, scores, hint)[r, c]
+        by :meth:`score_block` (``scores``, ``hint``): the dense block read there by default
+        (:func:`~recsys.models.fusion.take_at`: compiled for 2-d indices)."""
+        return take_at(self.dense_block(rows, scores, hint), r, c)
 
     def score_range(self, rows: np.ndarray, scores: np.ndarray,
                     hint: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -36,6 +36,7 @@ from recsys.config import ConfigError, RecsysConfig
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n
+from recsys.models.fusion import take_at
 from recsys.models.ranking import entries_frame, first_allowed, take_rows
 from recsys.validation import check_numbers
 
@@ -263,7 +264,7 @@ class DemographicRecommender(Recommender):
                   hint: object = None) -> np.ndarray:
         """``segment_scores_[segment(rows[r]), c]``: a user's scores are their segment's."""
         segments = self.segments_of_rows(rows) if hint is None else np.asarray(hint)
-        return self.segment_scores_[segments[r], c]
+        return take_at(self.segment_scores_, r, c, rowmap=segments)
 
     def score_range(self, rows: np.ndarray, scores: np.ndarray | None,
                     hint: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

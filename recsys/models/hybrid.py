@@ -56,8 +56,12 @@ eligible columns above its row minimum (step 4) together
 :func:`~recsys.models.ranking.top_n_dense`; the k-NN reads its sparse scores,
 the demographic strategy walks its precomputed segment ranking); steps 5-7
 then work on the union of candidates only, reading each strategy's scores
-there (``scores_at``), and reasons are looked up for the final entries only
-(``reasons_at``). Dense blocks a strategy did not build are built only if
+there (``scores_at``; the k-NN's from its sparse rows), and reasons are looked
+up for the final entries only (``reasons_at``). The union, the reads, the
+minmax normalisation, the weighted sum, the top-``n`` and the flat entries are
+compiled passes (:mod:`recsys.models.fusion`) that give exactly the numpy
+results (same operations in the same order, same tie rule); ``"rank"``
+normalisation and the category cap stay in numpy/Python. Dense blocks a strategy did not build are built only if
 asked for (:class:`ComponentScores`). The results do not depend on the block
 size beyond BLAS rounding of the component scores (a one-row product may
 differ from a many-row one in the last bit).
@@ -76,11 +80,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.stats import rankdata
 
 from recsys.config import ConfigError, FusionWeights
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
+from recsys.models import fusion
 from recsys.models.base import Recommender, check_n, check_user_ids
 from recsys.models.knn import NeighbourRecommender
 from recsys.models.ranking import take_rows
@@ -399,22 +403,21 @@ class HybridRecommender(Recommender):
         rows = np.asarray(rows, dtype=np.int64)
         cand, valid, fused, contrib, blocks, weights = self._fuse(rows, n, exclude_purchased)
         pick = self._top(cand, valid, fused, n)  # positions into cand, -1 padding
-        keep = pick >= 0
-        r = np.repeat(np.arange(len(rows)), pick.shape[1]).reshape(pick.shape)[keep]
-        pos = pick[keep]
-        cols = cand[r, pos]
-        parts = contrib[:, r, pos]
-        strongest = np.argmax(parts, axis=0) if parts.size else np.zeros(0, dtype=np.int64)
+        r, cols, score, rank, parts, strongest = fusion.assemble(pick, cand, fused, contrib)
         return FusedTopN(
-            row=r, col=cols, score=fused[r, pos], rank=np.cumsum(keep, axis=1)[keep].astype(np.int64),
-            contributions=parts.T.copy(), reason=self._reasons(rows, blocks, r, cols, strongest),
-            weights=weights, component_scores=blocks,
+            row=r, col=cols, score=score, rank=rank, contributions=parts,
+            reason=self._reasons(rows, blocks, r, cols, strongest), weights=weights, component_scores=blocks,
         )
 
     def _fuse(self, rows: np.ndarray, n: int, exclude_purchased: bool) -> tuple:
         """Candidates as a padded matrix ``cand`` (rows x K column indices,
-        sorted, ``valid`` marks real entries), their fused scores and the
-        contributions (strategies x rows x K)."""
+        sorted, ``valid`` marks real entries), their fused scores, the
+        contributions (strategies x rows x K), the :class:`ComponentScores` and the weights."""
+        return self._combine(rows, *self._nominate(rows, n, exclude_purchased))
+
+    def _nominate(self, rows: np.ndarray, n: int, exclude_purchased: bool) -> tuple:
+        """Steps 1-4 but the union: each strategy's block and hint, the effective weights and the
+        strategies' top-``m`` (``tops``, ``oks``: one rows x m pair per nominating strategy)."""
         eligible = self._eligible(rows, exclude_purchased)
         n_rows, n_products = eligible.shape
         m = min(max(self.config.candidates_per_strategy, n), n_products)
@@ -442,50 +445,37 @@ class HybridRecommender(Recommender):
             oks.append(ok & (weights[:, j] > 0)[:, None])
         if not tops:
             tops, oks = [np.zeros((n_rows, 1), dtype=np.int64)], [np.zeros((n_rows, 1), dtype=bool)]
-        # union per row: sort nominated columns, drop repeats; invalid entries sort last
-        stacked = np.concatenate(tops, axis=1)
-        ok = np.concatenate(oks, axis=1)
-        keyed = np.where(ok, stacked, n_products)
-        keyed.sort(axis=1)
-        repeat = np.zeros_like(keyed, dtype=bool)
-        repeat[:, 1:] = keyed[:, 1:] == keyed[:, :-1]
-        valid = (keyed < n_products) & ~repeat
-        width = max(int(valid.sum(axis=1).max(initial=0)), 1)
-        order = np.argsort(~valid, axis=1, kind="stable")[:, :width]  # valid entries first, column order kept
-        cand = np.take_along_axis(np.where(valid, keyed, 0), order, axis=1)
-        valid = np.take_along_axis(valid, order, axis=1)
-        contrib = np.zeros((len(STRATEGIES), n_rows, width))
-        r = np.broadcast_to(np.arange(n_rows)[:, None], cand.shape)
+        return blocks, hints, weights, tops, oks, n_products
+
+    def _combine(self, rows: np.ndarray, blocks: dict[str, np.ndarray | None], hints: dict[str, object],
+                 weights: np.ndarray, tops: list[np.ndarray], oks: list[np.ndarray], n_products: int) -> tuple:
+        """Steps 4-6 on the nominations of :meth:`_nominate`: union, raw scores at the candidates,
+        normalisation, weighted sum (compiled: :mod:`recsys.models.fusion`)."""
+        cand, valid = fusion.union(tops, oks, n_products)  # per row: sorted, distinct, valid entries first
+        r = np.broadcast_to(np.arange(len(rows))[:, None], cand.shape)
         scores = ComponentScores(self.components_, rows, blocks, hints)
+        raw = np.zeros((len(STRATEGIES), *cand.shape))
+        present = np.array([s in blocks for s in STRATEGIES])
         for j, s in enumerate(STRATEGIES):
             if s in blocks:
-                if blocks[s] is None and sp.issparse(hints[s]):  # a k-NN block left sparse
-                    raw = hints[s].toarray()[r, cand].astype(np.float64)
+                hint = hints[s]
+                if blocks[s] is None and sp.issparse(hint):  # a k-NN block left sparse
+                    raw[j] = fusion.take_sparse(hint, cand)
                 else:
-                    raw = self.components_[s].scores_at(rows, r, cand, blocks[s], hints[s])
-                scores.at_candidates[s] = raw
-                contrib[j] = weights[:, j][:, None] * self._normalize(raw, valid)
-        fused = np.where(valid, contrib.sum(axis=0), -np.inf)
+                    raw[j] = self.components_[s].scores_at(rows, r, cand, blocks[s], hint)
+                scores.at_candidates[s] = raw[j]
+        if self.config.normalization == "minmax":
+            contrib, fused = fusion.fuse_minmax(raw, present, weights, valid)
+        else:
+            contrib = np.zeros_like(raw)
+            for j in np.flatnonzero(present):
+                contrib[j] = weights[:, j][:, None] * self._normalize(raw[j], valid)
+            fused = np.where(valid, contrib.sum(axis=0), -np.inf)
         return cand, valid, fused, contrib, scores, weights
 
     def _normalize(self, scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Per-row normalisation of ``scores`` over the ``mask`` entries (0
-        elsewhere). A ``-inf`` score (a component's own filter, e.g. the
-        demographic price filter) counts as the row's lowest: it normalises to 0."""
-        if self.config.normalization == "minmax":
-            finite = np.isfinite(scores)
-            mask = mask & finite
-            low = np.min(np.where(mask, scores, np.inf), axis=1, keepdims=True)
-            high = np.max(np.where(mask, scores, -np.inf), axis=1, keepdims=True)
-            span = high - low
-            ok = np.isfinite(span) & (span > _EPS)
-            z = (scores - np.where(ok, low, 0.0)) / np.where(ok, span, 1.0)
-            return np.where(mask & ok, z, 0.0)
-        scores = np.where(np.isnan(scores), -np.inf, scores)
-        ranks = rankdata(np.where(mask, scores, np.nan), axis=1, nan_policy="omit")
-        size = mask.sum(axis=1, keepdims=True)
-        z = (ranks - 1.0) / np.maximum(size - 1, 1)
-        return np.where(mask & (size > 1), np.nan_to_num(z, nan=0.0), 0.0)
+        """Step 5 over the ``mask`` entries (:func:`~recsys.models.fusion.normalize`, 0 elsewhere)."""
+        return fusion.normalize(scores, mask, self.config.normalization)
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
         """Fused scores in [0, 1] (dense); ``-inf`` for products that are not
@@ -540,30 +530,10 @@ class HybridRecommender(Recommender):
         """Positions (into ``cand``) of the top ``n`` per row, -1 padding; ties
         by lower product column (``cand`` rows are column-sorted); with the
         category cap taken greedily down the ranking."""
-        order = np.argsort(-fused, axis=1, kind="stable")
-        ok = np.take_along_axis(valid, order, axis=1)
         cap = self.config.category_cap
         if cap is None:
-            k = min(n, order.shape[1])
-            return np.where(ok[:, :k], order[:, :k], -1) if k == n else np.pad(
-                np.where(ok[:, :k], order[:, :k], -1), ((0, 0), (0, n - k)), constant_values=-1)
-        out = np.full((cand.shape[0], n), -1, dtype=np.int64)
-        codes = self.category_codes_[cand]
-        for i in range(cand.shape[0]):
-            counts: dict[int, int] = {}
-            k = 0
-            for pos, is_ok in zip(order[i], ok[i], strict=True):
-                if not is_ok:
-                    break
-                code = int(codes[i, pos])
-                if counts.get(code, 0) >= cap:
-                    continue
-                counts[code] = counts.get(code, 0) + 1
-                out[i, k] = pos
-                k += 1
-                if k == n:
-                    break
-        return out
+            return fusion.top_positions(fused, valid, n)
+        return fusion.capped_top(fused, valid, self.category_codes_[cand], n, cap)
 
     def _reasons(self, rows: np.ndarray, blocks: ComponentScores, r: np.ndarray, c: np.ndarray,
                  strongest: np.ndarray) -> np.ndarray:
