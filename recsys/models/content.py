@@ -53,6 +53,7 @@ from recsys.config import ConfigError
 from recsys.data.dataset import Dataset
 from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n
+from recsys.models.fusion import take_at
 from recsys.models.ranking import take_rows
 from recsys.validation import check_ints, check_numbers
 
@@ -322,9 +323,9 @@ class ContentRecommender(Recommender):
 
     def scores_at(self, rows: np.ndarray, r: np.ndarray, c: np.ndarray, scores: np.ndarray | None,
                   hint: object = None) -> np.ndarray:
-        """float64 scores at the entries ``(r[i], c[i])`` of the float32 block (widened there only)."""
-        block = self.score_block(rows)[0] if scores is None else scores
-        return block[r, c].astype(np.float64)
+        """float64 scores at the entries ``(r[i], c[i])`` of the float32 block, widened there only
+        (:func:`~recsys.models.fusion.take_at`)."""
+        return take_at(self.score_block(rows)[0] if scores is None else scores, r, c)
 
     def has_profile(self, rows: np.ndarray) -> np.ndarray:
         """True where the user has any interaction weight (content can answer)."""
