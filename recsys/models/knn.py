@@ -163,6 +163,28 @@ def _compiled_kernels() -> ModuleType | None:
         return None
 
 
+def _scoring_kernels() -> ModuleType | None:
+    """:mod:`recsys.models.knn_scoring` (the compiled block path), or None without numba."""
+    try:
+        return importlib.import_module("recsys.models.knn_scoring")
+    except ImportError:  # the numpy/scipy block path gives the same results, slower
+        return None
+
+
+def _float32_sparse(hint: object) -> bool:
+    """``hint`` is sparse float32 scores (what the k-NN's block scoring returns)."""
+    return sp.issparse(hint) and hint.dtype == np.float32 and hint.format == "csr"
+
+
+def _product(history: sp.spmatrix, right: sp.csr_matrix) -> sp.csr_matrix:
+    """``history @ right`` in float32, exactly :func:`~recsys.models.kernels.sparse_product`
+    (compiled: :func:`~recsys.models.knn_scoring.block_product` where numba imports)."""
+    left = sp.csr_matrix(history, dtype=np.float32)
+    kernels = _scoring_kernels()
+    got = kernels.block_product(left, right) if kernels is not None else None
+    return got if got is not None else sparse_product(left, right)
+
+
 def _canonical(matrix: sp.spmatrix) -> sp.csr_matrix:
     """CSR float64 with sorted indices and no duplicates (a copy only when needed)."""
     out = sp.csr_matrix(matrix, dtype=np.float64)
@@ -252,6 +274,9 @@ class NeighbourRecommender(Recommender):
     Subclasses implement :meth:`score_history`: sparse scores for a block of
     user histories. :meth:`recommend` gives exactly the frame of the base
     class's dense path (same scores, ranks and ties) from sparse scores.
+    The hybrid's block path (product, row range, top candidates, scores at
+    candidates) runs compiled (:mod:`recsys.models.knn_scoring`) where numba
+    imports, with the same results as the numpy/scipy path it falls back to.
     """
 
     def __init__(self, config: KNNConfig | None = None) -> None:
@@ -317,7 +342,49 @@ class NeighbourRecommender(Recommender):
 
     def score_range(self, rows: np.ndarray, scores: np.ndarray,
                     hint: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The base class's row range from the stored entries (and an implicit 0 where a row has one)."""
+        """The base class's row range from the stored entries (and an implicit 0 where a row has one):
+        compiled (:func:`~recsys.models.knn_scoring.range_top`) for positive float32 scores."""
+        kernels = _scoring_kernels() if _float32_sparse(hint) else None
+        got = kernels.range_top(hint, 0, None) if kernels is not None else None
+        return got[:3] if got is not None else self._score_range_numpy(rows, scores, hint)
+
+    def top_candidates(self, rows: np.ndarray, scores: np.ndarray, m: int, floor: np.ndarray,
+                       allowed: np.ndarray, hint: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The base class's top ``m`` from the stored entries: with ``floor >= 0`` an unstored 0
+        never counts, so the candidates are the stored entries above the floor that are allowed
+        (all positive), best first, ties to the lower column (compiled:
+        :func:`~recsys.models.knn_scoring.top_above`; else :func:`~recsys.models.ranking.top_n_positive`)."""
+        kernels = _scoring_kernels() if _float32_sparse(hint) else None
+        got = kernels.top_above(hint, m, floor, allowed) if kernels is not None else None
+        return got if got is not None else self._top_candidates_numpy(rows, scores, m, floor, allowed, hint)
+
+    def range_and_top(self, rows: np.ndarray, scores: np.ndarray | None, m: int, allowed: np.ndarray,
+                      hint: sp.csr_matrix | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`score_range` and :meth:`top_candidates` at its floor in one compiled visit of the
+        stored entries (:func:`~recsys.models.knn_scoring.range_top`; positive float32 scores)."""
+        kernels = _scoring_kernels() if _float32_sparse(hint) else None
+        got = kernels.range_top(hint, m, allowed) if kernels is not None else None
+        if got is not None:
+            return got
+        high, low, floor = self._score_range_numpy(rows, scores, hint)
+        cols, ok = self._top_candidates_numpy(rows, scores, m, floor, allowed, hint)
+        return high, low, floor, cols, ok
+
+    def scores_at(self, rows: np.ndarray, r: np.ndarray, c: np.ndarray, scores: np.ndarray | None,
+                  hint: object = None) -> np.ndarray:
+        """float64 scores at ``(r[i], c[i])``: read from the sparse scores (``hint``) where no dense
+        block was built (:func:`~recsys.models.knn_scoring.values_at`: ``hint.toarray()[r, c]``)."""
+        if scores is not None or not sp.issparse(hint):
+            return super().scores_at(rows, r, c, scores, hint)
+        kernels = _scoring_kernels()
+        if kernels is None:
+            return hint.toarray()[r, c].astype(np.float64)
+        return kernels.values_at(hint if hint.format == "csr" else hint.tocsr(), r, c)
+
+    def _score_range_numpy(self, rows: np.ndarray, scores: np.ndarray,
+                           hint: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`score_range` in numpy (any finite hint; without one, the base class's)."""
         if hint is None or not np.isfinite(hint.data).all():
             return super().score_range(rows, scores)
         counts = np.diff(hint.indptr)
@@ -330,11 +397,9 @@ class NeighbourRecommender(Recommender):
         high[partial], low[partial] = np.maximum(high[partial], 0.0), np.minimum(low[partial], 0.0)
         return high, low, low.copy()
 
-    def top_candidates(self, rows: np.ndarray, scores: np.ndarray, m: int, floor: np.ndarray,
-                       allowed: np.ndarray, hint: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The base class's top ``m`` from the stored entries: with ``floor >= 0`` an unstored 0
-        never counts, so the candidates are the stored entries above the floor that are allowed
-        (all positive), ranked by :func:`~recsys.models.ranking.top_n_positive`."""
+    def _top_candidates_numpy(self, rows: np.ndarray, scores: np.ndarray, m: int, floor: np.ndarray,
+                              allowed: np.ndarray, hint: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`top_candidates` in numpy (float32 finite hint, ``floor >= 0``; else the base class's)."""
         if hint is None or hint.dtype != np.float32 or (np.asarray(floor) < 0).any() \
                 or not np.isfinite(hint.data).all():
             return super().top_candidates(rows, scores, m, floor, allowed)
@@ -456,7 +521,7 @@ class ItemKNN(NeighbourRecommender):
         self, history: sp.csr_matrix, rows: np.ndarray | None = None, fresh: np.ndarray | None = None
     ) -> sp.csr_matrix:
         self._check_fitted()
-        return sparse_product(sp.csr_matrix(history, dtype=np.float32), self.similarity_)
+        return _product(history, self.similarity_)
 
     def score_one(
         self, items: np.ndarray, weights: np.ndarray, row: int = -1, fresh: bool = False
@@ -515,4 +580,4 @@ class UserKNN(NeighbourRecommender):
             place = sp.csr_matrix((np.ones(len(recompute), dtype=np.float32), (recompute, np.arange(len(recompute)))),
                                   shape=(len(rows), len(recompute)))
             sims = (sims + place @ new).tocsr()
-        return sparse_product(sp.csr_matrix(sims, dtype=np.float32), self.profiles_)
+        return _product(sims, self.profiles_)

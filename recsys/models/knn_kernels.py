@@ -321,8 +321,12 @@ def topk_symmetric(x: sp.csr_matrix, x_t: sp.csr_matrix, norm: np.ndarray, k: in
 
 def warm_up() -> None:
     """Compile both kernels, or load them from numba's cache, for the argument types
-    :func:`~recsys.models.knn.cosine_topk` passes (a one-time cost per process)."""
+    :func:`~recsys.models.knn.cosine_topk` passes (a one-time cost per process), and the
+    serving block path's (:func:`recsys.models.knn_scoring.warm_up`)."""
+    from recsys.models import knn_scoring
     from recsys.models.knn import cosine_topk
+
+    knn_scoring.warm_up()
 
     x = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 1.0]]))
     cosine_topk(x, x, 1, self_columns=np.arange(2), method="compiled")
