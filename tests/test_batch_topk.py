@@ -16,6 +16,7 @@ from recsys.models.demographic import DemographicRecommender
 from recsys.models.hybrid import CONTRIB_COLUMNS, HybridRecommender
 from recsys.models.knn import ItemKNN
 from recsys.models.ranking import nth_largest, take_rows, top_n_dense, top_n_indices
+from recsys.models.select import _block as select_block
 from recsys.models.select import dense_top, range_top
 from recsys.models.svd import PureSVD, SVDConfig
 
@@ -205,6 +206,27 @@ def test_compiled_range_and_top_equal_the_numpy_rules(kind: int) -> None:
             np.testing.assert_array_equal(mine, ref)
 
 
+@pytest.mark.parametrize("kind", range(5))
+def test_compiled_selection_reads_a_float32_block_as_it_is(kind: int) -> None:
+    """A float32 block (the content strategy's) is selected without a float64 copy and gives what
+    the same block widened to float64 gives: high, low, floor, columns and flags."""
+    rng = np.random.default_rng(50 + kind)
+    for _ in range(30):
+        shape = (int(rng.integers(1, 12)), int(rng.integers(1, 2500)))
+        scores = _block(rng, kind, shape).astype(np.float32)
+        wide = scores.astype(np.float64)
+        allowed = rng.random(shape) < rng.choice([0.05, 0.6, 1.0])
+        n = int(rng.integers(1, 150))
+        for mine, ref in zip(range_top(scores, n, allowed), range_top(wide, n, allowed), strict=True):
+            np.testing.assert_array_equal(mine, ref)
+        floor = range_top(wide, n, allowed)[2]
+        np.testing.assert_array_equal(np.stack(dense_top(scores, n, floor, allowed)),
+                                      np.stack(dense_top(wide, n, floor, allowed)))
+    block = np.zeros((3, 10), dtype=np.float32)
+    assert select_block(block) is block  # no copy
+    assert select_block(block.astype(np.float16)).dtype == np.float64
+
+
 @pytest.mark.parametrize("lift", ["near", "far"])
 def test_compiled_top_survives_a_sample_that_misleads_its_bound(lift: str) -> None:
     """Rows whose strided sample sits above almost every other entry (scores that follow the
@@ -236,14 +258,93 @@ def test_compiled_selection_names_mismatched_shapes() -> None:
         range_top(scores, 2, np.ones((1, 5), dtype=bool))
 
 
-def test_content_block_kernel_is_scipys_product_bit_for_bit(ci_parts) -> None:
-    """The compiled content block equals scipy's ``X @ P^T`` exactly (same order of additions)."""
+def _content_rows(content: ContentRecommender) -> np.ndarray:
+    """Every other user, an unknown one (-1) and a known user without history (if the fixture has one)."""
+    lengths = np.diff(content.interactions_.matrix.indptr)
+    empty = np.flatnonzero(lengths == 0)[:1]
+    return np.concatenate([np.arange(0, len(lengths), 2), [-1], empty]).astype(np.int64)
+
+
+def test_content_float32_scores_are_within_the_rounding_bound_of_float64(ci_parts) -> None:
+    """The served float32 cosine vs the float64 one (scipy's ``X @ P^T`` of the float64 profiles):
+    ``|s32 - s64| <= (nnz_i + 4) 2^-24`` per product ``i`` (``nnz_i`` rounded products and sums of
+    terms whose absolute sum is at most ``||x_i|| ||q_u|| = 1``, plus the rounding of ``x``, ``q``
+    and the result); unknown and history-less users score exactly 0."""
     content: ContentRecommender = ci_parts["content"]
-    rows = np.concatenate([np.arange(0, len(content.interactions_.user_ids), 2), [-1]])
-    profiles = content.user_profiles(rows)
-    expected = np.asarray(content.item_vectors_ @ profiles.T).T
-    np.testing.assert_array_equal(content.score_users(rows), expected)
-    np.testing.assert_array_equal(content.score_users(rows[:3]), expected[:3])  # a few users: scipy itself
+    rows = _content_rows(content)
+    expected = np.asarray(content.item_vectors_ @ content.user_profiles(rows).T).T
+    block, hint = content.score_block(rows)
+    assert block.dtype == np.float32
+    np.testing.assert_array_equal(hint[0], block.max(axis=1))  # each row's range, found while scoring
+    np.testing.assert_array_equal(hint[1], block.min(axis=1))
+    got = content.score_users(rows)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, block)  # widened exactly
+    bound = (np.diff(content.item_vectors_.indptr) + 4) * 2.0**-24
+    assert (np.abs(got - expected) <= bound[None, :]).all()
+    assert np.abs(got - expected).max() > 0  # really float32 arithmetic
+    blank = ~content.has_profile(rows)  # -1, the history-less user, and any others
+    assert blank[rows < 0].all() and (got[blank] == 0).all() and (got[~blank].max(axis=1) > 0).all()
+
+
+def test_content_scores_have_the_same_bits_for_any_block_size(ci_parts) -> None:
+    """One arithmetic for every block: each user alone (the service), and blocks of 3, 8, 32 and
+    100 users (also with other ``profile_block`` settings) give exactly the same float32 scores."""
+    content: ContentRecommender = ci_parts["content"]
+    rows = _content_rows(content)
+    reference = content.score_block(rows)[0]
+    for size in (1, 3, 8, 32, 100):
+        pieces = [content.score_block(rows[start : start + size]) for start in range(0, len(rows), size)]
+        np.testing.assert_array_equal(np.concatenate([block for block, _ in pieces]), reference,
+                                      err_msg=f"blocks of {size}")
+        for j in (0, 1):  # the range too
+            np.testing.assert_array_equal(np.concatenate([hint[j] for _, hint in pieces]),
+                                          (reference.max(axis=1), reference.min(axis=1))[j])
+    none, (high, low) = content.score_block(np.zeros(0, dtype=np.int64))
+    assert none.shape == (0, reference.shape[1]) and none.dtype == np.float32 and high.shape == low.shape == (0,)
+    for users in (1, 5, 7, 9, 40):
+        content.profile_block = users
+        try:
+            np.testing.assert_array_equal(content.score_block(rows)[0], reference, err_msg=f"profile_block {users}")
+        finally:
+            del content.profile_block
+
+
+def test_content_profiles_table_is_the_float64_profiles_rounded(ci_parts) -> None:
+    """The compiled profile builder: terms x users float32, ``user_profiles`` (scipy, float64)
+    rounded to float32 (within one float32 ulp: the two sum in different orders before rounding);
+    zero columns for unknown and history-less users."""
+    content: ContentRecommender = ci_parts["content"]
+    rows = _content_rows(content)
+    table = content.profiles_table(rows)
+    assert table.dtype == np.float32 and table.shape == (content.vocabulary_size_, len(rows))
+    assert table.flags.c_contiguous
+    np.testing.assert_allclose(table, content.user_profiles(rows).T, rtol=2.0**-22, atol=0)
+    has = content.has_profile(rows)
+    assert (table[:, ~has] == 0).all() and (np.linalg.norm(table[:, has].astype(np.float64), axis=0) > 0.999).all()
+
+
+def test_content_block_answers_the_fusion_in_float64(ci_parts) -> None:
+    """The float32 block goes through the compiled selection as it is, its range read from the
+    hint; ``dense_block`` and ``scores_at`` hand the fusion the same values as float64."""
+    content: ContentRecommender = ci_parts["content"]
+    rows = _content_rows(content)[:50]
+    block, hint = content.score_block(rows)
+    wide = content.dense_block(rows, block, hint)
+    assert wide.dtype == np.float64
+    np.testing.assert_array_equal(wide, block)
+    np.testing.assert_array_equal(content.dense_block(rows, None), block)
+    r, c = np.arange(len(rows)), np.arange(len(rows)) * 7 % block.shape[1]
+    at = content.scores_at(rows, r, c, block, hint)
+    assert at.dtype == np.float64
+    np.testing.assert_array_equal(at, block[r, c])
+    np.testing.assert_array_equal(content.scores_at(rows, r, c, None), block[r, c])
+    allowed = np.random.default_rng(4).random(block.shape) < 0.8
+    expected = range_top(wide, 100, allowed)
+    for given in (hint, None):  # the range from the hint, or computed
+        for mine, ref in zip(content.range_and_top(rows, block, 100, allowed, given), expected, strict=True):
+            np.testing.assert_array_equal(mine, ref)
+            assert mine.dtype == ref.dtype
 
 
 def test_hybrid_reads_knn_and_demographic_without_their_dense_blocks(ci_parts) -> None:

@@ -134,7 +134,8 @@ class Recommender(ABC):
         """:meth:`score_users` as float64, and a ``hint`` that this strategy's :meth:`score_range`,
         :meth:`top_candidates` and :meth:`scores_at` may use for the same block (None here; the k-NN
         passes its sparse scores). A strategy that answers those three from its hint alone may return
-        ``None`` for the dense block (the fusion then never builds it unless asked: :meth:`dense_block`)."""
+        ``None`` for the dense block (the fusion then never builds it unless asked: :meth:`dense_block`).
+        A float32 block is allowed where :meth:`dense_block` and :meth:`scores_at` widen it (content)."""
         return np.asarray(self.score_users(rows), dtype=np.float64), None
 
     def dense_block(self, rows: np.ndarray, scores: np.ndarray | None, hint: object = None) -> np.ndarray:
@@ -167,8 +168,8 @@ class Recommender(ABC):
                        allowed: np.ndarray, hint: object = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``m`` best ``allowed`` columns per row strictly above ``floor``, best first, ties to
         the lower column: ``cols, ok`` as :func:`~recsys.models.ranking.top_n_dense` (the default;
-        a float64 block with a mask: its compiled twin :func:`~recsys.models.select.dense_top`)."""
-        if allowed is not None and scores.ndim == 2 and scores.dtype == np.float64:
+        a float64 or float32 block with a mask: its compiled twin :func:`~recsys.models.select.dense_top`)."""
+        if allowed is not None and scores.ndim == 2 and scores.dtype in (np.float64, np.float32):
             return dense_top(scores, m, floor, allowed)
         return top_n_dense(scores, m, floor, allowed)
 
@@ -177,11 +178,12 @@ class Recommender(ABC):
         """:meth:`score_range` and :meth:`top_candidates` (at that range's ``floor``) of one block:
         ``high, low, floor, cols, ok``. A strategy keeping both defaults, with a dense float64
         block, gets them from one compiled visit of each row (:func:`~recsys.models.select.range_top`:
-        the same values); one overriding either gets its own two, in turn."""
+        the same values; a float32 block is read as it is, widened value by value); one overriding
+        either gets its own two, in turn."""
         cls = type(self)
         if (scores is not None and cls.score_range is Recommender.score_range
                 and cls.top_candidates is Recommender.top_candidates
-                and scores.ndim == 2 and scores.dtype == np.float64):
+                and scores.ndim == 2 and scores.dtype in (np.float64, np.float32)):
             return range_top(scores, m, allowed)
         high, low, floor = self.score_range(rows, scores, hint)
         cols, ok = self.top_candidates(rows, scores, m, floor, allowed, hint)

@@ -27,6 +27,10 @@ plain per-entry rule.
 
 NaN never qualifies (``x > floor`` is false), nor does anything when the
 floor itself is NaN, as in numpy.
+
+A float32 block (the content strategy's) is read as it is, no float64 copy:
+numba compiles one specialisation per dtype and every value read is widened
+to float64 exactly, so the answer is that of the block widened first.
 """
 
 from __future__ import annotations
@@ -183,6 +187,12 @@ def _dense_top(scores: np.ndarray, allowed: np.ndarray, floor: np.ndarray, m: in
         _row_top(scores[r], allowed[r], floor[r], m, buf_v, buf_c, out_c[r], out_ok[r], top)
 
 
+def _block(scores: np.ndarray) -> np.ndarray:
+    """``scores`` C-contiguous, float32 kept as it is (no copy), anything else as float64."""
+    dtype = scores.dtype if scores.dtype in (np.float32, np.float64) else np.float64
+    return np.ascontiguousarray(scores, dtype=dtype)
+
+
 def dense_top(scores: np.ndarray, m: int, floor: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``top_n_dense(scores, m, floor, allowed)``, compiled (module docstring): ``cols`` (rows x m,
     int64, 0 on padding) and ``ok``."""
@@ -195,13 +205,13 @@ def dense_top(scores: np.ndarray, m: int, floor: np.ndarray, allowed: np.ndarray
     cols = np.zeros((n_rows, m), dtype=np.int64)
     ok = np.zeros((n_rows, m), dtype=bool)
     if n_rows and m:
-        _dense_top(np.ascontiguousarray(scores, dtype=np.float64), np.ascontiguousarray(allowed, dtype=np.bool_),
+        _dense_top(_block(scores), np.ascontiguousarray(allowed, dtype=np.bool_),
                    np.ascontiguousarray(floor, dtype=np.float64), m, cols, ok)
     return cols, ok
 
 
 def range_top(scores: np.ndarray, m: int, allowed: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per row of a dense float64 block, in one visit while the row is in cache: ``high, low, floor``
+    """Per row of a dense float64 or float32 block, in one visit while the row is in cache: ``high, low, floor``
     as :meth:`~recsys.models.base.Recommender.score_range` gives them (largest and smallest finite
     score, plain minimum) and ``cols, ok`` = :func:`dense_top` with that floor."""
     n_rows, n_cols = scores.shape
@@ -211,6 +221,6 @@ def range_top(scores: np.ndarray, m: int, allowed: np.ndarray) -> tuple[np.ndarr
     high, low, floor = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)
     cols, ok = np.zeros((n_rows, m), dtype=np.int64), np.zeros((n_rows, m), dtype=bool)
     if n_rows:
-        _range_top(np.ascontiguousarray(scores, dtype=np.float64), np.ascontiguousarray(allowed, dtype=np.bool_),
+        _range_top(_block(scores), np.ascontiguousarray(allowed, dtype=np.bool_),
                    m, high, low, floor, cols, ok)
     return high, low, floor, cols, ok
