@@ -358,6 +358,7 @@ def test_hybrid_reads_knn_and_demographic_without_their_dense_blocks(ci_parts) -
     for name in ("knn", "demographic", "svd", "content"):
         dense = np.asarray(ci_parts[name].score_users(rows), dtype=np.float64)
         np.testing.assert_array_equal(top.component_scores[name], dense)
+        assert top.component_scores[name].dtype == np.float64  # the content block is float32 until asked for
         cand = top.component_scores.at_candidates[name]
         assert cand.shape[0] == len(rows)
     demo = ci_parts["demographic"]

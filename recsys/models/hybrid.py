@@ -170,12 +170,14 @@ class ComponentScores(Mapping[str, np.ndarray]):
     """The strategies' float64 score blocks (rows x products) of one fused block, by strategy name.
 
     A strategy that answered the fusion from its hint (``score_block`` gave ``None``) gets its
-    block built on first access (:meth:`~recsys.models.base.Recommender.dense_block`), once;
-    ``at_candidates`` holds the raw scores the fusion read at its candidates (rows x K)."""
+    block built on first access, and a float32 block (the content strategy's) is widened then
+    (:meth:`~recsys.models.base.Recommender.dense_block`), once; ``at_candidates`` holds the raw
+    scores the fusion read at its candidates (rows x K)."""
 
     def __init__(self, components: Mapping[str, Recommender], rows: np.ndarray,
                  blocks: dict[str, np.ndarray | None], hints: Mapping[str, object]) -> None:
         self._components, self._rows, self._blocks, self._hints = components, rows, blocks, hints
+        self._dense: dict[str, np.ndarray] = {}
         self.at_candidates: dict[str, np.ndarray] = {}
 
     def raw(self, name: str) -> np.ndarray | None:
@@ -184,10 +186,12 @@ class ComponentScores(Mapping[str, np.ndarray]):
 
     def __getitem__(self, name: str) -> np.ndarray:
         block = self._blocks[name]
-        if block is None:
-            block = self._components[name].dense_block(self._rows, None, self._hints[name])
-            self._blocks[name] = block
-        return block
+        if block is not None and block.dtype == np.float64:
+            return block
+        if name not in self._dense:
+            self._dense[name] = np.asarray(self._components[name].dense_block(self._rows, block, self._hints[name]),
+                                           dtype=np.float64)
+        return self._dense[name]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._blocks)
