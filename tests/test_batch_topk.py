@@ -17,7 +17,7 @@ from recsys.models.hybrid import CONTRIB_COLUMNS, HybridRecommender
 from recsys.models.knn import ItemKNN
 from recsys.models.ranking import nth_largest, take_rows, top_n_dense, top_n_indices
 from recsys.models.select import _block as select_block
-from recsys.models.select import dense_top, range_top
+from recsys.models.select import dense_top, range_top, sample_step
 from recsys.models.svd import PureSVD, SVDConfig
 
 
@@ -201,6 +201,9 @@ def test_compiled_range_and_top_equal_the_numpy_rules(kind: int) -> None:
         lifted = floor + (0.5 if trial % 5 == 0 else 0.0)  # a floor inside the scores, not only the minimum
         np.testing.assert_array_equal(np.stack(dense_top(scores, n, lifted, allowed)),
                                       np.stack(top_n_dense(scores, n, lifted, allowed)))
+        sample = scores[:, ::sample_step(scores.shape[1])]  # the sample handed over instead of read
+        np.testing.assert_array_equal(np.stack(dense_top(scores, n, lifted, allowed, sample)),
+                                      np.stack(top_n_dense(scores, n, lifted, allowed)))
         got = range_top(scores, n, allowed)
         for mine, ref in zip(got, (high, low, floor, *top_n_dense(scores, n, floor, allowed)), strict=True):
             np.testing.assert_array_equal(mine, ref)
@@ -254,6 +257,8 @@ def test_compiled_selection_names_mismatched_shapes() -> None:
         dense_top(scores, 2, np.zeros(2), np.ones((2, 4), dtype=bool))
     with pytest.raises(ValueError, match="floor needs one value per row"):
         dense_top(scores, 2, np.zeros(3), np.ones((2, 5), dtype=bool))
+    with pytest.raises(ValueError, match="sampled has shape"):
+        dense_top(scores, 2, np.zeros(2), np.ones((2, 5), dtype=bool), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="allowed has shape"):
         range_top(scores, 2, np.ones((1, 5), dtype=bool))
 
@@ -275,8 +280,9 @@ def test_content_float32_scores_are_within_the_rounding_bound_of_float64(ci_part
     expected = np.asarray(content.item_vectors_ @ content.user_profiles(rows).T).T
     block, hint = content.score_block(rows)
     assert block.dtype == np.float32
-    np.testing.assert_array_equal(hint[0], block.max(axis=1))  # each row's range, found while scoring
-    np.testing.assert_array_equal(hint[1], block.min(axis=1))
+    np.testing.assert_array_equal(hint.high, block.max(axis=1))  # each row's range, found while scoring
+    np.testing.assert_array_equal(hint.low, block.min(axis=1))
+    np.testing.assert_array_equal(hint.sampled, block[:, ::sample_step(block.shape[1])])  # and its sample
     got = content.score_users(rows)
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, block)  # widened exactly
@@ -297,10 +303,11 @@ def test_content_scores_have_the_same_bits_for_any_block_size(ci_parts) -> None:
         pieces = [content.score_block(rows[start : start + size]) for start in range(0, len(rows), size)]
         np.testing.assert_array_equal(np.concatenate([block for block, _ in pieces]), reference,
                                       err_msg=f"blocks of {size}")
-        for j in (0, 1):  # the range too
+        for j in (0, 1, 2):  # the range and the sample too
             np.testing.assert_array_equal(np.concatenate([hint[j] for _, hint in pieces]),
-                                          (reference.max(axis=1), reference.min(axis=1))[j])
-    none, (high, low) = content.score_block(np.zeros(0, dtype=np.int64))
+                                          (reference.max(axis=1), reference.min(axis=1),
+                                           reference[:, ::sample_step(reference.shape[1])])[j])
+    none, (high, low, _) = content.score_block(np.zeros(0, dtype=np.int64))
     assert none.shape == (0, reference.shape[1]) and none.dtype == np.float32 and high.shape == low.shape == (0,)
     for users in (1, 5, 7, 9, 40):
         content.profile_block = users

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -55,6 +56,7 @@ from recsys.interactions import Interactions
 from recsys.models.base import Recommender, check_n
 from recsys.models.fusion import take_at
 from recsys.models.ranking import take_rows
+from recsys.models.select import dense_top, sample_step
 from recsys.validation import check_ints, check_numbers
 
 __all__ = ["ContentConfig", "ContentRecommender", "product_documents"]
@@ -161,17 +163,22 @@ def _cosine_one(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, profi
 
 @numba.njit(cache=True, nogil=True)
 def _cosine_block(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, profiles_t: np.ndarray,
-                  out: np.ndarray, high: np.ndarray, low: np.ndarray) -> None:
+                  out: np.ndarray, high: np.ndarray, low: np.ndarray, sampled: np.ndarray) -> None:
     """``out[u, i] = sum_jj data[jj] profiles_t[indices[jj], u]`` over the stored entries ``jj`` of
     row ``i`` of the CSR matrix, multiplied and added in the dtype of ``data`` / ``profiles_t``
     (float32 when serving) in stored order from 0, no fused multiply-add, straight into the users x
     products block; ``high[u]`` / ``low[u]``: the largest and smallest of user ``u``'s scores. One
     product at a time, the block's users in a small accumulator (independent lanes: a user's scores
-    do not depend on the other users of the block); ``profiles_t`` is terms x users."""
+    do not depend on the other users of the block); ``profiles_t`` is terms x users. ``sampled``
+    receives ``out[:, ::step]`` (``step`` = :func:`~recsys.models.select.sample_step`), the sample the
+    top-m selection starts from, so that it need not read the block strided."""
     n_users = profiles_t.shape[1]
+    step = sample_step(out.shape[1])
     if n_users < 8:  # a few users (the service; less than a vector of lanes): one at a time, same operations
         for u in range(n_users):
             high[u], low[u] = _cosine_one(indptr, indices, data, np.ascontiguousarray(profiles_t[:, u]), out[u])
+            for k in range(sampled.shape[1]):
+                sampled[u, k] = out[u, k * step]
         return
     acc = np.empty(n_users, dtype=out.dtype)
     high[:] = -np.inf
@@ -196,6 +203,9 @@ def _cosine_block(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, pro
             out[u, i] = v
             high[u] = max(high[u], v)
             low[u] = min(low[u], v)
+        if i % step == 0:
+            for u in range(n_users):
+                sampled[u, i // step] = acc[u]
 
 
 def _unsigned(index: np.ndarray) -> np.ndarray:
@@ -208,6 +218,16 @@ def _float32_rows(vectors: sp.csr_matrix) -> sp.csr_matrix:
     """A float32 CSR copy of ``vectors`` with the same stored entries in the same order."""
     return sp.csr_matrix((vectors.data.astype(np.float32), vectors.indices.copy(), vectors.indptr.copy()),
                          shape=vectors.shape)
+
+
+class BlockSummary(NamedTuple):
+    """The hint of :meth:`ContentRecommender.score_block`, gathered while the block was written:
+    each row's largest and smallest score (float64) and the sample ``block[:, ::step]`` that the
+    top-m selection starts from (:func:`~recsys.models.select.dense_top`)."""
+
+    high: np.ndarray
+    low: np.ndarray
+    sampled: np.ndarray
 
 
 class ContentRecommender(Recommender):
@@ -284,34 +304,42 @@ class ContentRecommender(Recommender):
             self.item_vectors32_ = copy
         return copy
 
-    def score_block(self, rows: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    def score_block(self, rows: np.ndarray) -> tuple[np.ndarray, BlockSummary]:
         """Cosine of each user's profile with every product: the float32 users x products block
         (module docstring), ``X q_u`` for up to :attr:`profile_block` profiles at a time by
-        :func:`_cosine_block` (the same kernel for any number of users); the hint is each row's
-        largest and smallest score (float64), found while the block was written."""
+        :func:`_cosine_block` (the same kernel for any number of users); the hint
+        (:class:`BlockSummary`) is each row's range and strided sample, taken while it was written."""
         self._check_fitted()
         rows = np.asarray(rows, dtype=np.int64)
         vectors = self.scoring_vectors()
         indptr, indices = _unsigned(vectors.indptr), _unsigned(vectors.indices)
-        out = np.empty((len(rows), vectors.shape[0]), dtype=np.float32)
+        n_cols = vectors.shape[0]
+        out = np.empty((len(rows), n_cols), dtype=np.float32)
         high, low = np.empty(len(rows)), np.empty(len(rows))
+        sampled = np.empty((len(rows), len(range(0, n_cols, sample_step(n_cols)))), dtype=np.float32)
         step = max(1, -(-len(rows) // max(1, -(-len(rows) // self.profile_block))))  # even pieces: 300 -> 3 x 100
         for start in range(0, len(rows), step):
             table = self.profiles_table(rows[start : start + step])
             piece = slice(start, start + table.shape[1])
-            _cosine_block(indptr, indices, vectors.data, table, out[piece], high[piece], low[piece])
-        return out, (high, low)
+            _cosine_block(indptr, indices, vectors.data, table, out[piece], high[piece], low[piece], sampled[piece])
+        return out, BlockSummary(high, low, sampled)
 
     def score_range(self, rows: np.ndarray, scores: np.ndarray,
                     hint: object = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Largest, smallest and plain smallest score per row: from the hint of :meth:`score_block`
         when given (the scores are finite: all three are the row's max and min), else the base rule;
         float64 either way."""
-        if isinstance(hint, tuple) and len(hint) == 2 and scores is not None and scores.shape[1] > 0:
-            high, low = hint
-            return high.copy(), low.copy(), low.copy()
+        if isinstance(hint, BlockSummary) and scores is not None and scores.shape[1] > 0:
+            return hint.high.copy(), hint.low.copy(), hint.low.copy()
         high, low, floor = super().score_range(rows, scores, hint)
         return high.astype(np.float64), low.astype(np.float64), floor.astype(np.float64)
+
+    def top_candidates(self, rows: np.ndarray, scores: np.ndarray, m: int, floor: np.ndarray,
+                       allowed: np.ndarray, hint: object = None) -> tuple[np.ndarray, np.ndarray]:
+        """The base rule (:func:`~recsys.models.select.dense_top`), starting from the hint's sample."""
+        if isinstance(hint, BlockSummary) and allowed is not None and scores is not None:
+            return dense_top(scores, m, floor, allowed, hint.sampled)
+        return super().top_candidates(rows, scores, m, floor, allowed, hint)
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
         """The scores of :meth:`score_block`, widened to float64 (exactly: the same values)."""

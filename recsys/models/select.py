@@ -38,12 +38,18 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["dense_top", "range_top"]
+__all__ = ["dense_top", "range_top", "sample_step"]
 
 #: strided samples per row for the bound of step 1
 _SAMPLES = 512
 #: room for the sampled values kept (``4k`` is sampled only while at most a quarter of the samples)
 _DEEPEST = _SAMPLES // 2
+
+
+@numba.njit(cache=True, nogil=True)
+def sample_step(n: int) -> int:
+    """The stride of step 1's sample in a row of ``n`` entries: the sample is ``x[::sample_step(n)]``."""
+    return max(1, n // _SAMPLES)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -79,16 +85,18 @@ def _collect(x: np.ndarray, ok_col: np.ndarray, floor: float, bound: float, buf_
 
 @numba.njit(cache=True, nogil=True)
 def _row_top(x: np.ndarray, ok_col: np.ndarray, floor: float, m: int, buf_v: np.ndarray,
-             buf_c: np.ndarray, out_c: np.ndarray, out_ok: np.ndarray, top: np.ndarray) -> None:
+             buf_c: np.ndarray, out_c: np.ndarray, out_ok: np.ndarray, top: np.ndarray, sampled: np.ndarray) -> None:
     n = x.shape[0]
-    step = max(1, n // _SAMPLES)
+    step = sample_step(n)
     n_pos = (n + step - 1) // step
+    given = sampled.shape[0] == n_pos  # the sample, read while the row was written (else from the row)
     k = max(1, -(-5 * m * n_pos // (2 * n)))
     deep = 4 * k
     filled = 0
     if deep <= n_pos // 4:  # else the sample is too small to bound anything: every qualifying entry
-        for j in range(0, n, step):
-            v = x[j]
+        for s in range(n_pos):
+            j = s * step
+            v = sampled[s] if given else x[j]
             if v > floor and ok_col[j]:
                 filled = _keep_largest(top, filled, deep, v)
     bounds = (top[k - 1] if filled >= k else -np.inf, top[deep - 1] if filled >= deep else -np.inf, -np.inf)
@@ -170,21 +178,22 @@ def _range_top(scores: np.ndarray, allowed: np.ndarray, m: int, high: np.ndarray
     buf_v = np.empty(n_cols)
     buf_c = np.empty(n_cols, dtype=np.int64)
     top = np.empty(_DEEPEST)
+    none = np.empty(0, dtype=scores.dtype)
     for r in range(scores.shape[0]):
         high[r], low[r], floor[r] = _row_range(scores[r])
         if m > 0:
-            _row_top(scores[r], allowed[r], floor[r], m, buf_v, buf_c, out_c[r], out_ok[r], top)
+            _row_top(scores[r], allowed[r], floor[r], m, buf_v, buf_c, out_c[r], out_ok[r], top, none)
 
 
 @numba.njit(cache=True, nogil=True)
 def _dense_top(scores: np.ndarray, allowed: np.ndarray, floor: np.ndarray, m: int,
-               out_c: np.ndarray, out_ok: np.ndarray) -> None:
+               out_c: np.ndarray, out_ok: np.ndarray, sampled: np.ndarray) -> None:
     n_cols = scores.shape[1]
     buf_v = np.empty(n_cols)
     buf_c = np.empty(n_cols, dtype=np.int64)
     top = np.empty(_DEEPEST)
     for r in range(scores.shape[0]):
-        _row_top(scores[r], allowed[r], floor[r], m, buf_v, buf_c, out_c[r], out_ok[r], top)
+        _row_top(scores[r], allowed[r], floor[r], m, buf_v, buf_c, out_c[r], out_ok[r], top, sampled[r])
 
 
 def _block(scores: np.ndarray) -> np.ndarray:
@@ -193,9 +202,12 @@ def _block(scores: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(scores, dtype=dtype)
 
 
-def dense_top(scores: np.ndarray, m: int, floor: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dense_top(scores: np.ndarray, m: int, floor: np.ndarray, allowed: np.ndarray,
+              sampled: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``top_n_dense(scores, m, floor, allowed)``, compiled (module docstring): ``cols`` (rows x m,
-    int64, 0 on padding) and ``ok``."""
+    int64, 0 on padding) and ``ok``. ``sampled``: step 1's sample of each row,
+    ``scores[:, ::sample_step(n)]``, where the caller kept it while writing the block (the values
+    are the same: only the strided read of the block is saved)."""
     n_rows, n_cols = scores.shape
     m = min(int(m), n_cols)
     if np.shape(allowed) != scores.shape:
@@ -204,9 +216,15 @@ def dense_top(scores: np.ndarray, m: int, floor: np.ndarray, allowed: np.ndarray
         raise ValueError(f"dense_top: floor needs one value per row ({n_rows}), got shape {np.shape(floor)}")
     cols = np.zeros((n_rows, m), dtype=np.int64)
     ok = np.zeros((n_rows, m), dtype=bool)
+    block = _block(scores)
+    n_pos = len(range(0, n_cols, sample_step(n_cols)))
+    if sampled is None:
+        sampled = np.empty((n_rows, 0), dtype=block.dtype)
+    elif np.shape(sampled) != (n_rows, n_pos):
+        raise ValueError(f"dense_top: sampled has shape {np.shape(sampled)}, expected ({n_rows}, {n_pos})")
     if n_rows and m:
-        _dense_top(_block(scores), np.ascontiguousarray(allowed, dtype=np.bool_),
-                   np.ascontiguousarray(floor, dtype=np.float64), m, cols, ok)
+        _dense_top(block, np.ascontiguousarray(allowed, dtype=np.bool_), np.ascontiguousarray(floor, dtype=np.float64),
+                   m, cols, ok, np.ascontiguousarray(sampled, dtype=block.dtype))
     return cols, ok
 
 
