@@ -25,6 +25,21 @@ def ci_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
 
 
 @pytest.fixture(scope="module")
+def ci_parts(ci_dataset: Dataset) -> dict[str, object]:
+    """The hybrid's four default strategies fitted on the ``ci`` profile (one set per test module)."""
+    from recsys.interactions import Interactions
+    from recsys.models.content import ContentRecommender
+    from recsys.models.demographic import DemographicRecommender
+    from recsys.models.knn import ItemKNN
+    from recsys.models.svd import PureSVD, SVDConfig
+
+    inter = Interactions.from_dataset(ci_dataset)
+    return {"knn": ItemKNN().fit(ci_dataset, inter), "svd": PureSVD(SVDConfig(random_state=42)).fit(ci_dataset, inter),
+            "content": ContentRecommender().fit(ci_dataset, inter),
+            "demographic": DemographicRecommender().fit(ci_dataset, inter)}
+
+
+@pytest.fixture(scope="module")
 def clock() -> Clock:
     """The settable clock of :func:`engine`'s rate limiter (one per test module; tests move ``now``)."""
     return Clock()

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from recsys.data import Dataset
-from recsys.interactions import Interactions
 from recsys.models.base import Recommender, top_n_frame
 from recsys.models.content import ContentRecommender
 from recsys.models.demographic import DemographicRecommender
@@ -18,7 +17,7 @@ from recsys.models.knn import ItemKNN
 from recsys.models.ranking import nth_largest, take_rows, top_n_dense, top_n_indices
 from recsys.models.select import _block as select_block
 from recsys.models.select import dense_top, range_top, sample_step
-from recsys.models.svd import PureSVD, SVDConfig
+from recsys.models.svd import PureSVD
 
 
 def _block(rng: np.random.Generator, kind: int, shape: tuple[int, int]) -> np.ndarray:
@@ -83,14 +82,6 @@ def test_top_n_dense_names_a_mismatched_mask() -> None:
         top_n_dense(np.zeros((2, 5)), 3, allowed=np.ones((2, 4), dtype=bool))
     with pytest.raises(ValueError, match="floor"):
         top_n_dense(np.zeros((2, 5)), 3, floor=np.zeros(3))
-
-
-@pytest.fixture(scope="module")
-def ci_parts(ci_dataset: Dataset) -> dict[str, object]:
-    inter = Interactions.from_dataset(ci_dataset)
-    return {"knn": ItemKNN().fit(ci_dataset, inter), "svd": PureSVD(SVDConfig(random_state=42)).fit(ci_dataset, inter),
-            "content": ContentRecommender().fit(ci_dataset, inter),
-            "demographic": DemographicRecommender().fit(ci_dataset, inter)}
 
 
 @pytest.mark.parametrize("exclude", [True, False])

@@ -11,14 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.data import Dataset
-from recsys.interactions import Interactions
 from recsys.models import fusion
-from recsys.models.content import ContentRecommender
-from recsys.models.demographic import DemographicRecommender
 from recsys.models.hybrid import STRATEGIES, HybridConfig, HybridRecommender
-from recsys.models.knn import ItemKNN
-from recsys.models.svd import PureSVD, SVDConfig
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
@@ -198,14 +192,6 @@ def test_fuse_minmax_names_mismatched_shapes() -> None:
 
 
 # -- the hybrid on the ci fixture -------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ci_parts(ci_dataset: Dataset) -> dict[str, object]:
-    inter = Interactions.from_dataset(ci_dataset)
-    return {"knn": ItemKNN().fit(ci_dataset, inter), "svd": PureSVD(SVDConfig(random_state=42)).fit(ci_dataset, inter),
-            "content": ContentRecommender().fit(ci_dataset, inter),
-            "demographic": DemographicRecommender().fit(ci_dataset, inter)}
-
-
 def _reference_fuse_rows(hybrid: HybridRecommender, rows: np.ndarray, n: int) -> tuple:
     """The hybrid's block as the numpy path computed it: dense blocks read by fancy indexing."""
     blocks, hints, weights, tops, oks, n_products = hybrid._nominate(rows, n, True)
